@@ -1,0 +1,272 @@
+package events
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// Line is one SKU and quantity within an event.
+type Line struct {
+	SKU string `json:"sku"`
+	// Qty is positive for sale, return, receipt, transfers and reservations;
+	// signed (never zero) for adjust; absolute (>= 0) for count. A sale of 2
+	// lowers on_hand by 2: the sign comes from the kind.
+	Qty int64 `json:"qty"`
+	// UnitPrice in minor currency units (cents), optional.
+	UnitPrice *int64 `json:"unit_price,omitempty"`
+}
+
+// StockMove is the body of sale, return, receipt, adjust, count,
+// transfer_out and transfer_in.
+type StockMove struct {
+	// Location whose stock moves; defaults to the agent's store.
+	Location string `json:"location"`
+	Lines    []Line `json:"lines"`
+	// OrderID, Customer, Channel and Reason are informational.
+	OrderID  string `json:"order_id,omitempty"`
+	Customer string `json:"customer,omitempty"`
+	Channel  string `json:"channel,omitempty"`
+	Reason   string `json:"reason,omitempty"`
+	// TransferID pairs a transfer_out with its transfer_in.
+	TransferID string `json:"transfer_id,omitempty"`
+	// To is the destination of a transfer_out, From the source of a
+	// transfer_in.
+	To   string `json:"to,omitempty"`
+	From string `json:"from,omitempty"`
+}
+
+// Delta returns the signed change to on_hand of line l for a delta kind.
+func Delta(k Kind, l Line) int64 {
+	switch k {
+	case KindSale, KindTransferOut, KindFulfil:
+		return -l.Qty
+	case KindReturn, KindReceipt, KindTransferIn, KindAdjust:
+		return l.Qty
+	}
+	return 0
+}
+
+// ReservationMove is the body of reserve, release and fulfil.
+type ReservationMove struct {
+	ReservationID string `json:"reservation_id"`
+	Location      string `json:"location"`
+	// Lines: required for reserve and fulfil (fulfil takes exactly what was
+	// handed over off on_hand); optional for release, which always releases
+	// the whole reservation.
+	Lines   []Line `json:"lines,omitempty"`
+	OrderID string `json:"order_id,omitempty"`
+	Channel string `json:"channel,omitempty"`
+}
+
+// DeviceStatus is the body of device_status.
+type DeviceStatus struct {
+	Name   string `json:"name"`
+	State  string `json:"state"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// Scan is the body of scan: a shopper or cashier looked a product up.
+type Scan struct {
+	Code      string `json:"code"`
+	Symbology string `json:"symbology,omitempty"`
+	GTIN      string `json:"gtin,omitempty"`
+	SKU       string `json:"sku,omitempty"`
+}
+
+// DecodeStockMove decodes a body already validated for a stock kind.
+func DecodeStockMove(data json.RawMessage) (StockMove, error) {
+	var m StockMove
+	if err := json.Unmarshal(data, &m); err != nil {
+		return m, jsonFieldErr("", err)
+	}
+	return m, nil
+}
+
+// DecodeReservationMove decodes a body already validated for a reservation kind.
+func DecodeReservationMove(data json.RawMessage) (ReservationMove, error) {
+	var m ReservationMove
+	if err := json.Unmarshal(data, &m); err != nil {
+		return m, jsonFieldErr("", err)
+	}
+	return m, nil
+}
+
+func validateStockMove(k Kind) func(json.RawMessage, string) (json.RawMessage, error) {
+	return func(data json.RawMessage, defLoc string) (json.RawMessage, error) {
+		var m StockMove
+		if err := json.Unmarshal(data, &m); err != nil {
+			return nil, jsonFieldErr("", err)
+		}
+		filled := false
+		if m.Location == "" && defLoc != "" {
+			m.Location, filled = defLoc, true
+		}
+		if err := ValidToken(m.Location); err != nil {
+			return nil, fieldErr("location", err.Error())
+		}
+		switch k {
+		case KindTransferOut:
+			if err := ValidToken(m.To); err != nil {
+				return nil, fieldErr("to", err.Error())
+			}
+		case KindTransferIn:
+			if err := ValidToken(m.From); err != nil {
+				return nil, fieldErr("from", err.Error())
+			}
+		}
+		if err := validateLines(k, m.Lines, true); err != nil {
+			return nil, err
+		}
+		if !filled {
+			return data, nil
+		}
+		return setField(data, "location", m.Location)
+	}
+}
+
+func validateReservation(k Kind) func(json.RawMessage, string) (json.RawMessage, error) {
+	return func(data json.RawMessage, defLoc string) (json.RawMessage, error) {
+		var m ReservationMove
+		if err := json.Unmarshal(data, &m); err != nil {
+			return nil, jsonFieldErr("", err)
+		}
+		if err := validateText(m.ReservationID, 128); err != nil {
+			return nil, fieldErr("reservation_id", err.Error())
+		}
+		filled := false
+		if m.Location == "" && defLoc != "" {
+			m.Location, filled = defLoc, true
+		}
+		if err := ValidToken(m.Location); err != nil {
+			return nil, fieldErr("location", err.Error())
+		}
+		if err := validateLines(k, m.Lines, k != KindRelease); err != nil {
+			return nil, err
+		}
+		if !filled {
+			return data, nil
+		}
+		return setField(data, "location", m.Location)
+	}
+}
+
+func validateDeviceStatus(data json.RawMessage, _ string) (json.RawMessage, error) {
+	var m DeviceStatus
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, jsonFieldErr("", err)
+	}
+	if err := validateText(m.Name, 128); err != nil {
+		return nil, fieldErr("name", err.Error())
+	}
+	if err := validateText(m.State, 32); err != nil {
+		return nil, fieldErr("state", err.Error())
+	}
+	return data, nil
+}
+
+func validateScan(data json.RawMessage, _ string) (json.RawMessage, error) {
+	var m Scan
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, jsonFieldErr("", err)
+	}
+	if m.Code == "" || len(m.Code) > 4096 {
+		return nil, fieldErr("code", "must be 1 to 4096 bytes")
+	}
+	return data, nil
+}
+
+func validateLines(k Kind, lines []Line, required bool) error {
+	if len(lines) == 0 {
+		if required {
+			return fieldErr("lines", "at least one line is required")
+		}
+		return nil
+	}
+	if len(lines) > MaxLines {
+		return fieldErr("lines", fmt.Sprintf("%d lines, the limit is %d", len(lines), MaxLines))
+	}
+	for i, l := range lines {
+		f := fmt.Sprintf("lines[%d]", i)
+		if err := validSKU(l.SKU); err != nil {
+			return fieldErr(f+".sku", err.Error())
+		}
+		switch k {
+		case KindAdjust:
+			if l.Qty == 0 {
+				return fieldErr(f+".qty", "must not be zero")
+			}
+			if l.Qty > MaxDeltaQty || l.Qty < -MaxDeltaQty {
+				return fieldErr(f+".qty", fmt.Sprintf("%d is out of range (|qty| <= %d)", l.Qty, MaxDeltaQty))
+			}
+		case KindCount:
+			if l.Qty < 0 {
+				return fieldErr(f+".qty", "a count cannot be negative")
+			}
+			if l.Qty > MaxCountQty {
+				return fieldErr(f+".qty", fmt.Sprintf("%d is out of range (<= %d)", l.Qty, MaxCountQty))
+			}
+		default:
+			if l.Qty <= 0 {
+				return fieldErr(f+".qty", "must be positive (the kind gives the direction)")
+			}
+			if l.Qty > MaxDeltaQty {
+				return fieldErr(f+".qty", fmt.Sprintf("%d is out of range (<= %d)", l.Qty, MaxDeltaQty))
+			}
+		}
+		if l.UnitPrice != nil && *l.UnitPrice < 0 {
+			return fieldErr(f+".unit_price", "must not be negative")
+		}
+	}
+	if k == KindCount {
+		seen := make(map[string]int, len(lines))
+		for i, l := range lines {
+			if j, dup := seen[l.SKU]; dup {
+				return fieldErr(fmt.Sprintf("lines[%d].sku", i), fmt.Sprintf("%q already counted in lines[%d]", l.SKU, j))
+			}
+			seen[l.SKU] = i
+		}
+	}
+	return nil
+}
+
+func validSKU(s string) error {
+	if s == "" {
+		return fmt.Errorf("missing")
+	}
+	if len(s) > MaxSKULen {
+		return fmt.Errorf("must be at most %d characters", MaxSKULen)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f {
+			return fmt.Errorf("character %q not allowed (printable ASCII without spaces)", c)
+		}
+	}
+	return nil
+}
+
+func validateText(s string, max int) error {
+	if strings.TrimSpace(s) == "" {
+		return fmt.Errorf("missing")
+	}
+	if len(s) > max {
+		return fmt.Errorf("must be at most %d characters", max)
+	}
+	return nil
+}
+
+// setField returns the JSON object data with key set to value, keeping every
+// other field as the sender wrote it.
+func setField(data json.RawMessage, key string, value any) (json.RawMessage, error) {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(data, &obj); err != nil {
+		return nil, jsonFieldErr("", err)
+	}
+	v, err := json.Marshal(value)
+	if err != nil {
+		return nil, err
+	}
+	obj[key] = v
+	return json.Marshal(obj)
+}

@@ -1,0 +1,181 @@
+package events
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/omnisync/omnisync/shared/hlc"
+	"github.com/omnisync/omnisync/shared/ids"
+)
+
+func TestParseDrafts(t *testing.T) {
+	tests := []struct {
+		name      string
+		body      string
+		wantN     int
+		wantField string // "" means success
+	}{
+		{"minimal sale", `{"kind":"sale","data":{"lines":[{"sku":"SKU-1","qty":2}]}}`, 1, ""},
+		{"array", `[{"kind":"receipt","data":{"lines":[{"sku":"A","qty":5}]}},{"kind":"count","data":{"lines":[{"sku":"A","qty":0}]}}]`, 2, ""},
+		{"adjust negative", `{"kind":"adjust","data":{"lines":[{"sku":"A","qty":-3}]}}`, 1, ""},
+		{"richer fields kept", `{"kind":"sale","data":{"order_id":"o1","lines":[{"sku":"A","qty":1,"unit_price":1299}],"tender":"card"}}`, 1, ""},
+		{"empty body", ``, 0, ""},
+		{"malformed json", `{"kind":"sale",`, 0, ""},
+		{"unknown kind", `{"kind":"teleport","data":{}}`, 0, "kind"},
+		{"missing kind", `{"data":{"lines":[{"sku":"A","qty":1}]}}`, 0, "kind"},
+		{"missing data", `{"kind":"sale"}`, 0, "data"},
+		{"missing lines", `{"kind":"sale","data":{}}`, 0, "data.lines"},
+		{"missing sku", `{"kind":"sale","data":{"lines":[{"qty":1}]}}`, 0, "data.lines[0].sku"},
+		{"negative sale", `{"kind":"sale","data":{"lines":[{"sku":"A","qty":-1}]}}`, 0, "data.lines[0].qty"},
+		{"absurd qty", `{"kind":"receipt","data":{"lines":[{"sku":"A","qty":100000000}]}}`, 0, "data.lines[0].qty"},
+		{"fractional qty", `{"kind":"sale","data":{"lines":[{"sku":"A","qty":1.5}]}}`, 0, "data.lines.qty"},
+		{"string qty", `{"kind":"sale","data":{"lines":[{"sku":"A","qty":"2"}]}}`, 0, "data.lines.qty"},
+		{"zero adjust", `{"kind":"adjust","data":{"lines":[{"sku":"A","qty":0}]}}`, 0, "data.lines[0].qty"},
+		{"negative count", `{"kind":"count","data":{"lines":[{"sku":"A","qty":-1}]}}`, 0, "data.lines[0].qty"},
+		{"duplicate sku in count", `{"kind":"count","data":{"lines":[{"sku":"A","qty":1},{"sku":"A","qty":2}]}}`, 0, "data.lines[1].sku"},
+		{"bad location", `{"kind":"sale","data":{"location":"a.b","lines":[{"sku":"A","qty":1}]}}`, 0, "data.location"},
+		{"transfer without destination", `{"kind":"transfer_out","data":{"lines":[{"sku":"A","qty":1}]}}`, 0, "data.to"},
+		{"reserve without id", `{"kind":"reserve","data":{"lines":[{"sku":"A","qty":1}]}}`, 0, "data.reservation_id"},
+		{"release without lines", `{"kind":"release","data":{"reservation_id":"r1"}}`, 1, ""},
+		{"bad item in array", `[{"kind":"sale","data":{"lines":[{"sku":"A","qty":1}]}},{"kind":"sale","data":{"lines":[{"sku":"A b","qty":1}]}}]`, 0, "[1].data.lines[0].sku"},
+		{"sku with space", `{"kind":"sale","data":{"lines":[{"sku":"A B","qty":1}]}}`, 0, "data.lines[0].sku"},
+		{"not an object", `[1]`, 0, "[0]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			drafts, err := ParseDrafts([]byte(tt.body), "S1")
+			if tt.wantN > 0 {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				if len(drafts) != tt.wantN {
+					t.Fatalf("got %d drafts, want %d", len(drafts), tt.wantN)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("expected an error")
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error %v is not ErrInvalid", err)
+			}
+			var fe *FieldError
+			if !errors.As(err, &fe) {
+				t.Fatalf("error %v is not a FieldError", err)
+			}
+			if tt.wantField != "" && fe.Field != tt.wantField {
+				t.Fatalf("field = %q, want %q (%v)", fe.Field, tt.wantField, err)
+			}
+		})
+	}
+}
+
+// Ensure that a missing location is filled from the store and unknown fields survive.
+func TestParseDrafts_FillsLocation(t *testing.T) {
+	d, err := ParseDrafts([]byte(`{"kind":"sale","data":{"tender":"cash","lines":[{"sku":"A","qty":1}]}}`), "S9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body map[string]any
+	if err := json.Unmarshal(d[0].Data, &body); err != nil {
+		t.Fatal(err)
+	}
+	if body["location"] != "S9" || body["tender"] != "cash" {
+		t.Fatalf("body = %v", body)
+	}
+}
+
+func TestParseDrafts_TooMany(t *testing.T) {
+	one := `{"kind":"sale","data":{"lines":[{"sku":"A","qty":1}]}}`
+	body := "[" + strings.Repeat(one+",", MaxDraftsPerRequest) + one + "]"
+	if _, err := ParseDrafts([]byte(body), "S1"); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("err = %v, want ErrInvalid", err)
+	}
+}
+
+func validEnvelope() Envelope {
+	return Envelope{
+		V:      CurrentVersion,
+		ID:     ids.NewEventID(time.Now()),
+		Origin: Origin{Store: "S1", Device: "pos-1", Epoch: 42, Seq: 1},
+		HLC:    hlc.Timestamp{Wall: time.Now().UnixMilli()},
+		Kind:   KindSale,
+		Data:   json.RawMessage(`{"location":"S1","lines":[{"sku":"A","qty":1}]}`),
+	}
+}
+
+func TestDecode(t *testing.T) {
+	good := validEnvelope()
+	b, _ := json.Marshal(good)
+	if _, err := Decode(b); err != nil {
+		t.Fatalf("valid envelope rejected: %v", err)
+	}
+	tests := []struct {
+		name   string
+		mutate func(*Envelope)
+		want   error
+		field  string
+	}{
+		{"future version", func(e *Envelope) { e.V = 99 }, ErrUnsupportedVersion, ""},
+		{"no id", func(e *Envelope) { e.ID = "x" }, ErrInvalid, "id"},
+		{"bad store", func(e *Envelope) { e.Origin.Store = "a b" }, ErrInvalid, "origin.store"},
+		{"zero seq", func(e *Envelope) { e.Origin.Seq = 0 }, ErrInvalid, "origin.seq"},
+		{"zero epoch", func(e *Envelope) { e.Origin.Epoch = 0 }, ErrInvalid, "origin.epoch"},
+		{"no clock", func(e *Envelope) { e.HLC = hlc.Timestamp{} }, ErrInvalid, "hlc.wall"},
+		{"unknown kind", func(e *Envelope) { e.Kind = "x" }, ErrInvalid, "kind"},
+		{"bad body", func(e *Envelope) { e.Data = json.RawMessage(`{"location":"S1","lines":[]}`) }, ErrInvalid, "data.lines"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := validEnvelope()
+			tt.mutate(&e)
+			b, _ := json.Marshal(e)
+			_, err := Decode(b)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+			var fe *FieldError
+			if tt.field != "" && (!errors.As(err, &fe) || fe.Field != tt.field) {
+				t.Fatalf("err = %v, want field %q", err, tt.field)
+			}
+		})
+	}
+	if _, err := Decode([]byte("not json")); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("garbage: err = %v", err)
+	}
+}
+
+func TestStampCompare(t *testing.T) {
+	a := Stamp{HLC: hlc.Timestamp{Wall: 1}, ID: "b"}
+	b := Stamp{HLC: hlc.Timestamp{Wall: 1}, ID: "c"}
+	c := Stamp{HLC: hlc.Timestamp{Wall: 2}, ID: "a"}
+	if a.Compare(b) >= 0 || b.Compare(c) >= 0 || c.Compare(a) <= 0 || a.Compare(a) != 0 {
+		t.Fatal("stamp order wrong")
+	}
+}
+
+func FuzzParseDrafts(f *testing.F) {
+	f.Add([]byte(`{"kind":"sale","data":{"lines":[{"sku":"SKU-1","qty":2}]}}`))
+	f.Add([]byte(`[{"kind":"count","data":{"lines":[{"sku":"A","qty":0}]}}]`))
+	f.Add([]byte(`{"kind":"reserve","data":{"reservation_id":"r","lines":[{"sku":"A","qty":1}]}}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		drafts, err := ParseDrafts(body, "S1")
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error not ErrInvalid: %v", err)
+			}
+			return
+		}
+		// Every accepted draft must make a valid envelope.
+		for _, d := range drafts {
+			e := validEnvelope()
+			e.Kind, e.Data = d.Kind, d.Data
+			if err := e.Validate(); err != nil {
+				t.Fatalf("accepted draft makes invalid envelope: %v", err)
+			}
+		}
+	})
+}

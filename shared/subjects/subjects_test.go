@@ -1,0 +1,26 @@
+package subjects
+
+import "testing"
+
+func TestParseEvent(t *testing.T) {
+	tests := []struct {
+		subject       string
+		store, device string
+		ok            bool
+	}{
+		{Event("S1", "pos-1"), "S1", "pos-1", true},
+		{"omni.ev.S1", "", "", false},
+		{"omni.ev.S1.pos.1", "", "", false},
+		{"omni.ev..pos", "", "", false},
+		{"other.S1.pos", "", "", false},
+	}
+	for _, tt := range tests {
+		s, d, ok := ParseEvent(tt.subject)
+		if s != tt.store || d != tt.device || ok != tt.ok {
+			t.Errorf("ParseEvent(%q) = %q, %q, %v", tt.subject, s, d, ok)
+		}
+	}
+	if s, d, ok := ParseHubSync(HubSync("S2", "k")); !ok || s != "S2" || d != "k" {
+		t.Errorf("ParseHubSync round trip failed")
+	}
+}
