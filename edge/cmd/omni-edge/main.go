@@ -1,0 +1,69 @@
+// Command omni-edge runs the omnisync store agent on a POS terminal, kiosk or
+// store gateway: it accepts the POS app's events on a local HTTP API, keeps
+// them durable in a bbolt outbox, and syncs them to the hub through NATS
+// JetStream, online or not.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/omnisync/omnisync/edge/internal/agent"
+	"github.com/omnisync/omnisync/shared/config"
+)
+
+// version is stamped at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	d := agent.Defaults()
+	cmd := &cobra.Command{
+		Use:           "omni-edge --store S --device D --nats-url URL",
+		Short:         "omnisync store edge agent",
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          cobra.NoArgs,
+	}
+	fs := cmd.Flags()
+	fs.String("config", "", "config file (YAML, JSON or TOML); env OMNI_CONFIG")
+	fs.String("store", d.Store, "store id (letters, digits, '-', '_')")
+	fs.String("device", d.Device, "device id within the store")
+	fs.String("nats-url", d.NATSURL, "NATS server URL of the hub (or the store's leaf node)")
+	fs.String("nats-creds", d.NATSCreds, "the store's NATS credentials file")
+	fs.String("data-dir", d.DataDir, "directory for the outbox")
+	fs.String("http", d.HTTP, "local HTTP API address")
+	fs.Int64("outbox-budget", d.OutboxBudget, "bytes of unsynced events the outbox may hold")
+	fs.Int64("min-free-disk", d.MinFreeDisk, "refuse new events below this much free disk (bytes)")
+	fs.Duration("heartbeat-every", d.HeartbeatEvery, "how often to report to the hub")
+	fs.Bool("simulate", d.Simulate, "run a simulated POS against this agent (demo)")
+	fs.Float64("simulate-rate", d.SimulateRate, "simulated POS events per second")
+	fs.Int("simulate-skus", d.SimulateSKUs, "how many SKUs the simulated store sells")
+	fs.String("log-level", d.LogLevel, "debug, info, warn or error")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		cfg := agent.Defaults()
+		if err := config.Load(fs, &cfg); err != nil {
+			return err
+		}
+		log, err := config.Logger(os.Stderr, cfg.LogLevel)
+		if err != nil {
+			return err
+		}
+		a, err := agent.New(cfg, log, version)
+		if err != nil {
+			return err
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return a.Run(ctx)
+	}
+	if err := cmd.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "omni-edge:", err)
+		os.Exit(1)
+	}
+}

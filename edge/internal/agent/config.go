@@ -1,0 +1,87 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/omnisync/omnisync/shared/events"
+)
+
+// Config is the agent's configuration; every field is a flag, an OMNI_
+// environment variable and a config-file key of the same name.
+type Config struct {
+	Config string `mapstructure:"config"`
+	// Store and Device identify this agent; they become NATS subject tokens.
+	Store  string `mapstructure:"store"`
+	Device string `mapstructure:"device"`
+	// NATSURL is the hub's NATS (or a leaf node in the store).
+	NATSURL   string `mapstructure:"nats-url"`
+	NATSCreds string `mapstructure:"nats-creds"`
+	// DataDir holds the outbox (outbox.db).
+	DataDir string `mapstructure:"data-dir"`
+	// HTTP is the local API address; keep it on loopback unless the POS app
+	// runs on another machine.
+	HTTP string `mapstructure:"http"`
+	// OutboxBudget bounds the bytes of unsynced events (sales are refused
+	// with 507 only when it is exhausted, never dropped).
+	OutboxBudget int64 `mapstructure:"outbox-budget"`
+	// MinFreeDisk refuses new events when the disk has less free space.
+	MinFreeDisk int64 `mapstructure:"min-free-disk"`
+	// HeartbeatEvery is how often the agent reports to the hub.
+	HeartbeatEvery time.Duration `mapstructure:"heartbeat-every"`
+	// Simulate runs a simulated POS posting to this agent (for demos).
+	Simulate bool `mapstructure:"simulate"`
+	// SimulateRate is the simulated POS's events per second.
+	SimulateRate float64 `mapstructure:"simulate-rate"`
+	// SimulateSKUs is how many SKUs the simulated store sells.
+	SimulateSKUs int    `mapstructure:"simulate-skus"`
+	LogLevel     string `mapstructure:"log-level"`
+}
+
+// Defaults returns the configuration omni-edge runs with when given nothing.
+func Defaults() Config {
+	return Config{
+		NATSURL:        "nats://127.0.0.1:4222",
+		DataDir:        "omni-data/edge",
+		HTTP:           "127.0.0.1:7070",
+		OutboxBudget:   1 << 30,
+		MinFreeDisk:    64 << 20,
+		HeartbeatEvery: 5 * time.Second,
+		SimulateRate:   5,
+		SimulateSKUs:   200,
+		LogLevel:       "info",
+	}
+}
+
+// Validate reports every problem with c.
+func (c *Config) Validate() error {
+	var errs []error
+	if err := events.ValidToken(c.Store); err != nil {
+		errs = append(errs, fmt.Errorf("store: %w", err))
+	}
+	if err := events.ValidToken(c.Device); err != nil {
+		errs = append(errs, fmt.Errorf("device: %w", err))
+	}
+	if !strings.Contains(c.NATSURL, "://") {
+		errs = append(errs, fmt.Errorf("nats-url: %q must look like nats://host:port", c.NATSURL))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data-dir: must be set"))
+	}
+	if _, _, err := net.SplitHostPort(c.HTTP); err != nil {
+		errs = append(errs, fmt.Errorf("http: %q is not host:port", c.HTTP))
+	}
+	if c.OutboxBudget < 1<<20 {
+		errs = append(errs, fmt.Errorf("outbox-budget: %d bytes is below the 1 MiB minimum", c.OutboxBudget))
+	}
+	if c.HeartbeatEvery < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("heartbeat-every: %v is too short", c.HeartbeatEvery))
+	}
+	if c.Simulate && (c.SimulateRate <= 0 || c.SimulateSKUs < 1) {
+		errs = append(errs, errors.New("simulate-rate and simulate-skus must be positive"))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,36 @@
+package agent
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestConfig_Validate(t *testing.T) {
+	ok := Defaults()
+	ok.Store, ok.Device = "S1", "pos-1"
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("valid config rejected: %v", err)
+	}
+	tests := []struct {
+		name   string
+		mutate func(*Config)
+		want   string
+	}{
+		{"no store", func(c *Config) { c.Store = "" }, "store"},
+		{"dotted device", func(c *Config) { c.Device = "pos.1" }, "device"},
+		{"bad nats url", func(c *Config) { c.NATSURL = "localhost" }, "nats-url"},
+		{"bad http", func(c *Config) { c.HTTP = "7070" }, "http"},
+		{"tiny budget", func(c *Config) { c.OutboxBudget = 10 }, "outbox-budget"},
+		{"no data dir", func(c *Config) { c.DataDir = "" }, "data-dir"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := ok
+			tt.mutate(&c)
+			err := c.Validate()
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want mention of %q", err, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,175 @@
+// Package posapi serves the agent's local HTTP API for the POS app and the
+// kiosk on the same machine.
+//
+// The promise of POST /v1/events: a 202 with event ids means the events are
+// fsync'd in the outbox and will reach the hub exactly once, whatever happens
+// next. Anything else (400 bad input with the field named, 413 too large,
+// 507 disk budget exhausted, 503 shutting down) means nothing was written,
+// and the POS may retry or surface the error.
+package posapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/omnisync/omnisync/edge/internal/outbox"
+	"github.com/omnisync/omnisync/shared/events"
+)
+
+// MaxBodyBytes bounds a POST /v1/events body.
+const MaxBodyBytes = 1 << 20
+
+// Appender is what the API needs from the outbox.
+type Appender interface {
+	Append(ctx context.Context, drafts []events.Draft) ([]events.Envelope, error)
+}
+
+var _ Appender = (*outbox.Outbox)(nil)
+
+// Options configures the API.
+type Options struct {
+	Store    string
+	Outbox   Appender
+	Status   func() any   // GET /v1/status body
+	Healthy  func() error // GET /healthz
+	Registry *prometheus.Registry
+	Logger   *slog.Logger
+}
+
+// API is the agent's HTTP handler set.
+type API struct {
+	o        Options
+	log      *slog.Logger
+	requests *prometheus.CounterVec
+	latency  prometheus.Histogram
+}
+
+// New builds the API and registers its metrics.
+func New(o Options) *API {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	a := &API{
+		o:   o,
+		log: o.Logger,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "omni_edge_event_requests_total", Help: "POST /v1/events requests by HTTP status code.",
+		}, []string{"code"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "omni_edge_event_request_seconds",
+			Help:    "Time from receiving POST /v1/events to answering it (includes the outbox fsync).",
+			Buckets: prometheus.ExponentialBuckets(0.0002, 2, 16),
+		}),
+	}
+	if o.Registry != nil {
+		o.Registry.MustRegister(a.requests, a.latency)
+	}
+	return a
+}
+
+// Register adds the routes to mux.
+func (a *API) Register(mux *http.ServeMux) {
+	mux.HandleFunc("POST /v1/events", a.postEvents)
+	mux.HandleFunc("GET /v1/status", a.status)
+	mux.HandleFunc("GET /healthz", a.healthz)
+}
+
+// Accepted is the 202 body.
+type Accepted struct {
+	IDs []string `json:"ids"`
+	// Epoch and Seqs locate the events in the device's outbox.
+	Epoch uint64   `json:"epoch"`
+	Seqs  []uint64 `json:"seqs"`
+}
+
+func (a *API) postEvents(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	code := a.handleEvents(w, r)
+	a.requests.WithLabelValues(http.StatusText(code)).Inc()
+	a.latency.Observe(time.Since(start).Seconds())
+}
+
+func (a *API) handleEvents(w http.ResponseWriter, r *http.Request) int {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return writeErr(w, http.StatusRequestEntityTooLarge, "", "body larger than 1 MiB: split the events over several requests")
+		}
+		return writeErr(w, http.StatusBadRequest, "", "could not read body: "+err.Error())
+	}
+	drafts, err := events.ParseDrafts(body, a.o.Store)
+	if err != nil {
+		var fe *events.FieldError
+		if errors.As(err, &fe) {
+			return writeErr(w, http.StatusBadRequest, fe.Field, fe.Reason)
+		}
+		return writeErr(w, http.StatusBadRequest, "", err.Error())
+	}
+	envs, err := a.o.Outbox.Append(r.Context(), drafts)
+	switch {
+	case err == nil:
+	case errors.Is(err, outbox.ErrFull):
+		a.log.Warn("outbox full: refusing events", "events", len(drafts), "err", err)
+		return writeErr(w, http.StatusInsufficientStorage, "", "the store agent's outbox is full: "+err.Error())
+	case errors.Is(err, outbox.ErrTooLarge):
+		return writeErr(w, http.StatusRequestEntityTooLarge, "", err.Error())
+	case errors.Is(err, events.ErrInvalid):
+		var fe *events.FieldError
+		if errors.As(err, &fe) {
+			return writeErr(w, http.StatusBadRequest, fe.Field, fe.Reason)
+		}
+		return writeErr(w, http.StatusBadRequest, "", err.Error())
+	case errors.Is(err, outbox.ErrClosed):
+		return writeErr(w, http.StatusServiceUnavailable, "", "the agent is shutting down; retry")
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		// The client went away; the events may or may not be durable and
+		// the client will never know which: it must retry with care.
+		return writeErr(w, http.StatusServiceUnavailable, "", "request cancelled before the events were confirmed")
+	default:
+		a.log.Error("outbox append failed", "err", err)
+		return writeErr(w, http.StatusInternalServerError, "", "outbox write failed: "+err.Error())
+	}
+	acc := Accepted{IDs: make([]string, len(envs)), Seqs: make([]uint64, len(envs))}
+	for i, e := range envs {
+		acc.IDs[i], acc.Seqs[i], acc.Epoch = e.ID, e.Origin.Seq, e.Origin.Epoch
+	}
+	writeJSON(w, http.StatusAccepted, acc)
+	return http.StatusAccepted
+}
+
+func (a *API) status(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, a.o.Status())
+}
+
+func (a *API) healthz(w http.ResponseWriter, r *http.Request) {
+	if a.o.Healthy != nil {
+		if err := a.o.Healthy(); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeErr(w http.ResponseWriter, code int, field, msg string) int {
+	body := map[string]string{"error": msg}
+	if field != "" {
+		body["field"] = field
+	}
+	writeJSON(w, code, body)
+	return code
+}

@@ -1,0 +1,119 @@
+package posapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/omnisync/omnisync/edge/internal/outbox"
+)
+
+func newServer(t *testing.T, budget int64) (*httptest.Server, *outbox.Outbox) {
+	t.Helper()
+	ob, err := outbox.Open(outbox.Options{Path: filepath.Join(t.TempDir(), "outbox.db"), Store: "S1", Device: "pos-1",
+		BudgetBytes: budget, MinFreeDisk: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ob.Close() })
+	mux := http.NewServeMux()
+	New(Options{Store: "S1", Outbox: ob, Status: func() any { return ob.Stats() }}).Register(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv, ob
+}
+
+func postBody(t *testing.T, url, body string) (int, map[string]any) {
+	t.Helper()
+	resp, err := http.Post(url+"/v1/events", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&m)
+	return resp.StatusCode, m
+}
+
+// Ensure that an accepted POST answers ids, epoch and seqs of durable events.
+func TestPostEvents_Accepted(t *testing.T) {
+	srv, ob := newServer(t, 0)
+	code, m := postBody(t, srv.URL, `[{"kind":"sale","data":{"lines":[{"sku":"A","qty":1}]}},{"kind":"count","data":{"lines":[{"sku":"A","qty":9}]}}]`)
+	if code != http.StatusAccepted {
+		t.Fatalf("code %d %v", code, m)
+	}
+	if ids := m["ids"].([]any); len(ids) != 2 {
+		t.Fatalf("ids %v", m["ids"])
+	}
+	if st := ob.Stats(); st.Depth != 2 || st.LastSeq != 2 || uint64(m["epoch"].(float64)) != st.Epoch {
+		t.Fatalf("stats %+v reply %v", st, m)
+	}
+	recs, _ := ob.Read(0, 10, 0)
+	if !strings.Contains(string(recs[0].Data), `"location":"S1"`) {
+		t.Fatalf("location not filled: %s", recs[0].Data)
+	}
+}
+
+// Ensure that a full outbox answers 507 for sales, refuses low-priority
+// events before sales, and writes nothing it refuses.
+func TestPostEvents_DiskBudget(t *testing.T) {
+	srv, ob := newServer(t, 1<<20) // 1 MiB
+	line := `{"kind":"sale","data":{"lines":[` + strings.Repeat(`{"sku":"SKU-123456","qty":1},`, 300) + `{"sku":"B","qty":1}]}}`
+	scan := `{"kind":"scan","data":{"code":"09506000134352"}}`
+	var sawScanRefused bool
+	for i := 0; i < 200; i++ {
+		if c, _ := postBody(t, srv.URL, scan); c == http.StatusInsufficientStorage {
+			sawScanRefused = true
+		}
+		code, m := postBody(t, srv.URL, line)
+		if code == http.StatusInsufficientStorage {
+			if !sawScanRefused {
+				t.Fatal("a sale was refused before low-priority scans were")
+			}
+			if m["error"] == "" {
+				t.Fatal("507 without an error message")
+			}
+			before := ob.Stats().LastSeq
+			if c, _ := postBody(t, srv.URL, line); c != http.StatusInsufficientStorage || ob.Stats().LastSeq != before {
+				t.Fatal("a refused sale changed the outbox")
+			}
+			// Room comes back once the hub confirms.
+			if _, err := ob.Ack(ob.Epoch(), ob.Stats().LastSeq); err != nil {
+				t.Fatal(err)
+			}
+			if c, m := postBody(t, srv.URL, line); c != http.StatusAccepted {
+				t.Fatalf("after ack: %d %v", c, m)
+			}
+			return
+		}
+		if code != http.StatusAccepted {
+			t.Fatalf("code %d %v", code, m)
+		}
+	}
+	t.Fatal("budget never exhausted")
+}
+
+func TestPostEvents_BadInput(t *testing.T) {
+	srv, ob := newServer(t, 0)
+	tests := []struct {
+		body  string
+		code  int
+		field string
+	}{
+		{`nope`, 400, ""},
+		{`{"kind":"sale","data":{"lines":[{"sku":"A","qty":0}]}}`, 400, "data.lines[0].qty"},
+		{strings.Repeat(" ", MaxBodyBytes+1), 413, ""},
+	}
+	for _, tt := range tests {
+		code, m := postBody(t, srv.URL, tt.body)
+		if code != tt.code || (tt.field != "" && m["field"] != tt.field) || m["error"] == nil {
+			t.Errorf("body %.40q: %d %v, want %d field %q", tt.body, code, m, tt.code, tt.field)
+		}
+	}
+	if ob.Stats().LastSeq != 0 {
+		t.Fatal("bad input was written")
+	}
+}

@@ -1,0 +1,197 @@
+package uplink
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/omnisync/omnisync/edge/internal/outbox"
+	"github.com/omnisync/omnisync/shared/events"
+	"github.com/omnisync/omnisync/shared/subjects"
+	"github.com/omnisync/omnisync/shared/syncproto"
+	"github.com/omnisync/omnisync/shared/testkit"
+)
+
+// rig is a real outbox, a real JetStream server with the events stream, and
+// a scripted hub peer answering heartbeats over NATS.
+type rig struct {
+	t   *testing.T
+	ns  *testkit.NATS
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	ob  *outbox.Outbox
+	up  *Uplink
+	hub atomic.Uint64 // the watermark the scripted hub reports
+}
+
+func newRig(t *testing.T, resendAfter time.Duration) *rig {
+	t.Helper()
+	r := &rig{t: t, ns: testkit.StartNATS(t)}
+	var err error
+	r.nc, err = nats.Connect(r.ns.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.nc.Close)
+	r.js, _ = jetstream.New(r.nc)
+	ctx := context.Background()
+	if _, err := r.js.CreateStream(ctx, jetstream.StreamConfig{Name: subjects.StreamEvents, Subjects: []string{subjects.EventsAll}, Duplicates: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	r.ob, err = outbox.Open(outbox.Options{Path: filepath.Join(t.TempDir(), "outbox.db"), Store: "S1", Device: "pos-1", MinFreeDisk: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.ob.Close() })
+	// The scripted hub: answers heartbeats with the watermark the test sets.
+	sub, err := r.nc.Subscribe(subjects.HubSync("S1", "pos-1"), func(m *nats.Msg) {
+		rep := syncproto.HeartbeatReply{HubTimeMS: time.Now().UnixMilli(),
+			Watermarks: []syncproto.Watermark{{Epoch: r.ob.Epoch(), Seq: r.hub.Load()}}}
+		b, _ := json.Marshal(rep)
+		_ = m.Respond(b)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sub.Unsubscribe() })
+	r.up, err = New(Options{Store: "S1", Device: "pos-1", Conn: r.nc, HeartbeatEvery: 100 * time.Millisecond,
+		ResendAfter: resendAfter, MaxResendAfter: resendAfter}, r.ob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.up.Run(runCtx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return r
+}
+
+func (r *rig) append(n int) {
+	r.t.Helper()
+	drafts := make([]events.Draft, n)
+	for i := range drafts {
+		drafts[i] = events.Draft{Kind: events.KindSale, Data: json.RawMessage(fmt.Sprintf(`{"location":"S1","lines":[{"sku":"A","qty":%d}]}`, i+1))}
+	}
+	if _, err := r.ob.Append(context.Background(), drafts); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+func (r *rig) streamMsgs() uint64 {
+	s, err := r.js.Stream(context.Background(), subjects.StreamEvents)
+	if err != nil {
+		return 0
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		return 0
+	}
+	return info.State.Msgs
+}
+
+// Ensure that events are published in seq order with their ids as
+// Nats-Msg-Id, and stay in the outbox until the hub's watermark says
+// otherwise — a PubAck alone deletes nothing.
+func TestUplink_PublishesInOrderAndKeepsUntilHubAck(t *testing.T) {
+	r := newRig(t, time.Hour)
+	r.append(250)
+	testkit.Eventually(t, 10*time.Second, func() bool { return r.streamMsgs() == 250 }, "250 events in the stream, have %d", r.streamMsgs())
+	testkit.Eventually(t, 5*time.Second, func() bool { return r.up.Status().PublishedSeq == 250 }, "published seq")
+	if d := r.ob.Stats().Depth; d != 250 {
+		t.Fatalf("outbox depth %d after PubAcks; nothing may leave before the hub acks", d)
+	}
+
+	s, _ := r.js.Stream(context.Background(), subjects.StreamEvents)
+	for seq := uint64(1); seq <= 250; seq += 83 {
+		m, err := s.GetMsg(context.Background(), seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e events.Envelope
+		if err := json.Unmarshal(m.Data, &e); err != nil {
+			t.Fatal(err)
+		}
+		if e.Origin.Seq != seq || m.Header.Get("Nats-Msg-Id") != e.ID || m.Subject != subjects.Event("S1", "pos-1") {
+			t.Fatalf("stream msg %d: origin seq %d, msg id %q vs %q, subject %s", seq, e.Origin.Seq, m.Header.Get("Nats-Msg-Id"), e.ID, m.Subject)
+		}
+	}
+
+	// A pushed ack deletes up to its seq.
+	b, _ := json.Marshal(syncproto.Watermark{Epoch: r.ob.Epoch(), Seq: 100})
+	_ = r.nc.Publish(subjects.Ack("S1", "pos-1"), b)
+	testkit.Eventually(t, 5*time.Second, func() bool { return r.ob.Stats().Depth == 150 }, "depth after ack 100: %d", r.ob.Stats().Depth)
+	// An ack for another epoch changes nothing.
+	b, _ = json.Marshal(syncproto.Watermark{Epoch: r.ob.Epoch() + 1, Seq: 250})
+	_ = r.nc.Publish(subjects.Ack("S1", "pos-1"), b)
+	// The heartbeat reply carries the watermark too.
+	r.hub.Store(250)
+	testkit.Eventually(t, 5*time.Second, func() bool { return r.ob.Stats().Depth == 0 }, "depth after heartbeat watermark: %d", r.ob.Stats().Depth)
+	if st := r.up.Status(); st.HubSeq != 250 || st.LastSync.IsZero() {
+		t.Fatalf("status %+v", st)
+	}
+}
+
+// Ensure that when the hub answers but its watermark stands still behind
+// what was published (the broker lost acknowledged messages), the uplink
+// publishes the unconfirmed events again.
+func TestUplink_RepublishesWhenHubStalls(t *testing.T) {
+	r := newRig(t, 300*time.Millisecond)
+	r.append(20)
+	testkit.Eventually(t, 5*time.Second, func() bool { return r.up.Status().PublishedSeq == 20 }, "published")
+	// Simulate loss: purge the stream and let the dedup window pass.
+	s, _ := r.js.Stream(context.Background(), subjects.StreamEvents)
+	if err := s.Purge(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	testkit.Eventually(t, 10*time.Second, func() bool { return r.up.Status().Rewinds > 0 && r.streamMsgs() == 20 },
+		"republished after stall: rewinds %d, stream %d", r.up.Status().Rewinds, r.streamMsgs())
+	if d := r.ob.Stats().Depth; d != 20 {
+		t.Fatalf("depth %d, want 20 (still unconfirmed)", d)
+	}
+}
+
+// Ensure that appends keep working and nothing is lost while NATS is down,
+// and everything is published after it comes back.
+func TestUplink_Outage(t *testing.T) {
+	r := newRig(t, time.Hour)
+	r.append(10)
+	testkit.Eventually(t, 5*time.Second, func() bool { return r.up.Status().PublishedSeq == 10 }, "published")
+	r.ns.Stop()
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); r.append(25) }()
+	}
+	wg.Wait()
+	if d := r.ob.Stats().Depth; d != 110 {
+		t.Fatalf("depth while offline %d", d)
+	}
+	r.ns.Restart()
+	testkit.Eventually(t, 20*time.Second, func() bool { return r.up.Status().PublishedSeq == 110 && r.streamMsgs() == 110 },
+		"published after reconnect: %+v, stream %d", r.up.Status(), r.streamMsgs())
+}
+
+func TestEnvelopeID(t *testing.T) {
+	e := events.Envelope{V: 1, ID: "0190b6a2-7c1e-7b3a-9f00-1234567890ab", Kind: "sale", Data: json.RawMessage(`{}`)}
+	b, _ := json.Marshal(e)
+	if got := envelopeID(b); got != e.ID {
+		t.Fatalf("fast path: %q", got)
+	}
+	if got := envelopeID([]byte(`{"kind":"sale","id":"0190b6a2-7c1e-7b3a-9f00-1234567890ab"}`)); got != e.ID {
+		t.Fatalf("fallback: %q", got)
+	}
+}
