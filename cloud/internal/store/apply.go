@@ -1,0 +1,874 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/omnisync/omnisync/cloud/internal/inventory"
+	"github.com/omnisync/omnisync/shared/events"
+	"github.com/omnisync/omnisync/shared/hlc"
+)
+
+// ApplyBatch applies items exactly once, in one transaction: dedup by
+// origin, inventory effects, dead letters and device progress commit
+// together or not at all. An item already processed (by any replica, at
+// any time) is a duplicate and changes nothing; an item rejected by the
+// caller, from a future schema version, of an unknown kind or with a body
+// the rules cannot apply is kept in the dead letters and counts as
+// processed. Items too far ahead of their device's watermark are deferred.
+//
+// Items may come in any order, from any devices, with repeats; the result
+// does not depend on how a log is split into batches or ordered. On
+// PostgreSQL a transaction that loses a deadlock or serialization conflict
+// to another replica is retried from the start; the error returned is the
+// last one. When ApplyBatch returns an error nothing was committed and the
+// whole batch may be redelivered.
+func (s *Store) ApplyBatch(ctx context.Context, items []Item) (BatchResult, error) {
+	if len(items) == 0 {
+		return BatchResult{}, nil
+	}
+	p := s.plan(items)
+	var res BatchResult
+	err := s.retry(ctx, "apply batch", func() error {
+		var err error
+		res, err = s.applyOnce(ctx, p)
+		return err
+	})
+	if err != nil {
+		return BatchResult{}, err
+	}
+	return res, nil
+}
+
+// retry runs fn (one whole transaction) until it succeeds, fails with an
+// error that is not a transient conflict, or maxRetries retries are spent.
+func (s *Store) retry(ctx context.Context, what string, fn func() error) error {
+	for attempt := 0; ; attempt++ {
+		err := fn()
+		if err == nil || !s.d.retryable(err) || attempt >= s.maxRetries {
+			return err
+		}
+		backoff := time.Duration(1<<min(attempt, 6))*time.Millisecond + time.Duration(rand.Int64N(int64(2*time.Millisecond)))
+		s.log.Warn("store: transaction conflict, retrying", "op", what, "attempt", attempt+1, "backoff", backoff, "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+	}
+}
+
+type devKey struct {
+	store, device string
+	epoch         uint64
+}
+
+func (k devKey) compare(o devKey) int {
+	if c := strings.Compare(k.store, o.store); c != 0 {
+		return c
+	}
+	if c := strings.Compare(k.device, o.device); c != 0 {
+		return c
+	}
+	return cmp.Compare(k.epoch, o.epoch)
+}
+
+// plan is the part of a batch worked out once, outside the (retried)
+// transaction: which device each item belongs to, why it must be
+// dead-lettered if it must, and its inventory effect.
+type plan struct {
+	items  []Item
+	dev    []int    // index into devs; -1 when the origin cannot be deduplicated
+	devs   []devKey // sorted, unique: the device lock order
+	order  []int    // items with a usable origin, by (device, seq): dedup order
+	reason []string // non-empty: dead-letter with this reason
+	eff    []inventory.Effect
+}
+
+func (s *Store) plan(items []Item) *plan {
+	n := len(items)
+	p := &plan{items: items, dev: make([]int, n), reason: make([]string, n), eff: make([]inventory.Effect, n)}
+	usable := make([]bool, n)
+	seen := map[devKey]bool{}
+	for i, it := range items {
+		e := &it.Env
+		o := e.Origin
+		usable[i] = o.Store != "" && o.Device != "" && o.Epoch != 0 && o.Seq != 0 && o.Epoch <= math.MaxInt64 && o.Seq <= math.MaxInt64
+		switch {
+		case it.Reject != "":
+			p.reason[i] = it.Reject
+		case e.V > events.CurrentVersion:
+			p.reason[i] = fmt.Sprintf("%v: version %d, this hub reads up to %d", events.ErrUnsupportedVersion, e.V, events.CurrentVersion)
+		case !usable[i]:
+			p.reason[i] = fmt.Sprintf("origin %+v cannot be deduplicated", o)
+		case !events.Known(e.Kind):
+			p.reason[i] = fmt.Sprintf("unknown kind %q", e.Kind)
+		default:
+			eff, err := inventory.EffectOf(*e)
+			if err != nil {
+				p.reason[i] = err.Error()
+			}
+			p.eff[i] = eff
+		}
+		if usable[i] {
+			seen[devKey{o.Store, o.Device, o.Epoch}] = true
+		} else {
+			s.log.Warn("store: item without a usable origin is dead-lettered without dedup", "event_id", e.ID, "store", o.Store, "device", o.Device)
+		}
+	}
+	for k := range seen {
+		p.devs = append(p.devs, k)
+	}
+	slices.SortFunc(p.devs, devKey.compare)
+	for i, it := range items {
+		p.dev[i] = -1
+		if !usable[i] {
+			continue
+		}
+		o := it.Env.Origin
+		p.dev[i], _ = slices.BinarySearchFunc(p.devs, devKey{o.Store, o.Device, o.Epoch}, devKey.compare)
+		p.order = append(p.order, i)
+	}
+	slices.SortFunc(p.order, func(a, b int) int {
+		if c := cmp.Compare(p.dev[a], p.dev[b]); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(items[a].Env.Origin.Seq, items[b].Env.Origin.Seq); c != 0 {
+			return c
+		}
+		return cmp.Compare(a, b)
+	})
+	return p
+}
+
+// devRow is a device_progress row loaded for update.
+type devRow struct {
+	seqSet
+	applied, deadLettered int64
+	lastEventHLC          int64
+	lastAppliedMS         int64
+	dirty                 bool
+}
+
+func (s *Store) applyOnce(ctx context.Context, p *plan) (BatchResult, error) {
+	var res BatchResult
+	nowMS := s.now().UnixMilli()
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return res, fmt.Errorf("store: begin: %w", err)
+	}
+	defer tx.Rollback()
+
+	devs, err := s.lockDevices(ctx, tx, p.devs)
+	if err != nil {
+		return res, err
+	}
+	process := make([]bool, len(p.items))
+	for _, i := range p.order {
+		d := devs[p.dev[i]]
+		switch seq := p.items[i].Env.Origin.Seq; d.check(seq) {
+		case seqDuplicate:
+			res.Duplicates++
+		case seqDeferred:
+			res.Deferred = append(res.Deferred, i)
+		default:
+			d.mark(seq)
+			d.dirty = true
+			process[i] = true
+		}
+	}
+	slices.Sort(res.Deferred)
+	var apply, dead []int
+	for i := range p.items {
+		if p.dev[i] < 0 {
+			process[i] = true
+		}
+		if !process[i] {
+			continue
+		}
+		var d *devRow
+		if p.dev[i] >= 0 {
+			d = devs[p.dev[i]]
+			d.lastAppliedMS = nowMS
+		}
+		if p.reason[i] != "" {
+			dead = append(dead, i)
+			if d != nil {
+				d.deadLettered++
+			}
+			continue
+		}
+		apply = append(apply, i)
+		if d != nil {
+			d.applied++
+			d.lastEventHLC = max(d.lastEventHLC, p.items[i].Env.HLC.Pack())
+		}
+	}
+	res.Applied, res.DeadLettered = len(apply), len(dead)
+
+	if err := s.applyInventory(ctx, tx, p, apply, nowMS); err != nil {
+		return res, err
+	}
+	if err := s.insertBatchDeadLetters(ctx, tx, p, dead, nowMS); err != nil {
+		return res, err
+	}
+	if err := s.updateDevices(ctx, tx, p.devs, devs); err != nil {
+		return res, err
+	}
+	if s.beforeCommit != nil {
+		if err := s.beforeCommit(); err != nil {
+			return res, err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return res, fmt.Errorf("store: commit: %w", err)
+	}
+	res.Watermarks = make([]Watermark, len(p.devs))
+	for i, k := range p.devs {
+		res.Watermarks[i] = Watermark{Store: k.store, Device: k.device, Epoch: k.epoch, Seq: devs[i].watermark}
+	}
+	return res, nil
+}
+
+// lockDevices makes sure every device epoch of the batch has a row, then
+// locks them in (store, device, epoch) order and loads their dedup state.
+func (s *Store) lockDevices(ctx context.Context, tx *sql.Tx, keys []devKey) ([]*devRow, error) {
+	out := make([]*devRow, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	rs := newRowset(text("store"), text("device"), integer("epoch"))
+	for _, k := range keys {
+		rs.add(k.store, k.device, int64(k.epoch))
+	}
+	if s.d.rowLocks() {
+		err := s.execRows(ctx, tx, rs, "k", func(a *args, k string) string {
+			return "INSERT INTO device_progress (store, device, epoch) SELECT store, device, epoch FROM " + k +
+				` ORDER BY store COLLATE "C", device COLLATE "C", epoch ON CONFLICT DO NOTHING`
+		})
+		if err != nil {
+			return nil, fmt.Errorf("store: ensure devices: %w", err)
+		}
+	}
+	err := s.queryRows(ctx, tx, rs, "k", func(a *args, k string) string {
+		return `SELECT d.store, d.device, d.epoch, d.watermark, d.above, d.events_applied, d.dead_lettered, d.last_event_hlc, d.last_applied_ms
+FROM device_progress d JOIN ` + k + ` ON d.store = k.store AND d.device = k.device AND d.epoch = k.epoch
+ORDER BY d.store, d.device, d.epoch` + s.d.forUpdate("d")
+	}, func(rows *sql.Rows) error {
+		var k devKey
+		var epoch, wm int64
+		var above string
+		d := &devRow{}
+		if err := rows.Scan(&k.store, &k.device, &epoch, &wm, &above, &d.applied, &d.deadLettered, &d.lastEventHLC, &d.lastAppliedMS); err != nil {
+			return err
+		}
+		k.epoch, d.watermark = uint64(epoch), uint64(wm)
+		var err error
+		if d.above, err = decodeAbove(above); err != nil {
+			return fmt.Errorf("device %s/%s epoch %d: %w", k.store, k.device, k.epoch, err)
+		}
+		i, ok := slices.BinarySearchFunc(keys, k, devKey.compare)
+		if !ok {
+			return fmt.Errorf("unexpected row %+v", k)
+		}
+		out[i] = d
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: lock devices: %w", err)
+	}
+	for i, d := range out {
+		if d == nil {
+			if s.d.rowLocks() {
+				return nil, fmt.Errorf("store: lock devices: row %+v missing", keys[i])
+			}
+			out[i] = &devRow{dirty: true} // first seen: write its row even if nothing is processed
+		}
+	}
+	return out, nil
+}
+
+func (s *Store) updateDevices(ctx context.Context, tx *sql.Tx, keys []devKey, devs []*devRow) error {
+	rs := newRowset(text("store"), text("device"), integer("epoch"), integer("watermark"), text("above"),
+		integer("applied"), integer("dead"), integer("last_hlc"), integer("last_ms"))
+	for i, d := range devs {
+		if d.dirty {
+			k := keys[i]
+			rs.add(k.store, k.device, int64(k.epoch), int64(d.watermark), d.encodeAbove(), d.applied, d.deadLettered, d.lastEventHLC, d.lastAppliedMS)
+		}
+	}
+	if rs.len() == 0 {
+		return nil
+	}
+	err := s.execRows(ctx, tx, rs, "u", func(a *args, u string) string {
+		return `INSERT INTO device_progress (store, device, epoch, watermark, above, events_applied, dead_lettered, last_event_hlc, last_applied_ms)
+SELECT store, device, epoch, watermark, above, applied, dead, last_hlc, last_ms FROM ` + u + ` WHERE true
+ON CONFLICT (store, device, epoch) DO UPDATE SET watermark = excluded.watermark, above = excluded.above,
+	events_applied = excluded.events_applied, dead_lettered = excluded.dead_lettered,
+	last_event_hlc = excluded.last_event_hlc, last_applied_ms = excluded.last_applied_ms`
+	})
+	if err != nil {
+		return fmt.Errorf("store: update devices: %w", err)
+	}
+	return nil
+}
+
+// resRow is a reservation loaded for update: as loaded and as changed.
+type resRow struct {
+	orig, cur inventory.Reservation
+}
+
+// stockRow is a stock position loaded for update.
+type stockRow struct {
+	pos        inventory.Position
+	conflictID int64
+}
+
+// posChange is a locked position and its new state.
+type posChange struct {
+	key  inventory.Key
+	row  *stockRow
+	next inventory.Position
+}
+
+// ledgerLine is a move with the store it came from.
+type ledgerLine struct {
+	inventory.Move
+	store string
+}
+
+type lineID struct {
+	event string
+	line  int
+}
+
+// applyInventory applies the effects of the apply items: reservations, then
+// the ledger, then stock positions and their conflicts.
+func (s *Store) applyInventory(ctx context.Context, tx *sql.Tx, p *plan, items []int, nowMS int64) error {
+	// One event id under two origins (a broken agent) takes effect once:
+	// within the batch here, across batches through the ledger's key.
+	apply := make([]int, 0, len(items))
+	once := make(map[string]bool, len(items))
+	for _, i := range items {
+		if id := p.items[i].Env.ID; !once[id] {
+			once[id] = true
+			apply = append(apply, i)
+		}
+	}
+	var rids []string
+	var lines []ledgerLine
+	for _, i := range apply {
+		if op := p.eff[i].Reservation; op != nil {
+			rids = append(rids, op.ID)
+		}
+		for _, m := range p.eff[i].Moves {
+			lines = append(lines, ledgerLine{Move: m, store: p.items[i].Env.Origin.Store})
+		}
+	}
+	if len(rids) == 0 && len(lines) == 0 {
+		return nil
+	}
+	slices.Sort(rids)
+	rids = slices.Compact(rids)
+	resv, err := s.lockReservations(ctx, tx, rids)
+	if err != nil {
+		return err
+	}
+	held := map[inventory.Key]int64{}
+	heldAt := map[inventory.Key]hlc.Timestamp{}
+	for _, i := range apply {
+		op := p.eff[i].Reservation
+		if op == nil {
+			continue
+		}
+		r := resv[op.ID]
+		next := r.cur.Apply(*op)
+		for k, d := range inventory.HoldChange(r.cur, next) {
+			held[k] += d
+			if op.Stamp.HLC.Compare(heldAt[k]) > 0 {
+				heldAt[k] = op.Stamp.HLC
+			}
+		}
+		r.cur = next
+	}
+
+	keySet := map[inventory.Key]bool{}
+	for _, l := range lines {
+		keySet[l.Key] = true
+	}
+	for k, d := range held {
+		if d != 0 {
+			keySet[k] = true
+		}
+	}
+	keys := make([]inventory.Key, 0, len(keySet))
+	for k := range keySet {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, inventory.Key.Compare)
+	rows, err := s.lockStock(ctx, tx, keys)
+	if err != nil {
+		return err
+	}
+	fresh, err := s.insertLedger(ctx, tx, lines)
+	if err != nil {
+		return err
+	}
+	moves := map[inventory.Key][]inventory.Move{}
+	for _, l := range lines {
+		if fresh[lineID{l.Stamp.ID, l.Line}] {
+			moves[l.Key] = append(moves[l.Key], l.Move)
+		}
+	}
+	counts := map[inventory.Key]events.Stamp{}
+	for k, ms := range moves {
+		if c, ok := rows[k].pos.NewCount(ms); ok {
+			counts[k] = c.Stamp
+		}
+	}
+	after, err := s.deltasAfter(ctx, tx, counts)
+	if err != nil {
+		return err
+	}
+	changes := make([]posChange, 0, len(keys))
+	for _, k := range keys {
+		row := rows[k]
+		next := row.pos.Apply(moves[k], after[k])
+		if d := held[k]; d != 0 {
+			next.Reserved += d
+			next = next.Touch(heldAt[k])
+		}
+		changes = append(changes, posChange{key: k, row: row, next: next})
+	}
+	if err := s.writeStock(ctx, tx, changes, nowMS); err != nil {
+		return err
+	}
+	return s.writeReservations(ctx, tx, rids, resv, nowMS)
+}
+
+// lockReservations makes sure every reservation id has a row, locks them in
+// id order and loads them with their lines.
+func (s *Store) lockReservations(ctx context.Context, tx *sql.Tx, ids []string) (map[string]*resRow, error) {
+	out := make(map[string]*resRow, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rs := newRowset(text("id"))
+	for _, id := range ids {
+		rs.add(id)
+	}
+	if s.d.rowLocks() {
+		err := s.execRows(ctx, tx, rs, "k", func(a *args, k string) string {
+			return "INSERT INTO reservations (reservation_id) SELECT id FROM " + k + ` ORDER BY id COLLATE "C" ON CONFLICT DO NOTHING`
+		})
+		if err != nil {
+			return nil, fmt.Errorf("store: ensure reservations: %w", err)
+		}
+	}
+	err := s.queryRows(ctx, tx, rs, "k", func(a *args, k string) string {
+		return `SELECT r.reservation_id, r.location, r.reserved, r.reserve_hlc, r.reserve_id, r.closed, r.closed_hlc, r.closed_id, r.closed_kind
+FROM reservations r JOIN ` + k + ` ON r.reservation_id = k.id
+ORDER BY r.reservation_id` + s.d.forUpdate("r")
+	}, func(rows *sql.Rows) error {
+		var r inventory.Reservation
+		var reserved, closed int64
+		var reserveHLC, closedHLC int64
+		var closedKind string
+		if err := rows.Scan(&r.ID, &r.Location, &reserved, &reserveHLC, &r.ReserveStamp.ID, &closed, &closedHLC, &r.ClosedStamp.ID, &closedKind); err != nil {
+			return err
+		}
+		r.Reserved, r.Closed, r.ClosedBy = reserved != 0, closed != 0, events.Kind(closedKind)
+		r.ReserveStamp.HLC, r.ClosedStamp.HLC = hlc.Unpack(reserveHLC), hlc.Unpack(closedHLC)
+		out[r.ID] = &resRow{orig: r, cur: r}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: lock reservations: %w", err)
+	}
+	err = s.queryRows(ctx, tx, rs, "k", func(a *args, k string) string {
+		return `SELECT l.reservation_id, l.sku, l.qty FROM reservation_lines l JOIN ` + k + ` ON l.reservation_id = k.id
+ORDER BY l.reservation_id, l.sku`
+	}, func(rows *sql.Rows) error {
+		var id string
+		var l events.Line
+		if err := rows.Scan(&id, &l.SKU, &l.Qty); err != nil {
+			return err
+		}
+		if r := out[id]; r != nil {
+			r.orig.Lines = append(r.orig.Lines, l)
+			r.cur.Lines = r.orig.Lines
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: load reservation lines: %w", err)
+	}
+	for _, id := range ids {
+		if out[id] == nil {
+			if s.d.rowLocks() {
+				return nil, fmt.Errorf("store: lock reservations: row %q missing", id)
+			}
+			out[id] = &resRow{orig: inventory.Reservation{ID: id}, cur: inventory.Reservation{ID: id}}
+		}
+	}
+	return out, nil
+}
+
+func sameReservation(a, b inventory.Reservation) bool {
+	return a.Reserved == b.Reserved && a.Location == b.Location && a.ReserveStamp == b.ReserveStamp &&
+		a.Closed == b.Closed && a.ClosedStamp == b.ClosedStamp && a.ClosedBy == b.ClosedBy && slices.Equal(a.Lines, b.Lines)
+}
+
+func (s *Store) writeReservations(ctx context.Context, tx *sql.Tx, ids []string, resv map[string]*resRow, nowMS int64) error {
+	head := newRowset(text("id"), text("location"), integer("reserved"), integer("reserve_hlc"), text("reserve_id"),
+		integer("closed"), integer("closed_hlc"), text("closed_id"), text("closed_kind"), integer("active"))
+	relined := newRowset(text("id"))
+	lines := newRowset(text("id"), text("sku"), text("location"), integer("qty"))
+	for _, id := range ids {
+		r := resv[id]
+		if sameReservation(r.orig, r.cur) {
+			continue
+		}
+		c := r.cur
+		head.add(c.ID, c.Location, b2i(c.Reserved), c.ReserveStamp.HLC.Pack(), c.ReserveStamp.ID,
+			b2i(c.Closed), c.ClosedStamp.HLC.Pack(), c.ClosedStamp.ID, string(c.ClosedBy), b2i(c.Active()))
+		if c.Location != r.orig.Location || !slices.Equal(c.Lines, r.orig.Lines) {
+			relined.add(c.ID)
+			for _, l := range c.Lines {
+				lines.add(c.ID, l.SKU, c.Location, l.Qty)
+			}
+		}
+	}
+	err := s.execRows(ctx, tx, head, "u", func(a *args, u string) string {
+		return `INSERT INTO reservations (reservation_id, location, reserved, reserve_hlc, reserve_id, closed, closed_hlc, closed_id, closed_kind, active, updated_ms)
+SELECT id, location, reserved, reserve_hlc, reserve_id, closed, closed_hlc, closed_id, closed_kind, active, ` + a.add(nowMS) + ` FROM ` + u + ` WHERE true
+ON CONFLICT (reservation_id) DO UPDATE SET location = excluded.location, reserved = excluded.reserved,
+	reserve_hlc = excluded.reserve_hlc, reserve_id = excluded.reserve_id, closed = excluded.closed,
+	closed_hlc = excluded.closed_hlc, closed_id = excluded.closed_id, closed_kind = excluded.closed_kind,
+	active = excluded.active, updated_ms = excluded.updated_ms`
+	})
+	if err != nil {
+		return fmt.Errorf("store: update reservations: %w", err)
+	}
+	err = s.execRows(ctx, tx, relined, "k", func(a *args, k string) string {
+		return "DELETE FROM reservation_lines WHERE reservation_id IN (SELECT id FROM " + k + ")"
+	})
+	if err != nil {
+		return fmt.Errorf("store: replace reservation lines: %w", err)
+	}
+	err = s.execRows(ctx, tx, lines, "k", func(a *args, k string) string {
+		return "INSERT INTO reservation_lines (reservation_id, sku, location, qty) SELECT id, sku, location, qty FROM " + k
+	})
+	if err != nil {
+		return fmt.Errorf("store: insert reservation lines: %w", err)
+	}
+	return nil
+}
+
+// lockStock makes sure every position has a row, then locks them in (sku,
+// location) order and loads them.
+func (s *Store) lockStock(ctx context.Context, tx *sql.Tx, keys []inventory.Key) (map[inventory.Key]*stockRow, error) {
+	out := make(map[inventory.Key]*stockRow, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	rs := newRowset(text("sku"), text("location"))
+	for _, k := range keys {
+		rs.add(k.SKU, k.Location)
+	}
+	if s.d.rowLocks() {
+		err := s.execRows(ctx, tx, rs, "k", func(a *args, k string) string {
+			return "INSERT INTO stock (sku, location) SELECT k.sku, k.location FROM " + k +
+				" WHERE NOT EXISTS (SELECT 1 FROM stock s WHERE s.sku = k.sku AND s.location = k.location)" +
+				` ORDER BY k.sku COLLATE "C", k.location COLLATE "C" ON CONFLICT DO NOTHING`
+		})
+		if err != nil {
+			return nil, fmt.Errorf("store: ensure stock: %w", err)
+		}
+	}
+	err := s.queryRows(ctx, tx, rs, "k", func(a *args, k string) string {
+		return `SELECT s.sku, s.location, s.on_hand, s.reserved, s.safety, s.has_count, s.count_qty, s.count_hlc, s.count_id, s.last_hlc, s.conflict_id
+FROM stock s JOIN ` + k + ` ON s.sku = k.sku AND s.location = k.location
+ORDER BY s.sku, s.location` + s.d.forUpdate("s")
+	}, func(rows *sql.Rows) error {
+		var k inventory.Key
+		r := &stockRow{}
+		var hasCount, countHLC, lastHLC int64
+		if err := rows.Scan(&k.SKU, &k.Location, &r.pos.OnHand, &r.pos.Reserved, &r.pos.Safety, &hasCount, &r.pos.CountQty,
+			&countHLC, &r.pos.CountStamp.ID, &lastHLC, &r.conflictID); err != nil {
+			return err
+		}
+		r.pos.HasCount = hasCount != 0
+		r.pos.CountStamp.HLC = hlc.Unpack(countHLC)
+		r.pos.LastStamp = hlc.Unpack(lastHLC)
+		out[k] = r
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: lock stock: %w", err)
+	}
+	for _, k := range keys {
+		if out[k] == nil {
+			if s.d.rowLocks() {
+				return nil, fmt.Errorf("store: lock stock: row %v missing", k)
+			}
+			out[k] = &stockRow{}
+		}
+	}
+	return out, nil
+}
+
+// insertLedger records lines and returns those that were not already in
+// the ledger: a second line of defence, so an event id is applied once even
+// if it arrived under two origins.
+func (s *Store) insertLedger(ctx context.Context, tx *sql.Tx, lines []ledgerLine) (map[lineID]bool, error) {
+	fresh := make(map[lineID]bool, len(lines))
+	if len(lines) == 0 {
+		return fresh, nil
+	}
+	rs := newRowset(text("event_id"), integer("line_no"), text("sku"), text("location"), integer("hlc"),
+		text("kind"), integer("qty"), integer("delta"), text("store"))
+	for _, l := range lines {
+		rs.add(l.Stamp.ID, int64(l.Line), l.SKU, l.Location, l.Stamp.HLC.Pack(), string(l.Kind), l.Qty, l.Delta, l.store)
+	}
+	err := s.queryRows(ctx, tx, rs, "k", func(a *args, k string) string {
+		return `INSERT INTO stock_ledger (sku, location, hlc, event_id, line_no, kind, qty, delta, store)
+SELECT sku, location, hlc, event_id, line_no, kind, qty, delta, store FROM ` + k + `
+WHERE true ON CONFLICT DO NOTHING RETURNING event_id, line_no`
+	}, func(rows *sql.Rows) error {
+		var id lineID
+		var line int64
+		if err := rows.Scan(&id.event, &line); err != nil {
+			return err
+		}
+		id.line = int(line)
+		fresh[id] = true
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: insert ledger: %w", err)
+	}
+	return fresh, nil
+}
+
+// deltasAfter sums, for each position, the ledger deltas stamped after the
+// given count stamp: one indexed range scan per position.
+func (s *Store) deltasAfter(ctx context.Context, tx *sql.Tx, counts map[inventory.Key]events.Stamp) (map[inventory.Key]int64, error) {
+	out := make(map[inventory.Key]int64, len(counts))
+	if len(counts) == 0 {
+		return out, nil
+	}
+	rs := newRowset(text("sku"), text("location"), integer("hlc"), text("eid"))
+	for k, st := range counts {
+		rs.add(k.SKU, k.Location, st.HLC.Pack(), st.ID)
+	}
+	err := s.queryRows(ctx, tx, rs, "k", func(a *args, k string) string {
+		return `SELECT k.sku, k.location, CAST(SUM(l.delta) AS BIGINT) FROM ` + k + `
+JOIN stock_ledger l ON l.sku = k.sku AND l.location = k.location AND (l.hlc, l.event_id) > (k.hlc, k.eid)
+GROUP BY k.sku, k.location`
+	}, func(rows *sql.Rows) error {
+		var k inventory.Key
+		var sum int64
+		if err := rows.Scan(&k.SKU, &k.Location, &sum); err != nil {
+			return err
+		}
+		out[k] = sum
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: deltas after count: %w", err)
+	}
+	return out, nil
+}
+
+// writeStock stores the new state of locked positions and opens, updates or
+// resolves their oversell conflicts. The caller holds the positions' locks,
+// which also guard their conflicts.
+func (s *Store) writeStock(ctx context.Context, tx *sql.Tx, changes []posChange, nowMS int64) error {
+	opened := newRowset(text("sku"), text("location"), integer("available"))
+	updated := newRowset(integer("id"), integer("available"), integer("resolved"))
+	conflictID := make(map[inventory.Key]int64, len(changes))
+	for _, c := range changes {
+		was, is := c.row.conflictID != 0, c.next.Oversold()
+		conflictID[c.key] = c.row.conflictID
+		switch {
+		case !was && is:
+			opened.add(c.key.SKU, c.key.Location, c.next.Available())
+		case was && !is:
+			updated.add(c.row.conflictID, c.next.Available(), nowMS)
+			conflictID[c.key] = 0
+		case was && is && c.next.Available() != c.row.pos.Available():
+			updated.add(c.row.conflictID, c.next.Available(), int64(0))
+		}
+	}
+	err := s.queryRows(ctx, tx, opened, "k", func(a *args, k string) string {
+		return `INSERT INTO conflicts (sku, location, kind, available, opened_ms, updated_ms)
+SELECT sku, location, ` + a.add(inventory.KindOversell) + `, available, ` + a.add(nowMS) + `, ` + a.add(nowMS) + `
+FROM ` + k + ` WHERE true RETURNING id, sku, location`
+	}, func(rows *sql.Rows) error {
+		var id int64
+		var k inventory.Key
+		if err := rows.Scan(&id, &k.SKU, &k.Location); err != nil {
+			return err
+		}
+		conflictID[k] = id
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: open conflicts: %w", err)
+	}
+	err = s.execRows(ctx, tx, updated, "u", func(a *args, u string) string {
+		return `UPDATE conflicts SET available = u.available, resolved_ms = u.resolved, updated_ms = ` + a.add(nowMS) + `
+FROM ` + u + ` WHERE conflicts.id = u.id`
+	})
+	if err != nil {
+		return fmt.Errorf("store: update conflicts: %w", err)
+	}
+	rs := newRowset(text("sku"), text("location"), integer("on_hand"), integer("reserved"), integer("safety"), integer("available"),
+		integer("has_count"), integer("count_qty"), integer("count_hlc"), text("count_id"), integer("last_hlc"), integer("conflict_id"))
+	for _, c := range changes {
+		id := conflictID[c.key]
+		if c.next == c.row.pos && id == c.row.conflictID {
+			continue
+		}
+		n := c.next
+		rs.add(c.key.SKU, c.key.Location, n.OnHand, n.Reserved, n.Safety, n.Available(),
+			b2i(n.HasCount), n.CountQty, n.CountStamp.HLC.Pack(), n.CountStamp.ID, n.LastStamp.Pack(), id)
+	}
+	err = s.execRows(ctx, tx, rs, "u", func(a *args, u string) string {
+		return `INSERT INTO stock (sku, location, on_hand, reserved, safety, available, has_count, count_qty, count_hlc, count_id, last_hlc, conflict_id)
+SELECT sku, location, on_hand, reserved, safety, available, has_count, count_qty, count_hlc, count_id, last_hlc, conflict_id FROM ` + u + ` WHERE true
+ON CONFLICT (sku, location) DO UPDATE SET on_hand = excluded.on_hand, reserved = excluded.reserved, safety = excluded.safety,
+	available = excluded.available, has_count = excluded.has_count, count_qty = excluded.count_qty, count_hlc = excluded.count_hlc,
+	count_id = excluded.count_id, last_hlc = excluded.last_hlc, conflict_id = excluded.conflict_id`
+	})
+	if err != nil {
+		return fmt.Errorf("store: update stock: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) insertBatchDeadLetters(ctx context.Context, tx *sql.Tx, p *plan, dead []int, nowMS int64) error {
+	if len(dead) == 0 {
+		return nil
+	}
+	dls := make([]DeadLetter, 0, len(dead))
+	for _, i := range dead {
+		it := p.items[i]
+		payload := it.Raw
+		if len(payload) == 0 {
+			payload, _ = json.Marshal(it.Env)
+		}
+		o := it.Env.Origin
+		dls = append(dls, DeadLetter{
+			EventID: it.Env.ID, Store: o.Store, Device: o.Device, Epoch: o.Epoch, Seq: o.Seq,
+			Kind: string(it.Env.Kind), Subject: it.Subject, Reason: p.reason[i], Payload: payload, At: time.UnixMilli(nowMS),
+		})
+		s.log.Warn("store: dead-lettered", "event_id", it.Env.ID, "store", o.Store, "device", o.Device, "seq", o.Seq, "kind", it.Env.Kind, "reason", p.reason[i])
+	}
+	return s.insertDeadLetters(ctx, tx, dls)
+}
+
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// execRows runs the statement stmt builds around the derived table of r
+// (named alias) once per chunk of r; nothing when r is empty. stmt may add
+// parameters of its own to a.
+func (s *Store) execRows(ctx context.Context, db execer, r *rowset, alias string, stmt func(a *args, from string) string) error {
+	if r.len() == 0 {
+		return nil
+	}
+	for _, part := range s.d.chunks(r) {
+		var a args
+		from := s.d.from(&a, part, alias)
+		if _, err := db.ExecContext(ctx, stmt(&a, from), a...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// queryRows is execRows for statements returning rows: scan is called on
+// each result row of each chunk.
+func (s *Store) queryRows(ctx context.Context, db querier, r *rowset, alias string, stmt func(a *args, from string) string, scan func(*sql.Rows) error) error {
+	if r.len() == 0 {
+		return nil
+	}
+	for _, part := range s.d.chunks(r) {
+		var a args
+		from := s.d.from(&a, part, alias)
+		rows, err := db.QueryContext(ctx, stmt(&a, from), a...)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			if err := scan(rows); err != nil {
+				rows.Close()
+				return err
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) insertDeadLetters(ctx context.Context, db execer, dls []DeadLetter) error {
+	rs := newRowset(text("event_id"), text("store"), text("device"), integer("epoch"), integer("seq"), text("kind"),
+		text("subject"), text("reason"), blob("payload"), integer("at_ms"))
+	for _, d := range dls {
+		rs.add(clean(d.EventID), clean(d.Store), clean(d.Device), clampInt(d.Epoch), clampInt(d.Seq), clean(d.Kind),
+			clean(d.Subject), clean(d.Reason), nonNil(d.Payload), d.At.UnixMilli())
+	}
+	err := s.execRows(ctx, db, rs, "k", func(a *args, k string) string {
+		return `INSERT INTO dead_letters (event_id, store, device, epoch, seq, kind, subject, reason, payload, at_ms)
+SELECT event_id, store, device, epoch, seq, kind, subject, reason, payload, at_ms FROM ` + k
+	})
+	if err != nil {
+		return fmt.Errorf("store: insert dead letters: %w", err)
+	}
+	return nil
+}
+
+// clean makes s storable as text on both databases: valid UTF-8, no NUL.
+func clean(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	return strings.ReplaceAll(s, "\x00", "\uFFFD")
+}
+
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+func clampInt(v uint64) int64 {
+	if v > math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return int64(v)
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,94 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"math/rand"
+	"testing"
+	"time"
+
+	"github.com/omnisync/omnisync/shared/events"
+	"github.com/omnisync/omnisync/shared/ids"
+)
+
+// BenchmarkApplyBatch applies 1000-event batches of 1–3-line sales (with
+// about 1% counts) spread over 2000 SKUs × 10 locations, whose positions
+// were seeded with a count, and reports events/s.
+func BenchmarkApplyBatch(b *testing.B) {
+	b.Run("sqlite", func(b *testing.B) { benchApply(b, openSQLite(b)) })
+	b.Run("postgres", func(b *testing.B) { benchApply(b, openPostgres(b)) })
+}
+
+func benchApply(b *testing.B, s *Store) {
+	const skus, locs, batch = 2000, 10, 1000
+	ctx := context.Background()
+	rng := rand.New(rand.NewSource(1))
+	sku := func(i int) string { return fmt.Sprintf("SKU-%05d", i) }
+	loc := func(i int) string { return fmt.Sprintf("S%02d", i) }
+	wall := time.Now().UnixMilli()
+	hq := newDevice("HQ", "stocktake", 1)
+	var seed []events.Envelope
+	for l := 0; l < locs; l++ {
+		for start := 0; start < skus; start += events.MaxLines {
+			var ls []events.Line
+			for i := start; i < start+events.MaxLines && i < skus; i++ {
+				ls = append(ls, line(sku(i), 1000))
+			}
+			wall++
+			seed = append(seed, hq.ev(wall, events.KindCount, sale(loc(l), ls...)))
+		}
+	}
+	if _, err := s.ApplyBatch(ctx, itemsOf(seed...)); err != nil {
+		b.Fatal(err)
+	}
+	devs := make([]*device, locs)
+	for l := range devs {
+		devs[l] = newDevice(loc(l), "pos-1", 1)
+	}
+	next := func() []Item {
+		envs := make([]events.Envelope, batch)
+		for i := range envs {
+			wall++
+			l := rng.Intn(locs)
+			n := 1 + rng.Intn(3)
+			ls := make([]events.Line, 0, n)
+			seen := map[int]bool{}
+			for len(ls) < n {
+				k := rng.Intn(skus)
+				if seen[k] {
+					continue
+				}
+				seen[k] = true
+				ls = append(ls, line(sku(k), 1+rng.Int63n(3)))
+			}
+			kind := events.KindSale
+			if rng.Intn(100) == 0 {
+				kind = events.KindCount
+				for j := range ls {
+					ls[j].Qty = 900 + rng.Int63n(200)
+				}
+			}
+			envs[i] = devs[l].ev(wall, kind, sale(loc(l), ls...))
+			envs[i].ID = ids.NewEventID(time.UnixMilli(wall)) // time-ordered, as agents mint them
+		}
+		return itemsOf(envs...)
+	}
+	var elapsed time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		items := next()
+		b.StartTimer()
+		start := time.Now()
+		res, err := s.ApplyBatch(ctx, items)
+		elapsed += time.Since(start)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if res.Applied != batch {
+			b.Fatalf("applied %d", res.Applied)
+		}
+	}
+	b.ReportMetric(float64(b.N*batch)/elapsed.Seconds(), "events/s")
+
+}

@@ -1,0 +1,415 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/omnisync/omnisync/cloud/internal/inventory"
+	"github.com/omnisync/omnisync/shared/events"
+	"github.com/omnisync/omnisync/shared/hlc"
+)
+
+const stockCols = "sku, location, on_hand, reserved, safety, available, last_hlc"
+
+func scanStockRow(rows *sql.Rows) (Stock, error) {
+	var st Stock
+	var last int64
+	if err := rows.Scan(&st.SKU, &st.Location, &st.OnHand, &st.Reserved, &st.Safety, &st.Available, &last); err != nil {
+		return st, err
+	}
+	if last != 0 {
+		st.AsOf = hlc.Unpack(last).Time().UTC()
+	}
+	return st, nil
+}
+
+func scanStock(rows *sql.Rows) ([]Stock, error) {
+	defer rows.Close()
+	out := []Stock{}
+	for rows.Next() {
+		st, err := scanStockRow(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, rows.Err()
+}
+
+// StockForSKU returns every position of sku, ordered by location. An
+// unknown SKU yields an empty slice and no error: whether that is a 404 is
+// the API's call.
+func (s *Store) StockForSKU(ctx context.Context, sku string) ([]Stock, error) {
+	rows, err := s.r.QueryContext(ctx, "SELECT "+stockCols+" FROM stock WHERE sku = $1 ORDER BY location", sku)
+	if err != nil {
+		return nil, fmt.Errorf("store: stock for sku: %w", err)
+	}
+	return scanStock(rows)
+}
+
+// ListStock returns positions matching q, ordered by (sku, location); page
+// with q.AfterSKU/q.AfterLocation set to the last row returned.
+func (s *Store) ListStock(ctx context.Context, q StockQuery) ([]Stock, error) {
+	limit := q.Limit
+	switch {
+	case limit <= 0:
+		limit = 100
+	case limit > 10000:
+		limit = 10000
+	}
+	var a args
+	var where []string
+	if q.Location != "" {
+		where = append(where, "location = "+a.add(q.Location))
+	}
+	if q.Below != nil {
+		where = append(where, "available < "+a.add(*q.Below))
+	}
+	if q.AfterSKU != "" || q.AfterLocation != "" {
+		where = append(where, "(sku, location) > ("+a.add(q.AfterSKU)+", "+a.add(q.AfterLocation)+")")
+	}
+	stmt := "SELECT " + stockCols + " FROM stock"
+	if len(where) > 0 {
+		stmt += " WHERE " + strings.Join(where, " AND ")
+	}
+	stmt += " ORDER BY sku, location LIMIT " + a.add(int64(limit))
+	rows, err := s.r.QueryContext(ctx, stmt, a...)
+	if err != nil {
+		return nil, fmt.Errorf("store: list stock: %w", err)
+	}
+	return scanStock(rows)
+}
+
+// SetSafetyStock sets the safety stock of a position (creating it if need
+// be), which changes its available stock and may open or resolve an
+// oversell conflict. qty must be >= 0.
+func (s *Store) SetSafetyStock(ctx context.Context, sku, location string, qty int64) error {
+	if sku == "" || len(sku) > events.MaxSKULen {
+		return fmt.Errorf("%w: sku %q", ErrInvalid, sku)
+	}
+	if err := events.ValidToken(location); err != nil {
+		return fmt.Errorf("%w: location %q: %v", ErrInvalid, location, err)
+	}
+	if qty < 0 || qty > events.MaxCountQty {
+		return fmt.Errorf("%w: safety stock %d (0 to %d)", ErrInvalid, qty, events.MaxCountQty)
+	}
+	k := inventory.Key{SKU: sku, Location: location}
+	return s.retry(ctx, "set safety stock", func() error {
+		tx, err := s.w.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		rows, err := s.lockStock(ctx, tx, []inventory.Key{k})
+		if err != nil {
+			return err
+		}
+		row := rows[k]
+		next := row.pos
+		next.Safety = qty
+		if err := s.writeStock(ctx, tx, []posChange{{key: k, row: row, next: next}}, s.now().UnixMilli()); err != nil {
+			return err
+		}
+		return tx.Commit()
+	})
+}
+
+// AddDeadLetter keeps a message that could not even be decoded far enough
+// to be deduplicated (no usable origin). At defaults to now.
+func (s *Store) AddDeadLetter(ctx context.Context, d DeadLetter) error {
+	if d.At.IsZero() {
+		d.At = s.now()
+	}
+	return s.retry(ctx, "add dead letter", func() error {
+		return s.insertDeadLetters(ctx, s.w, []DeadLetter{d})
+	})
+}
+
+// DeadLetters returns up to limit dead letters (default 100), newest
+// first; store "" means every store.
+func (s *Store) DeadLetters(ctx context.Context, store string, limit int) ([]DeadLetter, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	var a args
+	q := "SELECT id, event_id, store, device, epoch, seq, kind, subject, reason, payload, at_ms FROM dead_letters"
+	if store != "" {
+		q += " WHERE store = " + a.add(store)
+	}
+	q += " ORDER BY id DESC LIMIT " + a.add(int64(limit))
+	rows, err := s.r.QueryContext(ctx, q, a...)
+	if err != nil {
+		return nil, fmt.Errorf("store: dead letters: %w", err)
+	}
+	defer rows.Close()
+	out := []DeadLetter{}
+	for rows.Next() {
+		var d DeadLetter
+		var epoch, seq, at int64
+		if err := rows.Scan(&d.ID, &d.EventID, &d.Store, &d.Device, &epoch, &seq, &d.Kind, &d.Subject, &d.Reason, &d.Payload, &at); err != nil {
+			return nil, err
+		}
+		d.Epoch, d.Seq, d.At = uint64(epoch), uint64(seq), msTime(at)
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// RecordHeartbeat stores a device's heartbeat unless a newer one (by At) is
+// already stored.
+func (s *Store) RecordHeartbeat(ctx context.Context, hb Heartbeat) error {
+	if hb.Store == "" || hb.Device == "" {
+		return fmt.Errorf("%w: heartbeat without store or device", ErrInvalid)
+	}
+	if hb.At.IsZero() {
+		hb.At = s.now()
+	}
+	q := `INSERT INTO device_heartbeats (store, device, version, epoch, backlog, oldest_unacked_ms, clock_skew_ms, connected, at_ms)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (store, device) DO UPDATE SET version = excluded.version, epoch = excluded.epoch, backlog = excluded.backlog,
+	oldest_unacked_ms = excluded.oldest_unacked_ms, clock_skew_ms = excluded.clock_skew_ms,
+	connected = excluded.connected, at_ms = excluded.at_ms
+WHERE device_heartbeats.at_ms <= excluded.at_ms`
+	return s.retry(ctx, "record heartbeat", func() error {
+		_, err := s.w.ExecContext(ctx, q, clean(hb.Store), clean(hb.Device), clean(hb.Version), clampInt(hb.Epoch), hb.Backlog,
+			hb.OldestUnackedAge.Milliseconds(), hb.ClockSkew.Milliseconds(), b2i(hb.Connected), hb.At.UnixMilli())
+		if err != nil {
+			return fmt.Errorf("store: record heartbeat: %w", err)
+		}
+		return nil
+	})
+}
+
+// Watermarks returns the watermark of every epoch of a device, by epoch.
+func (s *Store) Watermarks(ctx context.Context, store, device string) ([]Watermark, error) {
+	rows, err := s.r.QueryContext(ctx, "SELECT epoch, watermark FROM device_progress WHERE store = $1 AND device = $2 ORDER BY epoch", store, device)
+	if err != nil {
+		return nil, fmt.Errorf("store: watermarks: %w", err)
+	}
+	defer rows.Close()
+	out := []Watermark{}
+	for rows.Next() {
+		var epoch, wm int64
+		if err := rows.Scan(&epoch, &wm); err != nil {
+			return nil, err
+		}
+		out = append(out, Watermark{Store: store, Device: device, Epoch: uint64(epoch), Seq: uint64(wm)})
+	}
+	return out, rows.Err()
+}
+
+// Devices returns every device ever seen, through its events or its
+// heartbeats, ordered by store and device.
+func (s *Store) Devices(ctx context.Context) ([]DeviceStatus, error) {
+	tx, err := s.r.BeginTx(ctx, s.d.readTx())
+	if err != nil {
+		return nil, fmt.Errorf("store: devices: %w", err)
+	}
+	defer tx.Rollback()
+	type key struct{ store, device string }
+	byKey := map[key]*DeviceStatus{}
+	epochs := map[key]map[uint64]uint64{} // epoch -> watermark
+	get := func(k key) *DeviceStatus {
+		d := byKey[k]
+		if d == nil {
+			d = &DeviceStatus{Store: k.store, Device: k.device}
+			byKey[k] = d
+			epochs[k] = map[uint64]uint64{}
+		}
+		return d
+	}
+	rows, err := tx.QueryContext(ctx, "SELECT store, device, epoch, watermark, events_applied, last_event_hlc, last_applied_ms FROM device_progress")
+	if err != nil {
+		return nil, fmt.Errorf("store: devices: %w", err)
+	}
+	for rows.Next() {
+		var k key
+		var epoch, wm, applied, lastHLC, lastMS int64
+		if err := rows.Scan(&k.store, &k.device, &epoch, &wm, &applied, &lastHLC, &lastMS); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		d := get(k)
+		epochs[k][uint64(epoch)] = uint64(wm)
+		if uint64(epoch) > d.Epoch {
+			d.Epoch = uint64(epoch)
+		}
+		d.EventsApplied += applied
+		if lastHLC != 0 {
+			if t := hlc.Unpack(lastHLC).Time().UTC(); t.After(d.LastEventAt) {
+				d.LastEventAt = t
+			}
+		}
+		if t := msTime(lastMS); t.After(d.LastAppliedAt) {
+			d.LastAppliedAt = t
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows, err = tx.QueryContext(ctx, "SELECT store, device, version, epoch, backlog, oldest_unacked_ms, clock_skew_ms, connected, at_ms FROM device_heartbeats")
+	if err != nil {
+		return nil, fmt.Errorf("store: devices: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k key
+		var version string
+		var epoch, backlog, oldest, skew, connected, at int64
+		if err := rows.Scan(&k.store, &k.device, &version, &epoch, &backlog, &oldest, &skew, &connected, &at); err != nil {
+			return nil, err
+		}
+		d := get(k)
+		d.Version, d.Backlog, d.Connected = version, backlog, connected != 0
+		d.OldestUnackedAge, d.ClockSkew = time.Duration(oldest)*time.Millisecond, time.Duration(skew)*time.Millisecond
+		d.LastHeartbeat = msTime(at)
+		if epoch != 0 {
+			d.Epoch = uint64(epoch)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]DeviceStatus, 0, len(byKey))
+	for k, d := range byKey {
+		d.Watermark = epochs[k][d.Epoch]
+		out = append(out, *d)
+	}
+	slices.SortFunc(out, func(a, b DeviceStatus) int {
+		if c := strings.Compare(a.Store, b.Store); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Device, b.Device)
+	})
+	return out, nil
+}
+
+// Conflicts returns up to limit conflicts (default 100), newest first; only
+// open ones when openOnly. Open conflicts carry the reservations at risk
+// and the suggested locations, computed from the current books in the same
+// snapshot.
+func (s *Store) Conflicts(ctx context.Context, openOnly bool, limit int) ([]Conflict, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	tx, err := s.r.BeginTx(ctx, s.d.readTx())
+	if err != nil {
+		return nil, fmt.Errorf("store: conflicts: %w", err)
+	}
+	defer tx.Rollback()
+	var a args
+	q := "SELECT id, sku, location, kind, available, opened_ms, resolved_ms FROM conflicts"
+	if openOnly {
+		q += " WHERE resolved_ms = 0"
+	}
+	q += " ORDER BY id DESC LIMIT " + a.add(int64(limit))
+	rows, err := tx.QueryContext(ctx, q, a...)
+	if err != nil {
+		return nil, fmt.Errorf("store: conflicts: %w", err)
+	}
+	out := []Conflict{}
+	for rows.Next() {
+		var c Conflict
+		var opened, resolved int64
+		if err := rows.Scan(&c.ID, &c.SKU, &c.Location, &c.Kind, &c.Available, &opened, &resolved); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		c.OpenedAt = msTime(opened)
+		if resolved != 0 {
+			t := msTime(resolved)
+			c.ResolvedAt = &t
+		}
+		out = append(out, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if err := s.enrichConflicts(ctx, tx, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// enrichConflicts fills Reservations and Suggestions of the open conflicts
+// in cs with two queries.
+func (s *Store) enrichConflicts(ctx context.Context, tx *sql.Tx, cs []Conflict) error {
+	positions := newRowset(text("sku"), text("location"))
+	skus := newRowset(text("sku"))
+	seenSKU := map[string]bool{}
+	for _, c := range cs {
+		if c.ResolvedAt != nil {
+			continue
+		}
+		positions.add(c.SKU, c.Location)
+		if !seenSKU[c.SKU] {
+			seenSKU[c.SKU] = true
+			skus.add(c.SKU)
+		}
+	}
+	if positions.len() == 0 {
+		return nil
+	}
+	atRisk := map[inventory.Key][]string{}
+	err := s.queryRows(ctx, tx, positions, "k", func(a *args, k string) string {
+		return `SELECT l.sku, l.location, l.reservation_id FROM reservation_lines l
+JOIN reservations r ON r.reservation_id = l.reservation_id
+JOIN ` + k + ` ON l.sku = k.sku AND l.location = k.location
+WHERE r.active = 1 ORDER BY l.sku, l.location, l.reservation_id`
+	}, func(rows *sql.Rows) error {
+		var k inventory.Key
+		var id string
+		if err := rows.Scan(&k.SKU, &k.Location, &id); err != nil {
+			return err
+		}
+		atRisk[k] = append(atRisk[k], id)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: reservations at risk: %w", err)
+	}
+	var stock []Stock
+	err = s.queryRows(ctx, tx, skus, "k", func(a *args, k string) string {
+		return "SELECT s." + strings.ReplaceAll(stockCols, ", ", ", s.") + " FROM stock s JOIN " + k +
+			" ON s.sku = k.sku WHERE s.available > 0 ORDER BY s.sku, s.location"
+	}, func(rows *sql.Rows) error {
+		st, err := scanStockRow(rows)
+		stock = append(stock, st)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store: suggestions: %w", err)
+	}
+	bySKU := map[string][]Stock{}
+	for _, st := range stock {
+		bySKU[st.SKU] = append(bySKU[st.SKU], st)
+	}
+	for i := range cs {
+		c := &cs[i]
+		if c.ResolvedAt != nil {
+			continue
+		}
+		k := inventory.Key{SKU: c.SKU, Location: c.Location}
+		c.Reservations = atRisk[k]
+		if c.Reservations == nil {
+			c.Reservations = []string{}
+		}
+		var cands []inventory.Candidate
+		byLoc := map[string]Stock{}
+		for _, st := range bySKU[c.SKU] {
+			cands = append(cands, inventory.Candidate{Location: st.Location, Available: st.Available})
+			byLoc[st.Location] = st
+		}
+		c.Suggestions = []Stock{}
+		for _, cand := range inventory.Suggest(c.Location, cands) {
+			c.Suggestions = append(c.Suggestions, byLoc[cand.Location])
+		}
+	}
+	return nil
+}

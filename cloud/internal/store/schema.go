@@ -1,0 +1,221 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// migrations are applied in order, each once, each in its own transaction.
+// Never edit one that has shipped: append a new one. {{key}} is a text type
+// that compares bytewise on both databases (COLLATE "C" on PostgreSQL), so
+// SQL ORDER BY, keyset cursors and lock order agree with Go's string order.
+var migrations = []string{
+	// 1: the whole first schema.
+	`
+-- Exact dedup per (store, device, epoch): every seq <= watermark has been
+-- processed; above lists the processed seqs beyond it as ranges "a-b,c".
+CREATE TABLE device_progress (
+	store           {{key}} NOT NULL,
+	device          {{key}} NOT NULL,
+	epoch           BIGINT NOT NULL,
+	watermark       BIGINT NOT NULL DEFAULT 0,
+	above           TEXT NOT NULL DEFAULT '',
+	events_applied  BIGINT NOT NULL DEFAULT 0,
+	dead_lettered   BIGINT NOT NULL DEFAULT 0,
+	last_event_hlc  BIGINT NOT NULL DEFAULT 0,
+	last_applied_ms BIGINT NOT NULL DEFAULT 0,
+	PRIMARY KEY (store, device, epoch)
+){{keyed}};
+
+-- The latest heartbeat of each device.
+CREATE TABLE device_heartbeats (
+	store             {{key}} NOT NULL,
+	device            {{key}} NOT NULL,
+	version           TEXT NOT NULL DEFAULT '',
+	epoch             BIGINT NOT NULL DEFAULT 0,
+	backlog           BIGINT NOT NULL DEFAULT 0,
+	oldest_unacked_ms BIGINT NOT NULL DEFAULT 0,
+	clock_skew_ms     BIGINT NOT NULL DEFAULT 0,
+	connected         INTEGER NOT NULL DEFAULT 0,
+	at_ms             BIGINT NOT NULL DEFAULT 0,
+	PRIMARY KEY (store, device)
+){{keyed}};
+
+-- One row per stock position. available = on_hand - reserved - safety is
+-- stored so low-stock queries can filter on it. count_* is the latest count
+-- (count_hlc is a packed HLC, count_id its event id), last_hlc is the newest
+-- HLC applied (the "as of"); conflict_id the open oversell conflict or 0.
+CREATE TABLE stock (
+	sku         {{key}} NOT NULL,
+	location    {{key}} NOT NULL,
+	on_hand     BIGINT NOT NULL DEFAULT 0,
+	reserved    BIGINT NOT NULL DEFAULT 0,
+	safety      BIGINT NOT NULL DEFAULT 0,
+	available   BIGINT NOT NULL DEFAULT 0,
+	has_count   INTEGER NOT NULL DEFAULT 0,
+	count_qty   BIGINT NOT NULL DEFAULT 0,
+	count_hlc   BIGINT NOT NULL DEFAULT 0,
+	count_id    {{key}} NOT NULL DEFAULT '',
+	last_hlc    BIGINT NOT NULL DEFAULT 0,
+	conflict_id BIGINT NOT NULL DEFAULT 0,
+	PRIMARY KEY (sku, location)
+){{keyed_hot}};
+CREATE INDEX stock_by_location ON stock (location, sku);
+
+-- Every applied stock line (deltas, counts with delta 0, fulfils): the sales
+-- history, and what a newer count sums over ("deltas stamped after it": a
+-- range of the primary key). An event fixes the sku, location and hlc of its
+-- lines, so the key is unique per (event_id, line_no) too.
+CREATE TABLE stock_ledger (
+	sku      {{key}} NOT NULL,
+	location {{key}} NOT NULL,
+	hlc      BIGINT NOT NULL,
+	event_id {{key}} NOT NULL,
+	line_no  INTEGER NOT NULL,
+	kind     TEXT NOT NULL,
+	qty      BIGINT NOT NULL,
+	delta    BIGINT NOT NULL,
+	store    {{key}} NOT NULL,
+	PRIMARY KEY (sku, location, hlc, event_id, line_no)
+){{keyed}};
+
+-- Reservations in any arrival order: reserve_* from the newest reserve,
+-- closed_* from the earliest release or fulfil; active = reserved and not
+-- closed. reservation_lines holds the newest reserve's lines.
+CREATE TABLE reservations (
+	reservation_id {{key}} NOT NULL PRIMARY KEY,
+	location       {{key}} NOT NULL DEFAULT '',
+	reserved       INTEGER NOT NULL DEFAULT 0,
+	reserve_hlc    BIGINT NOT NULL DEFAULT 0,
+	reserve_id     {{key}} NOT NULL DEFAULT '',
+	closed         INTEGER NOT NULL DEFAULT 0,
+	closed_hlc     BIGINT NOT NULL DEFAULT 0,
+	closed_id      {{key}} NOT NULL DEFAULT '',
+	closed_kind    TEXT NOT NULL DEFAULT '',
+	active         INTEGER NOT NULL DEFAULT 0,
+	updated_ms     BIGINT NOT NULL DEFAULT 0
+){{keyed}};
+CREATE TABLE reservation_lines (
+	reservation_id {{key}} NOT NULL,
+	sku            {{key}} NOT NULL,
+	location       {{key}} NOT NULL,
+	qty            BIGINT NOT NULL,
+	PRIMARY KEY (reservation_id, sku, location)
+){{keyed}};
+CREATE INDEX reservation_lines_by_position ON reservation_lines (sku, location);
+
+-- Reconciliation conflicts; resolved_ms = 0 while open, at most one open
+-- per position.
+CREATE TABLE conflicts (
+	id          {{id}},
+	sku         {{key}} NOT NULL,
+	location    {{key}} NOT NULL,
+	kind        TEXT NOT NULL,
+	available   BIGINT NOT NULL,
+	opened_ms   BIGINT NOT NULL,
+	updated_ms  BIGINT NOT NULL,
+	resolved_ms BIGINT NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX conflicts_one_open ON conflicts (sku, location) WHERE resolved_ms = 0;
+CREATE INDEX conflicts_by_state ON conflicts (resolved_ms, id);
+
+-- Messages the hub could not apply, kept verbatim.
+CREATE TABLE dead_letters (
+	id       {{id}},
+	event_id TEXT NOT NULL DEFAULT '',
+	store    {{key}} NOT NULL DEFAULT '',
+	device   TEXT NOT NULL DEFAULT '',
+	epoch    BIGINT NOT NULL DEFAULT 0,
+	seq      BIGINT NOT NULL DEFAULT 0,
+	kind     TEXT NOT NULL DEFAULT '',
+	subject  TEXT NOT NULL DEFAULT '',
+	reason   TEXT NOT NULL DEFAULT '',
+	payload  {{blob}},
+	at_ms    BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX dead_letters_by_store ON dead_letters (store, id);
+`,
+}
+
+// migrateLockKey is the pg_advisory_lock key that serialises migrations of
+// concurrent replicas ("omnisync" in ASCII).
+const migrateLockKey = 0x6f6d6e6973796e63
+
+// migrate applies the pending migrations. On PostgreSQL it holds a session
+// advisory lock on one connection meanwhile, so replicas starting together
+// migrate one at a time and the others find nothing left to do.
+func (s *Store) migrate(ctx context.Context) error {
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if s.d.pg() {
+		if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1)", int64(migrateLockKey)); err != nil {
+			return fmt.Errorf("migration lock: %w", err)
+		}
+		defer func() {
+			// A fresh context: the caller's may be done, and the lock must go.
+			uctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_, _ = conn.ExecContext(uctx, "SELECT pg_advisory_unlock($1)", int64(migrateLockKey))
+		}()
+	}
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER NOT NULL PRIMARY KEY, applied_ms BIGINT NOT NULL)`); err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
+	}
+	for i, m := range migrations {
+		version := i + 1
+		if err := s.applyMigration(ctx, conn, version, m); err != nil {
+			return fmt.Errorf("migration %d: %w", version, err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) applyMigration(ctx context.Context, conn *sql.Conn, version int, m string) error {
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations WHERE version = $1", version).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	for _, stmt := range splitStatements(s.d.ddl(m)) {
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("%w\n%s", err, stmt)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations (version, applied_ms) VALUES ($1, $2)", version, s.now().UnixMilli()); err != nil {
+		return err
+	}
+	s.log.Info("store: migrated", "version", version, "dialect", s.d.name)
+	return tx.Commit()
+}
+
+// splitStatements splits a migration at semicolons ending a line and drops
+// comment-only chunks. Migrations keep semicolons out of strings and
+// comments.
+func splitStatements(m string) []string {
+	var out []string
+	for _, chunk := range strings.Split(m, ";\n") {
+		var lines []string
+		for _, l := range strings.Split(chunk, "\n") {
+			if t := strings.TrimSpace(l); t != "" && !strings.HasPrefix(t, "--") {
+				lines = append(lines, l)
+			}
+		}
+		if stmt := strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(strings.Join(lines, "\n")), ";")); stmt != "" {
+			out = append(out, stmt)
+		}
+	}
+	return out
+}

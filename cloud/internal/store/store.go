@@ -1,0 +1,271 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/omnisync/omnisync/shared/events"
+)
+
+// Errors callers branch on.
+var (
+	// ErrInvalid is returned (wrapped) when an argument cannot be stored:
+	// an empty SKU or location, a negative safety stock, a bad DSN.
+	ErrInvalid = errors.New("store: invalid argument")
+)
+
+// MaxAhead bounds the dedup state of one (store, device, epoch): at most
+// this many seqs above the contiguous watermark are remembered. An item
+// whose seq is beyond watermark+MaxAhead is deferred (BatchResult.Deferred),
+// not processed, until the gap below it fills.
+const MaxAhead = 16384
+
+// Store is the hub's SQL store. It is safe for concurrent use, and several
+// Stores (hub replicas) may share one PostgreSQL database.
+type Store struct {
+	d    dialect
+	w    *sql.DB // writes; on SQLite a single connection
+	r    *sql.DB // reads; on SQLite read-only connections, on PostgreSQL w
+	pool *pgxpool.Pool
+	log  *slog.Logger
+	now  func() time.Time
+	// maxRetries bounds the retries of a transaction that lost a deadlock
+	// or serialization conflict.
+	maxRetries int
+	// beforeCommit, when set (tests only), runs just before ApplyBatch
+	// commits; an error aborts the transaction as a database error would.
+	beforeCommit func() error
+}
+
+// Open opens (creating and migrating as needed) the store named by dsn:
+// "postgres://..." or "postgresql://..." for PostgreSQL (pgx pool settings
+// such as pool_max_conns and search_path may be given in the DSN), and
+// "sqlite:PATH" or a plain file path for SQLite. logger may be nil.
+//
+// SQLite runs in WAL mode with synchronous=FULL (a committed batch survives
+// power loss, since committing is how the hub acknowledges events), a busy
+// timeout, one writer connection and a few read-only ones. ":memory:" is
+// not supported: every connection would see its own database.
+func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{log: logger, now: time.Now, maxRetries: 8}
+	var err error
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		err = s.openPostgres(ctx, dsn)
+	} else {
+		err = s.openSQLite(ctx, dsn)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("store: migrate %s: %w", s.d.name, err)
+	}
+	return s, nil
+}
+
+func (s *Store) openPostgres(ctx context.Context, dsn string) error {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return fmt.Errorf("%w: postgres dsn: %v", ErrInvalid, err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("store: postgres pool: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return fmt.Errorf("store: postgres: %w", err)
+	}
+	s.d, s.pool = postgres, pool
+	s.w = stdlib.OpenDBFromPool(pool)
+	s.r = s.w
+	return nil
+}
+
+func (s *Store) openSQLite(ctx context.Context, dsn string) error {
+	path := strings.TrimPrefix(dsn, "sqlite:")
+	if strings.HasPrefix(path, "//") {
+		path = path[2:]
+	}
+	if path == "" || path == ":memory:" || strings.ContainsRune(path, '?') {
+		return fmt.Errorf("%w: sqlite path %q (a file path without '?')", ErrInvalid, path)
+	}
+	s.d = sqlite
+	w, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=cache_size(-65536)&_pragma=wal_autocheckpoint(8192)&_txlock=immediate")
+	if err != nil {
+		return fmt.Errorf("store: sqlite: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	if err := w.PingContext(ctx); err != nil {
+		w.Close()
+		return fmt.Errorf("store: sqlite %s: %w", path, err)
+	}
+	r, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)&_pragma=cache_size(-16384)&_pragma=query_only(1)")
+	if err != nil {
+		w.Close()
+		return fmt.Errorf("store: sqlite: %w", err)
+	}
+	r.SetMaxOpenConns(4)
+	r.SetMaxIdleConns(4)
+	s.w, s.r = w, r
+	return nil
+}
+
+// Close releases the store's connections.
+func (s *Store) Close() error {
+	var err error
+	if s.r != nil && s.r != s.w {
+		err = s.r.Close()
+	}
+	if s.w != nil {
+		err = errors.Join(err, s.w.Close())
+	}
+	if s.pool != nil {
+		s.pool.Close()
+	}
+	return err
+}
+
+// Dialect names the database: "sqlite" or "postgres".
+func (s *Store) Dialect() string { return s.d.name }
+
+// Item is one message for ApplyBatch.
+type Item struct {
+	// Env is the decoded envelope; Env.Origin must be usable for dedup.
+	Env events.Envelope
+	// Raw is the message as received, kept verbatim in dead letters (the
+	// envelope re-encoded when empty).
+	Raw []byte
+	// Reject, when not empty, says the item must not be applied: it goes to
+	// the dead letters with this reason, and still counts as processed for
+	// dedup and the watermark.
+	Reject string
+	// Subject is where the message arrived (optional, kept in dead letters).
+	Subject string
+}
+
+// BatchResult says what ApplyBatch did.
+type BatchResult struct {
+	// Applied counts items applied now; Duplicates items already processed
+	// before (or earlier in the batch); DeadLettered items parked in the
+	// dead letters now.
+	Applied, Duplicates, DeadLettered int
+	// Deferred lists (ascending) the indexes of items not processed because
+	// their seq is more than MaxAhead above their device's watermark; the
+	// caller redelivers them later. Not an error.
+	Deferred []int
+	// Watermarks holds, for every (store, device, epoch) in the batch, the
+	// contiguous watermark after commit, sorted by store, device, epoch.
+	Watermarks []Watermark
+}
+
+// Watermark is how far one device epoch has been processed without gaps:
+// every seq <= Seq is durably processed.
+type Watermark struct {
+	Store, Device string
+	Epoch, Seq    uint64
+}
+
+// DeadLetter is a message the hub kept but could not apply.
+type DeadLetter struct {
+	ID                                            int64
+	EventID, Store, Device, Kind, Subject, Reason string
+	Epoch, Seq                                    uint64
+	Payload                                       []byte
+	At                                            time.Time
+}
+
+// Stock is one stock position.
+type Stock struct {
+	SKU, Location                       string
+	OnHand, Reserved, Safety, Available int64
+	// AsOf is the HLC wall time of the newest event applied to the
+	// position (zero when none has been).
+	AsOf time.Time
+}
+
+// StockQuery selects stock positions for ListStock.
+type StockQuery struct {
+	// Location, when set, keeps only that location.
+	Location string
+	// Below, when set, keeps only positions with available < *Below.
+	Below *int64
+	// AfterSKU and AfterLocation are a keyset cursor: only positions after
+	// (AfterSKU, AfterLocation) in (sku, location) order. Pass the last row
+	// of the previous page.
+	AfterSKU, AfterLocation string
+	// Limit bounds the rows returned: default 100, at most 10000.
+	Limit int
+}
+
+// Heartbeat is a device's periodic report of its sync state.
+type Heartbeat struct {
+	Store, Device, Version      string
+	Epoch                       uint64
+	Backlog                     int64
+	OldestUnackedAge, ClockSkew time.Duration
+	Connected                   bool
+	// At is the hub's time of receipt (now when zero). An older heartbeat
+	// than the one stored is ignored.
+	At time.Time
+}
+
+// DeviceStatus is what the hub knows of one device.
+type DeviceStatus struct {
+	Store, Device, Version string
+	// Epoch is the device's current outbox epoch (from its latest
+	// heartbeat, else the newest epoch it sent events from); Watermark is
+	// that epoch's watermark.
+	Epoch, Watermark uint64
+	// EventsApplied counts the device's applied events over all epochs.
+	EventsApplied, Backlog      int64
+	OldestUnackedAge, ClockSkew time.Duration
+	// Connected is as of the latest heartbeat.
+	Connected bool
+	// LastHeartbeat is the hub time of the latest heartbeat; LastEventAt the
+	// HLC wall of the newest applied event; LastAppliedAt the hub time of
+	// the last batch that processed one of its events.
+	LastHeartbeat, LastEventAt, LastAppliedAt time.Time
+}
+
+// Conflict is a reconciliation conflict for HQ to resolve.
+type Conflict struct {
+	ID            int64
+	SKU, Location string
+	// Kind is "oversell".
+	Kind string
+	// Available is the position's available stock: now for an open
+	// conflict, at resolution for a resolved one.
+	Available int64
+	// Reservations (ids of the active reservations at the position) and
+	// Suggestions (up to 3 other locations with the most available stock of
+	// the SKU) are computed from the current books for open conflicts and
+	// left empty for resolved ones.
+	Reservations []string
+	Suggestions  []Stock
+	OpenedAt     time.Time
+	ResolvedAt   *time.Time
+}
+
+func msTime(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms).UTC()
+}
