@@ -1,0 +1,66 @@
+// Command omni-hub runs the omnisync cloud hub: it consumes store events from
+// NATS JetStream, reconciles inventory into its SQL store, and serves the HQ
+// API and dashboard. With no --nats-url it embeds a NATS server; with no --db
+// it keeps its books in SQLite in --data-dir.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/omnisync/omnisync/cloud/internal/hub"
+	"github.com/omnisync/omnisync/shared/config"
+)
+
+// version is stamped at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	d := hub.Defaults()
+	cmd := &cobra.Command{
+		Use:           "omni-hub",
+		Short:         "omnisync cloud hub",
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          cobra.NoArgs,
+	}
+	fs := cmd.Flags()
+	fs.String("config", "", "config file (YAML, JSON or TOML); env OMNI_CONFIG")
+	fs.String("data-dir", d.DataDir, "directory for the embedded NATS server's data and the SQLite database")
+	fs.String("nats-url", d.NATSURL, "external NATS server URL; empty starts an embedded server")
+	fs.String("nats-creds", d.NATSCreds, "credentials file for the external NATS server")
+	fs.String("nats-listen", d.NATSListen, "embedded NATS listen address host:port (port 0 picks a free one)")
+	fs.String("db", d.DB, "database: postgres://... ; empty uses SQLite in --data-dir")
+	fs.String("http", d.HTTP, "HTTP listen address for the API, dashboard and /metrics")
+	fs.Int("stream-replicas", d.StreamReplicas, "JetStream replicas for the events stream (3 on a cluster)")
+	fs.Duration("stream-max-age", d.StreamMaxAge, "how long applied events stay in the stream")
+	fs.Int("batch", d.Batch, "most events applied per database transaction")
+	fs.String("log-level", d.LogLevel, "debug, info, warn or error")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		cfg := hub.Defaults()
+		if err := config.Load(fs, &cfg); err != nil {
+			return err
+		}
+		log, err := config.Logger(os.Stderr, cfg.LogLevel)
+		if err != nil {
+			return err
+		}
+		h, err := hub.New(cfg, log, version)
+		if err != nil {
+			return err
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return h.Run(ctx)
+	}
+	if err := cmd.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "omni-hub:", err)
+		os.Exit(1)
+	}
+}

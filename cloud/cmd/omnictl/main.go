@@ -1,0 +1,159 @@
+// Command omnictl is the operator's CLI for the omnisync hub: it reads store
+// sync health, inventory, conflicts and dead letters from the hub's API.
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+var version = "dev"
+
+func main() {
+	var hubURL string
+	root := &cobra.Command{
+		Use:           "omnictl",
+		Short:         "omnisync operator CLI",
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&hubURL, "hub", envOr("OMNI_HUB", "http://127.0.0.1:8080"), "hub base URL (env OMNI_HUB)")
+	client := &http.Client{Timeout: 15 * time.Second}
+	get := func(path string, out any) error {
+		resp, err := client.Get(strings.TrimRight(hubURL, "/") + path)
+		if err != nil {
+			return fmt.Errorf("hub unreachable: %w", err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+		if err != nil {
+			return err
+		}
+		if resp.StatusCode != http.StatusOK {
+			var e struct{ Error, Field string }
+			_ = json.Unmarshal(b, &e)
+			if e.Field != "" {
+				return fmt.Errorf("%s: %s (%s)", resp.Status, e.Error, e.Field)
+			}
+			return fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(b))
+		}
+		return json.Unmarshal(b, out)
+	}
+
+	root.AddCommand(&cobra.Command{
+		Use:   "stores",
+		Short: "sync health of every store and device",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var r struct {
+				Stores []struct {
+					Store   string
+					Devices []struct {
+						Device        string
+						Connected     bool
+						Watermark     uint64
+						EventsApplied int64 `json:"events_applied"`
+						Backlog       int64
+						LagSeconds    float64   `json:"lag_seconds"`
+						LastHeartbeat time.Time `json:"last_heartbeat"`
+					}
+				}
+			}
+			if err := get("/v1/stores", &r); err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "STORE\tDEVICE\tSTATE\tAPPLIED\tBACKLOG\tLAG\tLAST HEARTBEAT")
+			for _, s := range r.Stores {
+				for _, d := range s.Devices {
+					state := "offline"
+					if d.Connected {
+						state = "connected"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%.0fs\t%s\n", s.Store, d.Device, state, d.EventsApplied, d.Backlog, d.LagSeconds, d.LastHeartbeat.Local().Format(time.DateTime))
+				}
+			}
+			return tw.Flush()
+		},
+	})
+	root.AddCommand(&cobra.Command{
+		Use:   "inventory SKU",
+		Short: "stock of one SKU at every location",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var r struct {
+				SKU       string
+				Locations []struct {
+					Location  string
+					OnHand    int64 `json:"on_hand"`
+					Reserved  int64
+					Available int64
+					AsOf      time.Time `json:"as_of"`
+				}
+				Total struct {
+					OnHand    int64 `json:"on_hand"`
+					Reserved  int64
+					Available int64
+				}
+			}
+			if err := get("/v1/inventory/"+url.PathEscape(args[0]), &r); err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "LOCATION\tON HAND\tRESERVED\tAVAILABLE\tAS OF")
+			for _, l := range r.Locations {
+				fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", l.Location, l.OnHand, l.Reserved, l.Available, l.AsOf.Local().Format(time.DateTime))
+			}
+			fmt.Fprintf(tw, "TOTAL\t%d\t%d\t%d\t\n", r.Total.OnHand, r.Total.Reserved, r.Total.Available)
+			return tw.Flush()
+		},
+	})
+	root.AddCommand(&cobra.Command{
+		Use:   "deadletters",
+		Short: "events the hub kept aside instead of applying, with reasons",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var r struct {
+				DeadLetters []struct {
+					ID     int64
+					Store  string
+					Device string
+					Seq    uint64
+					Reason string
+					At     time.Time
+				} `json:"dead_letters"`
+			}
+			if err := get("/v1/deadletters", &r); err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tAT\tSTORE\tDEVICE\tSEQ\tREASON")
+			for _, d := range r.DeadLetters {
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\n", d.ID, d.At.Local().Format(time.DateTime), d.Store, d.Device, d.Seq, d.Reason)
+			}
+			return tw.Flush()
+		},
+	})
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "omnictl:", err)
+		os.Exit(1)
+	}
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}

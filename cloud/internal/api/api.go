@@ -1,0 +1,374 @@
+// Package api serves the hub's HTTP API for HQ: unified inventory, store and
+// device sync health, conflicts and dead letters.
+//
+// Everything here reads the store; nothing writes books (events arrive only
+// through the stream). Errors are JSON {"error": "...", "field": "..."} with
+// a 4xx for bad queries, so dashboards and scripts can tell their mistakes
+// from the hub's.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/omnisync/omnisync/cloud/internal/store"
+	"github.com/omnisync/omnisync/shared/events"
+)
+
+// Store is what the API reads.
+type Store interface {
+	StockForSKU(ctx context.Context, sku string) ([]store.Stock, error)
+	ListStock(ctx context.Context, q store.StockQuery) ([]store.Stock, error)
+	Devices(ctx context.Context) ([]store.DeviceStatus, error)
+	Conflicts(ctx context.Context, openOnly bool, limit int) ([]store.Conflict, error)
+	DeadLetters(ctx context.Context, store string, limit int) ([]store.DeadLetter, error)
+}
+
+var _ Store = (*store.Store)(nil)
+
+// Options configures the API.
+type Options struct {
+	Store Store
+	// ConnectedWithin: a device whose last heartbeat is older is shown as
+	// disconnected (default 20s).
+	ConnectedWithin time.Duration
+	// Ready reports whether the hub can serve (store and NATS up).
+	Ready   func(ctx context.Context) error
+	Now     func() time.Time
+	Logger  *slog.Logger
+	Version string
+}
+
+// API is the hub's HTTP handler set.
+type API struct {
+	o   Options
+	log *slog.Logger
+}
+
+// New builds the API.
+func New(o Options) *API {
+	if o.ConnectedWithin <= 0 {
+		o.ConnectedWithin = 20 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &API{o: o, log: o.Logger}
+}
+
+// Register adds the API's routes to mux.
+func (a *API) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /v1/inventory/{sku}", a.inventorySKU)
+	mux.HandleFunc("GET /v1/inventory", a.inventoryList)
+	mux.HandleFunc("GET /v1/stores", a.stores)
+	mux.HandleFunc("GET /v1/conflicts", a.conflicts)
+	mux.HandleFunc("GET /v1/deadletters", a.deadLetters)
+	mux.HandleFunc("GET /healthz", a.healthz)
+}
+
+// LocationStock is one location's line in an inventory answer.
+type LocationStock struct {
+	Location  string    `json:"location"`
+	OnHand    int64     `json:"on_hand"`
+	Reserved  int64     `json:"reserved"`
+	Safety    int64     `json:"safety_stock"`
+	Available int64     `json:"available"`
+	AsOf      time.Time `json:"as_of"`
+}
+
+// Totals sums every location.
+type Totals struct {
+	OnHand    int64     `json:"on_hand"`
+	Reserved  int64     `json:"reserved"`
+	Available int64     `json:"available"`
+	AsOf      time.Time `json:"as_of,omitzero"`
+}
+
+// SKUStock is the answer of GET /v1/inventory/{sku}.
+type SKUStock struct {
+	SKU       string          `json:"sku"`
+	Locations []LocationStock `json:"locations"`
+	Total     Totals          `json:"total"`
+}
+
+func (a *API) inventorySKU(w http.ResponseWriter, r *http.Request) {
+	sku := r.PathValue("sku")
+	if err := validSKU(sku); err != nil {
+		writeErr(w, http.StatusBadRequest, "sku", err.Error())
+		return
+	}
+	rows, err := a.o.Store.StockForSKU(r.Context(), sku)
+	if err != nil {
+		a.internal(w, r, err)
+		return
+	}
+	if len(rows) == 0 {
+		writeErr(w, http.StatusNotFound, "sku", "no stock has ever been recorded for "+sku)
+		return
+	}
+	out := SKUStock{SKU: sku, Locations: make([]LocationStock, 0, len(rows))}
+	for _, s := range rows {
+		out.Locations = append(out.Locations, locationStock(s))
+		out.Total.OnHand += s.OnHand
+		out.Total.Reserved += s.Reserved
+		out.Total.Available += s.Available
+		if s.AsOf.After(out.Total.AsOf) {
+			out.Total.AsOf = s.AsOf
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func locationStock(s store.Stock) LocationStock {
+	return LocationStock{Location: s.Location, OnHand: s.OnHand, Reserved: s.Reserved, Safety: s.Safety, Available: s.Available, AsOf: s.AsOf.UTC()}
+}
+
+// StockRow is one row of GET /v1/inventory.
+type StockRow struct {
+	SKU string `json:"sku"`
+	LocationStock
+}
+
+// StockPage is the answer of GET /v1/inventory.
+type StockPage struct {
+	Items []StockRow `json:"items"`
+	// Next is the cursor for the following page, empty at the end.
+	Next string `json:"next,omitempty"`
+}
+
+func (a *API) inventoryList(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	sq := store.StockQuery{Location: q.Get("location"), Limit: 100}
+	if sq.Location != "" {
+		if err := events.ValidToken(sq.Location); err != nil {
+			writeErr(w, http.StatusBadRequest, "location", err.Error())
+			return
+		}
+	}
+	if v := q.Get("below"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			writeErr(w, http.StatusBadRequest, "below", "must be an integer")
+			return
+		}
+		sq.Below = &n
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			writeErr(w, http.StatusBadRequest, "limit", "must be an integer from 1 to 1000")
+			return
+		}
+		sq.Limit = n
+	}
+	if v := q.Get("after"); v != "" {
+		sku, loc, ok := strings.Cut(v, "|")
+		if !ok || sku == "" || loc == "" {
+			writeErr(w, http.StatusBadRequest, "after", "must be a cursor returned as next")
+			return
+		}
+		sq.AfterSKU, sq.AfterLocation = sku, loc
+	}
+	rows, err := a.o.Store.ListStock(r.Context(), sq)
+	if err != nil {
+		a.internal(w, r, err)
+		return
+	}
+	page := StockPage{Items: make([]StockRow, 0, len(rows))}
+	for _, s := range rows {
+		page.Items = append(page.Items, StockRow{SKU: s.SKU, LocationStock: locationStock(s)})
+	}
+	if len(rows) == sq.Limit {
+		last := rows[len(rows)-1]
+		page.Next = last.SKU + "|" + last.Location
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+// Device is one device's sync health in GET /v1/stores.
+type Device struct {
+	Device         string    `json:"device"`
+	Connected      bool      `json:"connected"`
+	Version        string    `json:"version,omitempty"`
+	Epoch          uint64    `json:"epoch"`
+	Watermark      uint64    `json:"watermark"`
+	EventsApplied  int64     `json:"events_applied"`
+	Backlog        int64     `json:"backlog"`
+	OldestUnackedS float64   `json:"oldest_unacked_seconds"`
+	LagSeconds     float64   `json:"lag_seconds"`
+	ClockSkewS     float64   `json:"clock_skew_seconds"`
+	LastHeartbeat  time.Time `json:"last_heartbeat,omitzero"`
+	LastEventAt    time.Time `json:"last_event_at,omitzero"`
+	LastAppliedAt  time.Time `json:"last_applied_at,omitzero"`
+}
+
+// Store is one store in GET /v1/stores.
+type StoreHealth struct {
+	Store     string   `json:"store"`
+	Connected bool     `json:"connected"`
+	Backlog   int64    `json:"backlog"`
+	Devices   []Device `json:"devices"`
+}
+
+func (a *API) stores(w http.ResponseWriter, r *http.Request) {
+	devs, err := a.o.Store.Devices(r.Context())
+	if err != nil {
+		a.internal(w, r, err)
+		return
+	}
+	now := a.o.Now()
+	out := []StoreHealth{}
+	for _, d := range devs {
+		if len(out) == 0 || out[len(out)-1].Store != d.Store {
+			out = append(out, StoreHealth{Store: d.Store})
+		}
+		s := &out[len(out)-1]
+		connected := !d.LastHeartbeat.IsZero() && now.Sub(d.LastHeartbeat) <= a.o.ConnectedWithin
+		dev := Device{
+			Device: d.Device, Connected: connected, Version: d.Version, Epoch: d.Epoch,
+			Watermark: d.Watermark, EventsApplied: d.EventsApplied, Backlog: d.Backlog,
+			OldestUnackedS: d.OldestUnackedAge.Seconds(), ClockSkewS: d.ClockSkew.Seconds(),
+			LastHeartbeat: d.LastHeartbeat.UTC(), LastEventAt: d.LastEventAt.UTC(), LastAppliedAt: d.LastAppliedAt.UTC(),
+		}
+		// Lag: how old the oldest event the hub has not yet applied is, as
+		// the agent last reported it; zero when the agent is caught up.
+		if d.Backlog > 0 {
+			dev.LagSeconds = d.OldestUnackedAge.Seconds()
+		}
+		s.Devices = append(s.Devices, dev)
+		s.Connected = s.Connected || connected
+		s.Backlog += d.Backlog
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"stores": out})
+}
+
+func (a *API) conflicts(w http.ResponseWriter, r *http.Request) {
+	openOnly := r.URL.Query().Get("all") == ""
+	limit, ok := limitParam(w, r, 100)
+	if !ok {
+		return
+	}
+	cs, err := a.o.Store.Conflicts(r.Context(), openOnly, limit)
+	if err != nil {
+		a.internal(w, r, err)
+		return
+	}
+	if cs == nil {
+		cs = []store.Conflict{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"conflicts": cs})
+}
+
+// DeadLetterView is one dead letter as the API shows it.
+type DeadLetterView struct {
+	ID      int64           `json:"id"`
+	EventID string          `json:"event_id,omitempty"`
+	Store   string          `json:"store,omitempty"`
+	Device  string          `json:"device,omitempty"`
+	Epoch   uint64          `json:"epoch,omitempty"`
+	Seq     uint64          `json:"seq,omitempty"`
+	Kind    string          `json:"kind,omitempty"`
+	Subject string          `json:"subject,omitempty"`
+	Reason  string          `json:"reason"`
+	At      time.Time       `json:"at"`
+	Payload json.RawMessage `json:"payload,omitempty"`
+	Raw     string          `json:"raw,omitempty"`
+}
+
+func (a *API) deadLetters(w http.ResponseWriter, r *http.Request) {
+	st := r.URL.Query().Get("store")
+	if st != "" {
+		if err := events.ValidToken(st); err != nil {
+			writeErr(w, http.StatusBadRequest, "store", err.Error())
+			return
+		}
+	}
+	limit, ok := limitParam(w, r, 100)
+	if !ok {
+		return
+	}
+	dls, err := a.o.Store.DeadLetters(r.Context(), st, limit)
+	if err != nil {
+		a.internal(w, r, err)
+		return
+	}
+	out := make([]DeadLetterView, 0, len(dls))
+	for _, d := range dls {
+		v := DeadLetterView{ID: d.ID, EventID: d.EventID, Store: d.Store, Device: d.Device, Epoch: d.Epoch,
+			Seq: d.Seq, Kind: d.Kind, Subject: d.Subject, Reason: d.Reason, At: d.At.UTC()}
+		if json.Valid(d.Payload) {
+			v.Payload = d.Payload
+		} else {
+			v.Raw = string(d.Payload)
+		}
+		out = append(out, v)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"dead_letters": out})
+}
+
+func (a *API) healthz(w http.ResponseWriter, r *http.Request) {
+	if a.o.Ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := a.o.Ready(ctx); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": a.o.Version})
+}
+
+func limitParam(w http.ResponseWriter, r *http.Request, def int) (int, bool) {
+	v := r.URL.Query().Get("limit")
+	if v == "" {
+		return def, true
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 1000 {
+		writeErr(w, http.StatusBadRequest, "limit", "must be an integer from 1 to 1000")
+		return 0, false
+	}
+	return n, true
+}
+
+func validSKU(s string) error {
+	if s == "" || len(s) > events.MaxSKULen {
+		return errors.New("must be 1 to 64 characters")
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return errors.New("must be printable ASCII without spaces")
+		}
+	}
+	return nil
+}
+
+func (a *API) internal(w http.ResponseWriter, r *http.Request, err error) {
+	a.log.Error("api", "path", r.URL.Path, "err", err)
+	writeErr(w, http.StatusInternalServerError, "", "internal error; see the hub's log")
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeErr(w http.ResponseWriter, code int, field, msg string) {
+	body := map[string]string{"error": msg}
+	if field != "" {
+		body["field"] = field
+	}
+	writeJSON(w, code, body)
+}

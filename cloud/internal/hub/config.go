@@ -1,0 +1,78 @@
+package hub
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+)
+
+// Config is the hub's configuration; every field is a flag, an OMNI_
+// environment variable and a config-file key of the same name.
+type Config struct {
+	// Config names a YAML/JSON/TOML config file.
+	Config string `mapstructure:"config"`
+	// DataDir holds the embedded NATS server's JetStream data and the SQLite
+	// database.
+	DataDir string `mapstructure:"data-dir"`
+	// NATSURL connects to an external NATS server; empty starts an embedded one.
+	NATSURL string `mapstructure:"nats-url"`
+	// NATSCreds is a credentials file for the external server.
+	NATSCreds string `mapstructure:"nats-creds"`
+	// NATSListen is where the embedded server listens (port 0 picks one).
+	NATSListen string `mapstructure:"nats-listen"`
+	// DB is "postgres://..." for PostgreSQL; empty means SQLite in DataDir.
+	DB string `mapstructure:"db"`
+	// HTTP is the API/dashboard/metrics listen address.
+	HTTP string `mapstructure:"http"`
+	// StreamReplicas: 3 on a NATS cluster.
+	StreamReplicas int `mapstructure:"stream-replicas"`
+	// StreamMaxAge keeps applied events in the stream for audits.
+	StreamMaxAge time.Duration `mapstructure:"stream-max-age"`
+	// Batch is the most events applied per database transaction.
+	Batch int `mapstructure:"batch"`
+	// LogLevel: debug, info, warn, error.
+	LogLevel string `mapstructure:"log-level"`
+}
+
+// Defaults returns the configuration `omni-hub` runs with when given nothing.
+func Defaults() Config {
+	return Config{
+		DataDir:        "omni-data/hub",
+		NATSListen:     "127.0.0.1:4222",
+		HTTP:           ":8080",
+		StreamReplicas: 1,
+		StreamMaxAge:   7 * 24 * time.Hour,
+		Batch:          1000,
+		LogLevel:       "info",
+	}
+}
+
+// Validate reports the first problem with c.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data-dir: must be set"))
+	}
+	if c.NATSURL == "" {
+		if _, _, err := net.SplitHostPort(c.NATSListen); err != nil {
+			errs = append(errs, fmt.Errorf("nats-listen: %q is not host:port", c.NATSListen))
+		}
+	} else if !strings.Contains(c.NATSURL, "://") {
+		errs = append(errs, fmt.Errorf("nats-url: %q must look like nats://host:port", c.NATSURL))
+	}
+	if c.DB != "" && !strings.HasPrefix(c.DB, "postgres://") && !strings.HasPrefix(c.DB, "postgresql://") && !strings.HasPrefix(c.DB, "sqlite:") {
+		errs = append(errs, fmt.Errorf("db: %q must be postgres://... or sqlite:PATH", c.DB))
+	}
+	if _, _, err := net.SplitHostPort(c.HTTP); err != nil {
+		errs = append(errs, fmt.Errorf("http: %q is not host:port", c.HTTP))
+	}
+	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
+		errs = append(errs, fmt.Errorf("stream-replicas: %d must be 1 to 5", c.StreamReplicas))
+	}
+	if c.Batch < 1 || c.Batch > 10000 {
+		errs = append(errs, fmt.Errorf("batch: %d must be 1 to 10000", c.Batch))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,288 @@
+// Package hub assembles the cloud hub from its configuration and runs it:
+// NATS (embedded or external), the store, the events stream and its durable
+// consumer, the heartbeat service agents talk to, and the HTTP API.
+//
+// Several hubs may run against one PostgreSQL and one NATS cluster: they
+// share the durable consumer and the heartbeat service's queue group, and the
+// store serialises what must be serialised. Nothing here assumes it is the
+// only replica.
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/omnisync/omnisync/cloud/internal/api"
+	"github.com/omnisync/omnisync/cloud/internal/ingest"
+	"github.com/omnisync/omnisync/cloud/internal/store"
+	"github.com/omnisync/omnisync/shared/events"
+	"github.com/omnisync/omnisync/shared/natsembed"
+	"github.com/omnisync/omnisync/shared/subjects"
+	"github.com/omnisync/omnisync/shared/syncproto"
+)
+
+// MaxBodyBytes bounds request bodies the hub accepts.
+const MaxBodyBytes = 1 << 20
+
+// Hub is one hub replica.
+type Hub struct {
+	cfg     Config
+	log     *slog.Logger
+	version string
+	met     *metrics
+
+	ready chan struct{}
+
+	mu       sync.Mutex
+	httpAddr string
+	natsURL  string
+	store    *store.Store
+	nc       *nats.Conn
+	embedded *natsembed.Server
+}
+
+// New checks the configuration; nothing starts until Run.
+func New(cfg Config, log *slog.Logger, version string) (*Hub, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Hub{cfg: cfg, log: log, version: version, met: newMetrics(), ready: make(chan struct{})}, nil
+}
+
+// Ready is closed once the hub serves HTTP and consumes events.
+func (h *Hub) Ready() <-chan struct{} { return h.ready }
+
+// HTTPAddr is the address the API listens on (after Ready).
+func (h *Hub) HTTPAddr() string { h.mu.Lock(); defer h.mu.Unlock(); return h.httpAddr }
+
+// NATSURL is the URL agents should connect to (after Ready).
+func (h *Hub) NATSURL() string { h.mu.Lock(); defer h.mu.Unlock(); return h.natsURL }
+
+// Store is the hub's store (after Ready), for tests and tools.
+func (h *Hub) Store() *store.Store { h.mu.Lock(); defer h.mu.Unlock(); return h.store }
+
+// Run starts everything and blocks until ctx ends or a part fails.
+func (h *Hub) Run(ctx context.Context) (err error) {
+	if err := os.MkdirAll(h.cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("hub: data dir: %w", err)
+	}
+	var cleanups []func()
+	defer func() {
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+	}()
+
+	// NATS: external or embedded.
+	url := h.cfg.NATSURL
+	if url == "" {
+		srv, err := natsembed.Start(natsembed.Options{
+			Listen:   h.cfg.NATSListen,
+			StoreDir: filepath.Join(h.cfg.DataDir, "nats"),
+			Logger:   h.log.With("component", "nats"),
+		})
+		if err != nil {
+			return fmt.Errorf("hub: embedded NATS on %s (pass --nats-listen with a free port, or port 0): %w", h.cfg.NATSListen, err)
+		}
+		cleanups = append(cleanups, srv.Close)
+		url = srv.ClientURL()
+		h.mu.Lock()
+		h.embedded = srv
+		h.mu.Unlock()
+		h.log.Info("embedded NATS server listening", "url", url)
+		_ = os.WriteFile(filepath.Join(h.cfg.DataDir, "nats.url"), []byte(url+"\n"), 0o640)
+	}
+	opts := []nats.Option{
+		nats.Name("omni-hub"),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(500 * time.Millisecond),
+		nats.RetryOnFailedConnect(true),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { h.log.Warn("NATS disconnected", "err", err) }),
+		nats.ReconnectHandler(func(c *nats.Conn) { h.log.Info("NATS reconnected", "url", c.ConnectedUrl()) }),
+	}
+	if h.cfg.NATSCreds != "" {
+		opts = append(opts, nats.UserCredentials(h.cfg.NATSCreds))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return fmt.Errorf("hub: connect %s: %w", url, err)
+	}
+	cleanups = append(cleanups, func() { _ = nc.Drain() })
+
+	// Store.
+	dsn := h.cfg.DB
+	if dsn == "" {
+		dsn = "sqlite:" + filepath.Join(h.cfg.DataDir, "hub.db")
+	}
+	st, err := store.Open(ctx, dsn, h.log.With("component", "store"))
+	if err != nil {
+		return fmt.Errorf("hub: store: %w", err)
+	}
+	cleanups = append(cleanups, func() { _ = st.Close() })
+	h.log.Info("store open", "dialect", st.Dialect())
+
+	// Stream and consumer; retried because an external server may still be
+	// electing a leader.
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("hub: jetstream: %w", err)
+	}
+	var cons jetstream.Consumer
+	for attempt := 0; ; attempt++ {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		cons, err = ingest.EnsureStream(cctx, js, ingest.StreamOptions{Replicas: h.cfg.StreamReplicas, MaxAge: h.cfg.StreamMaxAge})
+		cancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil || attempt >= 30 {
+			return fmt.Errorf("hub: %w", err)
+		}
+		h.log.Warn("stream not ready; retrying", "err", err)
+		time.Sleep(time.Second)
+	}
+	consumer, err := ingest.New(ingest.Options{
+		Consumer: cons, Conn: nc, Store: st, Batch: h.cfg.Batch,
+		Metrics: h.met.ingest(), Logger: h.log.With("component", "ingest"),
+	})
+	if err != nil {
+		return err
+	}
+
+	// Heartbeat service.
+	svc, err := micro.AddService(nc, micro.Config{
+		Name:        subjects.HubService,
+		Version:     serviceVersion(h.version),
+		Description: "omnisync hub: agent heartbeats and applied watermarks",
+	})
+	if err != nil {
+		return fmt.Errorf("hub: micro service: %w", err)
+	}
+	cleanups = append(cleanups, func() { _ = svc.Stop() })
+	if err := svc.AddEndpoint("sync", micro.HandlerFunc(func(r micro.Request) { h.onHeartbeat(ctx, st, r) }),
+		micro.WithEndpointSubject(subjects.HubSyncAll)); err != nil {
+		return fmt.Errorf("hub: sync endpoint: %w", err)
+	}
+
+	// HTTP.
+	ln, err := net.Listen("tcp", h.cfg.HTTP)
+	if err != nil {
+		return fmt.Errorf("hub: http listen %s: %w", h.cfg.HTTP, err)
+	}
+	mux := http.NewServeMux()
+	api.New(api.Options{
+		Store: st, Logger: h.log.With("component", "api"), Version: h.version,
+		Ready: func(ctx context.Context) error {
+			if !nc.IsConnected() {
+				return errors.New("not connected to NATS")
+			}
+			return st.Ping(ctx)
+		},
+	}).Register(mux)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(h.met.reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /{$}", dashboard(st, h.version))
+	srv := &http.Server{
+		Handler:           http.MaxBytesHandler(mux, MaxBodyBytes),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+
+	h.mu.Lock()
+	h.httpAddr = ln.Addr().String()
+	h.natsURL = url
+	h.store = st
+	h.nc = nc
+	h.mu.Unlock()
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("hub: http: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
+	g.Go(func() error { return consumer.Run(gctx) })
+	h.log.Info("hub ready", "http", h.httpAddr, "nats", url, "version", h.version)
+	close(h.ready)
+	err = g.Wait()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// onHeartbeat records an agent's heartbeat and answers with its watermarks.
+func (h *Hub) onHeartbeat(ctx context.Context, st *store.Store, r micro.Request) {
+	h.met.heartbeats.Inc()
+	reply := func(rep syncproto.HeartbeatReply) {
+		rep.HubTimeMS = time.Now().UnixMilli()
+		b, _ := json.Marshal(rep)
+		_ = r.Respond(b)
+	}
+	storeID, device, ok := subjects.ParseHubSync(r.Subject())
+	if !ok {
+		reply(syncproto.HeartbeatReply{Error: "bad subject"})
+		return
+	}
+	var hb syncproto.Heartbeat
+	if len(r.Data()) > 64<<10 || json.Unmarshal(r.Data(), &hb) != nil {
+		reply(syncproto.HeartbeatReply{Error: "malformed heartbeat"})
+		return
+	}
+	if hb.Store != storeID || hb.Device != device || events.ValidToken(storeID) != nil || events.ValidToken(device) != nil {
+		reply(syncproto.HeartbeatReply{Error: "heartbeat store/device do not match its subject"})
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	err := st.RecordHeartbeat(rctx, store.Heartbeat{
+		Store: storeID, Device: device, Version: hb.Version, Epoch: hb.Epoch, Backlog: hb.Backlog,
+		OldestUnackedAge: time.Duration(hb.OldestUnackedMS) * time.Millisecond,
+		ClockSkew:        time.Duration(time.Now().UnixMilli()-hb.AgentTimeMS) * time.Millisecond,
+		Connected:        true, At: time.Now(),
+	})
+	if err != nil {
+		h.log.Warn("heartbeat not recorded", "store", storeID, "device", device, "err", err)
+	}
+	wms, err := st.Watermarks(rctx, storeID, device)
+	if err != nil {
+		reply(syncproto.HeartbeatReply{Error: "watermarks unavailable"})
+		return
+	}
+	rep := syncproto.HeartbeatReply{Watermarks: make([]syncproto.Watermark, 0, len(wms))}
+	for _, w := range wms {
+		rep.Watermarks = append(rep.Watermarks, syncproto.Watermark{Epoch: w.Epoch, Seq: w.Seq})
+	}
+	reply(rep)
+}
+
+// serviceVersion returns a semver for the micro service (it insists on one).
+func serviceVersion(v string) string {
+	if v == "" || v == "dev" || v[0] < '0' || v[0] > '9' {
+		return "0.0.0-dev"
+	}
+	return v
+}

@@ -1,0 +1,58 @@
+package hub
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/omnisync/omnisync/cloud/internal/ingest"
+)
+
+// metrics is the hub's Prometheus registry; one per hub so several hubs can
+// live in one test process.
+type metrics struct {
+	reg          *prometheus.Registry
+	applied      prometheus.Counter
+	duplicates   prometheus.Counter
+	deadLettered prometheus.Counter
+	deferred     prometheus.Counter
+	batch        prometheus.Histogram
+	heartbeats   prometheus.Counter
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		applied: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "omni_hub_events_applied_total", Help: "Events applied to the books.",
+		}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "omni_hub_events_duplicate_total", Help: "Events received again and ignored by dedup.",
+		}),
+		deadLettered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "omni_hub_events_dead_lettered_total", Help: "Events kept in the dead letter instead of applied.",
+		}),
+		deferred: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "omni_hub_events_deferred_total", Help: "Events redelivered later because their device's gap was too wide.",
+		}),
+		batch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "omni_hub_apply_batch_seconds", Help: "Time to apply one batch of events.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}),
+		heartbeats: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "omni_hub_heartbeats_total", Help: "Agent heartbeats answered.",
+		}),
+	}
+	m.reg.MustRegister(m.applied, m.duplicates, m.deadLettered, m.deferred, m.batch, m.heartbeats,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) ingest() ingest.Metrics {
+	return ingest.Metrics{
+		Applied:      func(n int) { m.applied.Add(float64(n)) },
+		Duplicates:   func(n int) { m.duplicates.Add(float64(n)) },
+		DeadLettered: func(n int) { m.deadLettered.Add(float64(n)) },
+		Deferred:     func(n int) { m.deferred.Add(float64(n)) },
+		BatchSeconds: m.batch.Observe,
+	}
+}

@@ -1,0 +1,375 @@
+// Package ingest consumes store events from JetStream and applies each one to
+// the hub's books exactly once.
+//
+// It fetches batches from the durable consumer shared by every hub replica,
+// decodes and checks them, and hands them to the store, which deduplicates
+// by (store, device, epoch, seq) and applies them in one transaction. Only
+// after that commit are the messages acknowledged to JetStream and the
+// device's new watermark pushed to its agent (subjects.Ack), which is what
+// lets the agent delete the events from its outbox.
+//
+// Bad input never stalls the stream: an undecodable message, or one whose
+// claimed store does not match the subject it came on, goes to the dead
+// letter with its reason; an event the store cannot apply is isolated by
+// bisecting its batch and dead-lettered. A database outage is not bad input:
+// the batch is retried (and redelivered by JetStream) until it commits.
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/omnisync/omnisync/cloud/internal/store"
+	"github.com/omnisync/omnisync/shared/events"
+	"github.com/omnisync/omnisync/shared/subjects"
+	"github.com/omnisync/omnisync/shared/syncproto"
+)
+
+// Store is what ingest needs from the hub's store.
+type Store interface {
+	ApplyBatch(ctx context.Context, items []store.Item) (store.BatchResult, error)
+	AddDeadLetter(ctx context.Context, d store.DeadLetter) error
+}
+
+var _ Store = (*store.Store)(nil)
+
+// Metrics receives counts; nil fields are skipped.
+type Metrics struct {
+	Applied, Duplicates, DeadLettered, Deferred func(n int)
+	BatchSeconds                                func(s float64)
+}
+
+// Options configures a Consumer.
+type Options struct {
+	Consumer jetstream.Consumer
+	// Conn publishes watermarks to agents.
+	Conn  *nats.Conn
+	Store Store
+	// Batch is the most messages applied in one transaction (default 1000).
+	Batch int
+	// MaxWait bounds how long a fetch waits to fill a batch (default 100ms).
+	MaxWait time.Duration
+	Metrics Metrics
+	Logger  *slog.Logger
+}
+
+// Consumer applies events from the stream to the store.
+type Consumer struct {
+	o   Options
+	log *slog.Logger
+}
+
+// New checks the options.
+func New(o Options) (*Consumer, error) {
+	if o.Consumer == nil || o.Conn == nil || o.Store == nil {
+		return nil, errors.New("ingest: Consumer, Conn and Store are required")
+	}
+	if o.Batch <= 0 {
+		o.Batch = 1000
+	}
+	if o.MaxWait <= 0 {
+		o.MaxWait = 100 * time.Millisecond
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Consumer{o: o, log: o.Logger}, nil
+}
+
+// Run consumes until ctx ends.
+func (c *Consumer) Run(ctx context.Context) error {
+	it, err := c.o.Consumer.Messages(
+		jetstream.PullMaxMessages(2*c.o.Batch),
+		jetstream.PullExpiry(5*time.Second),
+	)
+	if err != nil {
+		return fmt.Errorf("ingest: messages: %w", err)
+	}
+	defer it.Stop()
+	msgs := make(chan jetstream.Msg, c.o.Batch)
+	errc := make(chan error, 1)
+	go func() {
+		// The iterator's Next blocks; this goroutine ends when it.Stop()
+		// (deferred above) makes Next return ErrMsgIteratorClosed.
+		defer close(msgs)
+		for {
+			m, err := it.Next()
+			if err != nil {
+				if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+					errc <- err
+				}
+				return
+			}
+			msgs <- m
+		}
+	}()
+	batch := make([]jetstream.Msg, 0, c.o.Batch)
+	for {
+		batch = batch[:0]
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-errc:
+			return fmt.Errorf("ingest: %w", err)
+		case m, ok := <-msgs:
+			if !ok {
+				return ErrStopped
+			}
+			batch = append(batch, m)
+		}
+		// Take what is already there, waiting at most MaxWait to fill up.
+		timer := time.NewTimer(c.o.MaxWait)
+	fill:
+		for len(batch) < c.o.Batch {
+			select {
+			case m, ok := <-msgs:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, m)
+			default:
+				if len(batch) >= 64 {
+					break fill
+				}
+				select {
+				case m, ok := <-msgs:
+					if !ok {
+						break fill
+					}
+					batch = append(batch, m)
+				case <-timer.C:
+					break fill
+				case <-ctx.Done():
+					break fill
+				}
+			}
+		}
+		timer.Stop()
+		if err := c.process(ctx, batch); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// pending pairs a decoded item with its message.
+type pending struct {
+	msg  jetstream.Msg
+	item store.Item
+}
+
+func (c *Consumer) process(ctx context.Context, msgs []jetstream.Msg) error {
+	start := time.Now()
+	ready := make([]pending, 0, len(msgs))
+	for _, m := range msgs {
+		item, dl := decode(m)
+		if dl != nil {
+			if err := c.deadLetter(ctx, m, *dl); err != nil {
+				return err
+			}
+			continue
+		}
+		ready = append(ready, pending{msg: m, item: item})
+	}
+	if len(ready) > 0 {
+		if err := c.apply(ctx, ready); err != nil {
+			return err
+		}
+	}
+	if c.o.Metrics.BatchSeconds != nil {
+		c.o.Metrics.BatchSeconds(time.Since(start).Seconds())
+	}
+	return nil
+}
+
+// decode turns a message into a store item, or into a dead letter when the
+// message has no trustworthy origin to deduplicate on.
+func decode(m jetstream.Msg) (store.Item, *store.DeadLetter) {
+	data := m.Data()
+	subj := m.Subject()
+	dl := func(reason string, env *events.Envelope) *store.DeadLetter {
+		d := &store.DeadLetter{Subject: subj, Reason: reason, Payload: append([]byte(nil), data...)}
+		if env != nil {
+			d.EventID, d.Store, d.Device, d.Kind = env.ID, env.Origin.Store, env.Origin.Device, string(env.Kind)
+			d.Epoch, d.Seq = env.Origin.Epoch, env.Origin.Seq
+		}
+		return d
+	}
+	subStore, subDevice, ok := subjects.ParseEvent(subj)
+	if !ok {
+		return store.Item{}, dl("subject is not omni.ev.<store>.<device>", nil)
+	}
+	env, err := events.Decode(data)
+	if err != nil && !errors.Is(err, events.ErrUnsupportedVersion) {
+		// Keep it with its origin if the origin itself is sound, so the
+		// device's watermark can move past it; otherwise dead-letter alone.
+		var probe events.Envelope
+		if json.Unmarshal(data, &probe) != nil || !originUsable(probe.Origin) {
+			return store.Item{}, dl("undecodable event: "+err.Error(), nil)
+		}
+		env = probe
+	}
+	if env.Origin.Store != subStore || env.Origin.Device != subDevice {
+		// A store must not speak for another: never let a forged origin
+		// touch the claimed device's dedup state.
+		return store.Item{}, dl(fmt.Sprintf("origin %s/%s does not match subject %s", env.Origin.Store, env.Origin.Device, subj), &env)
+	}
+	item := store.Item{Env: env, Raw: append([]byte(nil), data...)}
+	if err != nil {
+		item.Reject = err.Error()
+	}
+	return item, nil
+}
+
+func originUsable(o events.Origin) bool {
+	return events.ValidToken(o.Store) == nil && events.ValidToken(o.Device) == nil && o.Epoch > 0 && o.Seq > 0
+}
+
+func (c *Consumer) deadLetter(ctx context.Context, m jetstream.Msg, d store.DeadLetter) error {
+	for attempt := 0; ; attempt++ {
+		err := c.o.Store.AddDeadLetter(ctx, d)
+		if err == nil {
+			c.log.Warn("event dead-lettered", "subject", d.Subject, "reason", d.Reason)
+			if c.o.Metrics.DeadLettered != nil {
+				c.o.Metrics.DeadLettered(1)
+			}
+			return m.Ack()
+		}
+		c.log.Error("dead letter write failed; retrying", "err", err, "attempt", attempt)
+		if err := sleep(ctx, backoff(attempt)); err != nil {
+			return err
+		}
+	}
+}
+
+// apply commits the items, retrying transient failures and isolating an
+// item the store cannot apply.
+func (c *Consumer) apply(ctx context.Context, ps []pending) error {
+	for attempt := 0; ; attempt++ {
+		res, err := c.o.Store.ApplyBatch(ctx, items(ps))
+		if err == nil {
+			c.settle(ps, res)
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		c.log.Error("apply failed", "err", err, "events", len(ps), "attempt", attempt)
+		if attempt < 2 {
+			if err := sleep(ctx, backoff(attempt)); err != nil {
+				return err
+			}
+			continue
+		}
+		if len(ps) > 1 {
+			// Bisect: one bad event must not hold up the rest.
+			mid := len(ps) / 2
+			if err := c.apply(ctx, ps[:mid]); err != nil {
+				return err
+			}
+			return c.apply(ctx, ps[mid:])
+		}
+		// One event that will not apply. It is the event's fault only if
+		// the database is demonstrably up and the event still fails; then it
+		// is dead-lettered (which also moves its device's watermark past it).
+		// Otherwise the database is down: wait, never drop anything.
+		p := ps[0]
+		if c.healthy(ctx) {
+			res, err := c.o.Store.ApplyBatch(ctx, []store.Item{p.item})
+			if err == nil {
+				c.settle([]pending{p}, res)
+				return nil
+			}
+			if c.healthy(ctx) {
+				p.item.Reject = "hub could not apply: " + err.Error()
+				if res, derr := c.o.Store.ApplyBatch(ctx, []store.Item{p.item}); derr == nil {
+					c.log.Warn("event dead-lettered", "store", p.item.Env.Origin.Store, "device", p.item.Env.Origin.Device,
+						"seq", p.item.Env.Origin.Seq, "reason", p.item.Reject)
+					c.settle([]pending{p}, res)
+					return nil
+				}
+			}
+		}
+		if err := sleep(ctx, backoff(attempt)); err != nil {
+			return err
+		}
+	}
+}
+
+// healthy reports whether the store answers at all.
+func (c *Consumer) healthy(ctx context.Context) bool {
+	p, ok := c.o.Store.(interface{ Ping(context.Context) error })
+	if !ok {
+		return false
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return p.Ping(pctx) == nil
+}
+
+func items(ps []pending) []store.Item {
+	out := make([]store.Item, len(ps))
+	for i, p := range ps {
+		out[i] = p.item
+	}
+	return out
+}
+
+// settle acknowledges what was committed, asks for deferred items again
+// later, and tells each device how far the hub has got.
+func (c *Consumer) settle(ps []pending, res store.BatchResult) {
+	deferred := make(map[int]bool, len(res.Deferred))
+	for _, i := range res.Deferred {
+		deferred[i] = true
+	}
+	for i, p := range ps {
+		if deferred[i] {
+			_ = p.msg.NakWithDelay(2 * time.Second)
+			continue
+		}
+		// A lost ack only means a redelivery, which dedup absorbs.
+		_ = p.msg.Ack()
+	}
+	for _, w := range res.Watermarks {
+		b, _ := json.Marshal(syncproto.Watermark{Epoch: w.Epoch, Seq: w.Seq})
+		_ = c.o.Conn.Publish(subjects.Ack(w.Store, w.Device), b)
+	}
+	m := c.o.Metrics
+	if m.Applied != nil {
+		m.Applied(res.Applied)
+	}
+	if m.Duplicates != nil {
+		m.Duplicates(res.Duplicates)
+	}
+	if m.DeadLettered != nil {
+		m.DeadLettered(res.DeadLettered)
+	}
+	if m.Deferred != nil {
+		m.Deferred(len(res.Deferred))
+	}
+}
+
+func backoff(attempt int) time.Duration {
+	d := 100 * time.Millisecond << min(attempt, 6)
+	return min(d, 5*time.Second)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
