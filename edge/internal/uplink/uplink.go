@@ -352,7 +352,9 @@ func (u *Uplink) publishLoop(ctx context.Context) error {
 		}
 
 		// 2. Fill the window while connected.
-		if u.opts.Conn.IsConnected() && len(queue) < u.opts.Window {
+		// Refill in chunks: topping up one record per PubAck would cost a
+		// read transaction per event.
+		if u.opts.Conn.IsConnected() && (len(queue) == 0 || u.opts.Window-len(queue) >= min(64, u.opts.Window)) {
 			room := min(u.opts.Window-len(queue), u.opts.ReadBatch)
 			recs, err := u.src.Read(sent, room, 4<<20)
 			if err != nil {
