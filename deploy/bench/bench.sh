@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Prints the platform's figures in one table, all measured in this run on
+# this machine: outbox durable appends/s and p99, edge->hub applied events/s
+# next to the raw JetStream async-publish figure from `nats bench`, hub apply
+# rate on SQLite and PostgreSQL, and the agent's memory.
+#
+# Needs the Go module proxy once (nats-server and the nats CLI are built from
+# it into $OMNI_BENCH_TOOLS). BENCH_EVENTS sets the end-to-end event count.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+TOOLS=${OMNI_BENCH_TOOLS:-$HOME/.cache/omnisync-bench}
+EVENTS=${BENCH_EVENTS:-200000}
+NATSCLI_VERSION=${NATSCLI_VERSION:-v0.5.1}
+PGDSN=${OMNI_TEST_PG:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
+mkdir -p "$TOOLS"
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+
+echo "building nats-server (module version) and the nats CLI $NATSCLI_VERSION ..." >&2
+go build -o "$TOOLS/nats-server" github.com/nats-io/nats-server/v2
+[ -x "$TOOLS/nats" ] || GOBIN="$TOOLS" go install "github.com/nats-io/natscli/nats@$NATSCLI_VERSION"
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$TOOLS/nats-server" -a 127.0.0.1 -p "$port" -js -sd "$work/js" >"$work/ns.log" 2>&1 &
+for _ in $(seq 1 50); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+echo "nats bench: JetStream async publish, 256 B, Nats-Msg-Id ..." >&2
+raw=$("$TOOLS/nats" -s "nats://127.0.0.1:$port" bench js pub async omni.bench --create --msgs "$EVENTS" \
+	--size 256B --dedup --no-progress 2>&1 | sed -n 's/.*stats: \([0-9,]*\) msgs\/sec.*/\1/p' | tr -d ,)
+kill %1 2>/dev/null || true
+
+echo "go benchmarks ..." >&2
+go test -run '^$' -bench 'BenchmarkAppend_Concurrent' -benchtime 3s ./edge/internal/outbox/ | tee "$work/outbox.txt" >&2
+OMNI_TEST_PG="$PGDSN" go test -run '^$' -bench 'BenchmarkApplyBatch' -benchtime 20x ./cloud/internal/store/ | tee "$work/store.txt" >&2
+go test -run '^$' -bench 'BenchmarkEdgeToHub' -benchtime "${EVENTS}x" -timeout 30m ./cloud/internal/e2e/ | tee "$work/e2e.txt" >&2
+
+# metric NAME FILE BENCH: the value printed before unit NAME on BENCH's line.
+metric() { awk -v b="$3" -v u="$1" '$1 ~ b { for (i = 2; i < NF; i++) if ($(i+1) == u) print $i }' "$2" | head -1; }
+
+e1=$(metric events/s "$work/e2e.txt" 'agents=1')
+e4=$(metric events/s "$work/e2e.txt" 'agents=4')
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "n/a" }'; }
+printf '\n%-52s %s\n' "figure ($(nproc) cores, $(date -u +%F))" "value"
+printf '%-52s %s\n' "----------------------------------------------------" "-----------------"
+for c in 64 256; do
+	printf '%-52s %s events/s, p99 %s µs\n' "outbox durable appends, $c concurrent callers" \
+		"$(metric events/s "$work/outbox.txt" "callers=$c")" "$(metric p99-µs "$work/outbox.txt" "callers=$c")"
+done
+printf '%-52s %s msgs/s\n' "raw JetStream async publish (nats bench, 256 B)" "$raw"
+printf '%-52s %s events/s (%s of raw)\n' "edge->hub applied, 1 agent (SQLite hub)" "$e1" "$(ratio "$e1" "$raw")"
+printf '%-52s %s events/s (%s of raw)\n' "edge->hub applied, 4 agents (SQLite hub)" "$e4" "$(ratio "$e4" "$raw")"
+printf '%-52s %s events/s\n' "hub apply, SQLite (1000-event batches)" "$(metric events/s "$work/store.txt" 'sqlite')"
+printf '%-52s %s events/s\n' "hub apply, PostgreSQL (1000-event batches)" "$(metric events/s "$work/store.txt" 'postgres')"
+printf '%-52s %s MB idle, %s MB draining\n' "agent RSS" "$(metric agent-idle-RSS-MB "$work/e2e.txt" 'agents=1')" "$(metric agent-drain-RSS-MB "$work/e2e.txt" 'agents=1')"
