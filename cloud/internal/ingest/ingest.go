@@ -110,55 +110,95 @@ func (c *Consumer) Run(ctx context.Context) error {
 			msgs <- m
 		}
 	}()
-	batch := make([]jetstream.Msg, 0, c.o.Batch)
+	// Two stages: this goroutine gathers and decodes the next batch while
+	// the apply loop below commits the previous one, so JSON decoding and
+	// the database work use both cores.
+	prepared := make(chan preparedBatch, 1)
+	gctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	gatherDone := make(chan struct{})
+	go func() {
+		defer close(gatherDone)
+		defer close(prepared)
+		c.gather(gctx, msgs, prepared)
+	}()
+	defer func() { cancel(); <-gatherDone }()
 	for {
-		batch = batch[:0]
 		select {
 		case <-ctx.Done():
 			return nil
 		case err := <-errc:
 			return fmt.Errorf("ingest: %w", err)
-		case m, ok := <-msgs:
+		case pb, ok := <-prepared:
 			if !ok {
-				return ErrStopped
-			}
-			batch = append(batch, m)
-		}
-		// Take what is already there, waiting at most MaxWait to fill up.
-		timer := time.NewTimer(c.o.MaxWait)
-	fill:
-		for len(batch) < c.o.Batch {
-			select {
-			case m, ok := <-msgs:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, m)
-			default:
-				if len(batch) >= 64 {
-					break fill
+				if ctx.Err() != nil {
+					return nil
 				}
 				select {
-				case m, ok := <-msgs:
-					if !ok {
-						break fill
-					}
-					batch = append(batch, m)
-				case <-timer.C:
-					break fill
-				case <-ctx.Done():
-					break fill
+				case err := <-errc:
+					return fmt.Errorf("ingest: %w", err)
+				default:
 				}
+				return ErrStopped
 			}
-		}
-		timer.Stop()
-		if err := c.process(ctx, batch); err != nil {
-			if ctx.Err() != nil {
-				return nil
+			if err := c.process(ctx, pb); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
 			}
-			return err
 		}
 	}
+}
+
+// gather decodes messages as they arrive into the next batch and hands
+// the batch over as soon as the apply loop is free to take it. So an idle
+// hub applies each event at once, and a busy one applies in batches that
+// grow (up to Batch) while it commits the previous one.
+func (c *Consumer) gather(ctx context.Context, msgs <-chan jetstream.Msg, out chan<- preparedBatch) {
+	pb := preparedBatch{}
+	for {
+		in, send := msgs, out
+		if len(pb.ready)+len(pb.dead) >= c.o.Batch {
+			in = nil // full: wait for the apply loop
+		}
+		if len(pb.ready)+len(pb.dead) == 0 {
+			send = nil // nothing to hand over yet
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case m, open := <-in:
+			if !open {
+				if len(pb.ready)+len(pb.dead) > 0 {
+					select {
+					case out <- pb:
+					case <-ctx.Done():
+					}
+				}
+				return
+			}
+			if pb.start.IsZero() {
+				pb.start = time.Now()
+			}
+			pb.add(m)
+		case send <- pb:
+			pb = preparedBatch{}
+		}
+	}
+}
+
+// preparedBatch is a decoded batch: items to apply and messages to
+// dead-letter.
+type preparedBatch struct {
+	ready []pending
+	dead  []deadMsg
+	start time.Time
+}
+
+type deadMsg struct {
+	msg jetstream.Msg
+	dl  store.DeadLetter
 }
 
 // pending pairs a decoded item with its message.
@@ -167,26 +207,28 @@ type pending struct {
 	item store.Item
 }
 
-func (c *Consumer) process(ctx context.Context, msgs []jetstream.Msg) error {
-	start := time.Now()
-	ready := make([]pending, 0, len(msgs))
-	for _, m := range msgs {
-		item, dl := decode(m)
-		if dl != nil {
-			if err := c.deadLetter(ctx, m, *dl); err != nil {
-				return err
-			}
-			continue
-		}
-		ready = append(ready, pending{msg: m, item: item})
+func (pb *preparedBatch) add(m jetstream.Msg) {
+	item, dl := decode(m)
+	if dl != nil {
+		pb.dead = append(pb.dead, deadMsg{m, *dl})
+		return
 	}
-	if len(ready) > 0 {
-		if err := c.apply(ctx, ready); err != nil {
+	pb.ready = append(pb.ready, pending{msg: m, item: item})
+}
+
+func (c *Consumer) process(ctx context.Context, pb preparedBatch) error {
+	for _, d := range pb.dead {
+		if err := c.deadLetter(ctx, d.msg, d.dl); err != nil {
+			return err
+		}
+	}
+	if len(pb.ready) > 0 {
+		if err := c.apply(ctx, pb.ready); err != nil {
 			return err
 		}
 	}
 	if c.o.Metrics.BatchSeconds != nil {
-		c.o.Metrics.BatchSeconds(time.Since(start).Seconds())
+		c.o.Metrics.BatchSeconds(time.Since(pb.start).Seconds())
 	}
 	return nil
 }
