@@ -51,4 +51,6 @@ printf '%-52s %s events/s (%s of raw)\n' "edge->hub applied, 1 agent (SQLite hub
 printf '%-52s %s events/s (%s of raw)\n' "edge->hub applied, 4 agents (SQLite hub)" "$e4" "$(ratio "$e4" "$raw")"
 printf '%-52s %s events/s\n' "hub apply, SQLite (1000-event batches)" "$(metric events/s "$work/store.txt" 'sqlite')"
 printf '%-52s %s events/s\n' "hub apply, PostgreSQL (1000-event batches)" "$(metric events/s "$work/store.txt" 'postgres')"
-printf '%-52s %s MB idle, %s MB draining\n' "agent RSS" "$(metric agent-idle-RSS-MB "$work/e2e.txt" 'agents=1')" "$(metric agent-drain-RSS-MB "$work/e2e.txt" 'agents=1')"
+printf '%-52s %s MB idle, %s MB holding %s events, %s MB draining them\n' "agent RSS (1 agent)" \
+	"$(metric agent-idle-RSS-MB "$work/e2e.txt" 'agents=1')" "$(metric agent-backlog-RSS-MB "$work/e2e.txt" 'agents=1')" \
+	"$EVENTS" "$(metric agent-drain-RSS-MB "$work/e2e.txt" 'agents=1')"

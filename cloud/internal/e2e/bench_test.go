@@ -36,6 +36,12 @@ func benchEdgeToHub(b *testing.B, nAgents int) {
 	}
 	h := startHub(b, ns.URL(), db)
 
+	// A fresh agent, connected and with nothing to do: the idle figure.
+	quiet := startAgent(b, "S-idle", "pos-1", ns.URL())
+	time.Sleep(3 * time.Second)
+	idle := rssMB(quiet)
+	quiet.Kill()
+
 	offline := "nats://127.0.0.1:1"
 	agents := make([]*agent, nAgents)
 	for i := range agents {
@@ -60,7 +66,7 @@ func benchEdgeToHub(b *testing.B, nAgents int) {
 			}
 		}
 	}
-	idle := rssMB(agents[0])
+	backlog := rssMB(agents[0])
 	for _, a := range agents {
 		a.Kill()
 		a.setArg("--nats-url", ns.URL())
@@ -102,6 +108,7 @@ func benchEdgeToHub(b *testing.B, nAgents int) {
 	b.ReportMetric(float64(applied)/elapsed.Seconds(), "events/s")
 	b.ReportMetric(elapsed.Seconds(), "drain-s")
 	b.ReportMetric(idle, "agent-idle-RSS-MB")
+	b.ReportMetric(backlog, "agent-backlog-RSS-MB")
 	b.ReportMetric(peak, "agent-drain-RSS-MB")
 	b.ReportMetric(rssMB(agents[0]), "agent-after-RSS-MB")
 	b.ReportMetric(0, "ns/op")
