@@ -19,6 +19,7 @@ cleanup() {
 	echo "stopping..."
 	kill "${pids[@]}" 2>/dev/null || true
 	wait 2>/dev/null || true
+	exit 0
 }
 trap cleanup EXIT INT TERM
 
@@ -59,4 +60,5 @@ done
 echo
 echo "Press Ctrl-C to stop."
 wait -n "${pids[@]}" || true
-echo "a process exited; see the logs in $DATA" >&2
+echo "a process exited unexpectedly; see the logs in $DATA" >&2
+exit 1
