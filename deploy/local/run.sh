@@ -14,14 +14,17 @@ RATE=${OMNI_RUN_RATE:-5}
 mkdir -p "$DATA"
 pids=()
 cleanup() {
+	local rc=$1
 	trap - EXIT INT TERM
 	echo
 	echo "stopping..."
 	kill "${pids[@]}" 2>/dev/null || true
 	wait 2>/dev/null || true
-	exit 0
+	exit "$rc"
 }
-trap cleanup EXIT INT TERM
+# Ctrl-C and kill are a normal stop; any other exit keeps its status.
+trap 'cleanup 0' INT TERM
+trap 'cleanup $?' EXIT
 
 "$BIN/omni-hub" --data-dir "$DATA/hub" --http "$HUB_HTTP" --nats-listen "$NATS_LISTEN" >"$DATA/hub.log" 2>&1 &
 pids+=($!)
