@@ -75,12 +75,12 @@ var sgtinExceptions = map[string]string{}
 
 func TestCorpusSGTIN(t *testing.T) {
 	runCorpus(t, "epc/sgtin.jsonl", sgtinExceptions, func(r row) error {
-		valid := r.boolean("valid")
-		scheme := Scheme(r.str("scheme"))
+		valid := r.Bool("valid")
+		scheme := Scheme(r.Str("scheme"))
 		filter, _ := num(r, "filter")
-		switch op := r.str("op"); op {
+		switch op := r.Str("op"); op {
 		case "decode", "decode_and_encode":
-			tag, err := Decode(r.str("hex"))
+			tag, err := Decode(r.Str("hex"))
 			if (err == nil) != valid {
 				return fmt.Errorf("Decode err = %v, want valid=%v", err, valid)
 			}
@@ -92,15 +92,15 @@ func TestCorpusSGTIN(t *testing.T) {
 			}
 			if op == "decode_and_encode" {
 				h, err := tag.Encode()
-				if err != nil || !sameHex(h, r.str("hex")) {
-					return fmt.Errorf("Encode = %s (%v), want %s", h, err, r.str("hex"))
+				if err != nil || !sameHex(h, r.Str("hex")) {
+					return fmt.Errorf("Encode = %s (%v), want %s", h, err, r.Str("hex"))
 				}
-				if tu := r.str("tag_uri"); tu != "" {
+				if tu := r.Str("tag_uri"); tu != "" {
 					pt, err := ParseTagURI(tu)
 					if err != nil {
 						return err
 					}
-					if h2, _ := pt.Encode(); !sameHex(h2, r.str("hex")) {
+					if h2, _ := pt.Encode(); !sameHex(h2, r.Str("hex")) {
 						return fmt.Errorf("tag URI encodes to %s", h2)
 					}
 				}
@@ -109,11 +109,11 @@ func TestCorpusSGTIN(t *testing.T) {
 		case "encode_and_decode", "encode", "pure_uri_to_tag_uri":
 			var s SGTIN
 			var err error
-			if uri := r.str("uri"); uri != "" {
+			if uri := r.Str("uri"); uri != "" {
 				s, err = ParseSGTINURI(uri)
 			} else {
 				cpl, _ := num(r, "company_prefix_length")
-				s, err = SGTINFromGTIN(r.str("gtin"), cpl, r.str("serial"))
+				s, err = SGTINFromGTIN(r.Str("gtin"), cpl, r.Str("serial"))
 			}
 			if err != nil {
 				return err
@@ -125,14 +125,14 @@ func TestCorpusSGTIN(t *testing.T) {
 			if err != nil {
 				return nil
 			}
-			if want := r.str("tag_uri"); want != "" && tu != want {
+			if want := r.Str("tag_uri"); want != "" && tu != want {
 				return fmt.Errorf("tag URI %q, want %q", tu, want)
 			}
 			h, err := s.Encode(scheme, filter)
 			if err != nil {
 				return err
 			}
-			if want := r.str("hex"); want != "" && !sameHex(h, want) {
+			if want := r.Str("hex"); want != "" && !sameHex(h, want) {
 				return fmt.Errorf("hex %s, want %s", h, want)
 			}
 			back, err := Decode(h)
@@ -141,32 +141,32 @@ func TestCorpusSGTIN(t *testing.T) {
 			}
 			return checkTagFields(r, back)
 		case "gtin_to_pure_uri":
-			s, err := SGTINFromGTIN(r.str("gtin_input"), cpLenFromURI(r.str("uri")), r.str("serial"))
-			if err != nil || s.PureURI() != r.str("uri") {
+			s, err := SGTINFromGTIN(r.Str("gtin_input"), cpLenFromURI(r.Str("uri")), r.Str("serial"))
+			if err != nil || s.PureURI() != r.Str("uri") {
 				return fmt.Errorf("uri %q (%v)", s.PureURI(), err)
 			}
 			return nil
 		case "gs1_to_pure_uri":
-			s, err := SGTINFromElementString(bracketPairs(r.str("gs1_element_string")), cpLenFromURI(r.str("uri")))
-			if err != nil || s.PureURI() != r.str("uri") {
+			s, err := SGTINFromElementString(bracketPairs(r.Str("gs1_element_string")), cpLenFromURI(r.Str("uri")))
+			if err != nil || s.PureURI() != r.Str("uri") {
 				return fmt.Errorf("uri %q (%v)", s.PureURI(), err)
 			}
 			return nil
 		case "pure_uri_parse":
-			s, err := ParseSGTINURI(r.str("uri"))
+			s, err := ParseSGTINURI(r.Str("uri"))
 			if (err == nil) != valid {
 				return fmt.Errorf("err = %v, want valid=%v", err, valid)
 			}
-			if err == nil && s.PureURI() != r.str("uri") {
+			if err == nil && s.PureURI() != r.Str("uri") {
 				return fmt.Errorf("round trip %q", s.PureURI())
 			}
 			return nil
 		case "pure_uri_to_gs1":
-			s, err := ParseSGTINURI(r.str("uri"))
+			s, err := ParseSGTINURI(r.Str("uri"))
 			if err != nil {
 				return err
 			}
-			n := map[string]int{"GTIN14": 14, "GTIN13": 13, "GTIN12": 12, "GTIN8": 8}[r.str("gtin_type")]
+			n := map[string]int{"GTIN14": 14, "GTIN13": 13, "GTIN12": 12, "GTIN8": 8}[r.Str("gtin_type")]
 			key, err := s.ShortGTIN(n)
 			if (err == nil) != valid {
 				return fmt.Errorf("ShortGTIN err = %v, want valid=%v", err, valid)
@@ -174,27 +174,27 @@ func TestCorpusSGTIN(t *testing.T) {
 			if err != nil {
 				return nil
 			}
-			if key != r.str("gs1_key") || s.ElementString().HRI() != r.str("gs1_element_string") {
+			if key != r.Str("gs1_key") || s.ElementString().HRI() != r.Str("gs1_element_string") {
 				return fmt.Errorf("key %q, element string %q", key, s.ElementString().HRI())
 			}
-			if g := r.str("gtin"); g != "" && g != s.GTIN() {
+			if g := r.Str("gtin"); g != "" && g != s.GTIN() {
 				return fmt.Errorf("gtin %q", s.GTIN())
 			}
 			cpl, _ := num(r, "company_prefix_length")
 			back, err := SGTINFromElementString(s.ElementString(), cpl)
-			if err != nil || back.PureURI() != r.str("uri") {
+			if err != nil || back.PureURI() != r.Str("uri") {
 				return fmt.Errorf("back to URI %q (%v)", back.PureURI(), err)
 			}
 			return nil
 		case "tag_uri_syntax", "tag_uri_parse":
-			tag, err := ParseTagURI(r.str("tag_uri"))
+			tag, err := ParseTagURI(r.Str("tag_uri"))
 			if (err == nil) != valid {
 				return fmt.Errorf("err = %v, want valid=%v", err, valid)
 			}
 			if err != nil {
 				return nil
 			}
-			if s := r.str("serial"); s != "" && tag.SGTIN.Serial != s {
+			if s := r.Str("serial"); s != "" && tag.SGTIN.Serial != s {
 				return fmt.Errorf("serial %q", tag.SGTIN.Serial)
 			}
 			if f, ok := num(r, "filter"); ok && f != tag.Filter {
@@ -202,7 +202,7 @@ func TestCorpusSGTIN(t *testing.T) {
 			}
 			return nil
 		}
-		return fmt.Errorf("unhandled op %q", r.str("op"))
+		return fmt.Errorf("unhandled op %q", r.Str("op"))
 	})
 }
 
@@ -220,7 +220,7 @@ var otherSchemeExceptions = map[string]string{
 // are counted as not applicable.
 func TestCorpusOtherSchemes(t *testing.T) {
 	runCorpus(t, "epc/other_schemes.jsonl", otherSchemeExceptions, func(r row) error {
-		h := r.str("hex")
+		h := r.Str("hex")
 		if h == "" {
 			return errNotApplicable
 		}
@@ -228,7 +228,7 @@ func TestCorpusOtherSchemes(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if string(tag.Scheme) != r.str("scheme") {
+		if string(tag.Scheme) != r.Str("scheme") {
 			return fmt.Errorf("scheme %q", tag.Scheme)
 		}
 		return checkTagFields(r, tag)

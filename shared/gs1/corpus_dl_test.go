@@ -35,15 +35,15 @@ var dlExceptions = map[string]string{
 // digital-link.js implements the DL 1.1-era grammar, which allowed
 // zero-suppressed GTINs, convenience alphas and a trailing slash.
 func dlOptionsFor(r row) DLOptions {
-	opts := r.obj("options")
+	opts := r.Obj("options")
 	o := DLOptions{
-		PermitZeroSuppressedGTIN:  opts.boolean("permitZeroSuppressedGTINinDLuris"),
-		PermitConvenienceAlphas:   opts.boolean("permitConvenienceAlphas"),
-		PermitUnknownAIs:          opts.boolean("permitUnknownAIs"),
-		PermitUnknownAIAttributes: opts.has("vUNKNOWN_AI_NOT_DL_ATTR") && !opts.boolean("vUNKNOWN_AI_NOT_DL_ATTR"),
-		ReorderQualifiers:         opts.boolean("setSortKeyQualifiers"),
+		PermitZeroSuppressedGTIN:  opts.Bool("permitZeroSuppressedGTINinDLuris"),
+		PermitConvenienceAlphas:   opts.Bool("permitConvenienceAlphas"),
+		PermitUnknownAIs:          opts.Bool("permitUnknownAIs"),
+		PermitUnknownAIAttributes: opts.Has("vUNKNOWN_AI_NOT_DL_ATTR") && !opts.Bool("vUNKNOWN_AI_NOT_DL_ATTR"),
+		ReorderQualifiers:         opts.Bool("setSortKeyQualifiers"),
 	}
-	if strings.HasPrefix(r.str("id"), "digital-link.js") || strings.HasPrefix(r.str("id"), "GS1DigitalLinkToolkit") {
+	if strings.HasPrefix(r.Str("id"), "digital-link.js") || strings.HasPrefix(r.Str("id"), "GS1DigitalLinkToolkit") {
 		o.PermitZeroSuppressedGTIN = true
 		o.PermitConvenienceAlphas = true
 		o.PermitTrailingSlash = true
@@ -80,15 +80,15 @@ func normGTINs(m map[string]string) map[string]string {
 
 func TestCorpusDigitalLink(t *testing.T) {
 	runCorpus(t, "gs1/digital_link.jsonl", dlExceptions, func(r row) error {
-		in, exp, o := r.str("input"), r.obj("expect"), dlOptionsFor(r)
-		switch op := r.str("op"); op {
+		in, exp, o := r.Str("input"), r.Obj("expect"), dlOptionsFor(r)
+		switch op := r.Str("op"); op {
 		case "dl_parse":
 			dl, err := o.Parse(in)
 			if err := wantValid(r, err); err != nil {
 				return err
 			}
-			if err == nil && dl.AIs.Caret() != exp.str("normalized") {
-				return fmt.Errorf("normalized %q, want %q", dl.AIs.Caret(), exp.str("normalized"))
+			if err == nil && dl.AIs.Caret() != exp.Str("normalized") {
+				return fmt.Errorf("normalized %q, want %q", dl.AIs.Caret(), exp.Str("normalized"))
 			}
 			return nil
 		case "dl_validate", "dl_validation_trace", "dl_construct":
@@ -99,8 +99,8 @@ func TestCorpusDigitalLink(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			if exp.str("domain") != dl.Stem {
-				return fmt.Errorf("domain %q, want %q", dl.Stem, exp.str("domain"))
+			if exp.Str("domain") != dl.Stem {
+				return fmt.Errorf("domain %q, want %q", dl.Stem, exp.Str("domain"))
 			}
 			checks := []struct {
 				name string
@@ -126,8 +126,8 @@ func TestCorpusDigitalLink(t *testing.T) {
 					return fmt.Errorf("%s %v, want %v", c.name, c.got, want)
 				}
 			}
-			if exp.str("linkType") != dl.LinkType {
-				return fmt.Errorf("linkType %q, want %q", dl.LinkType, exp.str("linkType"))
+			if exp.Str("linkType") != dl.LinkType {
+				return fmt.Errorf("linkType %q, want %q", dl.LinkType, exp.Str("linkType"))
 			}
 			return nil
 		case "dl_generate":
@@ -143,15 +143,15 @@ func TestCorpusDigitalLink(t *testing.T) {
 			if err := wantValid(r, err); err != nil {
 				return err
 			}
-			if err == nil && uri != exp.str("uri") {
-				return fmt.Errorf("uri %q, want %q", uri, exp.str("uri"))
+			if err == nil && uri != exp.Str("uri") {
+				return fmt.Errorf("uri %q, want %q", uri, exp.Str("uri"))
 			}
 			return nil
 		case "uri_escape", "uri_unescape":
 			for _, q := range []bool{false, true} {
-				want := exp.obj("path_component")
+				want := exp.Obj("path_component")
 				if q {
-					want = exp.obj("query_component")
+					want = exp.Obj("query_component")
 				}
 				var got string
 				if op == "uri_escape" {
@@ -162,12 +162,12 @@ func TestCorpusDigitalLink(t *testing.T) {
 						return err
 					}
 				}
-				if h := want.str("hex"); h != "" {
+				if h := want.Str("hex"); h != "" {
 					if fmt.Sprintf("%x", got) != h {
 						return fmt.Errorf("%s(query=%v) = %x, want %s", op, q, got, h)
 					}
-				} else if got != want.str("text") {
-					return fmt.Errorf("%s(query=%v) = %q, want %q", op, q, got, want.str("text"))
+				} else if got != want.Str("text") {
+					return fmt.Errorf("%s(query=%v) = %q, want %q", op, q, got, want.Str("text"))
 				}
 			}
 			return nil
@@ -180,21 +180,21 @@ func TestCorpusDigitalLink(t *testing.T) {
 				return err
 			}
 			stem := DefaultStem
-			if s, ok := r.obj("options")["uriStem"].(string); ok {
+			if s, ok := r.Obj("options")["uriStem"].(string); ok {
 				stem = s
 			}
-			o.UseShortNames = r.obj("options").boolean("useShortText")
+			o.UseShortNames = r.Obj("options").Bool("useShortText")
 			uri, err := es.DigitalLinkURI(stem, o)
-			if err != nil || uri != exp.str("output") {
-				return fmt.Errorf("uri %q (%v), want %q", uri, err, exp.str("output"))
+			if err != nil || uri != exp.Str("output") {
+				return fmt.Errorf("uri %q (%v), want %q", uri, err, exp.Str("output"))
 			}
 			return nil
 		case "dltk_buildGS1digitalLink":
 			es := FromMap(stringMap(r["input"]))
-			o.UseShortNames = r.obj("options").boolean("useShortText")
-			uri, err := es.DigitalLinkURI(r.obj("options").str("uriStem"), o)
-			if err != nil || uri != exp.str("output") {
-				return fmt.Errorf("uri %q (%v), want %q", uri, err, exp.str("output"))
+			o.UseShortNames = r.Obj("options").Bool("useShortText")
+			uri, err := es.DigitalLinkURI(r.Obj("options").Str("uriStem"), o)
+			if err != nil || uri != exp.Str("output") {
+				return fmt.Errorf("uri %q (%v), want %q", uri, err, exp.Str("output"))
 			}
 			return nil
 		case "dltk_gs1digitalLinkToGS1elementStrings":
@@ -203,11 +203,11 @@ func TestCorpusDigitalLink(t *testing.T) {
 				return err
 			}
 			got := dl.AIs.HRI()
-			if !r.obj("options").boolean("brackets") {
+			if !r.Obj("options").Bool("brackets") {
 				got = dl.AIs.SortForEncoding().Raw()
 			}
-			if got != exp.str("output") {
-				return fmt.Errorf("output %q, want %q", got, exp.str("output"))
+			if got != exp.Str("output") {
+				return fmt.Errorf("output %q, want %q", got, exp.Str("output"))
 			}
 			return nil
 		case "dltk_extractFromGS1digitalLink":
@@ -229,8 +229,8 @@ func TestCorpusDigitalLink(t *testing.T) {
 			}
 			return nil
 		case "dltk_buildGS1elementStrings":
-			if got := FromMap(stringMap(r["input"])).HRI(); got != exp.str("output") {
-				return fmt.Errorf("output %q, want %q", got, exp.str("output"))
+			if got := FromMap(stringMap(r["input"])).HRI(); got != exp.Str("output") {
+				return fmt.Errorf("output %q, want %q", got, exp.Str("output"))
 			}
 			return nil
 		case "dl_decompress", "dl_decompress_short_names", "dl_decompress_to_uri":
@@ -238,9 +238,9 @@ func TestCorpusDigitalLink(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			want := exp.str("decompressed")
+			want := exp.Str("decompressed")
 			if want == "" {
-				want = exp.str("web_uri")
+				want = exp.Str("web_uri")
 			}
 			uo := DLOptions{UseShortNames: op == "dl_decompress_short_names", PermitUnknownAIAttributes: true}
 			got, err := dl.AIs.DigitalLinkURI(dl.Stem, uo)
@@ -255,7 +255,7 @@ func TestCorpusDigitalLink(t *testing.T) {
 			}
 			return nil
 		case "dl_is_compressed":
-			if got := IsCompressedDigitalLink(in); got != exp.boolean("isCompressed") {
+			if got := IsCompressedDigitalLink(in); got != exp.Bool("isCompressed") {
 				return fmt.Errorf("IsCompressedDigitalLink = %v", got)
 			}
 			return nil
@@ -265,7 +265,7 @@ func TestCorpusDigitalLink(t *testing.T) {
 				return err
 			}
 			got, err := dl.URI()
-			if err != nil || got != exp.str("web_uri") {
+			if err != nil || got != exp.Str("web_uri") {
 				return fmt.Errorf("round trip %q (%v)", got, err)
 			}
 			return nil

@@ -24,13 +24,13 @@ var elementExceptions = map[string]string{
 
 // parserFor builds a Parser from a row's gs1-syntax-engine options.
 func parserFor(r row) Parser {
-	return Parser{PermitUnknownAIs: r.obj("options").boolean("permitUnknownAIs")}
+	return Parser{PermitUnknownAIs: r.Obj("options").Bool("permitUnknownAIs")}
 }
 
 // observedAIs returns the [AI, value] pairs gs1-syntax-engine extracted when
 // the corpus was built (a run-time observation, used as a cross-check).
 func observedAIs(r row) (ElementString, bool) {
-	raw, ok := r.obj("observed")["ais"].([]any)
+	raw, ok := r.Obj("observed")["ais"].([]any)
 	if !ok {
 		return nil, false
 	}
@@ -48,8 +48,8 @@ func observedAIs(r row) (ElementString, bool) {
 }
 
 func wantValid(r row, err error) error {
-	if (err == nil) != r.boolean("valid") {
-		return fmt.Errorf("err = %v, want valid=%v", err, r.boolean("valid"))
+	if (err == nil) != r.Bool("valid") {
+		return fmt.Errorf("err = %v, want valid=%v", err, r.Bool("valid"))
 	}
 	return nil
 }
@@ -60,7 +60,7 @@ func apiCheck(r row, es ElementString) error {
 	if len(es) == 0 {
 		return nil
 	}
-	if r.obj("options").has("vREQUISITE_AIS") && !r.obj("options").boolean("vREQUISITE_AIS") {
+	if r.Obj("options").Has("vREQUISITE_AIS") && !r.Obj("options").Bool("vREQUISITE_AIS") {
 		if err := es.CheckRepeats(); err != nil {
 			return err
 		}
@@ -76,8 +76,8 @@ func apiCheck(r row, es ElementString) error {
 // api_set_ai_data_str; for api_set_data_str caret GS1 data, a Digital Link
 // URI, or otherwise plain (non-GS1) data, returned as nil AIs.
 func apiParse(r row) (ElementString, *DigitalLink, error) {
-	in, p := r.str("input"), parserFor(r)
-	if r.str("op") == "api_set_ai_data_str" {
+	in, p := r.Str("input"), parserFor(r)
+	if r.Str("op") == "api_set_ai_data_str" {
 		es, err := p.ParseBracketed(in)
 		if err != nil {
 			return nil, nil, err
@@ -110,15 +110,15 @@ var errorContains = map[string]error{
 }
 
 func checkAPIExpect(r row, es ElementString, dl *DigitalLink, err error) error {
-	exp := r.obj("expect")
-	if want := exp.str("error_contains"); want != "" {
+	exp := r.Obj("expect")
+	if want := exp.Str("error_contains"); want != "" {
 		if !errors.Is(err, errorContains[want]) {
 			return fmt.Errorf("err = %v, want one wrapping %v", err, errorContains[want])
 		}
 		return nil
 	}
-	if verr := wantValid(r, err); verr != nil || !r.boolean("valid") {
-		if m := exp.str("err_markup"); m != "" && verr == nil {
+	if verr := wantValid(r, err); verr != nil || !r.Bool("valid") {
+		if m := exp.Str("err_markup"); m != "" && verr == nil {
 			var ge *Error
 			if !errors.As(err, &ge) {
 				return fmt.Errorf("err = %v, want *Error", err)
@@ -130,12 +130,12 @@ func checkAPIExpect(r row, es ElementString, dl *DigitalLink, err error) error {
 		}
 		return verr
 	}
-	if exp.has("ai_data_str") {
+	if exp.Has("ai_data_str") {
 		want, _ := exp["ai_data_str"].(string)
 		got := ""
 		if es != nil {
 			got = es.Bracketed()
-			if lin, cc, ok := strings.Cut(r.str("input"), "|^"); ok && strings.HasPrefix(lin, "^") {
+			if lin, cc, ok := strings.Cut(r.Str("input"), "|^"); ok && strings.HasPrefix(lin, "^") {
 				// Render the linear and 2D parts of a composite separately.
 				l, _ := parserFor(r).ParseCaret(lin)
 				c, _ := parserFor(r).ParseCaret("^" + cc)
@@ -146,26 +146,26 @@ func checkAPIExpect(r row, es ElementString, dl *DigitalLink, err error) error {
 			return fmt.Errorf("ai_data_str %q, want %q", got, want)
 		}
 	}
-	if exp.has("data_str") {
-		got := r.str("input")
+	if exp.Has("data_str") {
+		got := r.Str("input")
 		if es != nil && dl == nil {
 			got = es.Caret()
 		}
-		if got != exp.str("data_str") {
-			return fmt.Errorf("data_str %q, want %q", got, exp.str("data_str"))
+		if got != exp.Str("data_str") {
+			return fmt.Errorf("data_str %q, want %q", got, exp.Str("data_str"))
 		}
 	}
-	if exp.has("hri") {
+	if exp.Has("hri") {
 		want := []string{}
 		for _, h := range exp["hri"].([]any) {
 			want = append(want, h.(string))
 		}
-		got := es.HRILines(r.obj("options").boolean("includeDataTitlesInHRI"))
+		got := es.HRILines(r.Obj("options").Bool("includeDataTitlesInHRI"))
 		if !reflect.DeepEqual(got, want) && !(len(got) == 0 && len(want) == 0) {
 			return fmt.Errorf("hri %q, want %q", got, want)
 		}
 	}
-	if exp.has("dl_ignored_query_params") {
+	if exp.Has("dl_ignored_query_params") {
 		var want []string
 		for _, h := range exp["dl_ignored_query_params"].([]any) {
 			want = append(want, h.(string))
@@ -178,25 +178,25 @@ func checkAPIExpect(r row, es ElementString, dl *DigitalLink, err error) error {
 			return fmt.Errorf("ignored %q, want %q", got, want)
 		}
 	}
-	if exp.has("dl_uri") || exp.has("dl_uri_error_contains") {
+	if exp.Has("dl_uri") || exp.Has("dl_uri_error_contains") {
 		stem := DefaultStem
-		if exp.has("dl_stem") {
+		if exp.Has("dl_stem") {
 			if s, ok := exp["dl_stem"].(string); ok {
 				stem = s
 			}
 		}
-		o := DLOptions{PermitUnknownAIAttributes: r.obj("options").has("vUNKNOWN_AI_NOT_DL_ATTR") && !r.obj("options").boolean("vUNKNOWN_AI_NOT_DL_ATTR")}
+		o := DLOptions{PermitUnknownAIAttributes: r.Obj("options").Has("vUNKNOWN_AI_NOT_DL_ATTR") && !r.Obj("options").Bool("vUNKNOWN_AI_NOT_DL_ATTR")}
 		uri, err := es.DigitalLinkURI(stem, o)
 		if dl != nil {
 			// A parsed link keeps its own path order on regeneration.
 			uri, err = dl.Build(stem, o)
 		}
-		if want := exp.str("dl_uri_error_contains"); want != "" {
+		if want := exp.Str("dl_uri_error_contains"); want != "" {
 			if !errors.Is(err, errorContains[want]) {
 				return fmt.Errorf("dl err = %v, want %v", err, errorContains[want])
 			}
-		} else if err != nil || uri != exp.str("dl_uri") {
-			return fmt.Errorf("dl_uri %q (%v), want %q", uri, err, exp.str("dl_uri"))
+		} else if err != nil || uri != exp.Str("dl_uri") {
+			return fmt.Errorf("dl_uri %q (%v), want %q", uri, err, exp.Str("dl_uri"))
 		}
 	}
 	return nil
@@ -217,13 +217,13 @@ var elementNotApplicable = map[string]string{
 // rendered as the Python dict repr stdnum returns. stdnum tolerates
 // whitespace and "|" between bracketed AIs, which we strip first.
 func stdnumInfo(r row) error {
-	in := r.str("input")
+	in := r.Str("input")
 	in = strings.ReplaceAll(in, "|", "")
 	for strings.Contains(in, " (") {
 		in = strings.ReplaceAll(in, " (", "(")
 	}
 	es, err := Parser{}.Parse(strings.TrimSpace(in))
-	if !r.boolean("valid") {
+	if !r.Bool("valid") {
 		if !errors.Is(err, ErrUnknownAI) {
 			return fmt.Errorf("err = %v, want ErrUnknownAI (InvalidComponent)", err)
 		}
@@ -232,7 +232,7 @@ func stdnumInfo(r row) error {
 	if err != nil {
 		return err
 	}
-	if got, want := pyRepr(es), r.obj("expect").str("python_repr"); got != want {
+	if got, want := pyRepr(es), r.Obj("expect").Str("python_repr"); got != want {
 		return fmt.Errorf("repr %s, want %s", got, want)
 	}
 	return nil
@@ -278,15 +278,15 @@ func pyRepr(es ElementString) string {
 
 func TestCorpusElementStrings(t *testing.T) {
 	runCorpus(t, "gs1/element_strings.jsonl", elementExceptions, func(r row) error {
-		in, exp, p := r.str("input"), r.obj("expect"), parserFor(r)
-		switch op := r.str("op"); op {
+		in, exp, p := r.Str("input"), r.Obj("expect"), parserFor(r)
+		switch op := r.Str("op"); op {
 		case "parse_bracketed":
 			es, err := p.ParseBracketed(in)
 			if err := wantValid(r, err); err != nil {
 				return err
 			}
-			if err == nil && es.Caret() != exp.str("normalized") {
-				return fmt.Errorf("normalized %q, want %q", es.Caret(), exp.str("normalized"))
+			if err == nil && es.Caret() != exp.Str("normalized") {
+				return fmt.Errorf("normalized %q, want %q", es.Caret(), exp.Str("normalized"))
 			}
 			return nil
 		case "parse_bracketed_linter":
@@ -296,8 +296,8 @@ func TestCorpusElementStrings(t *testing.T) {
 			if errors.As(err, &ge) {
 				code = ge.Code
 			}
-			if code != exp.str("linter_error") {
-				return fmt.Errorf("linter code %s (%v), want %s", code, err, exp.str("linter_error"))
+			if code != exp.Str("linter_error") {
+				return fmt.Errorf("linter code %s (%v), want %s", code, err, exp.Str("linter_error"))
 			}
 			return nil
 		case "parse_unbracketed":
@@ -319,12 +319,12 @@ func TestCorpusElementStrings(t *testing.T) {
 				"validateAIrepeats":                   es.CheckRepeats,
 				"validateAImutex":                     es.CheckExclusions,
 				"validateDigSigRequiresSerialisedKey": es.CheckDigitalSignature,
-			}[exp.str("validation")]
+			}[exp.Str("validation")]
 			if check == nil {
-				return fmt.Errorf("unknown validation %q", exp.str("validation"))
+				return fmt.Errorf("unknown validation %q", exp.Str("validation"))
 			}
-			if got := check() == nil; got != exp.boolean("passes") {
-				return fmt.Errorf("%s passes=%v, want %v", exp.str("validation"), got, exp.boolean("passes"))
+			if got := check() == nil; got != exp.Bool("passes") {
+				return fmt.Errorf("%s passes=%v, want %v", exp.Str("validation"), got, exp.Bool("passes"))
 			}
 			return nil
 		case "api_set_data_str", "api_set_ai_data_str":
@@ -337,8 +337,8 @@ func TestCorpusElementStrings(t *testing.T) {
 			if err == nil {
 				got = es.HRI()
 			}
-			if got != exp.str("hri") {
-				return fmt.Errorf("hri %q (%v), want %q", got, err, exp.str("hri"))
+			if got != exp.Str("hri") {
+				return fmt.Errorf("hri %q (%v), want %q", got, err, exp.Str("hri"))
 			}
 			return nil
 		case "stdnum_gs1_128.info":

@@ -25,21 +25,21 @@ var linterExceptions = map[string]string{
 
 func TestCorpusComponentLinters(t *testing.T) {
 	runCorpus(t, "gs1/component_linters.jsonl", linterExceptions, func(r row) error {
-		name := strings.TrimPrefix(r.str("linter"), "gs1_lint_")
+		name := strings.TrimPrefix(r.Str("linter"), "gs1_lint_")
 		if !HasLinter(name) {
 			return errNotApplicable
 		}
-		in := r.str("input")
-		exp := r.obj("expect")
-		if h := r.str("input_hex"); h != "" {
+		in := r.Str("input")
+		exp := r.Obj("expect")
+		if h := r.Str("input_hex"); h != "" {
 			b, err := hex.DecodeString(h)
 			if err != nil {
 				return err
 			}
 			in = string(b)
-			if hh := exp.str("highlight_hex"); hh != "" {
+			if hh := exp.Str("highlight_hex"); hh != "" {
 				hb, _ := hex.DecodeString(hh)
-				exp = row{"error": exp.str("error"), "highlight": string(hb)}
+				exp = row{"error": exp.Str("error"), "highlight": string(hb)}
 			}
 		}
 		return compareLint(name, in, exp)

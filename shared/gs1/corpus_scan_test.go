@@ -18,8 +18,8 @@ var gseSymbologies = map[string]Symbology{
 
 func TestCorpusScannerRaw(t *testing.T) {
 	runCorpus(t, "gs1/scanner_raw.jsonl", scanExceptions, func(r row) error {
-		in, exp := r.str("input"), r.obj("expect")
-		switch op := r.str("op"); op {
+		in, exp := r.Str("input"), r.Obj("expect")
+		switch op := r.Str("op"); op {
 		case "scan_parse", "api_set_scan_data":
 			sc, err := ParseScan(in)
 			if err == nil && op == "api_set_scan_data" {
@@ -36,20 +36,20 @@ func TestCorpusScannerRaw(t *testing.T) {
 					return fmt.Errorf("symbology %v, want %s", sc.Symbology, s)
 				}
 			}
-			if exp.has("data_str") && sc.Caret() != exp.str("data_str") {
-				return fmt.Errorf("data_str %q, want %q", sc.Caret(), exp.str("data_str"))
+			if exp.Has("data_str") && sc.Caret() != exp.Str("data_str") {
+				return fmt.Errorf("data_str %q, want %q", sc.Caret(), exp.Str("data_str"))
 			}
-			if exp.has("dl_ai_buffer") {
+			if exp.Has("dl_ai_buffer") {
 				got := ""
 				if sc.DigitalLink != nil {
 					got = sc.AIs.Caret()
 				}
-				if got != exp.str("dl_ai_buffer") {
-					return fmt.Errorf("dl_ai_buffer %q, want %q", got, exp.str("dl_ai_buffer"))
+				if got != exp.Str("dl_ai_buffer") {
+					return fmt.Errorf("dl_ai_buffer %q, want %q", got, exp.Str("dl_ai_buffer"))
 				}
 			}
-			if exp.has("ai_data_str") && sc.AIs.Bracketed() != exp.str("ai_data_str") {
-				return fmt.Errorf("ai_data_str %q, want %q", sc.AIs.Bracketed(), exp.str("ai_data_str"))
+			if exp.Has("ai_data_str") && sc.AIs.Bracketed() != exp.Str("ai_data_str") {
+				return fmt.Errorf("ai_data_str %q, want %q", sc.AIs.Bracketed(), exp.Str("ai_data_str"))
 			}
 			if obs, ok := observedAIs(r); ok && sc.DigitalLink == nil && !(len(obs) == 0 && len(sc.AIs) == 0) && !reflect.DeepEqual(obs, sc.AIs) {
 				return fmt.Errorf("AIs %v, observed %v", sc.AIs, obs)
@@ -64,7 +64,7 @@ func TestCorpusScannerRaw(t *testing.T) {
 				}
 				data = es.Caret()
 			}
-			if op != "scan_generate" && r.has("symbology") && !exp.has("scan_data") {
+			if op != "scan_generate" && r.Has("symbology") && !exp.Has("scan_data") {
 				return fmt.Errorf("row has no scan_data")
 			}
 			if op != "scan_generate" {
@@ -75,12 +75,12 @@ func TestCorpusScannerRaw(t *testing.T) {
 					}
 				}
 			}
-			out, err := GenerateScan(gseSymbologies[r.str("symbology")], data, r.obj("options").boolean("addCheckDigit"))
+			out, err := GenerateScan(gseSymbologies[r.Str("symbology")], data, r.Obj("options").Bool("addCheckDigit"))
 			if err := wantValid(r, err); err != nil {
 				return err
 			}
-			if err == nil && out != exp.str("scan_data") {
-				return fmt.Errorf("scan_data %q, want %q", out, exp.str("scan_data"))
+			if err == nil && out != exp.Str("scan_data") {
+				return fmt.Errorf("scan_data %q, want %q", out, exp.Str("scan_data"))
 			}
 			return nil
 		case "zxing_create_and_read":
@@ -88,12 +88,12 @@ func TestCorpusScannerRaw(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			if sc.SymbologyID != exp.str("symbology_identifier") || sc.Data != exp.str("text") ||
-				sc.AIs.HRI() != exp.str("hri") || !sc.GS1 {
+			if sc.SymbologyID != exp.Str("symbology_identifier") || sc.Data != exp.Str("text") ||
+				sc.AIs.HRI() != exp.Str("hri") || !sc.GS1 {
 				return fmt.Errorf("got %s %q %q GS1=%v", sc.SymbologyID, sc.Data, sc.AIs.HRI(), sc.GS1)
 			}
 			return nil
 		}
-		return fmt.Errorf("unhandled op %q", r.str("op"))
+		return fmt.Errorf("unhandled op %q", r.Str("op"))
 	})
 }

@@ -142,20 +142,7 @@ func checkBooks(t testing.TB, hubURL string, agents []*agent, l *load) {
 			return total == want
 		}, "store %s books: want %d", store, want)
 	}
-	var st struct {
-		Stores []struct {
-			Devices []struct {
-				EventsApplied int64 `json:"events_applied"`
-			} `json:"devices"`
-		} `json:"stores"`
-	}
-	getJSON(t, hubURL+"/v1/stores", &st)
-	var applied int64
-	for _, s := range st.Stores {
-		for _, d := range s.Devices {
-			applied += d.EventsApplied
-		}
-	}
+	applied := appliedB(t, hubURL)
 	if applied != issued {
 		t.Fatalf("hub applied %d events, outboxes issued %d", applied, issued)
 	}
