@@ -24,8 +24,13 @@ type appendReq struct {
 	ids    []string
 	tails  [][]byte // `"kind":...,"data":...}` per draft, see encoder
 	size   int      // encoded size estimate, for batch sizing
+	key    string   // idempotency key, "" for none
+	hash   []byte   // requestHash, when keyed
 
 	// Set by the committer before it closes done.
+	replayed bool       // answered from an earlier request's record
+	sameAs   *appendReq // an earlier request of the same batch with the same key
+
 	envs []events.Envelope
 	err  error
 	done chan struct{}
@@ -54,6 +59,15 @@ func (o *Outbox) Append(ctx context.Context, drafts []events.Draft) ([]events.En
 	}
 	r, err := o.prepare(ctx, drafts)
 	if err != nil {
+		return nil, err
+	}
+	return o.submit(ctx, r)
+}
+
+// submit queues a prepared request for the committer and waits for its
+// answer.
+func (o *Outbox) submit(ctx context.Context, r *appendReq) ([]events.Envelope, error) {
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	select {
@@ -209,6 +223,17 @@ func (o *Outbox) commit(batch []*appendReq) {
 	st := o.st // consistent: every writer of st holds writeMu
 	diskErr := o.disk.check(time.Now())
 
+	var keyed map[string]idemRecord
+	var keyErr error
+	hasKeys := false
+	for _, r := range batch {
+		hasKeys = hasKeys || r.key != ""
+	}
+	if hasKeys {
+		keyed, keyErr = o.lookupKeys(batch)
+	}
+	byKey := map[string]*appendReq{}
+
 	first := st.nextSeq
 	seq := first
 	buf, ents := o.buf[:0], o.ents[:0]
@@ -218,6 +243,21 @@ func (o *Outbox) commit(batch []*appendReq) {
 		if err := r.ctx.Err(); err != nil {
 			r.err = err
 			continue
+		}
+		if r.key != "" {
+			if keyErr != nil {
+				r.err = keyErr
+				continue
+			}
+			if rec, ok := keyed[r.key]; ok {
+				o.replay(r, rec)
+				continue
+			}
+			if prev, ok := byKey[r.key]; ok {
+				r.sameAs = prev // answered after the commit, from prev
+				continue
+			}
+			byKey[r.key] = r
 		}
 		if diskErr != nil {
 			r.err = diskErr
@@ -281,6 +321,11 @@ func (o *Outbox) commit(batch []*appendReq) {
 					return err
 				}
 			}
+			if hasKeys {
+				if err := o.putKeys(tx, batch, o.opts.Now()); err != nil {
+					return err
+				}
+			}
 			return writeAppendState(tx.Bucket([]byte(bucketMeta)), seq, last, st.pendingCount+int64(len(ents)), st.pendingBytes+added)
 		})
 		if err == nil {
@@ -320,7 +365,20 @@ func (o *Outbox) commit(batch []*appendReq) {
 		}
 	}
 	for _, r := range batch {
+		if p := r.sameAs; p != nil {
+			// A retry that raced its original into the same batch.
+			switch {
+			case p.err != nil:
+				r.err = p.err
+			case err != nil:
+				r.err = err
+			default:
+				o.replay(r, idemRecord{Hash: p.hash, Epoch: o.epoch, First: p.envs[0].Origin.Seq, IDs: p.ids})
+			}
+		}
 		switch {
+		case r.replayed && r.err == nil:
+			answer(r, r.envs, nil)
 		case r.err != nil:
 			answer(r, nil, r.err)
 		case err != nil:

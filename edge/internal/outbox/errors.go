@@ -39,6 +39,15 @@ var (
 	// exceed events.MaxEventBytes, which the hub refuses (HTTP 413).
 	ErrTooLarge = errors.New("event too large")
 
+	// ErrInvalidKey is returned by AppendOnce for an empty, over-long or
+	// non-printable idempotency key.
+	ErrInvalidKey = errors.New("invalid idempotency key")
+
+	// ErrKeyReused is returned by AppendOnce when the key was first used
+	// for a different request (other kinds or bodies): a client bug that
+	// must not be answered with the first request's result.
+	ErrKeyReused = errors.New("idempotency key reused for a different request")
+
 	// ErrInvalidOption is returned by Open for unusable Options.
 	ErrInvalidOption = errors.New("outbox: invalid option")
 )

@@ -71,6 +71,9 @@ type Options struct {
 	// Logger receives warnings (acks beyond what was sent, statfs
 	// failures); nil discards.
 	Logger *slog.Logger
+	// KeyTTL is how long AppendOnce remembers an idempotency key; 0 means
+	// DefaultKeyTTL.
+	KeyTTL time.Duration
 
 	// Test hooks.
 	lockTimeout time.Duration                   // 0 = lockTimeout
@@ -101,6 +104,12 @@ func (opts Options) withDefaults() (Options, error) {
 	}
 	if opts.MinFreeDisk == 0 {
 		opts.MinFreeDisk = DefaultMinFreeDisk
+	}
+	switch {
+	case opts.KeyTTL < 0:
+		return opts, fmt.Errorf("%w: key TTL must be >= 0, got %v", ErrInvalidOption, opts.KeyTTL)
+	case opts.KeyTTL == 0:
+		opts.KeyTTL = DefaultKeyTTL
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -150,6 +159,9 @@ type Outbox struct {
 	buf  []byte
 	keys []byte
 	ents []entry
+	// lastPrune and prunedKeys pace the pruning of expired idempotency keys.
+	lastPrune  time.Time
+	prunedKeys uint64
 
 	testHookCommit func() error // called inside each append transaction
 }
@@ -300,6 +312,9 @@ func (o *Outbox) load() (meta, time.Time, error) {
 			if _, err = tx.CreateBucket([]byte(bucketEvents)); err != nil {
 				return err
 			}
+			if err := createKeyBuckets(tx); err != nil {
+				return err
+			}
 			return m.writeAll(mb)
 		}
 		if eb == nil {
@@ -307,6 +322,10 @@ func (o *Outbox) load() (meta, time.Time, error) {
 		}
 		var err error
 		if m, err = readMeta(mb); err != nil {
+			return err
+		}
+		// Files written before idempotency keys existed lack their buckets.
+		if err := createKeyBuckets(tx); err != nil {
 			return err
 		}
 		if m.store != o.opts.Store || m.device != o.opts.Device {

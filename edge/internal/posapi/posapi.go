@@ -3,7 +3,9 @@
 //
 // The promise of POST /v1/events: a 202 with event ids means the events are
 // fsync'd in the outbox and will reach the hub exactly once, whatever happens
-// next. Anything else (400 bad input with the field named, 413 too large,
+// next. A request sent with an Idempotency-Key header may be retried freely
+// (for 24 hours): a retry is answered with the first answer (and the header
+// Idempotent-Replayed: true) and appends nothing. Anything else (400 bad input with the field named, 413 too large,
 // 507 disk budget exhausted, 503 shutting down) means nothing was written,
 // and the POS may retry or surface the error.
 package posapi
@@ -29,6 +31,7 @@ const MaxBodyBytes = 1 << 20
 // Appender is what the API needs from the outbox.
 type Appender interface {
 	Append(ctx context.Context, drafts []events.Draft) ([]events.Envelope, error)
+	AppendOnce(ctx context.Context, key string, drafts []events.Draft) ([]events.Envelope, bool, error)
 }
 
 var _ Appender = (*outbox.Outbox)(nil)
@@ -113,9 +116,22 @@ func (a *API) handleEvents(w http.ResponseWriter, r *http.Request) int {
 		}
 		return writeErr(w, http.StatusBadRequest, "", err.Error())
 	}
-	envs, err := a.o.Outbox.Append(r.Context(), drafts)
+	// With an Idempotency-Key the POS can retry a request whose answer it
+	// never got (agent killed mid-sale, connection dropped) without selling
+	// twice: the retry gets the first answer back.
+	var envs []events.Envelope
+	replayed := false
+	if key := r.Header.Get("Idempotency-Key"); key != "" {
+		envs, replayed, err = a.o.Outbox.AppendOnce(r.Context(), key, drafts)
+	} else {
+		envs, err = a.o.Outbox.Append(r.Context(), drafts)
+	}
 	switch {
 	case err == nil:
+	case errors.Is(err, outbox.ErrInvalidKey):
+		return writeErr(w, http.StatusBadRequest, "Idempotency-Key", err.Error())
+	case errors.Is(err, outbox.ErrKeyReused):
+		return writeErr(w, http.StatusUnprocessableEntity, "Idempotency-Key", err.Error())
 	case errors.Is(err, outbox.ErrFull):
 		a.log.Warn("outbox full: refusing events", "events", len(drafts), "err", err)
 		return writeErr(w, http.StatusInsufficientStorage, "", "the store agent's outbox is full: "+err.Error())
@@ -140,6 +156,9 @@ func (a *API) handleEvents(w http.ResponseWriter, r *http.Request) int {
 	acc := Accepted{IDs: make([]string, len(envs)), Seqs: make([]uint64, len(envs))}
 	for i, e := range envs {
 		acc.IDs[i], acc.Seqs[i], acc.Epoch = e.ID, e.Origin.Seq, e.Origin.Epoch
+	}
+	if replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
 	}
 	writeJSON(w, http.StatusAccepted, acc)
 	return http.StatusAccepted

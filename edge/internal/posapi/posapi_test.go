@@ -117,3 +117,39 @@ func TestPostEvents_BadInput(t *testing.T) {
 		t.Fatal("bad input was written")
 	}
 }
+
+// Ensure that a retried request with an Idempotency-Key is answered with the
+// first answer and appends nothing.
+func TestPostEvents_IdempotencyKey(t *testing.T) {
+	srv, ob := newServer(t, 0)
+	body := `{"kind":"sale","data":{"lines":[{"sku":"A","qty":1}]}}`
+	send := func(key, body string) (*http.Response, map[string]any) {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/events", strings.NewReader(body))
+		req.Header.Set("Idempotency-Key", key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&m)
+		return resp, m
+	}
+	r1, m1 := send("till-3-receipt-991", body)
+	r2, m2 := send("till-3-receipt-991", body)
+	if r1.StatusCode != 202 || r2.StatusCode != 202 || r2.Header.Get("Idempotent-Replayed") != "true" || r1.Header.Get("Idempotent-Replayed") != "" {
+		t.Fatalf("codes %d %d, replayed header %q", r1.StatusCode, r2.StatusCode, r2.Header.Get("Idempotent-Replayed"))
+	}
+	if m1["ids"].([]any)[0] != m2["ids"].([]any)[0] {
+		t.Fatalf("different ids: %v %v", m1, m2)
+	}
+	if ob.Stats().LastSeq != 1 {
+		t.Fatalf("retry appended: %+v", ob.Stats())
+	}
+	if r, m := send("till-3-receipt-991", `{"kind":"sale","data":{"lines":[{"sku":"B","qty":1}]}}`); r.StatusCode != 422 || m["field"] != "Idempotency-Key" {
+		t.Fatalf("reused key: %d %v", r.StatusCode, m)
+	}
+	if r, m := send("bad key", body); r.StatusCode != 400 || m["field"] != "Idempotency-Key" {
+		t.Fatalf("bad key: %d %v", r.StatusCode, m)
+	}
+}
