@@ -189,6 +189,23 @@ func post(url, body string) (int, map[string]any, error) {
 	return resp.StatusCode, m, nil
 }
 
+// postKeyed sends a body with an Idempotency-Key and reports whether the
+// answer was replayed from an earlier attempt.
+func postKeyed(url, key, body string) (int, bool, error) {
+	req, err := http.NewRequest(http.MethodPost, url+"/v1/events", strings.NewReader(body))
+	if err != nil {
+		return 0, false, err
+	}
+	req.Header.Set("Idempotency-Key", key)
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return 0, false, err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, resp.Header.Get("Idempotent-Replayed") == "true", nil
+}
+
 func mustPost(t testing.TB, url, body string) []string {
 	t.Helper()
 	code, m, err := post(url, body)
