@@ -74,6 +74,21 @@ type Scan struct {
 	SKU       string `json:"sku,omitempty"`
 }
 
+// FittingRoom is the body of enter and leave: one tagged item in a zone
+// (a fitting room, a smart mirror), as the agent's RFID smoother saw it.
+type FittingRoom struct {
+	Zone   string `json:"zone"`
+	EPC    string `json:"epc"`
+	GTIN   string `json:"gtin"`
+	Serial string `json:"serial,omitempty"`
+	// SKU is filled when the agent's catalog knows the GTIN.
+	SKU    string  `json:"sku,omitempty"`
+	Reader string  `json:"reader,omitempty"`
+	RSSI   float64 `json:"rssi,omitempty"`
+	// DwellMS is how long the item stayed (leave only).
+	DwellMS int64 `json:"dwell_ms,omitempty"`
+}
+
 // DecodeStockMove decodes a body already validated for a stock kind.
 func DecodeStockMove(data json.RawMessage) (StockMove, error) {
 	var m StockMove
@@ -174,6 +189,50 @@ func validateScan(data json.RawMessage, _ string) (json.RawMessage, error) {
 		return nil, fieldErr("code", "must be 1 to 4096 bytes")
 	}
 	return data, nil
+}
+
+func validateFittingRoom(k Kind) func(json.RawMessage, string) (json.RawMessage, error) {
+	return func(data json.RawMessage, _ string) (json.RawMessage, error) {
+		var m FittingRoom
+		if err := json.Unmarshal(data, &m); err != nil {
+			return nil, jsonFieldErr("", err)
+		}
+		if err := validateText(m.Zone, 64); err != nil {
+			return nil, fieldErr("zone", err.Error())
+		}
+		if len(m.EPC) == 0 || len(m.EPC) > 128 || !isHex(m.EPC) {
+			return nil, fieldErr("epc", "must be the tag's EPC in hex")
+		}
+		if len(m.GTIN) != 14 || !isDigits(m.GTIN) {
+			return nil, fieldErr("gtin", "must be a 14-digit GTIN")
+		}
+		if m.DwellMS < 0 {
+			return nil, fieldErr("dwell_ms", "must not be negative")
+		}
+		if k == KindEnter && m.DwellMS != 0 {
+			return nil, fieldErr("dwell_ms", "only a leave has a dwell time")
+		}
+		return data, nil
+	}
+}
+
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 func validateLines(k Kind, lines []Line, required bool) error {

@@ -43,6 +43,10 @@ func TestParseDrafts(t *testing.T) {
 		{"bad item in array", `[{"kind":"sale","data":{"lines":[{"sku":"A","qty":1}]}},{"kind":"sale","data":{"lines":[{"sku":"A b","qty":1}]}}]`, 0, "[1].data.lines[0].sku"},
 		{"sku with space", `{"kind":"sale","data":{"lines":[{"sku":"A B","qty":1}]}}`, 0, "data.lines[0].sku"},
 		{"not an object", `[1]`, 0, "[0]"},
+		{"fitting room enter", `{"kind":"enter","data":{"zone":"room-1","epc":"3074257BF7194E4000001A85","gtin":"80614141123458","serial":"6789"}}`, 1, ""},
+		{"leave with dwell", `{"kind":"leave","data":{"zone":"room-1","epc":"3074257BF7194E4000001A85","gtin":"80614141123458","dwell_ms":90000}}`, 1, ""},
+		{"enter with bad epc", `{"kind":"enter","data":{"zone":"room-1","epc":"xyz","gtin":"80614141123458"}}`, 0, "data.epc"},
+		{"enter with short gtin", `{"kind":"enter","data":{"zone":"room-1","epc":"30","gtin":"123"}}`, 0, "data.gtin"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -34,6 +34,13 @@ const (
 	KindScan         Kind = "scan"
 )
 
+// Fitting-room kinds: an RFID-tagged item entered or left a zone. Each
+// carries a FittingRoom body.
+const (
+	KindEnter Kind = "enter"
+	KindLeave Kind = "leave"
+)
+
 // Class says how precious an event is when the outbox runs short of disk.
 type Class int
 
@@ -83,6 +90,8 @@ var kinds = map[Kind]kindSpec{
 	KindFulfil:       {ClassCritical, validateReservation(KindFulfil)},
 	KindDeviceStatus: {ClassNormal, validateDeviceStatus},
 	KindScan:         {ClassCompactable, validateScan},
+	KindEnter:        {ClassNormal, validateFittingRoom(KindEnter)},
+	KindLeave:        {ClassNormal, validateFittingRoom(KindLeave)},
 }
 
 // Known reports whether this build understands kind k.
