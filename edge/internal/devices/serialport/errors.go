@@ -20,6 +20,8 @@ var (
 	// not come back within ReadTimeout plus a grace period (a driver that ignores
 	// VTIME). Run still returns as soon as that read does.
 	ErrCloseTimeout = errors.New("serialport: close timed out waiting for a read")
+	// ErrNotOpen: Write was called while the device is not open.
+	ErrNotOpen = errors.New("serialport: device not open")
 )
 
 // Why a device was lost or cannot be used. They are never returned by Run; they are

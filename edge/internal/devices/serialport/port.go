@@ -78,6 +78,11 @@ type Port struct {
 	closed  bool
 	stop    context.CancelFunc // cancels the active Run
 	done    chan struct{}      // closed when the active Run has returned
+
+	// wmu serialises writes and guards cur, the open handle (nil while the
+	// device is not open). Never held with mu.
+	wmu sync.Mutex
+	cur io.Writer
 }
 
 var _ io.Closer = (*Port)(nil)
@@ -96,6 +101,24 @@ func New(cfg Config) (*Port, error) {
 		log:    cfg.Logger.With(slog.String("device", cfg.Name), slog.String("path", cfg.Path)),
 		status: Status{Name: cfg.Name, Path: cfg.Path, State: StateClosed},
 	}, nil
+}
+
+// Write sends p to the device (an RFID reader's poll command, say). It
+// returns ErrNotOpen while the device is not open; a write to a device that
+// just went away fails like any write, and Run notices the loss by itself.
+func (p *Port) Write(b []byte) (int, error) {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	if p.cur == nil {
+		return 0, ErrNotOpen
+	}
+	return p.cur.Write(b)
+}
+
+func (p *Port) setWriter(w io.Writer) {
+	p.wmu.Lock()
+	p.cur = w
+	p.wmu.Unlock()
 }
 
 // Status returns a snapshot of the port's state and counters.
@@ -229,6 +252,7 @@ func (r *runner) run(ctx context.Context) {
 		}
 
 		r.lastOpenErr = ""
+		r.p.setWriter(s.port)
 		st := r.opened(s)
 		if st.Reopens > 0 {
 			r.log.Info("serial device reopened", slog.String("node", s.path), slog.Uint64("reopens", st.Reopens))
@@ -236,6 +260,7 @@ func (r *runner) run(ctx context.Context) {
 			r.log.Info("serial device open", slog.String("node", s.path))
 		}
 		lost := r.read(ctx, s)
+		r.p.setWriter(nil)
 		// Close before waiting: holding a dead handle keeps the kernel from giving
 		// the re-plugged device its old name back.
 		_ = s.port.Close()

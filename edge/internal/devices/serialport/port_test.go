@@ -702,3 +702,32 @@ func BenchmarkPort_Throughput(b *testing.B) {
 		b.Fatal(err)
 	}
 }
+
+// Ensure that Write reaches the device while it is open and fails clearly
+// while it is not.
+func TestPort_Write(t *testing.T) {
+	dev := newPtyDevice(t, true)
+	r := startPort(t, Config{Path: dev.link})
+	r.waitOpen(t)
+	cmd := []byte{0xA0, 0x04, 0x01, 0x89, 0x01, 0xD1}
+	if _, err := r.Write(cmd); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 0, len(cmd))
+	buf := make([]byte, 16)
+	eventually(t, 5*time.Second, "command reaches the device", func() bool {
+		_ = dev.master.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		n, _ := dev.master.Read(buf)
+		got = append(got, buf[:n]...)
+		return len(got) >= len(cmd)
+	})
+	checkSame(t, got, cmd)
+
+	p, err := New(Config{Name: "idle", Path: dev.link, Baud: 9600})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Write(cmd); !errors.Is(err, ErrNotOpen) {
+		t.Fatalf("write to a port that never ran: %v", err)
+	}
+}
