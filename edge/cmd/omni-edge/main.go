@@ -45,6 +45,7 @@ func main() {
 	fs.Float64("simulate-rate", d.SimulateRate, "simulated POS events per second")
 	fs.Int("simulate-skus", d.SimulateSKUs, "how many SKUs the simulated store sells")
 	fs.String("log-level", d.LogLevel, "debug, info, warn or error")
+	fs.String("profiles", d.Profiles, "directory of device profiles (the devices themselves are listed in --config)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		cfg := agent.Defaults()
 		if err := config.Load(fs, &cfg); err != nil {

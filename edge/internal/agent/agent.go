@@ -24,9 +24,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/omnisync/omnisync/edge/internal/devices"
 	"github.com/omnisync/omnisync/edge/internal/outbox"
 	"github.com/omnisync/omnisync/edge/internal/posapi"
 	"github.com/omnisync/omnisync/edge/internal/possim"
+	"github.com/omnisync/omnisync/edge/internal/scanstream"
 	"github.com/omnisync/omnisync/edge/internal/uplink"
 )
 
@@ -117,6 +119,18 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 
+	// Devices: a store's scanners and readers. A bad device configuration
+	// stops the agent at start-up, loudly; a bad device at run time never.
+	scans := scanstream.New(scanstream.Options{})
+	devs, err := devices.New(devices.Options{
+		Devices: a.cfg.Devices, ProfilesDir: a.cfg.Profiles, Sink: ob, Scans: scans,
+		Logger: a.log.With("component", "devices"),
+	})
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	defer devs.Close()
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerMetrics(reg, ob, up)
@@ -128,6 +142,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		Healthy: func() error { return nil },
 	}).Register(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /v1/devices", devs)
+	mux.Handle("GET /v1/scans/stream", scans)
 	ln, err := net.Listen("tcp", a.cfg.HTTP)
 	if err != nil {
 		return fmt.Errorf("agent: http listen %s: %w", a.cfg.HTTP, err)
@@ -140,12 +156,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Unlock()
 
 	g, gctx := errgroup.WithContext(ctx)
+	// Long-lived requests (the scan stream) end when the agent stops.
+	srv.BaseContext = func(net.Listener) context.Context { return gctx }
 	g.Go(func() error {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("agent: http: %w", err)
 		}
 		return nil
 	})
+	g.Go(func() error { return devs.Run(gctx) })
 	g.Go(func() error {
 		<-gctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/omnisync/omnisync/edge/internal/devices"
 	"github.com/omnisync/omnisync/shared/events"
 )
 
@@ -39,6 +40,10 @@ type Config struct {
 	// SimulateSKUs is how many SKUs the simulated store sells.
 	SimulateSKUs int    `mapstructure:"simulate-skus"`
 	LogLevel     string `mapstructure:"log-level"`
+	// Profiles is the directory of device profiles (firmware-configs/).
+	Profiles string `mapstructure:"profiles"`
+	// Devices lists the store's scanners and RFID readers (config file only).
+	Devices []devices.Config `mapstructure:"devices"`
 }
 
 // Defaults returns the configuration omni-edge runs with when given nothing.
@@ -53,6 +58,7 @@ func Defaults() Config {
 		SimulateRate:   5,
 		SimulateSKUs:   200,
 		LogLevel:       "info",
+		Profiles:       "firmware-configs",
 	}
 }
 

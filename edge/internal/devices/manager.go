@@ -1,0 +1,491 @@
+package devices
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/omnisync/omnisync/edge/internal/devices/framing"
+	"github.com/omnisync/omnisync/edge/internal/devices/profile"
+	"github.com/omnisync/omnisync/edge/internal/devices/rfid"
+	"github.com/omnisync/omnisync/edge/internal/devices/serialport"
+	"github.com/omnisync/omnisync/edge/internal/scanstream"
+	"github.com/omnisync/omnisync/shared/events"
+)
+
+// Sink receives the events devices produce (the outbox).
+type Sink interface {
+	Append(ctx context.Context, drafts []events.Draft) ([]events.Envelope, error)
+}
+
+// Options configures a Manager.
+type Options struct {
+	Devices     []Config
+	ProfilesDir string
+	Sink        Sink
+	// Scans receives parsed scans and fitting-room arrivals; may be nil.
+	Scans  *scanstream.Broker
+	Logger *slog.Logger
+	Now    func() time.Time
+	// StallAfter overrides the ports' silent-device check period (tests).
+	StallAfter time.Duration
+	// TickEvery is how often RFID presences are expired and idle framers
+	// flushed (default 250ms).
+	TickEvery time.Duration
+}
+
+// Manager owns every configured device.
+type Manager struct {
+	o    Options
+	log  *slog.Logger
+	devs []*device
+}
+
+// New loads every device's profile and prepares its port; nothing is opened
+// until Run. A device whose profile is missing or invalid fails New with the
+// device, the file and the key named: a store that configured a scanner
+// wants to hear at start-up that it will not work.
+func New(o Options) (*Manager, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.TickEvery <= 0 {
+		o.TickEvery = 250 * time.Millisecond
+	}
+	if o.Sink == nil {
+		return nil, errors.New("devices: Options.Sink is required")
+	}
+	if err := validate(o.Devices); err != nil {
+		return nil, err
+	}
+	m := &Manager{o: o, log: o.Logger}
+	decoder := rfid.NewDecoder(0)
+	for _, c := range o.Devices {
+		d, err := newDevice(o, c, decoder)
+		if err != nil {
+			return nil, err
+		}
+		m.devs = append(m.devs, d)
+	}
+	return m, nil
+}
+
+func newDevice(o Options, c Config, decoder *rfid.Decoder) (*device, error) {
+	p, err := profile.Load(o.ProfilesDir, c.Profile)
+	if err != nil {
+		return nil, fmt.Errorf("%w: device %s: profile %q: %w", ErrConfig, c.Name, c.Profile, err)
+	}
+	fr, err := p.NewFramer()
+	if err != nil {
+		return nil, fmt.Errorf("%w: device %s: %w", ErrConfig, c.Name, err)
+	}
+	log := o.Logger.With("device", c.Name, "profile", p.Name)
+	port, err := serialport.New(serialport.Config{
+		Name: c.Name, Path: c.Port,
+		Baud: p.Serial.Baud, DataBits: p.Serial.DataBits, Parity: p.Serial.ParityByte(), StopBits: p.Serial.StopBits,
+		ReadTimeout: p.Serial.ReadTimeout, StallAfter: o.StallAfter,
+		Logger: log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: device %s: %w", ErrConfig, c.Name, err)
+	}
+	d := &device{cfg: c, prof: p, port: port, log: log, o: o, framer: fr, rejects: map[string]uint64{}}
+	switch p.Meaning {
+	case profile.MeaningRFID:
+		zones := make([]rfid.Zone, 0, len(c.Zones))
+		for _, z := range c.Zones {
+			zones = append(zones, rfid.Zone{Name: z.Name, Reader: c.Name, Antennas: z.Antennas,
+				EnterAfter: z.EnterAfter, LeaveAfter: z.LeaveAfter, MinRSSI: z.MinRSSI})
+		}
+		if len(zones) > 0 {
+			d.smoother, err = rfid.New(rfid.Config{Zones: zones, Decoder: decoder})
+			if err != nil {
+				return nil, fmt.Errorf("%w: device %s: zones: %w", ErrConfig, c.Name, err)
+			}
+		}
+	case profile.MeaningBarcode:
+		if len(c.Zones) > 0 {
+			return nil, fmt.Errorf("%w: device %s: zones are for RFID readers, %s is a barcode profile", ErrConfig, c.Name, p.Name)
+		}
+	}
+	return d, nil
+}
+
+// Run runs every device until ctx ends. A device never makes it return.
+func (m *Manager) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for _, d := range m.devs {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if err := d.port.Run(ctx, d.onData, d.onState); err != nil {
+				m.log.Error("device stopped", "device", d.cfg.Name, "err", err)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			d.tickLoop(ctx)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// Close closes every port (bounded by their read timeouts).
+func (m *Manager) Close() error {
+	var errs []error
+	for _, d := range m.devs {
+		errs = append(errs, d.port.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Status is one device in GET /v1/devices.
+type Status struct {
+	Name           string            `json:"name"`
+	Port           string            `json:"port"`
+	ResolvedPort   string            `json:"resolved_port,omitempty"`
+	Profile        string            `json:"profile"`
+	Meaning        string            `json:"meaning"`
+	State          string            `json:"state"`
+	Opens          uint64            `json:"opens"`
+	Reopens        uint64            `json:"reopens"`
+	BytesRead      uint64            `json:"bytes_read"`
+	FramesRead     uint64            `json:"frames_read"`
+	FramesRejected uint64            `json:"frames_rejected"`
+	Rejects        map[string]uint64 `json:"rejects,omitempty"`
+	Scans          uint64            `json:"scans,omitempty"`
+	TagReads       uint64            `json:"tag_reads,omitempty"`
+	Enters         uint64            `json:"enters,omitempty"`
+	Leaves         uint64            `json:"leaves,omitempty"`
+	// EventsLost counts events the outbox refused (full disk budget).
+	EventsLost  uint64     `json:"events_lost,omitempty"`
+	LastError   string     `json:"last_error,omitempty"`
+	LastErrorAt *time.Time `json:"last_error_at,omitempty"`
+	LastFrameAt *time.Time `json:"last_frame_at,omitempty"`
+	// Present lists the items in each fitting-room zone now.
+	Present map[string][]PresentItem `json:"present,omitempty"`
+}
+
+// PresentItem is one item in a fitting room.
+type PresentItem struct {
+	GTIN   string    `json:"gtin"`
+	Serial string    `json:"serial,omitempty"`
+	EPC    string    `json:"epc"`
+	Since  time.Time `json:"since"`
+}
+
+// Statuses returns every device's status, in configuration order.
+func (m *Manager) Statuses() []Status {
+	out := make([]Status, 0, len(m.devs))
+	for _, d := range m.devs {
+		out = append(out, d.status())
+	}
+	return out
+}
+
+// ServeHTTP answers GET /v1/devices.
+func (m *Manager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"devices": m.Statuses()})
+}
+
+// device is one configured device at run time.
+type device struct {
+	cfg  Config
+	prof *profile.Profile
+	port *serialport.Port
+	log  *slog.Logger
+	o    Options
+
+	mu         sync.Mutex // guards everything below; never held while appending
+	framer     framing.Framer
+	smoother   *rfid.Smoother
+	reads      []rfid.TagRead
+	frames     uint64
+	rejected   uint64
+	rejects    map[string]uint64
+	scans      uint64
+	tagReads   uint64
+	enters     uint64
+	leaves     uint64
+	lost       uint64
+	lastErr    string
+	lastErrAt  time.Time
+	lastFrame  time.Time
+	lastByte   time.Time
+	pending    bool // bytes fed since the last frame or flush
+	lastPollAt time.Time
+	out        []events.Draft    // events produced by the current callback
+	published  []scanstream.Scan // scans produced by the current callback
+}
+
+func (d *device) onState(st serialport.Status) {
+	d.mu.Lock()
+	if st.State == serialport.StateOpen || st.State == serialport.StateReopening {
+		// A new stream starts (or the old one ended): a partial frame can
+		// never be completed, so drop it rather than glue it to the next.
+		d.framer.Flush(d.emit, d.reject)
+		d.pending = false
+	}
+	if st.LastError != "" && st.State != serialport.StateOpen {
+		d.lastErr, d.lastErrAt = st.LastError, d.o.Now()
+	}
+	if st.State != serialport.StateClosed {
+		// Closed only happens when the agent stops: nothing to tell the hub.
+		d.out = append(d.out, d.statusDraft(st))
+	}
+	out, pub := d.take()
+	d.mu.Unlock()
+	if st.State == serialport.StateOpen {
+		d.poll(true)
+	}
+	d.deliver(out, pub)
+}
+
+func (d *device) statusDraft(st serialport.Status) events.Draft {
+	body := events.DeviceStatus{Name: d.cfg.Name, State: string(st.State)}
+	if st.State != serialport.StateOpen {
+		body.Detail = st.LastError
+	}
+	b, _ := json.Marshal(body)
+	return events.Draft{Kind: events.KindDeviceStatus, Data: b}
+}
+
+func (d *device) onData(chunk []byte) {
+	d.mu.Lock()
+	d.lastByte = d.o.Now()
+	d.pending = true
+	d.framer.Feed(chunk, d.emit, d.reject)
+	out, pub := d.take()
+	d.mu.Unlock()
+	d.deliver(out, pub)
+}
+
+// take hands over what the current callback produced. d.mu is held.
+func (d *device) take() ([]events.Draft, []scanstream.Scan) {
+	out, pub := d.out, d.published
+	d.out, d.published = nil, nil
+	return out, pub
+}
+
+// deliver appends events to the outbox and publishes scans, without d.mu.
+func (d *device) deliver(out []events.Draft, pub []scanstream.Scan) {
+	for _, s := range pub {
+		if d.o.Scans != nil {
+			d.o.Scans.Publish(s)
+		}
+	}
+	if len(out) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := d.o.Sink.Append(ctx, out); err != nil {
+		d.mu.Lock()
+		d.lost += uint64(len(out))
+		d.mu.Unlock()
+		d.log.Warn("device events not recorded", "events", len(out), "err", err)
+	}
+}
+
+// emit handles one frame. d.mu is held.
+func (d *device) emit(frame []byte) {
+	d.frames++
+	d.pending = false
+	now := d.o.Now()
+	d.lastFrame = now
+	switch d.prof.Meaning {
+	case profile.MeaningBarcode:
+		sc, err := d.prof.ParseBarcode(frame)
+		if err != nil {
+			d.rejectFrame("barcode", err)
+			return
+		}
+		d.scans++
+		d.published = append(d.published, toStream(d.cfg.Name, now, sc))
+		body := map[string]any{"code": sc.Raw, "device": d.cfg.Name}
+		if sym := sc.Symbology.String(); sym != "" {
+			body["symbology"] = sym
+		}
+		if sc.GTIN != "" {
+			body["gtin"] = sc.GTIN
+		}
+		if len(sc.AIs) > 0 {
+			body["ais"] = aiMap(sc)
+		}
+		b, _ := json.Marshal(body)
+		d.out = append(d.out, events.Draft{Kind: events.KindScan, Data: b})
+	case profile.MeaningRFID:
+		reads, err := d.prof.DecodeTags(frame, d.reads[:0])
+		d.reads = reads
+		if err != nil {
+			d.rejectFrame("rfid", err)
+			return
+		}
+		for i := range reads {
+			reads[i].Reader, reads[i].At = d.cfg.Name, now
+		}
+		d.tagReads += uint64(len(reads))
+		if d.smoother != nil && len(reads) > 0 {
+			d.presences(d.smoother.Observe(reads...))
+		}
+	}
+}
+
+// presences turns smoother output into events. d.mu is held.
+func (d *device) presences(ps []rfid.Presence) {
+	for _, p := range ps {
+		dr, err := p.Draft()
+		if err != nil {
+			d.log.Warn("presence not recorded", "err", err)
+			continue
+		}
+		d.out = append(d.out, dr)
+		if p.Change == rfid.Enter {
+			d.enters++
+			d.published = append(d.published, scanstream.Scan{Device: d.cfg.Name, At: p.At, Raw: p.Item.EPC,
+				Symbology: "rfid:" + p.Zone, GS1: true, GTIN: p.Item.GTIN, EPC: p.Item.EPC, Serial: p.Item.Serial})
+		} else {
+			d.leaves++
+		}
+	}
+}
+
+// reject counts discarded bytes. d.mu is held.
+func (d *device) reject(r framing.Reject, n int) {
+	d.rejected++
+	d.rejects[r.Kind.String()]++
+	d.lastErr, d.lastErrAt = fmt.Sprintf("%s (%d bytes)", r, n), d.o.Now()
+}
+
+// rejectFrame counts a frame that framed but did not decode. d.mu is held.
+func (d *device) rejectFrame(what string, err error) {
+	d.rejected++
+	d.rejects[what+"_invalid"]++
+	d.lastErr, d.lastErrAt = err.Error(), d.o.Now()
+	d.log.Debug("frame rejected", "err", err)
+}
+
+// tickLoop expires fitting-room presences, flushes a framer whose line went
+// idle mid-frame, and polls readers that must be asked for tags.
+func (d *device) tickLoop(ctx context.Context) {
+	t := time.NewTicker(d.o.TickEvery)
+	defer t.Stop()
+	idle := 2 * max(d.prof.Serial.ReadTimeout, 100*time.Millisecond)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := d.o.Now()
+		d.mu.Lock()
+		if d.pending && now.Sub(d.lastByte) > idle {
+			d.framer.Flush(d.emit, d.reject)
+			d.pending = false
+		}
+		if d.smoother != nil {
+			d.presences(d.smoother.Tick(now))
+		}
+		out, pub := d.take()
+		d.mu.Unlock()
+		d.deliver(out, pub)
+		d.poll(false)
+	}
+}
+
+// poll sends an RFID profile's inventory command when it is due.
+func (d *device) poll(justOpened bool) {
+	if d.prof.RFID == nil || d.prof.RFID.Poll == nil {
+		return
+	}
+	p := d.prof.RFID.Poll
+	now := d.o.Now()
+	d.mu.Lock()
+	due := justOpened || (p.Every > 0 && now.Sub(d.lastPollAt) >= p.Every)
+	if due {
+		d.lastPollAt = now
+	}
+	d.mu.Unlock()
+	if !due {
+		return
+	}
+	if _, err := d.port.Write(p.Frame); err != nil && !errors.Is(err, serialport.ErrNotOpen) {
+		d.log.Debug("poll command not sent", "err", err)
+	}
+}
+
+func (d *device) status() Status {
+	ps := d.port.Status()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := Status{
+		Name: d.cfg.Name, Port: d.cfg.Port, ResolvedPort: ps.ResolvedPath, Profile: d.prof.Name, Meaning: d.prof.Meaning,
+		State: string(ps.State), Opens: ps.Opens, Reopens: ps.Reopens, BytesRead: ps.BytesRead,
+		FramesRead: d.frames, FramesRejected: d.rejected, Scans: d.scans, TagReads: d.tagReads,
+		Enters: d.enters, Leaves: d.leaves, EventsLost: d.lost,
+	}
+	if len(d.rejects) > 0 {
+		s.Rejects = make(map[string]uint64, len(d.rejects))
+		for k, v := range d.rejects {
+			s.Rejects[k] = v
+		}
+	}
+	// The most recent problem, from the port or from the data.
+	lastErr, lastAt := d.lastErr, d.lastErrAt
+	if ps.LastError != "" && ps.LastErrorAt.After(lastAt) {
+		lastErr, lastAt = ps.LastError, ps.LastErrorAt
+	}
+	if lastErr != "" {
+		s.LastError = lastErr
+		t := lastAt.UTC()
+		s.LastErrorAt = &t
+	}
+	if !d.lastFrame.IsZero() {
+		t := d.lastFrame.UTC()
+		s.LastFrameAt = &t
+	}
+	if d.smoother != nil {
+		s.Present = map[string][]PresentItem{}
+		for _, z := range d.cfg.Zones {
+			items := []PresentItem{}
+			for _, st := range d.smoother.Present(z.Name) {
+				items = append(items, PresentItem{GTIN: st.Item.GTIN, Serial: st.Item.Serial, EPC: st.Item.EPC, Since: st.Since.UTC()})
+			}
+			sort.Slice(items, func(i, j int) bool { return items[i].Since.Before(items[j].Since) })
+			s.Present[z.Name] = items
+		}
+	}
+	return s
+}
+
+func toStream(device string, at time.Time, sc profile.Scan) scanstream.Scan {
+	s := scanstream.Scan{Device: device, At: at, Raw: sc.Raw, Symbology: sc.Symbology.String(), GS1: sc.GS1, GTIN: sc.GTIN}
+	if len(sc.AIs) > 0 {
+		s.AIs = aiMap(sc)
+	}
+	if sc.DigitalLink != nil {
+		if uri, err := sc.DigitalLink.URI(); err == nil {
+			s.DigitalLink = uri
+		}
+	}
+	return s
+}
+
+func aiMap(sc profile.Scan) map[string]string {
+	m := make(map[string]string, len(sc.AIs))
+	for _, a := range sc.AIs {
+		m[a.AI] = a.Value
+	}
+	return m
+}
