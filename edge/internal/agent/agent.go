@@ -143,6 +143,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}).Register(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("GET /v1/devices", devs)
+	mux.Handle("POST /v1/devices/{name}/sweep", devs.SweepHandler(a.cfg.Store))
 	mux.Handle("GET /v1/scans/stream", scans)
 	ln, err := net.Listen("tcp", a.cfg.HTTP)
 	if err != nil {

@@ -98,7 +98,7 @@ func newDevice(o Options, c Config, decoder *rfid.Decoder) (*device, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: device %s: %w", ErrConfig, c.Name, err)
 	}
-	d := &device{cfg: c, prof: p, port: port, log: log, o: o, framer: fr, rejects: map[string]uint64{}}
+	d := &device{cfg: c, prof: p, port: port, log: log, o: o, framer: fr, rejects: map[string]uint64{}, decoder: decoder}
 	switch p.Meaning {
 	case profile.MeaningRFID:
 		zones := make([]rfid.Zone, 0, len(c.Zones))
@@ -225,6 +225,8 @@ type device struct {
 	lastByte   time.Time
 	pending    bool // bytes fed since the last frame or flush
 	lastPollAt time.Time
+	sweep      *rfid.Sweep // the stock sweep in progress, if any
+	decoder    *rfid.Decoder
 	out        []events.Draft    // events produced by the current callback
 	published  []scanstream.Scan // scans produced by the current callback
 }
@@ -336,6 +338,9 @@ func (d *device) emit(frame []byte) {
 			reads[i].Reader, reads[i].At = d.cfg.Name, now
 		}
 		d.tagReads += uint64(len(reads))
+		if d.sweep != nil && len(reads) > 0 {
+			_ = d.sweep.Observe(reads...) // a full sweep says so at End
+		}
 		if d.smoother != nil && len(reads) > 0 {
 			d.presences(d.smoother.Observe(reads...))
 		}

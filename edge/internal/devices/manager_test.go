@@ -320,3 +320,48 @@ func TestNew_BadConfig(t *testing.T) {
 		}
 	}
 }
+
+// Ensure that a sweep counts each distinct item once and records absolute
+// count events per GTIN.
+func TestRFID_Sweep(t *testing.T) {
+	dev := newPTY(t)
+	r := newRig(t, Config{Name: "handheld", Port: dev.link, Profile: "uhf-a0-r2000"})
+	eventually(t, 5*time.Second, func() bool { return r.status("handheld").State == "open" }, "open")
+	go func() { // swallow the reader's poll commands
+		buf := make([]byte, 64)
+		for {
+			if _, err := dev.master.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	if err := r.m.StartSweep("handheld", SweepRequest{Area: "rack-7"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.m.StartSweep("handheld", SweepRequest{}); err != ErrSweeping {
+		t.Fatalf("second start: %v", err)
+	}
+	// Two serials of one GTIN, each read three times.
+	a := []byte{0x30, 0x74, 0x25, 0x7B, 0xF7, 0x19, 0x4E, 0x40, 0x00, 0x00, 0x1A, 0x85}
+	b := append([]byte(nil), a...)
+	b[11] = 0x86
+	for i := 0; i < 3; i++ {
+		dev.write(a0Frame(0x00, a, 0x50))
+		dev.write(a0Frame(0x01, b, 0x48))
+	}
+	eventually(t, 5*time.Second, func() bool { return r.status("handheld").TagReads == 6 }, "6 reads")
+	ans, err := r.m.EndSweep(context.Background(), "handheld", "S1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ans.Items != 2 || len(ans.Counts) != 1 || ans.Counts[0].GTIN != "80614141123458" || ans.Counts[0].Qty != 2 || ans.Events != 1 {
+		t.Fatalf("sweep %+v", ans)
+	}
+	counts := r.events(t, events.KindCount)
+	if len(counts) != 1 {
+		t.Fatalf("count events %v", counts)
+	}
+	if _, err := r.m.EndSweep(context.Background(), "handheld", "S1"); err != ErrNoSweep {
+		t.Fatalf("second end: %v", err)
+	}
+}
