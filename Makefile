@@ -37,13 +37,7 @@ unit: ## all tests
 	$(GO) test -count=1 -timeout 12m ./...
 
 fuzz-short: ## run every fuzz target briefly (FUZZTIME each)
-	@set -e; for pkg in $$($(GO) list ./...); do \
-		dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
-		for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/func //'); do \
-			echo "fuzz $$pkg $$f"; \
-			$(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg >/tmp/omni-fuzz.log 2>&1 || { cat /tmp/omni-fuzz.log; exit 1; }; \
-		done; \
-	done
+	@FUZZTIME=$(FUZZTIME) GO=$(GO) ./.ci/fuzz-short
 
 fuzz: ## fuzz every parser for longer
 	$(MAKE) fuzz-short FUZZTIME=60s
