@@ -3,7 +3,7 @@ package gs1
 import (
 	"testing"
 
-	"github.com/omnisync/omnisync/shared/internal/corpustest"
+	"github.com/omnisync/omnisync/shared/testkit/corpustest"
 )
 
 // The corpus helpers live in corpustest; these names keep the tests short.

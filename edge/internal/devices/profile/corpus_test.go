@@ -9,38 +9,8 @@ import (
 	"testing"
 
 	"github.com/omnisync/omnisync/shared/gs1"
+	"github.com/omnisync/omnisync/shared/testkit/corpustest"
 )
-
-// corpusDir locates the shared test-vector corpus as the gs1 package's
-// corpus tests do: $OMNI_CORPUS_DIR, else a shared/corpus directory found
-// walking up from here. Missing, the test fails under CI and skips
-// elsewhere.
-func corpusDir(t *testing.T) string {
-	t.Helper()
-	if d := os.Getenv("OMNI_CORPUS_DIR"); d != "" {
-		return d
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		c := filepath.Join(dir, "shared", "corpus")
-		if _, err := os.Stat(filepath.Join(c, "README.md")); err == nil {
-			return c
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			break
-		}
-		dir = parent
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("test-vector corpus not found (set OMNI_CORPUS_DIR)")
-	}
-	t.Skip("test-vector corpus not found; set OMNI_CORPUS_DIR")
-	return ""
-}
 
 // TestCorpus_ScannerPayloads sends every raw scanner payload of the public
 // corpus (gs1/scanner_raw.jsonl) through the generic-line-scanner profile
@@ -48,7 +18,7 @@ func corpusDir(t *testing.T) string {
 // verdict must be the corpus's, and the result the same as gs1.ParseScan
 // on the bare payload: the device layer adds no meaning of its own.
 func TestCorpus_ScannerPayloads(t *testing.T) {
-	f, err := os.Open(filepath.Join(corpusDir(t), "gs1", "scanner_raw.jsonl"))
+	f, err := os.Open(filepath.Join(corpustest.Dir(t), "gs1", "scanner_raw.jsonl"))
 	if err != nil {
 		t.Fatal(err)
 	}
