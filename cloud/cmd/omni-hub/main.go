@@ -6,10 +6,7 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
+	"log/slog"
 
 	"github.com/spf13/cobra"
 
@@ -42,25 +39,16 @@ func main() {
 	fs.Duration("stream-max-age", d.StreamMaxAge, "how long applied events stay in the stream")
 	fs.Int("batch", d.Batch, "most events applied per database transaction")
 	fs.String("log-level", d.LogLevel, "debug, info, warn or error")
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		cfg := hub.Defaults()
-		if err := config.Load(fs, &cfg); err != nil {
-			return err
-		}
-		log, err := config.Logger(os.Stderr, cfg.LogLevel)
-		if err != nil {
-			return err
-		}
-		h, err := hub.New(cfg, log, version)
-		if err != nil {
-			return err
-		}
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
-		return h.Run(ctx)
-	}
-	if err := cmd.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "omni-hub:", err)
-		os.Exit(1)
-	}
+	config.Main(config.Program[hub.Config]{
+		Cmd:      cmd,
+		Defaults: hub.Defaults,
+		LogLevel: func(c *hub.Config) string { return c.LogLevel },
+		Run: func(ctx context.Context, cfg hub.Config, log *slog.Logger) error {
+			h, err := hub.New(cfg, log, version)
+			if err != nil {
+				return err
+			}
+			return h.Run(ctx)
+		},
+	})
 }

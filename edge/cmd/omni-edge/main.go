@@ -6,10 +6,7 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
+	"log/slog"
 
 	"github.com/spf13/cobra"
 
@@ -46,25 +43,16 @@ func main() {
 	fs.Int("simulate-skus", d.SimulateSKUs, "how many SKUs the simulated store sells")
 	fs.String("log-level", d.LogLevel, "debug, info, warn or error")
 	fs.String("profiles", d.Profiles, "directory of device profiles (the devices themselves are listed in --config)")
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		cfg := agent.Defaults()
-		if err := config.Load(fs, &cfg); err != nil {
-			return err
-		}
-		log, err := config.Logger(os.Stderr, cfg.LogLevel)
-		if err != nil {
-			return err
-		}
-		a, err := agent.New(cfg, log, version)
-		if err != nil {
-			return err
-		}
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
-		return a.Run(ctx)
-	}
-	if err := cmd.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "omni-edge:", err)
-		os.Exit(1)
-	}
+	config.Main(config.Program[agent.Config]{
+		Cmd:      cmd,
+		Defaults: agent.Defaults,
+		LogLevel: func(c *agent.Config) string { return c.LogLevel },
+		Run: func(ctx context.Context, cfg agent.Config, log *slog.Logger) error {
+			a, err := agent.New(cfg, log, version)
+			if err != nil {
+				return err
+			}
+			return a.Run(ctx)
+		},
+	})
 }
