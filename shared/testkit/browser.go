@@ -1,0 +1,78 @@
+package testkit
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+)
+
+// Chromium returns the path of the headless browser page tests use (Debian's
+// chromium, or $OMNI_CHROMIUM). Without one the test is skipped, or fails
+// when CI is set (.ci/run installs it).
+func Chromium(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("OMNI_CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("chromium is required in CI (apt-get install chromium)")
+	}
+	t.Skip("chromium not installed; set CI=1 to make this a failure")
+	return ""
+}
+
+// chromiumFlags keep a headless run self-contained: no sandbox (tests run as
+// root here), no GPU, and none of the background connections a closed
+// network refuses.
+func chromiumFlags(t testing.TB) []string {
+	return []string{
+		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--user-data-dir=" + t.TempDir(),
+	}
+}
+
+// RenderDOM loads url in headless Chromium, lets its scripts run, and
+// returns the resulting DOM as HTML.
+func RenderDOM(t testing.TB, url string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	args := append(chromiumFlags(t), "--virtual-time-budget=3000", "--dump-dom", url)
+	out, err := exec.CommandContext(ctx, Chromium(t), args...).Output()
+	if err != nil {
+		t.Fatalf("chromium --dump-dom %s: %v", url, err)
+	}
+	return string(out)
+}
+
+// Screenshot saves a PNG of url as rendered by headless Chromium.
+func Screenshot(t testing.TB, url, file string, width, height int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	args := append(chromiumFlags(t), "--hide-scrollbars",
+		"--window-size="+itoa(width)+","+itoa(height), "--screenshot="+file, url)
+	if out, err := exec.CommandContext(ctx, Chromium(t), args...).CombinedOutput(); err != nil {
+		t.Fatalf("chromium --screenshot %s: %v\n%s", url, err, out)
+	}
+}
+
+func itoa(n int) string {
+	const digits = "0123456789"
+	if n == 0 {
+		return "0"
+	}
+	var b []byte
+	for ; n > 0; n /= 10 {
+		b = append([]byte{digits[n%10]}, b...)
+	}
+	return string(b)
+}
