@@ -9,7 +9,10 @@
 //	omni.hub.sync.<store>.<device>   agent -> hub request/reply (micro service): heartbeat in, watermark and hub time out
 //
 // A store's credentials need publish rights on omni.ev.<store>.> and
-// omni.hub.sync.<store>.>, subscribe rights on omni.ack.<store>.> and _INBOX.>.
+// omni.hub.sync.<store>.>, and subscribe rights on omni.ack.<store>.> and
+// its own inbox space InboxPrefix(store)+".>" (agents use that prefix for
+// PubAcks and replies, so one store cannot read another's); see
+// deploy/nats.
 package subjects
 
 import "strings"
@@ -28,6 +31,9 @@ const (
 	// AckAll matches every acknowledgement subject.
 	AckAll = "omni.ack.>"
 )
+
+// InboxPrefix is the reply-inbox prefix a store's agents use.
+func InboxPrefix(store string) string { return "_INBOX." + store }
 
 // Event is the subject a device publishes its events on.
 func Event(store, device string) string { return "omni.ev." + store + "." + device }

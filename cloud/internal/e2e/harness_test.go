@@ -74,6 +74,9 @@ type process struct {
 	name string
 	log  *os.File
 
+	// extraEnv is added to the process's environment.
+	extraEnv []string
+
 	mu  sync.Mutex
 	cmd *exec.Cmd
 }
@@ -106,6 +109,9 @@ func (p *process) Start() {
 	defer p.mu.Unlock()
 	cmd := exec.Command(p.bin, p.args...)
 	cmd.Stdout, cmd.Stderr = p.log, p.log
+	if len(p.extraEnv) > 0 {
+		cmd.Env = append(os.Environ(), p.extraEnv...)
+	}
 	if err := cmd.Start(); err != nil {
 		p.t.Fatalf("start %s: %v", p.name, err)
 	}

@@ -30,6 +30,7 @@ import (
 	"github.com/omnisync/omnisync/edge/internal/possim"
 	"github.com/omnisync/omnisync/edge/internal/scanstream"
 	"github.com/omnisync/omnisync/edge/internal/uplink"
+	"github.com/omnisync/omnisync/shared/subjects"
 )
 
 // Agent is one store device's agent.
@@ -89,6 +90,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		// Connect in the background: the store sells whether or not the hub
 		// is reachable when the agent starts.
 		nats.RetryOnFailedConnect(true),
+		// Replies (PubAcks, heartbeat answers) come to this store's own
+		// inbox space, which its credentials may read; no other store's.
+		nats.CustomInboxPrefix(subjects.InboxPrefix(a.cfg.Store)),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { a.log.Warn("NATS error", "err", err) }),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { a.log.Warn("offline: NATS disconnected", "err", err) }),
 		nats.ReconnectHandler(func(c *nats.Conn) {
 			a.log.Info("online: NATS reconnected", "url", c.ConnectedUrl())

@@ -1,0 +1,164 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/omnisync/omnisync/shared/subjects"
+	"github.com/omnisync/omnisync/shared/testkit"
+)
+
+// isolatedNATS runs a real nats-server with the shipped deploy/nats
+// configuration and two minted stores, S1 and S2.
+type isolatedNATS struct {
+	port   int
+	hubURL string
+	store  map[string]string // store -> URL with its credentials
+}
+
+func startIsolatedNATS(t *testing.T) *isolatedNATS {
+	t.Helper()
+	dir := t.TempDir()
+	for _, f := range []string{"omnisync.conf", "users.conf", "mint-store.sh"} {
+		b, err := os.ReadFile(filepath.Join("../../../deploy/nats", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	addr := testkit.FreeAddr(t)
+	port, _ := strconv.Atoi(addr[strings.LastIndexByte(addr, ':')+1:])
+	n := &isolatedNATS{port: port, store: map[string]string{}}
+	for _, s := range []string{"S1", "S2"} {
+		cmd := exec.Command("bash", filepath.Join(dir, "mint-store.sh"), s, addr)
+		cmd.Env = append(os.Environ(), "OMNI_NATS_CONF_DIR="+dir, "PATH=/usr/bin:/bin") // plain passwords: no nats CLI
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("mint-store.sh %s: %v", s, err)
+		}
+		n.store[s] = strings.TrimSpace(string(out))
+	}
+	n.hubURL = fmt.Sprintf("nats://hub:hub-secret@%s", addr)
+	p := newProcess(t, "github.com/nats-io/nats-server/v2", "nats-server", "-c", filepath.Join(dir, "omnisync.conf"))
+	p.extraEnv = []string{"OMNI_NATS_PORT=" + strconv.Itoa(port), "OMNI_NATS_STORE_DIR=" + filepath.Join(dir, "js"), "OMNI_HUB_PASSWORD=hub-secret"}
+	p.Start()
+	testkit.Eventually(t, 20*time.Second, func() bool {
+		nc, err := nats.Connect(n.hubURL)
+		if err == nil {
+			nc.Close()
+		}
+		return err == nil
+	}, "nats-server with the shipped config up")
+	return n
+}
+
+// permErrors connects as url and collects the server's permission errors.
+func permErrors(t *testing.T, url string, opts ...nats.Option) (*nats.Conn, func() []string) {
+	t.Helper()
+	var mu sync.Mutex
+	var errs []string
+	opts = append(opts, nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		mu.Lock()
+		errs = append(errs, err.Error())
+		mu.Unlock()
+	}))
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc, func() []string {
+		_ = nc.Flush()
+		time.Sleep(100 * time.Millisecond)
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), errs...)
+	}
+}
+
+// Ensure that with the shipped NATS configuration store S1 cannot publish
+// as S2, read S2's acknowledgements or replies, or touch the hub's stream
+// and consumer, while its own agent syncs normally.
+func TestStoreIsolation(t *testing.T) {
+	n := startIsolatedNATS(t)
+	h := startHub(t, n.hubURL, "")
+
+	s1, errs := permErrors(t, n.store["S1"], nats.CustomInboxPrefix(subjects.InboxPrefix("S1")))
+
+	// Publishing as another store is refused by the server.
+	if err := s1.Publish(subjects.Event("S2", "pos-1"), []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	// Subscribing to another store's acknowledgements, to every inbox, or to
+	// the JetStream API is refused.
+	for _, subj := range []string{subjects.Ack("S2", "pos-1"), "_INBOX.>", "_INBOX.S2.>", "$JS.API.>", subjects.EventsAll} {
+		if _, err := s1.SubscribeSync(subj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := strings.Join(errs(), "\n")
+	for _, want := range []string{
+		`Publish to "omni.ev.S2.pos-1"`,
+		`Subscription to "omni.ack.S2.pos-1"`,
+		`Subscription to "_INBOX.>"`,
+		`Subscription to "_INBOX.S2.>"`,
+		`Subscription to "$JS.API.>"`,
+		`Subscription to "omni.ev.>"`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("no permissions violation for %s; server said:\n%s", want, got)
+		}
+	}
+	// The hub's consumer cannot be read or deleted by a store.
+	js, err := jetstream.New(s1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if _, err := js.Consumer(ctx, subjects.StreamEvents, subjects.HubConsumer); err == nil {
+		t.Fatal("store read the hub's consumer")
+	}
+	if err := js.DeleteConsumer(ctx, subjects.StreamEvents, subjects.HubConsumer); err == nil {
+		t.Fatal("store deleted the hub's consumer")
+	}
+
+	// Meanwhile S1's own agent, with its credentials, syncs as usual, and
+	// nothing S1 tried reached S2's books.
+	a := startAgent(t, "S1", "pos-1", n.store["S1"])
+	mustPost(t, a.URL, receiptBody("SKU-ISO", 5))
+	waitDrained(t, a, 20*time.Second)
+	testkit.Eventually(t, 10*time.Second, func() bool { return onHand(t, h.URL, "SKU-ISO")["S1"] == 5 }, "S1's receipt applied")
+	if got := onHand(t, h.URL, "SKU-ISO")["S2"]; got != 0 {
+		t.Fatalf("S2 books changed: %d", got)
+	}
+	cons, err := jetstream.New(mustHubConn(t, n.hubURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cons.Consumer(context.Background(), subjects.StreamEvents, subjects.HubConsumer); err != nil {
+		t.Fatalf("the hub's consumer is gone: %v", err)
+	}
+}
+
+func mustHubConn(t *testing.T, url string) *nats.Conn {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
