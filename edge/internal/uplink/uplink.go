@@ -262,15 +262,22 @@ func (u *Uplink) publishLoop(ctx context.Context) error {
 	defer tick.Stop()
 
 	rewind := func(reason string) {
-		// Let in-flight publishes settle before resending, so the order on
-		// the stream stays the order of the outbox as far as possible.
+		// Give in-flight publishes a moment to settle before resending, so
+		// the order on the stream stays the outbox's as far as possible.
+		// The wait is bounded as a whole: after a reconnect some futures
+		// only resolve at the publish timeout, and their results no longer
+		// matter, since everything after hubSeq is sent again.
+		settle := time.NewTimer(2 * time.Second)
+		defer settle.Stop()
+	wait:
 		for _, f := range queue {
 			select {
 			case <-f.fut.Ok():
 			case <-f.fut.Err():
 			case <-ctx.Done():
 				return
-			case <-time.After(20 * time.Second):
+			case <-settle.C:
+				break wait
 			}
 		}
 		queue = queue[:0]
