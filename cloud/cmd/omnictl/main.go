@@ -1,5 +1,6 @@
 // Command omnictl is the operator's CLI for the omnisync hub: it reads store
-// sync health, inventory, conflicts and dead letters from the hub's API.
+// sync health, inventory, conflicts and dead letters from the hub's API, and
+// checks catalog files before they are imported.
 package main
 
 import (
@@ -145,6 +146,7 @@ func main() {
 			return tw.Flush()
 		},
 	})
+	root.AddCommand(catalogCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "omnictl:", err)
 		os.Exit(1)
