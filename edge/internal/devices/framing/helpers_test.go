@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/omnisync/omnisync/edge/internal/devices/framing/framingtest"
 )
 
 // event is one callback a framer made: a frame, or a reject of n bytes.
@@ -139,11 +141,7 @@ func spacedHex(p []byte) string {
 // mustHex decodes spaced hex; it is for test literals.
 func mustHex(t testing.TB, s string) []byte {
 	t.Helper()
-	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
-	if err != nil {
-		t.Fatalf("bad hex %q: %v", s, err)
-	}
-	return b
+	return framingtest.Hex(t, s)
 }
 
 // checkChunking feeds segments whole, byte by byte and in a few chunk sizes

@@ -2,19 +2,15 @@ package profile
 
 import (
 	"errors"
-	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/omnisync/omnisync/edge/internal/devices/framing/framingtest"
 
 	"github.com/omnisync/omnisync/edge/internal/devices/framing"
 	"github.com/omnisync/omnisync/edge/internal/devices/profile/decode"
 )
-
-var update = flag.Bool("update", false, "rewrite the expected section of testdata/*.golden")
 
 // TestGolden replays device captures through a shipped profile, as the
 // agent does (framer, then barcode parser or tag decoder), and compares
@@ -23,45 +19,15 @@ var update = flag.Bool("update", false, "rewrite the expected section of testdat
 // `text "..."` Go-quoted, or `flush`, each one read); the events. Run with
 // -update to rewrite the events.
 func TestGolden(t *testing.T) {
-	files, err := filepath.Glob("testdata/*.golden")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no golden files: %v", err)
-	}
-	for _, file := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(file), ".golden"), func(t *testing.T) {
-			raw, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatal(err)
+	framingtest.Golden(t, "testdata/*.golden", func(t *testing.T, header, capture string) string {
+		var name string
+		for _, l := range strings.Split(header, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(l), "profile:"); ok {
+				name = strings.TrimSpace(v)
 			}
-			parts := strings.SplitN(string(raw), "\n----\n", 3)
-			if len(parts) != 3 {
-				t.Fatalf("want 3 sections separated by ----, got %d", len(parts))
-			}
-			var name string
-			for _, l := range strings.Split(parts[0], "\n") {
-				if v, ok := strings.CutPrefix(strings.TrimSpace(l), "profile:"); ok {
-					name = strings.TrimSpace(v)
-				}
-			}
-			p := shipped(t, name)
-			got := replay(t, p, parts[1])
-			if *update {
-				if err := os.WriteFile(file, []byte(parts[0]+"\n----\n"+parts[1]+"\n----\n"+got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			var want []string
-			for _, l := range strings.Split(parts[2], "\n") {
-				if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
-					want = append(want, l)
-				}
-			}
-			if w := strings.Join(want, "\n") + "\n"; got != w {
-				t.Errorf("got:\n%s\nwant:\n%s", got, w)
-			}
-		})
-	}
+		}
+		return replay(t, shipped(t, name), capture)
+	})
 }
 
 // replay runs a capture and renders one line per event.
@@ -106,23 +72,12 @@ func replay(t *testing.T, p *Profile, capture string) string {
 		}
 	}
 	reject := func(r framing.Reject, n int) { fmt.Fprintf(&out, "reject %s %d (%s)\n", r.Kind, n, r.Detail) }
-	for i, line := range strings.Split(capture, "\n") {
-		line = strings.TrimSpace(line)
-		switch {
-		case line == "" || strings.HasPrefix(line, "#"):
-		case line == "flush":
+	for _, read := range framingtest.Capture(t, capture) {
+		if read == nil {
 			f.Flush(emit, reject)
-		case strings.HasPrefix(line, "hex "):
-			f.Feed(unhex(t, strings.TrimPrefix(line, "hex ")), emit, reject)
-		case strings.HasPrefix(line, "text "):
-			s, err := strconv.Unquote(strings.TrimPrefix(line, "text "))
-			if err != nil {
-				t.Fatalf("capture line %d: %v", i+1, err)
-			}
-			f.Feed([]byte(s), emit, reject)
-		default:
-			t.Fatalf("capture line %d: want hex, text or flush: %q", i+1, line)
+			continue
 		}
+		f.Feed(read, emit, reject)
 	}
 	f.Flush(emit, reject)
 	return out.String()

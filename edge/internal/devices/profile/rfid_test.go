@@ -4,20 +4,16 @@ import (
 	"encoding/hex"
 	"errors"
 	"reflect"
-	"strings"
 	"testing"
 
+	"github.com/omnisync/omnisync/edge/internal/devices/framing/framingtest"
 	"github.com/omnisync/omnisync/edge/internal/devices/profile/decode"
 	"github.com/omnisync/omnisync/edge/internal/devices/rfid"
 )
 
 func unhex(t testing.TB, s string) []byte {
 	t.Helper()
-	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return framingtest.Hex(t, s)
 }
 
 // TestDecodeTags_Shipped drives captures through the shipped RFID
