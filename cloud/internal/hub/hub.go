@@ -18,6 +18,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -279,10 +281,25 @@ func (h *Hub) onHeartbeat(ctx context.Context, st *store.Store, r micro.Request)
 	reply(rep)
 }
 
-// serviceVersion returns a semver for the micro service (it insists on one).
+// semVer is the SemVer 2.0 grammar the micro service insists on.
+var semVer = regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$`)
+
+// serviceVersion returns a SemVer for the micro service. A build stamped
+// with a tag ("v1.4.0") keeps it; anything else, such as the commit hash
+// `git describe --always` gives an untagged checkout, becomes build
+// metadata of 0.0.0-dev, so the hub starts whatever the stamp looks like.
 func serviceVersion(v string) string {
-	if v == "" || v == "dev" || v[0] < '0' || v[0] > '9' {
+	if t := strings.TrimPrefix(v, "v"); semVer.MatchString(t) {
+		return t
+	}
+	meta := strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '-' {
+			return r
+		}
+		return '-'
+	}, v)
+	if meta == "" || meta == "dev" {
 		return "0.0.0-dev"
 	}
-	return v
+	return "0.0.0-dev+" + meta
 }
