@@ -92,6 +92,8 @@ var kinds = map[Kind]kindSpec{
 	KindScan:         {ClassCompactable, validateScan},
 	KindEnter:        {ClassNormal, validateFittingRoom(KindEnter)},
 	KindLeave:        {ClassNormal, validateFittingRoom(KindLeave)},
+	KindReview:       {ClassNormal, validateReview},
+	KindAssist:       {ClassNormal, validateAssist},
 }
 
 // Known reports whether this build understands kind k.

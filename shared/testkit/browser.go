@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 )
 
 // Chromium returns the path of the headless browser page tests use (Debian's
@@ -75,4 +77,32 @@ func itoa(n int) string {
 		b = append([]byte{digits[n%10]}, b...)
 	}
 	return string(b)
+}
+
+// Browser starts headless Chromium driven over the DevTools protocol
+// (chromedp) and returns a context for chromedp.Run: a page test can type,
+// click, wait for elements and read the DOM as a shopper's actions change
+// it. The browser is closed when the test ends.
+func Browser(t testing.TB) context.Context {
+	t.Helper()
+	path := Chromium(t)
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(path),
+		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1080, 1920),
+	}
+	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	if err := chromedp.Do(ctx); err != nil {
+		cancel()
+		acancel()
+		t.Fatalf("start chromium: %v", err)
+	}
+	t.Cleanup(func() { cancel(); acancel() })
+	return ctx
 }

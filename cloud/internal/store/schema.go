@@ -138,6 +138,93 @@ CREATE TABLE dead_letters (
 );
 CREATE INDEX dead_letters_by_store ON dead_letters (store, id);
 `,
+	// 2: the catalog, reviews, and what down-sync needs to publish stock.
+	`
+-- Products and their variants, as imported. version grows by one whenever
+-- the product or any of its variants changes; it is the version of the
+-- product's down-sync document.
+CREATE TABLE products (
+	product_id {{key}} NOT NULL PRIMARY KEY,
+	name       TEXT NOT NULL DEFAULT '',
+	brand      TEXT NOT NULL DEFAULT '',
+	category   TEXT NOT NULL DEFAULT '',
+	image_url  TEXT NOT NULL DEFAULT '',
+	version    BIGINT NOT NULL DEFAULT 0,
+	updated_ms BIGINT NOT NULL DEFAULT 0
+){{keyed}};
+CREATE INDEX products_by_updated ON products (updated_ms);
+
+-- gtins: the variant's GTIN-14s, primary first, comma-separated;
+-- variant_gtins indexes them (a GTIN names one SKU).
+CREATE TABLE variants (
+	sku         {{key}} NOT NULL PRIMARY KEY,
+	product_id  {{key}} NOT NULL,
+	name        TEXT NOT NULL DEFAULT '',
+	brand       TEXT NOT NULL DEFAULT '',
+	size        TEXT NOT NULL DEFAULT '',
+	colour      TEXT NOT NULL DEFAULT '',
+	price_minor BIGINT NOT NULL DEFAULT 0,
+	currency    TEXT NOT NULL DEFAULT '',
+	image_url   TEXT NOT NULL DEFAULT '',
+	category    TEXT NOT NULL DEFAULT '',
+	gtins       TEXT NOT NULL DEFAULT '',
+	updated_ms  BIGINT NOT NULL DEFAULT 0
+){{keyed}};
+CREATE INDEX variants_by_product ON variants (product_id, sku);
+CREATE TABLE variant_gtins (
+	gtin {{key}} NOT NULL PRIMARY KEY,
+	sku  {{key}} NOT NULL
+){{keyed}};
+CREATE INDEX variant_gtins_by_sku ON variant_gtins (sku);
+
+-- One row per catalog import, for HQ's audit trail.
+CREATE TABLE catalog_imports (
+	id               {{id}},
+	at_ms            BIGINT NOT NULL,
+	source           TEXT NOT NULL DEFAULT '',
+	mode             TEXT NOT NULL DEFAULT '',
+	rows_read        BIGINT NOT NULL DEFAULT 0,
+	rows_accepted    BIGINT NOT NULL DEFAULT 0,
+	rows_rejected    BIGINT NOT NULL DEFAULT 0,
+	products_changed BIGINT NOT NULL DEFAULT 0
+);
+
+-- Reviews: one per (product, store, device, session), the earliest by HLC
+-- wins whatever the arrival order. status is published or rejected (with
+-- reason: blocked words); rejected ones are kept for moderators.
+CREATE TABLE reviews (
+	product_id {{key}} NOT NULL,
+	store      {{key}} NOT NULL,
+	device     {{key}} NOT NULL,
+	session    {{key}} NOT NULL,
+	event_id   {{key}} NOT NULL,
+	hlc        BIGINT NOT NULL,
+	sku        TEXT NOT NULL DEFAULT '',
+	rating     INTEGER NOT NULL,
+	title      TEXT NOT NULL DEFAULT '',
+	body       TEXT NOT NULL DEFAULT '',
+	nickname   TEXT NOT NULL DEFAULT '',
+	status     TEXT NOT NULL,
+	reason     TEXT NOT NULL DEFAULT '',
+	PRIMARY KEY (product_id, store, device, session)
+){{keyed}};
+CREATE INDEX reviews_latest ON reviews (product_id, status, hlc);
+
+-- review_stats.version grows whenever a product's reviews change; it is
+-- the version of the product's review summary document.
+CREATE TABLE review_stats (
+	product_id {{key}} NOT NULL PRIMARY KEY,
+	version    BIGINT NOT NULL DEFAULT 0,
+	updated_ms BIGINT NOT NULL DEFAULT 0
+){{keyed}};
+CREATE INDEX review_stats_by_updated ON review_stats (updated_ms);
+
+-- A stock position's version grows with every change; updated_ms says when,
+-- so a hub replica can republish what changed while another one was down.
+ALTER TABLE stock ADD COLUMN version BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE stock ADD COLUMN updated_ms BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX stock_by_updated ON stock (updated_ms);
+`,
 }
 
 // migrateLockKey is the pg_advisory_lock key that serialises migrations of
