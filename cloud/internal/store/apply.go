@@ -214,7 +214,12 @@ func (s *Store) applyOnce(ctx context.Context, p *plan) (BatchResult, error) {
 	}
 	res.Applied, res.DeadLettered = len(apply), len(dead)
 
-	if err := s.applyInventory(ctx, tx, p, apply, nowMS); err != nil {
+	positions, err := s.applyInventory(ctx, tx, p, apply, nowMS)
+	if err != nil {
+		return res, err
+	}
+	reviewed, err := s.applyReviews(ctx, tx, p, apply, nowMS)
+	if err != nil {
 		return res, err
 	}
 	if err := s.insertBatchDeadLetters(ctx, tx, p, dead, nowMS); err != nil {
@@ -231,6 +236,7 @@ func (s *Store) applyOnce(ctx context.Context, p *plan) (BatchResult, error) {
 	if err := tx.Commit(); err != nil {
 		return res, fmt.Errorf("store: commit: %w", err)
 	}
+	res.Positions, res.ReviewedProducts = positions, reviewed
 	res.Watermarks = make([]Watermark, len(p.devs))
 	for i, k := range p.devs {
 		res.Watermarks[i] = Watermark{Store: k.store, Device: k.device, Epoch: k.epoch, Seq: devs[i].watermark}
@@ -352,7 +358,7 @@ type lineID struct {
 
 // applyInventory applies the effects of the apply items: reservations, then
 // the ledger, then stock positions and their conflicts.
-func (s *Store) applyInventory(ctx context.Context, tx *sql.Tx, p *plan, items []int, nowMS int64) error {
+func (s *Store) applyInventory(ctx context.Context, tx *sql.Tx, p *plan, items []int, nowMS int64) ([]inventory.Key, error) {
 	// One event id under two origins (a broken agent) takes effect once:
 	// within the batch here, across batches through the ledger's key.
 	apply := make([]int, 0, len(items))
@@ -374,13 +380,13 @@ func (s *Store) applyInventory(ctx context.Context, tx *sql.Tx, p *plan, items [
 		}
 	}
 	if len(rids) == 0 && len(lines) == 0 {
-		return nil
+		return nil, nil
 	}
 	slices.Sort(rids)
 	rids = slices.Compact(rids)
 	resv, err := s.lockReservations(ctx, tx, rids)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	held := map[inventory.Key]int64{}
 	heldAt := map[inventory.Key]hlc.Timestamp{}
@@ -416,11 +422,11 @@ func (s *Store) applyInventory(ctx context.Context, tx *sql.Tx, p *plan, items [
 	slices.SortFunc(keys, inventory.Key.Compare)
 	rows, err := s.lockStock(ctx, tx, keys)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	fresh, err := s.insertLedger(ctx, tx, lines)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	moves := map[inventory.Key][]inventory.Move{}
 	for _, l := range lines {
@@ -436,7 +442,7 @@ func (s *Store) applyInventory(ctx context.Context, tx *sql.Tx, p *plan, items [
 	}
 	after, err := s.deltasAfter(ctx, tx, counts)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	changes := make([]posChange, 0, len(keys))
 	for _, k := range keys {
@@ -448,10 +454,11 @@ func (s *Store) applyInventory(ctx context.Context, tx *sql.Tx, p *plan, items [
 		}
 		changes = append(changes, posChange{key: k, row: row, next: next})
 	}
-	if err := s.writeStock(ctx, tx, changes, nowMS); err != nil {
-		return err
+	written, err := s.writeStock(ctx, tx, changes, nowMS)
+	if err != nil {
+		return nil, err
 	}
-	return s.writeReservations(ctx, tx, rids, resv, nowMS)
+	return written, s.writeReservations(ctx, tx, rids, resv, nowMS)
 }
 
 // lockReservations makes sure every reservation id has a row, locks them in
@@ -692,7 +699,7 @@ GROUP BY k.sku, k.location`
 // writeStock stores the new state of locked positions and opens, updates or
 // resolves their oversell conflicts. The caller holds the positions' locks,
 // which also guard their conflicts.
-func (s *Store) writeStock(ctx context.Context, tx *sql.Tx, changes []posChange, nowMS int64) error {
+func (s *Store) writeStock(ctx context.Context, tx *sql.Tx, changes []posChange, nowMS int64) ([]inventory.Key, error) {
 	opened := newRowset(text("sku"), text("location"), integer("available"))
 	updated := newRowset(integer("id"), integer("available"), integer("resolved"))
 	conflictID := make(map[inventory.Key]int64, len(changes))
@@ -723,37 +730,40 @@ FROM ` + k + ` WHERE true RETURNING id, sku, location`
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("store: open conflicts: %w", err)
+		return nil, fmt.Errorf("store: open conflicts: %w", err)
 	}
 	err = s.execRows(ctx, tx, updated, "u", func(a *args, u string) string {
 		return `UPDATE conflicts SET available = u.available, resolved_ms = u.resolved, updated_ms = ` + a.add(nowMS) + `
 FROM ` + u + ` WHERE conflicts.id = u.id`
 	})
 	if err != nil {
-		return fmt.Errorf("store: update conflicts: %w", err)
+		return nil, fmt.Errorf("store: update conflicts: %w", err)
 	}
 	rs := newRowset(text("sku"), text("location"), integer("on_hand"), integer("reserved"), integer("safety"), integer("available"),
 		integer("has_count"), integer("count_qty"), integer("count_hlc"), text("count_id"), integer("last_hlc"), integer("conflict_id"))
+	var written []inventory.Key
 	for _, c := range changes {
 		id := conflictID[c.key]
 		if c.next == c.row.pos && id == c.row.conflictID {
 			continue
 		}
 		n := c.next
+		written = append(written, c.key)
 		rs.add(c.key.SKU, c.key.Location, n.OnHand, n.Reserved, n.Safety, n.Available(),
 			b2i(n.HasCount), n.CountQty, n.CountStamp.HLC.Pack(), n.CountStamp.ID, n.LastStamp.Pack(), id)
 	}
 	err = s.execRows(ctx, tx, rs, "u", func(a *args, u string) string {
-		return `INSERT INTO stock (sku, location, on_hand, reserved, safety, available, has_count, count_qty, count_hlc, count_id, last_hlc, conflict_id)
-SELECT sku, location, on_hand, reserved, safety, available, has_count, count_qty, count_hlc, count_id, last_hlc, conflict_id FROM ` + u + ` WHERE true
+		return `INSERT INTO stock (sku, location, on_hand, reserved, safety, available, has_count, count_qty, count_hlc, count_id, last_hlc, conflict_id, version, updated_ms)
+SELECT sku, location, on_hand, reserved, safety, available, has_count, count_qty, count_hlc, count_id, last_hlc, conflict_id, 1, ` + a.add(nowMS) + ` FROM ` + u + ` WHERE true
 ON CONFLICT (sku, location) DO UPDATE SET on_hand = excluded.on_hand, reserved = excluded.reserved, safety = excluded.safety,
 	available = excluded.available, has_count = excluded.has_count, count_qty = excluded.count_qty, count_hlc = excluded.count_hlc,
-	count_id = excluded.count_id, last_hlc = excluded.last_hlc, conflict_id = excluded.conflict_id`
+	count_id = excluded.count_id, last_hlc = excluded.last_hlc, conflict_id = excluded.conflict_id,
+	version = stock.version + 1, updated_ms = excluded.updated_ms`
 	})
 	if err != nil {
-		return fmt.Errorf("store: update stock: %w", err)
+		return nil, fmt.Errorf("store: update stock: %w", err)
 	}
-	return nil
+	return written, nil
 }
 
 func (s *Store) insertBatchDeadLetters(ctx context.Context, tx *sql.Tx, p *plan, dead []int, nowMS int64) error {

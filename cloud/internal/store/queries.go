@@ -111,7 +111,7 @@ func (s *Store) SetSafetyStock(ctx context.Context, sku, location string, qty in
 		row := rows[k]
 		next := row.pos
 		next.Safety = qty
-		if err := s.writeStock(ctx, tx, []posChange{{key: k, row: row, next: next}}, s.now().UnixMilli()); err != nil {
+		if _, err := s.writeStock(ctx, tx, []posChange{{key: k, row: row, next: next}}, s.now().UnixMilli()); err != nil {
 			return err
 		}
 		return tx.Commit()

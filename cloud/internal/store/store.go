@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
+	"github.com/omnisync/omnisync/cloud/internal/inventory"
 	"github.com/omnisync/omnisync/shared/events"
 )
 
@@ -44,6 +45,7 @@ type Store struct {
 	// beforeCommit, when set (tests only), runs just before ApplyBatch
 	// commits; an error aborts the transaction as a database error would.
 	beforeCommit func() error
+	reviews      reviewPolicy
 }
 
 // Open opens (creating and migrating as needed) the store named by dsn:
@@ -60,6 +62,7 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Store{log: logger, now: time.Now, maxRetries: 8}
+	s.SetBlockedWords(DefaultBlockedWords)
 	var err error
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		err = s.openPostgres(ctx, dsn)
@@ -173,6 +176,11 @@ type BatchResult struct {
 	// Watermarks holds, for every (store, device, epoch) in the batch, the
 	// contiguous watermark after commit, sorted by store, device, epoch.
 	Watermarks []Watermark
+	// Positions lists the stock positions this batch changed, and
+	// ReviewedProducts the products whose reviews it changed: what
+	// down-sync must republish.
+	Positions        []inventory.Key
+	ReviewedProducts []string
 }
 
 // Watermark is how far one device epoch has been processed without gaps:
