@@ -39,6 +39,8 @@ func main() {
 	fs.Duration("stream-max-age", d.StreamMaxAge, "how long applied events stay in the stream")
 	fs.Int("batch", d.Batch, "most events applied per database transaction")
 	fs.String("log-level", d.LogLevel, "debug, info, warn or error")
+	fs.String("online-location", d.OnlineLocation, "location of the online warehouse, whose stock every store shows")
+	fs.StringSlice("review-blocked-words", nil, "words that keep a review from being published (comma-separated; replaces the default list)")
 	config.Main(config.Program[hub.Config]{
 		Cmd:      cmd,
 		Defaults: hub.Defaults,

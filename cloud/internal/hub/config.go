@@ -6,6 +6,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"github.com/omnisync/omnisync/shared/events"
 )
 
 // Config is the hub's configuration; every field is a flag, an OMNI_
@@ -34,6 +36,12 @@ type Config struct {
 	Batch int `mapstructure:"batch"`
 	// LogLevel: debug, info, warn, error.
 	LogLevel string `mapstructure:"log-level"`
+	// OnlineLocation is the location of the online warehouse, whose stock
+	// every store's shoppers see.
+	OnlineLocation string `mapstructure:"online-location"`
+	// ReviewBlockedWords replaces the default moderation list; a review
+	// containing one of these words is kept for moderators, not published.
+	ReviewBlockedWords []string `mapstructure:"review-blocked-words"`
 }
 
 // Defaults returns the configuration `omni-hub` runs with when given nothing.
@@ -46,6 +54,7 @@ func Defaults() Config {
 		StreamMaxAge:   7 * 24 * time.Hour,
 		Batch:          1000,
 		LogLevel:       "info",
+		OnlineLocation: "online",
 	}
 }
 
@@ -70,6 +79,9 @@ func (c *Config) Validate() error {
 	}
 	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
 		errs = append(errs, fmt.Errorf("stream-replicas: %d must be 1 to 5", c.StreamReplicas))
+	}
+	if err := events.ValidToken(c.OnlineLocation); err != nil {
+		errs = append(errs, fmt.Errorf("online-location: %w", err))
 	}
 	if c.Batch < 1 || c.Batch > 10000 {
 		errs = append(errs, fmt.Errorf("batch: %d must be 1 to 10000", c.Batch))

@@ -30,8 +30,10 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/omnisync/omnisync/cloud/internal/api"
+	"github.com/omnisync/omnisync/cloud/internal/downpub"
 	"github.com/omnisync/omnisync/cloud/internal/ingest"
 	"github.com/omnisync/omnisync/cloud/internal/store"
+	"github.com/omnisync/omnisync/shared/downsync"
 	"github.com/omnisync/omnisync/shared/events"
 	"github.com/omnisync/omnisync/shared/natsembed"
 	"github.com/omnisync/omnisync/shared/subjects"
@@ -56,6 +58,7 @@ type Hub struct {
 	store    *store.Store
 	nc       *nats.Conn
 	embedded *natsembed.Server
+	pub      *downpub.Publisher
 }
 
 // New checks the configuration; nothing starts until Run.
@@ -77,6 +80,9 @@ func (h *Hub) HTTPAddr() string { h.mu.Lock(); defer h.mu.Unlock(); return h.htt
 
 // NATSURL is the URL agents should connect to (after Ready).
 func (h *Hub) NATSURL() string { h.mu.Lock(); defer h.mu.Unlock(); return h.natsURL }
+
+// Publisher is the hub's down-sync publisher (after Ready).
+func (h *Hub) Publisher() *downpub.Publisher { h.mu.Lock(); defer h.mu.Unlock(); return h.pub }
 
 // Store is the hub's store (after Ready), for tests and tools.
 func (h *Hub) Store() *store.Store { h.mu.Lock(); defer h.mu.Unlock(); return h.store }
@@ -140,6 +146,9 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 	}
 	cleanups = append(cleanups, func() { _ = st.Close() })
 	h.log.Info("store open", "dialect", st.Dialect())
+	if len(h.cfg.ReviewBlockedWords) > 0 {
+		st.SetBlockedWords(h.cfg.ReviewBlockedWords)
+	}
 
 	// Stream and consumer; retried because an external server may still be
 	// electing a leader.
@@ -161,9 +170,36 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 		h.log.Warn("stream not ready; retrying", "err", err)
 		time.Sleep(time.Second)
 	}
+	// Down-sync: the bucket stores read, and the publisher that fills it.
+	var kv jetstream.KeyValue
+	for attempt := 0; ; attempt++ {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		kv, err = downsync.EnsureBucket(cctx, js, h.cfg.StreamReplicas)
+		cancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil || attempt >= 30 {
+			return fmt.Errorf("hub: %w", err)
+		}
+		h.log.Warn("down-sync bucket not ready; retrying", "err", err)
+		time.Sleep(time.Second)
+	}
+	hostname, _ := os.Hostname()
+	pub, err := downpub.New(downpub.Options{
+		JS: js, KV: kv, Store: pubStore{st}, Hub: hostname, Logger: h.log.With("component", "downpub"),
+	})
+	if err != nil {
+		return err
+	}
+	h.met.downpub(pub)
 	consumer, err := ingest.New(ingest.Options{
 		Consumer: cons, Conn: nc, Store: st, Batch: h.cfg.Batch,
 		Metrics: h.met.ingest(), Logger: h.log.With("component", "ingest"),
+		Applied: func(res store.BatchResult) {
+			pub.Stock(res.Positions)
+			pub.Reviews(res.ReviewedProducts)
+		},
 	})
 	if err != nil {
 		return err
@@ -211,6 +247,7 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 	h.natsURL = url
 	h.store = st
 	h.nc = nc
+	h.pub = pub
 	h.mu.Unlock()
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -227,6 +264,7 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 		return srv.Shutdown(sctx)
 	})
 	g.Go(func() error { return consumer.Run(gctx) })
+	g.Go(func() error { return pub.Run(gctx) })
 	h.log.Info("hub ready", "http", h.httpAddr, "nats", url, "version", h.version)
 	close(h.ready)
 	err = g.Wait()

@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/omnisync/omnisync/cloud/internal/downpub"
 	"github.com/omnisync/omnisync/cloud/internal/ingest"
 )
 
@@ -55,4 +56,19 @@ func (m *metrics) ingest() ingest.Metrics {
 		Deferred:     func(n int) { m.deferred.Add(float64(n)) },
 		BatchSeconds: m.batch.Observe,
 	}
+}
+
+// downpub exposes the down-sync publisher's counters.
+func (m *metrics) downpub(p *downpub.Publisher) {
+	counter := func(name, help string, f func(downpub.Stats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(f(p.Stats())) })
+	}
+	m.reg.MustRegister(
+		counter("omni_hub_downsync_published_total", "Documents published to the down-sync bucket.", func(s downpub.Stats) uint64 { return s.Published }),
+		counter("omni_hub_downsync_skipped_total", "Documents not published because the bucket already had them.", func(s downpub.Stats) uint64 { return s.Skipped }),
+		counter("omni_hub_downsync_conflicts_total", "Compare-and-set conflicts with another hub replica.", func(s downpub.Stats) uint64 { return s.Conflicts }),
+		counter("omni_hub_downsync_errors_total", "Publishes that failed and were retried.", func(s downpub.Stats) uint64 { return s.Errors }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "omni_hub_downsync_dirty", Help: "Changes waiting to be published."},
+			func() float64 { return float64(p.Stats().Dirty) }),
+	)
 }

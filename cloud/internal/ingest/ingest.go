@@ -58,6 +58,9 @@ type Options struct {
 	MaxWait time.Duration
 	Metrics Metrics
 	Logger  *slog.Logger
+	// Applied, when set, is told about every committed batch (down-sync
+	// publishes the positions and reviews it changed). It must not block.
+	Applied func(store.BatchResult)
 }
 
 // Consumer applies events from the stream to the store.
@@ -369,6 +372,9 @@ func items(ps []pending) []store.Item {
 // settle acknowledges what was committed, asks for deferred items again
 // later, and tells each device how far the hub has got.
 func (c *Consumer) settle(ps []pending, res store.BatchResult) {
+	if c.o.Applied != nil {
+		c.o.Applied(res)
+	}
 	deferred := make(map[int]bool, len(res.Deferred))
 	for _, i := range res.Deferred {
 		deferred[i] = true
