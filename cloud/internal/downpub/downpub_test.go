@@ -261,4 +261,6 @@ func TestPublishesReviewSummary(t *testing.T) {
 // catalogless bridges until the store reads catalog documents.
 type catalogless struct{ *store.Store }
 
-func (catalogless) ProductDocs(context.Context, []string) ([]downsync.ProductDoc, error) { return nil, nil }
+func (catalogless) ProductDocs(context.Context, []string) ([]downsync.ProductDoc, error) {
+	return nil, nil
+}

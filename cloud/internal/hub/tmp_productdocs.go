@@ -10,4 +10,6 @@ import (
 // pubStore bridges until the store reads catalog documents.
 type pubStore struct{ *store.Store }
 
-func (pubStore) ProductDocs(context.Context, []string) ([]downsync.ProductDoc, error) { return nil, nil }
+func (pubStore) ProductDocs(context.Context, []string) ([]downsync.ProductDoc, error) {
+	return nil, nil
+}
