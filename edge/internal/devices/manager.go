@@ -38,6 +38,28 @@ type Options struct {
 	// TickEvery is how often RFID presences are expired and idle framers
 	// flushed (default 250ms).
 	TickEvery time.Duration
+	// Catalog, when set, names the product behind a GTIN: scans carry it
+	// on the scan stream and in their events, and sweep counts are recorded
+	// per SKU. May be nil (no catalog yet: counts go by GTIN).
+	Catalog Catalog
+}
+
+// Catalog maps a GTIN-14 to the store's product.
+type Catalog interface {
+	ProductForGTIN(gtin string) (ProductRef, bool)
+}
+
+// ProductRef is the product a scan identified, as the scan stream shows it.
+type ProductRef struct {
+	ID         string `json:"id"`
+	SKU        string `json:"sku"`
+	Name       string `json:"name"`
+	Brand      string `json:"brand,omitempty"`
+	Size       string `json:"size,omitempty"`
+	Colour     string `json:"colour,omitempty"`
+	PriceMinor int64  `json:"price_minor"`
+	Currency   string `json:"currency,omitempty"`
+	ImageURL   string `json:"image_url,omitempty"`
 }
 
 // Manager owns every configured device.
@@ -300,6 +322,15 @@ func (d *device) deliver(out []events.Draft, pub []scanstream.Scan) {
 	}
 }
 
+// product looks gtin up in the catalog, if there is one. It is a local
+// read (the agent's cache), cheap enough to do under d.mu.
+func (d *device) product(gtin string) (ProductRef, bool) {
+	if d.o.Catalog == nil || gtin == "" {
+		return ProductRef{}, false
+	}
+	return d.o.Catalog.ProductForGTIN(gtin)
+}
+
 // emit handles one frame. d.mu is held.
 func (d *device) emit(frame []byte) {
 	d.frames++
@@ -314,8 +345,12 @@ func (d *device) emit(frame []byte) {
 			return
 		}
 		d.scans++
-		d.published = append(d.published, toStream(d.cfg.Name, now, sc))
+		st := toStream(d.cfg.Name, now, sc)
 		body := map[string]any{"code": sc.Raw, "device": d.cfg.Name}
+		if ref, ok := d.product(sc.GTIN); ok {
+			st.Product, body["sku"] = ref, ref.SKU
+		}
+		d.published = append(d.published, st)
 		if sym := sc.Symbology.String(); sym != "" {
 			body["symbology"] = sym
 		}
@@ -358,8 +393,12 @@ func (d *device) presences(ps []rfid.Presence) {
 		d.out = append(d.out, dr)
 		if p.Change == rfid.Enter {
 			d.enters++
-			d.published = append(d.published, scanstream.Scan{Device: d.cfg.Name, At: p.At, Raw: p.Item.EPC,
-				Symbology: "rfid:" + p.Zone, GS1: true, GTIN: p.Item.GTIN, EPC: p.Item.EPC, Serial: p.Item.Serial})
+			st := scanstream.Scan{Device: d.cfg.Name, At: p.At, Raw: p.Item.EPC,
+				Symbology: "rfid:" + p.Zone, GS1: true, GTIN: p.Item.GTIN, EPC: p.Item.EPC, Serial: p.Item.Serial}
+			if ref, ok := d.product(p.Item.GTIN); ok {
+				st.Product = ref
+			}
+			d.published = append(d.published, st)
 		} else {
 			d.leaves++
 		}

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/creack/pty"
 
+	"github.com/omnisync/omnisync/edge/internal/devices/rfid"
 	"github.com/omnisync/omnisync/edge/internal/outbox"
 	"github.com/omnisync/omnisync/edge/internal/scanstream"
 	"github.com/omnisync/omnisync/shared/events"
@@ -82,13 +84,18 @@ type rig struct {
 
 func newRig(t *testing.T, cfgs ...Config) *rig {
 	t.Helper()
+	return newRigWith(t, nil, cfgs...)
+}
+
+func newRigWith(t *testing.T, cat Catalog, cfgs ...Config) *rig {
+	t.Helper()
 	ob, err := outbox.Open(outbox.Options{Path: filepath.Join(t.TempDir(), "outbox.db"), Store: "S1", Device: "kiosk-1", MinFreeDisk: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := &rig{ob: ob, scans: scanstream.New(scanstream.Options{})}
 	r.m, err = New(Options{Devices: cfgs, ProfilesDir: profilesDir, Sink: ob, Scans: r.scans,
-		StallAfter: 300 * time.Millisecond, TickEvery: 50 * time.Millisecond})
+		StallAfter: 300 * time.Millisecond, TickEvery: 50 * time.Millisecond, Catalog: cat})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -363,5 +370,71 @@ func TestRFID_Sweep(t *testing.T) {
 	}
 	if _, err := r.m.EndSweep(context.Background(), "handheld", "S1"); err != ErrNoSweep {
 		t.Fatalf("second end: %v", err)
+	}
+}
+
+// catalog is a fixed GTIN table standing in for the agent's cache.
+type catalog map[string]ProductRef
+
+func (c catalog) ProductForGTIN(gtin string) (ProductRef, bool) { r, ok := c[gtin]; return r, ok }
+
+// Ensure that with a catalog a scan carries its product (event and stream)
+// and sweep counts are recorded per SKU, GTINs of one SKU added up.
+func TestCatalog_ScansAndSweepsBySKU(t *testing.T) {
+	cat := catalog{
+		"09506000134352": {ID: "P-1", SKU: "TEE-1-M", Name: "Tee"},
+		"80614141123458": {ID: "P-2", SKU: "JEAN-32", Name: "Jeans"},
+	}
+	scanner, reader := newPTY(t), newPTY(t)
+	r := newRigWith(t, cat, Config{Name: "scanner-1", Port: scanner.link, Profile: "generic-line-scanner"},
+		Config{Name: "handheld", Port: reader.link, Profile: "uhf-a0-r2000"})
+	eventually(t, 5*time.Second, func() bool {
+		return r.status("scanner-1").State == "open" && r.status("handheld").State == "open"
+	}, "devices open")
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			if _, err := reader.master.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	scanner.write([]byte("]E09506000134352\r\n"))
+	scanner.write([]byte("]E04006381333931\r\n")) // not in the catalog
+	eventually(t, 5*time.Second, func() bool { return len(r.events(t, events.KindScan)) == 2 }, "2 scans")
+	scans := r.events(t, events.KindScan)
+	if scans[0]["sku"] != "TEE-1-M" || scans[1]["sku"] != nil {
+		t.Fatalf("scan events %v", scans)
+	}
+	recent := r.scans.Recent()
+	if len(recent) != 2 || recent[0].Product == nil || recent[1].Product != nil {
+		t.Fatalf("stream %+v", recent)
+	}
+
+	if err := r.m.StartSweep("handheld", SweepRequest{Area: "rack-1"}); err != nil {
+		t.Fatal(err)
+	}
+	a := []byte{0x30, 0x74, 0x25, 0x7B, 0xF7, 0x19, 0x4E, 0x40, 0x00, 0x00, 0x1A, 0x85}
+	for i := 0; i < 3; i++ {
+		reader.write(a0Frame(0x00, a, 0x50))
+	}
+	eventually(t, 5*time.Second, func() bool { return r.status("handheld").TagReads == 3 }, "3 reads")
+	if _, err := r.m.EndSweep(context.Background(), "handheld", "S1"); err != nil {
+		t.Fatal(err)
+	}
+	counts := r.events(t, events.KindCount)
+	lines, _ := counts[0]["lines"].([]any)
+	if len(counts) != 1 || len(lines) != 1 || lines[0].(map[string]any)["sku"] != "JEAN-32" {
+		t.Fatalf("count events %v", counts)
+	}
+}
+
+// Ensure that GTINs of one SKU are added up and unknown ones kept.
+func TestBySKU(t *testing.T) {
+	cat := catalog{"1": {SKU: "A"}, "2": {SKU: "A"}}
+	got := bySKU([]rfid.GTINCount{{GTIN: "1", Qty: 2}, {GTIN: "3", Qty: 1}, {GTIN: "2", Qty: 5}}, cat)
+	want := []rfid.GTINCount{{GTIN: "A", Qty: 7}, {GTIN: "3", Qty: 1}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("bySKU = %v, want %v", got, want)
 	}
 }

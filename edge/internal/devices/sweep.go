@@ -72,8 +72,9 @@ func (m *Manager) StartSweep(name string, req SweepRequest) error {
 }
 
 // EndSweep ends the reader's sweep and records its counts as count events
-// for location (absolute quantities: see SweepRequest.Scope). Until the
-// agent has a catalog, a GTIN stands for the SKU.
+// for location (absolute quantities: see SweepRequest.Scope), one line per
+// SKU. A GTIN the agent's catalog does not know (yet) is counted under the
+// GTIN itself, so the count is kept and HQ can see what was unknown.
 func (m *Manager) EndSweep(ctx context.Context, name, location string) (SweepAnswer, error) {
 	d, err := m.rfidDevice(name)
 	if err != nil {
@@ -101,6 +102,7 @@ func (m *Manager) EndSweep(ctx context.Context, name, location string) (SweepAns
 	if len(res.Counts) == 0 {
 		return ans, nil
 	}
+	res.Counts = bySKU(res.Counts, m.o.Catalog)
 	drafts, err := res.CountDrafts(location)
 	if err != nil {
 		return ans, fmt.Errorf("%w: %w", ErrBadRequest, err)
@@ -188,4 +190,28 @@ func writeErr(w http.ResponseWriter, code int, field, msg string) {
 		body["field"] = field
 	}
 	writeJSON(w, code, body)
+}
+
+// bySKU turns per-GTIN counts into per-SKU counts: GTINs of one SKU (a
+// variant may have several) are added up, since one count event may hold
+// one line per SKU.
+func bySKU(counts []rfid.GTINCount, cat Catalog) []rfid.GTINCount {
+	if cat == nil {
+		return counts
+	}
+	idx := map[string]int{}
+	out := make([]rfid.GTINCount, 0, len(counts))
+	for _, c := range counts {
+		key := c.GTIN
+		if ref, ok := cat.ProductForGTIN(c.GTIN); ok {
+			key = ref.SKU
+		}
+		if i, ok := idx[key]; ok {
+			out[i].Qty += c.Qty
+			continue
+		}
+		idx[key] = len(out)
+		out = append(out, rfid.GTINCount{GTIN: key, Qty: c.Qty})
+	}
+	return out
 }

@@ -79,6 +79,14 @@ func New(o Options) *Broker {
 	return &Broker{o: o, next: 1, subs: map[*sub]struct{}{}}
 }
 
+// Recent returns the scans still held for resuming subscribers, oldest
+// first.
+func (b *Broker) Recent() []Scan {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]Scan(nil), b.ring...)
+}
+
 // Publish assigns s its id and hands it to every subscriber without
 // blocking. It returns the id.
 func (b *Broker) Publish(s Scan) uint64 {
