@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Runs the whole platform on one machine with embedded defaults: a hub with
-# embedded NATS JetStream and SQLite, and three stores whose agents are fed by
-# a simulated POS. Ctrl-C stops everything; data stays in $OMNI_RUN_DIR.
+# embedded NATS JetStream and SQLite, loaded with the sample catalog, and three
+# stores whose agents are fed by a simulated POS. Ctrl-C stops everything; data
+# stays in $OMNI_RUN_DIR.
 set -euo pipefail
 
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${BIN:-bin}
 DATA=${OMNI_RUN_DIR:-omni-data/run}
 HUB_HTTP=${OMNI_RUN_HUB_HTTP:-127.0.0.1:8080}
 NATS_LISTEN=${OMNI_RUN_NATS_LISTEN:-127.0.0.1:14222}
 STORES=${OMNI_RUN_STORES:-3}
 RATE=${OMNI_RUN_RATE:-5}
+CATALOG=${OMNI_RUN_CATALOG:-$ROOT/cloud/internal/catalog/testdata/sample-catalog.jsonl}
 
 mkdir -p "$DATA"
 pids=()
@@ -38,27 +41,62 @@ for _ in $(seq 1 100); do
 	sleep 0.1
 done
 
+# The catalog: validated, then imported in one transaction (an unchanged
+# catalog changes nothing on a second run).
+if "$BIN/omnictl" --hub "http://$HUB_HTTP" catalog import "$CATALOG" >"$DATA/catalog-import.log" 2>&1; then
+	catalog_line=$(grep '^imported ' "$DATA/catalog-import.log" | tail -n 1)
+else
+	echo "warning: the catalog import failed; the log ($DATA/catalog-import.log) ends with:" >&2
+	tail -n 5 "$DATA/catalog-import.log" >&2
+	catalog_line="catalog import FAILED (see $DATA/catalog-import.log)"
+fi
+
+# The simulated POS sells the catalog's SKUs once the agent can be told
+# which (--simulate-catalog); until then it sells SKU-00001...
+sim_args=()
+if "$BIN/omni-edge" --help 2>&1 | grep -q -- '--simulate-catalog'; then
+	sim_args+=(--simulate-catalog "$CATALOG")
+fi
 for i in $(seq 1 "$STORES"); do
 	"$BIN/omni-edge" --store "store-$i" --device pos-1 --nats-url "nats://$NATS_LISTEN" \
 		--data-dir "$DATA/store-$i" --http "127.0.0.1:$((7070 + i))" \
-		--simulate --simulate-rate "$RATE" >"$DATA/store-$i.log" 2>&1 &
+		--simulate --simulate-rate "$RATE" "${sim_args[@]}" >"$DATA/store-$i.log" 2>&1 &
 	pids+=($!)
 done
 sleep 1
+
+# One product of the catalog to try: its first SKU and GTIN.
+first=$(head -n 1 "$CATALOG")
+sample_sku=$(sed -nE 's/.*"sku" *: *"([^"]+)".*/\1/p' <<<"$first")
+sample_gtin=$(sed -nE 's/.*"gtins" *: *\[ *"([0-9]+)".*/\1/p' <<<"$first")
+stock_sku=SKU-00001
+if [ ${#sim_args[@]} -gt 0 ] && [ -n "$sample_sku" ]; then
+	stock_sku=$sample_sku
+fi
 
 cat <<TXT
 
 omnisync is running (data and logs in $DATA):
 
   HQ dashboard        http://$HUB_HTTP/
+  catalog             $catalog_line
+                      curl http://$HUB_HTTP/v1/catalog
   stores              curl http://$HUB_HTTP/v1/stores
-  one SKU everywhere  curl http://$HUB_HTTP/v1/inventory/SKU-00001
+  one SKU everywhere  curl http://$HUB_HTTP/v1/inventory/$stock_sku
   low stock           curl 'http://$HUB_HTTP/v1/inventory?below=5'
   hub metrics         http://$HUB_HTTP/metrics
   NATS                nats://$NATS_LISTEN
 TXT
+if [ -n "$sample_sku" ]; then
+	echo "  product page        http://$HUB_HTTP/products/$sample_sku"
+	echo "  product (JSON)      curl http://$HUB_HTTP/v1/products/$sample_sku"
+fi
+if [ -n "$sample_gtin" ]; then
+	echo "  Digital Link        http://$HUB_HTTP/01/$sample_gtin   (a shelf tag's QR code; ?linkType=all for the linkset)"
+fi
 for i in $(seq 1 "$STORES"); do
 	echo "  store-$i agent       http://127.0.0.1:$((7070 + i))/v1/status   (POST /v1/events)"
+	echo "  store-$i kiosk       http://127.0.0.1:$((7070 + i))/kiosk/"
 done
 echo
 echo "Press Ctrl-C to stop."

@@ -2,10 +2,16 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -14,10 +20,11 @@ import (
 	"github.com/omnisync/omnisync/cloud/internal/catalog"
 )
 
-// catalogCmd groups the catalog commands.
-func catalogCmd() *cobra.Command {
+// catalogCmd groups the catalog commands; hub returns the hub's base URL.
+func catalogCmd(hub func() string) *cobra.Command {
 	c := &cobra.Command{Use: "catalog", Short: "product catalog files"}
 	c.AddCommand(catalogValidateCmd(os.Stdout, os.Stderr))
+	c.AddCommand(catalogImportCmd(os.Stdout, os.Stderr, hub))
 	return c
 }
 
@@ -29,49 +36,10 @@ func catalogValidateCmd(stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "validate FILE",
 		Short: "check a catalog file (CSV or JSON Lines) and list every bad row by line and field",
-		Args:  cobra.ExactArgs(1),
+		Args:  usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := os.Open(args[0])
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			st, err := f.Stat()
-			if err != nil {
-				return err
-			}
-			br := bufio.NewReaderSize(f, 1<<16)
-			var fmtv catalog.Format
-			if format != "" {
-				fmtv, err = catalog.ParseFormat(format)
-			} else {
-				head, _ := br.Peek(512)
-				fmtv, err = catalog.DetectFormat(args[0], head)
-			}
-			if err != nil {
-				return err
-			}
-			mode := catalog.AllOrNothing
-			if partial {
-				mode = catalog.Partial
-			}
-			bar := newProgress(stderr, st.Size())
-			rep, perr := catalog.Parse(br, fmtv, catalog.Options{Mode: mode, Progress: bar.update}, nil)
-			bar.done(rep.Rows, rep.Bytes)
-			for _, e := range rep.Errors {
-				fmt.Fprintf(stdout, "%s:%d: %s: %s\n", args[0], e.Line, e.Field, e.Reason)
-			}
-			if rep.ErrorsDropped > 0 {
-				fmt.Fprintf(stdout, "... and %d more errors\n", rep.ErrorsDropped)
-			}
-			fmt.Fprintf(stdout, "%s (%s): %d rows, %d valid, %d invalid\n", args[0], rep.Format, rep.Rows, rep.Valid, rep.Invalid)
-			switch {
-			case perr != nil && !errors.Is(perr, catalog.ErrInvalidRows):
-				return perr
-			case rep.Invalid > 0 && !partial:
-				return fmt.Errorf("%d invalid rows: an all-or-nothing import would be refused (use --partial to skip them)", rep.Invalid)
-			}
-			return nil
+			_, _, err := validateFile(args[0], format, partial, stdout, stderr)
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "", "csv or jsonl (default: from the file name and content)")
@@ -79,11 +47,197 @@ func catalogValidateCmd(stdout, stderr io.Writer) *cobra.Command {
 	return cmd
 }
 
+// validateFile parses a catalog file as an import would, with a progress
+// bar on stderr, lists every bad row on stdout as file:line: field: reason,
+// and fails when an all-or-nothing import would be refused.
+func validateFile(name, format string, partial bool, stdout, stderr io.Writer) (catalog.Report, catalog.Format, error) {
+	var fmtv catalog.Format
+	var err error
+	if format != "" {
+		if fmtv, err = catalog.ParseFormat(format); err != nil {
+			return catalog.Report{}, 0, usageError{err}
+		}
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return catalog.Report{}, 0, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return catalog.Report{}, 0, err
+	}
+	br := bufio.NewReaderSize(f, 1<<16)
+	if fmtv == 0 {
+		head, _ := br.Peek(512)
+		if fmtv, err = catalog.DetectFormat(name, head); err != nil {
+			return catalog.Report{}, 0, err
+		}
+	}
+	mode := catalog.AllOrNothing
+	if partial {
+		mode = catalog.Partial
+	}
+	bar := newProgress(stderr, st.Size())
+	rep, perr := catalog.Parse(br, fmtv, catalog.Options{Mode: mode, Progress: bar.update}, nil)
+	bar.done(rep.Rows, rep.Bytes)
+	printRowErrors(stdout, name, rep.Errors, rep.ErrorsDropped)
+	fmt.Fprintf(stdout, "%s (%s): %d rows, %d valid, %d invalid\n", name, rep.Format, rep.Rows, rep.Valid, rep.Invalid)
+	switch {
+	case perr != nil && !errors.Is(perr, catalog.ErrInvalidRows):
+		return rep, fmtv, perr
+	case rep.Invalid > 0 && !partial:
+		return rep, fmtv, fmt.Errorf("%d invalid rows: an all-or-nothing import would be refused (use --partial to skip them)", rep.Invalid)
+	}
+	return rep, fmtv, nil
+}
+
+func printRowErrors(w io.Writer, name string, errs []catalog.RowError, dropped int) {
+	for _, e := range errs {
+		fmt.Fprintf(w, "%s:%d: %s: %s\n", name, e.Line, e.Field, e.Reason)
+	}
+	if dropped > 0 {
+		fmt.Fprintf(w, "... and %d more errors\n", dropped)
+	}
+}
+
+// catalogImportCmd validates a catalog file locally, then streams it to
+// the hub, which imports it in one transaction.
+func catalogImportCmd(stdout, stderr io.Writer, hub func() string) *cobra.Command {
+	var format string
+	var partial bool
+	cmd := &cobra.Command{
+		Use:   "import FILE",
+		Short: "validate a catalog file (CSV or JSON Lines) and import it into the hub",
+		Long: `Checks the file locally first, listing every bad row as file:line: field: reason.
+An all-or-nothing import (the default) with bad rows is refused before anything
+is sent; with --partial the hub imports the good rows and skips the rest. The
+file is then streamed to the hub (POST /v1/catalog/import), which stores it in
+one transaction and tells the stores about the products that changed.
+
+Exit status: 0 imported, 1 refused or failed, 2 usage error.`,
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := args[0]
+			rep, fmtv, err := validateFile(name, format, partial, stdout, stderr)
+			if err != nil {
+				var ue usageError
+				if errors.As(err, &ue) {
+					return err
+				}
+				return fmt.Errorf("refused, nothing was sent to the hub: %w", err)
+			}
+			if rep.Valid == 0 {
+				return errors.New("refused, nothing was sent to the hub: the file has no valid rows")
+			}
+			return uploadCatalog(cmd.Context(), hub(), name, fmtv, partial, stdout, stderr)
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", "", "csv or jsonl (default: from the file name and content)")
+	cmd.Flags().BoolVar(&partial, "partial", false, "import the good rows and skip the bad ones (default: any bad row refuses the whole file)")
+	return cmd
+}
+
+// importAnswer is the hub's answer to an import.
+type importAnswer struct {
+	Error           string             `json:"error"`
+	Field           string             `json:"field"`
+	Rows            int                `json:"rows"`
+	Rejected        int                `json:"rejected"`
+	Variants        int                `json:"variants"`
+	Created         int                `json:"created"`
+	Updated         int                `json:"updated"`
+	Unchanged       int                `json:"unchanged"`
+	ProductsChanged []string           `json:"products_changed"`
+	Errors          []catalog.RowError `json:"errors"`
+	ErrorsDropped   int                `json:"errors_dropped"`
+}
+
+// uploadCatalog streams the file to the hub with a progress bar and prints
+// the hub's answer.
+func uploadCatalog(ctx context.Context, hub, name string, format catalog.Format, partial bool, stdout, stderr io.Writer) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	q := url.Values{"format": {format.String()}, "mode": {"all"}, "source": {filepath.Base(name)}}
+	if partial {
+		q.Set("mode", "partial")
+	}
+	bar := newProgress(stderr, st.Size())
+	bar.unit = "sent"
+	body := &countingReader{r: f, total: st.Size(), bar: bar}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(hub, "/")+"/v1/catalog/import?"+q.Encode(), body)
+	if err != nil {
+		return usageError{fmt.Errorf("hub URL %q: %w", hub, err)}
+	}
+	req.ContentLength = st.Size()
+	if format == catalog.CSV {
+		req.Header.Set("Content-Type", "text/csv")
+	} else {
+		req.Header.Set("Content-Type", "application/x-ndjson")
+	}
+	// No overall timeout: a big catalog takes a while to send and to store.
+	resp, err := http.DefaultClient.Do(req)
+	bar.done(0, body.n)
+	if err != nil {
+		return fmt.Errorf("hub unreachable: %w", err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("reading the hub's answer: %w", err)
+	}
+	var ans importAnswer
+	if json.Unmarshal(raw, &ans) != nil && resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("hub: %s: %s", resp.Status, bytes.TrimSpace(raw))
+	}
+	printRowErrors(stdout, name, ans.Errors, ans.ErrorsDropped)
+	switch resp.StatusCode {
+	case http.StatusOK:
+		fmt.Fprintf(stdout, "imported %s: %d variants (%d new, %d updated, %d unchanged), %d products changed, %d rows rejected\n",
+			name, ans.Variants, ans.Created, ans.Updated, ans.Unchanged, len(ans.ProductsChanged), ans.Rejected)
+		return nil
+	case http.StatusUnprocessableEntity:
+		return fmt.Errorf("the hub refused the import, nothing was stored: %s", ans.Error)
+	}
+	msg := ans.Error
+	if msg == "" {
+		msg = string(bytes.TrimSpace(raw))
+	}
+	return fmt.Errorf("hub: %s: %s", resp.Status, msg)
+}
+
+// countingReader feeds an upload's progress bar.
+type countingReader struct {
+	r     io.Reader
+	n     int64
+	total int64
+	bar   *progress
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	c.bar.update(0, c.n)
+	return n, err
+}
+
 // progress draws a one-line progress bar on a terminal-like writer.
 type progress struct {
 	w     io.Writer
 	total int64
 	last  time.Time
+	// unit, when set, labels bytes ("sent") instead of counting rows.
+	unit string
 }
 
 func newProgress(w io.Writer, total int64) *progress { return &progress{w: w, total: total} }
@@ -103,7 +257,11 @@ func (p *progress) draw(rows int, bytes int64) {
 		frac = min(1, float64(bytes)/float64(p.total))
 	}
 	n := int(frac * width)
-	fmt.Fprintf(p.w, "\r[%s%s] %3.0f%%  %d rows", strings.Repeat("=", n), strings.Repeat(" ", width-n), frac*100, rows)
+	what := fmt.Sprintf("%d rows", rows)
+	if p.unit != "" {
+		what = fmt.Sprintf("%.1f of %.1f MB %s", float64(bytes)/1e6, float64(p.total)/1e6, p.unit)
+	}
+	fmt.Fprintf(p.w, "\r[%s%s] %3.0f%%  %s", strings.Repeat("=", n), strings.Repeat(" ", width-n), frac*100, what)
 }
 
 // done draws the final state if a bar was shown, and ends its line.

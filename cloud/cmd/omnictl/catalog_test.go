@@ -2,10 +2,16 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/omnisync/omnisync/cloud/internal/api"
+	"github.com/omnisync/omnisync/cloud/internal/store"
 )
 
 func TestCatalogValidate(t *testing.T) {
@@ -53,5 +59,96 @@ func TestCatalogValidate_Sample(t *testing.T) {
 	cmd.SetErr(&errw)
 	if err := cmd.Execute(); err != nil || !strings.Contains(out.String(), "4524 valid, 0 invalid") {
 		t.Fatalf("err %v, output %s", err, out.String())
+	}
+}
+
+// hubAPI serves the real hub API over a real SQLite store.
+func hubAPI(t *testing.T) (*httptest.Server, *store.Store) {
+	t.Helper()
+	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "hub.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	mux := http.NewServeMux()
+	api.New(api.Options{Store: st}).Register(mux)
+	srv := httptest.NewServer(api.LimitBodies(mux, 1<<20))
+	t.Cleanup(srv.Close)
+	return srv, st
+}
+
+func runImport(t *testing.T, hub string, args ...string) (string, int) {
+	t.Helper()
+	var out, errw bytes.Buffer
+	cmd := catalogImportCmd(&out, &errw, func() string { return hub })
+	cmd.SetArgs(args)
+	cmd.SetOut(&out)
+	cmd.SetErr(&errw)
+	cmd.SilenceErrors, cmd.SilenceUsage = true, true
+	cmd.SetFlagErrorFunc(flagUsageError) // as the root command does
+	err := cmd.Execute()
+	if err != nil {
+		out.WriteString("error: " + err.Error() + "\n")
+	}
+	return out.String(), exitCode(err)
+}
+
+// Ensure that `omnictl catalog import` imports the sample catalog into a
+// real hub, refuses a file with a bad row before sending anything, imports
+// the good rows with --partial, and exits 2 on usage errors.
+func TestCatalogImport(t *testing.T) {
+	srv, st := hubAPI(t)
+	ctx := context.Background()
+	variants := func() int64 {
+		_, v, err := st.CatalogStats(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	sample := "../../internal/catalog/testdata/sample-catalog.jsonl"
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.csv")
+	header := "sku,product_id,gtin,name,brand,size,colour,price,currency,image_url,category\n"
+	if err := os.WriteFile(bad, []byte(header+
+		"TSH-1-BLK-M,TSH-1,4006381333931,Tee,Kestrel,M,Black,19.99,EUR,,Tops\n"+
+		"TSH-1-BLK-L,TSH-1,4006381333932,Tee,Kestrel,L,Black,19.99,EUR,,Tops\n"+
+		"TSH-1-BLK-S,TSH-1,5012345678900,Tee,Kestrel,S,Black,19.99,EUR,,Tops\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	out, code := runImport(t, srv.URL, bad)
+	if code != 1 || !strings.Contains(out, "bad.csv:3: gtin:") || !strings.Contains(out, "nothing was sent") || variants() != 0 {
+		t.Fatalf("bad file: exit %d, %d variants stored, output:\n%s", code, variants(), out)
+	}
+	out, code = runImport(t, srv.URL, "--partial", bad)
+	if code != 0 || !strings.Contains(out, "bad.csv:3: gtin:") || !strings.Contains(out, "2 variants (2 new, 0 updated, 0 unchanged), 1 products changed, 1 rows rejected") || variants() != 2 {
+		t.Fatalf("--partial: exit %d, output:\n%s", code, out)
+	}
+	out, code = runImport(t, srv.URL, sample)
+	if code != 0 || !strings.Contains(out, "4524 variants (4524 new, 0 updated, 0 unchanged)") || variants() != 4526 {
+		t.Fatalf("sample: exit %d, output:\n%s", code, out)
+	}
+	out, code = runImport(t, srv.URL, sample)
+	if code != 0 || !strings.Contains(out, "(0 new, 0 updated, 4524 unchanged), 0 products changed") {
+		t.Fatalf("sample again: exit %d, output:\n%s", code, out)
+	}
+	// A GTIN held by another SKU is refused by the hub and reported by line.
+	thief := filepath.Join(dir, "thief.csv")
+	if err := os.WriteFile(thief, []byte(header+"\n\nNEW-1,NEW,4006381333931,Tee,Kestrel,M,Black,19.99,EUR,,Tops\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, code = runImport(t, srv.URL, thief)
+	if code != 1 || !strings.Contains(out, "thief.csv:4: gtin: GTIN already belongs to SKU TSH-1-BLK-M") || !strings.Contains(out, "refused") {
+		t.Fatalf("GTIN conflict: exit %d, output:\n%s", code, out)
+	}
+
+	for _, args := range [][]string{{}, {"a", "b"}, {"--format", "xml", sample}, {"--nope", sample}} {
+		if _, code := runImport(t, srv.URL, args...); code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+	}
+	if out, code := runImport(t, "http://127.0.0.1:1", sample); code != 1 || !strings.Contains(out, "hub unreachable") {
+		t.Errorf("no hub: exit %d, output:\n%s", code, out)
 	}
 }

@@ -1,11 +1,14 @@
 // Command omnictl is the operator's CLI for the omnisync hub: it reads store
 // sync health, inventory, conflicts and dead letters from the hub's API, and
-// checks catalog files before they are imported.
+// checks and imports catalog files.
+//
+// Exit status: 0 done, 1 refused or failed, 2 usage error.
 package main
 
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -30,6 +33,7 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVar(&hubURL, "hub", envOr("OMNI_HUB", "http://127.0.0.1:8080"), "hub base URL (env OMNI_HUB)")
+	root.SetFlagErrorFunc(flagUsageError)
 	client := &http.Client{Timeout: 15 * time.Second}
 	get := func(path string, out any) error {
 		resp, err := client.Get(strings.TrimRight(hubURL, "/") + path)
@@ -146,11 +150,43 @@ func main() {
 			return tw.Flush()
 		},
 	})
-	root.AddCommand(catalogCmd())
-	if err := root.Execute(); err != nil {
+	root.AddCommand(catalogCmd(func() string { return hubURL }))
+	err := root.Execute()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "omnictl:", err)
-		os.Exit(1)
 	}
+	os.Exit(exitCode(err))
+}
+
+// usageError is a mistake in how omnictl was called: exit status 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// flagUsageError makes a flag parsing failure a usage error.
+func flagUsageError(_ *cobra.Command, err error) error { return usageError{err} }
+
+// usageArgs makes an argument check's failure a usage error.
+func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := check(cmd, args); err != nil {
+			return usageError{err}
+		}
+		return nil
+	}
+}
+
+// exitCode maps an error from a command to the process's exit status.
+func exitCode(err error) int {
+	var ue usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ue), strings.HasPrefix(err.Error(), "unknown command"):
+		return 2
+	}
+	return 1
 }
 
 func envOr(k, def string) string {

@@ -1,10 +1,15 @@
-// Package api serves the hub's HTTP API for HQ: unified inventory, store and
-// device sync health, conflicts and dead letters.
+// Package api serves the hub's HTTP API for HQ and shoppers: unified
+// inventory, store and device sync health, conflicts and dead letters; the
+// catalog (import, statistics) and the product view; the GS1 Digital Link
+// resolver (/01/{gtin}...) and the shopper's product page
+// (/products/{sku}).
 //
-// Everything here reads the store; nothing writes books (events arrive only
-// through the stream). Errors are JSON {"error": "...", "field": "..."} with
-// a 4xx for bad queries, so dashboards and scripts can tell their mistakes
-// from the hub's.
+// Nothing here writes books (events arrive only through the stream); the
+// one write is a catalog import, which commits whole or not at all. Errors
+// are JSON {"error": "...", "field": "..."} with a 4xx for bad requests, so
+// dashboards and scripts can tell their mistakes from the hub's; pages for
+// people (the product page, the resolver when a browser asks) answer errors
+// as HTML with the same status.
 package api
 
 import (
@@ -17,7 +22,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/omnisync/omnisync/cloud/internal/catalog"
+	"github.com/omnisync/omnisync/cloud/internal/inventory"
 	"github.com/omnisync/omnisync/cloud/internal/store"
+	"github.com/omnisync/omnisync/shared/downsync"
 	"github.com/omnisync/omnisync/shared/events"
 )
 
@@ -28,6 +36,15 @@ type Store interface {
 	Devices(ctx context.Context) ([]store.DeviceStatus, error)
 	Conflicts(ctx context.Context, openOnly bool, limit int) ([]store.Conflict, error)
 	DeadLetters(ctx context.Context, store string, limit int) ([]store.DeadLetter, error)
+
+	ImportCatalog(ctx context.Context, variants []catalog.Variant, opts store.ImportOptions) (store.ImportResult, error)
+	CatalogStats(ctx context.Context) (products, variants int64, err error)
+	CatalogImports(ctx context.Context, limit int) ([]store.CatalogImport, error)
+	ProductBySKU(ctx context.Context, sku string) (downsync.ProductDoc, bool, error)
+	SKUByGTIN(ctx context.Context, gtin string) (string, bool, error)
+	StockDocs(ctx context.Context, keys []inventory.Key) ([]downsync.StockDoc, error)
+	ReviewSummaries(ctx context.Context, productIDs []string) ([]downsync.ReviewSummary, error)
+	Reviews(ctx context.Context, productID string, limit int) ([]store.ReviewRecord, error)
 }
 
 var _ Store = (*store.Store)(nil)
@@ -43,6 +60,24 @@ type Options struct {
 	Now     func() time.Time
 	Logger  *slog.Logger
 	Version string
+
+	// OnCatalogChange, if set, is called after a catalog import commits,
+	// with the products whose version grew (sorted, never empty): the hub
+	// publishes them to the stores. It runs before the import is answered;
+	// hand long work off.
+	OnCatalogChange func(productIDs []string)
+	// OnlineLocation is the location of the online warehouse, whose stock
+	// the product view shows as "online" (default "online"); every other
+	// location holding a SKU is a nearby store.
+	OnlineLocation string
+	// MaxImportBytes bounds a catalog import body (default 512 MiB); a
+	// larger one is refused with 413 and nothing is stored. The hub's
+	// general body limit must not apply to the import: see LimitBodies.
+	MaxImportBytes int64
+	// PublicURL is the hub's external base URL ("https://shop.example.com"),
+	// used for Digital Link anchors and the links the resolver hands out.
+	// Empty: taken from each request (Host, X-Forwarded-Proto, TLS).
+	PublicURL string
 }
 
 // API is the hub's HTTP handler set.
@@ -62,10 +97,27 @@ func New(o Options) *API {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.OnlineLocation == "" {
+		o.OnlineLocation = DefaultOnlineLocation
+	}
+	if o.MaxImportBytes <= 0 {
+		o.MaxImportBytes = DefaultMaxImportBytes
+	}
+	o.PublicURL = strings.TrimRight(o.PublicURL, "/")
 	return &API{o: o, log: o.Logger}
 }
 
-// Register adds the API's routes to mux.
+// Defaults for zero Options fields.
+const (
+	DefaultOnlineLocation = "online"
+	DefaultMaxImportBytes = 512 << 20
+)
+
+// Register adds the API's routes to mux: the /v1 API, /healthz, the
+// Digital Link resolver (/01/..., and single-segment paths for compressed
+// links) and the product pages (/products/{sku}). Serve the mux through
+// LimitBodies rather than http.MaxBytesHandler, so that catalog imports
+// are bounded by MaxImportBytes instead of the general body limit.
 func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/inventory/{sku}", a.inventorySKU)
 	mux.HandleFunc("GET /v1/inventory", a.inventoryList)
@@ -73,6 +125,16 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/conflicts", a.conflicts)
 	mux.HandleFunc("GET /v1/deadletters", a.deadLetters)
 	mux.HandleFunc("GET /healthz", a.healthz)
+
+	mux.HandleFunc("POST "+CatalogImportPath, a.catalogImport)
+	mux.HandleFunc("GET /v1/catalog", a.catalogStats)
+	mux.HandleFunc("GET /v1/products/{code...}", a.product)
+	mux.HandleFunc("GET /v1/products/{id}/reviews", a.productReviews)
+
+	mux.HandleFunc("GET /01/{rest...}", a.resolve)
+	mux.HandleFunc("OPTIONS /01/{rest...}", a.resolverOptions)
+	mux.HandleFunc("GET /{compressed}", a.compressedLink)
+	mux.HandleFunc("GET /products/{sku}", a.productPage)
 }
 
 // LocationStock is one location's line in an inventory answer.

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/omnisync/omnisync/cloud/internal/catalog"
 	"github.com/omnisync/omnisync/cloud/internal/inventory"
 	"github.com/omnisync/omnisync/cloud/internal/store"
 	"github.com/omnisync/omnisync/shared/downsync"
@@ -110,7 +111,7 @@ func move(loc string, lines ...events.Line) events.StockMove {
 func TestPublishesStock(t *testing.T) {
 	e := newEnv(t)
 	e.apply(t, events.KindReceipt, move("S1", events.Line{SKU: "A", Qty: 10}))
-	p := e.start(t, catalogless{e.st}, "h1")
+	p := e.start(t, e.st, "h1")
 	testkit.Eventually(t, 5*time.Second, func() bool { d, ok := e.stockDoc(t, "S1", "A"); return ok && d.OnHand == 10 }, "start-up publish of S1/A")
 
 	res := e.apply(t, events.KindSale, move("S1", events.Line{SKU: "A", Qty: 3}, events.Line{SKU: "B", Qty: 1}))
@@ -137,7 +138,7 @@ func TestPublishesStock(t *testing.T) {
 // another replica's sweep.
 func TestSweepPublishesUnmarkedChanges(t *testing.T) {
 	e := newEnv(t)
-	e.start(t, catalogless{e.st}, "h1")
+	e.start(t, e.st, "h1")
 	time.Sleep(100 * time.Millisecond)
 	// Applied, but nobody is told (as if the applying replica died).
 	e.apply(t, events.KindReceipt, move("S2", events.Line{SKU: "C", Qty: 4}))
@@ -146,10 +147,10 @@ func TestSweepPublishesUnmarkedChanges(t *testing.T) {
 
 // staleStore answers stock documents one version behind, as a replica that
 // read just before another replica's commit would.
-type staleStore struct{ catalogless }
+type staleStore struct{ *store.Store }
 
 func (s staleStore) StockDocs(ctx context.Context, keys []inventory.Key) ([]downsync.StockDoc, error) {
-	docs, err := s.catalogless.StockDocs(ctx, keys)
+	docs, err := s.Store.StockDocs(ctx, keys)
 	for i := range docs {
 		docs[i].Version--
 		docs[i].OnHand = -999
@@ -185,7 +186,7 @@ func TestReplicasNeverRegress(t *testing.T) {
 			wmu.Unlock()
 		}
 	}()
-	pubs := []*Publisher{e.start(t, catalogless{e.st}, "h1"), e.start(t, catalogless{e.st}, "h2"), e.start(t, staleStore{catalogless{e.st}}, "late")}
+	pubs := []*Publisher{e.start(t, e.st, "h1"), e.start(t, e.st, "h2"), e.start(t, staleStore{e.st}, "late")}
 	var keys []inventory.Key
 	for i := 0; i < 300; i++ {
 		sku := fmt.Sprintf("SKU-%d", rand.IntN(40))
@@ -223,7 +224,7 @@ func TestReplicasNeverRegress(t *testing.T) {
 // word keeps a review out, a second review from one session is ignored.
 func TestPublishesReviewSummary(t *testing.T) {
 	e := newEnv(t)
-	p := e.start(t, catalogless{e.st}, "h1")
+	p := e.start(t, e.st, "h1")
 	var products []string
 	for _, r := range []events.Review{
 		{ProductID: "P1", Rating: 5, Text: "lovely fit", Session: "s1"},
@@ -258,9 +259,35 @@ func TestPublishesReviewSummary(t *testing.T) {
 	}
 }
 
-// catalogless bridges until the store reads catalog documents.
-type catalogless struct{ *store.Store }
-
-func (catalogless) ProductDocs(context.Context, []string) ([]downsync.ProductDoc, error) {
-	return nil, nil
+// Ensure that an imported catalog is published, one document per product
+// with its variants, and a re-import that changes nothing publishes
+// nothing.
+func TestPublishesCatalog(t *testing.T) {
+	e := newEnv(t)
+	p := e.start(t, e.st, "h1")
+	vs := catalog.Sample(7, 20)
+	res, err := e.st.ImportCatalog(context.Background(), vs, store.ImportOptions{Source: "test", Mode: catalog.AllOrNothing})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Products(res.ProductsChanged)
+	first := vs[0]
+	testkit.Eventually(t, 5*time.Second, func() bool {
+		ent, err := e.kv.Get(context.Background(), downsync.ProductKey(first.ProductID))
+		if err != nil {
+			return false
+		}
+		var d downsync.ProductDoc
+		return json.Unmarshal(ent.Value(), &d) == nil && d.Name == first.Name && len(d.Variants) >= 3
+	}, "product document published")
+	testkit.Eventually(t, 5*time.Second, func() bool { return p.Stats().Dirty == 0 && p.Stats().Published >= 20 }, "all products published")
+	before := p.Stats().Published
+	res, err = e.st.ImportCatalog(context.Background(), vs, store.ImportOptions{Source: "again", Mode: catalog.AllOrNothing})
+	if err != nil || len(res.ProductsChanged) != 0 {
+		t.Fatalf("re-import: %+v %v", res, err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if p.Stats().Published != before {
+		t.Fatalf("re-import published %d documents", p.Stats().Published-before)
+	}
 }

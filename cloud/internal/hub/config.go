@@ -39,6 +39,10 @@ type Config struct {
 	// OnlineLocation is the location of the online warehouse, whose stock
 	// every store's shoppers see.
 	OnlineLocation string `mapstructure:"online-location"`
+	// PublicURL is the hub's address as shoppers' phones reach it (the
+	// host printed in shelf-tag Digital Link URIs); empty uses each
+	// request's Host.
+	PublicURL string `mapstructure:"public-url"`
 	// ReviewBlockedWords replaces the default moderation list; a review
 	// containing one of these words is kept for moderators, not published.
 	ReviewBlockedWords []string `mapstructure:"review-blocked-words"`

@@ -187,7 +187,7 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 	}
 	hostname, _ := os.Hostname()
 	pub, err := downpub.New(downpub.Options{
-		JS: js, KV: kv, Store: pubStore{st}, Hub: hostname, Logger: h.log.With("component", "downpub"),
+		JS: js, KV: kv, Store: st, Hub: hostname, Logger: h.log.With("component", "downpub"),
 	})
 	if err != nil {
 		return err
@@ -228,6 +228,9 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 	mux := http.NewServeMux()
 	api.New(api.Options{
 		Store: st, Logger: h.log.With("component", "api"), Version: h.version,
+		OnlineLocation:  h.cfg.OnlineLocation,
+		PublicURL:       h.cfg.PublicURL,
+		OnCatalogChange: pub.Products,
 		Ready: func(ctx context.Context) error {
 			if !nc.IsConnected() {
 				return errors.New("not connected to NATS")
@@ -238,7 +241,7 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(h.met.reg, promhttp.HandlerOpts{}))
 	mux.Handle("GET /{$}", dashboard(st, h.version))
 	srv := &http.Server{
-		Handler:           http.MaxBytesHandler(mux, MaxBodyBytes),
+		Handler:           api.LimitBodies(mux, MaxBodyBytes),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 

@@ -8,14 +8,18 @@
 package possim
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -26,10 +30,15 @@ type Options struct {
 	Store string
 	// Rate is events per second.
 	Rate float64
-	// SKUs is how many SKUs the store carries (SKU-00001 ...).
-	SKUs   int
-	Seed   uint64
-	Logger *slog.Logger
+	// SKUs is how many SKUs the store carries: SKU-00001 ... by default,
+	// or the first SKUs of SKUList (all of them when SKUs is 0).
+	SKUs int
+	// SKUList, when set, names the SKUs the store sells, most popular
+	// first, for instance the SKUs of the catalog the hub imported (see
+	// SKUsFromCatalog), so that the stock the kiosk shows is real.
+	SKUList []string
+	Seed    uint64
+	Logger  *slog.Logger
 }
 
 // Sim is a running simulated POS.
@@ -39,6 +48,8 @@ type Sim struct {
 	client *http.Client
 	rng    *rand.Rand
 	zipf   *rand.Zipf
+	skus   []string       // what the store sells, most popular first
+	index  map[string]int // SKU -> its position in skus
 	tally  []int64
 	orders int
 }
@@ -52,15 +63,87 @@ func New(o Options) *Sim {
 		o.Seed = uint64(time.Now().UnixNano())
 	}
 	rng := rand.New(rand.NewPCG(o.Seed, 0x0a11))
+	var skus []string
+	if len(o.SKUList) > 0 {
+		skus = o.SKUList
+		if o.SKUs > 0 && o.SKUs < len(skus) {
+			skus = skus[:o.SKUs]
+		}
+	} else {
+		for i := range max(o.SKUs, 1) {
+			skus = append(skus, SKU(i))
+		}
+	}
+	o.SKUs = len(skus)
+	index := make(map[string]int, len(skus))
+	for i, s := range skus {
+		index[s] = i
+	}
 	return &Sim{
 		o: o, log: o.Logger, rng: rng,
 		client: &http.Client{Timeout: 10 * time.Second},
 		zipf:   rand.NewZipf(rng, 1.2, 4, uint64(o.SKUs-1)),
+		skus:   skus,
+		index:  index,
 		tally:  make([]int64, o.SKUs),
 	}
 }
 
-// SKU names the i-th SKU.
+// SKUsFromCatalog reads the SKUs of a catalog file as `omnictl catalog
+// import` takes it, in file order: JSON Lines (the "sku" key of each
+// object) or CSV (the "sku" column named in the header row).
+func SKUsFromCatalog(r io.Reader) ([]string, error) {
+	br := bufio.NewReader(r)
+	head, _ := br.Peek(512)
+	if b := bytes.TrimLeft(bytes.TrimPrefix(head, []byte("\xef\xbb\xbf")), " \t\r\n"); len(b) > 0 && b[0] == '{' {
+		var out []string
+		sc := bufio.NewScanner(br)
+		sc.Buffer(make([]byte, 64<<10), 4<<20)
+		for sc.Scan() {
+			line := bytes.TrimSpace(bytes.TrimPrefix(sc.Bytes(), []byte("\xef\xbb\xbf")))
+			if len(line) == 0 {
+				continue
+			}
+			var row struct {
+				SKU string `json:"sku"`
+			}
+			if err := json.Unmarshal(line, &row); err == nil && row.SKU != "" {
+				out = append(out, row.SKU)
+			}
+		}
+		return out, sc.Err()
+	}
+	cr := csv.NewReader(br)
+	cr.FieldsPerRecord = -1
+	header, err := cr.Read()
+	if err != nil {
+		return nil, fmt.Errorf("possim: catalog header: %w", err)
+	}
+	col := -1
+	for i, h := range header {
+		if strings.EqualFold(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")), "sku") {
+			col = i
+		}
+	}
+	if col < 0 {
+		return nil, errors.New("possim: the catalog has no sku column")
+	}
+	var out []string
+	for {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return out, fmt.Errorf("possim: catalog: %w", err)
+		}
+		if col < len(rec) && strings.TrimSpace(rec[col]) != "" {
+			out = append(out, strings.TrimSpace(rec[col]))
+		}
+	}
+}
+
+// SKU names the i-th SKU of a store without a SKUList.
 func SKU(i int) string { return fmt.Sprintf("SKU-%05d", i+1) }
 
 type line struct {
@@ -79,11 +162,11 @@ func (s *Sim) Run(ctx context.Context) error {
 	for start := 0; start < s.o.SKUs; start += 400 {
 		var lines []line
 		for i := start; i < min(start+400, s.o.SKUs); i++ {
-			lines = append(lines, line{SKU: SKU(i), Qty: 40})
+			lines = append(lines, line{SKU: s.skus[i], Qty: 40})
 		}
 		if s.post(ctx, draft{Kind: "receipt", Data: map[string]any{"lines": lines, "reason": "opening delivery"}}) {
 			for _, l := range lines {
-				s.tally[skuIndex(l.SKU)] += l.Qty
+				s.tally[s.index[l.SKU]] += l.Qty
 			}
 		}
 	}
@@ -100,12 +183,6 @@ func (s *Sim) Run(ctx context.Context) error {
 	}
 }
 
-func skuIndex(sku string) int {
-	var n int
-	fmt.Sscanf(sku, "SKU-%05d", &n)
-	return n - 1
-}
-
 func (s *Sim) step(ctx context.Context) {
 	r := s.rng.Float64()
 	switch {
@@ -119,16 +196,16 @@ func (s *Sim) step(ctx context.Context) {
 				continue
 			}
 			seen[i] = true
-			lines = append(lines, line{SKU: SKU(i), Qty: 1 + int64(s.rng.IntN(2))})
+			lines = append(lines, line{SKU: s.skus[i], Qty: 1 + int64(s.rng.IntN(2))})
 		}
 		if s.post(ctx, draft{Kind: "sale", Data: map[string]any{"lines": lines, "tender": "card"}}) {
 			for _, l := range lines {
-				s.tally[skuIndex(l.SKU)] -= l.Qty
+				s.tally[s.index[l.SKU]] -= l.Qty
 			}
 		}
 	case r < 0.82: // a return
 		i := int(s.zipf.Uint64())
-		if s.post(ctx, draft{Kind: "return", Data: map[string]any{"lines": []line{{SKU(i), 1}}, "reason": "wrong size"}}) {
+		if s.post(ctx, draft{Kind: "return", Data: map[string]any{"lines": []line{{s.skus[i], 1}}, "reason": "wrong size"}}) {
 			s.tally[i]++
 		}
 	case r < 0.90: // replenish the lowest of a few
@@ -138,20 +215,20 @@ func (s *Sim) step(ctx context.Context) {
 				i = j
 			}
 		}
-		if s.post(ctx, draft{Kind: "receipt", Data: map[string]any{"lines": []line{{SKU(i), 24}}}}) {
+		if s.post(ctx, draft{Kind: "receipt", Data: map[string]any{"lines": []line{{s.skus[i], 24}}}}) {
 			s.tally[i] += 24
 		}
 	case r < 0.94: // cycle count with a little shrinkage
 		i := s.rng.IntN(s.o.SKUs)
 		counted := max(0, s.tally[i]-int64(s.rng.IntN(2)))
-		if s.post(ctx, draft{Kind: "count", Data: map[string]any{"lines": []line{{SKU(i), counted}}}}) {
+		if s.post(ctx, draft{Kind: "count", Data: map[string]any{"lines": []line{{s.skus[i], counted}}}}) {
 			s.tally[i] = counted
 		}
 	case r < 0.97: // click and collect: reserve then hand over
 		i := int(s.zipf.Uint64())
 		s.orders++
 		id := fmt.Sprintf("%s-bopis-%d-%d", s.o.Store, time.Now().Unix(), s.orders)
-		l := []line{{SKU(i), 1}}
+		l := []line{{s.skus[i], 1}}
 		if s.post(ctx, draft{Kind: "reserve", Data: map[string]any{"reservation_id": id, "lines": l, "channel": "online"}}) {
 			if s.rng.IntN(4) == 0 {
 				s.post(ctx, draft{Kind: "release", Data: map[string]any{"reservation_id": id}})
@@ -161,7 +238,7 @@ func (s *Sim) step(ctx context.Context) {
 		}
 	default: // damaged stock written off
 		i := s.rng.IntN(s.o.SKUs)
-		if s.post(ctx, draft{Kind: "adjust", Data: map[string]any{"lines": []line{{SKU(i), -1}}, "reason": "damaged"}}) {
+		if s.post(ctx, draft{Kind: "adjust", Data: map[string]any{"lines": []line{{s.skus[i], -1}}, "reason": "damaged"}}) {
 			s.tally[i]--
 		}
 	}

@@ -1,0 +1,333 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/omnisync/omnisync/cloud/internal/catalog"
+	"github.com/omnisync/omnisync/cloud/internal/store"
+)
+
+// CatalogImportPath is where catalog files are posted.
+const CatalogImportPath = "/v1/catalog/import"
+
+// LimitBodies bounds every request body to max bytes (as
+// http.MaxBytesHandler does), except catalog imports, which the API bounds
+// itself with Options.MaxImportBytes. The hub wraps its mux with it in
+// place of http.MaxBytesHandler.
+func LimitBodies(next http.Handler, max int64) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !(r.Method == http.MethodPost && r.URL.Path == CatalogImportPath) {
+			r2 := *r
+			r2.Body = http.MaxBytesReader(w, r.Body, max)
+			r = &r2
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// ImportAnswer is the answer of POST /v1/catalog/import: 200 when the
+// import committed (Partial: with the rows it left out in Errors), 422
+// when it was refused and nothing was stored (Error says why).
+type ImportAnswer struct {
+	Error  string `json:"error,omitempty"`
+	Mode   string `json:"mode"`
+	Format string `json:"format,omitempty"`
+	// Rows counts the data rows read; Rejected the rows left out (bad rows,
+	// and rows whose GTIN another SKU holds).
+	Rows     int `json:"rows"`
+	Rejected int `json:"rejected"`
+	// Variants counts the variants stored: Created + Updated + Unchanged.
+	Variants        int      `json:"variants"`
+	Created         int      `json:"created"`
+	Updated         int      `json:"updated"`
+	Unchanged       int      `json:"unchanged"`
+	ProductsChanged []string `json:"products_changed"`
+	// Errors lists the rejected rows' problems by line (the first
+	// catalog.DefaultMaxErrors; ErrorsDropped counts the rest).
+	Errors        []catalog.RowError `json:"errors"`
+	ErrorsDropped int                `json:"errors_dropped,omitempty"`
+	ImportID      int64              `json:"import_id,omitempty"`
+}
+
+// catalogImport streams the body through catalog.Parse and imports what it
+// accepts in one transaction:
+//
+//	POST /v1/catalog/import?format=csv|jsonl&mode=all|partial&source=NAME
+//
+// The format may instead come from Content-Type (text/csv,
+// application/x-ndjson, application/jsonl) or, failing both, from the
+// source name and the first bytes.
+func (a *API) catalogImport(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	mode := catalog.AllOrNothing
+	switch q.Get("mode") {
+	case "", "all":
+	case "partial":
+		mode = catalog.Partial
+	default:
+		writeErr(w, http.StatusBadRequest, "mode", "must be all or partial")
+		return
+	}
+	source := q.Get("source")
+	if len(source) > 200 || strings.ContainsFunc(source, func(c rune) bool { return c < ' ' || c == 0x7f }) {
+		writeErr(w, http.StatusBadRequest, "source", "must be at most 200 printable characters")
+		return
+	}
+	if source == "" {
+		source = "api"
+	}
+	body := http.MaxBytesReader(w, r.Body, a.o.MaxImportBytes)
+	lines := &lineCounter{r: body}
+	br := bufio.NewReaderSize(lines, 64<<10)
+	format, field, err := importFormat(q.Get("format"), r.Header.Get("Content-Type"), source, br)
+	if err != nil {
+		if tooLarge(err) {
+			a.refuseTooLarge(w, err)
+			return
+		}
+		writeErr(w, http.StatusBadRequest, field, err.Error())
+		return
+	}
+
+	// Keep every variant with the line it came from, so a variant the store
+	// refuses can be reported by line. Progress runs for each row just
+	// before the row's variant is handed out, with the offset just past it.
+	var variants []catalog.Variant
+	var varLines []int
+	var rowEnd int64
+	opts := catalog.Options{Mode: mode, ProgressEvery: 1, Progress: func(_ int, bytes int64) { rowEnd = bytes }}
+	rep, perr := catalog.Parse(br, format, opts, func(v catalog.Variant) error {
+		variants = append(variants, v)
+		varLines = append(varLines, lines.lineAt(rowEnd-1))
+		return nil
+	})
+	ans := ImportAnswer{Mode: modeName(mode), Format: format.String(), Rows: rep.Rows, Rejected: rep.Invalid,
+		Errors: rep.Errors, ErrorsDropped: rep.ErrorsDropped, ProductsChanged: []string{}}
+	if ans.Errors == nil {
+		ans.Errors = []catalog.RowError{}
+	}
+	switch {
+	case perr == nil:
+	case tooLarge(perr):
+		a.refuseTooLarge(w, perr)
+		return
+	case errors.Is(perr, catalog.ErrInvalidRows), errors.Is(perr, catalog.ErrHeader), errors.Is(perr, catalog.ErrUnknownColumn):
+		ans.Error = refusal(perr, rep)
+		writeJSON(w, http.StatusUnprocessableEntity, ans)
+		return
+	default:
+		writeErr(w, http.StatusBadRequest, "", "reading the catalog: "+perr.Error())
+		return
+	}
+
+	// Store. A partial import leaves out the rows whose GTINs other SKUs
+	// hold and tries again (leaving a row out can only free GTINs, or
+	// leave a GTIN with its old holder: at most a few rounds).
+	start := time.Now()
+	var res store.ImportResult
+	for {
+		res, err = a.o.Store.ImportCatalog(r.Context(), variants, store.ImportOptions{
+			Source: source, Mode: mode, RowsRead: rep.Rows, RowsRejected: ans.Rejected})
+		var ce *store.GTINConflictError
+		if !errors.As(err, &ce) {
+			break
+		}
+		at := make(map[string]int, len(variants))
+		for i, v := range variants {
+			at[v.SKU] = i
+		}
+		drop := map[string]bool{}
+		for _, c := range ce.Conflicts {
+			i := at[c.SKU]
+			ans.Errors = append(ans.Errors, catalog.RowError{Line: varLines[i], Field: "gtin", Value: c.GTIN,
+				Reason: fmt.Sprintf("GTIN already belongs to SKU %s, which this import does not re-assign (SKU %s)", c.HeldBy, c.SKU)})
+			if !drop[c.SKU] {
+				drop[c.SKU] = true
+				ans.Rejected++
+			}
+		}
+		slices.SortStableFunc(ans.Errors, func(x, y catalog.RowError) int { return x.Line - y.Line })
+		if mode == catalog.AllOrNothing {
+			ans.Error = fmt.Sprintf("%d rows give GTINs that other SKUs hold; nothing was imported", len(drop))
+			writeJSON(w, http.StatusUnprocessableEntity, ans)
+			return
+		}
+		keptV, keptL := variants[:0], varLines[:0]
+		for i, v := range variants {
+			if !drop[v.SKU] {
+				keptV, keptL = append(keptV, v), append(keptL, varLines[i])
+			}
+		}
+		variants, varLines = keptV, keptL
+	}
+	if err != nil {
+		if errors.Is(err, store.ErrInvalid) {
+			ans.Error = err.Error()
+			writeJSON(w, http.StatusUnprocessableEntity, ans)
+			return
+		}
+		a.internal(w, r, err)
+		return
+	}
+	ans.Variants, ans.Created, ans.Updated, ans.Unchanged = res.Variants, res.Created, res.Updated, res.Unchanged
+	ans.ProductsChanged, ans.ImportID = res.ProductsChanged, res.ImportID
+	a.log.Info("catalog imported", "source", source, "mode", ans.Mode, "rows", ans.Rows, "variants", ans.Variants,
+		"rejected", ans.Rejected, "products_changed", len(ans.ProductsChanged), "store_time", time.Since(start))
+	if len(res.ProductsChanged) > 0 && a.o.OnCatalogChange != nil {
+		a.o.OnCatalogChange(slices.Clone(res.ProductsChanged))
+	}
+	writeJSON(w, http.StatusOK, ans)
+}
+
+func modeName(m catalog.Mode) string {
+	if m == catalog.Partial {
+		return "partial"
+	}
+	return "all"
+}
+
+func refusal(err error, rep catalog.Report) string {
+	if errors.Is(err, catalog.ErrInvalidRows) {
+		return fmt.Sprintf("%d of %d rows are invalid; nothing was imported (mode=partial imports the rest)", rep.Invalid, rep.Rows)
+	}
+	return strings.TrimPrefix(err.Error(), "catalog: ") + "; nothing was imported"
+}
+
+func tooLarge(err error) bool {
+	var mbe *http.MaxBytesError
+	return errors.As(err, &mbe)
+}
+
+// refuseTooLarge answers 413 with the limit that was hit: ours, or one an
+// outer handler set (the hub's general limit, when it is not LimitBodies).
+func (a *API) refuseTooLarge(w http.ResponseWriter, err error) {
+	limit := a.o.MaxImportBytes
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		limit = mbe.Limit
+	}
+	writeErr(w, http.StatusRequestEntityTooLarge, "", fmt.Sprintf("catalog larger than %d bytes; nothing was imported", limit))
+}
+
+// importFormat picks the format: the format parameter, else Content-Type,
+// else the source's extension and the first bytes. It returns the
+// offending field on error.
+func importFormat(param, contentType, source string, br *bufio.Reader) (catalog.Format, string, error) {
+	if param != "" {
+		f, err := catalog.ParseFormat(param)
+		if err != nil {
+			return 0, "format", errors.New("format must be csv or jsonl")
+		}
+		return f, "", nil
+	}
+	mt, _, _ := mime.ParseMediaType(contentType)
+	switch mt {
+	case "text/csv":
+		return catalog.CSV, "", nil
+	case "application/x-ndjson", "application/jsonl", "application/x-jsonlines", "application/jsonlines", "application/json-seq":
+		return catalog.JSONL, "", nil
+	}
+	head, err := br.Peek(512)
+	if err != nil && err != io.EOF && err != bufio.ErrBufferFull {
+		return 0, "", err
+	}
+	name := ""
+	if strings.Contains(source, ".") {
+		name = path.Base(source)
+	}
+	f, err := catalog.DetectFormat(name, head)
+	if err != nil {
+		return 0, "format", errors.New("cannot tell the format: pass format=csv or format=jsonl, or Content-Type text/csv or application/x-ndjson")
+	}
+	return f, "", nil
+}
+
+// lineCounter passes a body through and remembers where its lines end, so
+// that a byte offset the parser reports can be turned into a line number.
+// It keeps only the line ends not yet asked about: memory is bounded by
+// how far the parser reads ahead, not by the file.
+type lineCounter struct {
+	r      io.Reader
+	off    int64   // bytes read so far
+	ends   []int64 // offsets of '\n' at or after the last offset asked about
+	before int     // line ends before ends[0]
+}
+
+func (c *lineCounter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	for i := 0; i < n; {
+		j := bytes.IndexByte(p[i:n], '\n')
+		if j < 0 {
+			break
+		}
+		c.ends = append(c.ends, c.off+int64(i+j))
+		i += j + 1
+	}
+	c.off += int64(n)
+	return n, err
+}
+
+// lineAt returns the 1-based line holding byte offset pos. Offsets asked
+// about must not decrease.
+func (c *lineCounter) lineAt(pos int64) int {
+	k := 0
+	for k < len(c.ends) && c.ends[k] < pos {
+		k++
+	}
+	c.before += k
+	c.ends = c.ends[k:]
+	return c.before + 1
+}
+
+// CatalogStats is the answer of GET /v1/catalog.
+type CatalogStats struct {
+	Products int64           `json:"products"`
+	Variants int64           `json:"variants"`
+	Imports  []CatalogImport `json:"imports"`
+}
+
+// CatalogImport is one committed import in GET /v1/catalog.
+type CatalogImport struct {
+	ID              int64     `json:"id"`
+	At              time.Time `json:"at"`
+	Source          string    `json:"source"`
+	Mode            string    `json:"mode"`
+	RowsRead        int64     `json:"rows_read"`
+	RowsAccepted    int64     `json:"rows_accepted"`
+	RowsRejected    int64     `json:"rows_rejected"`
+	ProductsChanged int64     `json:"products_changed"`
+}
+
+func (a *API) catalogStats(w http.ResponseWriter, r *http.Request) {
+	limit, ok := limitParam(w, r, 10)
+	if !ok {
+		return
+	}
+	var out CatalogStats
+	var err error
+	if out.Products, out.Variants, err = a.o.Store.CatalogStats(r.Context()); err != nil {
+		a.internal(w, r, err)
+		return
+	}
+	imps, err := a.o.Store.CatalogImports(r.Context(), limit)
+	if err != nil {
+		a.internal(w, r, err)
+		return
+	}
+	out.Imports = make([]CatalogImport, 0, len(imps))
+	for _, c := range imps {
+		out.Imports = append(out.Imports, CatalogImport{ID: c.ID, At: c.At.UTC(), Source: c.Source, Mode: c.Mode, RowsRead: c.RowsRead,
+			RowsAccepted: c.RowsAccepted, RowsRejected: c.RowsRejected, ProductsChanged: c.ProductsChanged})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
