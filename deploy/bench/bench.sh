@@ -2,7 +2,8 @@
 # Prints the platform's figures in one table, all measured in this run on
 # this machine: outbox durable appends/s and p99, edge->hub applied events/s
 # next to the raw JetStream async-publish figure from `nats bench`, hub apply
-# rate on SQLite and PostgreSQL, and the agent's memory.
+# rate on SQLite and PostgreSQL, the agent's memory, and the down-sync:
+# product lookup latency, bootstrap and catch-up of a 100k-variant cache.
 #
 # Needs the Go module proxy once (nats-server and the nats CLI are built from
 # it into $OMNI_BENCH_TOOLS). BENCH_EVENTS sets the end-to-end event count.
@@ -33,6 +34,8 @@ echo "go benchmarks ..." >&2
 go test -run '^$' -bench 'BenchmarkAppend_Concurrent' -benchtime 3s ./edge/internal/outbox/ | tee "$work/outbox.txt" >&2
 OMNI_TEST_PG="$PGDSN" go test -run '^$' -bench 'BenchmarkApplyBatch' -benchtime 20x ./cloud/internal/store/ | tee "$work/store.txt" >&2
 go test -run '^$' -bench 'BenchmarkEdgeToHub' -benchtime "${EVENTS}x" -timeout 30m ./cloud/internal/e2e/ | tee "$work/e2e.txt" >&2
+go test -run '^$' -bench 'BenchmarkLookup$' -benchtime 200000x ./edge/internal/productcache/ | tee "$work/lookup.txt" >&2
+go test -run '^$' -bench 'BenchmarkBootstrapAndCatchUp' -benchtime 1x ./edge/internal/downlink/ | tee "$work/downlink.txt" >&2
 
 # metric NAME FILE BENCH: the value printed before unit NAME on BENCH's line.
 metric() { awk -v b="$3" -v u="$1" '$1 ~ b { for (i = 2; i < NF; i++) if ($(i+1) == u) print $i }' "$2" | head -1; }
@@ -54,3 +57,10 @@ printf '%-52s %s events/s\n' "hub apply, PostgreSQL (1000-event batches)" "$(met
 printf '%-52s %s MB idle, %s MB holding %s events, %s MB draining them\n' "agent RSS (1 agent)" \
 	"$(metric agent-idle-RSS-MB "$work/e2e.txt" 'agents=1')" "$(metric agent-backlog-RSS-MB "$work/e2e.txt" 'agents=1')" \
 	"$EVENTS" "$(metric agent-drain-RSS-MB "$work/e2e.txt" 'agents=1')"
+d() { metric "$1" "$work/downlink.txt" 'BootstrapAndCatchUp'; }
+printf '%-52s p50 %s µs, p99 %s µs\n' "product lookup, 100k-variant cache" \
+	"$(metric p50-µs "$work/lookup.txt" 'BenchmarkLookup-')" "$(metric p99-µs "$work/lookup.txt" 'BenchmarkLookup-')"
+printf '%-52s %s s, %s msgs, %s MiB\n' "down-sync bootstrap, 100k SKUs x 3 locations" "$(d bootstrap-s)" "$(d bootstrap-msgs)" "$(d bootstrap-MiB)"
+printf '%-52s %s msgs, %s KiB, %s s\n' "down-sync catch-up, 5% of keys changed 20x each" "$(d catchup-msgs)" "$(d catchup-KiB)" "$(d catchup-s)"
+printf '%-52s %s MiB RSS, %s MiB heap (bootstrap %s s)\n' "agent with that cache (omni-edge process)" \
+	"$(d process-rss-MiB)" "$(d process-heap-MiB)" "$(d process-bootstrap-s)"

@@ -28,6 +28,11 @@ stored=$password
 if command -v nats >/dev/null 2>&1; then
 	stored=$(nats server passwd --pass "$password" 2>/dev/null || echo "$password")
 fi
+# Reading the down-sync bucket (the catalog, review summaries and stock of
+# the chain: nothing private to another store) takes its stream's info and
+# ordered consumers of its own on that stream alone; the replies and
+# messages come to the store's inbox.
+down='"$JS.API.STREAM.INFO.KV_omni_down", "$JS.API.CONSUMER.CREATE.KV_omni_down.>", "$JS.API.CONSUMER.MSG.NEXT.KV_omni_down.>", "$JS.API.CONSUMER.DELETE.KV_omni_down.>"'
 # Insert the user before the array's closing bracket, atomically.
 tmp=$(mktemp "$conf.XXXXXX")
 {
@@ -38,7 +43,7 @@ tmp=$(mktemp "$conf.XXXXXX")
     user: "store-$store"
     password: "$stored"
     permissions: {
-      publish: { allow: ["omni.ev.$store.>", "omni.hub.sync.$store.>"] }
+      publish: { allow: ["omni.ev.$store.>", "omni.hub.sync.$store.>", $down] }
       subscribe: { allow: ["omni.ack.$store.>", "_INBOX.$store.>"] }
     }
   }

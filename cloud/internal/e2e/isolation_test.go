@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/omnisync/omnisync/shared/downsync"
 	"github.com/omnisync/omnisync/shared/subjects"
 	"github.com/omnisync/omnisync/shared/testkit"
 )
@@ -136,14 +138,64 @@ func TestStoreIsolation(t *testing.T) {
 		t.Fatal("store deleted the hub's consumer")
 	}
 
-	// Meanwhile S1's own agent, with its credentials, syncs as usual, and
-	// nothing S1 tried reached S2's books.
+	// The down-sync bucket is read-only for stores: no writes, no consumers
+	// on the events stream, no push consumer aimed at another store.
+	short := func() context.Context {
+		c, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		t.Cleanup(cancel)
+		return c
+	}
+	if _, err := js.Publish(short(), downsync.Subject(downsync.ProductKey("FORGED")), []byte(`{"id":"FORGED","version":999}`)); err == nil {
+		t.Fatal("store wrote to the down-sync bucket")
+	}
+	if _, err := js.CreateConsumer(short(), subjects.StreamEvents, jetstream.ConsumerConfig{AckPolicy: jetstream.AckNonePolicy}); err == nil {
+		t.Fatal("store created a consumer on the events stream")
+	}
+	// Stores may create consumers on the bucket's stream, and NATS does not
+	// check a push consumer's deliver subject against the creator's
+	// permissions: S1 can aim one at S2's subjects. What arrives there is
+	// the bucket's own (hub-written, read-only) content under its original
+	// subject with a $JS.ACK reply; S2's agent ignores such relays on its
+	// ack subject (see uplink's TestUplink_IgnoresRelayedAcks), and no
+	// stream captures them, so S2's books and dead letters stay clean.
+	for _, target := range []string{subjects.Ack("S2", "pos-1"), subjects.Event("S2", "pos-1")} {
+		if _, err := js.CreatePushConsumer(short(), downsync.Stream, jetstream.ConsumerConfig{
+			DeliverSubject: target, AckPolicy: jetstream.AckNonePolicy,
+		}); err == nil {
+			t.Logf("NATS let S1 aim a push consumer at %s (relays are ignored; see the comment)", target)
+		}
+	}
+	got = strings.Join(errs(), "\n")
+	for _, want := range []string{
+		`Publish to "$KV.omni_down.cat.FORGED"`,
+		`Publish to "$JS.API.CONSUMER.CREATE.OMNI_EVENTS`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("no permissions violation for %s; server said:\n%s", want, got)
+		}
+	}
+
+	// Meanwhile S1's own agent, with its credentials, syncs as usual, reads
+	// the catalog into its cache, and nothing S1 tried reached S2's books.
+	catalogLine := `{"sku":"SKU-ISO","product_id":"P-ISO","gtins":["05012302000003"],"name":"Isolation Tee","price":10,"currency":"EUR"}` + "\n"
+	importCatalog(t, h.URL, []byte(catalogLine))
 	a := startAgent(t, "S1", "pos-1", n.store["S1"])
+	testkit.Eventually(t, 20*time.Second, func() bool {
+		st, v := lookup(t, a.URL, "SKU-ISO")
+		return st == http.StatusOK && v.Product.Name == "Isolation Tee"
+	}, "S1's cache bootstrapped with its store credentials")
 	mustPost(t, a.URL, receiptBody("SKU-ISO", 5))
 	waitDrained(t, a, 20*time.Second)
 	testkit.Eventually(t, 10*time.Second, func() bool { return onHand(t, h.URL, "SKU-ISO")["S1"] == 5 }, "S1's receipt applied")
 	if got := onHand(t, h.URL, "SKU-ISO")["S2"]; got != 0 {
 		t.Fatalf("S2 books changed: %d", got)
+	}
+	var dls struct {
+		DeadLetters []map[string]any `json:"dead_letters"`
+	}
+	getJSON(t, h.URL+"/v1/deadletters?store=S2", &dls)
+	if len(dls.DeadLetters) != 0 {
+		t.Fatalf("S2 has dead letters after S1's attempts: %v", dls)
 	}
 	cons, err := jetstream.New(mustHubConn(t, n.hubURL))
 	if err != nil {

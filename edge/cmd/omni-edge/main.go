@@ -33,7 +33,7 @@ func main() {
 	fs.String("device", d.Device, "device id within the store")
 	fs.String("nats-url", d.NATSURL, "NATS server URL of the hub (or the store's leaf node)")
 	fs.String("nats-creds", d.NATSCreds, "the store's NATS credentials file")
-	fs.String("data-dir", d.DataDir, "directory for the outbox")
+	fs.String("data-dir", d.DataDir, "directory for the outbox and the product cache")
 	fs.String("http", d.HTTP, "local HTTP API address")
 	fs.Int64("outbox-budget", d.OutboxBudget, "bytes of unsynced events the outbox may hold")
 	fs.Int64("min-free-disk", d.MinFreeDisk, "refuse new events below this much free disk (bytes)")
@@ -41,8 +41,12 @@ func main() {
 	fs.Bool("simulate", d.Simulate, "run a simulated POS against this agent (demo)")
 	fs.Float64("simulate-rate", d.SimulateRate, "simulated POS events per second")
 	fs.Int("simulate-skus", d.SimulateSKUs, "how many SKUs the simulated store sells")
+	fs.String("simulate-catalog", d.SimulateCatalog, "catalog file (JSONL or CSV) whose SKUs the simulated store sells")
 	fs.String("log-level", d.LogLevel, "debug, info, warn or error")
 	fs.String("profiles", d.Profiles, "directory of device profiles (the devices themselves are listed in --config)")
+	fs.StringSlice("nearby", d.Nearby, "stores whose stock shoppers see as nearby (comma-separated store ids)")
+	fs.String("online-location", d.OnlineLocation, `location id of the online warehouse ("" for none)`)
+	fs.Duration("stale-after", d.StaleAfter, "product lookups say stock may be stale when the cache last caught up longer ago than this")
 	config.Main(config.Program[agent.Config]{
 		Cmd:      cmd,
 		Defaults: agent.Defaults,

@@ -1,10 +1,12 @@
 // Package agent assembles the store edge agent from its configuration and
-// runs it: the outbox, the POS API, the uplink to the hub and, for demos, a
-// simulated POS.
+// runs it: the outbox, the POS API, the uplink to the hub, the product
+// cache and the downlink that keeps it in step with the hub, and, for
+// demos, a simulated POS.
 //
-// Start order matters: the outbox and the HTTP API come up before NATS is
-// reached, so the POS gets its 202s whether or not the store is online; the
-// uplink connects (and reconnects) in the background.
+// Start order matters: the outbox, the product cache and the HTTP API come
+// up before NATS is reached, so the POS gets its 202s and shoppers their
+// product lookups whether or not the store is online; the uplink and the
+// downlink connect (and reconnect) in the background.
 package agent
 
 import (
@@ -14,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -25,9 +28,12 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/omnisync/omnisync/edge/internal/devices"
+	"github.com/omnisync/omnisync/edge/internal/downlink"
+	"github.com/omnisync/omnisync/edge/internal/kiosk"
 	"github.com/omnisync/omnisync/edge/internal/outbox"
 	"github.com/omnisync/omnisync/edge/internal/posapi"
 	"github.com/omnisync/omnisync/edge/internal/possim"
+	"github.com/omnisync/omnisync/edge/internal/productcache"
 	"github.com/omnisync/omnisync/edge/internal/scanstream"
 	"github.com/omnisync/omnisync/edge/internal/uplink"
 	"github.com/omnisync/omnisync/shared/subjects"
@@ -44,6 +50,7 @@ type Agent struct {
 	httpAddr string
 	ob       *outbox.Outbox
 	up       *uplink.Uplink
+	products *productcache.Cache
 }
 
 // New checks the configuration; nothing starts until Run.
@@ -64,6 +71,10 @@ func (a *Agent) Ready() <-chan struct{} { return a.ready }
 // HTTPAddr is the POS API address (after Ready).
 func (a *Agent) HTTPAddr() string { a.mu.Lock(); defer a.mu.Unlock(); return a.httpAddr }
 
+// Products is the agent's product cache (after Ready; closed when Run
+// returns): Lookup answers what a shopper scanned, from this machine.
+func (a *Agent) Products() *productcache.Cache { a.mu.Lock(); defer a.mu.Unlock(); return a.products }
+
 // Run starts the agent and blocks until ctx ends or a part fails.
 func (a *Agent) Run(ctx context.Context) error {
 	ob, err := outbox.Open(outbox.Options{
@@ -80,6 +91,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer ob.Close()
 	st := ob.Stats()
 	a.log.Info("outbox open", "epoch", st.Epoch, "pending", st.Depth, "last_seq", st.LastSeq)
+
+	products, err := a.openCache()
+	if err != nil {
+		return err
+	}
+	defer products.Close()
 
 	var up *uplink.Uplink
 	opts := []nats.Option{
@@ -123,13 +140,18 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	down, err := downlink.New(downlink.Options{Conn: nc, Cache: products, Logger: a.log.With("component", "downlink")})
+	if err != nil {
+		return err
+	}
 
 	// Devices: a store's scanners and readers. A bad device configuration
 	// stops the agent at start-up, loudly; a bad device at run time never.
 	scans := scanstream.New(scanstream.Options{})
 	devs, err := devices.New(devices.Options{
 		Devices: a.cfg.Devices, ProfilesDir: a.cfg.Profiles, Sink: ob, Scans: scans,
-		Logger: a.log.With("component", "devices"),
+		Catalog: catalog{products},
+		Logger:  a.log.With("component", "devices"),
 	})
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
@@ -139,17 +161,22 @@ func (a *Agent) Run(ctx context.Context) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerMetrics(reg, ob, up)
+	reg.MustRegister(down.Collector())
 
 	mux := http.NewServeMux()
 	posapi.New(posapi.Options{
-		Store: a.cfg.Store, Outbox: ob, Registry: reg, Logger: a.log.With("component", "posapi"),
-		Status:  func() any { return a.status(ob, up) },
+		Store: a.cfg.Store, Outbox: ob, Products: products, Registry: reg, Logger: a.log.With("component", "posapi"),
+		Status:  func() any { return a.status(ob, up, down) },
 		Healthy: func() error { return nil },
 	}).Register(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("GET /v1/devices", devs)
 	mux.Handle("POST /v1/devices/{name}/sweep", devs.SweepHandler(a.cfg.Store))
 	mux.Handle("GET /v1/scans/stream", scans)
+	kiosk.New(kiosk.Options{
+		Store: a.cfg.Store, Device: a.cfg.Device, Products: products, Outbox: ob,
+		Present: devs.Present, Logger: a.log.With("component", "kiosk"),
+	}).Register(mux)
 	ln, err := net.Listen("tcp", a.cfg.HTTP)
 	if err != nil {
 		return fmt.Errorf("agent: http listen %s: %w", a.cfg.HTTP, err)
@@ -158,7 +185,7 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	a.mu.Lock()
 	a.httpAddr = ln.Addr().String()
-	a.ob, a.up = ob, up
+	a.ob, a.up, a.products = ob, up, products
 	a.mu.Unlock()
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -178,9 +205,16 @@ func (a *Agent) Run(ctx context.Context) error {
 		return srv.Shutdown(sctx)
 	})
 	g.Go(func() error { return up.Run(gctx) })
+	g.Go(func() error { return down.Run(gctx) })
 	if a.cfg.Simulate {
+		var skus []string
+		if a.cfg.SimulateCatalog != "" {
+			if skus, err = simulatedSKUs(a.cfg.SimulateCatalog); err != nil {
+				return err
+			}
+		}
 		sim := possim.New(possim.Options{
-			URL: "http://" + a.httpAddr, Store: a.cfg.Store, Rate: a.cfg.SimulateRate, SKUs: a.cfg.SimulateSKUs,
+			URL: "http://" + a.httpAddr, Store: a.cfg.Store, Rate: a.cfg.SimulateRate, SKUs: a.cfg.SimulateSKUs, SKUList: skus,
 			Logger: a.log.With("component", "possim"),
 		})
 		g.Go(func() error { return sim.Run(gctx) })
@@ -212,9 +246,11 @@ type Status struct {
 	ClockSkewSeconds     float64       `json:"clock_skew_seconds"`
 	HubClockOffsetSecs   float64       `json:"hub_clock_offset_seconds"`
 	Uplink               uplink.Status `json:"uplink"`
+	// Downsync is the product cache and how current it is.
+	Downsync downlink.Status `json:"downsync"`
 }
 
-func (a *Agent) status(ob *outbox.Outbox, up *uplink.Uplink) Status {
+func (a *Agent) status(ob *outbox.Outbox, up *uplink.Uplink, down *downlink.Downlink) Status {
 	st := ob.Stats()
 	us := up.Status()
 	s := Status{
@@ -224,6 +260,7 @@ func (a *Agent) status(ob *outbox.Outbox, up *uplink.Uplink) Status {
 		ClockSkewSeconds:   ob.Clock().Skew().Seconds(),
 		HubClockOffsetSecs: us.HubClockOffset.Seconds(),
 		Uplink:             us,
+		Downsync:           down.Status(),
 	}
 	if !st.OldestUnacked.IsZero() {
 		s.OldestUnackedSeconds = max(0, time.Since(st.OldestUnacked).Seconds())
@@ -276,4 +313,69 @@ func registerMetrics(reg *prometheus.Registry, ob *outbox.Outbox, up *uplink.Upl
 			Name: "omni_edge_clock_skew_seconds", Help: "How far the wall clock is behind the event clock (after a backwards step).",
 		}, func() float64 { return ob.Clock().Skew().Seconds() }),
 	)
+}
+
+// openCache opens the product cache in the data directory. The cache holds
+// only what the hub publishes, so a file that cannot be opened (corrupt,
+// another format of bbolt) is moved aside and a new one bootstrapped: the
+// store keeps selling either way.
+func (a *Agent) openCache() (*productcache.Cache, error) {
+	opts := productcache.Options{
+		Path:  filepath.Join(a.cfg.DataDir, "cache.db"),
+		Store: a.cfg.Store, Nearby: a.cfg.Nearby, Online: a.cfg.OnlineLocation, StaleAfter: a.cfg.StaleAfter,
+		Logger: a.log.With("component", "productcache"),
+	}
+	c, err := productcache.Open(opts)
+	if err != nil && !errors.Is(err, productcache.ErrLocked) && !errors.Is(err, productcache.ErrInvalidOption) {
+		aside := opts.Path + ".unreadable-" + time.Now().UTC().Format("20060102T150405Z")
+		a.log.Warn("product cache unreadable: moving it aside and bootstrapping a new one", "err", err, "moved_to", aside)
+		if rerr := os.Rename(opts.Path, aside); rerr == nil {
+			c, err = productcache.Open(opts)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("agent: product cache: %w", err)
+	}
+	st := c.Stats()
+	a.log.Info("product cache open", "products", st.Products, "stock_positions", st.StockPositions,
+		"last_seq", st.LastSeq, "synced_at", st.SyncedAt, "locations", c.Locations())
+	return c, nil
+}
+
+// catalog names the product behind a GTIN for the devices (scan stream,
+// sweep counts per SKU), from the product cache.
+type catalog struct{ c *productcache.Cache }
+
+var _ devices.Catalog = catalog{}
+
+func (c catalog) ProductForGTIN(gtin string) (devices.ProductRef, bool) {
+	p, v, ok := c.c.Variant(gtin)
+	if !ok {
+		return devices.ProductRef{}, false
+	}
+	ref := devices.ProductRef{
+		ID: p.ID, SKU: v.SKU, Name: p.Name, Brand: p.Brand, Size: v.Size, Colour: v.Colour,
+		PriceMinor: v.PriceMinor, Currency: v.Currency, ImageURL: v.ImageURL,
+	}
+	if v.Name != "" {
+		ref.Name = v.Name
+	}
+	if ref.ImageURL == "" {
+		ref.ImageURL = p.ImageURL
+	}
+	return ref, true
+}
+
+// simulatedSKUs reads the SKUs of a catalog file for the simulated POS.
+func simulatedSKUs(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("agent: simulate-catalog: %w", err)
+	}
+	defer f.Close()
+	skus, err := possim.SKUsFromCatalog(f)
+	if err != nil {
+		return nil, fmt.Errorf("agent: simulate-catalog %s: %w", path, err)
+	}
+	return skus, nil
 }

@@ -21,7 +21,8 @@ type Config struct {
 	// NATSURL is the hub's NATS (or a leaf node in the store).
 	NATSURL   string `mapstructure:"nats-url"`
 	NATSCreds string `mapstructure:"nats-creds"`
-	// DataDir holds the outbox (outbox.db).
+	// DataDir holds the outbox (outbox.db) and the product cache
+	// (cache.db, which may be deleted: it is fetched again from the hub).
 	DataDir string `mapstructure:"data-dir"`
 	// HTTP is the local API address; keep it on loopback unless the POS app
 	// runs on another machine.
@@ -38,10 +39,23 @@ type Config struct {
 	// SimulateRate is the simulated POS's events per second.
 	SimulateRate float64 `mapstructure:"simulate-rate"`
 	// SimulateSKUs is how many SKUs the simulated store sells.
-	SimulateSKUs int    `mapstructure:"simulate-skus"`
-	LogLevel     string `mapstructure:"log-level"`
+	SimulateSKUs int `mapstructure:"simulate-skus"`
+	// SimulateCatalog is a catalog file (JSON Lines or CSV) whose SKUs the
+	// simulated store sells, so its stock shows at the kiosk.
+	SimulateCatalog string `mapstructure:"simulate-catalog"`
+	LogLevel        string `mapstructure:"log-level"`
 	// Profiles is the directory of device profiles (firmware-configs/).
 	Profiles string `mapstructure:"profiles"`
+	// Nearby lists the stores whose stock shoppers are shown as "nearby"
+	// (store ids; comma-separated as a flag or environment variable, a
+	// list in the config file). The agent keeps their stock in its cache.
+	Nearby []string `mapstructure:"nearby"`
+	// OnlineLocation is the location id of the online warehouse, whose
+	// stock shoppers see as "online" ("" for none).
+	OnlineLocation string `mapstructure:"online-location"`
+	// StaleAfter: product lookups say their stock may be stale when the
+	// cache last caught up with the hub longer ago than this.
+	StaleAfter time.Duration `mapstructure:"stale-after"`
 	// Devices lists the store's scanners and RFID readers (config file only).
 	Devices []devices.Config `mapstructure:"devices"`
 }
@@ -59,6 +73,8 @@ func Defaults() Config {
 		SimulateSKUs:   200,
 		LogLevel:       "info",
 		Profiles:       "firmware-configs",
+		OnlineLocation: "online",
+		StaleAfter:     30 * time.Second,
 	}
 }
 
@@ -85,6 +101,19 @@ func (c *Config) Validate() error {
 	}
 	if c.HeartbeatEvery < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("heartbeat-every: %v is too short", c.HeartbeatEvery))
+	}
+	for _, n := range c.Nearby {
+		if err := events.ValidToken(n); err != nil {
+			errs = append(errs, fmt.Errorf("nearby: store %q: %w", n, err))
+		}
+	}
+	if c.OnlineLocation != "" {
+		if err := events.ValidToken(c.OnlineLocation); err != nil {
+			errs = append(errs, fmt.Errorf("online-location: %w", err))
+		}
+	}
+	if c.StaleAfter <= 0 {
+		errs = append(errs, fmt.Errorf("stale-after: %v must be positive", c.StaleAfter))
 	}
 	if c.Simulate && (c.SimulateRate <= 0 || c.SimulateSKUs < 1) {
 		errs = append(errs, errors.New("simulate-rate and simulate-skus must be positive"))

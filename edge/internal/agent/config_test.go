@@ -22,6 +22,9 @@ func TestConfig_Validate(t *testing.T) {
 		{"bad http", func(c *Config) { c.HTTP = "7070" }, "http"},
 		{"tiny budget", func(c *Config) { c.OutboxBudget = 10 }, "outbox-budget"},
 		{"no data dir", func(c *Config) { c.DataDir = "" }, "data-dir"},
+		{"dotted nearby store", func(c *Config) { c.Nearby = []string{"S2", "S.3"} }, "nearby"},
+		{"bad online location", func(c *Config) { c.OnlineLocation = "on line" }, "online-location"},
+		{"no stale-after", func(c *Config) { c.StaleAfter = 0 }, "stale-after"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -513,6 +513,18 @@ func (d *device) status() Status {
 	return s
 }
 
+// Present returns the items in every fitting-room zone now, across the
+// store's RFID readers (the kiosk's mirror pages show them).
+func (m *Manager) Present() map[string][]PresentItem {
+	out := map[string][]PresentItem{}
+	for _, st := range m.Statuses() {
+		for zone, items := range st.Present {
+			out[zone] = append(out[zone], items...)
+		}
+	}
+	return out
+}
+
 func toStream(device string, at time.Time, sc profile.Scan) scanstream.Scan {
 	s := scanstream.Scan{Device: device, At: at, Raw: sc.Raw, Symbology: sc.Symbology.String(), GS1: sc.GS1, GTIN: sc.GTIN}
 	if len(sc.AIs) > 0 {

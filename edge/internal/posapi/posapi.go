@@ -1,6 +1,12 @@
 // Package posapi serves the agent's local HTTP API for the POS app and the
 // kiosk on the same machine.
 //
+// GET /v1/products/{code} answers from the agent's product cache, so it
+// works the same whether the store is online or not: 200 with the view
+// (its as_of says how current the stock is), 400 {"error", "field":
+// "code"} for a code that is not a valid one, 404 for one the catalog does
+// not know.
+//
 // The promise of POST /v1/events: a 202 with event ids means the events are
 // fsync'd in the outbox and will reach the hub exactly once, whatever happens
 // next. A request sent with an Idempotency-Key header may be retried freely
@@ -17,16 +23,26 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/omnisync/omnisync/edge/internal/outbox"
+	"github.com/omnisync/omnisync/edge/internal/productcache"
+	"github.com/omnisync/omnisync/shared/downsync"
 	"github.com/omnisync/omnisync/shared/events"
 )
 
 // MaxBodyBytes bounds a POST /v1/events body.
 const MaxBodyBytes = 1 << 20
+
+// Products is what the API needs from the agent's product cache.
+type Products interface {
+	Lookup(ctx context.Context, code string) (downsync.View, error)
+}
+
+var _ Products = (*productcache.Cache)(nil)
 
 // Appender is what the API needs from the outbox.
 type Appender interface {
@@ -38,10 +54,12 @@ var _ Appender = (*outbox.Outbox)(nil)
 
 // Options configures the API.
 type Options struct {
-	Store    string
-	Outbox   Appender
-	Status   func() any   // GET /v1/status body
-	Healthy  func() error // GET /healthz
+	Store   string
+	Outbox  Appender
+	Status  func() any   // GET /v1/status body
+	Healthy func() error // GET /healthz
+	// Products answers GET /v1/products/{code}; nil leaves the route out.
+	Products Products
 	Registry *prometheus.Registry
 	Logger   *slog.Logger
 }
@@ -82,6 +100,34 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/events", a.postEvents)
 	mux.HandleFunc("GET /v1/status", a.status)
 	mux.HandleFunc("GET /healthz", a.healthz)
+	if a.o.Products != nil {
+		// {code...}: a Digital Link URI, path-escaped, may still hold
+		// escaped slashes; the mux hands the wildcard over unescaped.
+		mux.HandleFunc("GET /v1/products/{code...}", a.product)
+	}
+}
+
+// product answers what the cache knows of a scanned or typed code: 200 with
+// the product view (stock as of its as_of, from the cache, online or not),
+// 400 for a code that is not a valid one, 404 for one the catalog does not
+// know.
+func (a *API) product(w http.ResponseWriter, r *http.Request) {
+	code := r.PathValue("code")
+	v, err := a.o.Products.Lookup(r.Context(), code)
+	switch {
+	case err == nil:
+		w.Header().Set("Cache-Control", "no-store")
+		writeJSON(w, http.StatusOK, v)
+	case errors.Is(err, downsync.ErrInvalidCode):
+		writeErr(w, http.StatusBadRequest, "code", err.Error())
+	case errors.Is(err, downsync.ErrNotFound):
+		writeErr(w, http.StatusNotFound, "", "not found: no product in this store's catalog has the code "+strconv.Quote(code))
+	case errors.Is(err, productcache.ErrClosed), errors.Is(err, context.Canceled):
+		writeErr(w, http.StatusServiceUnavailable, "", "the agent is shutting down; retry")
+	default:
+		a.log.Error("product lookup failed", "code", code, "err", err)
+		writeErr(w, http.StatusInternalServerError, "", "product lookup failed: "+err.Error())
+	}
 }
 
 // Accepted is the 202 body.

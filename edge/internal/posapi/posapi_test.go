@@ -1,14 +1,19 @@
 package posapi
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/omnisync/omnisync/edge/internal/outbox"
+	"github.com/omnisync/omnisync/edge/internal/productcache"
+	"github.com/omnisync/omnisync/edge/internal/productcache/cachetest"
+	"github.com/omnisync/omnisync/shared/downsync"
 )
 
 func newServer(t *testing.T, budget int64) (*httptest.Server, *outbox.Outbox) {
@@ -151,5 +156,78 @@ func TestPostEvents_IdempotencyKey(t *testing.T) {
 	}
 	if r, m := send("bad key", body); r.StatusCode != 400 || m["field"] != "Idempotency-Key" {
 		t.Fatalf("bad key: %d %v", r.StatusCode, m)
+	}
+}
+
+// Ensure that GET /v1/products/{code} answers the cache's view for every
+// kind of code (path-escaped, slashes and all), 400 naming the field for a
+// code that is not valid, and 404 for one the catalog does not know.
+func TestGetProduct(t *testing.T) {
+	c, err := productcache.Open(productcache.Options{Path: filepath.Join(t.TempDir(), "cache.db"), Store: "S1", Online: "online"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	p := cachetest.ProductDoc(3, 1)
+	err = c.Apply(context.Background(), []productcache.Update{
+		{Key: downsync.ProductKey(p.ID), Value: cachetest.JSON(p)},
+		{Key: downsync.StockKey("S1", p.Variants[1].SKU), Value: cachetest.JSON(cachetest.StockDoc("S1", p.Variants[1].SKU, 6, 1))},
+	}, 2, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	New(Options{Store: "S1", Products: c}).Register(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+
+	gtin := p.Variants[1].GTINs[0]
+	bad := gtin[:13] + string('0'+(gtin[13]-'0'+1)%10)
+	cases := []struct {
+		name, code string
+		status     int
+		error      string
+		field      string
+	}{
+		{"sku", p.Variants[1].SKU, 200, "", ""},
+		{"gtin13", gtin[1:], 200, "", ""},
+		{"element string", "(01)" + gtin + "(10)LOT/7", 200, "", ""},
+		{"digital link", "https://id.example.com/01/" + gtin + "/21/A%2FB", 200, "", ""},
+		{"wrong check digit", bad, 400, "not a valid code: ", "code"},
+		{"empty", "", 400, "not a valid code: ", "code"},
+		{"unknown gtin", "4006381333931", 404, "not found: ", ""},
+		{"unknown sku", "NOPE", 404, "not found: ", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := http.Get(srv.URL + "/v1/products/" + url.PathEscape(tc.code))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != tc.status || resp.Header.Get("Content-Type") != "application/json" {
+				t.Fatalf("status %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+			}
+			if tc.status == 200 {
+				var v downsync.View
+				if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+					t.Fatal(err)
+				}
+				if v.Code != tc.code || v.Product.ID != p.ID || v.Selected != p.Variants[1].SKU || v.AsOf.IsZero() {
+					t.Fatalf("view: code %q product %q selected %q as_of %v", v.Code, v.Product.ID, v.Selected, v.AsOf)
+				}
+				if here := v.Variants[1].Stock.Here; here == nil || here.Available != 6 {
+					t.Errorf("stock here = %+v", here)
+				}
+				return
+			}
+			var m map[string]string
+			if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(m["error"], tc.error) || m["field"] != tc.field || len(m) != map[bool]int{true: 2, false: 1}[tc.field != ""] {
+				t.Errorf("body = %v", m)
+			}
+		})
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -213,6 +214,14 @@ func (u *Uplink) Run(ctx context.Context) error {
 }
 
 func (u *Uplink) onAckMsg(m *nats.Msg) {
+	// Only the hub's own publish on this subject counts. A JetStream push
+	// consumer that another client aimed at our subject relays stream
+	// messages here under their original subject with a $JS.ACK reply; a
+	// watermark is a promise to delete events, so those are ignored.
+	if m.Subject != subjects.Ack(u.opts.Store, u.opts.Device) || strings.HasPrefix(m.Reply, "$JS.ACK.") {
+		u.log.Warn("ignoring a relayed message on the ack subject", "subject", m.Subject, "reply", m.Reply)
+		return
+	}
 	var w syncproto.Watermark
 	if err := json.Unmarshal(m.Data, &w); err != nil {
 		u.log.Warn("ignoring malformed hub ack", "err", err)

@@ -240,3 +240,35 @@ func TestEnvelopeID(t *testing.T) {
 		t.Fatalf("fallback: %q", got)
 	}
 }
+
+// Ensure that a watermark relayed onto the ack subject by a JetStream push
+// consumer (which any client allowed to create consumers could aim there)
+// deletes nothing: only the hub's own acknowledgement counts.
+func TestUplink_IgnoresRelayedAcks(t *testing.T) {
+	r := newRig(t, time.Hour)
+	r.append(5)
+	ctx := context.Background()
+	if _, err := r.js.CreateStream(ctx, jetstream.StreamConfig{Name: "RELAY", Subjects: []string{"relay.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(syncproto.Watermark{Epoch: r.ob.Epoch(), Seq: 5})
+	if _, err := r.js.Publish(ctx, "relay.x", b); err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.nc.SubscribeSync(subjects.Ack("S1", "pos-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.js.CreatePushConsumer(ctx, "RELAY", jetstream.ConsumerConfig{
+		DeliverSubject: subjects.Ack("S1", "pos-1"), AckPolicy: jetstream.AckNonePolicy,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := got.NextMsg(5 * time.Second); err != nil {
+		t.Fatalf("the relay never delivered: %v", err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if d := r.ob.Stats().Depth; d != 5 {
+		t.Fatalf("outbox depth %d after a relayed watermark, want 5", d)
+	}
+}
