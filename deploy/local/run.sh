@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole platform on one machine with embedded defaults: a hub with
-# embedded NATS JetStream and SQLite, loaded with the sample catalog, and three
-# stores whose agents are fed by a simulated POS. Ctrl-C stops everything; data
+# embedded NATS JetStream and SQLite, loaded with the sample catalog, three
+# stores and the online warehouse, whose agents are fed by a simulated POS. Ctrl-C stops everything; data
 # stays in $OMNI_RUN_DIR.
 set -euo pipefail
 
@@ -51,28 +51,29 @@ else
 	catalog_line="catalog import FAILED (see $DATA/catalog-import.log)"
 fi
 
-# The simulated POS sells the catalog's SKUs once the agent can be told
-# which (--simulate-catalog); until then it sells SKU-00001...
-sim_args=()
-if "$BIN/omni-edge" --help 2>&1 | grep -q -- '--simulate-catalog'; then
-	sim_args+=(--simulate-catalog "$CATALOG")
-fi
+# The simulated POS sells the catalog's SKUs, so the kiosks show real stock.
+# Each store sees the others as nearby; "online" is the web shop's
+# warehouse, whose stock every kiosk shows too.
+sim_args=(--simulate --simulate-rate "$RATE" --simulate-catalog "$CATALOG")
+stores=()
+for i in $(seq 1 "$STORES"); do stores+=("store-$i"); done
 for i in $(seq 1 "$STORES"); do
+	nearby=$(printf '%s\n' "${stores[@]}" | grep -vx "store-$i" | paste -sd, -)
 	"$BIN/omni-edge" --store "store-$i" --device pos-1 --nats-url "nats://$NATS_LISTEN" \
-		--data-dir "$DATA/store-$i" --http "127.0.0.1:$((7070 + i))" \
-		--simulate --simulate-rate "$RATE" "${sim_args[@]}" >"$DATA/store-$i.log" 2>&1 &
+		--data-dir "$DATA/store-$i" --http "127.0.0.1:$((7070 + i))" --nearby "$nearby" \
+		"${sim_args[@]}" >"$DATA/store-$i.log" 2>&1 &
 	pids+=($!)
 done
+"$BIN/omni-edge" --store online --device web-1 --nats-url "nats://$NATS_LISTEN" \
+	--data-dir "$DATA/online" --http "127.0.0.1:7070" "${sim_args[@]}" >"$DATA/online.log" 2>&1 &
+pids+=($!)
 sleep 1
 
 # One product of the catalog to try: its first SKU and GTIN.
 first=$(head -n 1 "$CATALOG")
 sample_sku=$(sed -nE 's/.*"sku" *: *"([^"]+)".*/\1/p' <<<"$first")
 sample_gtin=$(sed -nE 's/.*"gtins" *: *\[ *"([0-9]+)".*/\1/p' <<<"$first")
-stock_sku=SKU-00001
-if [ ${#sim_args[@]} -gt 0 ] && [ -n "$sample_sku" ]; then
-	stock_sku=$sample_sku
-fi
+stock_sku=${sample_sku:-SKU-00001}
 
 cat <<TXT
 
@@ -96,8 +97,9 @@ if [ -n "$sample_gtin" ]; then
 fi
 for i in $(seq 1 "$STORES"); do
 	echo "  store-$i agent       http://127.0.0.1:$((7070 + i))/v1/status   (POST /v1/events)"
-	echo "  store-$i kiosk       http://127.0.0.1:$((7070 + i))/kiosk/"
+	echo "  store-$i kiosk       http://127.0.0.1:$((7070 + i))/kiosk/p/$sample_gtin"
 done
+echo "  online warehouse    http://127.0.0.1:7070/v1/status"
 echo
 echo "Press Ctrl-C to stop."
 wait -n "${pids[@]}" || true
