@@ -291,3 +291,59 @@ func TestPublishesCatalog(t *testing.T) {
 		t.Fatalf("re-import published %d documents", p.Stats().Published-before)
 	}
 }
+
+// BenchmarkPublishCatalog measures how long a 100k-variant catalog takes
+// to reach the bucket after its import commits, and how many bytes that is.
+func BenchmarkPublishCatalog(b *testing.B) {
+	vs := catalog.Sample(11, 25000)
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		e := newEnvB(b)
+		res, err := e.st.ImportCatalog(context.Background(), vs, store.ImportOptions{Source: "bench", Mode: catalog.AllOrNothing})
+		if err != nil {
+			b.Fatal(err)
+		}
+		p, err := New(Options{JS: e.js, KV: e.kv, Store: e.st, Hub: "bench"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		b.StartTimer()
+		start := time.Now()
+		go func() { defer close(done); _ = p.Run(ctx) }()
+		p.Products(res.ProductsChanged)
+		for p.Stats().Published < uint64(len(res.ProductsChanged)) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		el := time.Since(start)
+		b.StopTimer()
+		cancel()
+		<-done
+		info, _ := e.kv.Status(context.Background())
+		b.ReportMetric(float64(len(vs)), "variants")
+		b.ReportMetric(float64(len(res.ProductsChanged))/el.Seconds(), "products/s")
+		b.ReportMetric(float64(info.Bytes())/(1<<20), "bucket-MiB")
+	}
+}
+
+func newEnvB(b *testing.B) *env {
+	b.Helper()
+	ns := testkit.StartNATS(b)
+	nc, err := nats.Connect(ns.URL())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	kv, err := downsync.EnsureBucket(context.Background(), js, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(b.TempDir(), "hub.db"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	return &env{st: st, js: js, kv: kv}
+}
