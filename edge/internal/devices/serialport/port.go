@@ -62,7 +62,7 @@ const (
 	// read sleeps the whole VTIME); three rule out a stray wakeup.
 	hangupReads = 3
 	// closeGrace is added to ReadTimeout for the time Close waits for Run.
-	closeGrace = 250 * time.Millisecond
+	closeGrace = 750 * time.Millisecond
 )
 
 // Port owns one configured serial device. Build it with New, run it with Run, stop

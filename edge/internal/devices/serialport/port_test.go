@@ -397,7 +397,7 @@ func TestPort_UnplugAndReplug(t *testing.T) {
 
 	replugged := time.Now()
 	dev.plug()
-	st = r.waitStatus(t, 2*time.Second, "reopened after re-plug", func(st Status) bool { return st.State == StateOpen })
+	st = r.waitStatus(t, 10*time.Second, "reopened after re-plug", func(st Status) bool { return st.State == StateOpen })
 	t.Logf("re-plug picked up after %v", time.Since(replugged))
 	dev.write([]byte("after\r\n"))
 	checkSame(t, r.waitBytes(t, 5*time.Second, len("before\r\nafter\r\n")), []byte("before\r\nafter\r\n"))
@@ -436,13 +436,13 @@ func TestPort_HungUpTtyIsReopened(t *testing.T) {
 		t.Fatal(err)
 	}
 	hungUp := time.Now()
-	st := r.waitStatus(t, 2*time.Second, "reopened after hang-up", func(st Status) bool { return st.Reopens == 1 && st.State == StateOpen })
+	st := r.waitStatus(t, 10*time.Second, "reopened after hang-up", func(st Status) bool { return st.Reopens == 1 && st.State == StateOpen })
 	t.Logf("hang-up noticed and reopened after %v: %s", time.Since(hungUp), st.LastError)
 	if !strings.Contains(st.LastError, "hung up") {
 		t.Errorf("LastError = %q, want a hang-up", st.LastError)
 	}
 	dev.write([]byte("back\r\n"))
-	checkSame(t, r.waitBytes(t, 2*time.Second, 6), []byte("back\r\n"))
+	checkSame(t, r.waitBytes(t, 10*time.Second, 6), []byte("back\r\n"))
 }
 
 // Ensure that a read that returns nothing at once, forever, on a device that is
@@ -463,7 +463,7 @@ func TestPort_EmptyReadsForeverAreReopened(t *testing.T) {
 		t.Fatal(cerr, err)
 	}
 	changed := time.Now()
-	st := r.waitStatus(t, 2*time.Second, "reopened after empty reads", func(st Status) bool { return st.Reopens == 1 && st.State == StateOpen })
+	st := r.waitStatus(t, 10*time.Second, "reopened after empty reads", func(st Status) bool { return st.Reopens == 1 && st.State == StateOpen })
 	t.Logf("empty reads noticed and reopened after %v: %s", time.Since(changed), st.LastError)
 	// Reopened, tarm set VMIN/VTIME again: the port idles instead of spinning.
 	a0 := r.Status().OpenAttempts
@@ -472,7 +472,7 @@ func TestPort_EmptyReadsForeverAreReopened(t *testing.T) {
 		t.Errorf("after reopening: %+v; want open and no more attempts", st)
 	}
 	dev.write([]byte("ok\r\n"))
-	checkSame(t, r.waitBytes(t, 2*time.Second, 4), []byte("ok\r\n"))
+	checkSame(t, r.waitBytes(t, 10*time.Second, 4), []byte("ok\r\n"))
 }
 
 // Ensure that a present but silent device is left open: silence is normal.
@@ -488,7 +488,7 @@ func TestPort_SilentDeviceStaysOpen(t *testing.T) {
 		t.Fatalf("after %v of silence Status = %+v, want still open after a single attempt", 3*stall, st)
 	}
 	dev.write([]byte("late\r\n"))
-	checkSame(t, r.waitBytes(t, 2*time.Second, 6), []byte("late\r\n"))
+	checkSame(t, r.waitBytes(t, 10*time.Second, 6), []byte("late\r\n"))
 	if got := r.sink.eventLog(); !slices.Equal(got, []string{"open", "data"}) {
 		t.Errorf("callbacks = %v, want [open data]", got)
 	}
@@ -517,7 +517,7 @@ func TestPort_NodeReplacedWhileSilent(t *testing.T) {
 		t.Errorf("LastError = %q, want it to say %q", st.LastError, ErrDeviceReplaced)
 	}
 	dev.write([]byte("new\r\n"))
-	checkSame(t, r.waitBytes(t, 2*time.Second, 5), []byte("new\r\n"))
+	checkSame(t, r.waitBytes(t, 10*time.Second, 5), []byte("new\r\n"))
 }
 
 // Ensure that Close returns promptly while a read is blocked in the kernel, Run
@@ -626,7 +626,7 @@ func TestPort_MissingAtStartKeepsRetrying(t *testing.T) {
 		t.Errorf("Status = %+v, want a first open (Reopens 0)", st)
 	}
 	dev.write([]byte("hello\r\n"))
-	checkSame(t, r.waitBytes(t, 2*time.Second, 7), []byte("hello\r\n"))
+	checkSame(t, r.waitBytes(t, 10*time.Second, 7), []byte("hello\r\n"))
 	if got := r.sink.eventLog(); !slices.Equal(got, []string{"reopening", "open", "data"}) {
 		t.Errorf("callbacks = %v, want [reopening open data]", got)
 	}
@@ -640,7 +640,7 @@ func TestPort_NotATerminalFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := startPort(t, Config{Path: path, BackoffMin: 10 * time.Millisecond})
-	st := r.waitStatus(t, 2*time.Second, "failed", func(st Status) bool { return st.State == StateFailed })
+	st := r.waitStatus(t, 10*time.Second, "failed", func(st Status) bool { return st.State == StateFailed })
 	if !strings.Contains(st.LastError, ErrUnusable.Error()) || !strings.Contains(st.LastError, "inappropriate ioctl") {
 		t.Errorf("LastError = %q, want unusable: not a tty", st.LastError)
 	}
