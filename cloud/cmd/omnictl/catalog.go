@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/omnisync/omnisync/cloud/internal/api"
 	"github.com/omnisync/omnisync/cloud/internal/catalog"
 )
 
@@ -138,21 +139,6 @@ Exit status: 0 imported, 1 refused or failed, 2 usage error.`,
 	return cmd
 }
 
-// importAnswer is the hub's answer to an import.
-type importAnswer struct {
-	Error           string             `json:"error"`
-	Field           string             `json:"field"`
-	Rows            int                `json:"rows"`
-	Rejected        int                `json:"rejected"`
-	Variants        int                `json:"variants"`
-	Created         int                `json:"created"`
-	Updated         int                `json:"updated"`
-	Unchanged       int                `json:"unchanged"`
-	ProductsChanged []string           `json:"products_changed"`
-	Errors          []catalog.RowError `json:"errors"`
-	ErrorsDropped   int                `json:"errors_dropped"`
-}
-
 // uploadCatalog streams the file to the hub with a progress bar and prints
 // the hub's answer.
 func uploadCatalog(ctx context.Context, hub, name string, format catalog.Format, partial bool, stdout, stderr io.Writer) error {
@@ -196,7 +182,7 @@ func uploadCatalog(ctx context.Context, hub, name string, format catalog.Format,
 	if err != nil {
 		return fmt.Errorf("reading the hub's answer: %w", err)
 	}
-	var ans importAnswer
+	var ans api.ImportAnswer
 	if json.Unmarshal(raw, &ans) != nil && resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("hub: %s: %s", resp.Status, bytes.TrimSpace(raw))
 	}
