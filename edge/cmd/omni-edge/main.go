@@ -41,6 +41,7 @@ func main() {
 	fs.Bool("simulate", d.Simulate, "run a simulated POS against this agent (demo)")
 	fs.Float64("simulate-rate", d.SimulateRate, "simulated POS events per second")
 	fs.Int("simulate-skus", d.SimulateSKUs, "how many SKUs the simulated store sells")
+	fs.Duration("clock-offset", 0, "shift this agent's wall clock (rehearsing a till with a wrong clock; leave 0)")
 	fs.String("simulate-catalog", d.SimulateCatalog, "catalog file (JSONL or CSV) whose SKUs the simulated store sells")
 	fs.String("log-level", d.LogLevel, "debug, info, warn or error")
 	fs.String("profiles", d.Profiles, "directory of device profiles (the devices themselves are listed in --config)")

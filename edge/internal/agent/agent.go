@@ -65,6 +65,9 @@ func New(cfg Config, log *slog.Logger, version string) (*Agent, error) {
 	return &Agent{cfg: cfg, log: log, version: version, ready: make(chan struct{})}, nil
 }
 
+// now is the agent's wall clock: the machine's, shifted by ClockOffset.
+func (a *Agent) now() time.Time { return time.Now().Add(a.cfg.ClockOffset) }
+
 // Ready is closed once the POS API accepts events.
 func (a *Agent) Ready() <-chan struct{} { return a.ready }
 
@@ -83,6 +86,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		Device:      a.cfg.Device,
 		BudgetBytes: a.cfg.OutboxBudget,
 		MinFreeDisk: a.cfg.MinFreeDisk,
+		Now:         a.now,
 		Logger:      a.log.With("component", "outbox"),
 	})
 	if err != nil {
@@ -133,7 +137,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer nc.Close()
 	up, err = uplink.New(uplink.Options{
 		Store: a.cfg.Store, Device: a.cfg.Device, Conn: nc,
-		HeartbeatEvery: a.cfg.HeartbeatEvery, Version: a.version,
+		HeartbeatEvery: a.cfg.HeartbeatEvery, Version: a.version, Now: a.now,
 		HLCSkew: ob.Clock().Skew,
 		Logger:  a.log.With("component", "uplink"),
 	}, ob)

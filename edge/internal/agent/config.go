@@ -56,6 +56,9 @@ type Config struct {
 	// StaleAfter: product lookups say their stock may be stale when the
 	// cache last caught up with the hub longer ago than this.
 	StaleAfter time.Duration `mapstructure:"stale-after"`
+	// ClockOffset shifts the agent's wall clock by this much: a rehearsal
+	// of a till whose clock is wrong (chaos tests). Leave it 0.
+	ClockOffset time.Duration `mapstructure:"clock-offset"`
 	// Devices lists the store's scanners and RFID readers (config file only).
 	Devices []devices.Config `mapstructure:"devices"`
 }
