@@ -32,12 +32,21 @@ type inProcessHub struct {
 
 func startHub(t testing.TB, natsURL, db string) *inProcessHub {
 	t.Helper()
+	return startHubWith(t, natsURL, func(c *hub.Config) { c.DB = db })
+}
+
+// startHubWith starts an in-process hub on natsURL with its configuration
+// adjusted by edit.
+func startHubWith(t testing.TB, natsURL string, edit func(*hub.Config)) *inProcessHub {
+	t.Helper()
 	cfg := hub.Defaults()
 	cfg.DataDir = t.TempDir()
 	cfg.NATSURL = natsURL
-	cfg.DB = db
 	cfg.HTTP = "127.0.0.1:0"
 	cfg.LogLevel = "warn"
+	if edit != nil {
+		edit(&cfg)
+	}
 	h, err := hub.New(cfg, testLogger(t), "test")
 	if err != nil {
 		t.Fatal(err)

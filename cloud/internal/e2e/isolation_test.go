@@ -31,8 +31,15 @@ type isolatedNATS struct {
 
 func startIsolatedNATS(t *testing.T) *isolatedNATS {
 	t.Helper()
+	return startShippedNATS(t, "omnisync.conf", nil)
+}
+
+// startShippedNATS runs nats-server on the shipped deploy/nats file conf
+// with extra environment, and mints S1 and S2.
+func startShippedNATS(t *testing.T, conf string, env []string, opts ...nats.Option) *isolatedNATS {
+	t.Helper()
 	dir := t.TempDir()
-	for _, f := range []string{"omnisync.conf", "users.conf", "mint-store.sh"} {
+	for _, f := range []string{"omnisync.conf", "omnisync-tls.conf", "users.conf", "mint-store.sh"} {
 		b, err := os.ReadFile(filepath.Join("../../../deploy/nats", f))
 		if err != nil {
 			t.Fatal(err)
@@ -54,11 +61,11 @@ func startIsolatedNATS(t *testing.T) *isolatedNATS {
 		n.store[s] = strings.TrimSpace(string(out))
 	}
 	n.hubURL = fmt.Sprintf("nats://hub:hub-secret@%s", addr)
-	p := newProcess(t, "github.com/nats-io/nats-server/v2", "nats-server", "-c", filepath.Join(dir, "omnisync.conf"))
-	p.extraEnv = []string{"OMNI_NATS_PORT=" + strconv.Itoa(port), "OMNI_NATS_STORE_DIR=" + filepath.Join(dir, "js"), "OMNI_HUB_PASSWORD=hub-secret"}
+	p := newProcess(t, "github.com/nats-io/nats-server/v2", "nats-server", "-c", filepath.Join(dir, conf))
+	p.extraEnv = append([]string{"OMNI_NATS_PORT=" + strconv.Itoa(port), "OMNI_NATS_STORE_DIR=" + filepath.Join(dir, "js"), "OMNI_HUB_PASSWORD=hub-secret"}, env...)
 	p.Start()
 	testkit.Eventually(t, 20*time.Second, func() bool {
-		nc, err := nats.Connect(n.hubURL)
+		nc, err := nats.Connect(n.hubURL, opts...)
 		if err == nil {
 			nc.Close()
 		}

@@ -22,6 +22,12 @@ type Config struct {
 	NATSURL string `mapstructure:"nats-url"`
 	// NATSCreds is a credentials file for the external server.
 	NATSCreds string `mapstructure:"nats-creds"`
+	// NATSCA is a PEM file of the CA that signed the NATS server's
+	// certificate (TLS); NATSCert and NATSKey a client certificate when the
+	// server verifies clients (mutual TLS).
+	NATSCA   string `mapstructure:"nats-ca"`
+	NATSCert string `mapstructure:"nats-cert"`
+	NATSKey  string `mapstructure:"nats-key"`
 	// NATSListen is where the embedded server listens (port 0 picks one).
 	NATSListen string `mapstructure:"nats-listen"`
 	// DB is "postgres://..." for PostgreSQL; empty means SQLite in DataDir.

@@ -129,6 +129,12 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 	if h.cfg.NATSCreds != "" {
 		opts = append(opts, nats.UserCredentials(h.cfg.NATSCreds))
 	}
+	if h.cfg.NATSCA != "" {
+		opts = append(opts, nats.RootCAs(h.cfg.NATSCA))
+	}
+	if h.cfg.NATSCert != "" || h.cfg.NATSKey != "" {
+		opts = append(opts, nats.ClientCert(h.cfg.NATSCert, h.cfg.NATSKey))
+	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return fmt.Errorf("hub: connect %s: %w", url, err)

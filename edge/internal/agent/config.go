@@ -21,6 +21,12 @@ type Config struct {
 	// NATSURL is the hub's NATS (or a leaf node in the store).
 	NATSURL   string `mapstructure:"nats-url"`
 	NATSCreds string `mapstructure:"nats-creds"`
+	// NATSCA is a PEM file of the CA that signed the NATS server's
+	// certificate (TLS); NATSCert and NATSKey a client certificate when the
+	// server verifies clients (mutual TLS).
+	NATSCA   string `mapstructure:"nats-ca"`
+	NATSCert string `mapstructure:"nats-cert"`
+	NATSKey  string `mapstructure:"nats-key"`
 	// DataDir holds the outbox (outbox.db) and the product cache
 	// (cache.db, which may be deleted: it is fetched again from the hub).
 	DataDir string `mapstructure:"data-dir"`
@@ -98,6 +104,9 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.HTTP); err != nil {
 		errs = append(errs, fmt.Errorf("http: %q is not host:port", c.HTTP))
+	}
+	if (c.NATSCert == "") != (c.NATSKey == "") {
+		errs = append(errs, errors.New("nats-cert and nats-key: give both or neither"))
 	}
 	if c.OutboxBudget < 1<<20 {
 		errs = append(errs, fmt.Errorf("outbox-budget: %d bytes is below the 1 MiB minimum", c.OutboxBudget))
