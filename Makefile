@@ -10,7 +10,7 @@ EDGE_PLATFORMS := linux/amd64 linux/arm64 linux/arm windows/amd64
 # Seconds each fuzz target runs inside `make test`; `make fuzz` runs longer.
 FUZZTIME ?= 4s
 
-.PHONY: help run build bins test unit fuzz-short fuzz bench bench-all lint clean
+.PHONY: help run build bins test unit fuzz-short fuzz chaos bench bench-all lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ fuzz-short: ## run every fuzz target briefly (FUZZTIME each)
 
 fuzz: ## fuzz every parser for longer
 	$(MAKE) fuzz-short FUZZTIME=60s
+
+chaos: ## the long chaos run: random kills, partitions, DB and NATS restarts for OMNI_CHAOS_DURATION (10m), then the books against the oracle
+	OMNI_CHAOS_DURATION=$${OMNI_CHAOS_DURATION:-10m} $(GO) test -count=1 -timeout 90m -run '^TestChaos' -v ./cloud/internal/e2e/
 
 bench: ## measure and print the figures table (outbox, edge->hub vs nats bench, hub apply, agent RSS)
 	./deploy/bench/bench.sh

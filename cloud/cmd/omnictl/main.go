@@ -1,6 +1,7 @@
 // Command omnictl is the operator's CLI for the omnisync hub: it reads store
-// sync health, inventory, conflicts and dead letters from the hub's API, and
-// checks and imports catalog files.
+// sync health, inventory, conflicts and dead letters from the hub's API,
+// checks and imports catalog files, and drives agents with recorded load
+// (loadgen) to check the hub's books against an oracle (loadgen verify).
 //
 // Exit status: 0 done, 1 refused or failed, 2 usage error.
 package main
@@ -151,6 +152,7 @@ func main() {
 		},
 	})
 	root.AddCommand(catalogCmd(func() string { return hubURL }))
+	root.AddCommand(loadgenCmd(os.Stdout, func() string { return hubURL }))
 	err := root.Execute()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "omnictl:", err)

@@ -149,6 +149,10 @@ func TestBadInput(t *testing.T) {
 	if got := onHand(t, h.URL, "A")["S2"]; got != 0 {
 		t.Fatalf("forged event changed S2's books: %d", got)
 	}
+	// Both are filed under the sender, S1: a forgery never lands in S2's list.
+	if n, m := deadLetterCount(t, h.URL, "S1"), deadLetterCount(t, h.URL, "S2"); n != 2 || m != 0 {
+		t.Fatalf("dead letters: S1 %d, S2 %d; want 2 and 0", n, m)
+	}
 	for _, d := range dl.DeadLetters {
 		if d.Reason == "" {
 			t.Fatalf("dead letter without reason: %+v", d)

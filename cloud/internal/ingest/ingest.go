@@ -241,15 +241,20 @@ func (c *Consumer) process(ctx context.Context, pb preparedBatch) error {
 func decode(m jetstream.Msg) (store.Item, *store.DeadLetter) {
 	data := m.Data()
 	subj := m.Subject()
+	subStore, subDevice, ok := subjects.ParseEvent(subj)
+	// A dead letter is filed under the store and device of the subject it
+	// came on (NATS permissions make that the sender), never under the
+	// origin it claims: a forgery must not show up in another store's list.
 	dl := func(reason string, env *events.Envelope) *store.DeadLetter {
-		d := &store.DeadLetter{Subject: subj, Reason: reason, Payload: append([]byte(nil), data...)}
+		d := &store.DeadLetter{Subject: subj, Reason: reason, Payload: append([]byte(nil), data...), Store: subStore, Device: subDevice}
 		if env != nil {
-			d.EventID, d.Store, d.Device, d.Kind = env.ID, env.Origin.Store, env.Origin.Device, string(env.Kind)
-			d.Epoch, d.Seq = env.Origin.Epoch, env.Origin.Seq
+			d.EventID, d.Kind = env.ID, string(env.Kind)
+			if env.Origin.Store == subStore && env.Origin.Device == subDevice {
+				d.Epoch, d.Seq = env.Origin.Epoch, env.Origin.Seq
+			}
 		}
 		return d
 	}
-	subStore, subDevice, ok := subjects.ParseEvent(subj)
 	if !ok {
 		return store.Item{}, dl("subject is not omni.ev.<store>.<device>", nil)
 	}

@@ -66,9 +66,15 @@ func TestAgent_ProductLookup(t *testing.T) {
 	base := "http://" + a.HTTPAddr()
 
 	var v downsync.View
+	// The product may reach the cache before its stock: wait for both.
 	testkit.Eventually(t, 10*time.Second, func() bool {
-		return get(t, base+"/v1/products/"+url.PathEscape("https://id.example.com/01/"+gtin+"/21/X1"), &v) == http.StatusOK
-	}, "product lookup answered from the cache")
+		v = downsync.View{}
+		if get(t, base+"/v1/products/"+url.PathEscape("https://id.example.com/01/"+gtin+"/21/X1"), &v) != http.StatusOK || len(v.Variants) < 3 {
+			return false
+		}
+		st := v.Variants[2].Stock
+		return st.Here != nil && st.Online != nil && len(st.Nearby) == 1
+	}, "product and its stock answered from the cache")
 	vv := v.Variants[2]
 	if v.Selected != sku || vv.Stock.Here.Available != 1 || len(vv.Stock.Nearby) != 1 || vv.Stock.Nearby[0].Available != 2 ||
 		vv.Stock.Online.Available != 4 || v.AsOf.IsZero() || v.Stale {

@@ -373,7 +373,7 @@ func (o *Outbox) commit(batch []*appendReq) {
 			case err != nil:
 				r.err = err
 			default:
-				o.replay(r, idemRecord{Hash: p.hash, Epoch: o.epoch, First: p.envs[0].Origin.Seq, IDs: p.ids})
+				o.replay(r, idemRecord{Hash: p.hash, Epoch: o.epoch, First: p.envs[0].Origin.Seq, IDs: p.ids, HLCs: stamps(p.envs)})
 			}
 		}
 		switch {

@@ -12,6 +12,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/omnisync/omnisync/shared/events"
+	"github.com/omnisync/omnisync/shared/hlc"
 )
 
 // Idempotency keys let a POS retry a request whose answer it never got (the
@@ -43,14 +44,19 @@ type idemRecord struct {
 	Epoch uint64   `json:"epoch"`
 	First uint64   `json:"first_seq"`
 	IDs   []string `json:"ids"`
-	At    int64    `json:"at_ms"`
+	// HLCs are the events' stamps, so that a replayed answer is the whole
+	// first answer. Records written before stamps were kept have none.
+	HLCs []hlc.Timestamp `json:"hlcs,omitempty"`
+	At   int64           `json:"at_ms"`
 }
 
 // AppendOnce is Append with an idempotency key: the first call with key
 // appends the drafts; any later call with the same key and the same drafts
 // (within the key's TTL) appends nothing and returns the first call's
-// envelopes (ID and Origin set; HLC, Kind and Data as the retry sent them)
-// with replayed true. The same key with different drafts is ErrKeyReused.
+// envelopes (ID, Origin and HLC as first answered; Kind and Data as the
+// retry sent them, which the key guarantees are the same) with replayed
+// true. A key recorded by a build that did not keep stamps replays with a
+// zero HLC. The same key with different drafts is ErrKeyReused.
 func (o *Outbox) AppendOnce(ctx context.Context, key string, drafts []events.Draft) (envs []events.Envelope, replayed bool, err error) {
 	if err := validKey(key); err != nil {
 		return nil, false, err
@@ -140,7 +146,21 @@ func (o *Outbox) replay(r *appendReq, rec idemRecord) {
 			Data:   d.Data,
 		}
 	}
+	if len(rec.HLCs) == len(envs) {
+		for i := range envs {
+			envs[i].HLC = rec.HLCs[i]
+		}
+	}
 	r.envs, r.replayed = envs, true
+}
+
+// stamps returns the HLCs of envs.
+func stamps(envs []events.Envelope) []hlc.Timestamp {
+	out := make([]hlc.Timestamp, len(envs))
+	for i, e := range envs {
+		out[i] = e.HLC
+	}
+	return out
 }
 
 // putKeys records the keys of the requests committed in this transaction
@@ -151,7 +171,7 @@ func (o *Outbox) putKeys(tx *bolt.Tx, batch []*appendReq, now time.Time) error {
 		if r.key == "" || r.err != nil || r.replayed || r.sameAs != nil || len(r.envs) == 0 {
 			continue
 		}
-		rec := idemRecord{Hash: r.hash, Epoch: o.epoch, First: r.envs[0].Origin.Seq, IDs: r.ids, At: now.UnixMilli()}
+		rec := idemRecord{Hash: r.hash, Epoch: o.epoch, First: r.envs[0].Origin.Seq, IDs: r.ids, HLCs: stamps(r.envs), At: now.UnixMilli()}
 		v, err := json.Marshal(rec)
 		if err != nil {
 			return err

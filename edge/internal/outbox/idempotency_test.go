@@ -25,7 +25,7 @@ func TestAppendOnce_Replay(t *testing.T) {
 		t.Fatalf("retry: %v replayed=%v", err, replayed)
 	}
 	for i := range first {
-		if again[i].ID != first[i].ID || again[i].Origin != first[i].Origin {
+		if again[i].ID != first[i].ID || again[i].Origin != first[i].Origin || again[i].HLC != first[i].HLC || again[i].HLC.IsZero() {
 			t.Fatalf("retry answer %d: %+v, first %+v", i, again[i], first[i])
 		}
 	}
@@ -60,7 +60,7 @@ func TestAppendOnce_Concurrent(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			ids[i] = envs[0].ID
+			ids[i] = envs[0].ID + "@" + envs[0].HLC.String()
 		}()
 	}
 	wg.Wait()
@@ -85,14 +85,19 @@ func TestAppendOnce_ReopenAndExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if _, _, err := o.AppendOnce(ctx, "k1", []events.Draft{sale(t, "A", 1)}); err != nil {
+	first, _, err := o.AppendOnce(ctx, "k1", []events.Draft{sale(t, "A", 1)})
+	if err != nil {
 		t.Fatal(err)
 	}
 	o.Close()
 
 	o = mustOpen(t, opts)
-	if _, replayed, err := o.AppendOnce(ctx, "k1", []events.Draft{sale(t, "A", 1)}); err != nil || !replayed {
+	again, replayed, err := o.AppendOnce(ctx, "k1", []events.Draft{sale(t, "A", 1)})
+	if err != nil || !replayed {
 		t.Fatalf("after reopen: %v replayed=%v", err, replayed)
+	}
+	if again[0].ID != first[0].ID || again[0].HLC != first[0].HLC {
+		t.Fatalf("after reopen: answer %+v, first %+v", again[0], first[0])
 	}
 	// Two hours later a commit prunes the key; the same key is new again.
 	clk.t = clk.t.Add(2 * time.Hour)

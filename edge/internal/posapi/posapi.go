@@ -9,11 +9,13 @@
 //
 // The promise of POST /v1/events: a 202 with event ids means the events are
 // fsync'd in the outbox and will reach the hub exactly once, whatever happens
-// next. A request sent with an Idempotency-Key header may be retried freely
-// (for 24 hours): a retry is answered with the first answer (and the header
-// Idempotent-Replayed: true) and appends nothing. Anything else (400 bad input with the field named, 413 too large,
-// 507 disk budget exhausted, 503 shutting down) means nothing was written,
-// and the POS may retry or surface the error.
+// next; the body (Accepted) also gives each event's seq and HLC, so a client
+// knows every accepted event's whole envelope. A request sent with an
+// Idempotency-Key header may be retried freely (for 24 hours): a retry is
+// answered with the first answer (and the header Idempotent-Replayed: true)
+// and appends nothing. Anything else (400 bad input with the field named,
+// 413 too large, 507 disk budget exhausted, 503 shutting down) means nothing
+// was written, and the POS may retry or surface the error.
 package posapi
 
 import (
@@ -32,6 +34,7 @@ import (
 	"github.com/omnisync/omnisync/edge/internal/productcache"
 	"github.com/omnisync/omnisync/shared/downsync"
 	"github.com/omnisync/omnisync/shared/events"
+	"github.com/omnisync/omnisync/shared/hlc"
 )
 
 // MaxBodyBytes bounds a POST /v1/events body.
@@ -130,12 +133,20 @@ func (a *API) product(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// Accepted is the 202 body.
+// Accepted is the 202 body. With the agent's store and device (GET
+// /v1/status) and the request's own events, it gives the client each
+// accepted event's whole envelope: id, origin (store, device, epoch, seq),
+// HLC, kind and data (location filled in with the agent's store where the
+// body had none). A replayed answer (Idempotent-Replayed: true) is the
+// first answer again, stamps included.
 type Accepted struct {
 	IDs []string `json:"ids"`
 	// Epoch and Seqs locate the events in the device's outbox.
 	Epoch uint64   `json:"epoch"`
 	Seqs  []uint64 `json:"seqs"`
+	// HLCs are the events' stamps, in order. A zero stamp means unknown: a
+	// replay of an answer recorded by an agent that did not keep stamps.
+	HLCs []hlc.Timestamp `json:"hlcs"`
 }
 
 func (a *API) postEvents(w http.ResponseWriter, r *http.Request) {
@@ -199,9 +210,9 @@ func (a *API) handleEvents(w http.ResponseWriter, r *http.Request) int {
 		a.log.Error("outbox append failed", "err", err)
 		return writeErr(w, http.StatusInternalServerError, "", "outbox write failed: "+err.Error())
 	}
-	acc := Accepted{IDs: make([]string, len(envs)), Seqs: make([]uint64, len(envs))}
+	acc := Accepted{IDs: make([]string, len(envs)), Seqs: make([]uint64, len(envs)), HLCs: make([]hlc.Timestamp, len(envs))}
 	for i, e := range envs {
-		acc.IDs[i], acc.Seqs[i], acc.Epoch = e.ID, e.Origin.Seq, e.Origin.Epoch
+		acc.IDs[i], acc.Seqs[i], acc.HLCs[i], acc.Epoch = e.ID, e.Origin.Seq, e.HLC, e.Origin.Epoch
 	}
 	if replayed {
 		w.Header().Set("Idempotent-Replayed", "true")

@@ -3,6 +3,7 @@ package posapi
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -14,6 +15,7 @@ import (
 	"github.com/omnisync/omnisync/edge/internal/productcache"
 	"github.com/omnisync/omnisync/edge/internal/productcache/cachetest"
 	"github.com/omnisync/omnisync/shared/downsync"
+	"github.com/omnisync/omnisync/shared/events"
 )
 
 func newServer(t *testing.T, budget int64) (*httptest.Server, *outbox.Outbox) {
@@ -43,20 +45,51 @@ func postBody(t *testing.T, url, body string) (int, map[string]any) {
 	return resp.StatusCode, m
 }
 
-// Ensure that an accepted POST answers ids, epoch and seqs of durable events.
+// Ensure that an accepted POST answers ids, epoch, seqs and stamps of
+// durable events: with the request's drafts (location filled in) they are
+// exactly the envelopes in the outbox.
 func TestPostEvents_Accepted(t *testing.T) {
 	srv, ob := newServer(t, 0)
-	code, m := postBody(t, srv.URL, `[{"kind":"sale","data":{"lines":[{"sku":"A","qty":1}]}},{"kind":"count","data":{"lines":[{"sku":"A","qty":9}]}}]`)
+	body := `[{"kind":"sale","data":{"lines":[{"sku":"A","qty":1}]}},{"kind":"count","data":{"lines":[{"sku":"A","qty":9}]}}]`
+	code, m := postBody(t, srv.URL, body)
 	if code != http.StatusAccepted {
 		t.Fatalf("code %d %v", code, m)
 	}
-	if ids := m["ids"].([]any); len(ids) != 2 {
-		t.Fatalf("ids %v", m["ids"])
+	var acc Accepted
+	if b, err := json.Marshal(m); err != nil || json.Unmarshal(b, &acc) != nil {
+		t.Fatalf("reply %v: %v", m, err)
 	}
-	if st := ob.Stats(); st.Depth != 2 || st.LastSeq != 2 || uint64(m["epoch"].(float64)) != st.Epoch {
-		t.Fatalf("stats %+v reply %v", st, m)
+	if len(acc.IDs) != 2 || len(acc.Seqs) != 2 || len(acc.HLCs) != 2 {
+		t.Fatalf("reply %+v", acc)
+	}
+	if st := ob.Stats(); st.Depth != 2 || st.LastSeq != 2 || acc.Epoch != st.Epoch {
+		t.Fatalf("stats %+v reply %+v", st, acc)
+	}
+	drafts, err := events.ParseDrafts([]byte(body), "S1")
+	if err != nil {
+		t.Fatal(err)
 	}
 	recs, _ := ob.Read(0, 10, 0)
+	if len(recs) != 2 {
+		t.Fatalf("%d records", len(recs))
+	}
+	for i, rec := range recs {
+		got, err := events.Decode(rec.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := events.Envelope{
+			V: events.CurrentVersion, ID: acc.IDs[i],
+			Origin: events.Origin{Store: "S1", Device: "pos-1", Epoch: acc.Epoch, Seq: acc.Seqs[i]},
+			HLC:    acc.HLCs[i], Kind: drafts[i].Kind, Data: drafts[i].Data,
+		}
+		if got.ID != want.ID || got.Origin != want.Origin || got.HLC != want.HLC || got.HLC.IsZero() || got.Kind != want.Kind || string(got.Data) != string(want.Data) {
+			t.Fatalf("event %d in the outbox:\n %+v\nfrom the answer:\n %+v", i, got, want)
+		}
+	}
+	if acc.HLCs[1].Compare(acc.HLCs[0]) <= 0 {
+		t.Fatalf("stamps not increasing: %v", acc.HLCs)
+	}
 	if !strings.Contains(string(recs[0].Data), `"location":"S1"`) {
 		t.Fatalf("location not filled: %s", recs[0].Data)
 	}
@@ -145,8 +178,8 @@ func TestPostEvents_IdempotencyKey(t *testing.T) {
 	if r1.StatusCode != 202 || r2.StatusCode != 202 || r2.Header.Get("Idempotent-Replayed") != "true" || r1.Header.Get("Idempotent-Replayed") != "" {
 		t.Fatalf("codes %d %d, replayed header %q", r1.StatusCode, r2.StatusCode, r2.Header.Get("Idempotent-Replayed"))
 	}
-	if m1["ids"].([]any)[0] != m2["ids"].([]any)[0] {
-		t.Fatalf("different ids: %v %v", m1, m2)
+	if m1["ids"].([]any)[0] != m2["ids"].([]any)[0] || m1["hlcs"] == nil || fmt.Sprint(m1["hlcs"]) != fmt.Sprint(m2["hlcs"]) || fmt.Sprint(m1["seqs"]) != fmt.Sprint(m2["seqs"]) {
+		t.Fatalf("different answers: %v %v", m1, m2)
 	}
 	if ob.Stats().LastSeq != 1 {
 		t.Fatalf("retry appended: %+v", ob.Stats())
