@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prints the platform's figures in one table, all measured in this run on
 # this machine: outbox durable appends/s and p99, edge->hub applied events/s
-# next to the raw JetStream async-publish figure from `nats bench`, hub apply
+# next to the raw JetStream async-publish figure from `nats bench`, the
+# catch-up time of a store with 1M buffered events, hub apply
 # rate on SQLite and PostgreSQL, the agent's memory, and the down-sync:
 # product lookup latency, bootstrap and catch-up of a 100k-variant cache.
 #
@@ -34,6 +35,9 @@ echo "go benchmarks ..." >&2
 go test -run '^$' -bench 'BenchmarkAppend_Concurrent' -benchtime 3s ./edge/internal/outbox/ | tee "$work/outbox.txt" >&2
 OMNI_TEST_PG="$PGDSN" go test -run '^$' -bench 'BenchmarkApplyBatch' -benchtime 20x ./cloud/internal/store/ | tee "$work/store.txt" >&2
 go test -run '^$' -bench 'BenchmarkEdgeToHub' -benchtime "${EVENTS}x" -timeout 30m ./cloud/internal/e2e/ | tee "$work/e2e.txt" >&2
+CATCHUP=${BENCH_CATCHUP_EVENTS:-1000000}
+echo "catch-up: one store with $CATCHUP buffered events ..." >&2
+go test -run '^$' -bench 'BenchmarkEdgeToHub/agents=1$' -benchtime "${CATCHUP}x" -timeout 60m ./cloud/internal/e2e/ | tee "$work/catchup.txt" >&2
 go test -run '^$' -bench 'BenchmarkLookup$' -benchtime 200000x ./edge/internal/productcache/ | tee "$work/lookup.txt" >&2
 go test -run '^$' -bench 'BenchmarkBootstrapAndCatchUp' -benchtime 1x ./edge/internal/downlink/ | tee "$work/downlink.txt" >&2
 
@@ -52,6 +56,8 @@ done
 printf '%-52s %s msgs/s\n' "raw JetStream async publish (nats bench, 256 B)" "$raw"
 printf '%-52s %s events/s (%s of raw)\n' "edge->hub applied, 1 agent (SQLite hub)" "$e1" "$(ratio "$e1" "$raw")"
 printf '%-52s %s events/s (%s of raw)\n' "edge->hub applied, 4 agents (SQLite hub)" "$e4" "$(ratio "$e4" "$raw")"
+printf '%-52s %s s (%s events/s)\n' "catch-up of one store with $CATCHUP buffered events" \
+	"$(metric drain-s "$work/catchup.txt" 'agents=1')" "$(metric events/s "$work/catchup.txt" 'agents=1')"
 printf '%-52s %s events/s\n' "hub apply, SQLite (1000-event batches)" "$(metric events/s "$work/store.txt" 'sqlite')"
 printf '%-52s %s events/s\n' "hub apply, PostgreSQL (1000-event batches)" "$(metric events/s "$work/store.txt" 'postgres')"
 printf '%-52s %s MB idle, %s MB holding %s events, %s MB draining them\n' "agent RSS (1 agent)" \
