@@ -10,7 +10,7 @@ EDGE_PLATFORMS := linux/amd64 linux/arm64 linux/arm windows/amd64
 # Seconds each fuzz target runs inside `make test`; `make fuzz` runs longer.
 FUZZTIME ?= 4s
 
-.PHONY: help run build bins test unit fuzz-short fuzz chaos bench bench-all lint clean
+.PHONY: help run build bins test unit fuzz-short fuzz chaos scale bench bench-all lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ fuzz: ## fuzz every parser for longer
 
 chaos: ## the long chaos run: random kills, partitions, DB and NATS restarts for OMNI_CHAOS_DURATION (10m), then the books against the oracle
 	OMNI_CHAOS_DURATION=$${OMNI_CHAOS_DURATION:-10m} $(GO) test -count=1 -timeout 90m -run '^TestChaos' -v ./cloud/internal/e2e/
+
+scale: ## a fleet of OMNI_FLEET_STORES (2000) real agents against one hub: connect time, hub memory and CPU
+	OMNI_FLEET_STORES=$${OMNI_FLEET_STORES:-2000} $(GO) test -count=1 -timeout 60m -run '^TestFleet$$' -v ./edge/internal/agent/
 
 bench: ## measure and print the figures table (outbox, edge->hub vs nats bench, hub apply, agent RSS)
 	./deploy/bench/bench.sh
