@@ -282,37 +282,21 @@ func waitVerdict(ctx context.Context, c *loadgen.Checker, hubURL string, timeout
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start, lastPrint := time.Now(), time.Now()
-	var last loadgen.Verdict
-	var lastErr error
-	got := false
-	for {
-		v, err := c.Check(ctx, hubURL)
-		switch {
-		case err == nil:
-			last, got, lastErr = v, true, nil
-			if v.OK() {
-				return v, nil
-			}
-		case ctx.Err() == nil:
-			lastErr = err
+	v, err := c.WaitProgress(ctx, hubURL, 250*time.Millisecond, func(last loadgen.Verdict, lastErr error) {
+		if every <= 0 || time.Since(lastPrint) < every {
+			return
 		}
-		if every > 0 && time.Since(lastPrint) >= every {
-			lastPrint = time.Now()
-			if lastErr != nil {
-				fmt.Fprintf(w, "%6s  %v\n", time.Since(start).Round(time.Second), lastErr)
-			} else {
-				fmt.Fprintf(w, "%6s  %d of %d events applied, %d positions differ\n", time.Since(start).Round(time.Second), last.Applied, last.Accepted, len(last.Differences))
-			}
+		lastPrint = time.Now()
+		if lastErr != nil {
+			fmt.Fprintf(w, "%6s  %v\n", time.Since(start).Round(time.Second), lastErr)
+		} else {
+			fmt.Fprintf(w, "%6s  %d of %d events applied, %d positions differ\n", time.Since(start).Round(time.Second), last.Applied, last.Accepted, len(last.Differences))
 		}
-		select {
-		case <-ctx.Done():
-			if !got {
-				return last, fmt.Errorf("hub unreachable: %w", lastErr)
-			}
-			return last, nil
-		case <-time.After(250 * time.Millisecond):
-		}
+	})
+	if err != nil {
+		return v, fmt.Errorf("hub unreachable: %w", err)
 	}
+	return v, nil
 }
 
 func printVerdict(w io.Writer, v loadgen.Verdict) {

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -130,22 +129,5 @@ func (a *agent) Kill() {
 	a.cmd = nil
 }
 
-// testLogger sends the hub's warnings to the test log until the test ends.
-func testLogger(t testing.TB) *slog.Logger {
-	w := &tWriter{t: t}
-	w.on.Store(true)
-	t.Cleanup(func() { w.on.Store(false) })
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
-type tWriter struct {
-	t  testing.TB
-	on atomic.Bool
-}
-
-func (w *tWriter) Write(p []byte) (int, error) {
-	if w.on.Load() {
-		w.t.Log(string(p))
-	}
-	return len(p), nil
-}
+// testLogger sends warnings and errors to the test log until the test ends.
+func testLogger(t testing.TB) *slog.Logger { return testkit.Logger(t) }

@@ -284,6 +284,12 @@ func (c *Checker) Check(ctx context.Context, hubURL string) (Verdict, error) {
 // or ctx ends, and returns the last verdict: the caller bounds the drain
 // with ctx's deadline. It fails only if the hub never answered.
 func (c *Checker) Wait(ctx context.Context, hubURL string, poll time.Duration) (Verdict, error) {
+	return c.WaitProgress(ctx, hubURL, poll, nil)
+}
+
+// WaitProgress is Wait that hands each check's outcome (a verdict, or the
+// error reaching the hub) to progress, when it is not nil.
+func (c *Checker) WaitProgress(ctx context.Context, hubURL string, poll time.Duration, progress func(Verdict, error)) (Verdict, error) {
 	if poll <= 0 {
 		poll = 250 * time.Millisecond
 	}
@@ -300,6 +306,9 @@ func (c *Checker) Wait(ctx context.Context, hubURL string, poll time.Duration) (
 			}
 		case ctx.Err() == nil:
 			lastErr = err
+		}
+		if progress != nil && ctx.Err() == nil {
+			progress(last, lastErr)
 		}
 		if !sleep(ctx, poll) {
 			if !got {
