@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand"
+	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -20,7 +22,11 @@ func BenchmarkApplyBatch(b *testing.B) {
 }
 
 func benchApply(b *testing.B, s *Store) {
-	const skus, locs, batch = 2000, 10, 1000
+	const skus, locs = 2000, 10
+	batch := 1000
+	if v, err := strconv.Atoi(os.Getenv("OMNI_BENCH_BATCH")); err == nil && v > 0 {
+		batch = v
+	}
 	ctx := context.Background()
 	rng := rand.New(rand.NewSource(1))
 	sku := func(i int) string { return fmt.Sprintf("SKU-%05d", i) }
