@@ -31,7 +31,7 @@ type env struct {
 	mu  sync.Mutex
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	ns := testkit.StartNATS(t)
 	nc, err := nats.Connect(ns.URL())
@@ -298,7 +298,7 @@ func BenchmarkPublishCatalog(b *testing.B) {
 	vs := catalog.Sample(11, 25000)
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		e := newEnvB(b)
+		e := newEnv(b)
 		res, err := e.st.ImportCatalog(context.Background(), vs, store.ImportOptions{Source: "bench", Mode: catalog.AllOrNothing})
 		if err != nil {
 			b.Fatal(err)
@@ -325,25 +325,4 @@ func BenchmarkPublishCatalog(b *testing.B) {
 		b.ReportMetric(float64(len(res.ProductsChanged))/el.Seconds(), "products/s")
 		b.ReportMetric(float64(info.Bytes())/(1<<20), "bucket-MiB")
 	}
-}
-
-func newEnvB(b *testing.B) *env {
-	b.Helper()
-	ns := testkit.StartNATS(b)
-	nc, err := nats.Connect(ns.URL())
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
-	kv, err := downsync.EnsureBucket(context.Background(), js, 1)
-	if err != nil {
-		b.Fatal(err)
-	}
-	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(b.TempDir(), "hub.db"), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { st.Close() })
-	return &env{st: st, js: js, kv: kv}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/omnisync/omnisync/shared/events"
+	"github.com/omnisync/omnisync/shared/natsauth"
 )
 
 // Config is the hub's configuration; every field is a flag, an OMNI_
@@ -102,4 +103,8 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("batch: %d must be 1 to 10000", c.Batch))
 	}
 	return errors.Join(errs...)
+}
+
+func (c *Config) natsAuth() natsauth.Settings {
+	return natsauth.Settings{Creds: c.NATSCreds, CA: c.NATSCA, Cert: c.NATSCert, Key: c.NATSKey}
 }

@@ -126,15 +126,7 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { h.log.Warn("NATS disconnected", "err", err) }),
 		nats.ReconnectHandler(func(c *nats.Conn) { h.log.Info("NATS reconnected", "url", c.ConnectedUrl()) }),
 	}
-	if h.cfg.NATSCreds != "" {
-		opts = append(opts, nats.UserCredentials(h.cfg.NATSCreds))
-	}
-	if h.cfg.NATSCA != "" {
-		opts = append(opts, nats.RootCAs(h.cfg.NATSCA))
-	}
-	if h.cfg.NATSCert != "" || h.cfg.NATSKey != "" {
-		opts = append(opts, nats.ClientCert(h.cfg.NATSCert, h.cfg.NATSKey))
-	}
+	opts = append(opts, h.cfg.natsAuth().Options()...)
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return fmt.Errorf("hub: connect %s: %w", url, err)

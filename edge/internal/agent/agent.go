@@ -127,15 +127,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}),
 		nats.ConnectHandler(func(c *nats.Conn) { a.log.Info("online: NATS connected", "url", c.ConnectedUrl()) }),
 	}
-	if a.cfg.NATSCreds != "" {
-		opts = append(opts, nats.UserCredentials(a.cfg.NATSCreds))
-	}
-	if a.cfg.NATSCA != "" {
-		opts = append(opts, nats.RootCAs(a.cfg.NATSCA))
-	}
-	if a.cfg.NATSCert != "" || a.cfg.NATSKey != "" {
-		opts = append(opts, nats.ClientCert(a.cfg.NATSCert, a.cfg.NATSKey))
-	}
+	opts = append(opts, a.cfg.natsAuth().Options()...)
 	nc, err := nats.Connect(a.cfg.NATSURL, opts...)
 	if err != nil && !errors.Is(err, nats.ErrNoServers) {
 		return fmt.Errorf("agent: nats: %w", err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/omnisync/omnisync/edge/internal/devices"
 	"github.com/omnisync/omnisync/shared/events"
+	"github.com/omnisync/omnisync/shared/natsauth"
 )
 
 // Config is the agent's configuration; every field is a flag, an OMNI_
@@ -105,8 +106,8 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.HTTP); err != nil {
 		errs = append(errs, fmt.Errorf("http: %q is not host:port", c.HTTP))
 	}
-	if (c.NATSCert == "") != (c.NATSKey == "") {
-		errs = append(errs, errors.New("nats-cert and nats-key: give both or neither"))
+	if err := c.natsAuth().Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.OutboxBudget < 1<<20 {
 		errs = append(errs, fmt.Errorf("outbox-budget: %d bytes is below the 1 MiB minimum", c.OutboxBudget))
@@ -131,4 +132,8 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("simulate-rate and simulate-skus must be positive"))
 	}
 	return errors.Join(errs...)
+}
+
+func (c *Config) natsAuth() natsauth.Settings {
+	return natsauth.Settings{Creds: c.NATSCreds, CA: c.NATSCA, Cert: c.NATSCert, Key: c.NATSKey}
 }

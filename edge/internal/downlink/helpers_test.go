@@ -6,9 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"path/filepath"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -376,21 +374,4 @@ func mustUnmarshal(t testing.TB, b []byte, v any) {
 }
 
 // testLogger sends the downlink's log to the test log until the test ends.
-func testLogger(t testing.TB) *slog.Logger {
-	w := &tWriter{t: t}
-	w.on.Store(true)
-	t.Cleanup(func() { w.on.Store(false) })
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
-
-type tWriter struct {
-	t  testing.TB
-	on atomic.Bool
-}
-
-func (w *tWriter) Write(p []byte) (int, error) {
-	if w.on.Load() {
-		w.t.Log(strings.TrimSpace(string(p)))
-	}
-	return len(p), nil
-}
+func testLogger(t testing.TB) *slog.Logger { return testkit.LoggerAt(t, slog.LevelInfo) }
