@@ -183,3 +183,37 @@ func FuzzParseDrafts(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSplitBatch feeds arbitrary bodies to the hub's batch splitter: it
+// never panics, and what it accepts is 1..MaxBatchEvents valid JSON values
+// that re-frame into an equivalent batch.
+func FuzzSplitBatch(f *testing.F) {
+	f.Add([]byte(`[{"v":1},{"v":2}]`))
+	f.Add([]byte(`[]`))
+	f.Add([]byte(`[1,`))
+	f.Add([]byte(` ["x", null, {}]`))
+	f.Add([]byte(`{"v":1}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		elems, err := SplitBatch(data)
+		if err != nil {
+			if !errors.Is(err, ErrBatch) {
+				t.Fatalf("error %v is not ErrBatch", err)
+			}
+			return
+		}
+		if !IsBatch(data) || len(elems) == 0 || len(elems) > MaxBatchEvents {
+			t.Fatalf("accepted %q as %d elements", data, len(elems))
+		}
+		raw := make([][]byte, len(elems))
+		for i, e := range elems {
+			if !json.Valid(e) {
+				t.Fatalf("element %d not valid JSON: %q", i, e)
+			}
+			raw[i] = e
+		}
+		again, err := SplitBatch(AppendBatch(nil, raw...))
+		if err != nil || len(again) != len(elems) {
+			t.Fatalf("re-framed batch: %d elements, %v", len(again), err)
+		}
+	})
+}

@@ -51,17 +51,7 @@ func TestEndToEnd(t *testing.T) {
 			waitDrained(t, a, 20*time.Second)
 			waitDrained(t, b, 20*time.Second)
 
-			var stores struct {
-				Stores []struct {
-					Store   string `json:"store"`
-					Devices []struct {
-						Device        string `json:"device"`
-						Watermark     uint64 `json:"watermark"`
-						EventsApplied int64  `json:"events_applied"`
-						Connected     bool   `json:"connected"`
-					} `json:"devices"`
-				} `json:"stores"`
-			}
+			var stores storesView
 			testkit.Eventually(t, 10*time.Second, func() bool {
 				getJSON(t, h.URL+"/v1/stores", &stores)
 				return len(stores.Stores) == 2 && stores.Stores[0].Devices[0].Connected && stores.Stores[1].Devices[0].Connected

@@ -300,6 +300,19 @@ func saleBody(sku string, qty int) string {
 	return fmt.Sprintf(`{"kind":"sale","data":{"lines":[{"sku":%q,"qty":%d}]}}`, sku, qty)
 }
 
+// storesView is GET /v1/stores, the hub's view of each store's devices.
+type storesView struct {
+	Stores []struct {
+		Store   string `json:"store"`
+		Devices []struct {
+			Device        string `json:"device"`
+			Watermark     uint64 `json:"watermark"`
+			EventsApplied int64  `json:"events_applied"`
+			Connected     bool   `json:"connected"`
+		} `json:"devices"`
+	} `json:"stores"`
+}
+
 func receiptBody(sku string, qty int) string {
 	return fmt.Sprintf(`{"kind":"receipt","data":{"lines":[{"sku":%q,"qty":%d}]}}`, sku, qty)
 }

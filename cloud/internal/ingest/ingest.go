@@ -88,8 +88,10 @@ func New(o Options) (*Consumer, error) {
 
 // Run consumes until ctx ends.
 func (c *Consumer) Run(ctx context.Context) error {
+	// Bound the client's buffer in bytes, not messages: a batch message
+	// from a catching-up store carries up to events.MaxBatchEvents events.
 	it, err := c.o.Consumer.Messages(
-		jetstream.PullMaxMessages(2*c.o.Batch),
+		jetstream.PullMaxBytes(32<<20),
 		jetstream.PullExpiry(5*time.Second),
 	)
 	if err != nil {
@@ -204,19 +206,55 @@ type deadMsg struct {
 	dl  store.DeadLetter
 }
 
-// pending pairs a decoded item with its message.
+// pending pairs a decoded item with the message it came in.
 type pending struct {
-	msg  jetstream.Msg
+	msg  *inMsg
 	item store.Item
 }
 
+// inMsg is a message whose events are being applied. A batch message
+// carries several; it is acknowledged once all of them are settled, and
+// asked for again if any of them was deferred.
+type inMsg struct {
+	m         jetstream.Msg
+	remaining int
+	deferred  bool
+}
+
+// settle records that one of the message's events is settled, and acks or
+// naks the message when it was the last.
+func (im *inMsg) settle(deferred bool) {
+	im.deferred = im.deferred || deferred
+	if im.remaining--; im.remaining > 0 {
+		return
+	}
+	if im.deferred {
+		_ = im.m.NakWithDelay(2 * time.Second)
+		return
+	}
+	// A lost ack only means a redelivery, which dedup absorbs.
+	_ = im.m.Ack()
+}
+
 func (pb *preparedBatch) add(m jetstream.Msg) {
-	item, dl := decode(m)
+	if events.IsBatch(m.Data()) {
+		items, dl := decodeBatch(m)
+		if dl != nil {
+			pb.dead = append(pb.dead, deadMsg{m, *dl})
+			return
+		}
+		im := &inMsg{m: m, remaining: len(items)}
+		for _, it := range items {
+			pb.ready = append(pb.ready, pending{msg: im, item: it})
+		}
+		return
+	}
+	item, dl := decode(m.Subject(), m.Data())
 	if dl != nil {
 		pb.dead = append(pb.dead, deadMsg{m, *dl})
 		return
 	}
-	pb.ready = append(pb.ready, pending{msg: m, item: item})
+	pb.ready = append(pb.ready, pending{msg: &inMsg{m: m, remaining: 1}, item: item})
 }
 
 func (c *Consumer) process(ctx context.Context, pb preparedBatch) error {
@@ -236,11 +274,9 @@ func (c *Consumer) process(ctx context.Context, pb preparedBatch) error {
 	return nil
 }
 
-// decode turns a message into a store item, or into a dead letter when the
-// message has no trustworthy origin to deduplicate on.
-func decode(m jetstream.Msg) (store.Item, *store.DeadLetter) {
-	data := m.Data()
-	subj := m.Subject()
+// decode turns a message body into a store item, or into a dead letter
+// when it has no trustworthy origin to deduplicate on.
+func decode(subj string, data []byte) (store.Item, *store.DeadLetter) {
 	subStore, subDevice, ok := subjects.ParseEvent(subj)
 	// A dead letter is filed under the store and device of the subject it
 	// came on (NATS permissions make that the sender), never under the
@@ -278,6 +314,38 @@ func decode(m jetstream.Msg) (store.Item, *store.DeadLetter) {
 		item.Reject = err.Error()
 	}
 	return item, nil
+}
+
+// decodeBatch turns a batch message into one store item per event. An
+// event that would be dead-lettered on its own becomes an item the store
+// dead-letters in the batch's transaction, under the subject's store and
+// device and without an origin to deduplicate on, so the message is acked
+// only once every event in it is settled. A body that is not a batch at
+// all is one dead letter.
+func decodeBatch(m jetstream.Msg) ([]store.Item, *store.DeadLetter) {
+	subj := m.Subject()
+	subStore, subDevice, ok := subjects.ParseEvent(subj)
+	elems, err := events.SplitBatch(m.Data())
+	if !ok || err != nil {
+		reason := "subject is not omni.ev.<store>.<device>"
+		if ok {
+			reason = err.Error()
+		}
+		return nil, &store.DeadLetter{Subject: subj, Reason: reason, Payload: append([]byte(nil), m.Data()...), Store: subStore, Device: subDevice}
+	}
+	items := make([]store.Item, len(elems))
+	for i, raw := range elems {
+		item, dl := decode(subj, raw)
+		if dl != nil {
+			item = store.Item{
+				Env: events.Envelope{ID: dl.EventID, Kind: events.Kind(dl.Kind),
+					Origin: events.Origin{Store: dl.Store, Device: dl.Device}},
+				Raw: dl.Payload, Subject: subj, Reject: dl.Reason,
+			}
+		}
+		items[i] = item
+	}
+	return items, nil
 }
 
 func originUsable(o events.Origin) bool {
@@ -385,12 +453,7 @@ func (c *Consumer) settle(ps []pending, res store.BatchResult) {
 		deferred[i] = true
 	}
 	for i, p := range ps {
-		if deferred[i] {
-			_ = p.msg.NakWithDelay(2 * time.Second)
-			continue
-		}
-		// A lost ack only means a redelivery, which dedup absorbs.
-		_ = p.msg.Ack()
+		p.msg.settle(deferred[i])
 	}
 	for _, w := range res.Watermarks {
 		b, _ := json.Marshal(syncproto.Watermark{Epoch: w.Epoch, Seq: w.Seq})

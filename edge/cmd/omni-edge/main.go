@@ -41,6 +41,7 @@ func main() {
 	fs.Int64("outbox-budget", d.OutboxBudget, "bytes of unsynced events the outbox may hold")
 	fs.Int64("min-free-disk", d.MinFreeDisk, "refuse new events below this much free disk (bytes)")
 	fs.Duration("heartbeat-every", d.HeartbeatEvery, "how often to report to the hub")
+	fs.Int("uplink-batch", d.UplinkBatch, "most events sent to NATS in one message (1 = one event per message)")
 	fs.Bool("simulate", d.Simulate, "run a simulated POS against this agent (demo)")
 	fs.Float64("simulate-rate", d.SimulateRate, "simulated POS events per second")
 	fs.Int("simulate-skus", d.SimulateSKUs, "how many SKUs the simulated store sells")

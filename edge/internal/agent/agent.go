@@ -136,8 +136,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	up, err = uplink.New(uplink.Options{
 		Store: a.cfg.Store, Device: a.cfg.Device, Conn: nc,
 		HeartbeatEvery: a.cfg.HeartbeatEvery, Version: a.version, Now: a.now,
-		HLCSkew: ob.Clock().Skew,
-		Logger:  a.log.With("component", "uplink"),
+		HLCSkew: ob.Clock().Skew, BatchEvents: a.cfg.UplinkBatch,
+		Logger: a.log.With("component", "uplink"),
 	}, ob)
 	if err != nil {
 		return err

@@ -41,6 +41,9 @@ type Config struct {
 	MinFreeDisk int64 `mapstructure:"min-free-disk"`
 	// HeartbeatEvery is how often the agent reports to the hub.
 	HeartbeatEvery time.Duration `mapstructure:"heartbeat-every"`
+	// UplinkBatch is the most events sent in one JetStream message (1
+	// sends each event alone).
+	UplinkBatch int `mapstructure:"uplink-batch"`
 	// Simulate runs a simulated POS posting to this agent (for demos).
 	Simulate bool `mapstructure:"simulate"`
 	// SimulateRate is the simulated POS's events per second.
@@ -79,6 +82,7 @@ func Defaults() Config {
 		OutboxBudget:   1 << 30,
 		MinFreeDisk:    64 << 20,
 		HeartbeatEvery: 5 * time.Second,
+		UplinkBatch:    128,
 		SimulateRate:   5,
 		SimulateSKUs:   200,
 		LogLevel:       "info",
@@ -111,6 +115,9 @@ func (c *Config) Validate() error {
 	}
 	if c.OutboxBudget < 1<<20 {
 		errs = append(errs, fmt.Errorf("outbox-budget: %d bytes is below the 1 MiB minimum", c.OutboxBudget))
+	}
+	if c.UplinkBatch < 1 || c.UplinkBatch > events.MaxBatchEvents {
+		errs = append(errs, fmt.Errorf("uplink-batch: %d is not between 1 and %d", c.UplinkBatch, events.MaxBatchEvents))
 	}
 	if c.HeartbeatEvery < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("heartbeat-every: %v is too short", c.HeartbeatEvery))

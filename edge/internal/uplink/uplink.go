@@ -5,8 +5,13 @@
 // end-to-end acknowledgement (a hub watermark, pushed on subjects.Ack or
 // returned by the heartbeat), never on a bare PubAck, because a single
 // JetStream server acknowledges before it fsyncs. Events are published in
-// seq order with a bounded in-flight window, each with Nats-Msg-Id = event
-// id. A failed or lost publish rewinds the cursor and publishes again; the
+// seq order with a bounded in-flight window. Consecutive events travel
+// together in batch messages (events.AppendBatch, up to BatchEvents events
+// or BatchBytes), because the broker's cost is per message: a store
+// draining a day's backlog would otherwise spend it on message overhead.
+// A message's Nats-Msg-Id is its event id, or for a batch the first event
+// id and the count, so an identical republish is dropped by JetStream's
+// window and a regrouped one by the hub's exact dedup. A failed or lost publish rewinds the cursor and publishes again; the
 // hub deduplicates exactly, so republishing is always safe.
 //
 // When it republishes: after a publish error, after reconnecting to a
@@ -23,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -31,6 +37,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/omnisync/omnisync/edge/internal/outbox"
+	"github.com/omnisync/omnisync/shared/events"
 	"github.com/omnisync/omnisync/shared/subjects"
 	"github.com/omnisync/omnisync/shared/syncproto"
 )
@@ -50,11 +57,15 @@ var _ Source = (*outbox.Outbox)(nil)
 type Options struct {
 	Store, Device string
 	// Conn is an established connection; the uplink does not close it.
-	Conn *nats.Conn
-	// Window bounds publishes awaiting a PubAck (default 2048).
+	Conn   *nats.Conn
 	Window int
-	// ReadBatch is how many records are read from the outbox at once (default 512).
+	// Window bounds the events in messages awaiting a PubAck (default 2048).
+	// ReadBatch is how many records are read from the outbox at once (default 1024).
 	ReadBatch int
+	// BatchEvents and BatchBytes bound one message: at most this many
+	// events (default 128; 1 sends every event alone) and, beyond its first
+	// event, this many bytes (default 256 KiB, under JetStream's 1 MiB).
+	BatchEvents, BatchBytes int
 	// HeartbeatEvery is the heartbeat period (default 5s).
 	HeartbeatEvery time.Duration
 	// ResendAfter is how long the hub's watermark may stand still behind
@@ -81,7 +92,14 @@ func (o *Options) defaults() error {
 		o.Window = 2048
 	}
 	if o.ReadBatch <= 0 {
-		o.ReadBatch = 512
+		o.ReadBatch = 1024
+	}
+	if o.BatchEvents <= 0 {
+		o.BatchEvents = 128
+	}
+	o.BatchEvents = min(o.BatchEvents, events.MaxBatchEvents)
+	if o.BatchBytes <= 0 {
+		o.BatchBytes = 256 << 10
 	}
 	if o.HeartbeatEvery <= 0 {
 		o.HeartbeatEvery = 5 * time.Second
@@ -249,9 +267,34 @@ func (u *Uplink) offerWatermark(w syncproto.Watermark) {
 	}
 }
 
+// inflight is a published message awaiting its PubAck: its last event's
+// seq and how many events it carries.
 type inflight struct {
 	seq uint64
+	n   int
 	fut jetstream.PubAckFuture
+}
+
+// frame takes the longest prefix of recs that fits one message and returns
+// how many records it took, the message body and its Nats-Msg-Id. A lone
+// event goes as itself, so its Msg-Id is its event id as before batching.
+func (u *Uplink) frame(recs []outbox.Record) (int, []byte, string) {
+	n, size := 1, len(recs[0].Data)
+	for n < len(recs) && n < u.opts.BatchEvents && size+len(recs[n].Data)+1 <= u.opts.BatchBytes {
+		size += len(recs[n].Data) + 1
+		n++
+	}
+	id := envelopeID(recs[0].Data)
+	if n == 1 {
+		return 1, recs[0].Data, id
+	}
+	envs := make([][]byte, n)
+	for i, r := range recs[:n] {
+		envs[i] = r.Data
+	}
+	// A fresh buffer each time: the client keeps the message to resend it
+	// while the publish is unanswered.
+	return n, events.AppendBatch(make([]byte, 0, size+2), envs...), id + "+" + strconv.Itoa(n)
 }
 
 // publishLoop is the single goroutine that owns the cursor state.
@@ -262,6 +305,8 @@ func (u *Uplink) publishLoop(ctx context.Context) error {
 	published := hubSeq   // contiguous PubAck'd prefix
 	sent := hubSeq        // highest seq handed to PublishAsync
 	var queue []inflight  // in seq order
+	pending := 0          // events in the messages of queue
+	subject := subjects.Event(u.opts.Store, u.opts.Device)
 	resendAfter := u.opts.ResendAfter
 	lastProgress := u.opts.Now() // last time hubSeq moved (or nothing was pending)
 	var lastHeard time.Time      // last time the hub spoke
@@ -289,7 +334,7 @@ func (u *Uplink) publishLoop(ctx context.Context) error {
 				break wait
 			}
 		}
-		queue = queue[:0]
+		queue, pending = queue[:0], 0
 		if sent > hubSeq {
 			u.log.Info("republishing unconfirmed events", "reason", reason, "from_seq", hubSeq+1, "to_seq", sent)
 		}
@@ -322,6 +367,7 @@ func (u *Uplink) publishLoop(ctx context.Context) error {
 			sent = hubSeq
 			// Anything still in flight below the watermark is moot.
 			for len(queue) > 0 && queue[0].seq <= hubSeq {
+				pending -= queue[0].n
 				queue = queue[1:]
 			}
 		}
@@ -345,6 +391,7 @@ func (u *Uplink) publishLoop(ctx context.Context) error {
 			select {
 			case <-head.fut.Ok():
 				published = max(published, head.seq)
+				pending -= head.n
 				queue = queue[1:]
 				continue
 			case err := <-head.fut.Err():
@@ -370,28 +417,36 @@ func (u *Uplink) publishLoop(ctx context.Context) error {
 		// 2. Fill the window while connected.
 		// Refill in chunks: topping up one record per PubAck would cost a
 		// read transaction per event.
-		if u.opts.Conn.IsConnected() && (len(queue) == 0 || u.opts.Window-len(queue) >= min(64, u.opts.Window)) {
-			room := min(u.opts.Window-len(queue), u.opts.ReadBatch)
+		if u.opts.Conn.IsConnected() && (len(queue) == 0 || u.opts.Window-pending >= min(64, u.opts.Window)) {
+			room := min(u.opts.Window-pending, u.opts.ReadBatch)
 			recs, err := u.src.Read(sent, room, 4<<20)
 			if err != nil {
 				return fmt.Errorf("uplink: outbox read: %w", err)
 			}
+			read := len(recs)
 			stalled := false
-			for _, r := range recs {
-				id := envelopeID(r.Data)
-				fut, err := u.js.PublishAsync(subjects.Event(u.opts.Store, u.opts.Device), r.Data,
+			for len(recs) > 0 {
+				n, data, id := u.frame(recs)
+				msg := &nats.Msg{Subject: subject, Data: data}
+				if n > 1 {
+					msg.Header = nats.Header{events.HeaderBatch: []string{strconv.Itoa(n)}}
+				}
+				fut, err := u.js.PublishMsgAsync(msg,
 					jetstream.WithMsgID(id), jetstream.WithStallWait(200*time.Millisecond))
 				if err != nil {
 					// ErrTooManyStalledMsgs and friends: back off and retry
 					// from this record, never drop it.
-					u.setErr(fmt.Sprintf("publish seq %d: %v", r.Seq, err))
+					u.setErr(fmt.Sprintf("publish seq %d: %v", recs[0].Seq, err))
 					stalled = true
 					break
 				}
-				queue = append(queue, inflight{seq: r.Seq, fut: fut})
-				sent = r.Seq
+				last := recs[n-1].Seq
+				queue = append(queue, inflight{seq: last, n: n, fut: fut})
+				pending += n
+				sent = last
+				recs = recs[n:]
 				u.mu.Lock()
-				u.status.Published++
+				u.status.Published += uint64(n)
 				u.mu.Unlock()
 			}
 			if stalled {
@@ -401,9 +456,9 @@ func (u *Uplink) publishLoop(ctx context.Context) error {
 				}
 				continue
 			}
-			if len(recs) > 0 {
+			if read > 0 {
 				backoff = 0
-				if len(recs) == room {
+				if read == room {
 					// More may be waiting: loop without blocking, but let
 					// acks and cancellations through first.
 					select {
@@ -432,6 +487,7 @@ func (u *Uplink) publishLoop(ctx context.Context) error {
 		case <-u.src.Changed():
 		case <-headOk:
 			published = max(published, queue[0].seq)
+			pending -= queue[0].n
 			queue = queue[1:]
 		case err := <-headErr:
 			u.setErr(fmt.Sprintf("publish seq %d: %v", queue[0].seq, err))

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -41,6 +42,13 @@ func (r *rig) uplink() *Uplink {
 
 func newRig(t *testing.T, resendAfter time.Duration) *rig {
 	t.Helper()
+	return newRigBatch(t, resendAfter, 0)
+}
+
+// newRigBatch is newRig with the uplink sending at most batch events per
+// message (0: the default).
+func newRigBatch(t *testing.T, resendAfter time.Duration, batch int) *rig {
+	t.Helper()
 	r := &rig{t: t, ns: testkit.StartNATS(t)}
 	var err error
 	// Connect as the agent does: a reconnect is reported to the uplink.
@@ -76,7 +84,7 @@ func newRig(t *testing.T, resendAfter time.Duration) *rig {
 	}
 	t.Cleanup(func() { sub.Unsubscribe() })
 	up, err := New(Options{Store: "S1", Device: "pos-1", Conn: r.nc, HeartbeatEvery: 100 * time.Millisecond,
-		ResendAfter: resendAfter, MaxResendAfter: resendAfter}, r.ob)
+		ResendAfter: resendAfter, MaxResendAfter: resendAfter, BatchEvents: batch}, r.ob)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,51 +126,111 @@ func (r *rig) streamMsgs() uint64 {
 	return info.State.Msgs
 }
 
-// distinctSeqs counts the distinct outbox seqs present in the stream.
-func (r *rig) distinctSeqs() int {
+// streamed is one event as found in the stream: its envelope and the
+// message that carried it.
+type streamed struct {
+	env     events.Envelope
+	msgID   string
+	subject string
+	batch   int    // events in its message
+	header  string // its message's Omni-Batch header
+}
+
+// streamEvents lists every event in the stream, splitting batch messages.
+func (r *rig) streamEvents() []streamed {
 	s, err := r.js.Stream(context.Background(), subjects.StreamEvents)
 	if err != nil {
-		return 0
+		return nil
 	}
-	seen := map[uint64]bool{}
-	for i := uint64(1); i <= r.streamMsgs(); i++ {
+	info, err := s.Info(context.Background())
+	if err != nil {
+		return nil
+	}
+	var out []streamed
+	for i := info.State.FirstSeq; i <= info.State.LastSeq && info.State.Msgs > 0; i++ {
 		m, err := s.GetMsg(context.Background(), i)
 		if err != nil {
 			continue
 		}
-		var e events.Envelope
-		if json.Unmarshal(m.Data, &e) == nil {
-			seen[e.Origin.Seq] = true
+		elems := []json.RawMessage{m.Data}
+		if events.IsBatch(m.Data) {
+			if elems, err = events.SplitBatch(m.Data); err != nil {
+				r.t.Fatalf("stream msg %d: %v", i, err)
+			}
 		}
+		for _, raw := range elems {
+			var e events.Envelope
+			if err := json.Unmarshal(raw, &e); err != nil {
+				r.t.Fatalf("stream msg %d: %v", i, err)
+			}
+			out = append(out, streamed{env: e, msgID: m.Header.Get("Nats-Msg-Id"), subject: m.Subject, batch: len(elems),
+				header: m.Header.Get(events.HeaderBatch)})
+		}
+	}
+	return out
+}
+
+// distinctSeqs counts the distinct outbox seqs present in the stream.
+func (r *rig) distinctSeqs() int {
+	seen := map[uint64]bool{}
+	for _, e := range r.streamEvents() {
+		seen[e.env.Origin.Seq] = true
 	}
 	return len(seen)
 }
 
-// Ensure that events are published in seq order with their ids as
-// Nats-Msg-Id, and stay in the outbox until the hub's watermark says
-// otherwise — a PubAck alone deletes nothing.
+// Ensure that events are published in seq order, alone (Nats-Msg-Id = the
+// event id) or in batch messages of consecutive events (Nats-Msg-Id = the
+// first event id and the count), and stay in the outbox until the hub's
+// watermark says otherwise — a PubAck alone deletes nothing.
 func TestUplink_PublishesInOrderAndKeepsUntilHubAck(t *testing.T) {
-	r := newRig(t, time.Hour)
+	for _, tc := range []struct {
+		name      string
+		batch     int
+		wantMsgs  uint64
+		wantBatch int
+	}{
+		{"one event per message", 1, 250, 1},
+		{"batches of 7", 7, 36, 7},
+		{"default batches", 0, 2, 128},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testPublishInOrder(t, tc.batch, tc.wantMsgs, tc.wantBatch) })
+	}
+}
+
+func testPublishInOrder(t *testing.T, batch int, wantMsgs uint64, wantBatch int) {
+	r := newRigBatch(t, time.Hour, batch)
 	r.append(250)
-	testkit.Eventually(t, 10*time.Second, func() bool { return r.streamMsgs() == 250 }, "250 events in the stream, have %d", r.streamMsgs())
+	testkit.Eventually(t, 10*time.Second, func() bool { return r.distinctSeqs() == 250 }, "250 events in the stream, have %d", r.distinctSeqs())
 	testkit.Eventually(t, 5*time.Second, func() bool { return r.up.Status().PublishedSeq == 250 }, "published seq")
 	if d := r.ob.Stats().Depth; d != 250 {
 		t.Fatalf("outbox depth %d after PubAcks; nothing may leave before the hub acks", d)
 	}
-
-	s, _ := r.js.Stream(context.Background(), subjects.StreamEvents)
-	for seq := uint64(1); seq <= 250; seq += 83 {
-		m, err := s.GetMsg(context.Background(), seq)
-		if err != nil {
-			t.Fatal(err)
+	if n := r.streamMsgs(); n != wantMsgs {
+		t.Fatalf("%d messages in the stream, want %d", n, wantMsgs)
+	}
+	evs := r.streamEvents()
+	first := ""
+	for i, e := range evs {
+		if e.env.Origin.Seq != uint64(i+1) || e.subject != subjects.Event("S1", "pos-1") {
+			t.Fatalf("event %d: origin seq %d, subject %s", i, e.env.Origin.Seq, e.subject)
 		}
-		var e events.Envelope
-		if err := json.Unmarshal(m.Data, &e); err != nil {
-			t.Fatal(err)
+		if i == 0 || evs[i-1].msgID != e.msgID {
+			first = e.env.ID
 		}
-		if e.Origin.Seq != seq || m.Header.Get("Nats-Msg-Id") != e.ID || m.Subject != subjects.Event("S1", "pos-1") {
-			t.Fatalf("stream msg %d: origin seq %d, msg id %q vs %q, subject %s", seq, e.Origin.Seq, m.Header.Get("Nats-Msg-Id"), e.ID, m.Subject)
+		want := e.env.ID
+		if e.batch > 1 {
+			want = fmt.Sprintf("%s+%d", first, e.batch)
 		}
+		if e.msgID != want {
+			t.Fatalf("event %d: Nats-Msg-Id %q, want %q", i, e.msgID, want)
+		}
+		if h := e.header; (e.batch > 1) != (h == strconv.Itoa(e.batch)) {
+			t.Fatalf("event %d: %s header %q in a message of %d events", i, events.HeaderBatch, h, e.batch)
+		}
+	}
+	if evs[0].batch != wantBatch {
+		t.Fatalf("first message carries %d events, want %d", evs[0].batch, wantBatch)
 	}
 
 	// A pushed ack deletes up to its seq.
