@@ -52,7 +52,18 @@ type Sim struct {
 	index  map[string]int // SKU -> its position in skus
 	tally  []int64
 	orders int
+	// reorder holds SKUs whose shelf fell to reorderPoint, oldest first;
+	// queued marks them so each is ordered once.
+	reorder []int
+	queued  []bool
 }
+
+// A store reorders a SKU when its shelf falls to reorderPoint and the
+// delivery fills it back to shelfFill.
+const (
+	reorderPoint = 8
+	shelfFill    = 40
+)
 
 // New builds a simulator.
 func New(o Options) *Sim {
@@ -86,6 +97,7 @@ func New(o Options) *Sim {
 		skus:   skus,
 		index:  index,
 		tally:  make([]int64, o.SKUs),
+		queued: make([]bool, o.SKUs),
 	}
 }
 
@@ -162,7 +174,7 @@ func (s *Sim) Run(ctx context.Context) error {
 	for start := 0; start < s.o.SKUs; start += 400 {
 		var lines []line
 		for i := start; i < min(start+400, s.o.SKUs); i++ {
-			lines = append(lines, line{SKU: s.skus[i], Qty: 40})
+			lines = append(lines, line{SKU: s.skus[i], Qty: shelfFill})
 		}
 		if s.post(ctx, draft{Kind: "receipt", Data: map[string]any{"lines": lines, "reason": "opening delivery"}}) {
 			for _, l := range lines {
@@ -183,6 +195,10 @@ func (s *Sim) Run(ctx context.Context) error {
 	}
 }
 
+// step does one thing a store does. Shoppers buy only what is on the shelf
+// and the store reorders what runs low, so the books stay plausible for
+// hours of a demo; oversells come from other channels and offline merges,
+// not from the till selling stock it never had.
 func (s *Sim) step(ctx context.Context) {
 	r := s.rng.Float64()
 	switch {
@@ -192,15 +208,15 @@ func (s *Sim) step(ctx context.Context) {
 		seen := map[int]bool{}
 		for range n {
 			i := int(s.zipf.Uint64())
-			if seen[i] {
+			if seen[i] || s.tally[i] <= 0 {
 				continue
 			}
 			seen[i] = true
-			lines = append(lines, line{SKU: s.skus[i], Qty: 1 + int64(s.rng.IntN(2))})
+			lines = append(lines, line{SKU: s.skus[i], Qty: min(1+int64(s.rng.IntN(2)), s.tally[i])})
 		}
-		if s.post(ctx, draft{Kind: "sale", Data: map[string]any{"lines": lines, "tender": "card"}}) {
+		if len(lines) > 0 && s.post(ctx, draft{Kind: "sale", Data: map[string]any{"lines": lines, "tender": "card"}}) {
 			for _, l := range lines {
-				s.tally[s.index[l.SKU]] -= l.Qty
+				s.take(s.index[l.SKU], l.Qty)
 			}
 		}
 	case r < 0.82: // a return
@@ -208,24 +224,37 @@ func (s *Sim) step(ctx context.Context) {
 		if s.post(ctx, draft{Kind: "return", Data: map[string]any{"lines": []line{{s.skus[i], 1}}, "reason": "wrong size"}}) {
 			s.tally[i]++
 		}
-	case r < 0.90: // replenish the lowest of a few
+	case r < 0.90: // a delivery: the oldest reorder, else the lowest of a few
 		i := s.rng.IntN(s.o.SKUs)
-		for range 5 {
-			if j := s.rng.IntN(s.o.SKUs); s.tally[j] < s.tally[i] {
-				i = j
+		if len(s.reorder) > 0 {
+			i = s.reorder[0]
+		} else {
+			for range 5 {
+				if j := s.rng.IntN(s.o.SKUs); s.tally[j] < s.tally[i] {
+					i = j
+				}
 			}
 		}
-		if s.post(ctx, draft{Kind: "receipt", Data: map[string]any{"lines": []line{{s.skus[i], 24}}}}) {
-			s.tally[i] += 24
+		qty := max(shelfFill-s.tally[i], 12)
+		if s.post(ctx, draft{Kind: "receipt", Data: map[string]any{"lines": []line{{s.skus[i], qty}}}}) {
+			s.tally[i] += qty
+			if len(s.reorder) > 0 && s.reorder[0] == i {
+				s.reorder = s.reorder[1:]
+				s.queued[i] = false
+			}
 		}
 	case r < 0.94: // cycle count with a little shrinkage
 		i := s.rng.IntN(s.o.SKUs)
 		counted := max(0, s.tally[i]-int64(s.rng.IntN(2)))
 		if s.post(ctx, draft{Kind: "count", Data: map[string]any{"lines": []line{{s.skus[i], counted}}}}) {
 			s.tally[i] = counted
+			s.take(i, 0)
 		}
 	case r < 0.97: // click and collect: reserve then hand over
 		i := int(s.zipf.Uint64())
+		if s.tally[i] <= 0 {
+			return
+		}
 		s.orders++
 		id := fmt.Sprintf("%s-bopis-%d-%d", s.o.Store, time.Now().Unix(), s.orders)
 		l := []line{{s.skus[i], 1}}
@@ -233,14 +262,26 @@ func (s *Sim) step(ctx context.Context) {
 			if s.rng.IntN(4) == 0 {
 				s.post(ctx, draft{Kind: "release", Data: map[string]any{"reservation_id": id}})
 			} else if s.post(ctx, draft{Kind: "fulfil", Data: map[string]any{"reservation_id": id, "lines": l}}) {
-				s.tally[i]--
+				s.take(i, 1)
 			}
 		}
 	default: // damaged stock written off
 		i := s.rng.IntN(s.o.SKUs)
-		if s.post(ctx, draft{Kind: "adjust", Data: map[string]any{"lines": []line{{s.skus[i], -1}}, "reason": "damaged"}}) {
-			s.tally[i]--
+		if s.tally[i] <= 0 {
+			return
 		}
+		if s.post(ctx, draft{Kind: "adjust", Data: map[string]any{"lines": []line{{s.skus[i], -1}}, "reason": "damaged"}}) {
+			s.take(i, 1)
+		}
+	}
+}
+
+// take removes qty of SKU i from the shelf and reorders it when it runs low.
+func (s *Sim) take(i int, qty int64) {
+	s.tally[i] -= qty
+	if s.tally[i] <= reorderPoint && !s.queued[i] {
+		s.queued[i] = true
+		s.reorder = append(s.reorder, i)
 	}
 }
 
