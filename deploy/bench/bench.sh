@@ -35,6 +35,7 @@ echo "go benchmarks ..." >&2
 go test -run '^$' -bench 'BenchmarkAppend_Concurrent' -benchtime 3s ./edge/internal/outbox/ | tee "$work/outbox.txt" >&2
 OMNI_TEST_PG="$PGDSN" go test -run '^$' -bench 'BenchmarkApplyBatch' -benchtime 20x ./cloud/internal/store/ | tee "$work/store.txt" >&2
 go test -run '^$' -bench 'BenchmarkEdgeToHub' -benchtime "${EVENTS}x" -timeout 30m ./cloud/internal/e2e/ | tee "$work/e2e.txt" >&2
+OMNI_BENCH_DB=postgres OMNI_TEST_PG="$PGDSN" go test -run '^$' -bench 'BenchmarkEdgeToHub/agents=1$' -benchtime "${EVENTS}x" -timeout 30m ./cloud/internal/e2e/ | tee "$work/e2e-pg.txt" >&2
 CATCHUP=${BENCH_CATCHUP_EVENTS:-1000000}
 echo "catch-up: one store with $CATCHUP buffered events ..." >&2
 go test -run '^$' -bench 'BenchmarkEdgeToHub/agents=1$' -benchtime "${CATCHUP}x" -timeout 60m ./cloud/internal/e2e/ | tee "$work/catchup.txt" >&2
@@ -46,6 +47,8 @@ metric() { awk -v b="$3" -v u="$1" '$1 ~ b { for (i = 2; i < NF; i++) if ($(i+1)
 
 e1=$(metric events/s "$work/e2e.txt" 'agents=1')
 e4=$(metric events/s "$work/e2e.txt" 'agents=4')
+e1m=$(metric events/s "$work/e2e.txt" 'one-event-per-message')
+epg=$(metric events/s "$work/e2e-pg.txt" 'agents=1')
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "n/a" }'; }
 printf '\n%-52s %s\n' "figure ($(nproc) cores, $(date -u +%F))" "value"
 printf '%-52s %s\n' "----------------------------------------------------" "-----------------"
@@ -54,8 +57,10 @@ for c in 64 256; do
 		"$(metric events/s "$work/outbox.txt" "callers=$c")" "$(metric p99-µs "$work/outbox.txt" "callers=$c")"
 done
 printf '%-52s %s msgs/s\n' "raw JetStream async publish (nats bench, 256 B)" "$raw"
-printf '%-52s %s events/s (%s of raw)\n' "edge->hub applied, 1 agent (SQLite hub)" "$e1" "$(ratio "$e1" "$raw")"
-printf '%-52s %s events/s (%s of raw)\n' "edge->hub applied, 4 agents (SQLite hub)" "$e4" "$(ratio "$e4" "$raw")"
+printf '%-52s %s events/s (%s of raw)\n' "edge->hub applied, SQLite hub, 1 agent, batched" "$e1" "$(ratio "$e1" "$raw")"
+printf '%-52s %s events/s (%s of raw)\n' "edge->hub applied, SQLite hub, 4 agents, batched" "$e4" "$(ratio "$e4" "$raw")"
+printf '%-52s %s events/s (%s of raw)\n' "edge->hub applied, SQLite hub, 1 agent, 1 event/msg" "$e1m" "$(ratio "$e1m" "$raw")"
+printf '%-52s %s events/s (%s of raw)\n' "edge->hub applied, PostgreSQL hub, 1 agent, batched" "$epg" "$(ratio "$epg" "$raw")"
 printf '%-52s %s s (%s events/s)\n' "catch-up of one store with $CATCHUP buffered events" \
 	"$(metric drain-s "$work/catchup.txt" 'agents=1')" "$(metric events/s "$work/catchup.txt" 'agents=1')"
 printf '%-52s %s events/s\n' "hub apply, SQLite (1000-event batches)" "$(metric events/s "$work/store.txt" 'sqlite')"

@@ -19,13 +19,18 @@ import (
 // resident memory idle and while draining.
 //
 //	go test -run '^$' -bench EdgeToHub -benchtime 200000x ./cloud/internal/e2e/
+//
+// agents=N runs N agents with their default uplink (batch messages);
+// one-event-per-message runs one agent with --uplink-batch 1, the
+// JetStream message rate the raw `nats bench` figure compares with.
 func BenchmarkEdgeToHub(b *testing.B) {
 	for _, n := range []int{1, 4} {
 		b.Run(fmt.Sprintf("agents=%d", n), func(b *testing.B) { benchEdgeToHub(b, n) })
 	}
+	b.Run("one-event-per-message", func(b *testing.B) { benchEdgeToHub(b, 1, "--uplink-batch", "1") })
 }
 
-func benchEdgeToHub(b *testing.B, nAgents int) {
+func benchEdgeToHub(b *testing.B, nAgents int, agentArgs ...string) {
 	total := max(b.N, 20000)
 	per := total / nAgents
 	ns := testkit.StartNATS(b)
@@ -45,7 +50,7 @@ func benchEdgeToHub(b *testing.B, nAgents int) {
 	offline := "nats://127.0.0.1:1"
 	agents := make([]*agent, nAgents)
 	for i := range agents {
-		agents[i] = startAgent(b, fmt.Sprintf("S%d", i+1), "pos-1", offline)
+		agents[i] = startAgent(b, fmt.Sprintf("S%d", i+1), "pos-1", offline, agentArgs...)
 	}
 	// Fill the outboxes while the agents cannot reach NATS: baskets of 1-3
 	// lines over 2,000 SKUs, as a store sells, not one hot SKU.
