@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -78,6 +79,7 @@ func benchEdgeToHub(b *testing.B, nAgents int, agentArgs ...string) {
 	}
 
 	b.ResetTimer()
+	selfCPU := processCPU()
 	start := time.Now()
 	for _, a := range agents {
 		a.Start()
@@ -101,6 +103,11 @@ func benchEdgeToHub(b *testing.B, nAgents int, agentArgs ...string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	elapsed := time.Since(start)
+	hubCPU := processCPU() - selfCPU
+	var agentCPU time.Duration
+	for _, a := range agents {
+		agentCPU += a.cpu()
+	}
 	b.StopTimer()
 	applied := int64(0)
 	for _, a := range agents {
@@ -116,7 +123,45 @@ func benchEdgeToHub(b *testing.B, nAgents int, agentArgs ...string) {
 	b.ReportMetric(backlog, "agent-backlog-RSS-MB")
 	b.ReportMetric(peak, "agent-drain-RSS-MB")
 	b.ReportMetric(rssMB(agents[0]), "agent-after-RSS-MB")
+	// Where the cores went while draining: this process runs the hub and
+	// NATS; the agents are processes of their own.
+	b.ReportMetric(hubCPU.Seconds(), "hub+nats-cpu-s")
+	b.ReportMetric(agentCPU.Seconds(), "agents-cpu-s")
 	b.ReportMetric(0, "ns/op")
+}
+
+// processCPU is the CPU time this process has used, user and system.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// cpu is the CPU time a's running process has used, user and system.
+func (a *agent) cpu() time.Duration {
+	a.mu.Lock()
+	cmd := a.cmd
+	a.mu.Unlock()
+	if cmd == nil {
+		return 0
+	}
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which sits in parentheses and may hold
+	// spaces: utime and stime are the 12th and 13th of them, in clock ticks
+	// (100 per second on Linux).
+	rest := raw[strings.LastIndexByte(string(raw), ')')+2:]
+	f := strings.Fields(string(rest))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
 }
 
 // rssMB reads the resident set size of a's process.
