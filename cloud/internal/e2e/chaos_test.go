@@ -86,13 +86,13 @@ func (f *faults) between(lo, hi time.Duration) time.Duration {
 // omni-edge processes, each agent reaching NATS through its own proxy and
 // the hubs reaching PostgreSQL through one.
 type chaosRig struct {
-	nats    *natsProcess
-	hubs    []*hubProcess
-	agents  []*agent
-	links   []*testkit.Proxy // agent i's link to NATS
-	db      *testkit.Proxy   // the hubs' link to PostgreSQL (nil on SQLite)
-	skewed  int              // index of the agent whose clock is an hour fast
-	dbNames []string
+	nats   *natsProcess
+	hubs   []*hubProcess
+	agents []*agent
+	links  []*testkit.Proxy  // agent i's link to NATS
+	db     *testkit.Proxy    // the hubs' link to PostgreSQL (nil on SQLite)
+	pg     *testkit.PGServer // the hubs' own PostgreSQL, crashed and restarted
+	skewed int               // index of the agent whose clock is an hour fast
 }
 
 // inject runs one random fault to its end (a partition heals, a killed
@@ -145,10 +145,17 @@ func (r *chaosRig) inject(f *faults) {
 			h.Start()
 			return
 		}
-		r.db.Cut()
-		f.record("db-restart", "PostgreSQL connections reset, refused while down")
-		time.Sleep(f.between(time.Second, 5*time.Second))
-		r.db.Heal()
+		if f.rng.IntN(2) == 0 {
+			r.db.Cut()
+			f.record("db-link", "PostgreSQL connections reset, refused while down")
+			time.Sleep(f.between(time.Second, 5*time.Second))
+			r.db.Heal()
+			return
+		}
+		r.pg.Crash()
+		f.record("db-crash", "PostgreSQL and its backends SIGKILLed, restarted with crash recovery")
+		time.Sleep(f.between(0, 3*time.Second))
+		r.pg.Start()
 	}
 }
 
@@ -166,8 +173,9 @@ func (r *chaosRig) heal() {
 // platform is attacked from every side: real nats-server, two omni-hub
 // replicas on PostgreSQL and four omni-edge agents (one with its clock an
 // hour fast) take random SIGKILLs and restarts, NATS restarts, agents cut
-// off, stalled and slowed on their links, and the database dropping every
-// connection, while tills post realistic traffic with idempotent retries.
+// off, stalled and slowed on their links, the database's connections cut
+// and the database itself SIGKILLed and restarted through crash recovery,
+// while tills post realistic traffic with idempotent retries.
 // At the end the hub's books must equal the oracle's exactly.
 //
 // make test runs it for 45 seconds; make chaos for OMNI_CHAOS_DURATION
@@ -186,13 +194,16 @@ func TestChaos(t *testing.T) {
 	t.Logf("chaos for %v, seed %d (OMNI_CHAOS_SEED=%d replays it)", dur, seed, seed)
 
 	n := startNATSProcess(t)
-	dsn, err := url.Parse(testkit.Postgres(t))
+	// The hubs' database is a server of the test's own, so it can be
+	// crashed without disturbing the tests that share the machine's.
+	pg := testkit.StartPGServer(t)
+	dsn, err := url.Parse(pg.DSN())
 	if err != nil {
 		t.Fatal(err)
 	}
 	db := testkit.StartProxy(t, dsn.Host)
 	dsn.Host = db.Addr()
-	r := &chaosRig{nats: n, db: db, skewed: 3}
+	r := &chaosRig{nats: n, db: db, pg: pg, skewed: 3}
 	r.hubs = []*hubProcess{startHubProcess(t, "hub-a", n.URL(), dsn.String()), startHubProcess(t, "hub-b", n.URL(), dsn.String())}
 	var targets []loadgen.Target
 	for i, sd := range [][2]string{{"S1", "pos-1"}, {"S1", "pos-2"}, {"S2", "pos-1"}, {"S3", "pos-1"}} {
