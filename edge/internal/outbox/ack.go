@@ -33,8 +33,14 @@ func (o *Outbox) Ack(epoch, upTo uint64) (removed int, err error) {
 		}
 		n, done, err := o.ackChunk(upTo, &warned)
 		removed += n
-		if err != nil || done {
+		if err != nil {
 			return removed, err
+		}
+		if done {
+			if removed > 0 {
+				o.maybeCompact()
+			}
+			return removed, nil
 		}
 	}
 }
@@ -59,7 +65,7 @@ func (o *Outbox) ackChunk(upTo uint64, warned *bool) (int, bool, error) {
 	end := min(target, st.ackedSeq+ackChunk)
 	var freed int64
 	var oldest time.Time
-	err := o.db.Update(func(tx *bolt.Tx) error {
+	err := o.update(func(tx *bolt.Tx) error {
 		eb := tx.Bucket([]byte(bucketEvents))
 		key := make([]byte, 8)
 		for seq := st.ackedSeq + 1; seq <= end; seq++ {

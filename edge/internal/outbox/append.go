@@ -308,7 +308,7 @@ func (o *Outbox) commit(batch []*appendReq) {
 		for i := range ents {
 			keys = seqKey(keys, first+uint64(i))
 		}
-		err = o.db.Update(func(tx *bolt.Tx) error {
+		err = o.update(func(tx *bolt.Tx) error {
 			if o.testHookCommit != nil {
 				if err := o.testHookCommit(); err != nil {
 					return err

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,6 +23,10 @@ import (
 // crashHelperEnv carries the outbox path to the child process of
 // TestCrash_SIGKILL.
 const crashHelperEnv = "OMNI_OUTBOX_CRASH_HELPER"
+
+// crashCompactEnv makes the child drain its outbox to empty again and again
+// with compaction at every chance, so the kills land in compactions too.
+const crashCompactEnv = "OMNI_OUTBOX_CRASH_COMPACT"
 
 // TestHelperAppender is not a test: it is the child process of
 // TestCrash_SIGKILL, re-executed from this test binary. It appends from
@@ -33,11 +39,18 @@ func TestHelperAppender(t *testing.T) {
 		return // run directly: nothing to do
 	}
 	time.AfterFunc(30*time.Second, func() { os.Exit(3) }) // never outlive a lost parent
-	o, err := Open(Options{Path: path, Store: testStore, Device: testDevice, MinFreeDisk: -1})
+	opts := Options{Path: path, Store: testStore, Device: testDevice, MinFreeDisk: -1}
+	compacting := os.Getenv(crashCompactEnv) != ""
+	if compacting {
+		opts.CompactAbove, opts.compactEvery = 64<<10, time.Millisecond
+		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil)) // "outbox compacted", counted by the parent
+	}
+	o, err := Open(opts)
 	if err != nil {
 		fmt.Println("ERR open:", err)
 		os.Exit(2)
 	}
+	var lull atomic.Bool // appenders wait while it is set
 	var mu sync.Mutex
 	say := func(line string) {
 		mu.Lock()
@@ -62,20 +75,34 @@ func TestHelperAppender(t *testing.T) {
 					b.WriteString(" " + strconv.FormatUint(e.Origin.Seq, 10))
 				}
 				say(b.String() + "\n")
+				for lull.Load() {
+					time.Sleep(time.Millisecond)
+				}
 			}
 		}()
 	}
 	// The uplink's part: ack everything but the most recent few hundred.
+	// Compacting, let a backlog of 600 build up, then hold the appenders
+	// off and ack it all, so the file drains to empty and is compacted.
 	for {
 		time.Sleep(2 * time.Millisecond)
-		if st := o.Stats(); st.LastSeq > st.AckedSeq+300 {
-			upTo := st.LastSeq - 300
+		keep := uint64(300)
+		if compacting {
+			if st := o.Stats(); st.Depth < 600 {
+				continue
+			}
+			lull.Store(true)
+			keep = 0
+		}
+		if st := o.Stats(); st.LastSeq > st.AckedSeq+keep {
+			upTo := st.LastSeq - keep
 			if _, err := o.Ack(o.Epoch(), upTo); err != nil {
 				say(fmt.Sprintf("ERR ack: %v\n", err))
 				os.Exit(2)
 			}
 			say(fmt.Sprintf("K %d\n", upTo))
 		}
+		lull.Store(false)
 	}
 }
 
@@ -85,13 +112,20 @@ func TestHelperAppender(t *testing.T) {
 // process dying mid-transaction; power loss additionally relies on bbolt's
 // fdatasync, which no test here can pull the plug on.)
 func TestCrash_SIGKILL(t *testing.T) {
+	t.Run("appending", func(t *testing.T) { crashRounds(t, "") })
+	// Draining to empty, so the file is compacted over and over: a kill
+	// during a compaction must lose nothing either.
+	t.Run("compacting", func(t *testing.T) { crashRounds(t, crashCompactEnv+"=1") })
+}
+
+func crashRounds(t *testing.T, env string) {
 	path := filepath.Join(t.TempDir(), "outbox.db")
 	printed := map[uint64]bool{} // every seq ever promised
 	var epoch, acked uint64
 	const rounds = 5
 	for round := range rounds {
 		killAfter := 1 + rand.IntN(4000)
-		lines, ack := runAndKill(t, path, killAfter, printed)
+		lines, ack, compactions := runAndKill(t, path, killAfter, printed, env)
 		acked = max(acked, ack)
 
 		o, err := Open(Options{Path: path, Store: testStore, Device: testDevice, MinFreeDisk: -1})
@@ -142,8 +176,8 @@ func TestCrash_SIGKILL(t *testing.T) {
 		if len(missing) > 0 {
 			t.Fatalf("round %d: %d promised seqs lost, e.g. %d (last seq %d)", round, len(missing), missing[0], st.LastSeq)
 		}
-		t.Logf("round %d: killed after %d lines; %d seqs promised so far, last seq %d, acked %d, pending %d",
-			round, lines, len(printed), st.LastSeq, st.AckedSeq, st.Depth)
+		t.Logf("round %d: killed after %d lines and %d compactions; %d seqs promised so far, last seq %d, acked %d, pending %d",
+			round, lines, compactions, len(printed), st.LastSeq, st.AckedSeq, st.Depth)
 		if err := o.Close(); err != nil {
 			t.Fatal(err)
 		}
@@ -151,12 +185,15 @@ func TestCrash_SIGKILL(t *testing.T) {
 }
 
 // runAndKill starts the helper child on path, SIGKILLs it after killAfter
-// lines of output, and records what it promised. It returns the lines read
-// and the highest ack the child reported.
-func runAndKill(t *testing.T, path string, killAfter int, printed map[uint64]bool) (lines int, acked uint64) {
+// lines of output, and records what it promised. It returns the lines
+// read, the highest ack the child reported and the compactions it logged.
+func runAndKill(t *testing.T, path string, killAfter int, printed map[uint64]bool, env string) (lines int, acked uint64, compactions int) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperAppender$", "-test.count=1")
 	cmd.Env = append(os.Environ(), crashHelperEnv+"="+path)
+	if env != "" {
+		cmd.Env = append(cmd.Env, env)
+	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
@@ -207,5 +244,5 @@ func runAndKill(t *testing.T, path string, killAfter int, printed map[uint64]boo
 	if !killed {
 		t.Fatalf("child exited by itself after %d lines\n%s", lines, stderr.String())
 	}
-	return lines, acked
+	return lines, acked, strings.Count(stderr.String(), "outbox compacted")
 }

@@ -106,7 +106,7 @@ func requestHash(r *appendReq) []byte {
 // own transaction.
 func (o *Outbox) lookupKeys(batch []*appendReq) (map[string]idemRecord, error) {
 	var found map[string]idemRecord
-	err := o.db.View(func(tx *bolt.Tx) error {
+	err := o.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte(bucketIdem))
 		for _, r := range batch {
 			if r.key == "" {

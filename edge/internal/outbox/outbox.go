@@ -24,6 +24,9 @@ const (
 	DefaultBudgetBytes = 1 << 30
 	DefaultMinFreeDisk = 64 << 20
 	DefaultMaxBatch    = 4096
+	// DefaultCompactAbove is the file size from which a drained outbox is
+	// compacted.
+	DefaultCompactAbove = 64 << 20
 )
 
 // Tuning that is not worth an option.
@@ -75,9 +78,16 @@ type Options struct {
 	// DefaultKeyTTL.
 	KeyTTL time.Duration
 
+	// CompactAbove: when the outbox is empty after an Ack and its file is
+	// larger than this and mostly free pages (a drained backlog), the file
+	// is rewritten compactly, which returns the disk and the memory its
+	// mapped pages held. 0 means DefaultCompactAbove; negative disables.
+	CompactAbove int64
+
 	// Test hooks.
-	lockTimeout time.Duration                   // 0 = lockTimeout
-	freeSpace   func(dir string) (int64, error) // nil = the platform's statfs
+	lockTimeout  time.Duration                   // 0 = lockTimeout
+	compactEvery time.Duration                   // 0 = compactEvery
+	freeSpace    func(dir string) (int64, error) // nil = the platform's statfs
 }
 
 func (opts Options) withDefaults() (Options, error) {
@@ -111,6 +121,9 @@ func (opts Options) withDefaults() (Options, error) {
 	case opts.KeyTTL == 0:
 		opts.KeyTTL = DefaultKeyTTL
 	}
+	if opts.CompactAbove == 0 {
+		opts.CompactAbove = DefaultCompactAbove
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -120,6 +133,9 @@ func (opts Options) withDefaults() (Options, error) {
 	if opts.lockTimeout <= 0 {
 		opts.lockTimeout = lockTimeout
 	}
+	if opts.compactEvery <= 0 {
+		opts.compactEvery = compactEvery
+	}
 	if opts.freeSpace == nil {
 		opts.freeSpace = freeSpace
 	}
@@ -128,11 +144,15 @@ func (opts Options) withDefaults() (Options, error) {
 
 // Outbox is one device's durable outbox. It is safe for concurrent use.
 //
-// Locks: writeMu before mu. writeMu is held across every write transaction
-// and the in-memory update that follows it, so the in-memory state changes
-// in commit order and always equals what the file says between
-// transactions; mu guards that state for quick readers (Stats, Ack's clamp).
+// Locks: writeMu before dbMu before mu. writeMu is held across every write
+// transaction and the in-memory update that follows it, so the in-memory
+// state changes in commit order and always equals what the file says
+// between transactions; mu guards that state for quick readers (Stats,
+// Ack's clamp). dbMu guards the db handle itself: every transaction holds
+// it shared (through view and update), compaction exclusively while it
+// swaps the file.
 type Outbox struct {
+	dbMu  sync.RWMutex
 	db    *bolt.DB
 	opts  Options
 	log   *slog.Logger
@@ -153,6 +173,8 @@ type Outbox struct {
 	writeMu sync.Mutex
 	mu      sync.Mutex
 	st      state // guarded by mu for reads, writeMu+mu for writes
+	// lastCompact is when the file was last compacted (guarded by mu).
+	lastCompact time.Time
 
 	// Owned by the committer goroutine.
 	disk diskGuard
@@ -206,6 +228,9 @@ func Open(opts Options) (*Outbox, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("outbox: create directory: %w", err)
 	}
+	// A compaction that crashed before its rename left a partial copy;
+	// the original is whole.
+	_ = os.Remove(opts.Path + compactSuffix)
 	db, err := bolt.Open(opts.Path, 0o600, boltOptions(opts))
 	switch {
 	case errors.Is(err, bolt.ErrTimeout):
@@ -291,7 +316,7 @@ func boltOptions(opts Options) *bolt.Options {
 func (o *Outbox) load() (meta, time.Time, error) {
 	var m meta
 	var oldest time.Time
-	err := o.db.Update(func(tx *bolt.Tx) error {
+	err := o.update(func(tx *bolt.Tx) error {
 		mb := tx.Bucket([]byte(bucketMeta))
 		eb := tx.Bucket([]byte(bucketEvents))
 		if mb == nil {
@@ -391,7 +416,9 @@ func (o *Outbox) Close() error {
 		close(o.quit)
 		<-o.done
 		// bbolt's Close waits for a running Ack or Read transaction.
+		o.dbMu.RLock()
 		o.closeErr = o.db.Close()
+		o.dbMu.RUnlock()
 	})
 	return o.closeErr
 }

@@ -32,7 +32,7 @@ func (o *Outbox) Read(after uint64, max int, maxBytes int) ([]Record, error) {
 	}
 	var spans []span
 	var arena []byte
-	err := o.db.View(func(tx *bolt.Tx) error {
+	err := o.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket([]byte(bucketEvents)).Cursor()
 		start := seqKey(make([]byte, 0, 8), after+1)
 		for k, v := c.Seek(start); k != nil; k, v = c.Next() {
