@@ -5,12 +5,17 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/omnisync/omnisync/cloud/internal/inventory"
 	"github.com/omnisync/omnisync/shared/events"
@@ -40,6 +45,10 @@ func (s *Store) ApplyBatch(ctx context.Context, items []Item) (BatchResult, erro
 	err := s.retry(ctx, "apply batch", func() error {
 		var err error
 		res, err = s.applyOnce(ctx, p)
+		if errors.Is(err, errLedgerSeen) && !p.ledgerSeen {
+			p.ledgerSeen = true
+			res, err = s.applyOnce(ctx, p)
+		}
 		return err
 	})
 	if err != nil {
@@ -91,6 +100,9 @@ type plan struct {
 	order  []int    // items with a usable origin, by (device, seq): dedup order
 	reason []string // non-empty: dead-letter with this reason
 	eff    []inventory.Effect
+	// ledgerSeen: some line of the batch may already be in the ledger, so the
+	// ledger insert must say which lines went in.
+	ledgerSeen bool
 }
 
 func (s *Store) plan(items []Item) *plan {
@@ -161,7 +173,14 @@ type devRow struct {
 func (s *Store) applyOnce(ctx context.Context, p *plan) (BatchResult, error) {
 	var res BatchResult
 	nowMS := s.now().UnixMilli()
-	tx, err := s.w.BeginTx(ctx, nil)
+	// A connection of its own, so the ledger can be copied over it in the
+	// transaction (insertLedger).
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		return res, fmt.Errorf("store: connection: %w", err)
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return res, fmt.Errorf("store: begin: %w", err)
 	}
@@ -214,7 +233,7 @@ func (s *Store) applyOnce(ctx context.Context, p *plan) (BatchResult, error) {
 	}
 	res.Applied, res.DeadLettered = len(apply), len(dead)
 
-	positions, err := s.applyInventory(ctx, tx, p, apply, nowMS)
+	positions, err := s.applyInventory(ctx, conn, tx, p, apply, nowMS)
 	if err != nil {
 		return res, err
 	}
@@ -358,7 +377,7 @@ type lineID struct {
 
 // applyInventory applies the effects of the apply items: reservations, then
 // the ledger, then stock positions and their conflicts.
-func (s *Store) applyInventory(ctx context.Context, tx *sql.Tx, p *plan, items []int, nowMS int64) ([]inventory.Key, error) {
+func (s *Store) applyInventory(ctx context.Context, conn *sql.Conn, tx *sql.Tx, p *plan, items []int, nowMS int64) ([]inventory.Key, error) {
 	// One event id under two origins (a broken agent) takes effect once:
 	// within the batch here, across batches through the ledger's key.
 	apply := make([]int, 0, len(items))
@@ -406,57 +425,88 @@ func (s *Store) applyInventory(ctx context.Context, tx *sql.Tx, p *plan, items [
 		r.cur = next
 	}
 
-	keySet := map[inventory.Key]bool{}
-	for _, l := range lines {
-		keySet[l.Key] = true
-	}
-	for k, d := range held {
-		if d != 0 {
-			keySet[k] = true
-		}
-	}
-	keys := make([]inventory.Key, 0, len(keySet))
-	for k := range keySet {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, inventory.Key.Compare)
-	rows, err := s.lockStock(ctx, tx, keys)
+	// The ledger comes first: only the lines it did not hold yet take
+	// effect, and which those are decides how each position is written.
+	lines = sortLedgerLines(lines)
+	fresh, err := s.insertLedger(ctx, conn, tx, lines, p.ledgerSeen)
 	if err != nil {
 		return nil, err
 	}
-	fresh, err := s.insertLedger(ctx, tx, lines)
-	if err != nil {
+	ps := positionsOf(lines, fresh, held, heldAt)
+
+	// A position whose new moves are all deltas, with no hold change, is
+	// added to blindly when every one of them is stamped after its count
+	// (the database checks that); the others are locked, loaded and
+	// recomputed.
+	for i := range ps {
+		ps[i].classify()
+	}
+	if err := s.addStock(ctx, tx, ps, nowMS); err != nil {
 		return nil, err
 	}
-	moves := map[inventory.Key][]inventory.Move{}
-	for _, l := range lines {
-		if fresh[lineID{l.Stamp.ID, l.Line}] {
-			moves[l.Key] = append(moves[l.Key], l.Move)
+
+	var slow []inventory.Key
+	for i := range ps {
+		if !ps[i].added {
+			slow = append(slow, ps[i].key)
 		}
+	}
+	// On PostgreSQL addStock has already created and locked every position
+	// of the batch, in order.
+	rows, err := s.lockStock(ctx, tx, slow, false)
+	if err != nil {
+		return nil, err
 	}
 	counts := map[inventory.Key]events.Stamp{}
-	for k, ms := range moves {
-		if c, ok := rows[k].pos.NewCount(ms); ok {
-			counts[k] = c.Stamp
+	for i := range ps {
+		if p := &ps[i]; !p.added {
+			if c, ok := rows[p.key].pos.NewCount(p.moves); ok {
+				counts[p.key] = c.Stamp
+			}
 		}
 	}
 	after, err := s.deltasAfter(ctx, tx, counts)
 	if err != nil {
 		return nil, err
 	}
-	changes := make([]posChange, 0, len(keys))
-	for _, k := range keys {
-		row := rows[k]
-		next := row.pos.Apply(moves[k], after[k])
-		if d := held[k]; d != 0 {
-			next.Reserved += d
-			next = next.Touch(heldAt[k])
+	changes := make([]posChange, 0, len(slow))
+	states := make([]conflictState, 0, len(ps))
+	for i := range ps {
+		p := &ps[i]
+		if p.added {
+			states = append(states, conflictState{key: p.key, id: p.row.conflictID, was: p.row.available - p.fast.delta, is: p.row.available})
+			continue
 		}
-		changes = append(changes, posChange{key: k, row: row, next: next})
+		row := rows[p.key]
+		next := row.pos.Apply(p.moves, after[p.key])
+		if p.held != 0 {
+			next.Reserved += p.held
+			next = next.Touch(p.heldAt)
+		}
+		changes = append(changes, posChange{key: p.key, row: row, next: next})
+		states = append(states, conflictState{key: p.key, id: row.conflictID, was: row.pos.Available(), is: next.Available()})
 	}
-	written, err := s.writeStock(ctx, tx, changes, nowMS)
+	conflictID, err := s.syncConflicts(ctx, tx, states, nowMS)
 	if err != nil {
 		return nil, err
+	}
+	put, err := s.putStock(ctx, tx, changes, conflictID, nowMS)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.fixAdded(ctx, tx, ps, conflictID); err != nil {
+		return nil, err
+	}
+	// Both lists are in key order.
+	written := make([]inventory.Key, 0, len(ps))
+	for i := range ps {
+		switch {
+		case ps[i].added:
+			written = append(written, ps[i].key)
+		case len(put) > 0 && put[0] == ps[i].key:
+			written = append(written, put[0])
+			put = put[1:]
+		}
 	}
 	return written, s.writeReservations(ctx, tx, rids, resv, nowMS)
 }
@@ -580,9 +630,10 @@ ON CONFLICT (reservation_id) DO UPDATE SET location = excluded.location, reserve
 	return nil
 }
 
-// lockStock makes sure every position has a row, then locks them in (sku,
-// location) order and loads them.
-func (s *Store) lockStock(ctx context.Context, tx *sql.Tx, keys []inventory.Key) (map[inventory.Key]*stockRow, error) {
+// lockStock locks positions in (sku, location) order and loads them. With
+// ensure it first makes sure every position has a row; without, the caller
+// has made sure of that.
+func (s *Store) lockStock(ctx context.Context, tx *sql.Tx, keys []inventory.Key, ensure bool) (map[inventory.Key]*stockRow, error) {
 	out := make(map[inventory.Key]*stockRow, len(keys))
 	if len(keys) == 0 {
 		return out, nil
@@ -591,7 +642,7 @@ func (s *Store) lockStock(ctx context.Context, tx *sql.Tx, keys []inventory.Key)
 	for _, k := range keys {
 		rs.add(k.SKU, k.Location)
 	}
-	if s.d.rowLocks() {
+	if ensure && s.d.rowLocks() {
 		err := s.execRows(ctx, tx, rs, "k", func(a *args, k string) string {
 			return "INSERT INTO stock (sku, location) SELECT k.sku, k.location FROM " + k +
 				" WHERE NOT EXISTS (SELECT 1 FROM stock s WHERE s.sku = k.sku AND s.location = k.location)" +
@@ -633,24 +684,111 @@ ORDER BY s.sku, s.location` + s.d.forUpdate("s")
 	return out, nil
 }
 
-// insertLedger records lines and returns those that were not already in
-// the ledger: a second line of defence, so an event id is applied once even
-// if it arrived under two origins.
-func (s *Store) insertLedger(ctx context.Context, tx *sql.Tx, lines []ledgerLine) (map[lineID]bool, error) {
-	fresh := make(map[lineID]bool, len(lines))
+// sortLedgerLines returns lines sorted by the ledger's key. It sorts
+// indices, not the (large) lines themselves.
+func sortLedgerLines(lines []ledgerLine) []ledgerLine {
+	idx := make([]int32, len(lines))
+	for i := range idx {
+		idx[i] = int32(i)
+	}
+	slices.SortFunc(idx, func(i, j int32) int {
+		a, b := &lines[i], &lines[j]
+		if c := a.Key.Compare(b.Key); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.Stamp.HLC.Pack(), b.Stamp.HLC.Pack()); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.Stamp.ID, b.Stamp.ID); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Line, b.Line)
+	})
+	out := make([]ledgerLine, len(lines))
+	for i, j := range idx {
+		out[i] = lines[j]
+	}
+	return out
+}
+
+// errLedgerSeen reports that a line of the batch was already in the
+// ledger: the transaction is abandoned and redone with insertLedger told
+// to find out which (see plan.ledgerSeen).
+var errLedgerSeen = errors.New("store: a ledger line of the batch is already recorded")
+
+// insertLedger records lines and returns which ones were not already in the
+// ledger (nil: all of them): a second line of defence, so an event id is
+// applied once even if it arrived under two origins. Lines go in in key
+// order, which on PostgreSQL is the order in which a transaction waits for
+// another one inserting the same line (see LOCKS.md); it also keeps the
+// B-tree writes local. lines must be sorted by that key (sortLedgerLines);
+// tx is a transaction on conn.
+//
+// A line already recorded is rare (a broken agent), so unless precise the
+// lines go in without finding out which ones were new, which is cheaper:
+// on PostgreSQL copied (COPY, which fails on a duplicate key), on SQLite
+// inserted with a count of the rows that went in. If any was already
+// there, it returns errLedgerSeen.
+func (s *Store) insertLedger(ctx context.Context, conn *sql.Conn, tx *sql.Tx, lines []ledgerLine, precise bool) (map[lineID]bool, error) {
 	if len(lines) == 0 {
-		return fresh, nil
+		return nil, nil
+	}
+	if !precise && s.d.pg() {
+		err := conn.Raw(func(dc any) error {
+			c, ok := dc.(*stdlib.Conn)
+			if !ok {
+				return fmt.Errorf("unexpected driver connection %T", dc)
+			}
+			row := make([]any, 9)
+			next := 0
+			n, err := c.Conn().CopyFrom(ctx, pgx.Identifier{"stock_ledger"},
+				[]string{"sku", "location", "hlc", "event_id", "line_no", "kind", "qty", "delta", "store"},
+				pgx.CopyFromFunc(func() ([]any, error) {
+					if next == len(lines) {
+						return nil, nil
+					}
+					l := &lines[next]
+					next++
+					row[0], row[1], row[2], row[3], row[4] = l.SKU, l.Location, l.Stamp.HLC.Pack(), l.Stamp.ID, int64(l.Line)
+					row[5], row[6], row[7], row[8] = string(l.Kind), l.Qty, l.Delta, l.store
+					return row, nil
+				}))
+			if err == nil && n != int64(len(lines)) {
+				err = fmt.Errorf("copied %d of %d rows", n, len(lines))
+			}
+			return err
+		})
+		if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) && pe.Code == "23505" { // unique_violation
+			return nil, errLedgerSeen
+		}
+		if err != nil {
+			return nil, fmt.Errorf("store: copy ledger: %w", err)
+		}
+		return nil, nil
 	}
 	rs := newRowset(text("event_id"), integer("line_no"), text("sku"), text("location"), integer("hlc"),
 		text("kind"), integer("qty"), integer("delta"), text("store"))
 	for _, l := range lines {
 		rs.add(l.Stamp.ID, int64(l.Line), l.SKU, l.Location, l.Stamp.HLC.Pack(), string(l.Kind), l.Qty, l.Delta, l.store)
 	}
-	err := s.queryRows(ctx, tx, rs, "k", func(a *args, k string) string {
-		return `INSERT INTO stock_ledger (sku, location, hlc, event_id, line_no, kind, qty, delta, store)
-SELECT sku, location, hlc, event_id, line_no, kind, qty, delta, store FROM ` + k + `
-WHERE true ON CONFLICT DO NOTHING RETURNING event_id, line_no`
-	}, func(rows *sql.Rows) error {
+	insert := func(returning string) func(a *args, k string) string {
+		return func(a *args, k string) string {
+			return `INSERT INTO stock_ledger (sku, location, hlc, event_id, line_no, kind, qty, delta, store)
+SELECT sku, location, hlc, event_id, line_no, kind, qty, delta, store FROM ` + k + s.d.inOrder() + ` ON CONFLICT DO NOTHING` + returning
+		}
+	}
+	if !precise {
+		n, err := s.execRowsN(ctx, tx, rs, "k", insert(""))
+		if err != nil {
+			return nil, fmt.Errorf("store: insert ledger: %w", err)
+		}
+		if n != int64(len(lines)) {
+			return nil, errLedgerSeen
+		}
+		return nil, nil
+	}
+	fresh := make(map[lineID]bool, len(lines))
+	err := s.queryRows(ctx, tx, rs, "k", insert(" RETURNING event_id, line_no"), func(rows *sql.Rows) error {
 		var id lineID
 		var line int64
 		if err := rows.Scan(&id.event, &line); err != nil {
@@ -696,24 +834,222 @@ GROUP BY k.sku, k.location`
 	return out, nil
 }
 
-// writeStock stores the new state of locked positions and opens, updates or
-// resolves their oversell conflicts. The caller holds the positions' locks,
-// which also guard their conflicts.
-func (s *Store) writeStock(ctx context.Context, tx *sql.Tx, changes []posChange, nowMS int64) ([]inventory.Key, error) {
+// position is a stock position the batch touches: its new moves (those
+// the ledger did not hold yet) and the change to its holds.
+type position struct {
+	key    inventory.Key
+	moves  []inventory.Move
+	held   int64
+	heldAt hlc.Timestamp
+	// isFast: the moves are all deltas and the holds do not change (see
+	// addStock); fast sums them up.
+	isFast bool
+	fast   fastPos
+	// added: addStock wrote the position, as row says.
+	added bool
+	row   addedRow
+}
+
+// fastPos is what addStock needs of a fast position's deltas: their sum,
+// the oldest of their stamps and the newest of their HLCs (packed).
+type fastPos struct {
+	delta  int64
+	min    events.Stamp
+	maxHLC int64
+}
+
+// addedRow is a position addStock wrote, as it wrote it.
+type addedRow struct {
+	available  int64
+	conflictID int64
+	// inserted: the row is new, and its count_hlc and count_id still hold
+	// the guard's operands (fixAdded clears them).
+	inserted bool
+}
+
+// positionsOf groups the new moves of lines (sorted by key; fresh as
+// insertLedger returned it) by position and adds the positions whose holds
+// change, in key order.
+func positionsOf(lines []ledgerLine, fresh map[lineID]bool, held map[inventory.Key]int64, heldAt map[inventory.Key]hlc.Timestamp) []position {
+	ps := make([]position, 0, len(lines)+len(held))
+	moves := make([]inventory.Move, 0, len(lines))
+	start := 0
+	for i := range lines {
+		l := &lines[i]
+		if fresh != nil && !fresh[lineID{l.Stamp.ID, l.Line}] {
+			continue
+		}
+		if len(ps) == 0 || ps[len(ps)-1].key != l.Key {
+			if len(ps) > 0 {
+				ps[len(ps)-1].moves = moves[start:len(moves):len(moves)]
+			}
+			start = len(moves)
+			ps = append(ps, position{key: l.Key})
+		}
+		moves = append(moves, l.Move)
+	}
+	if len(ps) > 0 {
+		ps[len(ps)-1].moves = moves[start:len(moves):len(moves)]
+	}
+	n := len(ps)
+	for k, d := range held {
+		if d == 0 {
+			continue
+		}
+		if i, ok := slices.BinarySearchFunc(ps[:n], k, func(p position, k inventory.Key) int { return p.key.Compare(k) }); ok {
+			ps[i].held, ps[i].heldAt = d, heldAt[k]
+		} else {
+			ps = append(ps, position{key: k, held: d, heldAt: heldAt[k]})
+		}
+	}
+	if len(ps) > n {
+		slices.SortFunc(ps, func(a, b position) int { return a.key.Compare(b.key) })
+	}
+	return ps
+}
+
+// classify decides whether p can take the fast path.
+func (p *position) classify() {
+	if p.held != 0 || len(p.moves) == 0 {
+		return
+	}
+	var f fastPos
+	for i, m := range p.moves {
+		if m.IsCount() {
+			return
+		}
+		if i == 0 || m.Stamp.Compare(f.min) < 0 {
+			f.min = m.Stamp
+		}
+		f.delta += m.Delta
+		f.maxHLC = max(f.maxHLC, m.Stamp.HLC.Pack())
+	}
+	// A zero sum that advances nothing leaves the position as it was; the
+	// locked path knows not to write it.
+	p.isFast, p.fast = f.delta != 0 || f.maxHLC > 0, f
+}
+
+// addStock adds the deltas of the fast positions to their rows in one
+// upsert, where the database checks what the locked path would otherwise
+// load and check: that the position's count (if any) is older than every
+// delta, so they all count, and that the position changes at all. It marks
+// the positions it wrote; the others (refused, or not fast) are left to the
+// locked path.
+//
+// The operands of that check travel in the proposed row, the only values
+// ON CONFLICT DO UPDATE can see besides the stored row: on_hand is the sum
+// of the deltas, last_hlc their newest HLC, (count_hlc, count_id) the
+// oldest of their stamps, and version is 1 for a fast position. A proposed
+// row is only stored as such when the position is new; fixAdded then
+// clears the count columns before the transaction commits.
+//
+// On PostgreSQL every position of the batch goes through the upsert, fast
+// or not, in (sku, location) order: it creates the missing ones (version 0,
+// like the insert-if-missing step of lockStock) and locks them all in the
+// global lock order, the refused ones included.
+func (s *Store) addStock(ctx context.Context, tx *sql.Tx, ps []position, nowMS int64) error {
+	rs := newRowset(text("sku"), text("location"), integer("delta"), integer("min_hlc"), text("min_id"),
+		integer("max_hlc"), integer("fast"), integer("at"))
+	for i := range ps {
+		p := &ps[i]
+		if p.isFast {
+			f := &p.fast
+			rs.add(p.key.SKU, p.key.Location, f.delta, f.min.HLC.Pack(), f.min.ID, f.maxHLC, int64(1), nowMS)
+		} else if s.d.rowLocks() {
+			rs.add(p.key.SKU, p.key.Location, int64(0), int64(0), "", int64(0), int64(0), int64(0))
+		}
+	}
+	err := s.queryRows(ctx, tx, rs, "k", func(a *args, k string) string {
+		return `INSERT INTO stock (sku, location, on_hand, available, count_hlc, count_id, last_hlc, version, updated_ms)
+SELECT sku, location, delta, delta, min_hlc, min_id, max_hlc, fast, at FROM ` + k + s.d.inOrder() + `
+ON CONFLICT (sku, location) DO UPDATE SET on_hand = stock.on_hand + excluded.on_hand,
+	available = stock.on_hand + excluded.on_hand - stock.reserved - stock.safety,
+	last_hlc = ` + s.d.greatest("stock.last_hlc", "excluded.last_hlc") + `,
+	version = stock.version + 1, updated_ms = excluded.updated_ms
+WHERE excluded.version = 1
+	AND (stock.has_count = 0 OR (stock.count_hlc, stock.count_id) < (excluded.count_hlc, excluded.count_id))
+	AND (excluded.on_hand <> 0 OR excluded.last_hlc > stock.last_hlc)
+RETURNING sku, location, available, conflict_id,
+	CASE WHEN has_count = 0 AND (count_hlc <> 0 OR count_id <> '') THEN 1 ELSE 0 END`
+	}, func(rows *sql.Rows) error {
+		var k inventory.Key
+		var r addedRow
+		var inserted int64
+		if err := rows.Scan(&k.SKU, &k.Location, &r.available, &r.conflictID, &inserted); err != nil {
+			return err
+		}
+		i, ok := slices.BinarySearchFunc(ps, k, func(p position, k inventory.Key) int { return p.key.Compare(k) })
+		if !ok {
+			return fmt.Errorf("unexpected row %v", k)
+		}
+		if !ps[i].isFast {
+			return nil // a position created for the locked path
+		}
+		// A stored row without a count has a zero count stamp, so such a
+		// row with a non-zero one was just inserted from the proposed row.
+		r.inserted = inserted != 0
+		ps[i].added, ps[i].row = true, r
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: add stock: %w", err)
+	}
+	return nil
+}
+
+// fixAdded stores the conflict ids of the positions addStock wrote whose
+// conflict was opened or resolved, and clears the count columns of those
+// it created.
+func (s *Store) fixAdded(ctx context.Context, tx *sql.Tx, ps []position, conflictID map[inventory.Key]int64) error {
+	rs := newRowset(text("sku"), text("location"), integer("conflict_id"))
+	for i := range ps {
+		p := &ps[i]
+		if !p.added {
+			continue
+		}
+		if id := conflictID[p.key]; p.row.inserted || id != p.row.conflictID {
+			rs.add(p.key.SKU, p.key.Location, id)
+		}
+	}
+	err := s.execRows(ctx, tx, rs, "u", func(a *args, u string) string {
+		return `UPDATE stock SET conflict_id = u.conflict_id,
+	count_hlc = CASE WHEN stock.has_count = 0 THEN 0 ELSE stock.count_hlc END,
+	count_id = CASE WHEN stock.has_count = 0 THEN '' ELSE stock.count_id END
+FROM ` + u + ` WHERE stock.sku = u.sku AND stock.location = u.location`
+	})
+	if err != nil {
+		return fmt.Errorf("store: fix added stock: %w", err)
+	}
+	return nil
+}
+
+// conflictState is a written position as its oversell conflict sees it:
+// the open conflict (0: none) and the available stock before and after.
+type conflictState struct {
+	key     inventory.Key
+	id      int64
+	was, is int64
+}
+
+// syncConflicts opens, updates or resolves the oversell conflicts of
+// written positions and returns each position's open conflict id (0:
+// none). The caller holds the positions' locks, which also guard their
+// conflicts.
+func (s *Store) syncConflicts(ctx context.Context, tx *sql.Tx, states []conflictState, nowMS int64) (map[inventory.Key]int64, error) {
 	opened := newRowset(text("sku"), text("location"), integer("available"))
 	updated := newRowset(integer("id"), integer("available"), integer("resolved"))
-	conflictID := make(map[inventory.Key]int64, len(changes))
-	for _, c := range changes {
-		was, is := c.row.conflictID != 0, c.next.Oversold()
-		conflictID[c.key] = c.row.conflictID
+	conflictID := make(map[inventory.Key]int64, len(states))
+	for _, c := range states {
+		was, is := c.id != 0, c.is < 0
+		conflictID[c.key] = c.id
 		switch {
 		case !was && is:
-			opened.add(c.key.SKU, c.key.Location, c.next.Available())
+			opened.add(c.key.SKU, c.key.Location, c.is)
 		case was && !is:
-			updated.add(c.row.conflictID, c.next.Available(), nowMS)
+			updated.add(c.id, c.is, nowMS)
 			conflictID[c.key] = 0
-		case was && is && c.next.Available() != c.row.pos.Available():
-			updated.add(c.row.conflictID, c.next.Available(), int64(0))
+		case was && is && c.is != c.was:
+			updated.add(c.id, c.is, int64(0))
 		}
 	}
 	err := s.queryRows(ctx, tx, opened, "k", func(a *args, k string) string {
@@ -739,6 +1075,26 @@ FROM ` + u + ` WHERE conflicts.id = u.id`
 	if err != nil {
 		return nil, fmt.Errorf("store: update conflicts: %w", err)
 	}
+	return conflictID, nil
+}
+
+// writeStock stores the new state of locked positions and opens, updates or
+// resolves their oversell conflicts.
+func (s *Store) writeStock(ctx context.Context, tx *sql.Tx, changes []posChange, nowMS int64) ([]inventory.Key, error) {
+	states := make([]conflictState, len(changes))
+	for i, c := range changes {
+		states[i] = conflictState{key: c.key, id: c.row.conflictID, was: c.row.pos.Available(), is: c.next.Available()}
+	}
+	conflictID, err := s.syncConflicts(ctx, tx, states, nowMS)
+	if err != nil {
+		return nil, err
+	}
+	return s.putStock(ctx, tx, changes, conflictID, nowMS)
+}
+
+// putStock stores the new state of the locked positions that changed, with
+// their open conflict ids, and returns them.
+func (s *Store) putStock(ctx context.Context, tx *sql.Tx, changes []posChange, conflictID map[inventory.Key]int64, nowMS int64) ([]inventory.Key, error) {
 	rs := newRowset(text("sku"), text("location"), integer("on_hand"), integer("reserved"), integer("safety"), integer("available"),
 		integer("has_count"), integer("count_qty"), integer("count_hlc"), text("count_id"), integer("last_hlc"), integer("conflict_id"))
 	var written []inventory.Key
@@ -752,7 +1108,7 @@ FROM ` + u + ` WHERE conflicts.id = u.id`
 		rs.add(c.key.SKU, c.key.Location, n.OnHand, n.Reserved, n.Safety, n.Available(),
 			b2i(n.HasCount), n.CountQty, n.CountStamp.HLC.Pack(), n.CountStamp.ID, n.LastStamp.Pack(), id)
 	}
-	err = s.execRows(ctx, tx, rs, "u", func(a *args, u string) string {
+	err := s.execRows(ctx, tx, rs, "u", func(a *args, u string) string {
 		return `INSERT INTO stock (sku, location, on_hand, reserved, safety, available, has_count, count_qty, count_hlc, count_id, last_hlc, conflict_id, version, updated_ms)
 SELECT sku, location, on_hand, reserved, safety, available, has_count, count_qty, count_hlc, count_id, last_hlc, conflict_id, 1, ` + a.add(nowMS) + ` FROM ` + u + ` WHERE true
 ON CONFLICT (sku, location) DO UPDATE SET on_hand = excluded.on_hand, reserved = excluded.reserved, safety = excluded.safety,
@@ -810,6 +1166,28 @@ func (s *Store) execRows(ctx context.Context, db execer, r *rowset, alias string
 		}
 	}
 	return nil
+}
+
+// execRowsN is execRows that also returns the number of rows affected.
+func (s *Store) execRowsN(ctx context.Context, db execer, r *rowset, alias string, stmt func(a *args, from string) string) (int64, error) {
+	var n int64
+	if r.len() == 0 {
+		return 0, nil
+	}
+	for _, part := range s.d.chunks(r) {
+		var a args
+		from := s.d.from(&a, part, alias)
+		res, err := db.ExecContext(ctx, stmt(&a, from), a...)
+		if err != nil {
+			return n, err
+		}
+		m, err := res.RowsAffected()
+		if err != nil {
+			return n, err
+		}
+		n += m
+	}
+	return n, nil
 }
 
 // queryRows is execRows for statements returning rows: scan is called on

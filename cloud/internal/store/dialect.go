@@ -43,6 +43,26 @@ func (d dialect) forUpdate(alias string) string {
 	return ""
 }
 
+// inOrder ends an INSERT ... SELECT ... FROM <rowset> whose rows were
+// added in the global lock order, so that on PostgreSQL it takes its row
+// locks (and waits for rows other transactions are inserting) in that
+// order. SQLite needs no order (one writer) and gets WHERE true instead,
+// which its parser wants between a SELECT and ON CONFLICT.
+func (d dialect) inOrder() string {
+	if d.pg() {
+		return " ORDER BY ord"
+	}
+	return " WHERE true"
+}
+
+// greatest returns the SQL for the larger of two values.
+func (d dialect) greatest(a, b string) string {
+	if d.pg() {
+		return "GREATEST(" + a + ", " + b + ")"
+	}
+	return "max(" + a + ", " + b + ")"
+}
+
 // readTx is the option set for a consistent read-only snapshot.
 func (d dialect) readTx() *sql.TxOptions {
 	if d.pg() {
@@ -149,7 +169,8 @@ func (r *rowset) add(vals ...any) {
 func (r *rowset) len() int { return r.n }
 
 // from renders r as a derived table named alias with r's column names,
-// adding its parameters to a. Row order is kept.
+// adding its parameters to a. Row order is kept. On PostgreSQL the table
+// also has ord, the row's position in r (from 1), for ORDER BY.
 func (d dialect) from(a *args, r *rowset, alias string) string {
 	var b strings.Builder
 	names := make([]string, len(r.cols))
@@ -171,7 +192,9 @@ func (d dialect) from(a *args, r *rowset, alias string) string {
 				b.WriteString(a.add(r.blobs[j]) + "::bytea[]")
 			}
 		}
-		b.WriteString(") AS " + alias + "(" + strings.Join(names, ", ") + ")")
+		// WITH ORDINALITY numbers the rows in array order: ORDER BY ord
+		// keeps the order the rows were added in.
+		b.WriteString(") WITH ORDINALITY AS " + alias + "(" + strings.Join(names, ", ") + ", ord)")
 		return b.String()
 	}
 	b.WriteString("(SELECT ")

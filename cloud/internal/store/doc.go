@@ -17,9 +17,13 @@
 // never on their order, duplication or batching.
 //
 // Throughput: a batch costs a fixed number of statements whatever its size
-// (about ten on PostgreSQL, each carrying all the batch's rows in arrays;
-// fewer on SQLite), touching only the rows the batch names. Batches of
-// about a thousand events are the intended size.
+// (about ten on PostgreSQL, each carrying all the batch's rows in arrays,
+// the ledger lines in one COPY; fewer on SQLite), touching only the rows
+// the batch names. A position whose new lines are all deltas stamped after
+// its count is written with one upsert and no read. A batch holding a line
+// the ledger already has (an event id resent under another origin) is
+// rolled back and done again, finding out which lines are new. Batches of
+// one to five thousand events are the intended size.
 //
 // Concurrency: any number of Stores (hub replicas) may apply batches to one
 // PostgreSQL database at once. Each transaction locks the rows it touches,

@@ -13,6 +13,7 @@ import (
 
 	"github.com/omnisync/omnisync/cloud/internal/inventory"
 	"github.com/omnisync/omnisync/cloud/internal/inventory/inventorytest"
+	"github.com/omnisync/omnisync/shared/events"
 )
 
 // compareWithOracle checks every stock position and every open conflict
@@ -142,55 +143,31 @@ func (h countingHandler) Handle(ctx context.Context, r slog.Record) error {
 // of one log at once apply every event exactly once, reach the oracle's
 // books, and never surface a deadlock.
 func TestConcurrentReplicas(t *testing.T) {
-	const replicas = 4
-	run := func(t *testing.T, stores []*Store, retries *atomic.Int64) {
-		rng := rand.New(rand.NewSource(42))
-		opts := inventorytest.Options{Prefix: "c-", Devices: 8, SKUs: 6, Locations: 3, Events: 3000}
-		if testing.Short() {
-			opts.Events = 1500
-		}
-		log := inventorytest.Log(rng, opts)
-		book := inventory.NewBook()
-		for _, e := range log {
-			if err := book.Add(e); err != nil {
-				t.Fatal(err)
-			}
-		}
-		var applied atomic.Int64
-		var wg sync.WaitGroup
-		errs := make(chan error, replicas)
-		for r := 0; r < replicas; r++ {
-			batches := inventorytest.Batches(rand.New(rand.NewSource(int64(r))), inventorytest.Deliveries(rand.New(rand.NewSource(int64(100+r))), log, 0.3), 80)
-			wg.Add(1)
-			go func(s *Store) {
-				defer wg.Done()
-				for _, b := range batches {
-					res, err := s.ApplyBatch(context.Background(), itemsOf(b...))
-					if err != nil {
-						errs <- err
-						return
-					}
-					applied.Add(int64(res.Applied))
-				}
-			}(stores[r%len(stores)])
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Fatalf("ApplyBatch: %v", err)
-		}
-		if applied.Load() != int64(len(log)) {
-			t.Fatalf("applied %d times for %d distinct events", applied.Load(), len(log))
-		}
-		compareWithOracle(t, stores[0], book, opts.Prefix, "after concurrent replicas")
-		t.Logf("%d events, %d replicas, %d retried transactions", len(log), replicas, retries.Load())
+	opts := inventorytest.Options{Prefix: "c-", Devices: 8, SKUs: 6, Locations: 3, Events: 3000}
+	if testing.Short() {
+		opts.Events = 1500
 	}
+	log := inventorytest.Log(rand.New(rand.NewSource(42)), opts)
+	onReplicas(t, 4, func(t *testing.T, stores []*Store, retries *atomic.Int64) {
+		applied := applyConcurrently(t, stores, 4, func(r int) [][]events.Envelope {
+			return inventorytest.Batches(rand.New(rand.NewSource(int64(r))), inventorytest.Deliveries(rand.New(rand.NewSource(int64(100+r))), log, 0.3), 80)
+		})
+		if applied != int64(len(log)) {
+			t.Fatalf("applied %d times for %d distinct events", applied, len(log))
+		}
+		compareWithOracle(t, stores[0], bookOf(t, log), opts.Prefix, "after concurrent replicas")
+		t.Logf("%d events, 4 replicas on %d stores, %d retried transactions", len(log), len(stores), retries.Load())
+	})
+}
+
+// onReplicas runs fn with n stores on one fresh PostgreSQL schema (their
+// retried transactions counted), and with one SQLite store.
+func onReplicas(t *testing.T, n int, fn func(t *testing.T, stores []*Store, retries *atomic.Int64)) {
 	t.Run("postgres", func(t *testing.T) {
-		first := openPostgres(t)
-		dsn := testDSN(t, first)
+		dsn := testDSN(t, openPostgres(t))
 		var retries atomic.Int64
 		var stores []*Store
-		for r := 0; r < replicas; r++ {
+		for r := 0; r < n; r++ {
 			s, err := Open(context.Background(), dsn, slog.New(countingHandler{Handler: slog.DiscardHandler, substr: "retrying", n: &retries}))
 			if err != nil {
 				t.Fatal(err)
@@ -198,10 +175,53 @@ func TestConcurrentReplicas(t *testing.T) {
 			t.Cleanup(func() { s.Close() })
 			stores = append(stores, s)
 		}
-		run(t, stores, &retries)
+		fn(t, stores, &retries)
 	})
 	t.Run("sqlite", func(t *testing.T) {
 		var retries atomic.Int64
-		run(t, []*Store{openSQLite(t)}, &retries)
+		fn(t, []*Store{openSQLite(t)}, &retries)
 	})
+}
+
+// applyConcurrently runs replicas goroutines at once, replica r applying
+// the batches of batchesOf(r) to stores[r%len(stores)], and returns how many
+// events they applied in all.
+func applyConcurrently(t *testing.T, stores []*Store, replicas int, batchesOf func(r int) [][]events.Envelope) int64 {
+	t.Helper()
+	var applied atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, replicas)
+	for r := 0; r < replicas; r++ {
+		batches := batchesOf(r)
+		wg.Add(1)
+		go func(s *Store) {
+			defer wg.Done()
+			for _, b := range batches {
+				res, err := s.ApplyBatch(context.Background(), itemsOf(b...))
+				if err != nil {
+					errs <- err
+					return
+				}
+				applied.Add(int64(res.Applied))
+			}
+		}(stores[r%len(stores)])
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("ApplyBatch: %v", err)
+	}
+	return applied.Load()
+}
+
+// bookOf is the oracle's books for log.
+func bookOf(t *testing.T, log []events.Envelope) *inventory.Book {
+	t.Helper()
+	book := inventory.NewBook()
+	for _, e := range log {
+		if err := book.Add(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return book
 }

@@ -104,7 +104,7 @@ func (s *Store) SetSafetyStock(ctx context.Context, sku, location string, qty in
 			return err
 		}
 		defer tx.Rollback()
-		rows, err := s.lockStock(ctx, tx, []inventory.Key{k})
+		rows, err := s.lockStock(ctx, tx, []inventory.Key{k}, true)
 		if err != nil {
 			return err
 		}
