@@ -34,11 +34,13 @@ kill %1 2>/dev/null || true
 echo "go benchmarks ..." >&2
 go test -run '^$' -bench 'BenchmarkAppend_Concurrent' -benchtime 3s ./edge/internal/outbox/ | tee "$work/outbox.txt" >&2
 OMNI_TEST_PG="$PGDSN" go test -run '^$' -bench 'BenchmarkApplyBatch' -benchtime 20x ./cloud/internal/store/ | tee "$work/store.txt" >&2
+OMNI_BENCH_BATCH=20000 OMNI_TEST_PG="$PGDSN" go test -run '^$' -bench 'BenchmarkApplyBatch' -benchtime 10x ./cloud/internal/store/ | tee "$work/store20k.txt" >&2
 go test -run '^$' -bench 'BenchmarkEdgeToHub' -benchtime "${EVENTS}x" -timeout 30m ./cloud/internal/e2e/ | tee "$work/e2e.txt" >&2
 OMNI_BENCH_DB=postgres OMNI_TEST_PG="$PGDSN" go test -run '^$' -bench 'BenchmarkEdgeToHub/agents=1$' -benchtime "${EVENTS}x" -timeout 30m ./cloud/internal/e2e/ | tee "$work/e2e-pg.txt" >&2
 CATCHUP=${BENCH_CATCHUP_EVENTS:-1000000}
 echo "catch-up: one store with $CATCHUP buffered events ..." >&2
 go test -run '^$' -bench 'BenchmarkEdgeToHub/agents=1$' -benchtime "${CATCHUP}x" -timeout 60m ./cloud/internal/e2e/ | tee "$work/catchup.txt" >&2
+OMNI_BENCH_DB=postgres OMNI_TEST_PG="$PGDSN" go test -run '^$' -bench 'BenchmarkEdgeToHub/agents=1$' -benchtime "${CATCHUP}x" -timeout 60m ./cloud/internal/e2e/ | tee "$work/catchup-pg.txt" >&2
 go test -run '^$' -bench 'BenchmarkLookup$' -benchtime 200000x ./edge/internal/productcache/ | tee "$work/lookup.txt" >&2
 go test -run '^$' -bench 'BenchmarkBootstrapAndCatchUp' -benchtime 1x ./edge/internal/downlink/ | tee "$work/downlink.txt" >&2
 
@@ -61,10 +63,14 @@ printf '%-52s %s events/s (%s of raw)\n' "edge->hub applied, SQLite hub, 1 agent
 printf '%-52s %s events/s (%s of raw)\n' "edge->hub applied, SQLite hub, 4 agents, batched" "$e4" "$(ratio "$e4" "$raw")"
 printf '%-52s %s events/s (%s of raw)\n' "edge->hub applied, SQLite hub, 1 agent, 1 event/msg" "$e1m" "$(ratio "$e1m" "$raw")"
 printf '%-52s %s events/s (%s of raw)\n' "edge->hub applied, PostgreSQL hub, 1 agent, batched" "$epg" "$(ratio "$epg" "$raw")"
-printf '%-52s %s s (%s events/s)\n' "catch-up of one store with $CATCHUP buffered events" \
+printf '%-52s %s s (%s events/s)\n' "catch-up of one store, $CATCHUP events, SQLite hub" \
 	"$(metric drain-s "$work/catchup.txt" 'agents=1')" "$(metric events/s "$work/catchup.txt" 'agents=1')"
+printf '%-52s %s s (%s events/s)\n' "catch-up of one store, $CATCHUP events, PostgreSQL hub" \
+	"$(metric drain-s "$work/catchup-pg.txt" 'agents=1')" "$(metric events/s "$work/catchup-pg.txt" 'agents=1')"
 printf '%-52s %s events/s\n' "hub apply, SQLite (1000-event batches)" "$(metric events/s "$work/store.txt" 'sqlite')"
 printf '%-52s %s events/s\n' "hub apply, PostgreSQL (1000-event batches)" "$(metric events/s "$work/store.txt" 'postgres')"
+printf '%-52s %s events/s\n' "hub apply, SQLite (20000-event batches)" "$(metric events/s "$work/store20k.txt" 'sqlite')"
+printf '%-52s %s events/s\n' "hub apply, PostgreSQL (20000-event batches)" "$(metric events/s "$work/store20k.txt" 'postgres')"
 printf '%-52s %s MB idle, %s MB holding %s events, %s MB draining them\n' "agent RSS (1 agent)" \
 	"$(metric agent-idle-RSS-MB "$work/e2e.txt" 'agents=1')" "$(metric agent-backlog-RSS-MB "$work/e2e.txt" 'agents=1')" \
 	"$EVENTS" "$(metric agent-drain-RSS-MB "$work/e2e.txt" 'agents=1')"

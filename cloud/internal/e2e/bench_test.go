@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/omnisync/omnisync/cloud/internal/hub"
 	"github.com/omnisync/omnisync/shared/testkit"
 )
 
@@ -40,7 +41,13 @@ func benchEdgeToHub(b *testing.B, nAgents int, agentArgs ...string) {
 	if os.Getenv("OMNI_BENCH_DB") == "postgres" {
 		db = testkit.Postgres(b)
 	}
-	h := startHub(b, ns.URL(), db)
+	// OMNI_BENCH_HUB_BATCH tries another hub --batch.
+	h := startHubWith(b, ns.URL(), func(c *hub.Config) {
+		c.DB = db
+		if n, err := strconv.Atoi(os.Getenv("OMNI_BENCH_HUB_BATCH")); err == nil && n > 0 {
+			c.Batch = n
+		}
+	})
 
 	// A fresh agent, connected and with nothing to do: the idle figure.
 	quiet := startAgent(b, "S-idle", "pos-1", ns.URL())

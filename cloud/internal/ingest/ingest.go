@@ -52,7 +52,9 @@ type Options struct {
 	// Conn publishes watermarks to agents.
 	Conn  *nats.Conn
 	Store Store
-	// Batch is the most messages applied in one transaction (default 1000).
+	// Batch is the most events applied in one transaction (default 1000);
+	// a batch message is never split, so a batch may exceed it by one
+	// message.
 	Batch int
 	// MaxWait bounds how long a fetch waits to fill a batch (default 100ms).
 	MaxWait time.Duration
