@@ -71,9 +71,12 @@ printf '%-52s %s events/s\n' "hub apply, SQLite (1000-event batches)" "$(metric 
 printf '%-52s %s events/s\n' "hub apply, PostgreSQL (1000-event batches)" "$(metric events/s "$work/store.txt" 'postgres')"
 printf '%-52s %s events/s\n' "hub apply, SQLite (20000-event batches)" "$(metric events/s "$work/store20k.txt" 'sqlite')"
 printf '%-52s %s events/s\n' "hub apply, PostgreSQL (20000-event batches)" "$(metric events/s "$work/store20k.txt" 'postgres')"
-printf '%-52s %s MB idle, %s MB holding %s events, %s MB draining them\n' "agent RSS (1 agent)" \
+printf '%-52s %s MB idle, %s MB holding %s events, %s MB draining them (%s MB anonymous)\n' "agent RSS (1 agent)" \
 	"$(metric agent-idle-RSS-MB "$work/e2e.txt" 'agents=1')" "$(metric agent-backlog-RSS-MB "$work/e2e.txt" 'agents=1')" \
-	"$EVENTS" "$(metric agent-drain-RSS-MB "$work/e2e.txt" 'agents=1')"
+	"$EVENTS" "$(metric agent-drain-RSS-MB "$work/e2e.txt" 'agents=1')" "$(metric agent-drain-anon-MB "$work/e2e.txt" 'agents=1')"
+printf '%-52s %s MB while draining (%s MB anonymous), %s MB after\n' "agent RSS, $CATCHUP-event catch-up" \
+	"$(metric agent-drain-RSS-MB "$work/catchup.txt" 'agents=1')" "$(metric agent-drain-anon-MB "$work/catchup.txt" 'agents=1')" \
+	"$(metric agent-after-RSS-MB "$work/catchup.txt" 'agents=1')"
 d() { metric "$1" "$work/downlink.txt" 'BootstrapAndCatchUp'; }
 printf '%-52s p50 %s µs, p99 %s µs\n' "product lookup, 100k-variant cache" \
 	"$(metric p50-µs "$work/lookup.txt" 'BenchmarkLookup-')" "$(metric p99-µs "$work/lookup.txt" 'BenchmarkLookup-')"

@@ -91,7 +91,7 @@ func benchEdgeToHub(b *testing.B, nAgents int, agentArgs ...string) {
 	for _, a := range agents {
 		a.Start()
 	}
-	peak := 0.0
+	peak, peakAnon := 0.0, 0.0
 	deadline := time.Now().Add(10 * time.Minute)
 	for {
 		done := true
@@ -101,6 +101,7 @@ func benchEdgeToHub(b *testing.B, nAgents int, agentArgs ...string) {
 			}
 		}
 		peak = max(peak, rssMB(agents[0]))
+		peakAnon = max(peakAnon, anonMB(agents[0]))
 		if done {
 			break
 		}
@@ -129,6 +130,7 @@ func benchEdgeToHub(b *testing.B, nAgents int, agentArgs ...string) {
 	b.ReportMetric(idle, "agent-idle-RSS-MB")
 	b.ReportMetric(backlog, "agent-backlog-RSS-MB")
 	b.ReportMetric(peak, "agent-drain-RSS-MB")
+	b.ReportMetric(peakAnon, "agent-drain-anon-MB")
 	b.ReportMetric(rssMB(agents[0]), "agent-after-RSS-MB")
 	// Where the cores went while draining: this process runs the hub and
 	// NATS; the agents are processes of their own.
@@ -172,7 +174,13 @@ func (a *agent) cpu() time.Duration {
 }
 
 // rssMB reads the resident set size of a's process.
-func rssMB(a *agent) float64 {
+func rssMB(a *agent) float64 { return procStatusMB(a, "VmRSS:") }
+
+// anonMB reads the anonymous part of it: the heap and stacks, as opposed to
+// pages of the mapped outbox file, which the kernel can reclaim.
+func anonMB(a *agent) float64 { return procStatusMB(a, "RssAnon:") }
+
+func procStatusMB(a *agent, field string) float64 {
 	a.mu.Lock()
 	cmd := a.cmd
 	a.mu.Unlock()
@@ -184,7 +192,7 @@ func rssMB(a *agent) float64 {
 		return 0
 	}
 	for _, l := range strings.Split(string(raw), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == field {
 			kb, _ := strconv.ParseFloat(f[1], 64)
 			return kb / 1024
 		}
