@@ -107,7 +107,14 @@ func (s *Store) openSQLite(ctx context.Context, dsn string) error {
 		return fmt.Errorf("%w: sqlite path %q (a file path without '?')", ErrInvalid, path)
 	}
 	s.d = sqlite
-	w, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=cache_size(-65536)&_pragma=wal_autocheckpoint(8192)&_txlock=immediate")
+	// mmap_size: the ledger outgrows any page cache during a large
+	// catch-up, and every cache miss was a pread through the pure-Go
+	// SQLite's libc layer; reading the file through a mapping shares the
+	// OS page cache instead (a 1M-event catch-up went from 25.6 to 20.6 s).
+	// The price, as SQLite documents, is that an I/O error while reading
+	// becomes a crash instead of an error; the hub restarts and resumes
+	// from JetStream, losing nothing.
+	w, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=cache_size(-65536)&_pragma=wal_autocheckpoint(8192)&_pragma=mmap_size(1073741824)&_txlock=immediate")
 	if err != nil {
 		return fmt.Errorf("store: sqlite: %w", err)
 	}
@@ -119,7 +126,7 @@ func (s *Store) openSQLite(ctx context.Context, dsn string) error {
 		w.Close()
 		return fmt.Errorf("store: sqlite %s: %w", path, err)
 	}
-	r, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)&_pragma=cache_size(-16384)&_pragma=query_only(1)")
+	r, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)&_pragma=cache_size(-16384)&_pragma=mmap_size(1073741824)&_pragma=query_only(1)")
 	if err != nil {
 		w.Close()
 		return fmt.Errorf("store: sqlite: %w", err)

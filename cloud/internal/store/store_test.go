@@ -620,7 +620,8 @@ func TestSeqSet(t *testing.T) {
 	}
 }
 
-// Ensure that a SQLite commit is durable: synchronous=FULL and WAL are on.
+// Ensure that a SQLite commit is durable (synchronous=FULL and WAL are on)
+// and the file is read through a mapping.
 func TestSQLitePragmas(t *testing.T) {
 	s := openSQLite(t)
 	var mode string
@@ -635,6 +636,10 @@ func TestSQLitePragmas(t *testing.T) {
 	}
 	if err := conn.QueryRowContext(context.Background(), "PRAGMA synchronous").Scan(&sync); err != nil || sync != 2 {
 		t.Fatalf("synchronous = %d, %v", sync, err)
+	}
+	var mmap int64
+	if err := conn.QueryRowContext(context.Background(), "PRAGMA mmap_size").Scan(&mmap); err != nil || mmap != 1<<30 {
+		t.Fatalf("mmap_size = %d, %v", mmap, err)
 	}
 }
 
