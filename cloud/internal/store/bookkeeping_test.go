@@ -69,12 +69,7 @@ func TestApplyBatch_StockRowBookkeeping(t *testing.T) {
 				Events:    20 + rng.Intn(120),
 			}
 			log := inventorytest.Log(rng, opts)
-			book := inventory.NewBook()
-			for _, e := range log {
-				if err := book.Add(e); err != nil {
-					t.Fatal(err)
-				}
-			}
+			book := bookOf(t, log)
 			versions := map[inventory.Key]int64{}
 			writtenAt := map[inventory.Key]int64{}
 			for _, b := range inventorytest.Batches(rng, inventorytest.Deliveries(rng, log, 0.3), 30) {
