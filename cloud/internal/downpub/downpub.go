@@ -1,6 +1,8 @@
 // Package downpub publishes what stores need to know into the down-sync
-// bucket (see shared/downsync): catalog products, review summaries, stock
-// positions and a liveness tick.
+// buckets (see shared/downsync): catalog products, review summaries, stock
+// positions and a liveness tick into the bucket every store reads, and each
+// store's pickup orders into the pickup bucket, where only that store may
+// read them.
 //
 // It exists because the hub's books are in SQL and the stores read
 // JetStream: something must carry every committed change across, promptly
@@ -24,6 +26,14 @@
 //     changes of the last SweepLookback every SweepEvery, and at start-up
 //     compares everything. The mirror makes both cheap: only real
 //     differences are published.
+//   - A pickup order is published under its location; if a newer reserve
+//     moves it to another store, the old store's key is deleted (with the
+//     same compare-and-set). A closed order stays visible PickupRetention
+//     after it closed, then its key is deleted, and the delete marker
+//     itself is purged from the stream a day later, so the bucket holds
+//     open and recent orders only. An agent drops an order at the marker,
+//     or, if it missed the marker, at its next session, which rereads its
+//     store's orders whole.
 package downpub
 
 import (
@@ -33,6 +43,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,8 +58,13 @@ import (
 )
 
 // VersionHeader carries a document's version on its message, so mirrors can
-// read versions without payloads.
-const VersionHeader = "Omni-Version"
+// read versions without payloads; ClosedHeader, on a closed pickup order,
+// when it closed (hub time, Unix milliseconds), so they know when to delete
+// it.
+const (
+	VersionHeader = "Omni-Version"
+	ClosedHeader  = "Omni-Closed-MS"
+)
 
 // Store is what the publisher reads.
 type Store interface {
@@ -58,13 +74,17 @@ type Store interface {
 	ChangedStock(ctx context.Context, since store.Cursor, limit int) ([]inventory.Key, store.Cursor, error)
 	ChangedProducts(ctx context.Context, since store.Cursor, limit int) ([]string, store.Cursor, error)
 	ChangedReviews(ctx context.Context, since store.Cursor, limit int) ([]string, store.Cursor, error)
+	PickupDocs(ctx context.Context, ids []string) ([]downsync.PickupDoc, error)
+	ChangedReservations(ctx context.Context, since store.Cursor, limit int) ([]string, store.Cursor, error)
 }
 
 // Options configures a Publisher.
 type Options struct {
-	JS    jetstream.JetStream
-	KV    jetstream.KeyValue
-	Store Store
+	JS jetstream.JetStream
+	// KV is the down-sync bucket (downsync.Bucket), PickupKV the pickup
+	// bucket (downsync.PickupBucket).
+	KV, PickupKV jetstream.KeyValue
+	Store        Store
 	// Hub names this replica in ticks.
 	Hub    string
 	Logger *slog.Logger
@@ -75,6 +95,11 @@ type Options struct {
 	TickEvery time.Duration
 	// Page bounds the documents read and published at once (default 1000).
 	Page int
+	// PickupRetention is how long a closed pickup order stays in the
+	// bucket (default 7 days); its delete marker is purged a day later.
+	PickupRetention time.Duration
+	// Now is the hub's clock (tests move it).
+	Now func() time.Time
 }
 
 // Stats counts what the publisher did.
@@ -82,8 +107,12 @@ type Stats struct {
 	Published, Skipped, Conflicts, Errors uint64
 	// Dirty is how many changes wait to be published.
 	Dirty int
-	// MirrorKeys is how many keys the bucket holds, as mirrored.
+	// MirrorKeys is how many keys the buckets hold, as mirrored.
 	MirrorKeys int
+	// Expired counts closed pickup orders deleted after PickupRetention
+	// and Relocated old keys of orders moved to another store; Purged the
+	// delete markers removed from the pickup stream.
+	Expired, Relocated, Purged uint64
 	// Synced is false until the start-up comparison is done.
 	Synced bool
 }
@@ -91,6 +120,99 @@ type Stats struct {
 type entry struct {
 	rev     uint64
 	version int64
+	// deleted: the key's latest message is a delete marker, written at.
+	deleted bool
+	at      time.Time
+	// closedMS: a closed pickup order, closed (by the hub's clock) then.
+	closedMS int64
+}
+
+// bucket is one bucket the publisher writes, with its mirror: what every
+// key holds, as far as this replica has seen.
+type bucket struct {
+	kv     jetstream.KeyValue
+	stream string
+	prefix string
+	// group, if set, names the keys that hold the same document (a
+	// reservation under its old and new store) so the old one can be
+	// deleted.
+	group func(key string) string
+
+	mu        sync.Mutex
+	mirror    map[string]entry
+	groups    map[string]map[string]struct{}
+	ready     chan struct{}
+	readyOnce sync.Once
+}
+
+func newBucket(kv jetstream.KeyValue, stream, prefix string, group func(string) string) *bucket {
+	return &bucket{kv: kv, stream: stream, prefix: prefix, group: group,
+		mirror: map[string]entry{}, groups: map[string]map[string]struct{}{}, ready: make(chan struct{})}
+}
+
+func (b *bucket) known(key string) entry {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.mirror[key]
+}
+
+// learn records what key holds if it is newer than what the mirror has.
+func (b *bucket) learn(key string, e entry) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if cur, ok := b.mirror[key]; ok && e.rev <= cur.rev {
+		return
+	}
+	b.mirror[key] = e
+	if b.group != nil {
+		g := b.group(key)
+		if b.groups[g] == nil {
+			b.groups[g] = map[string]struct{}{}
+		}
+		b.groups[g][key] = struct{}{}
+	}
+}
+
+// forget drops a key whose messages were purged from the stream.
+func (b *bucket) forget(key string, rev uint64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if cur, ok := b.mirror[key]; !ok || cur.rev > rev {
+		return
+	}
+	delete(b.mirror, key)
+	if b.group != nil {
+		g := b.group(key)
+		delete(b.groups[g], key)
+		if len(b.groups[g]) == 0 {
+			delete(b.groups, g)
+		}
+	}
+}
+
+// others lists the live keys of key's group other than key.
+func (b *bucket) others(key string) map[string]entry {
+	if b.group == nil {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out map[string]entry
+	for k := range b.groups[b.group(key)] {
+		if e := b.mirror[k]; k != key && !e.deleted {
+			if out == nil {
+				out = map[string]entry{}
+			}
+			out[k] = e
+		}
+	}
+	return out
+}
+
+func (b *bucket) size() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.mirror)
 }
 
 // Publisher publishes down-sync documents. Mark changes with Stock,
@@ -103,21 +225,20 @@ type Publisher struct {
 	stock    map[inventory.Key]struct{}
 	products map[string]struct{}
 	reviews  map[string]struct{}
+	pickups  map[string]struct{}
 	wake     chan struct{}
 
-	mmu         sync.Mutex
-	mirror      map[string]entry
-	mirrorReady chan struct{}
-	readyOnce   sync.Once
+	down, pick *bucket
 
 	published, skipped, conflicts, errs atomic.Uint64
+	expired, relocated, purged          atomic.Uint64
 	synced                              atomic.Bool
 }
 
 // New checks the options; nothing runs until Run.
 func New(o Options) (*Publisher, error) {
-	if o.JS == nil || o.KV == nil || o.Store == nil {
-		return nil, errors.New("downpub: JS, KV and Store are required")
+	if o.JS == nil || o.KV == nil || o.PickupKV == nil || o.Store == nil {
+		return nil, errors.New("downpub: JS, KV, PickupKV and Store are required")
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -137,12 +258,31 @@ func New(o Options) (*Publisher, error) {
 	if o.Page <= 0 {
 		o.Page = 1000
 	}
+	if o.PickupRetention <= 0 {
+		o.PickupRetention = 7 * 24 * time.Hour
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	return &Publisher{
 		o: o, log: o.Logger,
 		stock: map[inventory.Key]struct{}{}, products: map[string]struct{}{}, reviews: map[string]struct{}{},
-		wake: make(chan struct{}, 1), mirror: map[string]entry{}, mirrorReady: make(chan struct{}),
+		pickups: map[string]struct{}{}, wake: make(chan struct{}, 1),
+		down: newBucket(o.KV, downsync.Stream, downsync.SubjectPrefix, nil),
+		pick: newBucket(o.PickupKV, downsync.PickupStream, downsync.PickupSubjectPrefix, reservationOf),
 	}, nil
 }
+
+// reservationOf groups pickup keys by reservation.
+func reservationOf(key string) string {
+	_, id, _ := strings.Cut(key, ".")
+	return id
+}
+
+// markerRetention is how long a delete marker stays in the pickup stream:
+// long enough for every connected agent to have read it (one that has not
+// drops the order when it next reads its store's orders whole).
+const markerRetention = 24 * time.Hour
 
 // Stock marks positions changed.
 func (p *Publisher) Stock(keys []inventory.Key) {
@@ -158,27 +298,32 @@ func (p *Publisher) Stock(keys []inventory.Key) {
 
 // Products marks catalog products changed; they are published at once.
 func (p *Publisher) Products(ids []string) {
-	if len(ids) == 0 {
-		return
+	if p.mark(p.products, ids) {
+		p.poke()
 	}
-	p.mu.Lock()
-	for _, id := range ids {
-		p.products[id] = struct{}{}
-	}
-	p.mu.Unlock()
-	p.poke()
 }
 
 // Reviews marks review summaries changed.
-func (p *Publisher) Reviews(ids []string) {
+func (p *Publisher) Reviews(ids []string) { p.mark(p.reviews, ids) }
+
+// Pickups marks reservations changed; their pickup orders are published
+// at once (a store waits for them).
+func (p *Publisher) Pickups(ids []string) {
+	if p.mark(p.pickups, ids) {
+		p.poke()
+	}
+}
+
+func (p *Publisher) mark(set map[string]struct{}, ids []string) bool {
 	if len(ids) == 0 {
-		return
+		return false
 	}
 	p.mu.Lock()
 	for _, id := range ids {
-		p.reviews[id] = struct{}{}
+		set[id] = struct{}{}
 	}
 	p.mu.Unlock()
+	return true
 }
 
 func (p *Publisher) poke() {
@@ -191,14 +336,12 @@ func (p *Publisher) poke() {
 // Stats reports counters.
 func (p *Publisher) Stats() Stats {
 	p.mu.Lock()
-	dirty := len(p.stock) + len(p.products) + len(p.reviews)
+	dirty := len(p.stock) + len(p.products) + len(p.reviews) + len(p.pickups)
 	p.mu.Unlock()
-	p.mmu.Lock()
-	keys := len(p.mirror)
-	p.mmu.Unlock()
 	return Stats{
 		Published: p.published.Load(), Skipped: p.skipped.Load(), Conflicts: p.conflicts.Load(), Errors: p.errs.Load(),
-		Dirty: dirty, MirrorKeys: keys, Synced: p.synced.Load(),
+		Dirty: dirty, MirrorKeys: p.down.size() + p.pick.size(), Synced: p.synced.Load(),
+		Expired: p.expired.Load(), Relocated: p.relocated.Load(), Purged: p.purged.Load(),
 	}
 }
 
@@ -206,7 +349,8 @@ func (p *Publisher) Stats() Stats {
 // ends.
 func (p *Publisher) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return p.runMirror(ctx) })
+	g.Go(func() error { return p.runMirror(ctx, p.down) })
+	g.Go(func() error { return p.runMirror(ctx, p.pick) })
 	g.Go(func() error { return p.runTicks(ctx) })
 	g.Go(func() error { return p.runPublish(ctx) })
 	err := g.Wait()
@@ -234,17 +378,17 @@ func (p *Publisher) runTicks(ctx context.Context) error {
 	}
 }
 
-// runMirror keeps p.mirror equal to the bucket's (key → revision,
+// runMirror keeps b's mirror equal to the bucket's (key → revision,
 // version). The ordered consumer recreates itself after disconnects, from
 // where it was; if it fails outright the mirror starts over.
-func (p *Publisher) runMirror(ctx context.Context) error {
+func (p *Publisher) runMirror(ctx context.Context, b *bucket) error {
 	backoff := 250 * time.Millisecond
 	for ctx.Err() == nil {
-		err := p.mirrorOnce(ctx)
+		err := p.mirrorOnce(ctx, b)
 		if ctx.Err() != nil {
 			return nil
 		}
-		p.log.Warn("downpub: bucket mirror stopped; restarting", "err", err, "in", backoff)
+		p.log.Warn("downpub: bucket mirror stopped; restarting", "stream", b.stream, "err", err, "in", backoff)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -255,9 +399,9 @@ func (p *Publisher) runMirror(ctx context.Context) error {
 	return nil
 }
 
-func (p *Publisher) mirrorOnce(ctx context.Context) error {
-	cons, err := p.o.JS.OrderedConsumer(ctx, downsync.Stream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{downsync.SubjectPrefix + ">"},
+func (p *Publisher) mirrorOnce(ctx context.Context, b *bucket) error {
+	cons, err := p.o.JS.OrderedConsumer(ctx, b.stream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{b.prefix + ">"},
 		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
 		HeadersOnly:    true,
 	})
@@ -269,7 +413,7 @@ func (p *Publisher) mirrorOnce(ctx context.Context) error {
 		return fmt.Errorf("mirror consumer info: %w", err)
 	}
 	if info.NumPending == 0 {
-		p.readyOnce.Do(func() { close(p.mirrorReady) })
+		b.readyOnce.Do(func() { close(b.ready) })
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(2000))
 	if err != nil {
@@ -286,29 +430,28 @@ func (p *Publisher) mirrorOnce(ctx context.Context) error {
 		if err != nil {
 			continue
 		}
-		key := msg.Subject()[len(downsync.SubjectPrefix):]
-		op := msg.Headers().Get("KV-Operation")
-		v, _ := strconv.ParseInt(msg.Headers().Get(VersionHeader), 10, 64)
-		p.mmu.Lock()
-		if e, ok := p.mirror[key]; !ok || md.Sequence.Stream > e.rev {
-			if op == "DEL" || op == "PURGE" {
-				p.mirror[key] = entry{rev: md.Sequence.Stream}
-			} else {
-				p.mirror[key] = entry{rev: md.Sequence.Stream, version: v}
-			}
+		e := entry{rev: md.Sequence.Stream, at: md.Timestamp}
+		switch msg.Headers().Get("KV-Operation") {
+		case "DEL", "PURGE":
+			e.deleted = true
+		default:
+			e.version, _ = strconv.ParseInt(msg.Headers().Get(VersionHeader), 10, 64)
+			e.closedMS, _ = strconv.ParseInt(msg.Headers().Get(ClosedHeader), 10, 64)
 		}
-		p.mmu.Unlock()
+		b.learn(msg.Subject()[len(b.prefix):], e)
 		if md.NumPending == 0 {
-			p.readyOnce.Do(func() { close(p.mirrorReady) })
+			b.readyOnce.Do(func() { close(b.ready) })
 		}
 	}
 }
 
 func (p *Publisher) runPublish(ctx context.Context) error {
-	select {
-	case <-ctx.Done():
-		return nil
-	case <-p.mirrorReady:
+	for _, b := range []*bucket{p.down, p.pick} {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-b.ready:
+		}
 	}
 	// Start-up: compare everything the store has with the bucket.
 	for ctx.Err() == nil {
@@ -341,6 +484,9 @@ func (p *Publisher) runPublish(ctx context.Context) error {
 			if err := p.sweep(ctx, since); err != nil && ctx.Err() == nil {
 				p.log.Warn("downpub: sweep failed", "err", err)
 			}
+			if err := p.expire(ctx); err != nil && ctx.Err() == nil {
+				p.log.Warn("downpub: expiring pickup orders failed", "err", err)
+			}
 		}
 		if err := p.flush(ctx); err != nil && ctx.Err() == nil {
 			p.log.Warn("downpub: publish failed; will retry", "err", err)
@@ -368,7 +514,7 @@ func (p *Publisher) sweep(ctx context.Context, since store.Cursor) error {
 	kinds := []struct {
 		changed func(context.Context, store.Cursor, int) ([]string, store.Cursor, error)
 		mark    func([]string)
-	}{{p.o.Store.ChangedProducts, p.Products}, {p.o.Store.ChangedReviews, p.Reviews}}
+	}{{p.o.Store.ChangedProducts, p.Products}, {p.o.Store.ChangedReviews, p.Reviews}, {p.o.Store.ChangedReservations, p.Pickups}}
 	for _, k := range kinds {
 		for c := since; ; {
 			ids, next, err := k.changed(ctx, c, p.o.Page)
@@ -388,11 +534,16 @@ func (p *Publisher) sweep(ctx context.Context, since store.Cursor) error {
 	return nil
 }
 
-// doc is one document ready to publish.
+// doc is one document ready to publish, or a key to delete.
 type doc struct {
+	b       *bucket
 	key     string
 	version int64
 	data    []byte
+	// del deletes the key if it holds version or older.
+	del bool
+	// closedMS marks a closed pickup order (ClosedHeader).
+	closedMS int64
 	// remark puts the change back in the dirty set if publishing fails.
 	remark func()
 }
@@ -413,14 +564,17 @@ func (p *Publisher) flush(ctx context.Context) error {
 		}
 		products := take(p.products, p.o.Page)
 		reviews := take(p.reviews, p.o.Page)
+		pickups := take(p.pickups, p.o.Page)
 		p.mu.Unlock()
-		if len(keys)+len(products)+len(reviews) == 0 {
+		if len(keys)+len(products)+len(reviews)+len(pickups) == 0 {
 			return nil
 		}
-		docs, err := p.load(ctx, keys, products, reviews)
+		docs, err := p.load(ctx, keys, products, reviews, pickups)
 		if err != nil {
 			p.Stock(keys)
-			p.remarkIDs(products, reviews)
+			p.mark(p.products, products)
+			p.mark(p.reviews, reviews)
+			p.mark(p.pickups, pickups)
 			return err
 		}
 		if err := p.publish(ctx, docs); err != nil {
@@ -441,18 +595,7 @@ func take(m map[string]struct{}, n int) []string {
 	return out
 }
 
-func (p *Publisher) remarkIDs(products, reviews []string) {
-	p.mu.Lock()
-	for _, id := range products {
-		p.products[id] = struct{}{}
-	}
-	for _, id := range reviews {
-		p.reviews[id] = struct{}{}
-	}
-	p.mu.Unlock()
-}
-
-func (p *Publisher) load(ctx context.Context, keys []inventory.Key, products, reviews []string) ([]doc, error) {
+func (p *Publisher) load(ctx context.Context, keys []inventory.Key, products, reviews, pickups []string) ([]doc, error) {
 	var docs []doc
 	stock, err := p.o.Store.StockDocs(ctx, keys)
 	if err != nil {
@@ -461,7 +604,8 @@ func (p *Publisher) load(ctx context.Context, keys []inventory.Key, products, re
 	for _, d := range stock {
 		b, _ := json.Marshal(d)
 		k := inventory.Key{SKU: d.SKU, Location: d.Location}
-		docs = append(docs, doc{downsync.StockKey(d.Location, d.SKU), d.Version, b, func() { p.Stock([]inventory.Key{k}) }})
+		docs = append(docs, doc{b: p.down, key: downsync.StockKey(d.Location, d.SKU), version: d.Version, data: b,
+			remark: func() { p.Stock([]inventory.Key{k}) }})
 	}
 	prods, err := p.o.Store.ProductDocs(ctx, products)
 	if err != nil {
@@ -469,8 +613,9 @@ func (p *Publisher) load(ctx context.Context, keys []inventory.Key, products, re
 	}
 	for _, d := range prods {
 		b, _ := json.Marshal(d)
-		id := d.ID
-		docs = append(docs, doc{downsync.ProductKey(d.ID), d.Version, b, func() { p.remarkIDs([]string{id}, nil) }})
+		ids := []string{d.ID}
+		docs = append(docs, doc{b: p.down, key: downsync.ProductKey(d.ID), version: d.Version, data: b,
+			remark: func() { p.mark(p.products, ids) }})
 	}
 	sums, err := p.o.Store.ReviewSummaries(ctx, reviews)
 	if err != nil {
@@ -478,13 +623,54 @@ func (p *Publisher) load(ctx context.Context, keys []inventory.Key, products, re
 	}
 	for _, d := range sums {
 		b, _ := json.Marshal(d)
-		id := d.ProductID
-		docs = append(docs, doc{downsync.ReviewKey(d.ProductID), d.Version, b, func() { p.remarkIDs(nil, []string{id}) }})
+		ids := []string{d.ProductID}
+		docs = append(docs, doc{b: p.down, key: downsync.ReviewKey(d.ProductID), version: d.Version, data: b,
+			remark: func() { p.mark(p.reviews, ids) }})
+	}
+	orders, err := p.o.Store.PickupDocs(ctx, pickups)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range orders {
+		docs = append(docs, p.pickupDocs(d)...)
 	}
 	return docs, nil
 }
 
-// publish sends the documents newer than the bucket's, asynchronously, each
+// pickupDocs is what publishing reservation d takes: its document under
+// its store (or, once it has been closed for PickupRetention, deleting
+// it), and deleting it under any store it was reserved at before.
+func (p *Publisher) pickupDocs(d downsync.PickupDoc) []doc {
+	ids := []string{d.ReservationID}
+	remark := func() { p.mark(p.pickups, ids) }
+	key := downsync.PickupKey(d.Store, d.ReservationID)
+	one := doc{b: p.pick, key: key, version: d.Version, remark: remark}
+	if d.State != downsync.PickupOpen {
+		one.closedMS = max(d.UpdatedMS, 1)
+		one.del = p.o.Now().Sub(time.UnixMilli(one.closedMS)) > p.o.PickupRetention
+	}
+	if !one.del {
+		one.data, _ = json.Marshal(d)
+	}
+	out := []doc{one}
+	for k := range p.pick.others(key) {
+		out = append(out, doc{b: p.pick, key: k, version: d.Version, del: true, remark: remark})
+		p.relocated.Add(1)
+	}
+	return out
+}
+
+// stale reports whether d need not be written over e: a document no newer
+// than the bucket's, or a delete of a key already deleted or holding a
+// newer document.
+func stale(d doc, e entry) bool {
+	if d.del {
+		return e.rev == 0 || e.deleted || e.version > d.version
+	}
+	return e.version >= d.version && !e.deleted || e.deleted && d.version <= 0
+}
+
+// publish sends the documents newer than the buckets', asynchronously, each
 // with the revision it replaces as the key's expected last sequence, then
 // settles every acknowledgement.
 func (p *Publisher) publish(ctx context.Context, docs []doc) error {
@@ -495,8 +681,8 @@ func (p *Publisher) publish(ctx context.Context, docs []doc) error {
 	var out []sent
 	var firstErr error
 	for _, d := range docs {
-		e := p.known(d.key)
-		if e.version >= d.version {
+		e := d.b.known(d.key)
+		if stale(d, e) {
 			p.skipped.Add(1)
 			continue
 		}
@@ -512,7 +698,7 @@ func (p *Publisher) publish(ctx context.Context, docs []doc) error {
 	for _, s := range out {
 		select {
 		case ack := <-s.fut.Ok():
-			p.learn(s.d.key, entry{rev: ack.Sequence, version: s.d.version})
+			s.d.b.learn(s.d.key, s.d.written(ack.Sequence))
 			p.published.Add(1)
 		case err := <-s.fut.Err():
 			if isConflict(err) {
@@ -535,17 +721,25 @@ func (p *Publisher) publish(ctx context.Context, docs []doc) error {
 	return firstErr
 }
 
+// written is the mirror entry of d once the bucket has it at rev.
+func (d doc) written(rev uint64) entry {
+	if d.del {
+		return entry{rev: rev, deleted: true, at: time.Now()}
+	}
+	return entry{rev: rev, version: d.version, closedMS: d.closedMS}
+}
+
 // resolve handles a compare-and-set conflict: another replica wrote the key
-// since the mirror saw it. Publish only if ours is still newer.
+// since the mirror saw it. Write only if ours still needs writing.
 func (p *Publisher) resolve(ctx context.Context, d doc) error {
 	for attempt := 0; attempt < 5; attempt++ {
-		cur, err := p.o.KV.Get(ctx, d.key)
+		cur, err := d.b.kv.Get(ctx, d.key)
 		var e entry
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
 			// Deleted (a marker remains) or never written.
 			if cur != nil {
-				e.rev = cur.Revision()
+				e = entry{rev: cur.Revision(), deleted: true, at: cur.Created()}
 			}
 		case err != nil:
 			return err
@@ -556,14 +750,14 @@ func (p *Publisher) resolve(ctx context.Context, d doc) error {
 			_ = json.Unmarshal(cur.Value(), &v)
 			e = entry{rev: cur.Revision(), version: v.Version}
 		}
-		p.learn(d.key, e)
-		if e.version >= d.version {
+		d.b.learn(d.key, e)
+		if stale(d, e) {
 			p.skipped.Add(1)
 			return nil
 		}
 		ack, err := p.o.JS.PublishMsg(ctx, p.msg(d), jetstream.WithExpectLastSequencePerSubject(e.rev))
 		if err == nil {
-			p.learn(d.key, entry{rev: ack.Sequence, version: d.version})
+			d.b.learn(d.key, d.written(ack.Sequence))
 			p.published.Add(1)
 			return nil
 		}
@@ -576,24 +770,66 @@ func (p *Publisher) resolve(ctx context.Context, d doc) error {
 }
 
 func (p *Publisher) msg(d doc) *nats.Msg {
-	m := nats.NewMsg(downsync.Subject(d.key))
+	m := nats.NewMsg(d.b.prefix + d.key)
+	if d.del {
+		// What KeyValue.Delete sends: readers drop the key at this marker.
+		m.Header.Set("KV-Operation", "DEL")
+		return m
+	}
 	m.Data = d.data
 	m.Header.Set(VersionHeader, strconv.FormatInt(d.version, 10))
+	if d.closedMS > 0 {
+		m.Header.Set(ClosedHeader, strconv.FormatInt(d.closedMS, 10))
+	}
 	return m
 }
 
-func (p *Publisher) known(key string) entry {
-	p.mmu.Lock()
-	defer p.mmu.Unlock()
-	return p.mirror[key]
-}
-
-func (p *Publisher) learn(key string, e entry) {
-	p.mmu.Lock()
-	if cur, ok := p.mirror[key]; !ok || e.rev > cur.rev {
-		p.mirror[key] = e
+// expire deletes the pickup orders closed more than PickupRetention ago
+// and purges the delete markers older than markerRetention, as the mirror
+// sees them. Every replica may do it; the compare-and-set and the purge's
+// sequence bound make doing it twice harmless.
+func (p *Publisher) expire(ctx context.Context) error {
+	now := p.o.Now()
+	var dels []doc
+	type marker struct {
+		key string
+		rev uint64
 	}
-	p.mmu.Unlock()
+	var markers []marker
+	p.pick.mu.Lock()
+	for k, e := range p.pick.mirror {
+		switch {
+		case e.deleted && now.Sub(e.at) > markerRetention:
+			markers = append(markers, marker{k, e.rev})
+		case !e.deleted && e.closedMS > 0 && now.Sub(time.UnixMilli(e.closedMS)) > p.o.PickupRetention:
+			dels = append(dels, doc{b: p.pick, key: k, version: e.version, del: true, remark: func() {}})
+		}
+	}
+	p.pick.mu.Unlock()
+	for start := 0; start < len(dels); start += p.o.Page {
+		if err := p.publish(ctx, dels[start:min(start+p.o.Page, len(dels))]); err != nil {
+			return err
+		}
+	}
+	p.expired.Add(uint64(len(dels)))
+	if len(markers) == 0 {
+		return nil
+	}
+	st, err := p.o.JS.Stream(ctx, p.pick.stream)
+	if err != nil {
+		return fmt.Errorf("downpub: pickup stream: %w", err)
+	}
+	for _, m := range markers {
+		// Up to and including the marker: a document written after it
+		// (the key reused) stays.
+		err := st.Purge(ctx, jetstream.WithPurgeSubject(p.pick.prefix+m.key), jetstream.WithPurgeSequence(m.rev+1))
+		if err != nil {
+			return fmt.Errorf("downpub: purge %s: %w", m.key, err)
+		}
+		p.pick.forget(m.key, m.rev)
+		p.purged.Add(1)
+	}
+	return nil
 }
 
 func isConflict(err error) bool {

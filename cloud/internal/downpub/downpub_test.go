@@ -27,8 +27,11 @@ type env struct {
 	st  *store.Store
 	js  jetstream.JetStream
 	kv  jetstream.KeyValue
+	pkv jetstream.KeyValue
 	seq uint64
 	mu  sync.Mutex
+	// now, if set, is the publishers' clock.
+	now func() time.Time
 }
 
 func newEnv(t testing.TB) *env {
@@ -47,19 +50,23 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	pkv, err := downsync.EnsurePickupBucket(context.Background(), js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
 	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "hub.db"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	return &env{st: st, js: js, kv: kv}
+	return &env{st: st, js: js, kv: kv, pkv: pkv}
 }
 
 // start runs a publisher over s until the test ends.
 func (e *env) start(t *testing.T, s Store, hub string) *Publisher {
 	t.Helper()
-	p, err := New(Options{JS: e.js, KV: e.kv, Store: s, Hub: hub, FlushEvery: 20 * time.Millisecond,
-		SweepEvery: 300 * time.Millisecond, SweepLookback: time.Minute, TickEvery: 200 * time.Millisecond, Page: 50})
+	p, err := New(Options{JS: e.js, KV: e.kv, PickupKV: e.pkv, Store: s, Hub: hub, FlushEvery: 20 * time.Millisecond,
+		SweepEvery: 300 * time.Millisecond, SweepLookback: time.Minute, TickEvery: 200 * time.Millisecond, Page: 50, Now: e.now, Logger: testkit.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,7 +310,7 @@ func BenchmarkPublishCatalog(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		p, err := New(Options{JS: e.js, KV: e.kv, Store: e.st, Hub: "bench"})
+		p, err := New(Options{JS: e.js, KV: e.kv, PickupKV: e.pkv, Store: e.st, Hub: "bench"})
 		if err != nil {
 			b.Fatal(err)
 		}

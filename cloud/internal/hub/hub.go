@@ -168,11 +168,14 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 		h.log.Warn("stream not ready; retrying", "err", err)
 		time.Sleep(time.Second)
 	}
-	// Down-sync: the bucket stores read, and the publisher that fills it.
-	var kv jetstream.KeyValue
+	// Down-sync: the buckets stores read, and the publisher that fills them.
+	var kv, pickupKV jetstream.KeyValue
 	for attempt := 0; ; attempt++ {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		kv, err = downsync.EnsureBucket(cctx, js, h.cfg.StreamReplicas)
+		if err == nil {
+			pickupKV, err = downsync.EnsurePickupBucket(cctx, js, h.cfg.StreamReplicas)
+		}
 		cancel()
 		if err == nil {
 			break
@@ -180,12 +183,12 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 		if ctx.Err() != nil || attempt >= 30 {
 			return fmt.Errorf("hub: %w", err)
 		}
-		h.log.Warn("down-sync bucket not ready; retrying", "err", err)
+		h.log.Warn("down-sync buckets not ready; retrying", "err", err)
 		time.Sleep(time.Second)
 	}
 	hostname, _ := os.Hostname()
 	pub, err := downpub.New(downpub.Options{
-		JS: js, KV: kv, Store: st, Hub: hostname, Logger: h.log.With("component", "downpub"),
+		JS: js, KV: kv, PickupKV: pickupKV, Store: st, Hub: hostname, Logger: h.log.With("component", "downpub"),
 	})
 	if err != nil {
 		return err
@@ -197,6 +200,7 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 		Applied: func(res store.BatchResult) {
 			pub.Stock(res.Positions)
 			pub.Reviews(res.ReviewedProducts)
+			pub.Pickups(res.Reservations)
 		},
 	})
 	if err != nil {

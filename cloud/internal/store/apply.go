@@ -233,7 +233,7 @@ func (s *Store) applyOnce(ctx context.Context, p *plan) (BatchResult, error) {
 	}
 	res.Applied, res.DeadLettered = len(apply), len(dead)
 
-	positions, err := s.applyInventory(ctx, conn, tx, p, apply, nowMS)
+	positions, reservations, err := s.applyInventory(ctx, conn, tx, p, apply, nowMS)
 	if err != nil {
 		return res, err
 	}
@@ -255,7 +255,7 @@ func (s *Store) applyOnce(ctx context.Context, p *plan) (BatchResult, error) {
 	if err := tx.Commit(); err != nil {
 		return res, fmt.Errorf("store: commit: %w", err)
 	}
-	res.Positions, res.ReviewedProducts = positions, reviewed
+	res.Positions, res.Reservations, res.ReviewedProducts = positions, reservations, reviewed
 	res.Watermarks = make([]Watermark, len(p.devs))
 	for i, k := range p.devs {
 		res.Watermarks[i] = Watermark{Store: k.store, Device: k.device, Epoch: k.epoch, Seq: devs[i].watermark}
@@ -377,7 +377,7 @@ type lineID struct {
 
 // applyInventory applies the effects of the apply items: reservations, then
 // the ledger, then stock positions and their conflicts.
-func (s *Store) applyInventory(ctx context.Context, conn *sql.Conn, tx *sql.Tx, p *plan, items []int, nowMS int64) ([]inventory.Key, error) {
+func (s *Store) applyInventory(ctx context.Context, conn *sql.Conn, tx *sql.Tx, p *plan, items []int, nowMS int64) ([]inventory.Key, []string, error) {
 	// One event id under two origins (a broken agent) takes effect once:
 	// within the batch here, across batches through the ledger's key.
 	apply := make([]int, 0, len(items))
@@ -399,13 +399,13 @@ func (s *Store) applyInventory(ctx context.Context, conn *sql.Conn, tx *sql.Tx, 
 		}
 	}
 	if len(rids) == 0 && len(lines) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	slices.Sort(rids)
 	rids = slices.Compact(rids)
 	resv, err := s.lockReservations(ctx, tx, rids)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	held := map[inventory.Key]int64{}
 	heldAt := map[inventory.Key]hlc.Timestamp{}
@@ -430,7 +430,7 @@ func (s *Store) applyInventory(ctx context.Context, conn *sql.Conn, tx *sql.Tx, 
 	lines = sortLedgerLines(lines)
 	fresh, err := s.insertLedger(ctx, conn, tx, lines, p.ledgerSeen)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ps := positionsOf(lines, fresh, held, heldAt)
 
@@ -442,7 +442,7 @@ func (s *Store) applyInventory(ctx context.Context, conn *sql.Conn, tx *sql.Tx, 
 		ps[i].classify()
 	}
 	if err := s.addStock(ctx, tx, ps, nowMS); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 
 	var slow []inventory.Key
@@ -455,7 +455,7 @@ func (s *Store) applyInventory(ctx context.Context, conn *sql.Conn, tx *sql.Tx, 
 	// of the batch, in order.
 	rows, err := s.lockStock(ctx, tx, slow, false)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	counts := map[inventory.Key]events.Stamp{}
 	for i := range ps {
@@ -467,7 +467,7 @@ func (s *Store) applyInventory(ctx context.Context, conn *sql.Conn, tx *sql.Tx, 
 	}
 	after, err := s.deltasAfter(ctx, tx, counts)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	changes := make([]posChange, 0, len(slow))
 	states := make([]conflictState, 0, len(ps))
@@ -488,14 +488,14 @@ func (s *Store) applyInventory(ctx context.Context, conn *sql.Conn, tx *sql.Tx, 
 	}
 	conflictID, err := s.syncConflicts(ctx, tx, states, nowMS)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	put, err := s.putStock(ctx, tx, changes, conflictID, nowMS)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := s.fixAdded(ctx, tx, ps, conflictID); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// Both lists are in key order.
 	written := make([]inventory.Key, 0, len(ps))
@@ -508,7 +508,8 @@ func (s *Store) applyInventory(ctx context.Context, conn *sql.Conn, tx *sql.Tx, 
 			put = put[1:]
 		}
 	}
-	return written, s.writeReservations(ctx, tx, rids, resv, nowMS)
+	changed, err := s.writeReservations(ctx, tx, rids, resv, nowMS)
+	return written, changed, err
 }
 
 // lockReservations makes sure every reservation id has a row, locks them in
@@ -584,17 +585,21 @@ func sameReservation(a, b inventory.Reservation) bool {
 		a.Closed == b.Closed && a.ClosedStamp == b.ClosedStamp && a.ClosedBy == b.ClosedBy && slices.Equal(a.Lines, b.Lines)
 }
 
-func (s *Store) writeReservations(ctx context.Context, tx *sql.Tx, ids []string, resv map[string]*resRow, nowMS int64) error {
+// writeReservations writes the reservations that changed and returns their
+// ids.
+func (s *Store) writeReservations(ctx context.Context, tx *sql.Tx, ids []string, resv map[string]*resRow, nowMS int64) ([]string, error) {
 	head := newRowset(text("id"), text("location"), integer("reserved"), integer("reserve_hlc"), text("reserve_id"),
 		integer("closed"), integer("closed_hlc"), text("closed_id"), text("closed_kind"), integer("active"))
 	relined := newRowset(text("id"))
 	lines := newRowset(text("id"), text("sku"), text("location"), integer("qty"))
+	var changed []string
 	for _, id := range ids {
 		r := resv[id]
 		if sameReservation(r.orig, r.cur) {
 			continue
 		}
 		c := r.cur
+		changed = append(changed, c.ID)
 		head.add(c.ID, c.Location, b2i(c.Reserved), c.ReserveStamp.HLC.Pack(), c.ReserveStamp.ID,
 			b2i(c.Closed), c.ClosedStamp.HLC.Pack(), c.ClosedStamp.ID, string(c.ClosedBy), b2i(c.Active()))
 		if c.Location != r.orig.Location || !slices.Equal(c.Lines, r.orig.Lines) {
@@ -605,29 +610,29 @@ func (s *Store) writeReservations(ctx context.Context, tx *sql.Tx, ids []string,
 		}
 	}
 	err := s.execRows(ctx, tx, head, "u", func(a *args, u string) string {
-		return `INSERT INTO reservations (reservation_id, location, reserved, reserve_hlc, reserve_id, closed, closed_hlc, closed_id, closed_kind, active, updated_ms)
-SELECT id, location, reserved, reserve_hlc, reserve_id, closed, closed_hlc, closed_id, closed_kind, active, ` + a.add(nowMS) + ` FROM ` + u + ` WHERE true
+		return `INSERT INTO reservations (reservation_id, location, reserved, reserve_hlc, reserve_id, closed, closed_hlc, closed_id, closed_kind, active, updated_ms, version)
+SELECT id, location, reserved, reserve_hlc, reserve_id, closed, closed_hlc, closed_id, closed_kind, active, ` + a.add(nowMS) + `, 1 FROM ` + u + ` WHERE true
 ON CONFLICT (reservation_id) DO UPDATE SET location = excluded.location, reserved = excluded.reserved,
 	reserve_hlc = excluded.reserve_hlc, reserve_id = excluded.reserve_id, closed = excluded.closed,
 	closed_hlc = excluded.closed_hlc, closed_id = excluded.closed_id, closed_kind = excluded.closed_kind,
-	active = excluded.active, updated_ms = excluded.updated_ms`
+	active = excluded.active, updated_ms = excluded.updated_ms, version = reservations.version + 1`
 	})
 	if err != nil {
-		return fmt.Errorf("store: update reservations: %w", err)
+		return nil, fmt.Errorf("store: update reservations: %w", err)
 	}
 	err = s.execRows(ctx, tx, relined, "k", func(a *args, k string) string {
 		return "DELETE FROM reservation_lines WHERE reservation_id IN (SELECT id FROM " + k + ")"
 	})
 	if err != nil {
-		return fmt.Errorf("store: replace reservation lines: %w", err)
+		return nil, fmt.Errorf("store: replace reservation lines: %w", err)
 	}
 	err = s.execRows(ctx, tx, lines, "k", func(a *args, k string) string {
 		return "INSERT INTO reservation_lines (reservation_id, sku, location, qty) SELECT id, sku, location, qty FROM " + k
 	})
 	if err != nil {
-		return fmt.Errorf("store: insert reservation lines: %w", err)
+		return nil, fmt.Errorf("store: insert reservation lines: %w", err)
 	}
-	return nil
+	return changed, nil
 }
 
 // lockStock locks positions in (sku, location) order and loads them. With

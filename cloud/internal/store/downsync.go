@@ -7,6 +7,7 @@ import (
 
 	"github.com/omnisync/omnisync/cloud/internal/inventory"
 	"github.com/omnisync/omnisync/shared/downsync"
+	"github.com/omnisync/omnisync/shared/events"
 	"github.com/omnisync/omnisync/shared/hlc"
 )
 
@@ -75,18 +76,23 @@ ORDER BY updated_ms, sku, location LIMIT `+fmt.Sprint(max(limit, 1)), since.MS, 
 
 // ChangedProducts is ChangedStock for catalog products.
 func (s *Store) ChangedProducts(ctx context.Context, since Cursor, limit int) ([]string, Cursor, error) {
-	return s.changedIDs(ctx, "products", since, limit)
+	return s.changedIDs(ctx, "products", "product_id", since, limit)
 }
 
 // ChangedReviews is ChangedStock for review summaries.
 func (s *Store) ChangedReviews(ctx context.Context, since Cursor, limit int) ([]string, Cursor, error) {
-	return s.changedIDs(ctx, "review_stats", since, limit)
+	return s.changedIDs(ctx, "review_stats", "product_id", since, limit)
 }
 
-func (s *Store) changedIDs(ctx context.Context, table string, since Cursor, limit int) ([]string, Cursor, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT product_id, updated_ms FROM `+table+`
-WHERE updated_ms > $1 OR (updated_ms = $1 AND product_id > $2)
-ORDER BY updated_ms, product_id LIMIT `+fmt.Sprint(max(limit, 1)), since.MS, since.Key)
+// ChangedReservations is ChangedStock for reservations (pickup documents).
+func (s *Store) ChangedReservations(ctx context.Context, since Cursor, limit int) ([]string, Cursor, error) {
+	return s.changedIDs(ctx, "reservations", "reservation_id", since, limit)
+}
+
+func (s *Store) changedIDs(ctx context.Context, table, col string, since Cursor, limit int) ([]string, Cursor, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+col+`, updated_ms FROM `+table+`
+WHERE updated_ms > $1 OR (updated_ms = $1 AND `+col+` > $2)
+ORDER BY updated_ms, `+col+` LIMIT `+fmt.Sprint(max(limit, 1)), since.MS, since.Key)
 	if err != nil {
 		return nil, since, fmt.Errorf("store: changed %s: %w", table, err)
 	}
@@ -101,4 +107,64 @@ ORDER BY updated_ms, product_id LIMIT `+fmt.Sprint(max(limit, 1)), since.MS, sin
 		out = append(out, id)
 	}
 	return out, since, rows.Err()
+}
+
+// PickupDocs returns the pickup documents of the reservations asked for
+// that have been reserved (a release that arrived before its reserve has
+// no location yet), in reservation id order.
+func (s *Store) PickupDocs(ctx context.Context, ids []string) ([]downsync.PickupDoc, error) {
+	out := make([]downsync.PickupDoc, 0, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rs := newRowset(text("id"))
+	for _, id := range ids {
+		rs.add(id)
+	}
+	at := map[string]int{}
+	err := s.queryRows(ctx, s.r, rs, "k", func(a *args, k string) string {
+		return `SELECT r.reservation_id, r.location, r.reserve_hlc, r.closed, r.closed_hlc, r.closed_kind, r.version, r.updated_ms
+FROM reservations r JOIN ` + k + ` ON r.reservation_id = k.id WHERE r.reserved = 1 ORDER BY r.reservation_id`
+	}, func(rows *sql.Rows) error {
+		var d downsync.PickupDoc
+		var reserveHLC, closed, closedHLC int64
+		var closedKind string
+		if err := rows.Scan(&d.ReservationID, &d.Store, &reserveHLC, &closed, &closedHLC, &closedKind, &d.Version, &d.UpdatedMS); err != nil {
+			return err
+		}
+		d.ReservedMS = hlcMillis(reserveHLC)
+		d.State = downsync.PickupOpen
+		if closed != 0 {
+			d.ClosedMS = hlcMillis(closedHLC)
+			d.State = downsync.PickupCancelled
+			if closedKind == string(events.KindFulfil) {
+				d.State = downsync.PickupCollected
+			}
+		}
+		d.Lines = []downsync.PickupLine{}
+		at[d.ReservationID] = len(out)
+		out = append(out, d)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: pickup docs: %w", err)
+	}
+	err = s.queryRows(ctx, s.r, rs, "k", func(a *args, k string) string {
+		return `SELECT l.reservation_id, l.sku, l.qty FROM reservation_lines l JOIN ` + k + ` ON l.reservation_id = k.id
+ORDER BY l.reservation_id, l.sku`
+	}, func(rows *sql.Rows) error {
+		var id string
+		var l downsync.PickupLine
+		if err := rows.Scan(&id, &l.SKU, &l.Qty); err != nil {
+			return err
+		}
+		if i, ok := at[id]; ok {
+			out[i].Lines = append(out[i].Lines, l)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: pickup lines: %w", err)
+	}
+	return out, nil
 }

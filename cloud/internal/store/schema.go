@@ -225,6 +225,13 @@ ALTER TABLE stock ADD COLUMN version BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE stock ADD COLUMN updated_ms BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX stock_by_updated ON stock (updated_ms);
 `,
+	// 2: pickup orders in down-sync. A reservation's version grows with
+	// every change, like a stock position's; it is the version of its
+	// pickup document, and updated_ms lets a replica find what changed.
+	`
+ALTER TABLE reservations ADD COLUMN version BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX reservations_by_updated ON reservations (updated_ms);
+`,
 }
 
 // migrateLockKey is the pg_advisory_lock key that serialises migrations of

@@ -188,6 +188,9 @@ type BatchResult struct {
 	// down-sync must republish.
 	Positions        []inventory.Key
 	ReviewedProducts []string
+	// Reservations lists the reservations it changed (their pickup
+	// documents).
+	Reservations []string
 }
 
 // Watermark is how far one device epoch has been processed without gaps:

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/omnisync/omnisync/cloud/internal/inventory"
+	"github.com/omnisync/omnisync/shared/downsync"
 	"github.com/omnisync/omnisync/shared/events"
 )
 
@@ -743,6 +745,66 @@ func TestApplyBatch_SameEventTwoOrigins(t *testing.T) {
 		apply(t, s, e2b)
 		if got := stockAt(t, s, "A", "S1").OnHand; got != -7 {
 			t.Fatalf("on_hand = %d, want -7", got)
+		}
+	})
+}
+
+// Ensure that a reservation's pickup document follows its state in any
+// arrival order, its version grows with every change and only then, and
+// ChangedReservations finds it.
+func TestPickupDocs(t *testing.T) {
+	forEachStore(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		d := newDevice("S1", "web", 1)
+		cases := []struct {
+			name    string
+			ev      events.Envelope
+			state   string // "" = no document (never reserved)
+			lines   []downsync.PickupLine
+			changed bool
+		}{
+			{"release before its reserve", d.ev(300, events.KindRelease, rmove("R1", "S1")), "", nil, true},
+			{"reserve", d.ev(100, events.KindReserve, rmove("R1", "S1", line("A", 2), line("B", 1))), downsync.PickupCancelled,
+				[]downsync.PickupLine{{SKU: "A", Qty: 2}, {SKU: "B", Qty: 1}}, true},
+			{"an older reserve again", d.ev(50, events.KindReserve, rmove("R1", "S1", line("A", 9))), downsync.PickupCancelled,
+				[]downsync.PickupLine{{SKU: "A", Qty: 2}, {SKU: "B", Qty: 1}}, false},
+			{"open order", d.ev(400, events.KindReserve, rmove("R2", "S2", line("C", 1))), downsync.PickupOpen,
+				[]downsync.PickupLine{{SKU: "C", Qty: 1}}, true},
+			{"collected", d.ev(500, events.KindFulfil, rmove("R2", "S2", line("C", 1))), downsync.PickupCollected,
+				[]downsync.PickupLine{{SKU: "C", Qty: 1}}, true},
+		}
+		versions := map[string]int64{}
+		for _, c := range cases {
+			id := c.ev.Data
+			var m events.ReservationMove
+			if err := json.Unmarshal(id, &m); err != nil {
+				t.Fatal(err)
+			}
+			res := apply(t, s, c.ev)
+			if got := slices.Equal(res.Reservations, []string{m.ReservationID}); got != c.changed {
+				t.Fatalf("%s: Reservations = %v", c.name, res.Reservations)
+			}
+			docs, err := s.PickupDocs(ctx, []string{m.ReservationID, "nope"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.state == "" {
+				if len(docs) != 0 {
+					t.Fatalf("%s: %+v", c.name, docs)
+				}
+				continue
+			}
+			if len(docs) != 1 || docs[0].State != c.state || !slices.Equal(docs[0].Lines, c.lines) || docs[0].Store != m.Location {
+				t.Fatalf("%s: %+v", c.name, docs)
+			}
+			if v := docs[0].Version; (v > versions[m.ReservationID]) != c.changed || v < versions[m.ReservationID] {
+				t.Fatalf("%s: version %d after %d", c.name, v, versions[m.ReservationID])
+			}
+			versions[m.ReservationID] = docs[0].Version
+		}
+		ids, _, err := s.ChangedReservations(ctx, Cursor{}, 10)
+		if err != nil || !slices.Equal(ids, []string{"R1", "R2"}) && !slices.Equal(ids, []string{"R2", "R1"}) {
+			t.Fatalf("ChangedReservations = %v %v", ids, err)
 		}
 	})
 }
