@@ -33,6 +33,12 @@ fi
 # ordered consumers of its own on that stream alone; the replies and
 # messages come to the store's inbox.
 down='"$JS.API.STREAM.INFO.KV_omni_down", "$JS.API.CONSUMER.CREATE.KV_omni_down.>", "$JS.API.CONSUMER.MSG.NEXT.KV_omni_down.>", "$JS.API.CONSUMER.DELETE.KV_omni_down.>"'
+# Its pickup orders are private: on the pickup bucket's stream it may only
+# create consumers whose subject filter is its own keys (the server checks
+# the filter in the request subject against the consumer's configuration),
+# then read, inspect and delete them. No stream info (it would list other
+# stores' keys), no direct or message gets.
+pickup="\"\$JS.API.CONSUMER.CREATE.KV_omni_pickup.*.\$KV.omni_pickup.$store.>\", \"\$JS.API.CONSUMER.MSG.NEXT.KV_omni_pickup.*\", \"\$JS.API.CONSUMER.INFO.KV_omni_pickup.*\", \"\$JS.API.CONSUMER.DELETE.KV_omni_pickup.*\""
 # Insert the user before the array's closing bracket, atomically.
 tmp=$(mktemp "$conf.XXXXXX")
 {
@@ -43,7 +49,7 @@ tmp=$(mktemp "$conf.XXXXXX")
     user: "store-$store"
     password: "$stored"
     permissions: {
-      publish: { allow: ["omni.ev.$store.>", "omni.hub.sync.$store.>", $down] }
+      publish: { allow: ["omni.ev.$store.>", "omni.hub.sync.$store.>", $down, $pickup] }
       subscribe: { allow: ["omni.ack.$store.>", "_INBOX.$store.>"] }
     }
   }
