@@ -113,6 +113,8 @@ type Stats struct {
 	// and Relocated old keys of orders moved to another store; Purged the
 	// delete markers removed from the pickup stream.
 	Expired, Relocated, Purged uint64
+	// Resyncs counts the times the mirrors were rebuilt (Resync).
+	Resyncs uint64
 	// Synced is false until the start-up comparison is done.
 	Synced bool
 }
@@ -209,6 +211,16 @@ func (b *bucket) others(key string) map[string]entry {
 	return out
 }
 
+// reset empties the mirror; only while nothing reads or writes the bucket.
+func (b *bucket) reset() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.mirror = map[string]entry{}
+	b.groups = map[string]map[string]struct{}{}
+	b.ready = make(chan struct{})
+	b.readyOnce = sync.Once{}
+}
+
 func (b *bucket) size() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -227,11 +239,12 @@ type Publisher struct {
 	reviews  map[string]struct{}
 	pickups  map[string]struct{}
 	wake     chan struct{}
+	resync   chan struct{}
 
 	down, pick *bucket
 
 	published, skipped, conflicts, errs atomic.Uint64
-	expired, relocated, purged          atomic.Uint64
+	expired, relocated, purged, resyncs atomic.Uint64
 	synced                              atomic.Bool
 }
 
@@ -267,7 +280,7 @@ func New(o Options) (*Publisher, error) {
 	return &Publisher{
 		o: o, log: o.Logger,
 		stock: map[inventory.Key]struct{}{}, products: map[string]struct{}{}, reviews: map[string]struct{}{},
-		pickups: map[string]struct{}{}, wake: make(chan struct{}, 1),
+		pickups: map[string]struct{}{}, wake: make(chan struct{}, 1), resync: make(chan struct{}, 1),
 		down: newBucket(o.KV, downsync.Stream, downsync.SubjectPrefix, nil),
 		pick: newBucket(o.PickupKV, downsync.PickupStream, downsync.PickupSubjectPrefix, reservationOf),
 	}, nil
@@ -341,23 +354,68 @@ func (p *Publisher) Stats() Stats {
 	return Stats{
 		Published: p.published.Load(), Skipped: p.skipped.Load(), Conflicts: p.conflicts.Load(), Errors: p.errs.Load(),
 		Dirty: dirty, MirrorKeys: p.down.size() + p.pick.size(), Synced: p.synced.Load(),
-		Expired: p.expired.Load(), Relocated: p.relocated.Load(), Purged: p.purged.Load(),
+		Expired: p.expired.Load(), Relocated: p.relocated.Load(), Purged: p.purged.Load(), Resyncs: p.resyncs.Load(),
 	}
 }
 
-// Run mirrors the bucket, writes ticks and publishes changes until ctx
+// Run mirrors the buckets, writes ticks and publishes changes until ctx
 // ends.
 func (p *Publisher) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return p.runMirror(ctx, p.down) })
-	g.Go(func() error { return p.runMirror(ctx, p.pick) })
 	g.Go(func() error { return p.runTicks(ctx) })
-	g.Go(func() error { return p.runPublish(ctx) })
+	g.Go(func() error { return p.runSessions(ctx) })
 	err := g.Wait()
 	if ctx.Err() != nil {
 		return nil
 	}
 	return err
+}
+
+// Resync makes the publisher forget what it believes the buckets hold,
+// mirror them again from scratch and compare everything with the store,
+// as at start-up. Call it when the connection to NATS comes back: a
+// single JetStream server acknowledges a write before it reaches its disk,
+// so a server that was killed may have come back without the last writes
+// the mirror saw, and a stale mirror would never publish them again.
+func (p *Publisher) Resync() {
+	select {
+	case p.resync <- struct{}{}:
+	default:
+	}
+}
+
+// runSessions runs the mirrors and the publish loop, starting them over
+// with empty mirrors at every Resync. Dirty marks survive.
+func (p *Publisher) runSessions(ctx context.Context) error {
+	for {
+		sctx, cancel := context.WithCancel(ctx)
+		g, gctx := errgroup.WithContext(sctx)
+		g.Go(func() error { return p.runMirror(gctx, p.down) })
+		g.Go(func() error { return p.runMirror(gctx, p.pick) })
+		g.Go(func() error { return p.runPublish(gctx) })
+		done := make(chan error, 1)
+		go func() { done <- g.Wait() }()
+		select {
+		case <-ctx.Done():
+			cancel()
+			<-done
+			return nil
+		case err := <-done:
+			cancel()
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		case <-p.resync:
+			cancel()
+			<-done
+		}
+		p.synced.Store(false)
+		p.down.reset()
+		p.pick.reset()
+		p.resyncs.Add(1)
+		p.log.Info("downpub: mirroring the buckets again and comparing everything")
+	}
 }
 
 func (p *Publisher) runTicks(ctx context.Context) error {

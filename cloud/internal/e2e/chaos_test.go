@@ -255,14 +255,40 @@ func TestChaos(t *testing.T) {
 	if err != nil {
 		t.Logf("verify: %v", err)
 	}
+	// What the stores are told must agree with the books too: the stock
+	// documents and pickup orders the hubs published through the faults.
+	var stockDocs, orders int
+	var downDiffs []string
+	var derr error
+	nc := mustHubConn(t, n.URL())
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		dctx, dcancel := context.WithTimeout(context.Background(), 30*time.Second)
+		stockDocs, orders, downDiffs, derr = downsyncCheck(dctx, nc, rep.Accepted)
+		dcancel()
+		if derr == nil && len(downDiffs) == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(2 * time.Second)
+	}
+	if derr != nil {
+		t.Errorf("down-sync check: %v", derr)
+	}
+	for i, d := range downDiffs {
+		if i == 20 {
+			break
+		}
+		t.Errorf("down-sync differs: %s", d)
+	}
 	report := fmt.Sprintf(`chaos report (seed %d, %v of faults, 2 hubs on PostgreSQL, 4 agents, one an hour fast)
   events acknowledged   %d (%d requests retried, %d answered from an idempotency key, %d refused with 507)
   faults injected       %d: %s
   positions compared    %d, differences %d
   lost                  %d
   double-applied        %d
+  down-sync             %d positions and %d pickup orders compared with the books, differences %d
 `, seed, dur, len(rep.Accepted), rep.Total.Retried, rep.Total.Replayed, rep.Total.Refused,
-		f.total(), f.summary(), v.Positions, len(v.Differences), v.Lost, v.DoubleApplied)
+		f.total(), f.summary(), v.Positions, len(v.Differences), v.Lost, v.DoubleApplied, stockDocs, orders, len(downDiffs))
 	t.Log("\n" + report)
 	if p := os.Getenv("OMNI_CHAOS_REPORT"); p != "" {
 		_ = os.WriteFile(p, []byte(report+"\nfaults:\n"+strings.Join(f.log, "\n")+"\n"), 0o644)

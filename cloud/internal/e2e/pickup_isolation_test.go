@@ -20,32 +20,33 @@ func reserveBody(id, location, sku string, qty int) string {
 	return fmt.Sprintf(`{"kind":"reserve","data":{"reservation_id":%q,"location":%q,"lines":[{"sku":%q,"qty":%d}]}}`, id, location, sku, qty)
 }
 
-// readPickups reads store's pickup orders with conn, the way an agent does
-// (one ordered consumer filtered to its keys), until nothing is pending.
-func readPickups(ctx context.Context, conn *nats.Conn, filter string) (map[string]downsync.PickupDoc, error) {
+// readBucket reads what the bucket behind stream holds under filter, the
+// way an agent does (one ordered consumer), until nothing is pending: each
+// key's subject and value; deleted keys are left out.
+func readBucket(ctx context.Context, conn *nats.Conn, stream, filter string) (map[string][]byte, error) {
 	js, err := jetstream.New(conn)
 	if err != nil {
 		return nil, err
 	}
-	cons, err := js.OrderedConsumer(ctx, downsync.PickupStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
+	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]downsync.PickupDoc{}
+	out := map[string][]byte{}
 	if cons.CachedInfo().NumPending == 0 {
 		return out, nil
 	}
 	for {
-		batch, err := cons.Fetch(100, jetstream.FetchMaxWait(2*time.Second))
+		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(2*time.Second))
 		if err != nil {
 			return nil, err
 		}
 		for m := range batch.Messages() {
-			var d downsync.PickupDoc
-			if err := json.Unmarshal(m.Data(), &d); err != nil {
-				return nil, err
+			if m.Headers().Get("KV-Operation") != "" {
+				delete(out, m.Subject())
+			} else {
+				out[m.Subject()] = m.Data()
 			}
-			out[d.ReservationID] = d
 			if md, err := m.Metadata(); err == nil && md.NumPending == 0 {
 				return out, nil
 			}
@@ -54,6 +55,23 @@ func readPickups(ctx context.Context, conn *nats.Conn, filter string) (map[strin
 			return nil, batch.Error()
 		}
 	}
+}
+
+// readPickups reads the pickup orders under filter by reservation id.
+func readPickups(ctx context.Context, conn *nats.Conn, filter string) (map[string]downsync.PickupDoc, error) {
+	raw, err := readBucket(ctx, conn, downsync.PickupStream, filter)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]downsync.PickupDoc{}
+	for subj, b := range raw {
+		var d downsync.PickupDoc
+		if err := json.Unmarshal(b, &d); err != nil {
+			return nil, fmt.Errorf("%s: %w", subj, err)
+		}
+		out[d.ReservationID] = d
+	}
+	return out, nil
 }
 
 // Ensure that with the shipped NATS configuration a store reads its own

@@ -124,7 +124,12 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 		nats.ReconnectWait(500 * time.Millisecond),
 		nats.RetryOnFailedConnect(true),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { h.log.Warn("NATS disconnected", "err", err) }),
-		nats.ReconnectHandler(func(c *nats.Conn) { h.log.Info("NATS reconnected", "url", c.ConnectedUrl()) }),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			h.log.Info("NATS reconnected", "url", c.ConnectedUrl())
+			if p := h.Publisher(); p != nil {
+				p.Resync()
+			}
+		}),
 	}
 	opts = append(opts, h.cfg.natsAuth().Options()...)
 	nc, err := nats.Connect(url, opts...)

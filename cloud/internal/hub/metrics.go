@@ -71,6 +71,7 @@ func (m *metrics) downpub(p *downpub.Publisher) {
 		counter("omni_hub_pickups_expired_total", "Closed pickup orders deleted from the pickup bucket after their retention.", func(s downpub.Stats) uint64 { return s.Expired }),
 		counter("omni_hub_pickups_relocated_total", "Pickup orders deleted under a store because a newer reservation moved them to another.", func(s downpub.Stats) uint64 { return s.Relocated }),
 		counter("omni_hub_pickups_markers_purged_total", "Delete markers purged from the pickup bucket's stream.", func(s downpub.Stats) uint64 { return s.Purged }),
+		counter("omni_hub_downsync_resyncs_total", "Times the down-sync mirrors were rebuilt and compared with the store (after NATS reconnects).", func(s downpub.Stats) uint64 { return s.Resyncs }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "omni_hub_downsync_dirty", Help: "Changes waiting to be published."},
 			func() float64 { return float64(p.Stats().Dirty) }),
 	)
