@@ -41,7 +41,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -51,6 +50,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/omnisync/omnisync/edge/internal/productcache"
+	"github.com/omnisync/omnisync/edge/internal/retry"
 	"github.com/omnisync/omnisync/shared/downsync"
 )
 
@@ -234,7 +234,7 @@ func (d *Downlink) Run(ctx context.Context) error {
 		}
 	}()
 
-	backoff := d.o.MinBackoff
+	backoff := retry.Backoff{Min: d.o.MinBackoff, Max: d.o.MaxBackoff}
 	var lastLogged string
 	for {
 		progressed, err := d.session(ctx)
@@ -245,7 +245,7 @@ func (d *Downlink) Run(ctx context.Context) error {
 			return fmt.Errorf("downlink: %w", err)
 		}
 		if progressed {
-			backoff = d.o.MinBackoff
+			backoff.Reset()
 		}
 		if err != nil {
 			d.mu.Lock()
@@ -254,14 +254,14 @@ func (d *Downlink) Run(ctx context.Context) error {
 			// Say it once; while it repeats (an outage), quietly.
 			switch msg := err.Error(); {
 			case msg == lastLogged:
-				d.log.Debug("down-sync: retrying", "err", err, "in", backoff)
+				d.log.Debug("down-sync: retrying", "err", err, "in", backoff.Current())
 			case errors.Is(err, jetstream.ErrStreamNotFound):
 				d.log.Info("down-sync: waiting for the hub to create the bucket", "stream", downsync.Stream)
 				lastLogged = msg
 			case errors.Is(err, errRestart):
 				d.log.Debug("down-sync: new session", "reason", err)
 			default:
-				d.log.Warn("down-sync interrupted; the cache keeps answering", "err", err, "retry_in", backoff)
+				d.log.Warn("down-sync interrupted; the cache keeps answering", "err", err, "retry_in", backoff.Current())
 				lastLogged = msg
 			}
 		}
@@ -269,13 +269,9 @@ func (d *Downlink) Run(ctx context.Context) error {
 			// The session was working: start the next one at once.
 			continue
 		}
-		wait := backoff/2 + rand.N(backoff/2+1)
-		select {
-		case <-ctx.Done():
+		if !backoff.Wait(ctx) {
 			return nil
-		case <-time.After(wait):
 		}
-		backoff = min(2*backoff, d.o.MaxBackoff)
 	}
 }
 
@@ -298,7 +294,7 @@ var errRestart = errors.New("down-sync restart")
 // of newly configured locations, and then follows the bucket until
 // something interrupts it. progressed reports whether it applied anything.
 func (d *Downlink) session(ctx context.Context) (progressed bool, err error) {
-	if err := d.waitConnected(ctx); err != nil {
+	if err := retry.WaitConnected(ctx, d.o.Conn); err != nil {
 		return false, err
 	}
 	info, err := d.streamInfo(ctx)
@@ -320,30 +316,6 @@ func (d *Downlink) session(ctx context.Context) (progressed bool, err error) {
 		}
 	}
 	return d.follow(ctx)
-}
-
-// waitConnected returns once the connection is up (or ctx ends): requests
-// made while it reconnects would only time out.
-func (d *Downlink) waitConnected(ctx context.Context) error {
-	if d.o.Conn.IsConnected() {
-		return nil
-	}
-	if d.o.Conn.IsClosed() {
-		return nats.ErrConnectionClosed
-	}
-	t := time.NewTicker(100 * time.Millisecond)
-	defer t.Stop()
-	for !d.o.Conn.IsConnected() {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-			if d.o.Conn.IsClosed() {
-				return nats.ErrConnectionClosed
-			}
-		}
-	}
-	return nil
 }
 
 func (d *Downlink) streamInfo(ctx context.Context) (*jetstream.StreamInfo, error) {
