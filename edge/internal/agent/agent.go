@@ -1,12 +1,13 @@
 // Package agent assembles the store edge agent from its configuration and
 // runs it: the outbox, the POS API, the uplink to the hub, the product
-// cache and the downlink that keeps it in step with the hub, and, for
-// demos, a simulated POS.
+// cache and the downlink that keeps it in step with the hub, the store's
+// pickup orders, and, for demos, a simulated POS.
 //
-// Start order matters: the outbox, the product cache and the HTTP API come
-// up before NATS is reached, so the POS gets its 202s and shoppers their
-// product lookups whether or not the store is online; the uplink and the
-// downlink connect (and reconnect) in the background.
+// Start order matters: the outbox, the caches and the HTTP API come up
+// before NATS is reached, so the POS gets its 202s, shoppers their product
+// lookups and staff the orders to hand over whether or not the store is
+// online; the uplink, the downlink and the pickup follower connect (and
+// reconnect) in the background.
 package agent
 
 import (
@@ -18,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -31,6 +33,7 @@ import (
 	"github.com/omnisync/omnisync/edge/internal/downlink"
 	"github.com/omnisync/omnisync/edge/internal/kiosk"
 	"github.com/omnisync/omnisync/edge/internal/outbox"
+	"github.com/omnisync/omnisync/edge/internal/pickups"
 	"github.com/omnisync/omnisync/edge/internal/posapi"
 	"github.com/omnisync/omnisync/edge/internal/possim"
 	"github.com/omnisync/omnisync/edge/internal/productcache"
@@ -101,6 +104,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	defer products.Close()
+	orders, err := a.openPickups()
+	if err != nil {
+		return err
+	}
+	defer orders.Close()
 
 	var up *uplink.Uplink
 	opts := []nats.Option{
@@ -146,6 +154,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	pickup, err := pickups.NewFollower(pickups.FollowerOptions{Conn: nc, Cache: orders, Logger: a.log.With("component", "pickups")})
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	defer pickup.Close()
 
 	// Devices: a store's scanners and readers. A bad device configuration
 	// stops the agent at start-up, loudly; a bad device at run time never.
@@ -163,14 +176,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerMetrics(reg, ob, up)
-	reg.MustRegister(down.Collector())
+	reg.MustRegister(down.Collector(), pickup.Collector())
 
 	mux := http.NewServeMux()
 	posapi.New(posapi.Options{
 		Store: a.cfg.Store, Outbox: ob, Products: products, Registry: reg, Logger: a.log.With("component", "posapi"),
-		Status:  func() any { return a.status(ob, up, down) },
+		Status:  func() any { return a.status(ob, up, down, pickup) },
 		Healthy: func() error { return nil },
 	}).Register(mux)
+	pickups.NewAPI(orders, pickup).Register(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("GET /v1/devices", devs)
 	mux.Handle("POST /v1/devices/{name}/sweep", devs.SweepHandler(a.cfg.Store))
@@ -208,6 +222,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	})
 	g.Go(func() error { return up.Run(gctx) })
 	g.Go(func() error { return down.Run(gctx) })
+	g.Go(func() error { return pickup.Run(gctx) })
 	if a.cfg.Simulate {
 		var skus []string
 		if a.cfg.SimulateCatalog != "" {
@@ -250,9 +265,11 @@ type Status struct {
 	Uplink               uplink.Status `json:"uplink"`
 	// Downsync is the product cache and how current it is.
 	Downsync downlink.Status `json:"downsync"`
+	// Pickups is the store's pickup orders and how current they are.
+	Pickups pickups.Status `json:"pickups"`
 }
 
-func (a *Agent) status(ob *outbox.Outbox, up *uplink.Uplink, down *downlink.Downlink) Status {
+func (a *Agent) status(ob *outbox.Outbox, up *uplink.Uplink, down *downlink.Downlink, pickup *pickups.Follower) Status {
 	st := ob.Stats()
 	us := up.Status()
 	s := Status{
@@ -263,6 +280,7 @@ func (a *Agent) status(ob *outbox.Outbox, up *uplink.Uplink, down *downlink.Down
 		HubClockOffsetSecs: us.HubClockOffset.Seconds(),
 		Uplink:             us,
 		Downsync:           down.Status(),
+		Pickups:            pickup.Status(),
 	}
 	if !st.OldestUnacked.IsZero() {
 		s.OldestUnackedSeconds = max(0, time.Since(st.OldestUnacked).Seconds())
@@ -317,24 +335,15 @@ func registerMetrics(reg *prometheus.Registry, ob *outbox.Outbox, up *uplink.Upl
 	)
 }
 
-// openCache opens the product cache in the data directory. The cache holds
-// only what the hub publishes, so a file that cannot be opened (corrupt,
-// another format of bbolt) is moved aside and a new one bootstrapped: the
-// store keeps selling either way.
+// openCache opens the product cache in the data directory.
 func (a *Agent) openCache() (*productcache.Cache, error) {
 	opts := productcache.Options{
 		Path:  filepath.Join(a.cfg.DataDir, "cache.db"),
 		Store: a.cfg.Store, Nearby: a.cfg.Nearby, Online: a.cfg.OnlineLocation, StaleAfter: a.cfg.StaleAfter,
 		Logger: a.log.With("component", "productcache"),
 	}
-	c, err := productcache.Open(opts)
-	if err != nil && !errors.Is(err, productcache.ErrLocked) && !errors.Is(err, productcache.ErrInvalidOption) {
-		aside := opts.Path + ".unreadable-" + time.Now().UTC().Format("20060102T150405Z")
-		a.log.Warn("product cache unreadable: moving it aside and bootstrapping a new one", "err", err, "moved_to", aside)
-		if rerr := os.Rename(opts.Path, aside); rerr == nil {
-			c, err = productcache.Open(opts)
-		}
-	}
+	c, err := openOrMoveAside(a.log, "product cache", opts.Path, func() (*productcache.Cache, error) { return productcache.Open(opts) },
+		productcache.ErrLocked, productcache.ErrInvalidOption)
 	if err != nil {
 		return nil, fmt.Errorf("agent: product cache: %w", err)
 	}
@@ -342,6 +351,40 @@ func (a *Agent) openCache() (*productcache.Cache, error) {
 	a.log.Info("product cache open", "products", st.Products, "stock_positions", st.StockPositions,
 		"last_seq", st.LastSeq, "synced_at", st.SyncedAt, "locations", c.Locations())
 	return c, nil
+}
+
+// openPickups opens the cache of the store's pickup orders in the data
+// directory.
+func (a *Agent) openPickups() (*pickups.Cache, error) {
+	opts := pickups.Options{
+		Path: filepath.Join(a.cfg.DataDir, "pickups.db"), Store: a.cfg.Store, Logger: a.log.With("component", "pickups"),
+	}
+	c, err := openOrMoveAside(a.log, "pickup cache", opts.Path, func() (*pickups.Cache, error) { return pickups.Open(opts) },
+		pickups.ErrLocked, pickups.ErrInvalidOption)
+	if err != nil {
+		return nil, fmt.Errorf("agent: pickup cache: %w", err)
+	}
+	st := c.Stats()
+	a.log.Info("pickup cache open", "orders", st.Orders, "open", st.Open, "synced_at", st.SyncedAt)
+	return c, nil
+}
+
+// openOrMoveAside opens a cache file. A cache holds only what the hub
+// publishes, so a file that cannot be opened (corrupt, another format of
+// bbolt) is moved aside and a new one filled from the hub: the store keeps
+// selling either way. Errors that say nothing of the file (keep) are
+// returned as they are.
+func openOrMoveAside[C any](log *slog.Logger, what, path string, open func() (C, error), keep ...error) (C, error) {
+	c, err := open()
+	if err == nil || slices.ContainsFunc(keep, func(k error) bool { return errors.Is(err, k) }) {
+		return c, err
+	}
+	aside := path + ".unreadable-" + time.Now().UTC().Format("20060102T150405Z")
+	log.Warn(what+" unreadable: moving it aside and starting a new one", "err", err, "moved_to", aside)
+	if rerr := os.Rename(path, aside); rerr != nil {
+		return c, err
+	}
+	return open()
 }
 
 // catalog names the product behind a GTIN for the devices (scan stream,

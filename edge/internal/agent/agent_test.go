@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +15,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/omnisync/omnisync/edge/internal/pickups"
+	"github.com/omnisync/omnisync/edge/internal/pickups/pickuptest"
 	"github.com/omnisync/omnisync/edge/internal/productcache/cachetest"
 	"github.com/omnisync/omnisync/shared/downsync"
 	"github.com/omnisync/omnisync/shared/testkit"
@@ -49,27 +53,15 @@ func TestAgent_ProductLookup(t *testing.T) {
 	cfg := Defaults()
 	cfg.Store, cfg.Device, cfg.NATSURL, cfg.DataDir, cfg.HTTP = "S1", "kiosk-1", ns.URL(), t.TempDir(), "127.0.0.1:0"
 	cfg.Nearby = []string{"S2"}
-	a, err := New(cfg, nil, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- a.Run(runCtx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
-	<-a.Ready()
-	base := "http://" + a.HTTPAddr()
+	a, base := runAgent(t, cfg)
 
 	var v downsync.View
-	// The product may reach the cache before its stock: wait for both.
+	// The product may reach the cache before its stock, and both before
+	// the downlink records that it has caught up (as_of): wait for all.
 	testkit.Eventually(t, 10*time.Second, func() bool {
 		v = downsync.View{}
-		if get(t, base+"/v1/products/"+url.PathEscape("https://id.example.com/01/"+gtin+"/21/X1"), &v) != http.StatusOK || len(v.Variants) < 3 {
+		if get(t, base+"/v1/products/"+url.PathEscape("https://id.example.com/01/"+gtin+"/21/X1"), &v) != http.StatusOK ||
+			len(v.Variants) < 3 || v.AsOf.IsZero() {
 			return false
 		}
 		st := v.Variants[2].Stock
@@ -105,15 +97,47 @@ func TestAgent_ProductLookup(t *testing.T) {
 	if d := status.Downsync; !d.Connected || d.LastSeq != 5 || d.StockPositions != 3 || strings.Join(d.Locations, ",") != "S1,S2,online" {
 		t.Errorf("status downsync = %+v", d)
 	}
+	hasMetrics(t, base, "omni_edge_downsync_last_seq 5", "omni_edge_downsync_connected 1", `omni_edge_downsync_cache_entries{kind="stock_positions"} 3`)
+}
+
+// runAgent runs an agent with cfg until the test ends, and returns it once
+// ready with the base URL of its API.
+func runAgent(t *testing.T, cfg Config) (*Agent, string) {
+	t.Helper()
+	a, err := New(cfg, nil, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	select {
+	case <-a.Ready():
+	case err := <-done:
+		done <- err // for the cleanup
+		t.Fatalf("agent stopped before it was ready: %v", err)
+	}
+	return a, "http://" + a.HTTPAddr()
+}
+
+// hasMetrics fails the test unless the agent's /metrics has every line.
+func hasMetrics(t *testing.T, base string, lines ...string) {
+	t.Helper()
 	resp, err := http.Get(base + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, m := range []string{"omni_edge_downsync_last_seq 5", "omni_edge_downsync_connected 1", `omni_edge_downsync_cache_entries{kind="stock_positions"} 3`} {
-		if !strings.Contains(string(body), m) {
-			t.Errorf("/metrics lacks %q", m)
+	for _, l := range lines {
+		if !strings.Contains(string(body), l) {
+			t.Errorf("/metrics lacks %q", l)
 		}
 	}
 }
@@ -127,4 +151,59 @@ func get(t *testing.T, url string, v any) int {
 	defer resp.Body.Close()
 	_ = json.NewDecoder(resp.Body).Decode(v)
 	return resp.StatusCode
+}
+
+// Ensure that the agent follows the store's pickup orders into its own
+// cache and serves them on GET /v1/pickups, with their state in /v1/status
+// and /metrics; another store's orders are not there.
+func TestAgent_Pickups(t *testing.T) {
+	ns := testkit.StartNATS(t)
+	h := pickuptest.Connect(t, ns.URL()).CreateBucket()
+	h.Put(pickuptest.Order("S1", "web-1001", downsync.PickupOpen, 1, 1_700_000_000_000))
+	h.Put(pickuptest.Order("S2", "web-1002", downsync.PickupOpen, 1, 1_700_000_000_000))
+
+	cfg := Defaults()
+	cfg.Store, cfg.Device, cfg.NATSURL, cfg.DataDir, cfg.HTTP = "S1", "pos-1", ns.URL(), t.TempDir(), "127.0.0.1:0"
+	// A pickup cache that is not a bbolt file is moved aside, not fatal.
+	if err := os.WriteFile(filepath.Join(cfg.DataDir, "pickups.db"), []byte("not a bbolt file, not at all"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, base := runAgent(t, cfg)
+	if aside, _ := filepath.Glob(filepath.Join(cfg.DataDir, "pickups.db.unreadable-*")); len(aside) != 1 {
+		t.Errorf("unreadable pickup cache moved aside: %v", aside)
+	}
+
+	var list pickups.List
+	testkit.Eventually(t, 10*time.Second, func() bool {
+		list = pickups.List{}
+		return get(t, base+"/v1/pickups?state=open", &list) == http.StatusOK && list.Synced && len(list.Orders) == 1
+	}, "the open order listed")
+	if o := list.Orders[0]; list.Store != "S1" || list.AsOf == nil || o.ReservationID != "web-1001" || o.Store != "S1" ||
+		len(o.Lines) != 1 || o.Lines[0].SKU != "SKU-web-1001" {
+		t.Errorf("list = %+v", list)
+	}
+	h.Put(pickuptest.Order("S1", "web-1001", downsync.PickupCollected, 2, 1_700_000_000_000))
+	var (
+		d      downsync.PickupDoc
+		status struct {
+			Pickups pickups.Status `json:"pickups"`
+		}
+	)
+	// The counts in the status follow the cache's commit by a moment.
+	testkit.Eventually(t, 10*time.Second, func() bool {
+		return get(t, base+"/v1/pickups/web-1001", &d) == http.StatusOK && d.State == downsync.PickupCollected &&
+			get(t, base+"/v1/status", &status) == http.StatusOK && status.Pickups.Open == 0
+	}, "the order collected: %+v, status %+v", &d, &status)
+	if p := status.Pickups; !p.Connected || !p.Synced || p.Orders != 1 || p.SyncedAt.IsZero() || p.Sessions != 1 {
+		t.Errorf("status pickups = %+v", p)
+	}
+	var e map[string]string
+	if code := get(t, base+"/v1/pickups/web-1002", &e); code != http.StatusNotFound {
+		t.Errorf("another store's order: %d %v", code, e)
+	}
+	if code := get(t, base+"/v1/pickups?limit=none", &e); code != http.StatusBadRequest || e["field"] != "limit" {
+		t.Errorf("bad limit: %d %v", code, e)
+	}
+
+	hasMetrics(t, base, `omni_edge_pickups_orders{state="collected"} 1`, "omni_edge_pickups_synced 1", "omni_edge_pickups_sessions_total 1")
 }

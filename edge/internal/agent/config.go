@@ -28,8 +28,9 @@ type Config struct {
 	NATSCA   string `mapstructure:"nats-ca"`
 	NATSCert string `mapstructure:"nats-cert"`
 	NATSKey  string `mapstructure:"nats-key"`
-	// DataDir holds the outbox (outbox.db) and the product cache
-	// (cache.db, which may be deleted: it is fetched again from the hub).
+	// DataDir holds the outbox (outbox.db), the product cache (cache.db)
+	// and the store's pickup orders (pickups.db); the two caches may be
+	// deleted: they are fetched again from the hub.
 	DataDir string `mapstructure:"data-dir"`
 	// HTTP is the local API address; keep it on loopback unless the POS app
 	// runs on another machine.
