@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -210,6 +211,22 @@ func TestPickupIsolation(t *testing.T) {
 			t.Errorf("no permissions violation for %s; server said:\n%s", want, got)
 		}
 	}
+	// S1's agent, with the same credentials, lists S1's order and knows
+	// nothing of S2's.
+	var list struct {
+		Orders []downsync.PickupDoc `json:"orders"`
+		Synced bool                 `json:"synced"`
+	}
+	testkit.Eventually(t, 20*time.Second, func() bool {
+		return getJSON(t, a.URL+"/v1/pickups?state=open", &list) == http.StatusOK && list.Synced && len(list.Orders) == 1
+	}, "S1's agent lists its order: %+v", list)
+	if o := list.Orders[0]; o.ReservationID != "ORDER-S1" || o.Store != "S1" {
+		t.Fatalf("S1's agent lists %+v", list.Orders)
+	}
+	if code := getJSON(t, a.URL+"/v1/pickups/ORDER-S2", nil); code != http.StatusNotFound {
+		t.Fatalf("S1's agent answered %d for S2's order", code)
+	}
+
 	// S2's order is still S2's alone, and whole.
 	all, err := readPickups(ctx(), hub, downsync.PickupFilter("S2"))
 	if err != nil || len(all) != 1 || all["ORDER-S2"].Lines[0].Qty != 2 {
