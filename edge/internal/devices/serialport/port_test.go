@@ -650,6 +650,12 @@ func TestPort_NotATerminalFails(t *testing.T) {
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// Close stops Run; the goroutine that ran it may not have been
+	// scheduled since.
+	select {
+	case <-r.done:
+	case <-time.After(3 * time.Second):
+	}
 	if !r.returned() || r.err != nil {
 		t.Errorf("after Close: returned %v, err %v", r.returned(), r.err)
 	}
