@@ -8,7 +8,7 @@ BIN := bin
 DIST := dist
 EDGE_PLATFORMS := linux/amd64 linux/arm64 linux/arm windows/amd64
 # Seconds each fuzz target runs inside `make test`; `make fuzz` runs longer.
-FUZZTIME ?= 4s
+FUZZTIME ?= 2s
 
 .PHONY: help run build bins test unit fuzz-short fuzz chaos scale bench bench-all lint clean
 

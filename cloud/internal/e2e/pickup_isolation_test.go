@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -190,11 +191,16 @@ func TestPickupIsolation(t *testing.T) {
 			return nil
 		}})
 	}
+	// Each refusal costs a timeout: try them all at once.
+	var wg sync.WaitGroup
 	for _, at := range attempts {
-		if err := at.try(); err != nil {
-			t.Errorf("%s: %v", at.name, err)
-		}
+		wg.Go(func() {
+			if err := at.try(); err != nil {
+				t.Errorf("%s: %v", at.name, err)
+			}
+		})
 	}
+	wg.Wait()
 	// Nor can a store write orders.
 	js, _ := jetstream.New(s1)
 	if _, err := js.Publish(refused(), downsync.PickupSubject(downsync.PickupKey("S1", "FORGED")), []byte(`{}`)); err == nil {
