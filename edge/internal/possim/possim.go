@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 )
@@ -56,7 +57,24 @@ type Sim struct {
 	// queued marks them so each is ordered once.
 	reorder []int
 	queued  []bool
+	// awaiting holds click-and-collect orders reserved and not yet
+	// collected, in the order they fall due.
+	awaiting []pickup
 }
+
+// pickup is a click-and-collect order waiting in the store.
+type pickup struct {
+	id  string
+	sku int
+	due time.Time
+}
+
+// A click-and-collect order is collected (or, one in four, cancelled) this
+// long after it was placed, so the store's pickup list has open orders.
+const (
+	pickupWaitMin = 30 * time.Second
+	pickupWaitMax = 3 * time.Minute
+)
 
 // A store reorders a SKU when its shelf falls to reorderPoint and the
 // delivery fills it back to shelfFill.
@@ -200,6 +218,10 @@ func (s *Sim) Run(ctx context.Context) error {
 // hours of a demo; oversells come from other channels and offline merges,
 // not from the till selling stock it never had.
 func (s *Sim) step(ctx context.Context) {
+	if len(s.awaiting) > 0 && !time.Now().Before(s.awaiting[0].due) {
+		s.collect(ctx)
+		return
+	}
 	r := s.rng.Float64()
 	switch {
 	case r < 0.74: // a basket
@@ -250,7 +272,7 @@ func (s *Sim) step(ctx context.Context) {
 			s.tally[i] = counted
 			s.take(i, 0)
 		}
-	case r < 0.97: // click and collect: reserve then hand over
+	case r < 0.97: // click and collect: reserved now, collected later
 		i := int(s.zipf.Uint64())
 		if s.tally[i] <= 0 {
 			return
@@ -259,11 +281,11 @@ func (s *Sim) step(ctx context.Context) {
 		id := fmt.Sprintf("%s-bopis-%d-%d", s.o.Store, time.Now().Unix(), s.orders)
 		l := []line{{s.skus[i], 1}}
 		if s.post(ctx, draft{Kind: "reserve", Data: map[string]any{"reservation_id": id, "lines": l, "channel": "online"}}) {
-			if s.rng.IntN(4) == 0 {
-				s.post(ctx, draft{Kind: "release", Data: map[string]any{"reservation_id": id}})
-			} else if s.post(ctx, draft{Kind: "fulfil", Data: map[string]any{"reservation_id": id, "lines": l}}) {
-				s.take(i, 1)
-			}
+			// Put aside for the shopper: off the shelf until collected.
+			s.take(i, 1)
+			wait := pickupWaitMin + time.Duration(s.rng.Int64N(int64(pickupWaitMax-pickupWaitMin)))
+			s.awaiting = append(s.awaiting, pickup{id: id, sku: i, due: time.Now().Add(wait)})
+			slices.SortStableFunc(s.awaiting, func(a, b pickup) int { return a.due.Compare(b.due) })
 		}
 	default: // damaged stock written off
 		i := s.rng.IntN(s.o.SKUs)
@@ -274,6 +296,22 @@ func (s *Sim) step(ctx context.Context) {
 			s.take(i, 1)
 		}
 	}
+}
+
+// collect settles the click-and-collect order due first: the shopper picks
+// it up, or, one in four, it is cancelled and goes back on the shelf. An
+// order the agent does not accept now is tried again at the next step.
+func (s *Sim) collect(ctx context.Context) {
+	o := s.awaiting[0]
+	if s.rng.IntN(4) == 0 {
+		if !s.post(ctx, draft{Kind: "release", Data: map[string]any{"reservation_id": o.id}}) {
+			return
+		}
+		s.tally[o.sku]++
+	} else if !s.post(ctx, draft{Kind: "fulfil", Data: map[string]any{"reservation_id": o.id, "lines": []line{{s.skus[o.sku], 1}}}}) {
+		return
+	}
+	s.awaiting = s.awaiting[1:]
 }
 
 // take removes qty of SKU i from the shelf and reorders it when it runs low.

@@ -2,10 +2,15 @@ package possim
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // Ensure that hours of simulated trading keep every shelf at zero or above
@@ -42,5 +47,58 @@ func TestSimKeepsShelvesStocked(t *testing.T) {
 			t.Errorf("%d SKUs: %d empty shelves after %d steps", skus, empty, steps)
 		}
 		t.Logf("%d SKUs: %d empty, %d awaiting delivery", skus, empty, len(s.reorder))
+	}
+}
+
+// Ensure that click-and-collect orders stay open until they fall due, are
+// then collected or cancelled in due order, and that a cancelled one goes
+// back on the shelf.
+func TestSimCollectsOrdersWhenDue(t *testing.T) {
+	var mu sync.Mutex
+	var kinds []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var d draft
+		_ = json.NewDecoder(r.Body).Decode(&d)
+		mu.Lock()
+		kinds = append(kinds, d.Kind)
+		mu.Unlock()
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer srv.Close()
+	s := New(Options{URL: srv.URL, Store: "S1", SKUs: 20, Seed: 7})
+	for i := range s.tally {
+		s.tally[i] = shelfFill
+	}
+	ctx := context.Background()
+	for len(s.awaiting) < 5 {
+		s.step(ctx)
+	}
+	if n := strings.Count(strings.Join(kinds, " "), "fulfil") + strings.Count(strings.Join(kinds, " "), "release"); n != 0 {
+		t.Fatalf("orders closed before they were due: %v", kinds)
+	}
+	before := slices.Clone(s.tally)
+	for i := range s.awaiting {
+		s.awaiting[i].due = time.Now().Add(-time.Second)
+	}
+	kinds = nil
+	open := slices.Clone(s.awaiting)
+	for range open {
+		s.step(ctx)
+	}
+	if len(s.awaiting) != 0 || len(kinds) != len(open) {
+		t.Fatalf("after the due steps: %d awaiting, posted %v", len(s.awaiting), kinds)
+	}
+	for i, k := range kinds {
+		sku := open[i].sku
+		switch k {
+		case "fulfil":
+		case "release":
+			before[sku]++
+		default:
+			t.Fatalf("step %d posted %s while an order was due", i, k)
+		}
+	}
+	if !slices.Equal(before, s.tally) {
+		t.Fatalf("shelves %v, want %v (cancelled orders back on the shelf)", s.tally, before)
 	}
 }
