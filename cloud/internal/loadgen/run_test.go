@@ -99,7 +99,9 @@ func TestRun_BooksMatchOracle(t *testing.T) {
 		t.Fatal(err)
 	}
 	logReport(t, rep)
-	if rep.Total.Accepted < 600 || rep.Total.Requests != rep.Total.Accepted || rep.Total.Unstamped != 0 {
+	// How many events 3 s hold depends on the machine; enough for every
+	// common kind is all the test needs.
+	if rep.Total.Accepted < 200 || rep.Total.Requests != rep.Total.Accepted || rep.Total.Unstamped != 0 {
 		t.Fatalf("total %+v", rep.Total)
 	}
 	kinds := map[events.Kind]int{}
@@ -157,9 +159,11 @@ func TestRun_AgentKilledMidRun(t *testing.T) {
 		done <- result{rep, err}
 	}()
 	victim := r.agents[0]
+	// Kill it early in the run whatever the machine's pace, so that there
+	// is traffic before and after.
 	testkit.Eventually(t, 10*time.Second, func() bool {
 		per, _ := g.Stats()
-		return len(per) > 0 && per[0].Accepted > 500
+		return len(per) > 0 && per[0].Accepted > 100
 	}, "traffic to %s", victim.name)
 	victim.Kill()
 	killedAt, _ := g.Stats()

@@ -91,12 +91,15 @@ func TestFollower_Follows(t *testing.T) {
 			h.Put(order("S1", "R2", open, 1))
 		},
 		live: func(h *pickuptest.Hub) {
+			// R1's version 5 came with the caught-up set, so version 4 is
+			// surely delivered after it. (Two writes of one key in a row
+			// are not: the bucket keeps one value per key, and the
+			// consumer may see only the second.)
 			h.Put(order("S1", "R1", open, 4))
 			h.Put(order("S1", "R2", cancelled, 3))
-			h.Put(order("S1", "R2", open, 2)) // likely in the same batch as version 3
 		},
 		want:    map[string]string{"R1": "collected@5", "R2": "cancelled@3"},
-		ignored: 2,
+		ignored: 1,
 	}, {
 		name: "unreadable messages are counted and skipped",
 		before: func(h *pickuptest.Hub) {
