@@ -21,9 +21,9 @@ const (
 //
 //	GET /v1/pickups?state=open|collected|cancelled&limit=N
 //	  200 {"store", "orders": [PickupDoc...] newest first, "as_of", "synced"}
-//	  as_of is when the cache last caught up with the hub (null: never);
 //	  synced is true while a session is caught up and live, so the list is
-//	  current. limit is 1..MaxLimit, DefaultLimit when absent.
+//	  current: as_of is then the time of the answer; otherwise it is when
+//	  the cache last caught up with the hub (null: never). limit is 1..MaxLimit, DefaultLimit when absent.
 //	  400 {"error", "field": "state" or "limit"} for a bad parameter.
 //	GET /v1/pickups/{id}
 //	  200 the PickupDoc of reservation id, 404 {"error"} when not held.
@@ -66,15 +66,22 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 		}
 		q.Limit = n
 	}
-	// Stats before the orders: as_of never claims more than the list holds.
+	// Status and stats before the orders: as_of never claims more than the
+	// list holds. While a session is live (caught up and following), the
+	// list is current as of this read, not only of the session's start.
+	now := time.Now().UTC()
+	live := a.f != nil && a.f.Status().Synced
 	st := a.c.Stats()
 	orders, err := a.c.List(q)
 	if err != nil {
 		respond(w, http.StatusServiceUnavailable, errorBody{Error: err.Error()})
 		return
 	}
-	body := List{Store: a.c.Store(), Orders: orders, Synced: a.f != nil && a.f.Status().Synced}
-	if !st.SyncedAt.IsZero() {
+	body := List{Store: a.c.Store(), Orders: orders, Synced: live}
+	switch {
+	case live:
+		body.AsOf = &now
+	case !st.SyncedAt.IsZero():
 		t := st.SyncedAt.UTC()
 		body.AsOf = &t
 	}
