@@ -225,7 +225,7 @@ ALTER TABLE stock ADD COLUMN version BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE stock ADD COLUMN updated_ms BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX stock_by_updated ON stock (updated_ms);
 `,
-	// 2: pickup orders in down-sync. A reservation's version grows with
+	// 3: pickup orders in down-sync. A reservation's version grows with
 	// every change, like a stock position's; it is the version of its
 	// pickup document, and updated_ms lets a replica find what changed.
 	`
