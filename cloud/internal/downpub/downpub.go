@@ -598,8 +598,9 @@ type doc struct {
 	key     string
 	version int64
 	data    []byte
-	// del deletes the key if it holds version or older.
-	del bool
+	// del deletes the key if it holds version or older; expiry marks the
+	// delete of a closed order past its retention (counted in Expired).
+	del, expiry bool
 	// closedMS marks a closed pickup order (ClosedHeader).
 	closedMS int64
 	// remark puts the change back in the dirty set if publishing fails.
@@ -706,6 +707,7 @@ func (p *Publisher) pickupDocs(d downsync.PickupDoc) []doc {
 	if d.State != downsync.PickupOpen {
 		one.closedMS = max(d.UpdatedMS, 1)
 		one.del = p.o.Now().Sub(time.UnixMilli(one.closedMS)) > p.o.PickupRetention
+		one.expiry = one.del
 	}
 	if !one.del {
 		one.data, _ = json.Marshal(d)
@@ -756,8 +758,7 @@ func (p *Publisher) publish(ctx context.Context, docs []doc) error {
 	for _, s := range out {
 		select {
 		case ack := <-s.fut.Ok():
-			s.d.b.learn(s.d.key, s.d.written(ack.Sequence))
-			p.published.Add(1)
+			p.wrote(s.d, ack.Sequence)
 		case err := <-s.fut.Err():
 			if isConflict(err) {
 				p.conflicts.Add(1)
@@ -777,6 +778,15 @@ func (p *Publisher) publish(ctx context.Context, docs []doc) error {
 		}
 	}
 	return firstErr
+}
+
+// wrote records that the bucket has d at rev.
+func (p *Publisher) wrote(d doc, rev uint64) {
+	d.b.learn(d.key, d.written(rev))
+	p.published.Add(1)
+	if d.expiry {
+		p.expired.Add(1)
+	}
 }
 
 // written is the mirror entry of d once the bucket has it at rev.
@@ -815,8 +825,7 @@ func (p *Publisher) resolve(ctx context.Context, d doc) error {
 		}
 		ack, err := p.o.JS.PublishMsg(ctx, p.msg(d), jetstream.WithExpectLastSequencePerSubject(e.rev))
 		if err == nil {
-			d.b.learn(d.key, d.written(ack.Sequence))
-			p.published.Add(1)
+			p.wrote(d, ack.Sequence)
 			return nil
 		}
 		if !isConflict(err) {
@@ -860,7 +869,7 @@ func (p *Publisher) expire(ctx context.Context) error {
 		case e.deleted && now.Sub(e.at) > markerRetention:
 			markers = append(markers, marker{k, e.rev})
 		case !e.deleted && e.closedMS > 0 && now.Sub(time.UnixMilli(e.closedMS)) > p.o.PickupRetention:
-			dels = append(dels, doc{b: p.pick, key: k, version: e.version, del: true, remark: func() {}})
+			dels = append(dels, doc{b: p.pick, key: k, version: e.version, del: true, expiry: true, remark: func() {}})
 		}
 	}
 	p.pick.mu.Unlock()
@@ -869,7 +878,6 @@ func (p *Publisher) expire(ctx context.Context) error {
 			return err
 		}
 	}
-	p.expired.Add(uint64(len(dels)))
 	if len(markers) == 0 {
 		return nil
 	}
