@@ -551,20 +551,11 @@ ORDER BY r.reservation_id` + s.d.forUpdate("r")
 	if err != nil {
 		return nil, fmt.Errorf("store: lock reservations: %w", err)
 	}
-	err = s.queryRows(ctx, tx, rs, "k", func(a *args, k string) string {
-		return `SELECT l.reservation_id, l.sku, l.qty FROM reservation_lines l JOIN ` + k + ` ON l.reservation_id = k.id
-ORDER BY l.reservation_id, l.sku`
-	}, func(rows *sql.Rows) error {
-		var id string
-		var l events.Line
-		if err := rows.Scan(&id, &l.SKU, &l.Qty); err != nil {
-			return err
-		}
+	err = s.reservationLines(ctx, tx, rs, func(id string, l events.Line) {
 		if r := out[id]; r != nil {
 			r.orig.Lines = append(r.orig.Lines, l)
 			r.cur.Lines = r.orig.Lines
 		}
-		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: load reservation lines: %w", err)
@@ -578,6 +569,23 @@ ORDER BY l.reservation_id, l.sku`
 		}
 	}
 	return out, nil
+}
+
+// reservationLines hands each line of the reservations in ids (a rowset of
+// one text column, id) to fn, in (reservation, SKU) order.
+func (s *Store) reservationLines(ctx context.Context, db querier, ids *rowset, fn func(id string, l events.Line)) error {
+	return s.queryRows(ctx, db, ids, "k", func(a *args, k string) string {
+		return `SELECT l.reservation_id, l.sku, l.qty FROM reservation_lines l JOIN ` + k + ` ON l.reservation_id = k.id
+ORDER BY l.reservation_id, l.sku`
+	}, func(rows *sql.Rows) error {
+		var id string
+		var l events.Line
+		if err := rows.Scan(&id, &l.SKU, &l.Qty); err != nil {
+			return err
+		}
+		fn(id, l)
+		return nil
+	})
 }
 
 func sameReservation(a, b inventory.Reservation) bool {

@@ -149,19 +149,13 @@ FROM reservations r JOIN ` + k + ` ON r.reservation_id = k.id WHERE r.reserved =
 	if err != nil {
 		return nil, fmt.Errorf("store: pickup docs: %w", err)
 	}
-	err = s.queryRows(ctx, s.r, rs, "k", func(a *args, k string) string {
-		return `SELECT l.reservation_id, l.sku, l.qty FROM reservation_lines l JOIN ` + k + ` ON l.reservation_id = k.id
-ORDER BY l.reservation_id, l.sku`
-	}, func(rows *sql.Rows) error {
-		var id string
-		var l downsync.PickupLine
-		if err := rows.Scan(&id, &l.SKU, &l.Qty); err != nil {
-			return err
-		}
+	// The lines are read after the rows, not in their snapshot: a document
+	// may carry a newer change's lines under the older version, and that
+	// change, marked for publishing after its commit, follows with both.
+	err = s.reservationLines(ctx, s.r, rs, func(id string, l events.Line) {
 		if i, ok := at[id]; ok {
-			out[i].Lines = append(out[i].Lines, l)
+			out[i].Lines = append(out[i].Lines, downsync.PickupLine{SKU: l.SKU, Qty: l.Qty})
 		}
-		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: pickup lines: %w", err)
