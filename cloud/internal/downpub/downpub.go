@@ -82,7 +82,8 @@ type Store interface {
 type Options struct {
 	JS jetstream.JetStream
 	// KV is the down-sync bucket (downsync.Bucket), PickupKV the pickup
-	// bucket (downsync.PickupBucket).
+	// bucket (downsync.PickupBucket); the caller creates both. Documents
+	// are written through JS, with compare-and-set, ticks through KV.
 	KV, PickupKV jetstream.KeyValue
 	Store        Store
 	// Hub names this replica in ticks.
@@ -122,7 +123,8 @@ type Stats struct {
 type entry struct {
 	rev     uint64
 	version int64
-	// deleted: the key's latest message is a delete marker, written at.
+	// deleted: the key's latest message is a delete marker, written at;
+	// version is then that of the document whose publishing deleted it.
 	deleted bool
 	at      time.Time
 	// closedMS: a closed pickup order, closed (by the hub's clock) then.
@@ -132,7 +134,6 @@ type entry struct {
 // bucket is one bucket the publisher writes, with its mirror: what every
 // key holds, as far as this replica has seen.
 type bucket struct {
-	kv     jetstream.KeyValue
 	stream string
 	prefix string
 	// group, if set, names the keys that hold the same document (a
@@ -147,8 +148,8 @@ type bucket struct {
 	readyOnce sync.Once
 }
 
-func newBucket(kv jetstream.KeyValue, stream, prefix string, group func(string) string) *bucket {
-	return &bucket{kv: kv, stream: stream, prefix: prefix, group: group,
+func newBucket(stream, prefix string, group func(string) string) *bucket {
+	return &bucket{stream: stream, prefix: prefix, group: group,
 		mirror: map[string]entry{}, groups: map[string]map[string]struct{}{}, ready: make(chan struct{})}
 }
 
@@ -281,8 +282,8 @@ func New(o Options) (*Publisher, error) {
 		o: o, log: o.Logger,
 		stock: map[inventory.Key]struct{}{}, products: map[string]struct{}{}, reviews: map[string]struct{}{},
 		pickups: map[string]struct{}{}, wake: make(chan struct{}, 1), resync: make(chan struct{}, 1),
-		down: newBucket(o.KV, downsync.Stream, downsync.SubjectPrefix, nil),
-		pick: newBucket(o.PickupKV, downsync.PickupStream, downsync.PickupSubjectPrefix, reservationOf),
+		down: newBucket(downsync.Stream, downsync.SubjectPrefix, nil),
+		pick: newBucket(downsync.PickupStream, downsync.PickupSubjectPrefix, reservationOf),
 	}, nil
 }
 
@@ -488,15 +489,7 @@ func (p *Publisher) mirrorOnce(ctx context.Context, b *bucket) error {
 		if err != nil {
 			continue
 		}
-		e := entry{rev: md.Sequence.Stream, at: md.Timestamp}
-		switch msg.Headers().Get("KV-Operation") {
-		case "DEL", "PURGE":
-			e.deleted = true
-		default:
-			e.version, _ = strconv.ParseInt(msg.Headers().Get(VersionHeader), 10, 64)
-			e.closedMS, _ = strconv.ParseInt(msg.Headers().Get(ClosedHeader), 10, 64)
-		}
-		b.learn(msg.Subject()[len(b.prefix):], e)
+		b.learn(msg.Subject()[len(b.prefix):], entryOf(md.Sequence.Stream, md.Timestamp, msg.Headers()))
 		if md.NumPending == 0 {
 			b.readyOnce.Do(func() { close(b.ready) })
 		}
@@ -720,14 +713,29 @@ func (p *Publisher) pickupDocs(d downsync.PickupDoc) []doc {
 	return out
 }
 
+// entryOf is the mirror entry of the message at rev with headers h.
+func entryOf(rev uint64, at time.Time, h nats.Header) entry {
+	e := entry{rev: rev, at: at}
+	e.version, _ = strconv.ParseInt(h.Get(VersionHeader), 10, 64)
+	switch h.Get("KV-Operation") {
+	case "DEL", "PURGE":
+		e.deleted = true
+	default:
+		e.closedMS, _ = strconv.ParseInt(h.Get(ClosedHeader), 10, 64)
+	}
+	return e
+}
+
 // stale reports whether d need not be written over e: a document no newer
-// than the bucket's, or a delete of a key already deleted or holding a
+// than the bucket's (delete markers carry the version that deleted the key,
+// so an order moved away is not brought back by a replica that read it
+// before it moved), or a delete of a key already deleted or holding a
 // newer document.
 func stale(d doc, e entry) bool {
 	if d.del {
 		return e.rev == 0 || e.deleted || e.version > d.version
 	}
-	return e.version >= d.version && !e.deleted || e.deleted && d.version <= 0
+	return e.version >= d.version
 }
 
 // publish sends the documents newer than the buckets', asynchronously, each
@@ -792,7 +800,7 @@ func (p *Publisher) wrote(d doc, rev uint64) {
 // written is the mirror entry of d once the bucket has it at rev.
 func (d doc) written(rev uint64) entry {
 	if d.del {
-		return entry{rev: rev, deleted: true, at: time.Now()}
+		return entry{rev: rev, version: d.version, deleted: true, at: time.Now()}
 	}
 	return entry{rev: rev, version: d.version, closedMS: d.closedMS}
 }
@@ -801,22 +809,18 @@ func (d doc) written(rev uint64) entry {
 // since the mirror saw it. Write only if ours still needs writing.
 func (p *Publisher) resolve(ctx context.Context, d doc) error {
 	for attempt := 0; attempt < 5; attempt++ {
-		cur, err := d.b.kv.Get(ctx, d.key)
+		// The stream's last message of the key, delete markers included
+		// (KeyValue.Get hides a marker's revision, which the
+		// compare-and-set needs).
 		var e entry
+		m, err := p.lastMsg(ctx, d.b, d.key)
 		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-			// Deleted (a marker remains) or never written.
-			if cur != nil {
-				e = entry{rev: cur.Revision(), deleted: true, at: cur.Created()}
-			}
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+			// Never written, or purged.
 		case err != nil:
 			return err
 		default:
-			var v struct {
-				Version int64 `json:"version"`
-			}
-			_ = json.Unmarshal(cur.Value(), &v)
-			e = entry{rev: cur.Revision(), version: v.Version}
+			e = entryOf(m.Sequence, m.Time, m.Header)
 		}
 		d.b.learn(d.key, e)
 		if stale(d, e) {
@@ -836,15 +840,24 @@ func (p *Publisher) resolve(ctx context.Context, d doc) error {
 	return fmt.Errorf("downpub: %s: still conflicting after retries", d.key)
 }
 
+// lastMsg reads the last message of key in b's stream.
+func (p *Publisher) lastMsg(ctx context.Context, b *bucket, key string) (*jetstream.RawStreamMsg, error) {
+	st, err := p.o.JS.Stream(ctx, b.stream)
+	if err != nil {
+		return nil, fmt.Errorf("downpub: stream %s: %w", b.stream, err)
+	}
+	return st.GetLastMsgForSubject(ctx, b.prefix+key)
+}
+
 func (p *Publisher) msg(d doc) *nats.Msg {
 	m := nats.NewMsg(d.b.prefix + d.key)
+	m.Header.Set(VersionHeader, strconv.FormatInt(d.version, 10))
 	if d.del {
 		// What KeyValue.Delete sends: readers drop the key at this marker.
 		m.Header.Set("KV-Operation", "DEL")
 		return m
 	}
 	m.Data = d.data
-	m.Header.Set(VersionHeader, strconv.FormatInt(d.version, 10))
 	if d.closedMS > 0 {
 		m.Header.Set(ClosedHeader, strconv.FormatInt(d.closedMS, 10))
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/omnisync/omnisync/shared/downsync"
@@ -180,5 +181,39 @@ func TestResyncRepublishesWhatTheServerLost(t *testing.T) {
 	testkit.Eventually(t, 5*time.Second, func() bool { return p.Stats().Synced }, "synced again")
 	if s := p.Stats(); s.Resyncs != 1 || s.Published-before != 1 {
 		t.Fatalf("after resync: %+v (published %d before)", s, before)
+	}
+}
+
+// Ensure that a replica whose mirror has not seen a delete marker settles
+// the conflict from the stream: it leaves alone a document older than the
+// one whose publishing deleted the key (an order moved away), and writes a
+// newer one over the marker.
+func TestResolveOverDeleteMarker(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	p, err := New(Options{JS: e.js, KV: e.kv, PickupKV: e.pkv, Store: e.st, Hub: "hub-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := downsync.PickupKey("S1", "R1")
+	m := nats.NewMsg(downsync.PickupSubject(key))
+	m.Header.Set("KV-Operation", "DEL")
+	m.Header.Set(VersionHeader, "3")
+	if _, err := e.js.PublishMsg(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	older := doc{b: p.pick, key: key, version: 2, data: []byte(`{"reservation_id":"R1","store":"S1","state":"open","version":2}`), remark: func() {}}
+	if err := p.resolve(ctx, older); err != nil {
+		t.Fatalf("older document: %v", err)
+	}
+	if _, ok, marker := e.pickup(t, "S1", "R1"); ok || !marker {
+		t.Fatal("an order read before it moved away came back")
+	}
+	newer := doc{b: p.pick, key: key, version: 4, data: []byte(`{"reservation_id":"R1","store":"S1","state":"open","version":4}`), remark: func() {}}
+	if err := p.resolve(ctx, newer); err != nil {
+		t.Fatalf("newer document: %v", err)
+	}
+	if d, ok, _ := e.pickup(t, "S1", "R1"); !ok || d.Version != 4 {
+		t.Fatalf("after a newer reserve: %+v %v", d, ok)
 	}
 }
