@@ -20,14 +20,11 @@ import (
 // order in the pickup bucket. It returns how many of each it compared and
 // the differences (sorted, at most a few dozen spelled out).
 func downsyncCheck(ctx context.Context, conn *nats.Conn, envs []events.Envelope) (stock, orders int, diffs []string, err error) {
-	want, err := loadgen.Expected(envs)
+	book, err := loadgen.Replay(envs)
 	if err != nil {
 		return 0, 0, nil, err
 	}
-	book := inventory.NewBook()
-	for _, e := range envs {
-		_ = book.Add(e) // Expected has checked them
-	}
+	want := loadgen.BooksOf(book)
 	raw, err := readBucket(ctx, conn, downsync.Stream, downsync.SubjectPrefix+"stk.>")
 	if err != nil {
 		return 0, 0, nil, fmt.Errorf("down-sync bucket: %w", err)

@@ -46,17 +46,32 @@ func (b Books) Locations() []string {
 // (duplicates by event id count once; non-inventory events change
 // nothing). An inventory event the rules cannot apply is an error.
 func Expected(envs []events.Envelope) (Books, error) {
+	book, err := Replay(envs)
+	if err != nil {
+		return nil, err
+	}
+	return BooksOf(book), nil
+}
+
+// Replay replays envs through inventory.Book: the oracle behind Expected,
+// for callers that want more of it (its reservations, say).
+func Replay(envs []events.Envelope) (*inventory.Book, error) {
 	book := inventory.NewBook()
 	for _, e := range envs {
 		if err := book.Add(e); err != nil {
 			return nil, fmt.Errorf("loadgen: event %s (%s from %s/%s seq %d): %w", e.ID, e.Kind, e.Origin.Store, e.Origin.Device, e.Origin.Seq, err)
 		}
 	}
+	return book, nil
+}
+
+// BooksOf is the stock positions of book.
+func BooksOf(book *inventory.Book) Books {
 	out := Books{}
 	for k, p := range book.Positions() {
 		out[k] = Stock{OnHand: p.OnHand, Reserved: p.Reserved}
 	}
-	return out, nil
+	return out
 }
 
 // Difference is one position where the books disagree.
