@@ -591,9 +591,9 @@ type doc struct {
 	key     string
 	version int64
 	data    []byte
-	// del deletes the key if it holds version or older; expiry marks the
-	// delete of a closed order past its retention (counted in Expired).
-	del, expiry bool
+	// del deletes the key if it holds version or older; expiry and moved
+	// say why (counted in Expired and Relocated once written).
+	del, expiry, moved bool
 	// closedMS marks a closed pickup order (ClosedHeader).
 	closedMS int64
 	// remark puts the change back in the dirty set if publishing fails.
@@ -707,8 +707,7 @@ func (p *Publisher) pickupDocs(d downsync.PickupDoc) []doc {
 	}
 	out := []doc{one}
 	for k := range p.pick.others(key) {
-		out = append(out, doc{b: p.pick, key: k, version: d.Version, del: true, remark: remark})
-		p.relocated.Add(1)
+		out = append(out, doc{b: p.pick, key: k, version: d.Version, del: true, moved: true, remark: remark})
 	}
 	return out
 }
@@ -794,6 +793,9 @@ func (p *Publisher) wrote(d doc, rev uint64) {
 	p.published.Add(1)
 	if d.expiry {
 		p.expired.Add(1)
+	}
+	if d.moved {
+		p.relocated.Add(1)
 	}
 }
 
