@@ -479,9 +479,12 @@ func (p *Publisher) mirrorOnce(ctx context.Context, b *bucket) error {
 		return fmt.Errorf("mirror messages: %w", err)
 	}
 	defer it.Stop()
-	go func() { <-ctx.Done(); it.Stop() }()
 	for {
-		msg, err := it.Next()
+		// Next watches ctx itself: an ordered consumer resetting after a
+		// reconnect may swap its subscription under a concurrent Stop,
+		// leaving a plain Next blocked for good (seen when a Resync
+		// followed a NATS restart).
+		msg, err := it.Next(jetstream.NextContext(ctx))
 		if err != nil {
 			return err
 		}

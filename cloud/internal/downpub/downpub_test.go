@@ -28,6 +28,7 @@ type env struct {
 	js  jetstream.JetStream
 	kv  jetstream.KeyValue
 	pkv jetstream.KeyValue
+	ns  *testkit.NATS
 	seq uint64
 	mu  sync.Mutex
 	// now, if set, is the publishers' clock.
@@ -37,7 +38,7 @@ type env struct {
 func newEnv(t testing.TB) *env {
 	t.Helper()
 	ns := testkit.StartNATS(t)
-	nc, err := nats.Connect(ns.URL())
+	nc, err := nats.Connect(ns.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +60,7 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	return &env{st: st, js: js, kv: kv, pkv: pkv}
+	return &env{st: st, js: js, kv: kv, pkv: pkv, ns: ns}
 }
 
 // start runs a publisher over s until the test ends.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -216,4 +217,20 @@ func TestResolveOverDeleteMarker(t *testing.T) {
 	if d, ok, _ := e.pickup(t, "S1", "R1"); !ok || d.Version != 4 {
 		t.Fatalf("after a newer reserve: %+v %v", d, ok)
 	}
+}
+
+// Ensure that resyncs right after NATS restarts (what the hub does on every
+// reconnect) neither wedge the publisher nor lose a change: it publishes
+// what changed meanwhile and stops when asked.
+func TestResyncAcrossNATSRestarts(t *testing.T) {
+	e := newEnv(t)
+	p := e.start(t, e.st, "hub-1")
+	for i := range 5 {
+		e.ns.Restart()
+		p.Resync()
+		id := fmt.Sprintf("R%d", i)
+		p.Pickups(e.apply(t, events.KindReserve, reservation(id, "S1", events.Line{SKU: "A", Qty: 1})).Reservations)
+		testkit.Eventually(t, 20*time.Second, func() bool { _, ok, _ := e.pickup(t, "S1", id); return ok }, "%s after restart %d", id, i)
+	}
+	// e.start's cleanup cancels Run and waits for it.
 }
