@@ -10,6 +10,39 @@ const KindOversell = "oversell"
 // suggests.
 const MaxSuggestions = 3
 
+// ConflictAction is what happens to a position's oversell conflict when its
+// available stock changes.
+type ConflictAction int
+
+const (
+	// ConflictNone: nothing to record.
+	ConflictNone ConflictAction = iota
+	// ConflictOpen: the position became oversold; open a conflict.
+	ConflictOpen
+	// ConflictUpdate: still oversold, by a different amount.
+	ConflictUpdate
+	// ConflictResolve: no longer oversold; resolve the open conflict.
+	ConflictResolve
+)
+
+// ConflictChange decides the transition of a position's oversell conflict
+// when its available stock goes from was to is. A position has an open
+// conflict exactly while its available stock is below zero, so the open
+// conflict is a function of the position: replaying, splitting or
+// reordering the changes that lead to the same available stock leads to
+// the same conflicts.
+func ConflictChange(was, is int64) ConflictAction {
+	switch {
+	case was >= 0 && is < 0:
+		return ConflictOpen
+	case was < 0 && is >= 0:
+		return ConflictResolve
+	case was < 0 && is != was:
+		return ConflictUpdate
+	}
+	return ConflictNone
+}
+
 // Candidate is another location holding the oversold SKU.
 type Candidate struct {
 	Location  string

@@ -121,3 +121,34 @@ func (p Position) Touch(ts hlc.Timestamp) Position {
 	}
 	return p
 }
+
+// Change is what one batch brings to a position: the moves applied there
+// for the first time, the change to its reservations' holds (stamped
+// HeldAt, the newest reservation operation that changed them) and, when
+// set, a new safety stock.
+type Change struct {
+	Moves  []Move
+	Held   int64
+	HeldAt hlc.Timestamp
+	Safety *int64
+}
+
+// Step returns p after c. When c.Moves hold a count that supersedes p's
+// (p.NewCount), deltasAfter must be the sum of every delta ever applied at
+// the position stamped after that count, c's own included; otherwise it is
+// ignored. Step is what the store runs for each position a batch touches;
+// its result depends only on p and c, so any split of the same moves and
+// holds into batches ends in the same position.
+func (p Position) Step(c Change, deltasAfter int64) Position {
+	if len(c.Moves) > 0 {
+		p = p.Apply(c.Moves, deltasAfter)
+	}
+	if c.Held != 0 {
+		p.Reserved += c.Held
+		p = p.Touch(c.HeldAt)
+	}
+	if c.Safety != nil {
+		p.Safety = *c.Safety
+	}
+	return p
+}
