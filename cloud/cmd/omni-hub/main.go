@@ -44,7 +44,6 @@ func main() {
 	fs.String("log-level", d.LogLevel, "debug, info, warn or error")
 	fs.String("online-location", d.OnlineLocation, "location of the online warehouse, whose stock every store shows")
 	fs.String("public-url", d.PublicURL, "the hub's public base URL for Digital Link resolution and product pages (default: the request's host)")
-	fs.StringSlice("review-blocked-words", nil, "words that keep a review from being published (comma-separated; replaces the default list)")
 	config.Main(config.Program[hub.Config]{
 		Cmd:      cmd,
 		Defaults: hub.Defaults,

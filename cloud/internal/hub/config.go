@@ -59,9 +59,6 @@ type Config struct {
 	// host printed in shelf-tag Digital Link URIs); empty uses each
 	// request's Host.
 	PublicURL string `mapstructure:"public-url"`
-	// ReviewBlockedWords replaces the default moderation list; a review
-	// containing one of these words is kept for moderators, not published.
-	ReviewBlockedWords []string `mapstructure:"review-blocked-words"`
 }
 
 // Defaults returns the configuration `omni-hub` runs with when given nothing.

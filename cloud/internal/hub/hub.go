@@ -149,9 +149,6 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 	}
 	cleanups = append(cleanups, func() { _ = st.Close() })
 	h.log.Info("store open", "dialect", st.Dialect())
-	if len(h.cfg.ReviewBlockedWords) > 0 {
-		st.SetBlockedWords(h.cfg.ReviewBlockedWords)
-	}
 
 	// Stream and consumer; retried because an external server may still be
 	// electing a leader.

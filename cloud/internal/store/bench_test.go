@@ -6,6 +6,7 @@ import (
 	"math/rand"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,15 +80,26 @@ func benchApply(b *testing.B, s *Store) {
 		}
 		return itemsOf(envs...)
 	}
-	var elapsed time.Duration
+	var elapsed, selfCPU, serverCPU time.Duration
+	meter := newCPUMeter(b, s)
+	steps := map[string]time.Duration{}
+	var order []string
+	s.ObserveApply(func(step string, d time.Duration) {
+		if _, ok := steps[step]; !ok {
+			order = append(order, step)
+		}
+		steps[step] += d
+	})
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		items := next()
 		b.StartTimer()
-		start := time.Now()
+		start, c0, s0 := time.Now(), meter.self(), meter.server()
 		res, err := s.ApplyBatch(ctx, items)
 		elapsed += time.Since(start)
+		selfCPU += meter.self() - c0
+		serverCPU += meter.server() - s0
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -95,6 +107,18 @@ func benchApply(b *testing.B, s *Store) {
 			b.Fatalf("applied %d", res.Applied)
 		}
 	}
-	b.ReportMetric(float64(b.N*batch)/elapsed.Seconds(), "events/s")
+	n := float64(b.N * batch)
+	b.ReportMetric(n/elapsed.Seconds(), "events/s")
+	// CPU per event, here and in the database server: what the figure
+	// would be on an idle machine is about 1e6 / (sum of the two) per core.
+	b.ReportMetric(float64(selfCPU.Microseconds())/n, "hub-cpu-µs/event")
+	if s.d.pg() {
+		b.ReportMetric(float64(serverCPU.Microseconds())/n, "db-cpu-µs/event")
+	}
+	var line []string
+	for _, st := range order {
+		line = append(line, fmt.Sprintf("%s %.1fµs", st, float64(steps[st].Microseconds())/n))
+	}
+	b.Logf("wall per event by step: %s", strings.Join(line, ", "))
 
 }

@@ -99,22 +99,31 @@ func (s *Store) SetSafetyStock(ctx context.Context, sku, location string, qty in
 	}
 	k := inventory.Key{SKU: sku, Location: location}
 	return s.retry(ctx, "set safety stock", func() error {
-		tx, err := s.w.BeginTx(ctx, nil)
+		conn, err := s.w.Conn(ctx)
+		if err != nil {
+			return fmt.Errorf("store: connection: %w", err)
+		}
+		defer conn.Close()
+		tx, err := conn.BeginTx(ctx, nil)
 		if err != nil {
 			return err
 		}
 		defer tx.Rollback()
-		rows, err := s.lockStock(ctx, tx, []inventory.Key{k}, true)
-		if err != nil {
+		// The same path as an event's: the stock applier runs the rules on
+		// the new safety stock, the conflicts applier follows.
+		t := newApplyTx(s, conn, tx, nil, s.now().UnixMilli(), nil)
+		t.safety = map[inventory.Key]int64{k: qty}
+		if err := (stockApplier{}).apply(ctx, t, nil); err != nil {
+			return fmt.Errorf("store: set safety stock: %w", err)
+		}
+		if err := (conflictsApplier{}).apply(ctx, t, nil); err != nil {
+			return fmt.Errorf("store: set safety stock: %w", err)
+		}
+		if err := tx.Commit(); err != nil {
 			return err
 		}
-		row := rows[k]
-		next := row.pos
-		next.Safety = qty
-		if _, err := s.writeStock(ctx, tx, []posChange{{key: k, row: row, next: next}}, s.now().UnixMilli()); err != nil {
-			return err
-		}
-		return tx.Commit()
+		t.committed()
+		return nil
 	})
 }
 

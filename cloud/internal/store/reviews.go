@@ -3,136 +3,18 @@ package store
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
-	"slices"
-	"strings"
-	"sync"
-	"unicode"
 
+	"github.com/omnisync/omnisync/cloud/internal/reviews"
 	"github.com/omnisync/omnisync/shared/downsync"
-	"github.com/omnisync/omnisync/shared/events"
 )
 
-// Review statuses.
+// Review statuses, as stored (package reviews decides them).
 const (
-	ReviewPublished = "published"
-	ReviewRejected  = "rejected"
+	ReviewPublished = reviews.Published
+	ReviewPending   = reviews.Pending
+	ReviewRejected  = reviews.Rejected
 )
-
-// DefaultBlockedWords is the moderation list a hub starts with; HQ replaces
-// it with its own (omni-hub --review-blocked-words). Matching is by whole
-// word, ignoring case.
-var DefaultBlockedWords = []string{"fuck", "fucking", "shit", "cunt", "bitch", "bastard", "asshole", "nigger", "faggot", "retard", "viagra", "casino"}
-
-type reviewPolicy struct {
-	mu      sync.RWMutex
-	blocked map[string]bool
-}
-
-// SetBlockedWords replaces the words that keep a review from being
-// published. Reviews already applied keep their status.
-func (s *Store) SetBlockedWords(words []string) {
-	m := make(map[string]bool, len(words))
-	for _, w := range words {
-		if w = strings.ToLower(strings.TrimSpace(w)); w != "" {
-			m[w] = true
-		}
-	}
-	s.reviews.mu.Lock()
-	s.reviews.blocked = m
-	s.reviews.mu.Unlock()
-}
-
-// moderate returns why a review may not be published, or "".
-func (s *Store) moderate(r events.Review) string {
-	s.reviews.mu.RLock()
-	defer s.reviews.mu.RUnlock()
-	for _, f := range []string{r.Title, r.Text, r.Nickname} {
-		for _, w := range strings.FieldsFunc(strings.ToLower(f), func(c rune) bool { return !unicode.IsLetter(c) && !unicode.IsDigit(c) }) {
-			if s.reviews.blocked[w] {
-				return fmt.Sprintf("blocked word %q", w)
-			}
-		}
-	}
-	return ""
-}
-
-type reviewKey struct{ product, store, device, session string }
-
-// applyReviews stores the batch's review events: one per (product, store,
-// device, session), the earliest by HLC (then event id) winning whatever
-// order they arrive in, and bumps the version of each product touched. It
-// returns those products, sorted.
-func (s *Store) applyReviews(ctx context.Context, tx *sql.Tx, p *plan, apply []int, nowMS int64) ([]string, error) {
-	type row struct {
-		events.Review
-		eventID, status, reason string
-		hlc                     int64
-	}
-	best := map[reviewKey]row{}
-	for _, i := range apply {
-		e := &p.items[i].Env
-		if e.Kind != events.KindReview {
-			continue
-		}
-		var r events.Review
-		if err := json.Unmarshal(e.Data, &r); err != nil {
-			continue // validated by the caller; unreachable
-		}
-		k := reviewKey{r.ProductID, e.Origin.Store, e.Origin.Device, r.Session}
-		nr := row{Review: r, eventID: e.ID, hlc: e.HLC.Pack(), status: ReviewPublished}
-		if why := s.moderate(r); why != "" {
-			nr.status, nr.reason = ReviewRejected, why
-		}
-		if old, ok := best[k]; ok && (old.hlc < nr.hlc || old.hlc == nr.hlc && old.eventID < nr.eventID) {
-			continue
-		}
-		best[k] = nr
-	}
-	if len(best) == 0 {
-		return nil, nil
-	}
-	keys := make([]reviewKey, 0, len(best))
-	for k := range best {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b reviewKey) int {
-		return strings.Compare(a.product+"\x00"+a.store+"\x00"+a.device+"\x00"+a.session, b.product+"\x00"+b.store+"\x00"+b.device+"\x00"+b.session)
-	})
-	rs := newRowset(text("product_id"), text("store"), text("device"), text("session"), text("event_id"), integer("hlc"),
-		text("sku"), integer("rating"), text("title"), text("body"), text("nickname"), text("status"), text("reason"))
-	var products []string
-	for _, k := range keys {
-		r := best[k]
-		rs.add(k.product, k.store, k.device, k.session, r.eventID, r.hlc, r.SKU, int64(r.Rating), r.Title, r.Text, r.Nickname, r.status, r.reason)
-		if len(products) == 0 || products[len(products)-1] != k.product {
-			products = append(products, k.product)
-		}
-	}
-	err := s.execRows(ctx, tx, rs, "r", func(a *args, r string) string {
-		return `INSERT INTO reviews (product_id, store, device, session, event_id, hlc, sku, rating, title, body, nickname, status, reason)
-SELECT product_id, store, device, session, event_id, hlc, sku, rating, title, body, nickname, status, reason FROM ` + r + ` WHERE true
-ON CONFLICT (product_id, store, device, session) DO UPDATE SET event_id = excluded.event_id, hlc = excluded.hlc, sku = excluded.sku,
-	rating = excluded.rating, title = excluded.title, body = excluded.body, nickname = excluded.nickname, status = excluded.status, reason = excluded.reason
-WHERE excluded.hlc < reviews.hlc OR (excluded.hlc = reviews.hlc AND excluded.event_id < reviews.event_id)`
-	})
-	if err != nil {
-		return nil, fmt.Errorf("store: reviews: %w", err)
-	}
-	ps := newRowset(text("product_id"))
-	for _, id := range products {
-		ps.add(id)
-	}
-	err = s.execRows(ctx, tx, ps, "p", func(a *args, p string) string {
-		return `INSERT INTO review_stats (product_id, version, updated_ms) SELECT product_id, 1, ` + a.add(nowMS) + ` FROM ` + p + ` WHERE true
-ON CONFLICT (product_id) DO UPDATE SET version = review_stats.version + 1, updated_ms = excluded.updated_ms`
-	})
-	if err != nil {
-		return nil, fmt.Errorf("store: review stats: %w", err)
-	}
-	return products, nil
-}
 
 // ReviewSummaries returns the summary of each product asked for that has
 // any review (published or not), in the order asked.

@@ -232,6 +232,82 @@ CREATE INDEX stock_by_updated ON stock (updated_ms);
 ALTER TABLE reservations ADD COLUMN version BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX reservations_by_updated ON reservations (updated_ms);
 `,
+	// 4: integer position ids in the hot tables, daily ledger totals for
+	// retention, and the hub's shared settings. The stock table is rebuilt
+	// around an integer id (the ledger and every write of the apply path
+	// name positions by it); a position's open conflict is no longer
+	// stored with it, since it is open exactly while available < 0. Stock
+	// is no longer indexed by updated_ms, so that updating a position
+	// touches no index (PostgreSQL keeps the update HOT); the down-sync
+	// sweep reads the table instead.
+	`
+CREATE TABLE stock_v4 (
+	id          {{serial}},
+	sku         {{key}} NOT NULL,
+	location    {{key}} NOT NULL,
+	on_hand     BIGINT NOT NULL DEFAULT 0,
+	reserved    BIGINT NOT NULL DEFAULT 0,
+	safety      BIGINT NOT NULL DEFAULT 0,
+	available   BIGINT NOT NULL DEFAULT 0,
+	has_count   INTEGER NOT NULL DEFAULT 0,
+	count_qty   BIGINT NOT NULL DEFAULT 0,
+	count_hlc   BIGINT NOT NULL DEFAULT 0,
+	count_id    {{key}} NOT NULL DEFAULT '',
+	last_hlc    BIGINT NOT NULL DEFAULT 0,
+	version     BIGINT NOT NULL DEFAULT 0,
+	updated_ms  BIGINT NOT NULL DEFAULT 0
+){{hot}};
+INSERT INTO stock_v4 (sku, location, on_hand, reserved, safety, available, has_count, count_qty, count_hlc, count_id, last_hlc, version, updated_ms)
+SELECT sku, location, on_hand, reserved, safety, available, has_count, count_qty, count_hlc, count_id, last_hlc, version, updated_ms
+FROM stock ORDER BY sku, location;
+DROP TABLE stock;
+ALTER TABLE stock_v4 RENAME TO stock;
+CREATE UNIQUE INDEX stock_key ON stock (sku, location);
+CREATE INDEX stock_by_location ON stock (location, sku);
+
+-- The ledger names positions by id. Its key orders a position's lines by
+-- stamp (what a newer count sums over) and, since an event fixes the
+-- position, stamp and line of each of its lines, it is also unique per
+-- (event_id, line_no).
+CREATE TABLE ledger_v4 (
+	pos_id   BIGINT NOT NULL,
+	hlc      BIGINT NOT NULL,
+	event_id {{key}} NOT NULL,
+	line_no  INTEGER NOT NULL,
+	kind     TEXT NOT NULL,
+	qty      BIGINT NOT NULL,
+	delta    BIGINT NOT NULL,
+	store    {{key}} NOT NULL,
+	PRIMARY KEY (pos_id, hlc, event_id, line_no)
+){{keyed}};
+INSERT INTO ledger_v4 (pos_id, hlc, event_id, line_no, kind, qty, delta, store)
+SELECT s.id, l.hlc, l.event_id, l.line_no, l.kind, l.qty, l.delta, l.store
+FROM stock_ledger l JOIN stock s ON s.sku = l.sku AND s.location = l.location;
+DROP TABLE stock_ledger;
+ALTER TABLE ledger_v4 RENAME TO stock_ledger;
+
+-- Ledger lines older than the retention age, rolled up per position, UTC
+-- day (of their HLC) and kind before they are deleted: the sales history
+-- analytics keep.
+CREATE TABLE ledger_daily (
+	pos_id BIGINT NOT NULL,
+	day    INTEGER NOT NULL,
+	kind   {{key}} NOT NULL,
+	lines  BIGINT NOT NULL,
+	qty    BIGINT NOT NULL,
+	delta  BIGINT NOT NULL,
+	PRIMARY KEY (pos_id, day, kind)
+){{keyed}};
+
+-- The hub's shared configuration (the review policy, the ledger's
+-- retention horizon): one row per setting, read by every replica.
+CREATE TABLE hub_settings (
+	name       {{key}} NOT NULL PRIMARY KEY,
+	value      TEXT NOT NULL,
+	version    BIGINT NOT NULL,
+	updated_ms BIGINT NOT NULL
+){{keyed}};
+`,
 }
 
 // migrateLockKey is the pg_advisory_lock key that serialises migrations of

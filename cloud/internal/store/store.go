@@ -45,7 +45,15 @@ type Store struct {
 	// beforeCommit, when set (tests only), runs just before ApplyBatch
 	// commits; an error aborts the transaction as a database error would.
 	beforeCommit func() error
-	reviews      reviewPolicy
+	// appliers keep the aggregates of the books, in the order they run.
+	appliers  []applier
+	positions positionCache
+	settings  settingsCache
+	// observer, when set, times the steps of ApplyBatch; stepAt is when
+	// the current step began (ApplyBatch calls come from one goroutine at
+	// a time per Store when observed).
+	observer ApplyObserver
+	stepAt   time.Time
 }
 
 // Open opens (creating and migrating as needed) the store named by dsn:
@@ -61,8 +69,7 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{log: logger, now: time.Now, maxRetries: 8}
-	s.SetBlockedWords(DefaultBlockedWords)
+	s := &Store{log: logger, now: time.Now, maxRetries: 8, appliers: newAppliers()}
 	var err error
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		err = s.openPostgres(ctx, dsn)

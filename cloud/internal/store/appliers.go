@@ -1,0 +1,144 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+
+	"github.com/omnisync/omnisync/cloud/internal/inventory"
+	"github.com/omnisync/omnisync/shared/events"
+	"github.com/omnisync/omnisync/shared/hlc"
+)
+
+// An applier keeps one aggregate of the hub's books. The rules of the
+// aggregate live in a pure package (inventory, reviews, ...); the applier
+// only reads events into the rules' terms and turns the rules' decisions
+// into rows.
+//
+// Adding an aggregate is a rules package, one applier file, and its entry
+// in newAppliers.
+type applier interface {
+	// name names the aggregate in errors.
+	name() string
+	// read returns what the aggregate reads in env, nil when env is none
+	// of its business, or an error when the aggregate's rules cannot apply
+	// env: the event is then dead-lettered with the error as its reason
+	// and no aggregate applies it. read runs before the transaction and
+	// must not do I/O.
+	read(env *events.Envelope) (any, error)
+	// apply writes the effects of the batch's applied items, in the
+	// transaction. reads are the items read returned a value for, in batch
+	// order.
+	apply(ctx context.Context, t *applyTx, reads []itemRead) error
+}
+
+// newAppliers lists the appliers in the order they run in every
+// transaction. The order is both data flow and lock order (LOCKS.md): the
+// reservations' hold changes and the ledger's new lines are what the stock
+// positions are computed from; the positions' available stock is what the
+// conflicts follow.
+func newAppliers() []applier {
+	return []applier{
+		reservationsApplier{},
+		ledgerApplier{},
+		stockApplier{},
+		conflictsApplier{},
+		reviewsApplier{},
+	}
+}
+
+// itemRead is one item an applier reads: its index in the batch and what
+// read returned.
+type itemRead struct {
+	item int
+	v    any
+}
+
+// applyTx is one attempt at applying a batch: the transaction, the items
+// that take effect, and what the appliers hand to those after them.
+type applyTx struct {
+	s     *Store
+	conn  *sql.Conn
+	tx    *sql.Tx
+	p     *plan
+	nowMS int64
+	// applied lists the items that take effect, in batch order.
+	applied []int
+
+	// The inventory appliers' data flow.
+	// held is the change to reserved per position from the batch's
+	// reservation operations, heldAt the stamp of the newest one that
+	// changed it.
+	held   map[inventory.Key]int64
+	heldAt map[inventory.Key]hlc.Timestamp
+	// work is what the batch brings to each position, by id: the ledger
+	// lines that were new to the ledger, the hold changes, a new safety
+	// stock.
+	work map[int64]*positionWork
+	// safety is set by SetSafetyStock.
+	safety map[inventory.Key]int64
+	// ids are the positions' ids the transaction resolved; those it
+	// created join the store's cache only once it commits.
+	ids    map[inventory.Key]int64
+	newIDs map[inventory.Key]int64
+	// changed are the positions the stock applier wrote, for the
+	// conflicts applier.
+	changed []positionChange
+
+	out struct {
+		positions        []inventory.Key
+		reservations     []string
+		reviewedProducts []string
+	}
+}
+
+// positionWork is what a batch brings to one position.
+type positionWork struct {
+	key    inventory.Key
+	change inventory.Change
+}
+
+// workOn returns the work on position id (key), adding it if need be.
+func (t *applyTx) workOn(id int64, key inventory.Key) *positionWork {
+	w := t.work[id]
+	if w == nil {
+		w = &positionWork{key: key}
+		t.work[id] = w
+	}
+	return w
+}
+
+// positionChange is a written position's available stock before and
+// after.
+type positionChange struct {
+	key     inventory.Key
+	was, is int64
+}
+
+func newApplyTx(s *Store, conn *sql.Conn, tx *sql.Tx, p *plan, nowMS int64, applied []int) *applyTx {
+	return &applyTx{
+		s: s, conn: conn, tx: tx, p: p, nowMS: nowMS, applied: applied,
+		held: map[inventory.Key]int64{}, heldAt: map[inventory.Key]hlc.Timestamp{},
+		work: map[int64]*positionWork{},
+		ids:  map[inventory.Key]int64{}, newIDs: map[inventory.Key]int64{},
+	}
+}
+
+// readBy returns the applied items applier a reads, in batch order.
+func (t *applyTx) readBy(a int) []itemRead {
+	var out []itemRead
+	if t.p == nil {
+		return nil
+	}
+	for _, i := range t.applied {
+		if v := t.p.read[a][i]; v != nil {
+			out = append(out, itemRead{item: i, v: v})
+		}
+	}
+	return out
+}
+
+// committed runs after the commit: what the transaction created may now
+// be shared.
+func (t *applyTx) committed() {
+	t.s.positions.add(t.newIDs)
+}

@@ -1,0 +1,288 @@
+package store
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/omnisync/omnisync/cloud/internal/inventory"
+	"github.com/omnisync/omnisync/shared/events"
+)
+
+// ledgerApplier records every stock line (sales, returns, receipts,
+// adjustments, transfers, counts, fulfilments) in the stock ledger, the
+// sales history, once per event line whatever origin carried it, and
+// hands the lines that were new to it to the stock applier.
+type ledgerApplier struct{}
+
+func (ledgerApplier) name() string { return "ledger" }
+
+func (ledgerApplier) read(env *events.Envelope) (any, error) {
+	if !events.IsStockDelta(env.Kind) && env.Kind != events.KindCount && env.Kind != events.KindFulfil {
+		return nil, nil
+	}
+	eff, err := inventory.EffectOf(*env)
+	if err != nil {
+		return nil, err
+	}
+	return eff.Moves, nil
+}
+
+func (ledgerApplier) apply(ctx context.Context, t *applyTx, reads []itemRead) error {
+	n := 0
+	for _, r := range reads {
+		n += len(r.v.([]inventory.Move))
+	}
+	// Every position the batch touches gets its id now, those only the
+	// reservations changed included, so that new positions are created
+	// before the ledger is written (the lock order).
+	keys := make([]inventory.Key, 0, n+len(t.held))
+	for _, r := range reads {
+		for _, m := range r.v.([]inventory.Move) {
+			keys = append(keys, m.Key)
+		}
+	}
+	for k, d := range t.held {
+		if d != 0 {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	if err := t.resolve(ctx, keys); err != nil {
+		return err
+	}
+	if n == 0 {
+		return nil
+	}
+	lines := make([]ledgerLine, 0, n)
+	for _, r := range reads {
+		store := t.p.items[r.item].Env.Origin.Store
+		for _, m := range r.v.([]inventory.Move) {
+			lines = append(lines, ledgerLine{Move: m, pos: t.ids[m.Key], store: store})
+		}
+	}
+	lines = sortLedgerLines(lines)
+	fresh, err := t.s.insertLedger(ctx, t.conn, t.tx, lines, t.p.ledgerSeen)
+	if err != nil {
+		return err
+	}
+	// Lines are sorted by position: each position's new moves are one run
+	// of one array.
+	moves := make([]inventory.Move, 0, len(lines))
+	for i := 0; i < len(lines); {
+		j, start := i, len(moves)
+		for ; j < len(lines) && lines[j].pos == lines[i].pos; j++ {
+			if l := &lines[j]; fresh == nil || fresh[lineID{l.Stamp.ID, l.Line}] {
+				moves = append(moves, l.Move)
+			}
+		}
+		if len(moves) > start {
+			t.workOn(lines[i].pos, lines[i].Key).change.Moves = moves[start:len(moves):len(moves)]
+		}
+		i = j
+	}
+	return nil
+}
+
+// ledgerLine is a move with its position's id and the store it came from.
+type ledgerLine struct {
+	inventory.Move
+	pos   int64
+	store string
+}
+
+type lineID struct {
+	event string
+	line  int
+}
+
+// sortLedgerLines returns lines sorted by the ledger's key. It sorts
+// indices, not the (large) lines themselves.
+func sortLedgerLines(lines []ledgerLine) []ledgerLine {
+	idx := make([]int32, len(lines))
+	for i := range idx {
+		idx[i] = int32(i)
+	}
+	slices.SortFunc(idx, func(i, j int32) int {
+		a, b := &lines[i], &lines[j]
+		if c := cmp.Compare(a.pos, b.pos); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.Stamp.HLC.Pack(), b.Stamp.HLC.Pack()); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.Stamp.ID, b.Stamp.ID); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Line, b.Line)
+	})
+	out := make([]ledgerLine, len(lines))
+	for i, j := range idx {
+		out[i] = lines[j]
+	}
+	return out
+}
+
+// errLedgerSeen reports that a line of the batch was already in the
+// ledger: the transaction is abandoned and redone with insertLedger told
+// to find out which (see plan.ledgerSeen).
+var errLedgerSeen = errors.New("store: a ledger line of the batch is already recorded")
+
+// insertLedger records lines and returns which ones were not already in the
+// ledger (nil: all of them): a second line of defence, so an event id is
+// applied once even if it arrived under two origins. Lines go in in key
+// order, which on PostgreSQL is the order in which a transaction waits for
+// another one inserting the same line (see LOCKS.md); it also keeps the
+// B-tree writes local. lines must be sorted by that key (sortLedgerLines);
+// tx is a transaction on conn.
+//
+// A line already recorded is rare (a broken agent), so unless precise the
+// lines go in without finding out which ones were new, which is cheaper:
+// on PostgreSQL copied (COPY, which fails on a duplicate key), on SQLite
+// inserted with a count of the rows that went in. If any was already
+// there, it returns errLedgerSeen.
+func (s *Store) insertLedger(ctx context.Context, conn *sql.Conn, tx *sql.Tx, lines []ledgerLine, precise bool) (map[lineID]bool, error) {
+	if len(lines) == 0 {
+		return nil, nil
+	}
+	if !precise && s.d.pg() {
+		// COPY in text form, formatted here: cheaper for the hub than
+		// the driver's binary rows of boxed values, and no dearer for the
+		// server.
+		buf := make([]byte, 0, 96*len(lines))
+		for i := range lines {
+			l := &lines[i]
+			buf = strconv.AppendInt(buf, l.pos, 10)
+			buf = append(buf, '\t')
+			buf = strconv.AppendInt(buf, l.Stamp.HLC.Pack(), 10)
+			buf = append(buf, '\t')
+			buf = appendCopyText(buf, l.Stamp.ID)
+			buf = append(buf, '\t')
+			buf = strconv.AppendInt(buf, int64(l.Line), 10)
+			buf = append(buf, '\t')
+			buf = appendCopyText(buf, string(l.Kind))
+			buf = append(buf, '\t')
+			buf = strconv.AppendInt(buf, l.Qty, 10)
+			buf = append(buf, '\t')
+			buf = strconv.AppendInt(buf, l.Delta, 10)
+			buf = append(buf, '\t')
+			buf = appendCopyText(buf, l.store)
+			buf = append(buf, '\n')
+		}
+		err := conn.Raw(func(dc any) error {
+			c, ok := dc.(*stdlib.Conn)
+			if !ok {
+				return fmt.Errorf("unexpected driver connection %T", dc)
+			}
+			tag, err := c.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(buf),
+				"COPY stock_ledger (pos_id, hlc, event_id, line_no, kind, qty, delta, store) FROM STDIN")
+			if err == nil && tag.RowsAffected() != int64(len(lines)) {
+				err = fmt.Errorf("copied %d of %d rows", tag.RowsAffected(), len(lines))
+			}
+			return err
+		})
+		if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) && pe.Code == "23505" { // unique_violation
+			return nil, errLedgerSeen
+		}
+		if err != nil {
+			return nil, fmt.Errorf("copy ledger: %w", err)
+		}
+		return nil, nil
+	}
+	rs := newRowset(integer("pos_id"), integer("hlc"), text("event_id"), integer("line_no"),
+		text("kind"), integer("qty"), integer("delta"), text("store"))
+	for _, l := range lines {
+		rs.add(l.pos, l.Stamp.HLC.Pack(), l.Stamp.ID, int64(l.Line), string(l.Kind), l.Qty, l.Delta, l.store)
+	}
+	insert := func(returning string) func(a *args, k string) string {
+		return func(a *args, k string) string {
+			return `INSERT INTO stock_ledger (pos_id, hlc, event_id, line_no, kind, qty, delta, store)
+SELECT pos_id, hlc, event_id, line_no, kind, qty, delta, store FROM ` + k + s.d.inOrder() + ` ON CONFLICT DO NOTHING` + returning
+		}
+	}
+	if !precise {
+		n, err := s.execRowsN(ctx, tx, rs, "k", insert(""))
+		if err != nil {
+			return nil, fmt.Errorf("insert ledger: %w", err)
+		}
+		if n != int64(len(lines)) {
+			return nil, errLedgerSeen
+		}
+		return nil, nil
+	}
+	fresh := make(map[lineID]bool, len(lines))
+	err := s.queryRows(ctx, tx, rs, "k", insert(" RETURNING event_id, line_no"), func(rows *sql.Rows) error {
+		var id lineID
+		var line int64
+		if err := rows.Scan(&id.event, &line); err != nil {
+			return err
+		}
+		id.line = int(line)
+		fresh[id] = true
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("insert ledger: %w", err)
+	}
+	return fresh, nil
+}
+
+// deltasAfter sums, for each position (by id), the ledger deltas stamped
+// after the given count stamp: one indexed range scan per position.
+func (s *Store) deltasAfter(ctx context.Context, tx *sql.Tx, counts map[int64]events.Stamp) (map[int64]int64, error) {
+	out := make(map[int64]int64, len(counts))
+	if len(counts) == 0 {
+		return out, nil
+	}
+	rs := newRowset(integer("pos"), integer("hlc"), text("eid"))
+	for id, st := range counts {
+		rs.add(id, st.HLC.Pack(), st.ID)
+	}
+	err := s.queryRows(ctx, tx, rs, "k", func(a *args, k string) string {
+		return `SELECT k.pos, CAST(SUM(l.delta) AS BIGINT) FROM ` + k + `
+JOIN stock_ledger l ON l.pos_id = k.pos AND (l.hlc, l.event_id) > (k.hlc, k.eid)
+GROUP BY k.pos`
+	}, func(rows *sql.Rows) error {
+		var id, sum int64
+		if err := rows.Scan(&id, &sum); err != nil {
+			return err
+		}
+		out[id] = sum
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("deltas after count: %w", err)
+	}
+	return out, nil
+}
+
+// appendCopyText appends s as a value of COPY's text format: backslash,
+// tab, newline and carriage return escaped.
+func appendCopyText(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '\\':
+			b = append(b, '\\', '\\')
+		case '\t':
+			b = append(b, '\\', 't')
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		default:
+			b = append(b, c)
+		}
+	}
+	return b
+}

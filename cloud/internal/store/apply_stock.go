@@ -1,0 +1,156 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+
+	"github.com/omnisync/omnisync/cloud/internal/inventory"
+	"github.com/omnisync/omnisync/shared/events"
+	"github.com/omnisync/omnisync/shared/hlc"
+)
+
+// stockApplier keeps the stock positions: for every position the batch
+// touches (new ledger lines, changed holds, a new safety stock) it loads
+// the row, runs inventory.Position.Step once, and writes the row back if
+// it changed. The rules decide; this file only reads and writes rows.
+type stockApplier struct{}
+
+func (stockApplier) name() string { return "stock" }
+
+// read: the stock applier reads no event itself; its input is what the
+// reservations and ledger appliers hand on.
+func (stockApplier) read(*events.Envelope) (any, error) { return nil, nil }
+
+func (stockApplier) apply(ctx context.Context, t *applyTx, _ []itemRead) error {
+	var keys []inventory.Key
+	for k, d := range t.held {
+		if d != 0 {
+			keys = append(keys, k)
+		}
+	}
+	for k := range t.safety {
+		keys = append(keys, k)
+	}
+	if err := t.resolve(ctx, keys); err != nil {
+		return err
+	}
+	for k, d := range t.held {
+		if d != 0 {
+			c := &t.workOn(t.ids[k], k).change
+			c.Held, c.HeldAt = d, t.heldAt[k]
+		}
+	}
+	for k, q := range t.safety {
+		t.workOn(t.ids[k], k).change.Safety = &q
+	}
+	if len(t.work) == 0 {
+		return nil
+	}
+	ids := make([]int64, 0, len(t.work))
+	for id := range t.work {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	was, err := t.s.lockStock(ctx, t.tx, ids)
+	if err != nil {
+		return err
+	}
+	counts := map[int64]events.Stamp{}
+	for i, id := range ids {
+		if c, ok := was[i].NewCount(t.work[id].change.Moves); ok {
+			counts[id] = c.Stamp
+		}
+	}
+	after, err := t.s.deltasAfter(ctx, t.tx, counts)
+	if err != nil {
+		return err
+	}
+	written := make([]stockWrite, 0, len(ids))
+	for i, id := range ids {
+		w := t.work[id]
+		next := was[i].Step(w.change, after[id])
+		if next == was[i] {
+			continue
+		}
+		written = append(written, stockWrite{id: id, pos: next})
+		t.changed = append(t.changed, positionChange{key: w.key, was: was[i].Available(), is: next.Available()})
+		t.out.positions = append(t.out.positions, w.key)
+	}
+	if err := t.s.putStock(ctx, t.tx, written, t.nowMS); err != nil {
+		return err
+	}
+	t.out.positions = positionsOut(t.out.positions)
+	return nil
+}
+
+// lockStock loads the positions ids (sorted, each existing: resolve
+// created the missing ones), locking them in id order on PostgreSQL
+// (LOCKS.md, level 4). The result is aligned with ids.
+func (s *Store) lockStock(ctx context.Context, tx *sql.Tx, ids []int64) ([]inventory.Position, error) {
+	out := make([]inventory.Position, len(ids))
+	found := make([]bool, len(ids))
+	rs := newRowset(integer("id"))
+	for _, id := range ids {
+		rs.add(id)
+	}
+	err := s.queryRows(ctx, tx, rs, "k", func(a *args, k string) string {
+		return `SELECT s.id, s.on_hand, s.reserved, s.safety, s.has_count, s.count_qty, s.count_hlc, s.count_id, s.last_hlc
+FROM stock s JOIN ` + k + ` ON s.id = k.id ORDER BY s.id` + s.d.forUpdate("s")
+	}, func(rows *sql.Rows) error {
+		var id, hasCount, countHLC, lastHLC int64
+		var p inventory.Position
+		if err := rows.Scan(&id, &p.OnHand, &p.Reserved, &p.Safety, &hasCount, &p.CountQty, &countHLC, &p.CountStamp.ID, &lastHLC); err != nil {
+			return err
+		}
+		i, ok := slices.BinarySearch(ids, id)
+		if !ok {
+			return fmt.Errorf("unexpected position %d", id)
+		}
+		p.HasCount = hasCount != 0
+		p.CountStamp.HLC = hlc.Unpack(countHLC)
+		p.LastStamp = hlc.Unpack(lastHLC)
+		out[i], found[i] = p, true
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("lock stock: %w", err)
+	}
+	for i, ok := range found {
+		if !ok {
+			return nil, fmt.Errorf("lock stock: position %d missing", ids[i])
+		}
+	}
+	return out, nil
+}
+
+// stockWrite is a position's new state.
+type stockWrite struct {
+	id  int64
+	pos inventory.Position
+}
+
+// putStock stores the new state of locked positions (ws in id order).
+func (s *Store) putStock(ctx context.Context, tx *sql.Tx, ws []stockWrite, nowMS int64) error {
+	if len(ws) == 0 {
+		return nil
+	}
+	rs := newRowset(integer("id"), integer("on_hand"), integer("reserved"), integer("safety"), integer("available"),
+		integer("has_count"), integer("count_qty"), integer("count_hlc"), text("count_id"), integer("last_hlc"))
+	for _, w := range ws {
+		n := w.pos
+		rs.add(w.id, n.OnHand, n.Reserved, n.Safety, n.Available(),
+			b2i(n.HasCount), n.CountQty, n.CountStamp.HLC.Pack(), n.CountStamp.ID, n.LastStamp.Pack())
+	}
+	err := s.execRows(ctx, tx, rs, "u", func(a *args, u string) string {
+		return `UPDATE stock SET on_hand = u.on_hand, reserved = u.reserved, safety = u.safety, available = u.available,
+	has_count = u.has_count, count_qty = u.count_qty, count_hlc = u.count_hlc, count_id = u.count_id, last_hlc = u.last_hlc,
+	version = stock.version + 1, updated_ms = ` + a.add(nowMS) + `
+FROM ` + u + ` WHERE stock.id = u.id`
+	})
+	if err != nil {
+		return fmt.Errorf("update stock: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,143 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/omnisync/omnisync/cloud/internal/inventory"
+)
+
+// positionCache maps stock positions to their ids. Ids never change and
+// positions are never deleted, so an id once committed is right forever,
+// for every replica; a replica missing one reads it from the table.
+type positionCache struct {
+	mu  sync.RWMutex
+	ids map[inventory.Key]int64
+}
+
+func (c *positionCache) get(k inventory.Key) (int64, bool) {
+	c.mu.RLock()
+	id, ok := c.ids[k]
+	c.mu.RUnlock()
+	return id, ok
+}
+
+// add records committed ids.
+func (c *positionCache) add(ids map[inventory.Key]int64) {
+	if len(ids) == 0 {
+		return
+	}
+	c.mu.Lock()
+	if c.ids == nil {
+		c.ids = make(map[inventory.Key]int64, len(ids))
+	}
+	for k, id := range ids {
+		c.ids[k] = id
+	}
+	c.mu.Unlock()
+}
+
+// resolve makes sure every key has an id in t.ids, creating the positions
+// that do not exist yet. New positions are inserted in (sku, location)
+// order, before any stock row is locked (LOCKS.md, level 3a); their ids
+// reach the store's cache only when the transaction commits, since a
+// rollback takes the rows back.
+func (t *applyTx) resolve(ctx context.Context, keys []inventory.Key) error {
+	var missing []inventory.Key
+	for _, k := range keys {
+		if _, ok := t.ids[k]; ok {
+			continue
+		}
+		if id, ok := t.s.positions.get(k); ok {
+			t.ids[k] = id
+			continue
+		}
+		missing = append(missing, k)
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	slices.SortFunc(missing, inventory.Key.Compare)
+	missing = slices.Compact(missing)
+	found, err := t.s.positionIDs(ctx, t.tx, missing)
+	if err != nil {
+		return err
+	}
+	rs := newRowset(text("sku"), text("location"))
+	for _, k := range missing {
+		if id, ok := found[k]; ok {
+			t.ids[k], t.newIDs[k] = id, id
+		} else {
+			rs.add(k.SKU, k.Location)
+		}
+	}
+	if rs.len() == 0 {
+		return nil
+	}
+	// A replica inserting the same new position at the same time makes
+	// this one wait for it (the unique index), then do nothing: the
+	// positions still missing afterwards are read again.
+	err = t.s.queryRows(ctx, t.tx, rs, "k", func(a *args, k string) string {
+		return `INSERT INTO stock (sku, location) SELECT sku, location FROM ` + k + t.s.d.inOrder() +
+			` ON CONFLICT DO NOTHING RETURNING id, sku, location`
+	}, func(rows *sql.Rows) error {
+		var k inventory.Key
+		var id int64
+		if err := rows.Scan(&id, &k.SKU, &k.Location); err != nil {
+			return err
+		}
+		t.ids[k], t.newIDs[k] = id, id
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("create positions: %w", err)
+	}
+	var again []inventory.Key
+	for _, k := range missing {
+		if _, ok := t.ids[k]; !ok {
+			again = append(again, k)
+		}
+	}
+	if len(again) == 0 {
+		return nil
+	}
+	found, err = t.s.positionIDs(ctx, t.tx, again)
+	if err != nil {
+		return err
+	}
+	for _, k := range again {
+		id, ok := found[k]
+		if !ok {
+			return fmt.Errorf("position %v neither created nor found", k)
+		}
+		t.ids[k], t.newIDs[k] = id, id
+	}
+	return nil
+}
+
+// positionIDs reads the ids of the keys that exist.
+func (s *Store) positionIDs(ctx context.Context, q querier, keys []inventory.Key) (map[inventory.Key]int64, error) {
+	out := make(map[inventory.Key]int64, len(keys))
+	rs := newRowset(text("sku"), text("location"))
+	for _, k := range keys {
+		rs.add(k.SKU, k.Location)
+	}
+	err := s.queryRows(ctx, q, rs, "k", func(a *args, k string) string {
+		return `SELECT s.id, s.sku, s.location FROM stock s JOIN ` + k + ` ON s.sku = k.sku AND s.location = k.location`
+	}, func(rows *sql.Rows) error {
+		var k inventory.Key
+		var id int64
+		if err := rows.Scan(&id, &k.SKU, &k.Location); err != nil {
+			return err
+		}
+		out[k] = id
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("position ids: %w", err)
+	}
+	return out, nil
+}
