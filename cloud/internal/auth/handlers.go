@@ -174,6 +174,12 @@ func (s *Service) changePassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.ChangeOwnPassword(r.Context(), From(r.Context()), req.Current, req.New, clientAddr(r)); err != nil {
+		if errors.Is(err, ErrUnauthenticated) {
+			// The caller is logged in: a wrong current password is a bad
+			// request, not a reason to log in again (401).
+			writeErr(w, http.StatusBadRequest, "current: wrong password")
+			return
+		}
 		s.fail(w, r, err)
 		return
 	}

@@ -48,6 +48,9 @@ func Page(s Scope) Requirement { return Requirement{kind: reqPage, scope: s} }
 // IsPublic reports whether r lets anyone in.
 func (r Requirement) IsPublic() bool { return r.kind == reqPublic }
 
+// IsPage reports whether r is a page's (login redirect when anonymous).
+func (r Requirement) IsPage() bool { return r.kind == reqPage }
+
 // Declared reports whether r states anything.
 func (r Requirement) Declared() bool { return r.kind != reqNone }
 
