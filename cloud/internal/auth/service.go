@@ -134,6 +134,11 @@ func (s *Service) Bootstrap(ctx context.Context, token string, out io.Writer) er
 	}
 	if n > 0 {
 		if token != "" {
+			// Restarts with the same bootstrap token (make run) are quiet;
+			// any other token is not made an admin's.
+			if _, _, err := s.st.TokenUser(ctx, HashSecret(token)); err == nil {
+				return nil
+			}
 			s.log.Warn("bootstrap token ignored: the hub has users already; use an admin's token or omnictl tokens create")
 		}
 		return nil
