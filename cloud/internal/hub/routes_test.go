@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -194,5 +195,51 @@ func TestConfig_SafeDefaults(t *testing.T) {
 	c.TLSCert = "cert.pem"
 	if c.Validate() == nil {
 		t.Error("a certificate without its key is accepted")
+	}
+}
+
+// Ensure that docs/security.md's route table lists every route the hub
+// registers, with the scope it needs (or "public" / "logged in"), and no
+// route the hub does not have.
+func TestSecurityDoc_ListsEveryRoute(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "docs", "security.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	start := strings.Index(doc, "## Every route")
+	end := strings.Index(doc[start+1:], "\n## ")
+	if start < 0 || end < 0 {
+		t.Fatal("docs/security.md has no \"## Every route\" section")
+	}
+	table := doc[start : start+1+end]
+	documented := map[string]string{}
+	for _, line := range strings.Split(table, "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) < 4 || !strings.HasPrefix(strings.TrimSpace(cells[1]), "`") {
+			continue
+		}
+		documented[strings.Trim(strings.TrimSpace(cells[1]), "`")] = strings.TrimSpace(cells[2])
+	}
+	_, rt, _ := testWeb(t)
+	for _, r := range rt.Routes() {
+		pattern := strings.Replace(r.Pattern, "{$}", "", 1)
+		needs, ok := documented[pattern]
+		delete(documented, pattern)
+		var want string
+		switch {
+		case r.Needs.IsPublic():
+			want = "public"
+		case r.Needs.Scope() == "":
+			want = "logged in"
+		default:
+			want = "`" + string(r.Needs.Scope()) + "`"
+		}
+		if !ok || !strings.HasPrefix(needs, want) {
+			t.Errorf("docs/security.md: %s needs %q, documented %q", pattern, want, needs)
+		}
+	}
+	for p := range documented {
+		t.Errorf("docs/security.md documents %s, which the hub does not serve", p)
 	}
 }
