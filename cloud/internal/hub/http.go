@@ -65,16 +65,26 @@ func handler(p httpParts) (http.Handler, *auth.Router, error) {
 	return h, rt, nil
 }
 
-func newHTTPServer(h http.Handler) *http.Server {
-	return &http.Server{
+// newHTTPServer builds the server; with a certificate and key (PEM
+// files) it serves HTTPS, and a bad pair fails here, before the hub says
+// it is ready.
+func newHTTPServer(h http.Handler, certFile, keyFile string) (*http.Server, error) {
+	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
-		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12},
 	}
+	if certFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("hub: tls-cert, tls-key: %w", err)
+		}
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	}
+	return srv, nil
 }
 
 // publicURL is the configured public URL, or the one the hub listens on:

@@ -263,7 +263,10 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	srv := newHTTPServer(web)
+	srv, err := newHTTPServer(web, h.cfg.TLSCert, h.cfg.TLSKey)
+	if err != nil {
+		return err
+	}
 
 	h.mu.Lock()
 	h.httpAddr = ln.Addr().String()
@@ -276,8 +279,8 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		serve := func() error { return srv.Serve(ln) }
-		if h.cfg.TLSCert != "" {
-			serve = func() error { return srv.ServeTLS(ln, h.cfg.TLSCert, h.cfg.TLSKey) }
+		if srv.TLSConfig != nil {
+			serve = func() error { return srv.ServeTLS(ln, "", "") }
 		}
 		if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("hub: http: %w", err)
