@@ -15,6 +15,18 @@ RATE=${OMNI_RUN_RATE:-5}
 CATALOG=${OMNI_RUN_CATALOG:-$ROOT/cloud/internal/catalog/testdata/sample-catalog.jsonl}
 
 mkdir -p "$DATA"
+# HQ credentials for this local platform, made on the first run and kept
+# (readable by you alone) in $DATA/hq-credentials: an admin API token the
+# hub is bootstrapped with (omnictl and the curl lines below send it) and
+# the admin's dashboard password.
+CREDS="$DATA/hq-credentials"
+if [ ! -s "$CREDS" ]; then
+	random() { head -c 24 /dev/urandom | base64 | tr -d '/+=' ; }
+	(umask 077 && printf 'OMNI_TOKEN=omni_%s\nOMNI_ADMIN_PASSWORD=%s\n' "$(random)" "$(random)" >"$CREDS")
+fi
+# shellcheck disable=SC1090
+. "$CREDS"
+export OMNI_TOKEN
 pids=()
 cleanup() {
 	local rc=$1
@@ -29,7 +41,7 @@ cleanup() {
 trap 'cleanup 0' INT TERM
 trap 'cleanup $?' EXIT
 
-"$BIN/omni-hub" --data-dir "$DATA/hub" --http "$HUB_HTTP" --nats-listen "$NATS_LISTEN" >"$DATA/hub.log" 2>&1 &
+OMNI_BOOTSTRAP_TOKEN="$OMNI_TOKEN" "$BIN/omni-hub" --data-dir "$DATA/hub" --http "$HUB_HTTP" --nats-listen "$NATS_LISTEN" >"$DATA/hub.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do
 	if curl -fsS "http://$HUB_HTTP/healthz" >/dev/null 2>&1; then break; fi
@@ -40,6 +52,14 @@ for _ in $(seq 1 100); do
 	fi
 	sleep 0.1
 done
+
+# On the hub's first start (it says so in its log), give the admin the
+# password kept in $CREDS instead of the one-time one the hub printed.
+if grep -q 'omni-hub first start' "$DATA/hub.log"; then
+	if ! printf '%s\n' "$OMNI_ADMIN_PASSWORD" | "$BIN/omnictl" --hub "http://$HUB_HTTP" users passwd admin --password-stdin >/dev/null; then
+		echo "warning: could not set the admin's password; see the one-time password in $DATA/hub.log" >&2
+	fi
+fi
 
 # The catalog: validated, then imported in one transaction (an unchanged
 # catalog changes nothing on a second run).
@@ -79,18 +99,20 @@ cat <<TXT
 
 omnisync is running (data and logs in $DATA):
 
-  HQ dashboard        http://$HUB_HTTP/
+  HQ dashboard        http://$HUB_HTTP/   (log in as admin, password $OMNI_ADMIN_PASSWORD)
+  API token           export OMNI_TOKEN=$OMNI_TOKEN   (admin; both kept in $CREDS)
   catalog             $catalog_line
-                      curl http://$HUB_HTTP/v1/catalog
-  stores              curl http://$HUB_HTTP/v1/stores
-  one SKU everywhere  curl http://$HUB_HTTP/v1/inventory/$stock_sku
-  low stock           curl 'http://$HUB_HTTP/v1/inventory?below=5'
-  hub metrics         http://$HUB_HTTP/metrics
+                      curl -H "Authorization: Bearer \$OMNI_TOKEN" http://$HUB_HTTP/v1/catalog
+  stores              curl -H "Authorization: Bearer \$OMNI_TOKEN" http://$HUB_HTTP/v1/stores
+  one SKU everywhere  curl -H "Authorization: Bearer \$OMNI_TOKEN" http://$HUB_HTTP/v1/inventory/$stock_sku
+  low stock           curl -H "Authorization: Bearer \$OMNI_TOKEN" 'http://$HUB_HTTP/v1/inventory?below=5'
+  omnictl             OMNI_TOKEN=... $BIN/omnictl stores   (or: $BIN/omnictl login)
+  hub metrics         curl -H "Authorization: Bearer \$OMNI_TOKEN" http://$HUB_HTTP/metrics
   NATS                nats://$NATS_LISTEN
 TXT
 if [ -n "$sample_sku" ]; then
 	echo "  product page        http://$HUB_HTTP/products/$sample_sku"
-	echo "  product (JSON)      curl http://$HUB_HTTP/v1/products/$sample_sku"
+	echo "  product (JSON)      curl -H \"Authorization: Bearer \$OMNI_TOKEN\" http://$HUB_HTTP/v1/products/$sample_sku"
 fi
 if [ -n "$sample_gtin" ]; then
 	echo "  Digital Link        http://$HUB_HTTP/01/$sample_gtin   (a shelf tag's QR code; ?linkType=all for the linkset)"

@@ -37,13 +37,16 @@ func main() {
 	fs.String("nats-key", d.NATSKey, "the client certificate's key (PEM)")
 	fs.String("nats-listen", d.NATSListen, "embedded NATS listen address host:port (port 0 picks a free one)")
 	fs.String("db", d.DB, "database: postgres://... ; empty uses SQLite in --data-dir")
-	fs.String("http", d.HTTP, "HTTP listen address for the API, dashboard and /metrics")
+	fs.String("http", d.HTTP, "HTTP listen address for the API, dashboard and /metrics (a non-loopback one needs --public-url)")
+	fs.String("tls-cert", d.TLSCert, "PEM certificate: serve HTTPS (with --tls-key)")
+	fs.String("tls-key", d.TLSKey, "PEM key of --tls-cert")
+	fs.String("bootstrap-token", d.BootstrapToken, "on a hub without users, make this the admin's API token (env OMNI_BOOTSTRAP_TOKEN; ignored once users exist)")
 	fs.Int("stream-replicas", d.StreamReplicas, "JetStream replicas for the events stream (3 on a cluster)")
 	fs.Duration("stream-max-age", d.StreamMaxAge, "how long applied events stay in the stream")
 	fs.Int("batch", d.Batch, "most events applied per database transaction")
 	fs.String("log-level", d.LogLevel, "debug, info, warn or error")
 	fs.String("online-location", d.OnlineLocation, "location of the online warehouse, whose stock every store shows")
-	fs.String("public-url", d.PublicURL, "the hub's public base URL for Digital Link resolution and product pages (default: the request's host)")
+	fs.String("public-url", d.PublicURL, "the hub's public base URL (https://...): Digital Link URIs, product pages, login redirects; required on a non-loopback --http (default: the loopback address it listens on)")
 	config.Main(config.Program[hub.Config]{
 		Cmd:      cmd,
 		Defaults: hub.Defaults,

@@ -21,11 +21,11 @@ import (
 	"github.com/omnisync/omnisync/cloud/internal/catalog"
 )
 
-// catalogCmd groups the catalog commands; hub returns the hub's base URL.
-func catalogCmd(hub func() string) *cobra.Command {
+// catalogCmd groups the catalog commands; hub is the hub to import into.
+func catalogCmd(hub *hubConn, stdout, stderr io.Writer) *cobra.Command {
 	c := &cobra.Command{Use: "catalog", Short: "product catalog files"}
-	c.AddCommand(catalogValidateCmd(os.Stdout, os.Stderr))
-	c.AddCommand(catalogImportCmd(os.Stdout, os.Stderr, hub))
+	c.AddCommand(catalogValidateCmd(stdout, stderr))
+	c.AddCommand(catalogImportCmd(stdout, stderr, hub))
 	return c
 }
 
@@ -104,7 +104,7 @@ func printRowErrors(w io.Writer, name string, errs []catalog.RowError, dropped i
 
 // catalogImportCmd validates a catalog file locally, then streams it to
 // the hub, which imports it in one transaction.
-func catalogImportCmd(stdout, stderr io.Writer, hub func() string) *cobra.Command {
+func catalogImportCmd(stdout, stderr io.Writer, hub *hubConn) *cobra.Command {
 	var format string
 	var partial bool
 	cmd := &cobra.Command{
@@ -131,7 +131,7 @@ Exit status: 0 imported, 1 refused or failed, 2 usage error.`,
 			if rep.Valid == 0 {
 				return errors.New("refused, nothing was sent to the hub: the file has no valid rows")
 			}
-			return uploadCatalog(cmd.Context(), hub(), name, fmtv, partial, stdout, stderr)
+			return uploadCatalog(cmd.Context(), hub, name, fmtv, partial, stdout, stderr)
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "", "csv or jsonl (default: from the file name and content)")
@@ -141,7 +141,7 @@ Exit status: 0 imported, 1 refused or failed, 2 usage error.`,
 
 // uploadCatalog streams the file to the hub with a progress bar and prints
 // the hub's answer.
-func uploadCatalog(ctx context.Context, hub, name string, format catalog.Format, partial bool, stdout, stderr io.Writer) error {
+func uploadCatalog(ctx context.Context, hub *hubConn, name string, format catalog.Format, partial bool, stdout, stderr io.Writer) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -161,10 +161,11 @@ func uploadCatalog(ctx context.Context, hub, name string, format catalog.Format,
 	bar := newProgress(stderr, st.Size())
 	bar.unit = "sent"
 	body := &countingReader{r: f, total: st.Size(), bar: bar}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(hub, "/")+"/v1/catalog/import?"+q.Encode(), body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, hub.URL()+"/v1/catalog/import?"+q.Encode(), body)
 	if err != nil {
-		return usageError{fmt.Errorf("hub URL %q: %w", hub, err)}
+		return usageError{fmt.Errorf("hub URL %q: %w", hub.URL(), err)}
 	}
+	hub.authorize(req)
 	req.ContentLength = st.Size()
 	if format == catalog.CSV {
 		req.Header.Set("Content-Type", "text/csv")
@@ -183,6 +184,9 @@ func uploadCatalog(ctx context.Context, hub, name string, format catalog.Format,
 		return fmt.Errorf("reading the hub's answer: %w", err)
 	}
 	var ans api.ImportAnswer
+	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+		return fmt.Errorf("nothing was imported: %w", hubError(resp, raw))
+	}
 	if json.Unmarshal(raw, &ans) != nil && resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("hub: %s: %s", resp.Status, bytes.TrimSpace(raw))
 	}

@@ -3,7 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"net/http"
+	"io"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/omnisync/omnisync/cloud/internal/api"
+	"github.com/omnisync/omnisync/cloud/internal/auth"
 	"github.com/omnisync/omnisync/cloud/internal/store"
 )
 
@@ -62,25 +63,46 @@ func TestCatalogValidate_Sample(t *testing.T) {
 	}
 }
 
-// hubAPI serves the real hub API over a real SQLite store.
+// hubAPI serves the real hub API over a real SQLite store, behind real
+// authentication; testToken is its admin's token.
 func hubAPI(t *testing.T) (*httptest.Server, *store.Store) {
 	t.Helper()
-	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "hub.db"), nil)
+	return hubAPIAt(t, filepath.Join(t.TempDir(), "hub.db"))
+}
+
+// hubAPIAt is hubAPI with its SQLite database at path.
+func hubAPIAt(t *testing.T, path string) (*httptest.Server, *store.Store) {
+	t.Helper()
+	st, err := store.Open(context.Background(), "sqlite:"+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	mux := http.NewServeMux()
-	api.New(api.Options{Store: st}).Register(mux)
-	srv := httptest.NewServer(api.LimitBodies(mux, 1<<20))
+	svc := auth.New(auth.Options{Store: st})
+	if err := svc.Bootstrap(context.Background(), testToken, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	rt := auth.NewRouter(svc)
+	api.New(api.Options{Store: st}).Register(rt)
+	svc.Register(rt)
+	srv := httptest.NewServer(api.LimitBodies(rt, 1<<20))
 	t.Cleanup(srv.Close)
 	return srv, st
 }
 
+const testToken = "omni_omnictl-test-admin-token-00"
+
+// runImport runs `omnictl catalog import` with args against hub, sending
+// testToken unless token says otherwise.
 func runImport(t *testing.T, hub string, args ...string) (string, int) {
 	t.Helper()
+	return runImportAs(t, hub, testToken, args...)
+}
+
+func runImportAs(t *testing.T, hub, token string, args ...string) (string, int) {
+	t.Helper()
 	var out, errw bytes.Buffer
-	cmd := catalogImportCmd(&out, &errw, func() string { return hub })
+	cmd := catalogImportCmd(&out, &errw, &hubConn{url: hub, token: token})
 	cmd.SetArgs(args)
 	cmd.SetOut(&out)
 	cmd.SetErr(&errw)
@@ -150,5 +172,16 @@ func TestCatalogImport(t *testing.T) {
 	}
 	if out, code := runImport(t, "http://127.0.0.1:1", sample); code != 1 || !strings.Contains(out, "hub unreachable") {
 		t.Errorf("no hub: exit %d, output:\n%s", code, out)
+	}
+	// Without a token, or with a wrong one, nothing is imported: a forged
+	// price list must not reach the stores.
+	t.Setenv("OMNI_TOKEN", "")
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	for _, token := range []string{"", "omni_forged-token-0000000000000"} {
+		before := variants()
+		out, code := runImportAs(t, srv.URL, token, "--partial", bad)
+		if code != 1 || !strings.Contains(out, "401") || !strings.Contains(out, "omnictl login") || variants() != before {
+			t.Errorf("token %q: exit %d, output:\n%s", token, code, out)
+		}
 	}
 }

@@ -21,7 +21,7 @@ import (
 
 // loadgenCmd drives real agents with realistic POS traffic and records what
 // they accepted; its verify subcommand checks a hub against that record.
-func loadgenCmd(stdout io.Writer, hub func() string) *cobra.Command {
+func loadgenCmd(stdout io.Writer, hub *hubConn) *cobra.Command {
 	var (
 		agents              []string
 		catalogFile, record string
@@ -216,7 +216,7 @@ func fmtLatency(d time.Duration) string {
 }
 
 // loadgenVerifyCmd compares a hub with the books a record implies.
-func loadgenVerifyCmd(stdout io.Writer, hub func() string) *cobra.Command {
+func loadgenVerifyCmd(stdout io.Writer, hub *hubConn) *cobra.Command {
 	var record string
 	var timeout, every time.Duration
 	cmd := &cobra.Command{
@@ -257,8 +257,8 @@ difference, lost or double-applied event, 2 usage error.`,
 			}
 			ctx, stop := signal.NotifyContext(cmdContext(cmd), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			fmt.Fprintf(stdout, "%d events from %s; waiting up to %s for %s to drain\n", len(envs), record, timeout, hub())
-			v, err := waitVerdict(ctx, c, hub(), timeout, every, stdout)
+			fmt.Fprintf(stdout, "%d events from %s; waiting up to %s for %s to drain\n", len(envs), record, timeout, hub.URL())
+			v, err := waitVerdict(ctx, c, loadgen.Hub{URL: hub.URL(), Token: hub.Token()}, timeout, every, stdout)
 			if err != nil {
 				return err
 			}
@@ -278,11 +278,11 @@ difference, lost or double-applied event, 2 usage error.`,
 
 // waitVerdict checks until the verdict is OK or timeout passes, printing
 // progress; it fails only if the hub never answered.
-func waitVerdict(ctx context.Context, c *loadgen.Checker, hubURL string, timeout, every time.Duration, w io.Writer) (loadgen.Verdict, error) {
+func waitVerdict(ctx context.Context, c *loadgen.Checker, hub loadgen.Hub, timeout, every time.Duration, w io.Writer) (loadgen.Verdict, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start, lastPrint := time.Now(), time.Now()
-	v, err := c.WaitProgress(ctx, hubURL, 250*time.Millisecond, func(last loadgen.Verdict, lastErr error) {
+	v, err := c.WaitProgress(ctx, hub, 250*time.Millisecond, func(last loadgen.Verdict, lastErr error) {
 		if every <= 0 || time.Since(lastPrint) < every {
 			return
 		}

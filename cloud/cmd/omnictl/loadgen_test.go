@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -24,7 +25,7 @@ import (
 func runLoadgen(t *testing.T, hubURL string, args ...string) (string, int) {
 	t.Helper()
 	var out bytes.Buffer
-	cmd := loadgenCmd(&out, func() string { return hubURL })
+	cmd := loadgenCmd(&out, &hubConn{url: hubURL, token: testToken})
 	cmd.SetArgs(args)
 	cmd.SetOut(&out)
 	cmd.SetErr(&out)
@@ -45,10 +46,12 @@ func TestLoadgen(t *testing.T) {
 	nats := testkit.StartNATS(t)
 	cfg := hub.Defaults()
 	cfg.DataDir, cfg.NATSURL, cfg.HTTP, cfg.LogLevel = t.TempDir(), nats.URL(), "127.0.0.1:0", "error"
+	cfg.BootstrapToken = testToken
 	h, err := hub.New(cfg, slog.New(slog.DiscardHandler), "test")
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.SetSetupOutput(io.Discard)
 	ctx, cancel := context.WithCancel(context.Background())
 	hubDone := make(chan error, 1)
 	go func() { hubDone <- h.Run(ctx) }()

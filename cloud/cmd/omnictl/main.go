@@ -1,18 +1,17 @@
 // Command omnictl is the operator's CLI for the omnisync hub: it reads store
 // sync health, inventory, conflicts and dead letters from the hub's API,
-// checks and imports catalog files, and drives agents with recorded load
-// (loadgen) to check the hub's books against an oracle (loadgen verify).
+// checks and imports catalog files, manages HQ users and API tokens, and
+// drives agents with recorded load (loadgen) to check the hub's books
+// against an oracle (loadgen verify). Every request to the hub carries an
+// API token: --token, OMNI_TOKEN, or the one `omnictl login` saved.
 //
 // Exit status: 0 done, 1 refused or failed, 2 usage error.
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -25,7 +24,17 @@ import (
 var version = "dev"
 
 func main() {
-	var hubURL string
+	err := rootCmd(os.Stdin, os.Stdout, os.Stderr).Execute()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "omnictl:", err)
+	}
+	os.Exit(exitCode(err))
+}
+
+// rootCmd builds omnictl with its commands reading stdin and writing
+// stdout and stderr.
+func rootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+	hub := newHubConn()
 	root := &cobra.Command{
 		Use:           "omnictl",
 		Short:         "omnisync operator CLI",
@@ -33,29 +42,10 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.PersistentFlags().StringVar(&hubURL, "hub", envOr("OMNI_HUB", "http://127.0.0.1:8080"), "hub base URL (env OMNI_HUB)")
+	root.PersistentFlags().StringVar(&hub.url, "hub", envOr("OMNI_HUB", "http://127.0.0.1:8080"), "hub base URL (env OMNI_HUB)")
+	root.PersistentFlags().StringVar(&hub.token, "token", "", "API token to send (env OMNI_TOKEN; default: the one 'omnictl login' saved for --hub)")
 	root.SetFlagErrorFunc(flagUsageError)
-	client := &http.Client{Timeout: 15 * time.Second}
-	get := func(path string, out any) error {
-		resp, err := client.Get(strings.TrimRight(hubURL, "/") + path)
-		if err != nil {
-			return fmt.Errorf("hub unreachable: %w", err)
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-		if err != nil {
-			return err
-		}
-		if resp.StatusCode != http.StatusOK {
-			var e struct{ Error, Field string }
-			_ = json.Unmarshal(b, &e)
-			if e.Field != "" {
-				return fmt.Errorf("%s: %s (%s)", resp.Status, e.Error, e.Field)
-			}
-			return fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(b))
-		}
-		return json.Unmarshal(b, out)
-	}
+	get := hub.get
 
 	root.AddCommand(&cobra.Command{
 		Use:   "stores",
@@ -79,7 +69,7 @@ func main() {
 			if err := get("/v1/stores", &r); err != nil {
 				return err
 			}
-			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "STORE\tDEVICE\tSTATE\tAPPLIED\tBACKLOG\tLAG\tLAST HEARTBEAT")
 			for _, s := range r.Stores {
 				for _, d := range s.Devices {
@@ -116,7 +106,7 @@ func main() {
 			if err := get("/v1/inventory/"+url.PathEscape(args[0]), &r); err != nil {
 				return err
 			}
-			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "LOCATION\tON HAND\tRESERVED\tAVAILABLE\tAS OF")
 			for _, l := range r.Locations {
 				fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", l.Location, l.OnHand, l.Reserved, l.Available, l.AsOf.Local().Format(time.DateTime))
@@ -143,7 +133,7 @@ func main() {
 			if err := get("/v1/deadletters", &r); err != nil {
 				return err
 			}
-			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tAT\tSTORE\tDEVICE\tSEQ\tREASON")
 			for _, d := range r.DeadLetters {
 				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\n", d.ID, d.At.Local().Format(time.DateTime), d.Store, d.Device, d.Seq, d.Reason)
@@ -151,13 +141,11 @@ func main() {
 			return tw.Flush()
 		},
 	})
-	root.AddCommand(catalogCmd(func() string { return hubURL }))
-	root.AddCommand(loadgenCmd(os.Stdout, func() string { return hubURL }))
-	err := root.Execute()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "omnictl:", err)
-	}
-	os.Exit(exitCode(err))
+	root.AddCommand(catalogCmd(hub, stdout, stderr))
+	root.AddCommand(loadgenCmd(stdout, hub))
+	root.AddCommand(loginCmd(hub, stdin, stdout, stderr), logoutCmd(hub, stdout), whoamiCmd(hub, stdout),
+		usersCmd(hub, stdin, stdout, stderr), tokensCmd(hub, stdout, stderr))
+	return root
 }
 
 // usageError is a mistake in how omnictl was called: exit status 2.

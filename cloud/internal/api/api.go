@@ -18,10 +18,12 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/omnisync/omnisync/cloud/internal/auth"
 	"github.com/omnisync/omnisync/cloud/internal/catalog"
 	"github.com/omnisync/omnisync/cloud/internal/inventory"
 	"github.com/omnisync/omnisync/cloud/internal/store"
@@ -34,8 +36,8 @@ type Store interface {
 	StockForSKU(ctx context.Context, sku string) ([]store.Stock, error)
 	ListStock(ctx context.Context, q store.StockQuery) ([]store.Stock, error)
 	Devices(ctx context.Context) ([]store.DeviceStatus, error)
-	Conflicts(ctx context.Context, openOnly bool, limit int) ([]store.Conflict, error)
-	DeadLetters(ctx context.Context, store string, limit int) ([]store.DeadLetter, error)
+	Conflicts(ctx context.Context, openOnly bool, limit int, locations ...string) ([]store.Conflict, error)
+	DeadLettersOf(ctx context.Context, stores []string, limit int) ([]store.DeadLetter, error)
 
 	ImportCatalog(ctx context.Context, variants []catalog.Variant, opts store.ImportOptions) (store.ImportResult, error)
 	CatalogStats(ctx context.Context) (products, variants int64, err error)
@@ -76,7 +78,8 @@ type Options struct {
 	MaxImportBytes int64
 	// PublicURL is the hub's external base URL ("https://shop.example.com"),
 	// used for Digital Link anchors and the links the resolver hands out.
-	// Empty: taken from each request (Host, X-Forwarded-Proto, TLS).
+	// Never taken from a request's Host (a forged Host would make the hub
+	// hand out links to another site); default http://localhost.
 	PublicURL string
 }
 
@@ -104,6 +107,9 @@ func New(o Options) *API {
 		o.MaxImportBytes = DefaultMaxImportBytes
 	}
 	o.PublicURL = strings.TrimRight(o.PublicURL, "/")
+	if o.PublicURL == "" {
+		o.PublicURL = "http://localhost"
+	}
 	return &API{o: o, log: o.Logger}
 }
 
@@ -113,28 +119,30 @@ const (
 	DefaultMaxImportBytes = 512 << 20
 )
 
-// Register adds the API's routes to mux: the /v1 API, /healthz, the
-// Digital Link resolver (/01/..., and single-segment paths for compressed
-// links) and the product pages (/products/{sku}). Serve the mux through
-// LimitBodies rather than http.MaxBytesHandler, so that catalog imports
-// are bounded by MaxImportBytes instead of the general body limit.
-func (a *API) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /v1/inventory/{sku}", a.inventorySKU)
-	mux.HandleFunc("GET /v1/inventory", a.inventoryList)
-	mux.HandleFunc("GET /v1/stores", a.stores)
-	mux.HandleFunc("GET /v1/conflicts", a.conflicts)
-	mux.HandleFunc("GET /v1/deadletters", a.deadLetters)
-	mux.HandleFunc("GET /healthz", a.healthz)
+// Register adds the API's routes to rt, each with what it needs: the /v1
+// API (scopes; a store manager's reads are limited to their stores),
+// /healthz, the Digital Link resolver (/01/..., and single-segment paths
+// for compressed links) and the product pages (/products/{sku}), which
+// are public. Serve it through LimitBodies rather than
+// http.MaxBytesHandler, so that catalog imports are bounded by
+// MaxImportBytes instead of the general body limit.
+func (a *API) Register(rt *auth.Router) {
+	rt.HandleFunc("GET /v1/inventory/{sku}", auth.Need(auth.InventoryRead), a.inventorySKU)
+	rt.HandleFunc("GET /v1/inventory", auth.Need(auth.InventoryRead), a.inventoryList)
+	rt.HandleFunc("GET /v1/stores", auth.Need(auth.StoresRead), a.stores)
+	rt.HandleFunc("GET /v1/conflicts", auth.Need(auth.ConflictsRead), a.conflicts)
+	rt.HandleFunc("GET /v1/deadletters", auth.Need(auth.DeadLettersRead), a.deadLetters)
+	rt.HandleFunc("GET /healthz", auth.Public(), a.healthz)
 
-	mux.HandleFunc("POST "+CatalogImportPath, a.catalogImport)
-	mux.HandleFunc("GET /v1/catalog", a.catalogStats)
-	mux.HandleFunc("GET /v1/products/{code...}", a.product)
-	mux.HandleFunc("GET /v1/products/{id}/reviews", a.productReviews)
+	rt.HandleFunc("POST "+CatalogImportPath, auth.Need(auth.CatalogWrite), a.catalogImport)
+	rt.HandleFunc("GET /v1/catalog", auth.Need(auth.CatalogRead), a.catalogStats)
+	rt.HandleFunc("GET /v1/products/{code...}", auth.Need(auth.CatalogRead), a.product)
+	rt.HandleFunc("GET /v1/products/{id}/reviews", auth.Need(auth.ReviewsRead), a.productReviews)
 
-	mux.HandleFunc("GET /01/{rest...}", a.resolve)
-	mux.HandleFunc("OPTIONS /01/{rest...}", a.resolverOptions)
-	mux.HandleFunc("GET /{compressed}", a.compressedLink)
-	mux.HandleFunc("GET /products/{sku}", a.productPage)
+	rt.HandleFunc("GET /01/{rest...}", auth.Public(), a.resolve)
+	rt.HandleFunc("OPTIONS /01/{rest...}", auth.Public(), a.resolverOptions)
+	rt.HandleFunc("GET /{compressed}", auth.Public(), a.compressedLink)
+	rt.HandleFunc("GET /products/{sku}", auth.Public(), a.productPage)
 }
 
 // LocationStock is one location's line in an inventory answer.
@@ -173,6 +181,8 @@ func (a *API) inventorySKU(w http.ResponseWriter, r *http.Request) {
 		a.internal(w, r, err)
 		return
 	}
+	p := auth.From(r.Context())
+	rows = slices.DeleteFunc(rows, func(s store.Stock) bool { return !p.MayStore(s.Location) })
 	if len(rows) == 0 {
 		writeErr(w, http.StatusNotFound, "sku", "no stock has ever been recorded for "+sku)
 		return
@@ -210,11 +220,18 @@ type StockPage struct {
 func (a *API) inventoryList(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	sq := store.StockQuery{Location: q.Get("location"), Limit: 100}
+	p := auth.From(r.Context())
 	if sq.Location != "" {
 		if err := events.ValidToken(sq.Location); err != nil {
 			writeErr(w, http.StatusBadRequest, "location", err.Error())
 			return
 		}
+		if !p.MayStore(sq.Location) {
+			writeErr(w, http.StatusForbidden, "location", "not one of your stores")
+			return
+		}
+	} else if stores, limited := p.Stores(); limited {
+		sq.Locations = stores
 	}
 	if v := q.Get("below"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -289,7 +306,11 @@ func (a *API) stores(w http.ResponseWriter, r *http.Request) {
 	}
 	now := a.o.Now()
 	out := []StoreHealth{}
+	p := auth.From(r.Context())
 	for _, d := range devs {
+		if !p.MayStore(d.Store) {
+			continue
+		}
 		if len(out) == 0 || out[len(out)-1].Store != d.Store {
 			out = append(out, StoreHealth{Store: d.Store})
 		}
@@ -319,7 +340,13 @@ func (a *API) conflicts(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	cs, err := a.o.Store.Conflicts(r.Context(), openOnly, limit)
+	var cs []store.Conflict
+	var err error
+	if stores, limited := auth.From(r.Context()).Stores(); !limited {
+		cs, err = a.o.Store.Conflicts(r.Context(), openOnly, limit)
+	} else if len(stores) > 0 {
+		cs, err = a.o.Store.Conflicts(r.Context(), openOnly, limit, stores...)
+	}
 	if err != nil {
 		a.internal(w, r, err)
 		return
@@ -348,17 +375,26 @@ type DeadLetterView struct {
 
 func (a *API) deadLetters(w http.ResponseWriter, r *http.Request) {
 	st := r.URL.Query().Get("store")
+	p := auth.From(r.Context())
+	var stores []string // nil: every store
 	if st != "" {
 		if err := events.ValidToken(st); err != nil {
 			writeErr(w, http.StatusBadRequest, "store", err.Error())
 			return
 		}
+		if !p.MayStore(st) {
+			writeErr(w, http.StatusForbidden, "store", "not one of your stores")
+			return
+		}
+		stores = []string{st}
+	} else if mine, limited := p.Stores(); limited {
+		stores = mine
 	}
 	limit, ok := limitParam(w, r, 100)
 	if !ok {
 		return
 	}
-	dls, err := a.o.Store.DeadLetters(r.Context(), st, limit)
+	dls, err := a.o.Store.DeadLettersOf(r.Context(), stores, limit)
 	if err != nil {
 		a.internal(w, r, err)
 		return

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/omnisync/omnisync/cloud/internal/auth"
 	"github.com/omnisync/omnisync/cloud/internal/store"
 	"github.com/omnisync/omnisync/shared/events"
 	"github.com/omnisync/omnisync/shared/hlc"
@@ -18,6 +19,13 @@ import (
 
 // newAPI serves the API over a real SQLite store holding a few events.
 func newAPI(t *testing.T) (*httptest.Server, *store.Store) {
+	t.Helper()
+	srv, st, _ := newAPIAuth(t)
+	return srv, st
+}
+
+// newAPIAuth is newAPI that also returns the auth service.
+func newAPIAuth(t *testing.T) (*httptest.Server, *store.Store, *auth.Service) {
 	t.Helper()
 	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "hub.db"), nil)
 	if err != nil {
@@ -52,11 +60,8 @@ func newAPI(t *testing.T) (*httptest.Server, *store.Store) {
 	if err := st.AddDeadLetter(context.Background(), store.DeadLetter{Subject: "omni.ev.S9.x", Reason: "undecodable", Payload: []byte("garbage")}); err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	New(Options{Store: st, Version: "test"}).Register(mux)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	return srv, st
+	srv, svc := serveAPI(t, st, Options{Store: st, Version: "test"}, nil)
+	return srv, st, svc
 }
 
 func get(t *testing.T, url string, out any) (int, map[string]any) {

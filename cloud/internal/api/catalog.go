@@ -20,6 +20,10 @@ import (
 // CatalogImportPath is where catalog files are posted.
 const CatalogImportPath = "/v1/catalog/import"
 
+// ImportTimeout bounds how long one catalog import may take to upload
+// and answer.
+const ImportTimeout = 30 * time.Minute
+
 // LimitBodies bounds every request body to max bytes (as
 // http.MaxBytesHandler does), except catalog imports, which the API bounds
 // itself with Options.MaxImportBytes. The hub wraps its mux with it in
@@ -68,6 +72,13 @@ type ImportAnswer struct {
 // application/x-ndjson, application/jsonl) or, failing both, from the
 // source name and the first bytes.
 func (a *API) catalogImport(w http.ResponseWriter, r *http.Request) {
+	// A catalog of hundreds of MiB over a store's uplink outlasts the
+	// server's general read and write timeouts; this route alone gets
+	// ImportTimeout. (An error means the connection does not support
+	// deadlines, as in tests through a recorder: nothing to extend.)
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(ImportTimeout))
+	_ = rc.SetWriteDeadline(time.Now().Add(ImportTimeout))
 	q := r.URL.Query()
 	mode := catalog.AllOrNothing
 	switch q.Get("mode") {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/omnisync/omnisync/cloud/internal/auth"
 	"github.com/omnisync/omnisync/cloud/internal/catalog"
 	"github.com/omnisync/omnisync/cloud/internal/store"
 	"github.com/omnisync/omnisync/shared/downsync"
@@ -49,13 +50,11 @@ func newCatalogHub(t *testing.T, mutate func(*Options)) *catalogHub {
 	if mutate != nil {
 		mutate(&o)
 	}
-	mux := http.NewServeMux()
-	New(o).Register(mux)
 	// What the hub registers next to the API: the patterns must coexist.
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "dashboard") })
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {})
-	h.srv = httptest.NewServer(LimitBodies(mux, 1<<20))
-	t.Cleanup(h.srv.Close)
+	h.srv, _ = serveAPI(t, st, o, func(rt *auth.Router) {
+		rt.HandleFunc("GET /{$}", auth.Page(auth.StoresRead), func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "dashboard") })
+		rt.HandleFunc("GET /metrics", auth.Need(auth.MetricsRead), func(w http.ResponseWriter, r *http.Request) {})
+	})
 	return h
 }
 

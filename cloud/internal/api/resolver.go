@@ -68,24 +68,9 @@ type typedLink struct {
 	target LinkTarget
 }
 
-// baseURL is the scheme and host links are built on.
-func (a *API) baseURL(r *http.Request) string {
-	if a.o.PublicURL != "" {
-		return a.o.PublicURL
-	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	if p := r.Header.Get("X-Forwarded-Proto"); p == "http" || p == "https" {
-		scheme = p
-	}
-	host := r.Host
-	if host == "" {
-		host = "localhost"
-	}
-	return scheme + "://" + host
-}
+// baseURL is the scheme and host links are built on: the configured
+// public URL, never the request's Host or X-Forwarded-* headers.
+func (a *API) baseURL(*http.Request) string { return a.o.PublicURL }
 
 func setCORS(w http.ResponseWriter) {
 	h := w.Header()

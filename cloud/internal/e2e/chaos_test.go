@@ -251,7 +251,7 @@ func TestChaos(t *testing.T) {
 	}
 	vctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	v, err := loadgen.Verify(vctx, r.hubs[0].URL, rep.Accepted)
+	v, err := loadgen.Verify(vctx, loadgen.Hub{URL: r.hubs[0].URL, Token: hubToken}, rep.Accepted)
 	if err != nil {
 		t.Logf("verify: %v", err)
 	}

@@ -20,7 +20,41 @@ import (
 	"github.com/omnisync/omnisync/shared/testkit"
 )
 
-var httpClient = &http.Client{Timeout: 10 * time.Second}
+// hubToken is the admin API token every test hub is bootstrapped with
+// (--bootstrap-token); httpClient sends it to the hubs, and to nothing
+// else.
+const hubToken = "omni_e2e-admin-token-0123456789ab"
+
+var httpClient = &http.Client{Timeout: 10 * time.Second, Transport: &hubAuth{next: http.DefaultTransport}}
+
+// hubAuth adds the hub token to requests for the hubs' addresses.
+type hubAuth struct {
+	next  http.RoundTripper
+	mu    sync.Mutex
+	hosts map[string]bool
+}
+
+// addHub marks host:port as a hub's.
+func addHub(hostport string) {
+	a := httpClient.Transport.(*hubAuth)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.hosts == nil {
+		a.hosts = map[string]bool{}
+	}
+	a.hosts[hostport] = true
+}
+
+func (a *hubAuth) RoundTrip(r *http.Request) (*http.Response, error) {
+	a.mu.Lock()
+	hub := a.hosts[r.URL.Host]
+	a.mu.Unlock()
+	if hub && r.Header.Get("Authorization") == "" {
+		r = r.Clone(r.Context())
+		r.Header.Set("Authorization", "Bearer "+hubToken)
+	}
+	return a.next.RoundTrip(r)
+}
 
 // inProcessHub runs a hub in this process until the test ends.
 type inProcessHub struct {
@@ -44,6 +78,7 @@ func startHubWith(t testing.TB, natsURL string, edit func(*hub.Config)) *inProce
 	cfg.NATSURL = natsURL
 	cfg.HTTP = "127.0.0.1:0"
 	cfg.LogLevel = "warn"
+	cfg.BootstrapToken = hubToken
 	if edit != nil {
 		edit(&cfg)
 	}
@@ -51,6 +86,7 @@ func startHubWith(t testing.TB, natsURL string, edit func(*hub.Config)) *inProce
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.SetSetupOutput(io.Discard)
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &inProcessHub{cancel: cancel, done: make(chan error, 1), h: h}
 	go func() { p.done <- h.Run(ctx) }()
@@ -62,6 +98,7 @@ func startHubWith(t testing.TB, natsURL string, edit func(*hub.Config)) *inProce
 		t.Fatal("hub not ready")
 	}
 	p.URL = "http://" + h.HTTPAddr()
+	addHub(h.HTTPAddr())
 	t.Cleanup(p.Stop)
 	return p
 }

@@ -30,9 +30,11 @@ func startHubProcess(t testing.TB, name, natsURL, db string) *hubProcess {
 	}
 	h := &hubProcess{
 		process: newProcess(t, "github.com/omnisync/omnisync/cloud/cmd/omni-hub", name,
-			"--data-dir", dir, "--nats-url", natsURL, "--db", db, "--http", addr, "--log-level", "info"),
+			"--data-dir", dir, "--nats-url", natsURL, "--db", db, "--http", addr, "--log-level", "info",
+			"--bootstrap-token", hubToken),
 		URL: "http://" + addr,
 	}
+	addHub(addr)
 	h.Start()
 	return h
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"strings"
 	"time"
 
@@ -33,8 +34,19 @@ type Config struct {
 	NATSListen string `mapstructure:"nats-listen"`
 	// DB is "postgres://..." for PostgreSQL; empty means SQLite in DataDir.
 	DB string `mapstructure:"db"`
-	// HTTP is the API/dashboard/metrics listen address.
+	// HTTP is the API/dashboard/metrics listen address: loopback by
+	// default; an address others can reach needs PublicURL.
 	HTTP string `mapstructure:"http"`
+	// TLSCert and TLSKey (PEM files) make the hub serve HTTPS itself.
+	// Behind a TLS-terminating proxy, leave them empty and set PublicURL
+	// to the https:// address users reach; X-Forwarded-* headers are
+	// never trusted.
+	TLSCert string `mapstructure:"tls-cert"`
+	TLSKey  string `mapstructure:"tls-key"`
+	// BootstrapToken, on a hub without users (a fresh data dir or
+	// database), becomes the admin's API token; ignored with a warning
+	// once users exist.
+	BootstrapToken string `mapstructure:"bootstrap-token"`
 	// StreamReplicas: 3 on a NATS cluster.
 	StreamReplicas int `mapstructure:"stream-replicas"`
 	// StreamMaxAge keeps applied events in the stream for audits.
@@ -55,8 +67,10 @@ type Config struct {
 	// OnlineLocation is the location of the online warehouse, whose stock
 	// every store's shoppers see.
 	OnlineLocation string `mapstructure:"online-location"`
-	// PublicURL is the hub's address as shoppers' phones reach it (the
-	// host printed in shelf-tag Digital Link URIs); empty uses each
+	// PublicURL is the hub's address as people and shoppers' phones reach
+	// it (the host printed in shelf-tag Digital Link URIs, where logins
+	// redirect to); an https:// one makes session cookies Secure. Empty:
+	// the loopback address the hub listens on. Never taken from a
 	// request's Host.
 	PublicURL string `mapstructure:"public-url"`
 }
@@ -66,7 +80,7 @@ func Defaults() Config {
 	return Config{
 		DataDir:        "omni-data/hub",
 		NATSListen:     "127.0.0.1:4222",
-		HTTP:           ":8080",
+		HTTP:           "127.0.0.1:8080",
 		StreamReplicas: 1,
 		StreamMaxAge:   7 * 24 * time.Hour,
 		Batch:          20000,
@@ -91,8 +105,19 @@ func (c *Config) Validate() error {
 	if c.DB != "" && !strings.HasPrefix(c.DB, "postgres://") && !strings.HasPrefix(c.DB, "postgresql://") && !strings.HasPrefix(c.DB, "sqlite:") {
 		errs = append(errs, fmt.Errorf("db: %q must be postgres://... or sqlite:PATH", c.DB))
 	}
-	if _, _, err := net.SplitHostPort(c.HTTP); err != nil {
+	if host, _, err := net.SplitHostPort(c.HTTP); err != nil {
 		errs = append(errs, fmt.Errorf("http: %q is not host:port", c.HTTP))
+	} else if !loopback(host) && c.PublicURL == "" {
+		errs = append(errs, fmt.Errorf("http: %q is reachable from other machines: set public-url to the address users reach (https://...)", c.HTTP))
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			errs = append(errs, fmt.Errorf("public-url: %q must look like https://host[:port][/path]", c.PublicURL))
+		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("tls-cert, tls-key: give both or neither"))
 	}
 	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
 		errs = append(errs, fmt.Errorf("stream-replicas: %d must be 1 to 5", c.StreamReplicas))
@@ -108,4 +133,14 @@ func (c *Config) Validate() error {
 
 func (c *Config) natsAuth() natsauth.Settings {
 	return natsauth.Settings{Creds: c.NATSCreds, CA: c.NATSCA, Cert: c.NATSCert, Key: c.NATSKey}
+}
+
+// loopback reports whether host (of a listen address) is reachable from
+// this machine only. An empty host listens on every interface.
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

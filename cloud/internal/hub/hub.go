@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -26,10 +27,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/omnisync/omnisync/cloud/internal/api"
+	"github.com/omnisync/omnisync/cloud/internal/auth"
 	"github.com/omnisync/omnisync/cloud/internal/downpub"
 	"github.com/omnisync/omnisync/cloud/internal/ingest"
 	"github.com/omnisync/omnisync/cloud/internal/store"
@@ -51,6 +52,8 @@ type Hub struct {
 	met     *metrics
 
 	ready chan struct{}
+	// setupOut receives the first start's admin password (os.Stdout).
+	setupOut io.Writer
 
 	mu       sync.Mutex
 	httpAddr string
@@ -69,8 +72,12 @@ func New(cfg Config, log *slog.Logger, version string) (*Hub, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Hub{cfg: cfg, log: log, version: version, met: newMetrics(), ready: make(chan struct{})}, nil
+	return &Hub{cfg: cfg, log: log, version: version, met: newMetrics(), ready: make(chan struct{}), setupOut: os.Stdout}, nil
 }
+
+// SetSetupOutput sends the first start's one-time admin password to w
+// instead of standard output. Call it before Run.
+func (h *Hub) SetSetupOutput(w io.Writer) { h.setupOut = w }
 
 // Ready is closed once the hub serves HTTP and consumes events.
 func (h *Hub) Ready() <-chan struct{} { return h.ready }
@@ -229,24 +236,33 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("hub: http listen %s: %w", h.cfg.HTTP, err)
 	}
-	mux := http.NewServeMux()
-	api.New(api.Options{
-		Store: st, Logger: h.log.With("component", "api"), Version: h.version,
-		OnlineLocation:  h.cfg.OnlineLocation,
-		PublicURL:       h.cfg.PublicURL,
-		OnCatalogChange: pub.Products,
-		Ready: func(ctx context.Context) error {
-			if !nc.IsConnected() {
-				return errors.New("not connected to NATS")
-			}
-			return st.Ping(ctx)
+	cleanups = append(cleanups, func() { _ = ln.Close() })
+	publicURL := h.cfg.publicURL(ln.Addr())
+	authSvc := auth.New(auth.Options{Store: st, PublicURL: publicURL, TLS: h.cfg.TLSCert != "", Logger: h.log.With("component", "auth")})
+	if err := authSvc.Bootstrap(ctx, h.cfg.BootstrapToken, h.setupOut); err != nil {
+		return fmt.Errorf("hub: %w", err)
+	}
+	web, _, err := handler(httpParts{
+		store: st, auth: authSvc, metrics: h.met.reg, version: h.version, publicURL: publicURL, tls: h.cfg.TLSCert != "",
+		api: api.Options{
+			Store: st, Logger: h.log.With("component", "api"), Version: h.version,
+			OnlineLocation:  h.cfg.OnlineLocation,
+			PublicURL:       publicURL,
+			OnCatalogChange: pub.Products,
+			Ready: func(ctx context.Context) error {
+				if !nc.IsConnected() {
+					return errors.New("not connected to NATS")
+				}
+				return st.Ping(ctx)
+			},
 		},
-	}).Register(mux)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(h.met.reg, promhttp.HandlerOpts{}))
-	mux.Handle("GET /{$}", dashboard(st, h.version))
-	srv := &http.Server{
-		Handler:           api.LimitBodies(mux, MaxBodyBytes),
-		ReadHeaderTimeout: 10 * time.Second,
+	})
+	if err != nil {
+		return err
+	}
+	srv, err := newHTTPServer(web, h.cfg.TLSCert, h.cfg.TLSKey)
+	if err != nil {
+		return err
 	}
 
 	h.mu.Lock()
@@ -259,7 +275,11 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := func() error { return srv.Serve(ln) }
+		if srv.TLSConfig != nil {
+			serve = func() error { return srv.ServeTLS(ln, "", "") }
+		}
+		if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("hub: http: %w", err)
 		}
 		return nil
@@ -272,7 +292,7 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 	})
 	g.Go(func() error { return consumer.Run(gctx) })
 	g.Go(func() error { return pub.Run(gctx) })
-	h.log.Info("hub ready", "http", h.httpAddr, "nats", url, "version", h.version)
+	h.log.Info("hub ready", "http", h.httpAddr, "public_url", publicURL, "nats", url, "version", h.version)
 	close(h.ready)
 	err = g.Wait()
 	if ctx.Err() != nil {

@@ -2,6 +2,7 @@ package loadgen_test
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/omnisync/omnisync/cloud/internal/hub"
+	"github.com/omnisync/omnisync/cloud/internal/loadgen"
 	"github.com/omnisync/omnisync/shared/testkit"
 )
 
@@ -21,9 +23,12 @@ import (
 // SIGKILLed and started again on the same data (after cloud/internal/e2e's
 // harness, kept minimal).
 
+// hubToken is the admin API token the test hubs are bootstrapped with.
+const hubToken = "omni_loadgen-test-admin-token-000"
+
 // startHub runs a hub in this process on a SQLite store until the test
-// ends, and returns its base URL.
-func startHub(t testing.TB, natsURL string) string {
+// ends, and returns it with an admin token.
+func startHub(t testing.TB, natsURL string) loadgen.Hub {
 	t.Helper()
 	cfg := hub.Defaults()
 	cfg.DataDir = t.TempDir()
@@ -31,10 +36,12 @@ func startHub(t testing.TB, natsURL string) string {
 	cfg.DB = "sqlite:" + filepath.Join(cfg.DataDir, "hub.db")
 	cfg.HTTP = "127.0.0.1:0"
 	cfg.LogLevel = "warn"
+	cfg.BootstrapToken = hubToken
 	h, err := hub.New(cfg, testLogger(t), "test")
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.SetSetupOutput(io.Discard)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- h.Run(ctx) }()
@@ -46,7 +53,7 @@ func startHub(t testing.TB, natsURL string) string {
 	case <-time.After(60 * time.Second):
 		t.Fatal("hub not ready")
 	}
-	return "http://" + h.HTTPAddr()
+	return loadgen.Hub{URL: "http://" + h.HTTPAddr(), Token: hubToken}
 }
 
 // agent is an omni-edge child process.

@@ -105,7 +105,7 @@ func Compare(want, got Books) []Difference {
 
 // FetchBooks reads the hub's books through GET /v1/inventory, page by page:
 // every position at the given locations, or everywhere without any.
-func FetchBooks(ctx context.Context, hubURL string, locations ...string) (Books, error) {
+func FetchBooks(ctx context.Context, hub Hub, locations ...string) (Books, error) {
 	out := Books{}
 	if len(locations) == 0 {
 		locations = []string{""}
@@ -121,7 +121,7 @@ func FetchBooks(ctx context.Context, hubURL string, locations ...string) (Books,
 				q.Set("after", after)
 			}
 			var page api.StockPage
-			if err := getJSON(ctx, trimSlash(hubURL)+"/v1/inventory?"+q.Encode(), &page); err != nil {
+			if err := hub.getJSON(ctx, "/v1/inventory?"+q.Encode(), &page); err != nil {
 				return nil, err
 			}
 			for _, it := range page.Items {
@@ -152,11 +152,11 @@ type DeviceProgress struct {
 }
 
 // FetchApplied reads every device's progress from the hub's GET /v1/stores.
-func FetchApplied(ctx context.Context, hubURL string) (map[DeviceKey]DeviceProgress, error) {
+func FetchApplied(ctx context.Context, hub Hub) (map[DeviceKey]DeviceProgress, error) {
 	var r struct {
 		Stores []api.StoreHealth `json:"stores"`
 	}
-	if err := getJSON(ctx, trimSlash(hubURL)+"/v1/stores", &r); err != nil {
+	if err := hub.getJSON(ctx, "/v1/stores", &r); err != nil {
 		return nil, err
 	}
 	out := map[DeviceKey]DeviceProgress{}
@@ -264,10 +264,10 @@ func (c *Checker) Expected() Books { return c.want }
 
 // Check compares the hub now: its books at the locations the events
 // touched, and its applied counts of their devices.
-func (c *Checker) Check(ctx context.Context, hubURL string) (Verdict, error) {
+func (c *Checker) Check(ctx context.Context, hub Hub) (Verdict, error) {
 	var v Verdict
 	if len(c.locations) > 0 {
-		got, err := FetchBooks(ctx, hubURL, c.locations...)
+		got, err := FetchBooks(ctx, hub, c.locations...)
 		if err != nil {
 			return v, err
 		}
@@ -280,7 +280,7 @@ func (c *Checker) Check(ctx context.Context, hubURL string) (Verdict, error) {
 		v.Positions = keys
 		v.Differences = Compare(c.want, got)
 	}
-	prog, err := FetchApplied(ctx, hubURL)
+	prog, err := FetchApplied(ctx, hub)
 	if err != nil {
 		return v, err
 	}
@@ -298,13 +298,13 @@ func (c *Checker) Check(ctx context.Context, hubURL string) (Verdict, error) {
 // Wait checks the hub every poll (default 250ms) until the verdict is OK
 // or ctx ends, and returns the last verdict: the caller bounds the drain
 // with ctx's deadline. It fails only if the hub never answered.
-func (c *Checker) Wait(ctx context.Context, hubURL string, poll time.Duration) (Verdict, error) {
-	return c.WaitProgress(ctx, hubURL, poll, nil)
+func (c *Checker) Wait(ctx context.Context, hub Hub, poll time.Duration) (Verdict, error) {
+	return c.WaitProgress(ctx, hub, poll, nil)
 }
 
 // WaitProgress is Wait that hands each check's outcome (a verdict, or the
 // error reaching the hub) to progress, when it is not nil.
-func (c *Checker) WaitProgress(ctx context.Context, hubURL string, poll time.Duration, progress func(Verdict, error)) (Verdict, error) {
+func (c *Checker) WaitProgress(ctx context.Context, hub Hub, poll time.Duration, progress func(Verdict, error)) (Verdict, error) {
 	if poll <= 0 {
 		poll = 250 * time.Millisecond
 	}
@@ -312,7 +312,7 @@ func (c *Checker) WaitProgress(ctx context.Context, hubURL string, poll time.Dur
 	var lastErr error
 	got := false
 	for {
-		v, err := c.Check(ctx, hubURL)
+		v, err := c.Check(ctx, hub)
 		switch {
 		case err == nil:
 			last, got, lastErr = v, true, nil
@@ -334,21 +334,33 @@ func (c *Checker) WaitProgress(ctx context.Context, hubURL string, poll time.Dur
 	}
 }
 
-// Verify waits until the hub at hubURL shows the books envs imply and has
+// Verify waits until the hub shows the books envs imply and has
 // applied each of them exactly once, or ctx ends; see Checker.Wait.
-func Verify(ctx context.Context, hubURL string, envs []events.Envelope) (Verdict, error) {
+func Verify(ctx context.Context, hub Hub, envs []events.Envelope) (Verdict, error) {
 	c, err := NewChecker(envs)
 	if err != nil {
 		return Verdict{}, err
 	}
-	return c.Wait(ctx, hubURL, 0)
+	return c.Wait(ctx, hub, 0)
 }
 
-// getJSON GETs u into out; ctx bounds it.
-func getJSON(ctx context.Context, u string, out any) error {
+// Hub is the hub whose books are checked: its base URL and an API token
+// with inventory:read and stores:read (omnictl tokens create --scopes
+// 'inventory:read stores:read').
+type Hub struct {
+	URL   string
+	Token string
+}
+
+// getJSON GETs the hub's path into out; ctx bounds it.
+func (h Hub) getJSON(ctx context.Context, path string, out any) error {
+	u := trimSlash(h.URL) + path
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return err
+	}
+	if h.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+h.Token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

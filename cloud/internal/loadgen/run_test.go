@@ -15,14 +15,14 @@ import (
 
 // rig is a hub and its agents.
 type rig struct {
-	hubURL string
+	hub    loadgen.Hub
 	agents []*agent
 }
 
 func startRig(t testing.TB, devices ...[2]string) *rig {
 	t.Helper()
 	nats := testkit.StartNATS(t)
-	r := &rig{hubURL: startHub(t, nats.URL())}
+	r := &rig{hub: startHub(t, nats.URL())}
 	for _, d := range devices {
 		r.agents = append(r.agents, startAgent(t, d[0], d[1], nats.URL()))
 	}
@@ -46,7 +46,7 @@ func sampleOptions(r *rig, seed uint64) loadgen.Options {
 
 // verify waits for the hub to drain and fails the test unless its books
 // equal the oracle's exactly, with nothing lost or applied twice.
-func verify(t *testing.T, hubURL string, rep *loadgen.Report) loadgen.Verdict {
+func verify(t *testing.T, hub loadgen.Hub, rep *loadgen.Report) loadgen.Verdict {
 	t.Helper()
 	if !rep.OK() {
 		t.Fatalf("run not clean: %d unresolved, rejected %+v", len(rep.Unresolved), rep.Rejected)
@@ -54,7 +54,7 @@ func verify(t *testing.T, hubURL string, rep *loadgen.Report) loadgen.Verdict {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	start := time.Now()
-	v, err := loadgen.Verify(ctx, hubURL, rep.Accepted)
+	v, err := loadgen.Verify(ctx, hub, rep.Accepted)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func TestRun_BooksMatchOracle(t *testing.T) {
 			t.Fatalf("record line %d: %+v, want %+v", i+1, back[i], rep.Accepted[i])
 		}
 	}
-	v := verify(t, r.hubURL, rep)
+	v := verify(t, r.hub, rep)
 	if v.Lost != 0 || v.DoubleApplied != 0 {
 		t.Fatalf("lost %d double %d", v.Lost, v.DoubleApplied)
 	}
@@ -178,7 +178,7 @@ func TestRun_AgentKilledMidRun(t *testing.T) {
 	if s := rep.Targets[0]; s.Retried == 0 || s.Accepted <= killedAt[0].Accepted {
 		t.Fatalf("the killed agent saw no retries or no traffic after its restart: %+v", s)
 	}
-	verify(t, r.hubURL, rep)
+	verify(t, r.hub, rep)
 }
 
 // BenchmarkRun reports the accepted events per second two real agents and a

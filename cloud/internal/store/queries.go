@@ -66,6 +66,9 @@ func (s *Store) ListStock(ctx context.Context, q StockQuery) ([]Stock, error) {
 	if q.Location != "" {
 		where = append(where, "location = "+a.add(q.Location))
 	}
+	if q.Locations != nil {
+		where = append(where, inList(&a, "location", q.Locations))
+	}
 	if q.Below != nil {
 		where = append(where, "available < "+a.add(*q.Below))
 	}
@@ -141,13 +144,23 @@ func (s *Store) AddDeadLetter(ctx context.Context, d DeadLetter) error {
 // DeadLetters returns up to limit dead letters (default 100), newest
 // first; store "" means every store.
 func (s *Store) DeadLetters(ctx context.Context, store string, limit int) ([]DeadLetter, error) {
+	var stores []string
+	if store != "" {
+		stores = []string{store}
+	}
+	return s.DeadLettersOf(ctx, stores, limit)
+}
+
+// DeadLettersOf is DeadLetters of several stores (every store's when
+// stores is nil; none when it is empty).
+func (s *Store) DeadLettersOf(ctx context.Context, stores []string, limit int) ([]DeadLetter, error) {
 	if limit <= 0 {
 		limit = 100
 	}
 	var a args
 	q := "SELECT id, event_id, store, device, epoch, seq, kind, subject, reason, payload, at_ms FROM dead_letters"
-	if store != "" {
-		q += " WHERE store = " + a.add(store)
+	if stores != nil {
+		q += " WHERE " + inList(&a, "store", stores)
 	}
 	q += " ORDER BY id DESC LIMIT " + a.add(int64(limit))
 	rows, err := s.r.QueryContext(ctx, q, a...)
@@ -299,10 +312,10 @@ func (s *Store) Devices(ctx context.Context) ([]DeviceStatus, error) {
 }
 
 // Conflicts returns up to limit conflicts (default 100), newest first; only
-// open ones when openOnly. Open conflicts carry the reservations at risk
-// and the suggested locations, computed from the current books in the same
-// snapshot.
-func (s *Store) Conflicts(ctx context.Context, openOnly bool, limit int) ([]Conflict, error) {
+// open ones when openOnly, and only at the given locations when any are
+// given. Open conflicts carry the reservations at risk and the suggested
+// locations, computed from the current books in the same snapshot.
+func (s *Store) Conflicts(ctx context.Context, openOnly bool, limit int, locations ...string) ([]Conflict, error) {
 	if limit <= 0 {
 		limit = 100
 	}
@@ -313,8 +326,15 @@ func (s *Store) Conflicts(ctx context.Context, openOnly bool, limit int) ([]Conf
 	defer tx.Rollback()
 	var a args
 	q := "SELECT id, sku, location, kind, available, opened_ms, resolved_ms FROM conflicts"
+	var where []string
 	if openOnly {
-		q += " WHERE resolved_ms = 0"
+		where = append(where, "resolved_ms = 0")
+	}
+	if len(locations) > 0 {
+		where = append(where, inList(&a, "location", locations))
+	}
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
 	}
 	q += " ORDER BY id DESC LIMIT " + a.add(int64(limit))
 	rows, err := tx.QueryContext(ctx, q, a...)
@@ -421,4 +441,17 @@ WHERE r.active = 1 ORDER BY l.sku, l.location, l.reservation_id`
 		}
 	}
 	return nil
+}
+
+// inList renders "col IN (...)" with vals as parameters; no values match
+// nothing.
+func inList(a *args, col string, vals []string) string {
+	if len(vals) == 0 {
+		return "false"
+	}
+	ph := make([]string, len(vals))
+	for i, v := range vals {
+		ph[i] = a.add(v)
+	}
+	return col + " IN (" + strings.Join(ph, ", ") + ")"
 }

@@ -308,6 +308,46 @@ CREATE TABLE hub_settings (
 	updated_ms BIGINT NOT NULL
 ){{keyed}};
 `,
+	// 5: HQ identities (see auth.go). Secrets are never stored: a
+	// password as its argon2id hash, a session and an API token as the
+	// SHA-256 of the random secret the client holds. stores lists a store
+	// manager's stores, comma-separated; scopes an API token's scopes,
+	// space-separated (empty: the user's own rights). Times are unix ms,
+	// 0 meaning never.
+	`
+CREATE TABLE auth_users (
+	id         {{id}},
+	name       {{key}} NOT NULL UNIQUE,
+	role       TEXT NOT NULL,
+	stores     TEXT NOT NULL DEFAULT '',
+	password   TEXT NOT NULL DEFAULT '',
+	disabled   INTEGER NOT NULL DEFAULT 0,
+	created_ms BIGINT NOT NULL,
+	updated_ms BIGINT NOT NULL
+);
+
+CREATE TABLE auth_sessions (
+	hash       {{key}} NOT NULL PRIMARY KEY,
+	user_id    BIGINT NOT NULL,
+	created_ms BIGINT NOT NULL,
+	expires_ms BIGINT NOT NULL,
+	seen_ms    BIGINT NOT NULL
+){{keyed}};
+CREATE INDEX auth_sessions_by_user ON auth_sessions (user_id);
+
+CREATE TABLE auth_tokens (
+	id           {{id}},
+	hash         {{key}} NOT NULL UNIQUE,
+	user_id      BIGINT NOT NULL,
+	name         TEXT NOT NULL,
+	scopes       TEXT NOT NULL DEFAULT '',
+	created_ms   BIGINT NOT NULL,
+	expires_ms   BIGINT NOT NULL DEFAULT 0,
+	last_used_ms BIGINT NOT NULL DEFAULT 0,
+	revoked_ms   BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX auth_tokens_by_user ON auth_tokens (user_id);
+`,
 }
 
 // migrateLockKey is the pg_advisory_lock key that serialises migrations of

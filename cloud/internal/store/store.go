@@ -227,8 +227,10 @@ type Stock struct {
 
 // StockQuery selects stock positions for ListStock.
 type StockQuery struct {
-	// Location, when set, keeps only that location.
-	Location string
+	// Location, when set, keeps only that location; Locations, when not
+	// nil, only those (a store manager's stores; empty keeps nothing).
+	Location  string
+	Locations []string
 	// Below, when set, keeps only positions with available < *Below.
 	Below *int64
 	// AfterSKU and AfterLocation are a keyset cursor: only positions after

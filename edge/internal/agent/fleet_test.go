@@ -61,7 +61,9 @@ func TestFleet(t *testing.T) {
 	hubBin := testkit.BuildBinary(t, "github.com/omnisync/omnisync/cloud/cmd/omni-hub")
 	hubAddr := testkit.FreeAddr(t)
 	hubLog, _ := os.Create(filepath.Join(t.TempDir(), "hub.log"))
-	hub := exec.Command(hubBin, "--data-dir", t.TempDir(), "--nats-url", ns.URL(), "--http", hubAddr, "--log-level", "warn")
+	const hubToken = "omni_fleet-test-admin-token-0000" // the hub's API needs a token
+	hub := exec.Command(hubBin, "--data-dir", t.TempDir(), "--nats-url", ns.URL(), "--http", hubAddr, "--log-level", "warn",
+		"--bootstrap-token", hubToken)
 	hub.Stdout, hub.Stderr = hubLog, hubLog
 	if err := hub.Start(); err != nil {
 		t.Fatal(err)
@@ -147,7 +149,9 @@ func TestFleet(t *testing.T) {
 	var connected, applied int64
 	testkit.Eventually(t, 5*time.Minute, func() bool {
 		var v storesView
-		resp, err := client.Get(hubURL + "/v1/stores")
+		req, _ := http.NewRequest(http.MethodGet, hubURL+"/v1/stores", nil)
+		req.Header.Set("Authorization", "Bearer "+hubToken)
+		resp, err := client.Do(req)
 		if err != nil {
 			return false
 		}

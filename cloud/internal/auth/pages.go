@@ -1,0 +1,178 @@
+package auth
+
+import (
+	"bytes"
+	"errors"
+	"html/template"
+	"net"
+	"net/http"
+	"strings"
+)
+
+// Paths of the login and logout pages.
+const (
+	LoginPath  = "/login"
+	LogoutPath = "/logout"
+)
+
+// ContentSecurityPolicy is sent with every answer. The hub's pages load
+// nothing from elsewhere but product images (the catalog's own URLs, any
+// host); their one script is the image's onerror="this.remove()",
+// allowed by its hash; nobody may frame them.
+const ContentSecurityPolicy = "default-src 'none'; img-src * data:; style-src 'unsafe-inline'; " +
+	"script-src 'unsafe-hashes' 'sha256-9f8ZK5epjuMsYtXFjPqrgJI0L4QOAUYmJdHtT+RSH/c='; " +
+	"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+// Protect wraps the hub's whole handler: security headers on every
+// answer, and every state-changing request a browser sends from another
+// origin refused (Sec-Fetch-Site, else Origin against the host and
+// publicURL), whether or not it carries a session.
+func Protect(next http.Handler, publicURL string, tls bool) (http.Handler, error) {
+	cop := http.NewCrossOriginProtection()
+	if publicURL != "" {
+		if err := cop.AddTrustedOrigin(strings.TrimRight(publicURL, "/")); err != nil {
+			return nil, err
+		}
+	}
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeErr(w, http.StatusForbidden, "cross-origin request refused")
+	}))
+	guarded := cop.Handler(next)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "same-origin")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Content-Security-Policy", ContentSecurityPolicy)
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		if tls {
+			h.Set("Strict-Transport-Security", "max-age=31536000")
+		}
+		guarded.ServeHTTP(w, r)
+	}), nil
+}
+
+// localPath returns next if it is a path on this hub, else "/": a login
+// must not send the browser to another site.
+func localPath(next string) string {
+	if next == "" || next[0] != '/' || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") ||
+		strings.ContainsAny(next, "\r\n\\") {
+		return "/"
+	}
+	return next
+}
+
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+type loginData struct {
+	Next, User, Error string
+}
+
+var loginTmpl = template.Must(template.New("login").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>Log in · omnisync HQ</title>
+<style>
+body{font-family:system-ui,sans-serif;background:#f3f5f8;color:#1d2733;display:flex;justify-content:center;margin:0;padding-top:12vh}
+form{background:#fff;border:1px solid #dde;border-radius:8px;padding:1.6rem 1.8rem;width:18rem}
+h1{font-size:1.2rem;margin:0 0 1rem}label{display:block;margin:.7rem 0 .2rem;font-size:.9rem}
+input{width:100%;box-sizing:border-box;padding:.45rem;border:1px solid #b8c0cc;border-radius:4px;font-size:1rem}
+button{margin-top:1.1rem;width:100%;padding:.55rem;border:0;border-radius:4px;background:#1d4ed8;color:#fff;font-size:1rem}
+.err{color:#b3261e;font-size:.9rem}
+</style></head><body>
+<form method="post" action="/login">
+<h1>omnisync HQ</h1>
+{{if .Error}}<p class="err" id="error">{{.Error}}</p>{{end}}
+<input type="hidden" name="next" value="{{.Next}}">
+<label for="user">User</label><input id="user" name="user" autocomplete="username" value="{{.User}}" required autofocus>
+<label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
+<button type="submit" id="login">Log in</button>
+</form></body></html>`))
+
+var forbiddenTmpl = template.Must(template.New("forbidden").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Not allowed · omnisync HQ</title>
+<style>body{font-family:system-ui,sans-serif;margin:2rem;color:#1d2733}</style></head><body>
+<h1>Not allowed</h1><p id="message">{{.User}} ({{.Role}}) may not see this page: it needs {{.Scope}}.</p>
+<form method="post" action="/logout"><input type="hidden" name="csrf_token" value="{{.CSRF}}"><button type="submit">Log out</button></form>
+</body></html>`))
+
+func renderHTML(w http.ResponseWriter, code int, t *template.Template, data any) {
+	var buf bytes.Buffer
+	if err := t.Execute(&buf, data); err != nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_, _ = w.Write(buf.Bytes())
+}
+
+func forbiddenPage(w http.ResponseWriter, p *Principal, s Scope) {
+	renderHTML(w, http.StatusForbidden, forbiddenTmpl, map[string]any{"User": p.User, "Role": p.Role, "Scope": s, "CSRF": p.CSRFToken()})
+}
+
+func (s *Service) loginPage(w http.ResponseWriter, r *http.Request) {
+	next := localPath(r.URL.Query().Get("next"))
+	if p, err := s.Authenticate(r); err == nil && p.TokenID == 0 {
+		s.redirect(w, r, next)
+		return
+	}
+	renderHTML(w, http.StatusOK, loginTmpl, loginData{Next: next})
+}
+
+func (s *Service) loginSubmit(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		renderHTML(w, http.StatusBadRequest, loginTmpl, loginData{Next: "/", Error: "The form could not be read."})
+		return
+	}
+	next := localPath(r.PostForm.Get("next"))
+	name := r.PostForm.Get("user")
+	u, err := s.Login(r.Context(), name, r.PostForm.Get("password"), clientAddr(r))
+	switch {
+	case errors.Is(err, ErrThrottled):
+		renderHTML(w, http.StatusTooManyRequests, loginTmpl, loginData{Next: next, User: name, Error: "Too many failed attempts; wait a few minutes."})
+		return
+	case errors.Is(err, ErrUnauthenticated):
+		renderHTML(w, http.StatusUnauthorized, loginTmpl, loginData{Next: next, User: name, Error: "Wrong user or password."})
+		return
+	case err != nil:
+		s.log.Error("login", "err", err)
+		renderHTML(w, http.StatusInternalServerError, loginTmpl, loginData{Next: next, User: name, Error: "The hub could not log you in; see its log."})
+		return
+	}
+	secret, err := s.StartSession(r.Context(), u)
+	if err != nil {
+		s.log.Error("login", "err", err)
+		renderHTML(w, http.StatusInternalServerError, loginTmpl, loginData{Next: next, User: name, Error: "The hub could not log you in; see its log."})
+		return
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: s.CookieName(), Value: secret, Path: "/", MaxAge: int(s.o.SessionTTL.Seconds()),
+		HttpOnly: true, Secure: s.Secure(), SameSite: http.SameSiteLaxMode,
+	})
+	s.log.Info("logged in", "user", u.Name, "client", clientAddr(r))
+	s.redirect(w, r, next)
+}
+
+// logout ends the session. It is public so that a browser whose session
+// has already ended can still clear its cookie; a live session must send
+// its CSRF token, like any state change.
+func (s *Service) logout(w http.ResponseWriter, r *http.Request) {
+	if p, err := s.Authenticate(r); err == nil && p.TokenID == 0 && !validCSRF(r, p) {
+		writeErr(w, http.StatusForbidden, "missing or wrong CSRF token (reload the page)")
+		return
+	}
+	if c, err := r.Cookie(s.CookieName()); err == nil && c.Value != "" {
+		if err := s.EndSession(r.Context(), c.Value); err != nil {
+			s.log.Error("logout", "err", err)
+		}
+	}
+	http.SetCookie(w, &http.Cookie{Name: s.CookieName(), Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: s.Secure(), SameSite: http.SameSiteLaxMode})
+	s.redirect(w, r, LoginPath)
+}
