@@ -18,11 +18,64 @@ import (
 // about 1% counts) spread over 2000 SKUs × 10 locations, whose positions
 // were seeded with a count, and reports events/s.
 func BenchmarkApplyBatch(b *testing.B) {
-	b.Run("sqlite", func(b *testing.B) { benchApply(b, openSQLite(b)) })
-	b.Run("postgres", func(b *testing.B) { benchApply(b, openPostgres(b)) })
+	b.Run("sqlite", func(b *testing.B) { benchApply(b, openSQLite(b), 0) })
+	b.Run("postgres", func(b *testing.B) { benchApply(b, openPostgres(b), 0) })
 }
 
-func benchApply(b *testing.B, s *Store) {
+// BenchmarkApplyHistory is BenchmarkApplyBatch against a ledger that
+// already holds OMNI_BENCH_HISTORY events (default 10M; two lines each,
+// stamped before the positions' counts, written straight into the ledger
+// in bulk): the apply rate must not fall as the sales history grows.
+func BenchmarkApplyHistory(b *testing.B) {
+	n := 10_000_000
+	if v, err := strconv.Atoi(os.Getenv("OMNI_BENCH_HISTORY")); err == nil && v > 0 {
+		n = v
+	}
+	b.Run("sqlite", func(b *testing.B) { benchApply(b, openSQLite(b), n) })
+	b.Run("postgres", func(b *testing.B) { benchApply(b, openPostgres(b), n) })
+}
+
+// fillHistory writes events old events of two lines each into the ledger,
+// spread over the positions, stamped before wall. The SQL generates the
+// rows, in the ledger's key order, so a 10M-event history takes a minute
+// or two rather than an hour of applying.
+func fillHistory(tb testing.TB, s *Store, events int, wall int64) {
+	tb.Helper()
+	ctx := context.Background()
+	var positions int64
+	if err := s.w.QueryRowContext(ctx, "SELECT count(*) FROM stock").Scan(&positions); err != nil {
+		tb.Fatal(err)
+	}
+	lines := int64(2 * events)
+	perPos := lines / positions
+	// The history spans the days before wall, one line per position
+	// every span/perPos ms.
+	span := int64(90 * 24 * time.Hour / time.Millisecond)
+	step := max(1, span/max(perPos, 1))
+	start := time.Now()
+	var q string
+	if s.d.pg() {
+		q = `INSERT INTO stock_ledger (pos_id, hlc, event_id, line_no, kind, qty, delta, store)
+SELECT p.id, (($1::bigint - $2::bigint + g.n * $3::bigint) << 16), '00000000-0000-7000-8000-' || lpad(to_hex(p.id * 1000000 + g.n), 12, '0'), 0, 'sale', 1, -1, p.location
+FROM (SELECT id, location FROM stock ORDER BY id) p CROSS JOIN generate_series(1, $4::bigint) AS g(n) ORDER BY p.id, g.n`
+	} else {
+		q = `WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < $4)
+INSERT INTO stock_ledger (pos_id, hlc, event_id, line_no, kind, qty, delta, store)
+SELECT p.id, (($1 - $2 + g.n * $3) << 16), printf('00000000-0000-7000-8000-%012x', p.id * 1000000 + g.n), 0, 'sale', 1, -1, p.location
+FROM (SELECT id, location FROM stock ORDER BY id) p CROSS JOIN g ORDER BY p.id, g.n`
+	}
+	if _, err := s.w.ExecContext(ctx, q, wall, span, step, perPos); err != nil {
+		tb.Fatal(err)
+	}
+	if s.d.pg() {
+		_, _ = s.w.ExecContext(ctx, "VACUUM ANALYZE stock_ledger")
+	} else {
+		_, _ = s.w.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
+	}
+	tb.Logf("history: %d ledger lines (%d per position) written in %v", perPos*positions, perPos, time.Since(start).Round(time.Second))
+}
+
+func benchApply(b *testing.B, s *Store, history int) {
 	const skus, locs = 2000, 10
 	batch := 1000
 	if v, err := strconv.Atoi(os.Getenv("OMNI_BENCH_BATCH")); err == nil && v > 0 {
@@ -47,6 +100,9 @@ func benchApply(b *testing.B, s *Store) {
 	}
 	if _, err := s.ApplyBatch(ctx, itemsOf(seed...)); err != nil {
 		b.Fatal(err)
+	}
+	if history > 0 {
+		fillHistory(b, s, history, wall-int64(len(seed))-1)
 	}
 	devs := make([]*device, locs)
 	for l := range devs {
