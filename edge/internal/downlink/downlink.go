@@ -50,8 +50,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/omnisync/omnisync/edge/internal/productcache"
-	"github.com/omnisync/omnisync/edge/internal/retry"
 	"github.com/omnisync/omnisync/shared/downsync"
+	"github.com/omnisync/omnisync/shared/retry"
 )
 
 // Cache is what the downlink needs from the product cache.
@@ -269,7 +269,7 @@ func (d *Downlink) Run(ctx context.Context) error {
 			// The session was working: start the next one at once.
 			continue
 		}
-		if !backoff.Wait(ctx) {
+		if backoff.Wait(ctx) != nil {
 			return nil
 		}
 	}

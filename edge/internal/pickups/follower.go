@@ -13,8 +13,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/omnisync/omnisync/edge/internal/retry"
 	"github.com/omnisync/omnisync/shared/downsync"
+	"github.com/omnisync/omnisync/shared/retry"
 )
 
 // FollowerOptions configures a Follower.
@@ -168,7 +168,7 @@ func (f *Follower) Run(ctx context.Context) error {
 		if err != nil {
 			f.failed(err, backoff.Current())
 		}
-		if !backoff.Wait(ctx) {
+		if backoff.Wait(ctx) != nil {
 			return nil
 		}
 	}
