@@ -55,6 +55,7 @@ import (
 	"github.com/omnisync/omnisync/cloud/internal/inventory"
 	"github.com/omnisync/omnisync/cloud/internal/store"
 	"github.com/omnisync/omnisync/shared/downsync"
+	"github.com/omnisync/omnisync/shared/retry"
 )
 
 // VersionHeader carries a document's version on its message, so mirrors can
@@ -441,19 +442,17 @@ func (p *Publisher) runTicks(ctx context.Context) error {
 // version). The ordered consumer recreates itself after disconnects, from
 // where it was; if it fails outright the mirror starts over.
 func (p *Publisher) runMirror(ctx context.Context, b *bucket) error {
-	backoff := 250 * time.Millisecond
+	backoff := retry.Backoff{Min: 250 * time.Millisecond, Max: 10 * time.Second}
 	for ctx.Err() == nil {
 		err := p.mirrorOnce(ctx, b)
 		if ctx.Err() != nil {
 			return nil
 		}
-		p.log.Warn("downpub: bucket mirror stopped; restarting", "stream", b.stream, "err", err, "in", backoff)
-		select {
-		case <-ctx.Done():
+		d := backoff.Next()
+		p.log.Warn("downpub: bucket mirror stopped; restarting", "stream", b.stream, "err", err, "in", d)
+		if retry.Sleep(ctx, d) != nil {
 			return nil
-		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 10*time.Second)
 	}
 	return nil
 }
@@ -507,18 +506,22 @@ func (p *Publisher) runPublish(ctx context.Context) error {
 		case <-b.ready:
 		}
 	}
-	// Start-up: compare everything the store has with the bucket.
-	for ctx.Err() == nil {
-		if err := p.sweep(ctx, store.Cursor{}); err != nil {
-			p.log.Warn("downpub: start-up comparison failed; retrying", "err", err)
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(2 * time.Second):
-			}
-			continue
+	// Start-up: compare everything the store has with the bucket, until it
+	// works (the database may be down).
+	backoff := retry.Backoff{Min: 2 * time.Second, Max: 10 * time.Second}
+	for {
+		err := p.sweep(ctx, store.Cursor{})
+		if err == nil {
+			break
 		}
-		break
+		if ctx.Err() != nil {
+			return nil
+		}
+		d := backoff.Next()
+		p.log.Warn("downpub: start-up comparison failed; retrying", "err", err, "in", d)
+		if retry.Sleep(ctx, d) != nil {
+			return nil
+		}
 	}
 	p.synced.Store(true)
 	p.log.Info("downpub: bucket in step with the store", "keys", p.Stats().MirrorKeys)
