@@ -251,7 +251,7 @@ func TestRead_EndsWithContextOffline(t *testing.T) {
 // consumer created with its one filter in the request's subject, next
 // message requests and consumer deletes, with replies in its own inbox.
 func TestRead_FilterScopedCredentials(t *testing.T) {
-	url := startNATSWithUsers(t, &server.User{Username: "owner", Password: "owner"}, &server.User{
+	url := testkit.StartNATSWithUsers(t, &server.User{Username: "owner", Password: "owner"}, &server.User{
 		Username: "s1", Password: "s1",
 		Permissions: &server.Permissions{
 			Publish: &server.SubjectPermission{Allow: []string{
@@ -303,24 +303,4 @@ func TestRead_InvalidConfig(t *testing.T) {
 			t.Errorf("%+v: %v", c, err)
 		}
 	}
-}
-
-// startNATSWithUsers starts a JetStream server (in the global account)
-// that lets in only users, and returns its URL: testkit.StartNATS has no
-// users, and permissions are what the test is about.
-func startNATSWithUsers(t *testing.T, users ...*server.User) string {
-	t.Helper()
-	s, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: t.TempDir(),
-		Users: users, NoSigs: true, NoLog: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	return s.ClientURL()
 }
