@@ -149,6 +149,9 @@ func (f *Follower) Read(ctx context.Context, c Config, apply func(context.Contex
 			if err := flush(ctx, false); err != nil {
 				return err
 			}
+			if !caughtUp {
+				idle.Reset(f.o.RequestTimeout) // apply's time is not the consumer's
+			}
 		case <-check.C:
 			if f.o.Conn.Stats().Reconnects != reconnects {
 				return end(fmt.Errorf("%w: reconnected", ErrRestart))
