@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/omnisync/omnisync/shared/natsembed"
 )
@@ -81,6 +82,27 @@ func (n *NATS) Restart() {
 	n.t.Helper()
 	n.Stop()
 	n.start(n.Port)
+}
+
+// StartNATSWithUsers starts a JetStream server (in the global account) that
+// lets in only users, each with its permissions, and returns its URL; it is
+// shut down when the test ends. For tests of what a store's credentials
+// allow: StartNATS has no users.
+func StartNATSWithUsers(t testing.TB, users ...*server.User) string {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: t.TempDir(),
+		Users: users, NoSigs: true, NoLog: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	return s.ClientURL()
 }
 
 // Postgres returns the DSN of a fresh, empty schema in the test database

@@ -55,6 +55,8 @@ import (
 	"github.com/omnisync/omnisync/cloud/internal/inventory"
 	"github.com/omnisync/omnisync/cloud/internal/store"
 	"github.com/omnisync/omnisync/shared/downsync"
+	"github.com/omnisync/omnisync/shared/kvfollow"
+	"github.com/omnisync/omnisync/shared/retry"
 )
 
 // VersionHeader carries a document's version on its message, so mirrors can
@@ -141,9 +143,12 @@ type bucket struct {
 	// deleted.
 	group func(key string) string
 
-	mu        sync.Mutex
-	mirror    map[string]entry
-	groups    map[string]map[string]struct{}
+	mu     sync.Mutex
+	mirror map[string]entry
+	groups map[string]map[string]struct{}
+	// read is the last stream sequence the mirror's reads handed over:
+	// where a read that had to start over resumes.
+	read      uint64
 	ready     chan struct{}
 	readyOnce sync.Once
 }
@@ -218,6 +223,7 @@ func (b *bucket) reset() {
 	defer b.mu.Unlock()
 	b.mirror = map[string]entry{}
 	b.groups = map[string]map[string]struct{}{}
+	b.read = 0
 	b.ready = make(chan struct{})
 	b.readyOnce = sync.Once{}
 }
@@ -438,65 +444,51 @@ func (p *Publisher) runTicks(ctx context.Context) error {
 }
 
 // runMirror keeps b's mirror equal to the bucket's (key → revision,
-// version). The ordered consumer recreates itself after disconnects, from
-// where it was; if it fails outright the mirror starts over.
+// version), reading the bucket's headers through kvfollow: first the last
+// message of every key, then every change after it. A read that has to
+// start over (a consumer that failed or recreated itself, a reconnect)
+// resumes after the last message it handed over; Resync is what starts a
+// mirror from nothing.
 func (p *Publisher) runMirror(ctx context.Context, b *bucket) error {
-	backoff := 250 * time.Millisecond
-	for ctx.Err() == nil {
-		err := p.mirrorOnce(ctx, b)
-		if ctx.Err() != nil {
-			return nil
-		}
-		p.log.Warn("downpub: bucket mirror stopped; restarting", "stream", b.stream, "err", err, "in", backoff)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 10*time.Second)
-	}
-	return nil
-}
-
-func (p *Publisher) mirrorOnce(ctx context.Context, b *bucket) error {
-	cons, err := p.o.JS.OrderedConsumer(ctx, b.stream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{b.prefix + ">"},
-		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
-		HeadersOnly:    true,
+	var f *kvfollow.Follower
+	f, err := kvfollow.New(kvfollow.Options{
+		JS: p.o.JS, Name: "downpub: mirror of " + b.stream, MaxBatch: 2000,
+		MinBackoff: 250 * time.Millisecond, MaxBackoff: 10 * time.Second, Logger: p.log,
+		Session: func(ctx context.Context) (bool, error) { return p.mirrorSession(ctx, f, b) },
 	})
 	if err != nil {
-		return fmt.Errorf("mirror consumer: %w", err)
+		return fmt.Errorf("downpub: %w", err)
 	}
-	info, err := cons.Info(ctx)
-	if err != nil {
-		return fmt.Errorf("mirror consumer info: %w", err)
+	return f.Run(ctx)
+}
+
+// mirrorSession reads b's stream into its mirror until the read must start
+// over. Its reads watch ctx (kvfollow never blocks past it), so a Resync
+// right after a NATS restart cannot leave one stuck.
+func (p *Publisher) mirrorSession(ctx context.Context, f *kvfollow.Follower, b *bucket) (progressed bool, err error) {
+	b.mu.Lock()
+	after := b.read
+	b.mu.Unlock()
+	c := kvfollow.Config{
+		Stream: b.stream, Filters: []string{b.prefix + ">"}, HeadersOnly: true,
+		After: after, LastPerSubject: after == 0,
 	}
-	if info.NumPending == 0 {
-		b.readyOnce.Do(func() { close(b.ready) })
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(2000))
-	if err != nil {
-		return fmt.Errorf("mirror messages: %w", err)
-	}
-	defer it.Stop()
-	for {
-		// Next watches ctx itself: an ordered consumer resetting after a
-		// reconnect may swap its subscription under a concurrent Stop,
-		// leaving a plain Next blocked for good (seen when a Resync
-		// followed a NATS restart).
-		msg, err := it.Next(jetstream.NextContext(ctx))
-		if err != nil {
-			return err
+	err = f.Read(ctx, c, func(_ context.Context, batch kvfollow.Batch) error {
+		for _, e := range batch.Entries {
+			b.learn(e.Subject[len(b.prefix):], entryOf(e.Revision, e.Time, e.Header))
 		}
-		md, err := msg.Metadata()
-		if err != nil {
-			continue
+		if n := batch.Last(); n > 0 {
+			b.mu.Lock()
+			b.read = n
+			b.mu.Unlock()
 		}
-		b.learn(msg.Subject()[len(b.prefix):], entryOf(md.Sequence.Stream, md.Timestamp, msg.Headers()))
-		if md.NumPending == 0 {
+		if batch.CaughtUp {
 			b.readyOnce.Do(func() { close(b.ready) })
 		}
-	}
+		progressed = true
+		return nil
+	})
+	return progressed, err
 }
 
 func (p *Publisher) runPublish(ctx context.Context) error {
@@ -507,18 +499,22 @@ func (p *Publisher) runPublish(ctx context.Context) error {
 		case <-b.ready:
 		}
 	}
-	// Start-up: compare everything the store has with the bucket.
-	for ctx.Err() == nil {
-		if err := p.sweep(ctx, store.Cursor{}); err != nil {
-			p.log.Warn("downpub: start-up comparison failed; retrying", "err", err)
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(2 * time.Second):
-			}
-			continue
+	// Start-up: compare everything the store has with the bucket, until it
+	// works (the database may be down).
+	backoff := retry.Backoff{Min: 2 * time.Second, Max: 10 * time.Second}
+	for {
+		err := p.sweep(ctx, store.Cursor{})
+		if err == nil {
+			break
 		}
-		break
+		if ctx.Err() != nil {
+			return nil
+		}
+		d := backoff.Next()
+		p.log.Warn("downpub: start-up comparison failed; retrying", "err", err, "in", d)
+		if retry.Sleep(ctx, d) != nil {
+			return nil
+		}
 	}
 	p.synced.Store(true)
 	p.log.Info("downpub: bucket in step with the store", "keys", p.Stats().MirrorKeys)

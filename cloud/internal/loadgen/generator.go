@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"sync"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/omnisync/omnisync/shared/events"
 	"github.com/omnisync/omnisync/shared/hlc"
+	"github.com/omnisync/omnisync/shared/retry"
 )
 
 // Generator runs the traffic of Options against its targets once.
@@ -297,7 +297,7 @@ func (g *Generator) waitOpen(ctx context.Context, t *target) bool {
 		if until == 0 {
 			return true
 		}
-		if !sleep(ctx, until-since) {
+		if retry.Sleep(ctx, until-since) != nil {
 			return false
 		}
 	}
@@ -324,7 +324,7 @@ type answer struct {
 // send delivers req under key until it gets a definitive answer or ctx
 // ends (then it is pending).
 func (g *Generator) send(ctx context.Context, t *target, key string, req request) {
-	backoff := g.o.Backoff
+	backoff := retry.Backoff{Min: g.o.Backoff, Max: g.o.MaxBackoff}
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
 			t.retried.Add(1)
@@ -353,15 +353,13 @@ func (g *Generator) send(ctx context.Context, t *target, key string, req request
 			return
 		}
 		g.o.Logger.Debug("loadgen: retrying", "target", t.String(), "key", key, "status", status, "err", text)
-		jitter := time.Duration(rand.Int64N(int64(backoff)/2 + 1))
-		if !sleep(ctx, backoff/2+jitter) {
+		if backoff.Wait(ctx) != nil {
 			t.unresolved.Add(1)
 			g.mu.Lock()
 			g.pending = append(g.pending, Pending{Target: t.idx, Key: key, Body: req.body, req: req})
 			g.mu.Unlock()
 			return
 		}
-		backoff = min(2*backoff, g.o.MaxBackoff)
 	}
 }
 

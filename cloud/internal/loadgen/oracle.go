@@ -16,6 +16,7 @@ import (
 	"github.com/omnisync/omnisync/cloud/internal/api"
 	"github.com/omnisync/omnisync/cloud/internal/inventory"
 	"github.com/omnisync/omnisync/shared/events"
+	"github.com/omnisync/omnisync/shared/retry"
 )
 
 // Stock is what the books say of one position.
@@ -325,7 +326,7 @@ func (c *Checker) WaitProgress(ctx context.Context, hub Hub, poll time.Duration,
 		if progress != nil && ctx.Err() == nil {
 			progress(last, lastErr)
 		}
-		if !sleep(ctx, poll) {
+		if retry.Sleep(ctx, poll) != nil {
 			if !got {
 				return last, cmp.Or(lastErr, ctx.Err())
 			}

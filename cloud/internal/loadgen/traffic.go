@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/omnisync/omnisync/shared/events"
+	"github.com/omnisync/omnisync/shared/retry"
 )
 
 // request is one POST the tills will send, and what its answer means to
@@ -414,20 +415,8 @@ func (b *bucket) take(ctx context.Context) bool {
 			wait = min(wait, time.Duration((1-b.tokens)/r*float64(time.Second))+time.Millisecond)
 		}
 		b.mu.Unlock()
-		if !sleep(ctx, wait) {
+		if retry.Sleep(ctx, wait) != nil {
 			return false
 		}
-	}
-}
-
-// sleep waits d or until ctx ends; false if ctx ended.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }

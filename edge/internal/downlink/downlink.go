@@ -16,13 +16,12 @@
 // time with its progress recorded per filter (productcache.ApplyPass):
 // JetStream reads one filter from the start of a long-lived bucket many
 // times faster than several at once (BenchmarkBootstrapAndCatchUp). Then
-// it follows like any other start. Within a session the ordered
-// consumer delivers every matching message exactly once and in order,
-// recreating its server-side consumer on gaps, missed heartbeats and
-// reconnects from the last message it handed over; whenever that happens
-// (or the connection reconnects, or the consumer fails) the downlink
-// applies what it holds and starts a new session from the cache's
-// sequence, after checking the stream again.
+// it follows like any other start. The reading itself is kvfollow's:
+// within a session the ordered consumer delivers every matching message
+// exactly once and in order; whenever it recreates itself (gaps, missed
+// heartbeats), fails, or the connection reconnects, the downlink applies
+// what it holds and starts a new session from the cache's sequence, after
+// checking the stream again.
 //
 // A recreated stream (another creation time, or a last sequence below the
 // cache's) empties the cache and bootstraps it again. The agent may not
@@ -50,8 +49,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/omnisync/omnisync/edge/internal/productcache"
-	"github.com/omnisync/omnisync/edge/internal/retry"
 	"github.com/omnisync/omnisync/shared/downsync"
+	"github.com/omnisync/omnisync/shared/kvfollow"
 )
 
 // Cache is what the downlink needs from the product cache.
@@ -99,15 +98,7 @@ func (o *Options) defaults() error {
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 1000
 	}
-	if o.MaxDelay <= 0 {
-		o.MaxDelay = 50 * time.Millisecond
-	}
-	if o.MinBackoff <= 0 {
-		o.MinBackoff = 250 * time.Millisecond
-	}
-	if o.MaxBackoff < o.MinBackoff {
-		o.MaxBackoff = max(30*time.Second, o.MinBackoff)
-	}
+	// MaxDelay and the backoff's defaults are kvfollow's.
 	if o.VerifyEvery <= 0 {
 		o.VerifyEvery = time.Minute
 	}
@@ -166,21 +157,14 @@ type Status struct {
 // run with Run, stop with Close or by cancelling Run's context.
 type Downlink struct {
 	o   Options
+	kf  *kvfollow.Follower
 	js  jetstream.JetStream
 	log *slog.Logger
 
-	quit      chan struct{}
-	done      chan struct{}
-	started   atomic.Bool
-	closeOnce sync.Once
-
-	msgs, bytes, resets, sessions atomic.Uint64
+	resets atomic.Uint64
 
 	mu            sync.Mutex
-	reading       int // readers running: a consumer is delivering
 	bootstrapping bool
-	pending       uint64
-	lastErr       string
 }
 
 // New prepares a downlink; nothing runs until Run.
@@ -192,25 +176,32 @@ func New(o Options) (*Downlink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("downlink: jetstream: %w", err)
 	}
-	return &Downlink{o: o, js: js, log: o.Logger, quit: make(chan struct{}), done: make(chan struct{})}, nil
+	d := &Downlink{o: o, js: js, log: o.Logger}
+	d.kf, err = kvfollow.New(kvfollow.Options{
+		Conn: o.Conn, JS: js, Name: "down-sync", Session: d.session, Fatal: []error{productcache.ErrClosed},
+		MaxBatch: o.MaxBatch, MaxDelay: o.MaxDelay, MinBackoff: o.MinBackoff, MaxBackoff: o.MaxBackoff,
+		RequestTimeout: o.RequestTimeout, Logger: o.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("downlink: %w", err)
+	}
+	return d, nil
 }
 
 // Status returns a snapshot of the downlink and the cache.
 func (d *Downlink) Status() Status {
 	cs := d.o.Cache.Stats()
+	ks := d.kf.Status()
 	d.mu.Lock()
-	s := Status{
-		Connected: d.reading > 0 && d.o.Conn.IsConnected(), Bootstrapping: d.bootstrapping,
-		Pending: d.pending, LastError: d.lastErr,
-	}
+	s := Status{Connected: ks.Reading, Bootstrapping: d.bootstrapping, Pending: ks.Pending, LastError: ks.LastError}
 	d.mu.Unlock()
 	s.LastSeq, s.SyncedAt, s.HubTick = cs.LastSeq, cs.SyncedAt, cs.HubTick
 	s.SyncedAgeSeconds = -1
 	if !cs.SyncedAt.IsZero() {
 		s.SyncedAgeSeconds = max(0, time.Since(cs.SyncedAt).Seconds())
 	}
-	s.MessagesReceived, s.BytesReceived = d.msgs.Load(), d.bytes.Load()
-	s.StreamResets, s.Sessions = d.resets.Load(), d.sessions.Load()
+	s.MessagesReceived, s.BytesReceived = ks.Messages, ks.Bytes
+	s.StreamResets, s.Sessions = d.resets.Load(), ks.Consumers
 	s.Products, s.Variants, s.StockPositions, s.Reviews = cs.Products, cs.Variants, cs.StockPositions, cs.Reviews
 	s.CacheBytes, s.Locations, s.Missing, s.Rejected = cs.Bytes, cs.Locations, cs.Missing, cs.Rejected
 	return s
@@ -220,83 +211,20 @@ func (d *Downlink) Status() Status {
 // nil then. It returns an error only when the cache is closed under it.
 // Run may be called once.
 func (d *Downlink) Run(ctx context.Context) error {
-	if !d.started.CompareAndSwap(false, true) {
-		return errors.New("downlink: Run called twice")
-	}
-	defer close(d.done)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		select {
-		case <-d.quit:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-
-	backoff := retry.Backoff{Min: d.o.MinBackoff, Max: d.o.MaxBackoff}
-	var lastLogged string
-	for {
-		progressed, err := d.session(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if errors.Is(err, productcache.ErrClosed) {
-			return fmt.Errorf("downlink: %w", err)
-		}
-		if progressed {
-			backoff.Reset()
-		}
-		if err != nil {
-			d.mu.Lock()
-			d.lastErr = err.Error()
-			d.mu.Unlock()
-			// Say it once; while it repeats (an outage), quietly.
-			switch msg := err.Error(); {
-			case msg == lastLogged:
-				d.log.Debug("down-sync: retrying", "err", err, "in", backoff.Current())
-			case errors.Is(err, jetstream.ErrStreamNotFound):
-				d.log.Info("down-sync: waiting for the hub to create the bucket", "stream", downsync.Stream)
-				lastLogged = msg
-			case errors.Is(err, errRestart):
-				d.log.Debug("down-sync: new session", "reason", err)
-			default:
-				d.log.Warn("down-sync interrupted; the cache keeps answering", "err", err, "retry_in", backoff.Current())
-				lastLogged = msg
-			}
-		}
-		if errors.Is(err, errRestart) && progressed {
-			// The session was working: start the next one at once.
-			continue
-		}
-		if !backoff.Wait(ctx) {
-			return nil
-		}
-	}
-}
-
-// Close stops Run and waits for it to return. It is idempotent and safe to
-// call when Run never ran.
-func (d *Downlink) Close() error {
-	d.closeOnce.Do(func() { close(d.quit) })
-	if d.started.Load() {
-		<-d.done
+	if err := d.kf.Run(ctx); err != nil {
+		return fmt.Errorf("downlink: %w", err)
 	}
 	return nil
 }
 
-// errRestart ends a session that is fine but must start again from the
-// cache's sequence: the stream must be checked again (a reconnect, the
-// ordered consumer recreated itself), or it changed.
-var errRestart = errors.New("down-sync restart")
+// Close stops Run and waits for it to return. It is idempotent and safe to
+// call when Run never ran.
+func (d *Downlink) Close() error { return d.kf.Close() }
 
 // session checks the stream, bootstraps an empty cache, reads the stock
 // of newly configured locations, and then follows the bucket until
 // something interrupts it. progressed reports whether it applied anything.
 func (d *Downlink) session(ctx context.Context) (progressed bool, err error) {
-	if err := retry.WaitConnected(ctx, d.o.Conn); err != nil {
-		return false, err
-	}
 	info, err := d.streamInfo(ctx)
 	if err != nil {
 		return false, err
@@ -377,7 +305,7 @@ func (d *Downlink) bootstrap(ctx context.Context, streamLast uint64) (int, error
 		if from >= upTo {
 			continue
 		}
-		n, err := d.readFilter(ctx, f, from, upTo, func(batch []productcache.Update, seq uint64) error {
+		n, err := d.readFilter(ctx, f, from, upTo, func(ctx context.Context, batch []productcache.Update, seq uint64) error {
 			return d.o.Cache.ApplyPass(ctx, batch, upTo, f, seq)
 		})
 		applied += n
@@ -411,7 +339,7 @@ func (d *Downlink) readLocations(ctx context.Context, locations []string) error 
 		}
 		// lastSeq 0: the cache's sequence stays, the other keys up to it
 		// are read already and those after it are not.
-		_, err := d.readFilter(ctx, f, 0, st.LastSeq, func(batch []productcache.Update, _ uint64) error {
+		_, err := d.readFilter(ctx, f, 0, st.LastSeq, func(ctx context.Context, batch []productcache.Update, _ uint64) error {
 			return d.o.Cache.Apply(ctx, batch, 0, false)
 		})
 		if err != nil {
@@ -426,269 +354,65 @@ func (d *Downlink) readLocations(ctx context.Context, locations []string) error 
 // batch's last message, and returns how many it applied. It returns once
 // it has reached upTo or the filter has nothing more.
 func (d *Downlink) readFilter(ctx context.Context, filter string, from, upTo uint64,
-	apply func([]productcache.Update, uint64) error) (int, error) {
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverAllPolicy}
-	if from > 0 {
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from+1
-	}
-	r, err := d.consume(ctx, cfg)
-	if err != nil {
-		return 0, err
-	}
-	defer d.stopReader(r)
-	if r.pending == 0 {
-		return 0, nil
-	}
-	var (
-		batch    = make([]productcache.Update, 0, d.o.MaxBatch)
-		last     = from
-		applied  = 0
-		consumer string
-		idle     = time.NewTimer(d.o.RequestTimeout)
-	)
-	defer idle.Stop()
-	flush := func() error {
-		if len(batch) == 0 {
+	apply func(context.Context, []productcache.Update, uint64) error) (int, error) {
+	applied := 0
+	c := kvfollow.Config{Stream: downsync.Stream, Filters: []string{filter}, After: from, UpTo: upTo}
+	err := d.kf.Read(ctx, c, func(ctx context.Context, b kvfollow.Batch) error {
+		if len(b.Entries) == 0 {
 			return nil
 		}
-		err := apply(batch, last)
-		if err == nil {
-			applied += len(batch)
+		if err := apply(ctx, updates(b.Entries), b.Last()); err != nil {
+			return err
 		}
-		batch = batch[:0]
-		return err
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return applied, errors.Join(ctx.Err(), flush())
-		case err := <-r.failed:
-			return applied, errors.Join(fmt.Errorf("%w: consumer: %w", errRestart, err), flush())
-		case <-idle.C:
-			return applied, errors.Join(fmt.Errorf("downlink: reading %s: no message for %v", filter, d.o.RequestTimeout), flush())
-		case m := <-r.msgs:
-			md, err := m.Metadata()
-			if err != nil {
-				return applied, errors.Join(fmt.Errorf("%w: message metadata: %w", errRestart, err), flush())
-			}
-			if consumer != "" && md.Consumer != consumer {
-				return applied, errors.Join(fmt.Errorf("%w: consumer recreated", errRestart), flush())
-			}
-			consumer = md.Consumer
-			seq := md.Sequence.Stream
-			if seq > upTo {
-				return applied, flush()
-			}
-			if seq <= last {
-				continue
-			}
-			d.received(m, md.NumPending)
-			batch = append(batch, toUpdate(m))
-			last = seq
-			done := seq == upTo || md.NumPending == 0
-			if done || len(batch) >= d.o.MaxBatch {
-				if err := flush(); err != nil || done {
-					return applied, err
-				}
-			}
-			idle.Reset(d.o.RequestTimeout)
-		}
-	}
+		applied += len(b.Entries)
+		return nil
+	})
+	return applied, err
 }
 
 // follow reads the bucket from the cache's sequence on, applying batches,
-// until ctx ends or the session must restart.
+// until ctx ends or the session must restart. Every VerifyEvery it checks
+// that the stream is still the one the cache was filled from.
 func (d *Downlink) follow(ctx context.Context) (progressed bool, err error) {
 	st := d.o.Cache.Stats()
-	cfg := jetstream.OrderedConsumerConfig{
-		FilterSubjects: downsync.Filters(d.o.Cache.Locations()...),
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
-	}
-	if st.LastSeq > 0 {
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, st.LastSeq+1
-	}
-	r, err := d.consume(ctx, cfg)
-	if err != nil {
-		return false, err
-	}
-	defer d.stopReader(r)
-
 	last := st.LastSeq
 	// Until it has caught up once, a cache is still bootstrapping.
 	d.setBootstrapping(st.SyncedAt.IsZero())
 	defer d.setBootstrapping(false)
-	if r.pending == 0 {
-		// Nothing to read: the cache is as current as the bucket.
-		if err := d.o.Cache.Apply(ctx, nil, last, true); err != nil {
-			return false, err
-		}
-		d.setBootstrapping(false)
-	}
-
-	var (
-		batch    = make([]productcache.Update, 0, d.o.MaxBatch)
-		consumer string
-		delay    = time.NewTimer(time.Hour)
-		check    = time.NewTicker(time.Second)
-		verified = time.Now()
-		reconn   = d.o.Conn.Stats().Reconnects
-	)
-	delay.Stop()
-	defer delay.Stop()
-	defer check.Stop()
-	flush := func(caughtUp bool) error {
-		delay.Stop()
-		if len(batch) == 0 && !caughtUp {
+	verified := time.Now()
+	c := kvfollow.Config{
+		Stream: downsync.Stream, Filters: downsync.Filters(d.o.Cache.Locations()...), After: st.LastSeq,
+		Check: func(ctx context.Context) error {
+			if time.Since(verified) < d.o.VerifyEvery {
+				return nil
+			}
+			info, err := d.streamInfo(ctx)
+			if err != nil {
+				return err
+			}
+			if recreated(d.o.Cache.Stats(), info) {
+				return fmt.Errorf("%w: the stream was recreated", kvfollow.ErrRestart)
+			}
+			verified = time.Now()
 			return nil
+		},
+	}
+	err = d.kf.Read(ctx, c, func(ctx context.Context, b kvfollow.Batch) error {
+		if len(b.Entries) > 0 {
+			last, progressed = b.Last(), true
 		}
-		// What was delivered is applied even when ctx has just ended: it
-		// is correct, and saves reading it again.
-		err := d.o.Cache.Apply(context.WithoutCancel(ctx), batch, last, caughtUp)
-		batch = batch[:0]
-		if err == nil && caughtUp {
+		// A batch that was delivered is applied even when ctx has just
+		// ended (kvfollow hands it over without the cancellation): it is
+		// correct, and saves reading it again.
+		if err := d.o.Cache.Apply(ctx, updates(b.Entries), last, b.CaughtUp); err != nil {
+			return err
+		}
+		if b.CaughtUp {
 			d.setBootstrapping(false)
 		}
-		return err
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return progressed, errors.Join(ctx.Err(), flush(false))
-		case err := <-r.failed:
-			return progressed, errors.Join(fmt.Errorf("%w: consumer: %w", errRestart, err), flush(false))
-		case <-delay.C:
-			if err := flush(false); err != nil {
-				return progressed, err
-			}
-		case <-check.C:
-			if n := d.o.Conn.Stats().Reconnects; n != reconn {
-				return progressed, errors.Join(fmt.Errorf("%w: reconnected", errRestart), flush(false))
-			}
-			if time.Since(verified) >= d.o.VerifyEvery {
-				if err := flush(false); err != nil {
-					return progressed, err
-				}
-				info, err := d.streamInfo(ctx)
-				if err != nil {
-					return progressed, err
-				}
-				if recreated(d.o.Cache.Stats(), info) {
-					return progressed, fmt.Errorf("%w: the stream was recreated", errRestart)
-				}
-				verified = time.Now()
-			}
-		case m := <-r.msgs:
-			md, err := m.Metadata()
-			if err != nil {
-				return progressed, errors.Join(fmt.Errorf("%w: message metadata: %w", errRestart, err), flush(false))
-			}
-			if consumer != "" && md.Consumer != consumer {
-				// The ordered consumer recreated itself (a gap, a
-				// reconnect): go on from the cache, after checking the
-				// stream.
-				return progressed, errors.Join(fmt.Errorf("%w: consumer recreated", errRestart), flush(false))
-			}
-			consumer = md.Consumer
-			if md.Sequence.Stream <= last {
-				continue // already applied
-			}
-			d.received(m, md.NumPending)
-			batch = append(batch, toUpdate(m))
-			last, progressed = md.Sequence.Stream, true
-			switch {
-			case md.NumPending == 0, len(batch) >= d.o.MaxBatch:
-				if err := flush(md.NumPending == 0); err != nil {
-					return progressed, err
-				}
-			case len(batch) == 1:
-				delay.Reset(d.o.MaxDelay)
-			}
-		}
-	}
-}
-
-// reader hands an ordered consumer's messages over on msgs, and its
-// failures on failed, until stopped with stopReader.
-type reader struct {
-	msgs    chan jetstream.Msg
-	failed  chan error
-	stop    chan struct{}
-	cc      jetstream.ConsumeContext
-	pending uint64 // what the consumer had to deliver when created
-}
-
-// consume creates an ordered consumer and starts reading it.
-func (d *Downlink) consume(ctx context.Context, cfg jetstream.OrderedConsumerConfig) (*reader, error) {
-	cctx, cancel := context.WithTimeout(ctx, d.o.RequestTimeout)
-	cons, err := d.js.OrderedConsumer(cctx, downsync.Stream, cfg)
-	cancel()
-	if err != nil {
-		return nil, fmt.Errorf("downlink: consumer: %w", err)
-	}
-	d.sessions.Add(1)
-	r := &reader{
-		msgs:   make(chan jetstream.Msg, d.o.MaxBatch),
-		failed: make(chan error, 1),
-		stop:   make(chan struct{}),
-	}
-	if info := cons.CachedInfo(); info != nil {
-		r.pending = info.NumPending
-		d.setPending(info.NumPending)
-	}
-	r.cc, err = cons.Consume(func(m jetstream.Msg) {
-		select {
-		case r.msgs <- m:
-		case <-r.stop:
-		}
-	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		select {
-		case r.failed <- err:
-		default:
-		}
-	}), jetstream.PullMaxMessages(d.o.MaxBatch))
-	if err != nil {
-		return nil, fmt.Errorf("downlink: consume: %w", err)
-	}
-	d.setReading(true)
-	return r, nil
-}
-
-// stopReader stops a reader without waiting long: an ordered consumer busy
-// recreating itself (offline) holds its lock until its current attempt
-// ends, and the agent's shutdown must not wait for that. The attempt ends
-// by itself (it sees the consumer stopped, or the connection closed), and
-// the goroutine with it.
-func (d *Downlink) stopReader(r *reader) {
-	d.setReading(false)
-	close(r.stop)
-	stopped := make(chan struct{})
-	go func() {
-		r.cc.Stop()
-		close(stopped)
-	}()
-	select {
-	case <-stopped:
-	case <-time.After(time.Second):
-		d.log.Debug("down-sync consumer still recreating itself; leaving it to stop")
-	}
-}
-
-// received counts a delivered message.
-func (d *Downlink) received(m jetstream.Msg, pending uint64) {
-	d.msgs.Add(1)
-	d.bytes.Add(uint64(wireSize(m)))
-	d.setPending(pending)
-}
-
-func (d *Downlink) setReading(on bool) {
-	d.mu.Lock()
-	if on {
-		d.reading++
-		d.lastErr = ""
-	} else {
-		d.reading--
-	}
-	d.mu.Unlock()
+		return nil
+	})
+	return progressed, err
 }
 
 func (d *Downlink) setBootstrapping(on bool) {
@@ -697,33 +421,14 @@ func (d *Downlink) setBootstrapping(on bool) {
 	d.mu.Unlock()
 }
 
-func (d *Downlink) setPending(n uint64) {
-	d.mu.Lock()
-	d.pending = n
-	d.mu.Unlock()
-}
-
-// toUpdate turns a bucket message into a cache update.
-func toUpdate(m jetstream.Msg) productcache.Update {
-	u := productcache.Update{Key: m.Subject(), Value: m.Data()}
-	switch m.Headers().Get("KV-Operation") {
-	case "DEL", "PURGE":
-		u.Deleted, u.Value = true, nil
+// updates turns bucket entries into cache updates.
+func updates(entries []kvfollow.Entry) []productcache.Update {
+	if len(entries) == 0 {
+		return nil
 	}
-	return u
-}
-
-// wireSize is about what a message took on the wire: subject, reply,
-// headers and payload.
-func wireSize(m jetstream.Msg) int {
-	n := len(m.Subject()) + len(m.Reply()) + len(m.Data())
-	if h := m.Headers(); len(h) > 0 {
-		n += len("NATS/1.0\r\n\r\n")
-		for k, vs := range h {
-			for _, v := range vs {
-				n += len(k) + len(": \r\n") + len(v)
-			}
-		}
+	out := make([]productcache.Update, len(entries))
+	for i, e := range entries {
+		out[i] = productcache.Update{Key: e.Subject, Value: e.Value, Deleted: e.Deleted()}
 	}
-	return n
+	return out
 }

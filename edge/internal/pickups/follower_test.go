@@ -248,7 +248,7 @@ func TestFollower_WaitsForBucket(t *testing.T) {
 // subject, next-message requests and consumer deletes, with replies in its
 // own inbox space.
 func TestFollower_StoreCredentials(t *testing.T) {
-	url := startNATSWithUsers(t, &server.User{Username: "hub", Password: "hub"}, &server.User{
+	url := testkit.StartNATSWithUsers(t, &server.User{Username: "hub", Password: "hub"}, &server.User{
 		Username: "s1", Password: "s1",
 		Permissions: &server.Permissions{
 			Publish: &server.SubjectPermission{Allow: []string{
@@ -269,26 +269,6 @@ func TestFollower_StoreCredentials(t *testing.T) {
 	a.waitFor(map[string]string{"R1": "open@1"})
 	h.Put(order("S1", "R1", collected, 2))
 	a.waitFor(map[string]string{"R1": "collected@2"})
-}
-
-// startNATSWithUsers starts a JetStream server (in the global account)
-// that lets in only users, and returns its URL. testkit.StartNATS has no
-// users, and permissions are what this test is about.
-func startNATSWithUsers(t *testing.T, users ...*server.User) string {
-	t.Helper()
-	s, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: t.TempDir(),
-		Users: users, NoSigs: true, NoLog: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	return s.ClientURL()
 }
 
 func TestParse(t *testing.T) {

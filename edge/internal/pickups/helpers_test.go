@@ -112,10 +112,17 @@ func (a *agent) waitFor(want map[string]string) {
 	a.t.Helper()
 	var got map[string]string
 	var st Status
+	var open int64
+	for _, s := range want {
+		if strings.HasPrefix(s, "open@") {
+			open++
+		}
+	}
 	testkit.Eventually(a.t, 10*time.Second, func() bool {
 		got, st = a.states(), a.f.Status()
-		// The counts follow a commit, a moment after readers see it.
-		return st.Synced && maps.Equal(got, want) && st.Orders == int64(len(want))
+		// The counts follow a commit, a moment after readers see it, and
+		// may still be those of the commit before (with as many orders).
+		return st.Synced && maps.Equal(got, want) && st.Orders == int64(len(want)) && st.Open == open
 	}, "cache holds %v; it holds %v, status %+v", want, &got, &st)
 }
 

@@ -38,6 +38,7 @@ import (
 
 	"github.com/omnisync/omnisync/edge/internal/outbox"
 	"github.com/omnisync/omnisync/shared/events"
+	"github.com/omnisync/omnisync/shared/retry"
 	"github.com/omnisync/omnisync/shared/subjects"
 	"github.com/omnisync/omnisync/shared/syncproto"
 )
@@ -310,7 +311,9 @@ func (u *Uplink) publishLoop(ctx context.Context) error {
 	resendAfter := u.opts.ResendAfter
 	lastProgress := u.opts.Now() // last time hubSeq moved (or nothing was pending)
 	var lastHeard time.Time      // last time the hub spoke
-	var backoff time.Duration
+	// After a failed or refused publish: 50ms doubling to 2s, jittered so
+	// a fleet of stores does not retry in step.
+	backoff := retry.Backoff{Min: 50 * time.Millisecond, Max: 2 * time.Second}
 
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
@@ -407,8 +410,7 @@ func (u *Uplink) publishLoop(ctx context.Context) error {
 		u.mu.Unlock()
 		if failed {
 			rewind("publish failed")
-			backoff = nextBackoff(backoff)
-			if err := sleepCtx(ctx, backoff); err != nil {
+			if err := backoff.Wait(ctx); err != nil {
 				return err
 			}
 			continue
@@ -450,14 +452,13 @@ func (u *Uplink) publishLoop(ctx context.Context) error {
 				u.mu.Unlock()
 			}
 			if stalled {
-				backoff = nextBackoff(backoff)
-				if err := sleepCtx(ctx, backoff); err != nil {
+				if err := backoff.Wait(ctx); err != nil {
 					return err
 				}
 				continue
 			}
 			if read > 0 {
-				backoff = 0
+				backoff.Reset()
 				if read == room {
 					// More may be waiting: loop without blocking, but let
 					// acks and cancellations through first.
@@ -611,25 +612,4 @@ func envelopeID(data []byte) string {
 	}
 	_ = json.Unmarshal(data, &e)
 	return e.ID
-}
-
-func nextBackoff(d time.Duration) time.Duration {
-	switch {
-	case d == 0:
-		return 50 * time.Millisecond
-	case d >= 2*time.Second:
-		return 2 * time.Second
-	}
-	return 2 * d
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

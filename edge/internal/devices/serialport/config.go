@@ -50,12 +50,14 @@ type Config struct {
 	// the port is reopened; a silent device whose node is unchanged stays open
 	// (an idle scanner is normal). Must be >= ReadTimeout; default 5s.
 	StallAfter time.Duration
-	// BackoffMin and BackoffMax bound the wait before each reopen attempt, which
-	// doubles from BackoffMin up to BackoffMax with ±25% jitter, so a store's readers
-	// unplugged by one power blip don't retry in lockstep. A stream that worked
-	// (delivered bytes or stayed open StallAfter) restarts it from BackoffMin; a
-	// device that fails right after every open keeps backing off. Defaults 250ms
-	// and 30s.
+	// BackoffMin and BackoffMax bound the wait before each reopen attempt
+	// (retry.Backoff): the step doubles from BackoffMin up to BackoffMax, and each
+	// wait is drawn at random from the upper half of its step (so it is never
+	// longer than BackoffMax nor shorter than half of BackoffMin), so a store's
+	// readers unplugged by one power blip don't retry in lockstep. A stream that
+	// worked (delivered bytes or stayed open StallAfter) restarts it from
+	// BackoffMin; a device that fails right after every open keeps backing off.
+	// Defaults 250ms and 30s.
 	BackoffMin, BackoffMax time.Duration
 	// Logger receives the port's logs, with the device name and path attached.
 	// Default: discard.

@@ -60,19 +60,3 @@ func TestNew_Defaults(t *testing.T) {
 		t.Errorf("Status() = %+v, want closed with name and path", st)
 	}
 }
-
-// Ensure that the backoff doubles from min to max, stays within ±25% and resets.
-func TestBackoff(t *testing.T) {
-	b := backoff{min: 100 * time.Millisecond, max: time.Second}
-	want := []time.Duration{100, 200, 400, 800, 1000, 1000}
-	for i := range 3 {
-		for j, w := range want {
-			w *= time.Millisecond
-			d := b.next()
-			if d < w*3/4 || d > min(w*5/4, time.Second) {
-				t.Fatalf("round %d attempt %d: wait %v, want %v ±25%% capped at 1s", i, j, d, w)
-			}
-		}
-		b.reset()
-	}
-}

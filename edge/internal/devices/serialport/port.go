@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/tarm/serial"
+
+	"github.com/omnisync/omnisync/shared/retry"
 )
 
 // State is where a Port is in its life. The agent reports it in GET /v1/devices
@@ -163,7 +165,7 @@ func (p *Port) Run(ctx context.Context, onData func(chunk []byte), onState func(
 	p.mu.Unlock()
 
 	r := &runner{p: p, cfg: p.cfg, log: p.log, onData: onData, onState: onState,
-		buf: make([]byte, readBufSize), bo: backoff{min: p.cfg.BackoffMin, max: p.cfg.BackoffMax}}
+		buf: make([]byte, readBufSize), bo: retry.Backoff{Min: p.cfg.BackoffMin, Max: p.cfg.BackoffMax}}
 	defer func() {
 		r.transition(StateClosed, nil)
 		p.mu.Lock()
@@ -210,7 +212,7 @@ type runner struct {
 	onData  func([]byte)
 	onState func(Status)
 	buf     []byte
-	bo      backoff
+	bo      retry.Backoff
 	// lastOpenErr is the message of the previous failed attempt, so a streak of
 	// identical failures is logged once at Warn, not every 30s forever.
 	lastOpenErr string
@@ -238,14 +240,14 @@ func (r *runner) run(ctx context.Context) {
 			return
 		case err != nil:
 			r.transition(StateReopening, err)
-			d := r.bo.next()
+			d := r.bo.Next()
 			if msg := err.Error(); msg != r.lastOpenErr {
 				r.lastOpenErr = msg
 				r.log.Warn("serial device not available; retrying", slog.Any("error", err), slog.Duration("retry_in", d))
 			} else {
 				r.log.Debug("serial device still not available", slog.Any("error", err), slog.Duration("retry_in", d))
 			}
-			if !sleep(ctx, d) {
+			if retry.Sleep(ctx, d) != nil {
 				return
 			}
 			continue
@@ -271,12 +273,12 @@ func (r *runner) run(ctx context.Context) {
 		// restarts the backoff; a device that fails right after every open keeps
 		// backing off instead of flapping.
 		if s.bytes > 0 || time.Since(s.openedAt) >= r.cfg.StallAfter {
-			r.bo.reset()
+			r.bo.Reset()
 		}
 		r.transition(StateReopening, lost)
-		d := r.bo.next()
+		d := r.bo.Next()
 		r.log.Warn("serial device lost; reopening", slog.Any("error", lost), slog.Uint64("bytes", s.bytes), slog.Duration("retry_in", d))
-		if !sleep(ctx, d) {
+		if retry.Sleep(ctx, d) != nil {
 			return
 		}
 	}
@@ -450,16 +452,4 @@ func (p *Port) update(fn func(*Status)) Status {
 	defer p.mu.Unlock()
 	fn(&p.status)
 	return p.status
-}
-
-// sleep waits d or until ctx ends; it reports whether the wait completed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

@@ -389,7 +389,7 @@ func TestPort_UnplugAndReplug(t *testing.T) {
 	a1 := r.Status().OpenAttempts
 	t.Logf("%d open attempts in 1s while unplugged", a1-a0)
 	if n := a1 - a0; n < 1 || n > 8 {
-		t.Errorf("%d open attempts in 1s; want a backoff (50ms doubling to 400ms ≈ 3-5), not a hot loop or a stop", n)
+		t.Errorf("%d open attempts in 1s; want a backoff (50ms doubling to 400ms, each wait in the upper half of its step: 4-7), not a hot loop or a stop", n)
 	}
 	if r.returned() {
 		t.Fatal("Run returned while the device was unplugged")
