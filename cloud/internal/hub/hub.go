@@ -159,10 +159,11 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("hub: jetstream: %w", err)
 	}
+	streamOpts := ingest.StreamOptions{Replicas: h.cfg.StreamReplicas, MaxAge: h.cfg.StreamMaxAge}
 	var cons jetstream.Consumer
 	for attempt := 0; ; attempt++ {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		cons, err = ingest.EnsureStream(cctx, js, ingest.StreamOptions{Replicas: h.cfg.StreamReplicas, MaxAge: h.cfg.StreamMaxAge})
+		cons, err = ingest.EnsureStream(cctx, js, streamOpts)
 		cancel()
 		if err == nil {
 			break
@@ -201,6 +202,7 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 	h.met.downpub(pub)
 	consumer, err := ingest.New(ingest.Options{
 		Consumer: cons, Conn: nc, Store: st, Batch: h.cfg.Batch,
+		Reopen:  func(ctx context.Context) (jetstream.Consumer, error) { return ingest.EnsureStream(ctx, js, streamOpts) },
 		Metrics: h.met.ingest(), Logger: h.log.With("component", "ingest"),
 		Applied: func(res store.BatchResult) {
 			pub.Stock(res.Positions)

@@ -18,6 +18,7 @@ type metrics struct {
 	deferred     prometheus.Counter
 	batch        prometheus.Histogram
 	heartbeats   prometheus.Counter
+	recoveries   *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -42,8 +43,12 @@ func newMetrics() *metrics {
 		heartbeats: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "omni_hub_heartbeats_total", Help: "Agent heartbeats answered.",
 		}),
+		recoveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "omni_hub_ingest_recoveries_total",
+			Help: "Failures of the events consumer's message stream that were recovered from, by cause (no_heartbeat: the hub was paused or the server lost the pull; consumer_gone; iterator_closed; other).",
+		}, []string{"cause"}),
 	}
-	m.reg.MustRegister(m.applied, m.duplicates, m.deadLettered, m.deferred, m.batch, m.heartbeats,
+	m.reg.MustRegister(m.applied, m.duplicates, m.deadLettered, m.deferred, m.batch, m.heartbeats, m.recoveries,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -55,6 +60,7 @@ func (m *metrics) ingest() ingest.Metrics {
 		DeadLettered: func(n int) { m.deadLettered.Add(float64(n)) },
 		Deferred:     func(n int) { m.deferred.Add(float64(n)) },
 		BatchSeconds: m.batch.Observe,
+		Recovered:    func(cause string) { m.recoveries.WithLabelValues(cause).Inc() },
 	}
 }
 

@@ -36,6 +36,10 @@ import (
 type Store interface {
 	ApplyBatch(ctx context.Context, items []store.Item) (store.BatchResult, error)
 	AddDeadLetter(ctx context.Context, d store.DeadLetter) error
+	// Ping tells a database that is down from an event that cannot be
+	// applied: an item that fails alone is dead-lettered only while Ping
+	// succeeds.
+	Ping(ctx context.Context) error
 }
 
 var _ Store = (*store.Store)(nil)
@@ -44,11 +48,19 @@ var _ Store = (*store.Store)(nil)
 type Metrics struct {
 	Applied, Duplicates, DeadLettered, Deferred func(n int)
 	BatchSeconds                                func(s float64)
+	// Recovered is told about each failure of the event stream that was
+	// recovered from, by cause (CauseNoHeartbeat and the other Cause
+	// constants).
+	Recovered func(cause string)
 }
 
 // Options configures a Consumer.
 type Options struct {
 	Consumer jetstream.Consumer
+	// Reopen, when set, creates the durable consumer (and its stream)
+	// again after the server lost it, and returns it; the hub passes
+	// EnsureStream. Without it, a lost consumer is waited for.
+	Reopen func(ctx context.Context) (jetstream.Consumer, error)
 	// Conn publishes watermarks to agents.
 	Conn  *nats.Conn
 	Store Store
@@ -88,35 +100,24 @@ func New(o Options) (*Consumer, error) {
 	return &Consumer{o: o, log: o.Logger}, nil
 }
 
-// Run consumes until ctx ends.
+// Run consumes until ctx ends (then it returns nil), or until the stream
+// fails in a way nothing can recover from (a closed NATS connection, a
+// pull request the server refuses as malformed). Everything else — a hub
+// that was paused past its heartbeats, a reconnect, a consumer the server
+// lost — is logged, counted and recovered from; see read.
 func (c *Consumer) Run(ctx context.Context) error {
-	// Bound the client's buffer in bytes, not messages: a batch message
-	// from a catching-up store carries up to events.MaxBatchEvents events.
-	it, err := c.o.Consumer.Messages(
-		jetstream.PullMaxBytes(32<<20),
-		jetstream.PullExpiry(5*time.Second),
-	)
-	if err != nil {
-		return fmt.Errorf("ingest: messages: %w", err)
-	}
-	defer it.Stop()
 	msgs := make(chan jetstream.Msg, c.o.Batch)
 	errc := make(chan error, 1)
+	rctx, stopReading := context.WithCancel(ctx)
+	readDone := make(chan struct{})
 	go func() {
-		// The iterator's Next blocks; this goroutine ends when it.Stop()
-		// (deferred above) makes Next return ErrMsgIteratorClosed.
+		defer close(readDone)
 		defer close(msgs)
-		for {
-			m, err := it.Next()
-			if err != nil {
-				if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-					errc <- err
-				}
-				return
-			}
-			msgs <- m
+		if err := c.read(rctx, msgs); err != nil {
+			errc <- err
 		}
 	}()
+	defer func() { stopReading(); <-readDone }()
 	// Two stages: this goroutine gathers and decodes the next batch while
 	// the apply loop below commits the previous one, so JSON decoding and
 	// the database work use both cores.
@@ -135,7 +136,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case err := <-errc:
-			return fmt.Errorf("ingest: %w", err)
+			return err
 		case pb, ok := <-prepared:
 			if !ok {
 				if ctx.Err() != nil {
@@ -143,7 +144,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 				}
 				select {
 				case err := <-errc:
-					return fmt.Errorf("ingest: %w", err)
+					return err
 				default:
 				}
 				return ErrStopped
@@ -311,7 +312,7 @@ func decode(subj string, data []byte) (store.Item, *store.DeadLetter) {
 		// touch the claimed device's dedup state.
 		return store.Item{}, dl(fmt.Sprintf("origin %s/%s does not match subject %s", env.Origin.Store, env.Origin.Device, subj), &env)
 	}
-	item := store.Item{Env: env, Raw: append([]byte(nil), data...)}
+	item := store.Item{Env: env, Raw: append([]byte(nil), data...), Subject: subj}
 	if err != nil {
 		item.Reject = err.Error()
 	}
@@ -362,7 +363,12 @@ func (c *Consumer) deadLetter(ctx context.Context, m jetstream.Msg, d store.Dead
 			if c.o.Metrics.DeadLettered != nil {
 				c.o.Metrics.DeadLettered(1)
 			}
-			return m.Ack()
+			if err := m.Ack(); err != nil {
+				// Not worth stopping for: the message comes back and is
+				// dead-lettered again, a second row for the same message.
+				c.log.Warn("dead letter not acknowledged; it will be redelivered", "subject", d.Subject, "err", err)
+			}
+			return nil
 		}
 		c.log.Error("dead letter write failed; retrying", "err", err, "attempt", attempt)
 		if err := sleep(ctx, backoff(attempt)); err != nil {
@@ -427,13 +433,9 @@ func (c *Consumer) apply(ctx context.Context, ps []pending) error {
 
 // healthy reports whether the store answers at all.
 func (c *Consumer) healthy(ctx context.Context) bool {
-	p, ok := c.o.Store.(interface{ Ping(context.Context) error })
-	if !ok {
-		return false
-	}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	return p.Ping(pctx) == nil
+	return c.o.Store.Ping(pctx) == nil
 }
 
 func items(ps []pending) []store.Item {
