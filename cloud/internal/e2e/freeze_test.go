@@ -106,7 +106,9 @@ func metricSum(hubURL, name string) float64 {
 // sell, and its books equal the oracle's with no event lost and none
 // applied twice. Once with an external NATS server (which keeps taking
 // the stores' events while the hub is frozen) and once with the hub's
-// embedded one, as make run starts it (so NATS freezes with it).
+// embedded one, as make run starts it (so NATS freezes with it). What the
+// hub publishes to the stores (stock, pickup orders) must agree with the
+// books as well.
 //
 // make test freezes the hub for 8 seconds; make chaos for 30
 // (OMNI_CHAOS_FREEZE).
@@ -182,6 +184,22 @@ func testHubFreeze(t *testing.T, embedded bool, freeze time.Duration) {
 		}
 		t.Fatalf("the books do not balance (%v): lost %d, double-applied %d, %d differences, devices %+v",
 			err, v.Lost, v.DoubleApplied, len(v.Differences), v.Devices)
+	}
+	// The down-sync publisher carried on too: what the stores are told
+	// agrees with the books.
+	nc := mustHubConn(t, natsURL)
+	for deadline := time.Now().Add(time.Minute); ; {
+		dctx, dcancel := context.WithTimeout(context.Background(), 30*time.Second)
+		stock, orders, diffs, err := downsyncCheck(dctx, nc, rep.Accepted)
+		dcancel()
+		if err == nil && len(diffs) == 0 {
+			t.Logf("down-sync: %d positions and %d pickup orders agree with the books", stock, orders)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("down-sync differs from the books (%v): %d differences, first %q", err, len(diffs), append(diffs, "")[0])
+		}
+		time.Sleep(time.Second)
 	}
 	t.Logf("%d events accepted, %d applied exactly once (the last %v after the load stopped); %d positions equal the oracle's; consumer recoveries %v",
 		v.Accepted, v.Applied, time.Since(verifyStart).Round(time.Millisecond), v.Positions, metricSum(h.URL, "omni_hub_ingest_recoveries_total"))
