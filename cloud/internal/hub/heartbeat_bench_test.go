@@ -13,9 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/nats-io/nats.go"
 
-	"github.com/omnisync/omnisync/cloud/internal/hub"
 	"github.com/omnisync/omnisync/shared/subjects"
 	"github.com/omnisync/omnisync/shared/syncproto"
 	"github.com/omnisync/omnisync/shared/testkit"
@@ -90,33 +88,8 @@ func BenchmarkHeartbeatFleet(b *testing.B) {
 
 func benchHeartbeats(b *testing.B, devices int, window time.Duration, backlog int64) {
 	pg := testkit.StartPGServer(b)
-	ns := testkit.StartNATS(b)
-	cfg := hub.Defaults()
-	cfg.DataDir = b.TempDir()
-	cfg.NATSURL = ns.URL()
-	cfg.DB = pg.DSN()
-	cfg.HTTP = "127.0.0.1:0"
-	h, err := hub.New(cfg, nil, "bench")
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- h.Run(ctx) }()
-	b.Cleanup(func() { cancel(); <-done })
-	select {
-	case <-h.Ready():
-	case err := <-done:
-		b.Fatalf("hub exited: %v", err)
-	}
-	conns := make([]*nats.Conn, 4)
-	for i := range conns {
-		if conns[i], err = nats.Connect(ns.URL()); err != nil {
-			b.Fatal(err)
-		}
-		defer conns[i].Close()
-	}
-
+	_, nc := startHub(b, pg.DSN())
+	ctx := context.Background()
 	time.Sleep(statsSettle) // the hub's start-up work, out of the figures
 	before := readCounters(ctx, b, pg.DSN())
 	b.ResetTimer()
@@ -127,7 +100,6 @@ func benchHeartbeats(b *testing.B, devices int, window time.Duration, backlog in
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			nc := conns[i%len(conns)]
 			storeID, device := fmt.Sprintf("S%04d", i), "pos-1"
 			// Devices started at different moments: spread over the period.
 			phase := time.Duration(rand.Int64N(int64(5 * time.Second)))
