@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -461,8 +462,9 @@ func (o *outage) Ping(ctx context.Context) error {
 }
 
 // Ensure that the consumer survives the server losing its durable
-// consumer and restarting: it creates the consumer again (Reopen) and
-// carries on, and the redeliveries that follow change nothing.
+// consumer, restarting, and coming back without its storage: it creates
+// the consumer (and stream) again with Reopen and carries on, and the
+// redeliveries that follow change nothing.
 func TestStreamRecovers(t *testing.T) {
 	r := startRig(t, openSQLite(t), nil)
 	d := newTill("S1", "pos-1")
@@ -495,8 +497,28 @@ func TestStreamRecovers(t *testing.T) {
 	send(10)
 	r.waitAcked(d, d.seq)
 
-	if got := r.onHand("SKU-1", "S1"); got != -30 {
-		t.Errorf("on hand %d, want -30", got)
+	// The server comes back without its storage: no stream, no consumer.
+	// Pulls go unanswered (no heartbeats) until the consumer notices, finds
+	// the consumer gone and creates stream and consumer again; the till
+	// keeps trying to publish meanwhile.
+	r.nats.Stop()
+	if err := os.RemoveAll(r.nats.Dir); err != nil {
+		t.Fatal(err)
+	}
+	r.nats.Restart()
+	for range 10 {
+		body := encode(t, d.sale("SKU-1", 1))[0]
+		testkit.Eventually(t, time.Minute, func() bool {
+			pctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			_, err := r.js.Publish(pctx, d.subject(), body)
+			return err == nil
+		}, "the events stream back")
+	}
+	r.waitAcked(d, d.seq)
+
+	if got := r.onHand("SKU-1", "S1"); got != -40 {
+		t.Errorf("on hand %d, want -40", got)
 	}
 	select {
 	case err := <-r.runErr:

@@ -71,13 +71,16 @@ func pullOptions() []jetstream.PullMessagesOpt {
 // A failure that can be recovered from is logged, counted
 // (Metrics.Recovered) and recovered from, never passed up: the hub must
 // not exit, taking every store's sync with it, because it was paused for a
-// few seconds or NATS lost the consumer. After a missed heartbeat the
-// iterator is kept: the client has already forgotten its outstanding pull
-// and asks again on the next Next, and the messages it had buffered stay
-// valid. If heartbeats are missed again before any message arrives, or
-// the iterator itself failed, it is replaced after a backoff; and when
-// the server no longer knows the consumer, the consumer is created again
-// first (Options.Reopen), or waited for until another replica has.
+// few seconds or NATS lost the consumer. When the server says the
+// consumer is gone, or pulls go unanswered (missed heartbeats), the
+// consumer is looked up; if the server no longer has it, it is created
+// again (Options.Reopen) and read from at once, or, without Reopen,
+// waited for until another replica has created it. Otherwise, after a
+// first missed heartbeat the iterator is kept: the client has already
+// forgotten its outstanding pull and asks again on the next Next, and
+// the messages it had buffered stay valid. If heartbeats are missed again
+// before any message arrives, or the iterator itself failed, it is
+// replaced after a backoff.
 // Messages already handed over to the apply loop are unaffected either
 // way: their acknowledgements go by reply subject, and a message whose
 // acknowledgement arrives too late is redelivered and absorbed by dedup.
@@ -127,6 +130,16 @@ func (c *Consumer) read(ctx context.Context, msgs chan<- jetstream.Msg) error {
 		failures++
 		cause := recoverCause(err)
 		c.recovered(cause, err, failures)
+		if cause == CauseNoHeartbeat || cause == CauseConsumerGone {
+			// Unanswered pulls are also what a consumer the server no
+			// longer has looks like.
+			if again := c.consumerAgain(ctx, cons); again != cons {
+				cons = again
+				it.Stop()
+				it = nil
+				continue
+			}
+		}
 		if cause == CauseNoHeartbeat && failures == 1 {
 			continue // the same iterator pulls again
 		}
@@ -134,9 +147,6 @@ func (c *Consumer) read(ctx context.Context, msgs chan<- jetstream.Msg) error {
 		it = nil
 		if err := sleep(ctx, backoff(failures-1)); err != nil {
 			return nil
-		}
-		if cause == CauseConsumerGone || cause == CauseNoHeartbeat {
-			cons = c.consumerAgain(ctx, cons)
 		}
 	}
 }
@@ -147,23 +157,23 @@ func (c *Consumer) read(ctx context.Context, msgs chan<- jetstream.Msg) error {
 // brings the question back.
 func (c *Consumer) consumerAgain(ctx context.Context, cons jetstream.Consumer) jetstream.Consumer {
 	ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	_, err := cons.Info(ictx)
+	_, lost := cons.Info(ictx)
 	cancel()
-	if err == nil || !(errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound)) {
+	if lost == nil || !(errors.Is(lost, jetstream.ErrConsumerNotFound) || errors.Is(lost, jetstream.ErrStreamNotFound)) {
 		return cons
 	}
 	if c.o.Reopen == nil {
-		c.log.Warn("events consumer not found; waiting for it to be created again", "err", err)
+		c.log.Warn("events consumer not found; waiting for it to be created again", "err", lost)
 		return cons
 	}
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	again, err := c.o.Reopen(rctx)
 	if err != nil {
-		c.log.Error("events consumer not found, and creating it again failed", "err", err)
+		c.log.Error("events consumer not found, and creating it again failed", "lost", lost, "err", err)
 		return cons
 	}
-	c.log.Warn("events consumer was lost; created it again")
+	c.log.Warn("events consumer was lost; created it again", "lost", lost)
 	return again
 }
 
