@@ -140,7 +140,9 @@ func New(o Options) (*Service, error) {
 func (s *Service) Handle(ctx context.Context, subject string, data []byte) syncproto.HeartbeatReply {
 	now := s.o.Now()
 	reply := func(rep syncproto.HeartbeatReply) syncproto.HeartbeatReply {
-		rep.HubTimeMS = now.UnixMilli()
+		// Stamped as it leaves, after any database read: the agent
+		// takes half the round trip as the reply's time in flight.
+		rep.HubTimeMS = s.o.Now().UnixMilli()
 		return rep
 	}
 	storeID, device, ok := subjects.ParseHubSync(subject)
