@@ -13,6 +13,9 @@
 // letter with its reason; an event the store cannot apply is isolated by
 // bisecting its batch and dead-lettered. A database outage is not bad input:
 // the batch is retried (and redelivered by JetStream) until it commits.
+// Nor does a stalled or lost event stream stop the hub: a hub that was
+// paused past its pull heartbeats, or a consumer the server lost, is
+// recovered from (reader.go); only a closed connection ends Run.
 package ingest
 
 import (

@@ -81,6 +81,7 @@ func pullOptions() []jetstream.PullMessagesOpt {
 // the messages it had buffered stay valid. If heartbeats are missed again
 // before any message arrives, or the iterator itself failed, it is
 // replaced after a backoff.
+//
 // Messages already handed over to the apply loop are unaffected either
 // way: their acknowledgements go by reply subject, and a message whose
 // acknowledgement arrives too late is redelivered and absorbed by dedup.
