@@ -55,7 +55,7 @@ var _ Store = (*store.Store)(nil)
 type Options struct {
 	Store Store
 	// ConnectedWithin: a device whose last heartbeat is older is shown as
-	// disconnected (default 20s).
+	// disconnected [DefaultConnectedWithin].
 	ConnectedWithin time.Duration
 	// Ready reports whether the hub can serve (store and NATS up).
 	Ready   func(ctx context.Context) error
@@ -92,7 +92,7 @@ type API struct {
 // New builds the API.
 func New(o Options) *API {
 	if o.ConnectedWithin <= 0 {
-		o.ConnectedWithin = 20 * time.Second
+		o.ConnectedWithin = DefaultConnectedWithin
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -115,8 +115,12 @@ func New(o Options) *API {
 
 // Defaults for zero Options fields.
 const (
-	DefaultOnlineLocation = "online"
-	DefaultMaxImportBytes = 512 << 20
+	// DefaultConnectedWithin is four of an agent's default heartbeat
+	// periods (5 s). Heartbeats reach the database in flushes every few
+	// seconds (package heartbeat), well inside it.
+	DefaultConnectedWithin = 20 * time.Second
+	DefaultOnlineLocation  = "online"
+	DefaultMaxImportBytes  = 512 << 20
 )
 
 // Register adds the API's routes to rt, each with what it needs: the /v1

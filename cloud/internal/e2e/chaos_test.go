@@ -21,14 +21,51 @@ import (
 // chaosDuration is how long faults are injected: OMNI_CHAOS_DURATION
 // (make chaos sets minutes), 45s by default inside make test.
 func chaosDuration(t *testing.T) time.Duration {
-	if v := os.Getenv("OMNI_CHAOS_DURATION"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			t.Fatalf("OMNI_CHAOS_DURATION: %v", err)
-		}
-		return d
+	return envDuration(t, "OMNI_CHAOS_DURATION", 45*time.Second)
+}
+
+// envDuration is the duration in the environment variable name, or def
+// when it is not set.
+func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
 	}
-	return 45 * time.Second
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return d
+}
+
+// runLoad runs g in the background. The function it returns ends the run,
+// waits for it, retries what it left unanswered (for up to resolve) and
+// returns the report; it fails the test unless every request got an
+// answer.
+func runLoad(t *testing.T, g *loadgen.Generator, resolve time.Duration) func() *loadgen.Report {
+	ctx, stop := context.WithCancel(context.Background())
+	var rep *loadgen.Report
+	var err error
+	done := make(chan struct{})
+	go func() { defer close(done); rep, err = g.Run(ctx) }()
+	t.Cleanup(func() { stop(); <-done })
+	return func() *loadgen.Report {
+		t.Helper()
+		stop()
+		<-done
+		if err != nil {
+			t.Fatalf("load: %v", err)
+		}
+		if len(rep.Unresolved) > 0 {
+			rctx, cancel := context.WithTimeout(context.Background(), resolve)
+			defer cancel()
+			if rep, err = g.Resolve(rctx); err != nil || len(rep.Unresolved) > 0 {
+				t.Fatalf("%d requests never answered: %v", len(rep.Unresolved), err)
+			}
+		}
+		return rep
+	}
 }
 
 // faults injects failures into a running platform and counts them.
@@ -223,12 +260,7 @@ func TestChaos(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	var rep *loadgen.Report
-	var runErr error
-	loadDone := make(chan struct{})
-	go func() { defer close(loadDone); rep, runErr = g.Run(ctx) }()
+	stopLoad := runLoad(t, g, 2*time.Minute)
 
 	f := newFaults(t, seed)
 	for end := time.Now().Add(dur); time.Now().Before(end); {
@@ -236,19 +268,7 @@ func TestChaos(t *testing.T) {
 		time.Sleep(f.between(200*time.Millisecond, 1500*time.Millisecond))
 	}
 	r.heal()
-	stop()
-	<-loadDone
-	if runErr != nil {
-		t.Fatalf("load: %v", runErr)
-	}
-	if len(rep.Unresolved) > 0 {
-		rctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		rep, err = g.Resolve(rctx)
-		cancel()
-		if err != nil || len(rep.Unresolved) > 0 {
-			t.Fatalf("%d requests never answered: %v", len(rep.Unresolved), err)
-		}
-	}
+	rep := stopLoad()
 	vctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	v, err := loadgen.Verify(vctx, loadgen.Hub{URL: r.hubs[0].URL, Token: hubToken}, rep.Accepted)

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/omnisync/omnisync/cloud/internal/api"
 	"github.com/omnisync/omnisync/cloud/internal/auth"
 	"github.com/omnisync/omnisync/cloud/internal/store"
 )
@@ -35,7 +36,7 @@ var dashboardTmpl = template.Must(template.New("dash").Funcs(template.FuncMap{
 		}
 		return now.Sub(t).Round(time.Second).String() + " ago"
 	},
-	"connected": func(now, t time.Time) bool { return !t.IsZero() && now.Sub(t) < 20*time.Second },
+	"connected": func(now, t time.Time) bool { return !t.IsZero() && now.Sub(t) <= api.DefaultConnectedWithin },
 }).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>omnisync HQ</title>
 <meta http-equiv="refresh" content="5">

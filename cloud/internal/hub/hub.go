@@ -32,13 +32,13 @@ import (
 	"github.com/omnisync/omnisync/cloud/internal/api"
 	"github.com/omnisync/omnisync/cloud/internal/auth"
 	"github.com/omnisync/omnisync/cloud/internal/downpub"
+	"github.com/omnisync/omnisync/cloud/internal/heartbeat"
 	"github.com/omnisync/omnisync/cloud/internal/ingest"
 	"github.com/omnisync/omnisync/cloud/internal/store"
 	"github.com/omnisync/omnisync/shared/downsync"
-	"github.com/omnisync/omnisync/shared/events"
 	"github.com/omnisync/omnisync/shared/natsembed"
+	"github.com/omnisync/omnisync/shared/retry"
 	"github.com/omnisync/omnisync/shared/subjects"
-	"github.com/omnisync/omnisync/shared/syncproto"
 )
 
 // MaxBodyBytes bounds request bodies the hub accepts.
@@ -163,22 +163,29 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("hub: jetstream: %w", err)
 	}
+	streamOpts := ingest.StreamOptions{Replicas: h.cfg.StreamReplicas, MaxAge: h.cfg.StreamMaxAge}
 	var cons jetstream.Consumer
+	// A cluster electing leaders answers within seconds; give up after
+	// about a minute, so a hub pointed at the wrong server says so.
+	setup := retry.Backoff{Min: 500 * time.Millisecond, Max: 4 * time.Second}
 	for attempt := 0; ; attempt++ {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		cons, err = ingest.EnsureStream(cctx, js, ingest.StreamOptions{Replicas: h.cfg.StreamReplicas, MaxAge: h.cfg.StreamMaxAge})
+		cons, err = ingest.EnsureStream(cctx, js, streamOpts)
 		cancel()
 		if err == nil {
 			break
 		}
-		if ctx.Err() != nil || attempt >= 30 {
+		if ctx.Err() != nil || attempt >= 20 {
 			return fmt.Errorf("hub: %w", err)
 		}
 		h.log.Warn("stream not ready; retrying", "err", err)
-		time.Sleep(time.Second)
+		if setup.Wait(ctx) != nil {
+			return nil
+		}
 	}
 	// Down-sync: the buckets stores read, and the publisher that fills them.
 	var kv, pickupKV jetstream.KeyValue
+	setup.Reset()
 	for attempt := 0; ; attempt++ {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		kv, err = downsync.EnsureBucket(cctx, js, h.cfg.StreamReplicas)
@@ -189,11 +196,13 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 		if err == nil {
 			break
 		}
-		if ctx.Err() != nil || attempt >= 30 {
+		if ctx.Err() != nil || attempt >= 20 {
 			return fmt.Errorf("hub: %w", err)
 		}
 		h.log.Warn("down-sync buckets not ready; retrying", "err", err)
-		time.Sleep(time.Second)
+		if setup.Wait(ctx) != nil {
+			return nil
+		}
 	}
 	hostname, _ := os.Hostname()
 	pub, err := downpub.New(downpub.Options{
@@ -203,10 +212,17 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 		return err
 	}
 	h.met.downpub(pub)
+	beats, err := heartbeat.New(heartbeat.Options{Store: st, Logger: h.log.With("component", "heartbeat")})
+	if err != nil {
+		return err
+	}
+	h.met.heartbeat(beats)
 	consumer, err := ingest.New(ingest.Options{
 		Consumer: cons, Conn: nc, Store: st, Batch: h.cfg.Batch,
+		Reopen:  func(ctx context.Context) (jetstream.Consumer, error) { return ingest.EnsureStream(ctx, js, streamOpts) },
 		Metrics: h.met.ingest(), Logger: h.log.With("component", "ingest"),
 		Applied: func(res store.BatchResult) {
+			beats.Learn(res.Watermarks)
 			pub.Stock(res.Positions)
 			pub.Reviews(res.ReviewedProducts)
 			pub.Pickups(res.Reservations)
@@ -226,8 +242,12 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("hub: micro service: %w", err)
 	}
 	cleanups = append(cleanups, func() { _ = svc.Stop() })
-	if err := svc.AddEndpoint("sync", micro.HandlerFunc(func(r micro.Request) { h.onHeartbeat(ctx, st, r) }),
-		micro.WithEndpointSubject(subjects.HubSyncAll)); err != nil {
+	onHeartbeat := func(r micro.Request) {
+		h.met.heartbeats.Inc()
+		b, _ := json.Marshal(beats.Handle(ctx, r.Subject(), r.Data()))
+		_ = r.Respond(b)
+	}
+	if err := svc.AddEndpoint("sync", micro.HandlerFunc(onHeartbeat), micro.WithEndpointSubject(subjects.HubSyncAll)); err != nil {
 		return fmt.Errorf("hub: sync endpoint: %w", err)
 	}
 
@@ -292,6 +312,7 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 	})
 	g.Go(func() error { return consumer.Run(gctx) })
 	g.Go(func() error { return pub.Run(gctx) })
+	g.Go(func() error { return beats.Run(gctx) })
 	h.log.Info("hub ready", "http", h.httpAddr, "public_url", publicURL, "nats", url, "version", h.version)
 	close(h.ready)
 	err = g.Wait()
@@ -299,51 +320,6 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 		return nil
 	}
 	return err
-}
-
-// onHeartbeat records an agent's heartbeat and answers with its watermarks.
-func (h *Hub) onHeartbeat(ctx context.Context, st *store.Store, r micro.Request) {
-	h.met.heartbeats.Inc()
-	reply := func(rep syncproto.HeartbeatReply) {
-		rep.HubTimeMS = time.Now().UnixMilli()
-		b, _ := json.Marshal(rep)
-		_ = r.Respond(b)
-	}
-	storeID, device, ok := subjects.ParseHubSync(r.Subject())
-	if !ok {
-		reply(syncproto.HeartbeatReply{Error: "bad subject"})
-		return
-	}
-	var hb syncproto.Heartbeat
-	if len(r.Data()) > 64<<10 || json.Unmarshal(r.Data(), &hb) != nil {
-		reply(syncproto.HeartbeatReply{Error: "malformed heartbeat"})
-		return
-	}
-	if hb.Store != storeID || hb.Device != device || events.ValidToken(storeID) != nil || events.ValidToken(device) != nil {
-		reply(syncproto.HeartbeatReply{Error: "heartbeat store/device do not match its subject"})
-		return
-	}
-	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	err := st.RecordHeartbeat(rctx, store.Heartbeat{
-		Store: storeID, Device: device, Version: hb.Version, Epoch: hb.Epoch, Backlog: hb.Backlog,
-		OldestUnackedAge: time.Duration(hb.OldestUnackedMS) * time.Millisecond,
-		ClockSkew:        time.Duration(time.Now().UnixMilli()-hb.AgentTimeMS) * time.Millisecond,
-		Connected:        true, At: time.Now(),
-	})
-	if err != nil {
-		h.log.Warn("heartbeat not recorded", "store", storeID, "device", device, "err", err)
-	}
-	wms, err := st.Watermarks(rctx, storeID, device)
-	if err != nil {
-		reply(syncproto.HeartbeatReply{Error: "watermarks unavailable"})
-		return
-	}
-	rep := syncproto.HeartbeatReply{Watermarks: make([]syncproto.Watermark, 0, len(wms))}
-	for _, w := range wms {
-		rep.Watermarks = append(rep.Watermarks, syncproto.Watermark{Epoch: w.Epoch, Seq: w.Seq})
-	}
-	reply(rep)
 }
 
 // semVer is the SemVer 2.0 grammar the micro service insists on.

@@ -5,6 +5,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/omnisync/omnisync/cloud/internal/downpub"
+	"github.com/omnisync/omnisync/cloud/internal/heartbeat"
 	"github.com/omnisync/omnisync/cloud/internal/ingest"
 )
 
@@ -18,6 +19,7 @@ type metrics struct {
 	deferred     prometheus.Counter
 	batch        prometheus.Histogram
 	heartbeats   prometheus.Counter
+	recoveries   *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -42,8 +44,12 @@ func newMetrics() *metrics {
 		heartbeats: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "omni_hub_heartbeats_total", Help: "Agent heartbeats answered.",
 		}),
+		recoveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "omni_hub_ingest_recoveries_total",
+			Help: "Failures of the events consumer's message stream that were recovered from, by cause (no_heartbeat: the hub was paused or the server lost the pull; consumer_gone; iterator_closed; other).",
+		}, []string{"cause"}),
 	}
-	m.reg.MustRegister(m.applied, m.duplicates, m.deadLettered, m.deferred, m.batch, m.heartbeats,
+	m.reg.MustRegister(m.applied, m.duplicates, m.deadLettered, m.deferred, m.batch, m.heartbeats, m.recoveries,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -55,6 +61,7 @@ func (m *metrics) ingest() ingest.Metrics {
 		DeadLettered: func(n int) { m.deadLettered.Add(float64(n)) },
 		Deferred:     func(n int) { m.deferred.Add(float64(n)) },
 		BatchSeconds: m.batch.Observe,
+		Recovered:    func(cause string) { m.recoveries.WithLabelValues(cause).Inc() },
 	}
 }
 
@@ -74,5 +81,20 @@ func (m *metrics) downpub(p *downpub.Publisher) {
 		counter("omni_hub_downsync_resyncs_total", "Times the down-sync mirrors were rebuilt and compared with the store (after NATS reconnects).", func(s downpub.Stats) uint64 { return s.Resyncs }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "omni_hub_downsync_dirty", Help: "Changes waiting to be published."},
 			func() float64 { return float64(p.Stats().Dirty) }),
+	)
+}
+
+// heartbeat exposes the heartbeat service's counters.
+func (m *metrics) heartbeat(s *heartbeat.Service) {
+	counter := func(name, help string, f func(heartbeat.Stats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(f(s.Stats())) })
+	}
+	m.reg.MustRegister(
+		counter("omni_hub_heartbeat_flushes_total", "Writes of the heartbeats received since the previous one (one statement each).", func(s heartbeat.Stats) uint64 { return s.Flushes }),
+		counter("omni_hub_heartbeat_rows_written_total", "Device heartbeats written by those flushes.", func(s heartbeat.Stats) uint64 { return s.Rows }),
+		counter("omni_hub_heartbeat_flush_errors_total", "Heartbeat flushes that failed and were retried at the next.", func(s heartbeat.Stats) uint64 { return s.FlushErrors }),
+		counter("omni_hub_heartbeat_watermark_reads_total", "Heartbeats answered with watermarks read from the database (the others from memory).", func(s heartbeat.Stats) uint64 { return s.WatermarkReads }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "omni_hub_heartbeats_unflushed", Help: "Devices whose latest heartbeat is not yet written."},
+			func() float64 { return float64(s.Stats().Pending) }),
 	)
 }

@@ -13,6 +13,9 @@
 // letter with its reason; an event the store cannot apply is isolated by
 // bisecting its batch and dead-lettered. A database outage is not bad input:
 // the batch is retried (and redelivered by JetStream) until it commits.
+// Nor does a stalled or lost event stream stop the hub: a hub that was
+// paused past its pull heartbeats, or a consumer the server lost, is
+// recovered from (reader.go); only a closed connection ends Run.
 package ingest
 
 import (
@@ -28,6 +31,7 @@ import (
 
 	"github.com/omnisync/omnisync/cloud/internal/store"
 	"github.com/omnisync/omnisync/shared/events"
+	"github.com/omnisync/omnisync/shared/retry"
 	"github.com/omnisync/omnisync/shared/subjects"
 	"github.com/omnisync/omnisync/shared/syncproto"
 )
@@ -36,6 +40,10 @@ import (
 type Store interface {
 	ApplyBatch(ctx context.Context, items []store.Item) (store.BatchResult, error)
 	AddDeadLetter(ctx context.Context, d store.DeadLetter) error
+	// Ping tells a database that is down from an event that cannot be
+	// applied: an item that fails alone is dead-lettered only while Ping
+	// succeeds.
+	Ping(ctx context.Context) error
 }
 
 var _ Store = (*store.Store)(nil)
@@ -44,11 +52,19 @@ var _ Store = (*store.Store)(nil)
 type Metrics struct {
 	Applied, Duplicates, DeadLettered, Deferred func(n int)
 	BatchSeconds                                func(s float64)
+	// Recovered is told about each failure of the event stream that was
+	// recovered from, by cause (CauseNoHeartbeat and the other Cause
+	// constants).
+	Recovered func(cause string)
 }
 
 // Options configures a Consumer.
 type Options struct {
 	Consumer jetstream.Consumer
+	// Reopen, when set, creates the durable consumer (and its stream)
+	// again after the server lost it, and returns it; the hub passes
+	// EnsureStream. Without it, a lost consumer is waited for.
+	Reopen func(ctx context.Context) (jetstream.Consumer, error)
 	// Conn publishes watermarks to agents.
 	Conn  *nats.Conn
 	Store Store
@@ -88,35 +104,24 @@ func New(o Options) (*Consumer, error) {
 	return &Consumer{o: o, log: o.Logger}, nil
 }
 
-// Run consumes until ctx ends.
+// Run consumes until ctx ends (then it returns nil), or until the stream
+// fails in a way nothing can recover from (a closed NATS connection, a
+// pull request the server refuses as malformed). Everything else — a hub
+// that was paused past its heartbeats, a reconnect, a consumer the server
+// lost — is logged, counted and recovered from; see read.
 func (c *Consumer) Run(ctx context.Context) error {
-	// Bound the client's buffer in bytes, not messages: a batch message
-	// from a catching-up store carries up to events.MaxBatchEvents events.
-	it, err := c.o.Consumer.Messages(
-		jetstream.PullMaxBytes(32<<20),
-		jetstream.PullExpiry(5*time.Second),
-	)
-	if err != nil {
-		return fmt.Errorf("ingest: messages: %w", err)
-	}
-	defer it.Stop()
 	msgs := make(chan jetstream.Msg, c.o.Batch)
 	errc := make(chan error, 1)
+	rctx, stopReading := context.WithCancel(ctx)
+	readDone := make(chan struct{})
 	go func() {
-		// The iterator's Next blocks; this goroutine ends when it.Stop()
-		// (deferred above) makes Next return ErrMsgIteratorClosed.
+		defer close(readDone)
 		defer close(msgs)
-		for {
-			m, err := it.Next()
-			if err != nil {
-				if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-					errc <- err
-				}
-				return
-			}
-			msgs <- m
+		if err := c.read(rctx, msgs); err != nil {
+			errc <- err
 		}
 	}()
+	defer func() { stopReading(); <-readDone }()
 	// Two stages: this goroutine gathers and decodes the next batch while
 	// the apply loop below commits the previous one, so JSON decoding and
 	// the database work use both cores.
@@ -135,7 +140,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case err := <-errc:
-			return fmt.Errorf("ingest: %w", err)
+			return err
 		case pb, ok := <-prepared:
 			if !ok {
 				if ctx.Err() != nil {
@@ -143,7 +148,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 				}
 				select {
 				case err := <-errc:
-					return fmt.Errorf("ingest: %w", err)
+					return err
 				default:
 				}
 				return ErrStopped
@@ -311,7 +316,7 @@ func decode(subj string, data []byte) (store.Item, *store.DeadLetter) {
 		// touch the claimed device's dedup state.
 		return store.Item{}, dl(fmt.Sprintf("origin %s/%s does not match subject %s", env.Origin.Store, env.Origin.Device, subj), &env)
 	}
-	item := store.Item{Env: env, Raw: append([]byte(nil), data...)}
+	item := store.Item{Env: env, Raw: append([]byte(nil), data...), Subject: subj}
 	if err != nil {
 		item.Reject = err.Error()
 	}
@@ -355,6 +360,7 @@ func originUsable(o events.Origin) bool {
 }
 
 func (c *Consumer) deadLetter(ctx context.Context, m jetstream.Msg, d store.DeadLetter) error {
+	bo := newBackoff()
 	for attempt := 0; ; attempt++ {
 		err := c.o.Store.AddDeadLetter(ctx, d)
 		if err == nil {
@@ -362,10 +368,15 @@ func (c *Consumer) deadLetter(ctx context.Context, m jetstream.Msg, d store.Dead
 			if c.o.Metrics.DeadLettered != nil {
 				c.o.Metrics.DeadLettered(1)
 			}
-			return m.Ack()
+			if err := m.Ack(); err != nil {
+				// Not worth stopping for: the message comes back and is
+				// dead-lettered again, a second row for the same message.
+				c.log.Warn("dead letter not acknowledged; it will be redelivered", "subject", d.Subject, "err", err)
+			}
+			return nil
 		}
 		c.log.Error("dead letter write failed; retrying", "err", err, "attempt", attempt)
-		if err := sleep(ctx, backoff(attempt)); err != nil {
+		if err := bo.Wait(ctx); err != nil {
 			return err
 		}
 	}
@@ -374,6 +385,7 @@ func (c *Consumer) deadLetter(ctx context.Context, m jetstream.Msg, d store.Dead
 // apply commits the items, retrying transient failures and isolating an
 // item the store cannot apply.
 func (c *Consumer) apply(ctx context.Context, ps []pending) error {
+	bo := newBackoff()
 	for attempt := 0; ; attempt++ {
 		res, err := c.o.Store.ApplyBatch(ctx, items(ps))
 		if err == nil {
@@ -385,7 +397,7 @@ func (c *Consumer) apply(ctx context.Context, ps []pending) error {
 		}
 		c.log.Error("apply failed", "err", err, "events", len(ps), "attempt", attempt)
 		if attempt < 2 {
-			if err := sleep(ctx, backoff(attempt)); err != nil {
+			if err := bo.Wait(ctx); err != nil {
 				return err
 			}
 			continue
@@ -419,7 +431,7 @@ func (c *Consumer) apply(ctx context.Context, ps []pending) error {
 				}
 			}
 		}
-		if err := sleep(ctx, backoff(attempt)); err != nil {
+		if err := bo.Wait(ctx); err != nil {
 			return err
 		}
 	}
@@ -427,13 +439,9 @@ func (c *Consumer) apply(ctx context.Context, ps []pending) error {
 
 // healthy reports whether the store answers at all.
 func (c *Consumer) healthy(ctx context.Context) bool {
-	p, ok := c.o.Store.(interface{ Ping(context.Context) error })
-	if !ok {
-		return false
-	}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	return p.Ping(pctx) == nil
+	return c.o.Store.Ping(pctx) == nil
 }
 
 func items(ps []pending) []store.Item {
@@ -476,18 +484,8 @@ func (c *Consumer) settle(ps []pending, res store.BatchResult) {
 	}
 }
 
-func backoff(attempt int) time.Duration {
-	d := 100 * time.Millisecond << min(attempt, 6)
-	return min(d, 5*time.Second)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+// newBackoff is the wait between attempts at something the database or
+// NATS must come back for: from 100ms, doubling to 5s, jittered.
+func newBackoff() *retry.Backoff {
+	return &retry.Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second}
 }

@@ -8,12 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"slices"
 	"time"
 
 	"github.com/omnisync/omnisync/cloud/internal/inventory"
 	"github.com/omnisync/omnisync/shared/events"
+	"github.com/omnisync/omnisync/shared/retry"
 )
 
 // ApplyBatch applies items exactly once, in one transaction: dedup by
@@ -59,17 +59,15 @@ func (s *Store) ApplyBatch(ctx context.Context, items []Item) (BatchResult, erro
 // retry runs fn (one whole transaction) until it succeeds, fails with an
 // error that is not a transient conflict, or maxRetries retries are spent.
 func (s *Store) retry(ctx context.Context, what string, fn func() error) error {
+	bo := retry.Backoff{Min: 2 * time.Millisecond, Max: 128 * time.Millisecond}
 	for attempt := 0; ; attempt++ {
 		err := fn()
 		if err == nil || !s.d.retryable(err) || attempt >= s.maxRetries {
 			return err
 		}
-		backoff := time.Duration(1<<min(attempt, 6))*time.Millisecond + time.Duration(rand.Int64N(int64(2*time.Millisecond)))
-		s.log.Warn("store: transaction conflict, retrying", "op", what, "attempt", attempt+1, "backoff", backoff, "err", err)
-		select {
-		case <-ctx.Done():
+		s.log.Warn("store: transaction conflict, retrying", "op", what, "attempt", attempt+1, "backoff", bo.Current(), "err", err)
+		if bo.Wait(ctx) != nil {
 			return err
-		case <-time.After(backoff):
 		}
 	}
 }

@@ -184,26 +184,71 @@ func (s *Store) DeadLettersOf(ctx context.Context, stores []string, limit int) (
 // RecordHeartbeat stores a device's heartbeat unless a newer one (by At) is
 // already stored.
 func (s *Store) RecordHeartbeat(ctx context.Context, hb Heartbeat) error {
-	if hb.Store == "" || hb.Device == "" {
-		return fmt.Errorf("%w: heartbeat without store or device", ErrInvalid)
+	return s.RecordHeartbeats(ctx, []Heartbeat{hb})
+}
+
+// RecordHeartbeats stores many devices' heartbeats in one statement, each
+// unless a newer one (by At) is already stored; of several for one device
+// the newest counts. So hub replicas that each flush the heartbeats they
+// received, in any order and at the same time, leave every device's
+// newest. Rows are written in (store, device) order, the same in every
+// replica, so two concurrent flushes on PostgreSQL wait for each other's
+// row locks instead of deadlocking. An empty store or device rejects the
+// whole call with ErrInvalid.
+func (s *Store) RecordHeartbeats(ctx context.Context, hbs []Heartbeat) error {
+	type key struct{ store, device string }
+	newest := make(map[key]Heartbeat, len(hbs))
+	now := s.now()
+	for _, hb := range hbs {
+		if hb.Store == "" || hb.Device == "" {
+			return fmt.Errorf("%w: heartbeat without store or device", ErrInvalid)
+		}
+		if hb.At.IsZero() {
+			hb.At = now
+		}
+		k := key{clean(hb.Store), clean(hb.Device)}
+		if old, ok := newest[k]; !ok || !hb.At.Before(old.At) {
+			newest[k] = hb
+		}
 	}
-	if hb.At.IsZero() {
-		hb.At = s.now()
+	if len(newest) == 0 {
+		return nil
 	}
-	q := `INSERT INTO device_heartbeats (store, device, version, epoch, backlog, oldest_unacked_ms, clock_skew_ms, connected, at_ms)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+	keys := make([]key, 0, len(newest))
+	for k := range newest {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b key) int {
+		if c := strings.Compare(a.store, b.store); c != 0 {
+			return c
+		}
+		return strings.Compare(a.device, b.device)
+	})
+	rows := newRowset(text("store"), text("device"), text("version"), integer("epoch"), integer("backlog"),
+		integer("oldest_unacked_ms"), integer("clock_skew_ms"), integer("connected"), integer("at_ms"))
+	for _, k := range keys {
+		hb := newest[k]
+		rows.add(k.store, k.device, clean(hb.Version), clampInt(hb.Epoch), hb.Backlog,
+			hb.OldestUnackedAge.Milliseconds(), hb.ClockSkew.Milliseconds(), b2i(hb.Connected), hb.At.UnixMilli())
+	}
+	for _, part := range s.d.chunks(rows) {
+		var a args
+		q := `INSERT INTO device_heartbeats (store, device, version, epoch, backlog, oldest_unacked_ms, clock_skew_ms, connected, at_ms)
+SELECT h.store, h.device, h.version, h.epoch, h.backlog, h.oldest_unacked_ms, h.clock_skew_ms, h.connected, h.at_ms
+FROM ` + s.d.from(&a, part, "h") + s.d.inOrder() + `
 ON CONFLICT (store, device) DO UPDATE SET version = excluded.version, epoch = excluded.epoch, backlog = excluded.backlog,
 	oldest_unacked_ms = excluded.oldest_unacked_ms, clock_skew_ms = excluded.clock_skew_ms,
 	connected = excluded.connected, at_ms = excluded.at_ms
 WHERE device_heartbeats.at_ms <= excluded.at_ms`
-	return s.retry(ctx, "record heartbeat", func() error {
-		_, err := s.w.ExecContext(ctx, q, clean(hb.Store), clean(hb.Device), clean(hb.Version), clampInt(hb.Epoch), hb.Backlog,
-			hb.OldestUnackedAge.Milliseconds(), hb.ClockSkew.Milliseconds(), b2i(hb.Connected), hb.At.UnixMilli())
+		err := s.retry(ctx, "record heartbeats", func() error {
+			_, err := s.w.ExecContext(ctx, q, a...)
+			return err
+		})
 		if err != nil {
-			return fmt.Errorf("store: record heartbeat: %w", err)
+			return fmt.Errorf("store: record heartbeats: %w", err)
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // Watermarks returns the watermark of every epoch of a device, by epoch.
