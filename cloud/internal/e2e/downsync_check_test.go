@@ -8,6 +8,7 @@ import (
 	"sort"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/omnisync/omnisync/cloud/internal/inventory"
 	"github.com/omnisync/omnisync/cloud/internal/loadgen"
@@ -25,7 +26,11 @@ func downsyncCheck(ctx context.Context, conn *nats.Conn, envs []events.Envelope)
 		return 0, 0, nil, err
 	}
 	want := loadgen.BooksOf(book)
-	raw, err := readBucket(ctx, conn, downsync.Stream, downsync.SubjectPrefix+"stk.>")
+	js, err := jetstream.New(conn)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	raw, err := readBucket(ctx, js, downsync.Stream, downsync.SubjectPrefix+"stk.>")
 	if err != nil {
 		return 0, 0, nil, fmt.Errorf("down-sync bucket: %w", err)
 	}
@@ -52,7 +57,7 @@ func downsyncCheck(ctx context.Context, conn *nats.Conn, envs []events.Envelope)
 		}
 	}
 
-	pickups, err := readPickups(ctx, conn, downsync.PickupSubjectPrefix+">")
+	pickups, err := readPickups(ctx, js, downsync.PickupSubjectPrefix+">")
 	if err != nil {
 		return 0, 0, nil, fmt.Errorf("pickup bucket: %w", err)
 	}

@@ -101,22 +101,21 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 
 	// NATS: external or embedded.
 	url := h.cfg.NATSURL
+	var authOpts []nats.Option
 	if url == "" {
-		srv, err := natsembed.Start(natsembed.Options{
-			Listen:   h.cfg.NATSListen,
-			StoreDir: filepath.Join(h.cfg.DataDir, "nats"),
-			Logger:   h.log.With("component", "nats"),
-		})
+		srv, hubAuth, err := h.startEmbeddedNATS()
 		if err != nil {
-			return fmt.Errorf("hub: embedded NATS on %s (pass --nats-listen with a free port, or port 0): %w", h.cfg.NATSListen, err)
+			return err
 		}
 		cleanups = append(cleanups, srv.Close)
-		url = srv.ClientURL()
+		url, authOpts = srv.ClientURL(), hubAuth
 		h.mu.Lock()
 		h.embedded = srv
 		h.mu.Unlock()
-		h.log.Info("embedded NATS server listening", "url", url)
+		h.log.Info("embedded NATS server listening; clients need credentials (omni-nats mint-store)", "url", url)
 		_ = os.WriteFile(filepath.Join(h.cfg.DataDir, "nats.url"), []byte(url+"\n"), 0o640)
+	} else if authOpts, err = h.cfg.natsAuth().Options(); err != nil {
+		return fmt.Errorf("hub: %w", err)
 	}
 	opts := []nats.Option{
 		nats.Name("omni-hub"),
@@ -131,7 +130,7 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 			}
 		}),
 	}
-	opts = append(opts, h.cfg.natsAuth().Options()...)
+	opts = append(opts, authOpts...)
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return fmt.Errorf("hub: connect %s: %w", url, err)
@@ -175,11 +174,19 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 	}
 	// Down-sync: the buckets stores read, and the publisher that fills them.
 	var kv, pickupKV jetstream.KeyValue
+	var djs jetstream.JetStream
 	for attempt := 0; ; attempt++ {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		kv, err = downsync.EnsureBucket(cctx, js, h.cfg.StreamReplicas)
+		var separate bool
+		djs, separate, err = downJetStream(cctx, nc, js)
+		if err == nil && attempt == 0 {
+			h.log.Info("down-sync buckets", "own_account", separate)
+		}
 		if err == nil {
-			pickupKV, err = downsync.EnsurePickupBucket(cctx, js, h.cfg.StreamReplicas)
+			kv, err = downsync.EnsureBucket(cctx, djs, h.cfg.StreamReplicas)
+		}
+		if err == nil {
+			pickupKV, err = downsync.EnsurePickupBucket(cctx, djs, h.cfg.StreamReplicas)
 		}
 		cancel()
 		if err == nil {
@@ -193,7 +200,7 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 	}
 	hostname, _ := os.Hostname()
 	pub, err := downpub.New(downpub.Options{
-		JS: js, KV: kv, PickupKV: pickupKV, Store: st, Hub: hostname, Logger: h.log.With("component", "downpub"),
+		JS: djs, KV: kv, PickupKV: pickupKV, Store: st, Hub: hostname, Logger: h.log.With("component", "downpub"),
 	})
 	if err != nil {
 		return err

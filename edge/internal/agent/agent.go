@@ -135,7 +135,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		}),
 		nats.ConnectHandler(func(c *nats.Conn) { a.log.Info("online: NATS connected", "url", c.ConnectedUrl()) }),
 	}
-	opts = append(opts, a.cfg.natsAuth().Options()...)
+	authOpts, err := a.cfg.natsAuth().Options()
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	opts = append(opts, authOpts...)
 	nc, err := nats.Connect(a.cfg.NATSURL, opts...)
 	if err != nil && !errors.Is(err, nats.ErrNoServers) {
 		return fmt.Errorf("agent: nats: %w", err)

@@ -1,0 +1,62 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/omnisync/omnisync/cloud/internal/hub"
+	"github.com/omnisync/omnisync/shared/testkit"
+)
+
+// Ensure that the hub's embedded NATS server lets nobody in without
+// credentials, even on loopback; keeps the hub's own credentials private
+// in its data directory; and admits a store minted while it runs, whose
+// agent then syncs with its credentials file.
+func TestEmbeddedNATS_Credentials(t *testing.T) {
+	dataDir := t.TempDir()
+	h := startHubWith(t, "", func(c *hub.Config) {
+		c.DataDir = dataDir
+		c.NATSListen = "127.0.0.1:0"
+	})
+	url := h.h.NATSURL()
+	if nc, err := nats.Connect(url, nats.Timeout(2*time.Second)); err == nil {
+		nc.Close()
+		t.Fatal("an anonymous client connected to the embedded server")
+	}
+	for _, f := range []string{"hub.nk", "stores.conf", "accounts.conf"} {
+		fi, err := os.Stat(filepath.Join(dataDir, hub.NATSAuthDir, f))
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: %v %v", f, fi, err)
+		}
+	}
+
+	creds := filepath.Join(t.TempDir(), "store-9.nk")
+	bin := testkit.BuildBinary(t, "github.com/omnisync/omnisync/cloud/cmd/omni-nats")
+	if out, err := exec.Command(bin, "mint-store", "--hub-data-dir", dataDir, "--out", creds, "store-9").CombinedOutput(); err != nil {
+		t.Fatalf("mint-store: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(bin, "mint-store", "--hub-data-dir", dataDir, "--out", creds+".again", "store-9").CombinedOutput(); err == nil {
+		t.Fatalf("minted store-9 twice: %s", out)
+	}
+	a := startAgent(t, "store-9", "pos-1", url, "--nats-creds", creds)
+	mustPost(t, a.URL, receiptBody("SKU-EMB", 6))
+	waitDrained(t, a, 30*time.Second)
+	testkit.Eventually(t, 10*time.Second, func() bool { return onHand(t, h.URL, "SKU-EMB")["store-9"] == 6 }, "receipt applied")
+
+	// Another store's credentials file is no key to this store's subjects.
+	other := filepath.Join(t.TempDir(), "store-8.nk")
+	if out, err := exec.Command(bin, "mint-store", "--hub-data-dir", dataDir, "--out", other, "store-8").CombinedOutput(); err != nil {
+		t.Fatalf("mint-store: %v\n%s", err, out)
+	}
+	b := startAgent(t, "store-9", "pos-2", url, "--nats-creds", other)
+	mustPost(t, b.URL, receiptBody("SKU-EMB", 1))
+	time.Sleep(2 * time.Second)
+	if st := status(t, b); st.OutboxDepth != 1 {
+		t.Fatalf("an agent of store-9 with store-8's credentials synced: %+v", st)
+	}
+}
