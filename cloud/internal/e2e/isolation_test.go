@@ -31,6 +31,7 @@ import (
 type isolatedNATS struct {
 	port   int
 	dir    string
+	proc   *process
 	hubURL string
 	store  map[string]storeCreds
 }
@@ -113,6 +114,7 @@ func startShippedNATS(t *testing.T, conf string, env []string, opts ...nats.Opti
 	p := newProcess(t, "github.com/nats-io/nats-server/v2", "nats-server", "-c", filepath.Join(dir, conf))
 	p.extraEnv = append([]string{"OMNI_NATS_PORT=" + strconv.Itoa(port), "OMNI_NATS_STORE_DIR=" + filepath.Join(dir, "js"), "OMNI_HUB_PASSWORD=" + string(hash)}, env...)
 	p.Start()
+	n.proc = p
 	testkit.Eventually(t, 20*time.Second, func() bool {
 		nc, err := nats.Connect(n.hubURL, opts...)
 		if err == nil {

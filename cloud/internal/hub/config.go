@@ -9,6 +9,7 @@ import (
 
 	"github.com/omnisync/omnisync/shared/events"
 	"github.com/omnisync/omnisync/shared/natsauth"
+	"github.com/omnisync/omnisync/shared/redact"
 )
 
 // Config is the hub's configuration; every field is a flag, an OMNI_
@@ -89,10 +90,10 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("nats-listen: %q is not host:port", c.NATSListen))
 		}
 	} else if !strings.Contains(c.NATSURL, "://") {
-		errs = append(errs, fmt.Errorf("nats-url: %q must look like nats://host:port", c.NATSURL))
+		errs = append(errs, fmt.Errorf("nats-url: %q must look like nats://host:port", redact.URL(c.NATSURL)))
 	}
 	if c.DB != "" && !strings.HasPrefix(c.DB, "postgres://") && !strings.HasPrefix(c.DB, "postgresql://") && !strings.HasPrefix(c.DB, "sqlite:") {
-		errs = append(errs, fmt.Errorf("db: %q must be postgres://... or sqlite:PATH", c.DB))
+		errs = append(errs, fmt.Errorf("db: %q must be postgres://... or sqlite:PATH", redact.URL(c.DB)))
 	}
 	if _, _, err := net.SplitHostPort(c.HTTP); err != nil {
 		errs = append(errs, fmt.Errorf("http: %q is not host:port", c.HTTP))

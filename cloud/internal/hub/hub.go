@@ -36,6 +36,7 @@ import (
 	"github.com/omnisync/omnisync/shared/downsync"
 	"github.com/omnisync/omnisync/shared/events"
 	"github.com/omnisync/omnisync/shared/natsembed"
+	"github.com/omnisync/omnisync/shared/redact"
 	"github.com/omnisync/omnisync/shared/subjects"
 	"github.com/omnisync/omnisync/shared/syncproto"
 )
@@ -124,7 +125,7 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 		nats.RetryOnFailedConnect(true),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { h.log.Warn("NATS disconnected", "err", err) }),
 		nats.ReconnectHandler(func(c *nats.Conn) {
-			h.log.Info("NATS reconnected", "url", c.ConnectedUrl())
+			h.log.Info("NATS reconnected", "url", redact.URL(c.ConnectedUrl()))
 			if p := h.Publisher(); p != nil {
 				p.Resync()
 			}
@@ -133,7 +134,7 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 	opts = append(opts, authOpts...)
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		return fmt.Errorf("hub: connect %s: %w", url, err)
+		return fmt.Errorf("hub: connect %s: %w", redact.URL(url), err)
 	}
 	cleanups = append(cleanups, func() { _ = nc.Drain() })
 
@@ -282,7 +283,7 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 	})
 	g.Go(func() error { return consumer.Run(gctx) })
 	g.Go(func() error { return pub.Run(gctx) })
-	h.log.Info("hub ready", "http", h.httpAddr, "nats", url, "version", h.version)
+	h.log.Info("hub ready", "http", h.httpAddr, "nats", redact.URL(url), "version", h.version)
 	close(h.ready)
 	err = g.Wait()
 	if ctx.Err() != nil {

@@ -40,6 +40,7 @@ import (
 	"github.com/omnisync/omnisync/edge/internal/productcache"
 	"github.com/omnisync/omnisync/edge/internal/scanstream"
 	"github.com/omnisync/omnisync/edge/internal/uplink"
+	"github.com/omnisync/omnisync/shared/redact"
 	"github.com/omnisync/omnisync/shared/subjects"
 )
 
@@ -126,7 +127,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { a.log.Warn("NATS error", "err", err) }),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { a.log.Warn("offline: NATS disconnected", "err", err) }),
 		nats.ReconnectHandler(func(c *nats.Conn) {
-			a.log.Info("online: NATS reconnected", "url", c.ConnectedUrl())
+			a.log.Info("online: NATS reconnected", "url", redact.URL(c.ConnectedUrl()))
 			a.mu.Lock()
 			u := a.up
 			a.mu.Unlock()
@@ -134,7 +135,7 @@ func (a *Agent) Run(ctx context.Context) error {
 				u.NotifyReconnected()
 			}
 		}),
-		nats.ConnectHandler(func(c *nats.Conn) { a.log.Info("online: NATS connected", "url", c.ConnectedUrl()) }),
+		nats.ConnectHandler(func(c *nats.Conn) { a.log.Info("online: NATS connected", "url", redact.URL(c.ConnectedUrl())) }),
 	}
 	authOpts, err := a.cfg.natsAuth().Options()
 	if err != nil {
@@ -259,7 +260,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		})
 		g.Go(func() error { return sim.Run(gctx) })
 	}
-	a.log.Info("agent ready", "http", a.httpAddr, "nats", a.cfg.NATSURL, "version", a.version)
+	a.log.Info("agent ready", "http", a.httpAddr, "nats", redact.URL(a.cfg.NATSURL), "version", a.version)
 	close(a.ready)
 	err = g.Wait()
 	if ctx.Err() != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/omnisync/omnisync/edge/internal/devices"
 	"github.com/omnisync/omnisync/shared/events"
 	"github.com/omnisync/omnisync/shared/natsauth"
+	"github.com/omnisync/omnisync/shared/redact"
 )
 
 // Config is the agent's configuration; every field is a flag, an OMNI_
@@ -121,7 +122,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("device: %w", err))
 	}
 	if !strings.Contains(c.NATSURL, "://") {
-		errs = append(errs, fmt.Errorf("nats-url: %q must look like nats://host:port", c.NATSURL))
+		errs = append(errs, fmt.Errorf("nats-url: %q must look like nats://host:port", redact.URL(c.NATSURL)))
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data-dir: must be set"))
