@@ -4,6 +4,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -59,4 +62,33 @@ func TestEmbeddedNATS_Credentials(t *testing.T) {
 	if st := status(t, b); st.OutboxDepth != 1 {
 		t.Fatalf("an agent of store-9 with store-8's credentials synced: %+v", st)
 	}
+}
+
+// Ensure that a store minted into the shipped configuration of a running
+// nats-server is admitted, its imports working, after the two reloads
+// deploy/nats/README.md prescribes.
+func TestStoreAdmittedByReload(t *testing.T) {
+	n := startIsolatedNATS(t)
+	h := startHub(t, n.hubURL, "")
+	creds := filepath.Join(t.TempDir(), "S3.nk")
+	bin := testkit.BuildBinary(t, "github.com/omnisync/omnisync/cloud/cmd/omni-nats")
+	if out, err := exec.Command(bin, "mint-store", "--conf-dir", n.dir, "--out", creds, "S3").CombinedOutput(); err != nil {
+		t.Fatalf("mint-store: %v\n%s", err, out)
+	}
+	for i := 1; i <= 2; i++ {
+		n.proc.mu.Lock()
+		err := n.proc.cmd.Process.Signal(syscall.SIGHUP)
+		n.proc.mu.Unlock()
+		if err != nil {
+			t.Fatal(err)
+		}
+		testkit.Eventually(t, 10*time.Second, func() bool {
+			b, _ := os.ReadFile(n.proc.log.Name())
+			return strings.Count(string(b), "Reloaded server configuration") >= i
+		}, "reload %d", i)
+	}
+	a := startAgent(t, "S3", "pos-1", "nats://127.0.0.1:"+strconv.Itoa(n.port), "--nats-creds", creds)
+	mustPost(t, a.URL, receiptBody("SKU-RELOAD", 2))
+	waitDrained(t, a, 30*time.Second)
+	testkit.Eventually(t, 10*time.Second, func() bool { return onHand(t, h.URL, "SKU-RELOAD")["S3"] == 2 }, "S3's receipt applied")
 }
