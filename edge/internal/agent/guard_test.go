@@ -5,10 +5,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/omnisync/omnisync/shared/testkit"
 )
@@ -96,5 +99,60 @@ func TestAgent_APIGuard(t *testing.T) {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+}
+
+// Ensure that, in a real browser, a page of another origin cannot sell
+// through the agent on this machine: neither a text/plain form whose body
+// is valid JSON nor a no-cors fetch, while the same body from a till is
+// accepted.
+func TestAgent_CrossSiteBrowser(t *testing.T) {
+	ctx := testkit.Browser(t)
+	cfg := Defaults()
+	cfg.Store, cfg.Device, cfg.NATSURL, cfg.DataDir, cfg.HTTP = "S7", "pos-1", "nats://127.0.0.1:1", t.TempDir(), "127.0.0.1:0"
+	_, base := runAgent(t, cfg)
+	// A form field named `{"kind":...,"x":"` with the value `"}` posts
+	// `{"kind":...,"x":"="}` as text/plain: valid JSON for the POS API.
+	const field = `{"kind":"sale","data":{"lines":[{"sku":"SKU-00001","qty":1}]},"x":"`
+	page := `<!doctype html><html><body>
+<form id="f" method="post" enctype="text/plain" action="` + base + `/v1/events"><input type="hidden" name='` + field + `' value='"}'></form>
+<script>
+fetch("` + base + `/v1/devices/scanner-1/sweep", {method: "POST", mode: "no-cors", headers: {"Content-Type": "text/plain"}, body: '{"action":"start"}'})
+  .finally(() => fetch("` + base + `/v1/events", {method: "POST", mode: "no-cors", headers: {"Content-Type": "text/plain"}, body: '` + field + `="}'}))
+  .finally(() => document.getElementById("f").submit());
+</script></body></html>`
+	attacker := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		_, _ = io.WriteString(w, page)
+	}))
+	t.Cleanup(attacker.Close)
+
+	if _, err := chromedp.Run(ctx, chromedp.Navigate(attacker.URL)); err != nil {
+		t.Fatal(err)
+	}
+	refused := func() string {
+		resp, err := http.Get(base + "/metrics")
+		if err != nil {
+			return ""
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	testkit.Eventually(t, 15*time.Second, func() bool {
+		return strings.Contains(refused(), `omni_edge_api_refused_total{reason="origin"} 3`)
+	}, "the form and both fetches refused")
+	var st Status
+	if get(t, base+"/v1/status", &st) != http.StatusOK || st.LastSeq != 0 {
+		t.Fatalf("the other site's page sold: %+v", st)
+	}
+	// The same body from a till (no browser headers) is a sale.
+	resp, err := http.Post(base+"/v1/events", "text/plain", strings.NewReader(field+`="}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("the till's post: %d", resp.StatusCode)
 	}
 }
