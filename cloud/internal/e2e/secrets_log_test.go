@@ -117,11 +117,11 @@ func TestNoSecretsInLogs(t *testing.T) {
 		"S2 agent": {"level=DEBUG", `msg="online: NATS reconnected"`, "url=nats://127.0.0.1:"},
 		"S1 agent": {`msg="API request refused"`, "reason=token"},
 	} {
-		b, _ := os.ReadFile(logs[proc])
 		for _, w := range want {
-			if !strings.Contains(string(b), w) {
-				t.Errorf("%s's log has no %q", proc, w)
-			}
+			testkit.Eventually(t, 5*time.Second, func() bool {
+				b, _ := os.ReadFile(logs[proc])
+				return strings.Contains(string(b), w)
+			}, "%s's log has %q", proc, w)
 		}
 	}
 	t.Logf("%d log lines of %d processes checked for %d secrets", lines, len(logs), len(secrets))
