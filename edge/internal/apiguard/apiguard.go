@@ -7,7 +7,8 @@
 // Guarantees, for every request the wrapped handler sees:
 //   - its Host names the agent: localhost, an IP address (a rebinding page
 //     uses a host name of its own), the machine's host name, the listen
-//     host, or one of AllowedHosts; any other is refused 403 (misdirected);
+//     host, or one of AllowedHosts (or is absent, as from HTTP/1.0
+//     clients); any other is refused 403;
 //   - a state-changing request (any method but GET, HEAD, OPTIONS) a
 //     browser sent from another origin is refused 403 (Sec-Fetch-Site and
 //     Origin, checked by net/http's CrossOriginProtection), unless the
@@ -158,7 +159,9 @@ func (g *Guard) hostAllowed(hostport string) bool {
 		host = h
 	}
 	host = strings.ToLower(strings.Trim(host, "[]"))
-	if net.ParseIP(host) != nil {
+	// No Host at all (an HTTP/1.0 client) is no browser's, and an IP
+	// address is not a name a rebinding page could have made resolve here.
+	if host == "" || net.ParseIP(host) != nil {
 		return true
 	}
 	return g.hosts[host] || g.hosts[strings.TrimSuffix(host, ".")]
