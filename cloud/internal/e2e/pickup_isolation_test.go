@@ -170,6 +170,23 @@ func TestPickupIsolation(t *testing.T) {
 			return nil
 		}})
 	}
+	// The down-sync bucket's create subject, which a store may use with any
+	// filter, names its stream: a request for the pickup stream through it
+	// is refused.
+	attempts = append(attempts, struct {
+		name string
+		try  func() error
+	}{"a pickup consumer through the down-sync bucket's create subject", func() error {
+		body := `{"stream_name":"KV_omni_pickup","config":{"name":"sneaky2","filter_subject":"$KV.omni_pickup.S2.>","deliver_policy":"all","ack_policy":"none","mem_storage":true,"inactive_threshold":10000000000}}`
+		m, err := s1.RequestWithContext(ctx(), "$JS.API.CONSUMER.CREATE.KV_omni_down.sneaky2", []byte(body))
+		if err != nil {
+			return fmt.Errorf("no answer: %w", err)
+		}
+		if !strings.Contains(string(m.Data), `"error"`) {
+			return fmt.Errorf("server created it: %s", m.Data)
+		}
+		return nil
+	}})
 	for _, subj := range []string{
 		"$JS.API.DIRECT.GET.KV_omni_pickup.$KV.omni_pickup.S2.ORDER-S2",
 		"$JS.API.DIRECT.GET.KV_omni_pickup",
