@@ -31,6 +31,8 @@ type Config struct {
 	NATSCert string `mapstructure:"nats-cert"`
 	NATSKey  string `mapstructure:"nats-key"`
 	// NATSListen is where the embedded server listens (port 0 picks one).
+	// Wherever it listens, loopback too, it admits only the hub (credentials
+	// made on first start) and stores minted by omni-nats mint-store.
 	NATSListen string `mapstructure:"nats-listen"`
 	// DB is "postgres://..." for PostgreSQL; empty means SQLite in DataDir.
 	DB string `mapstructure:"db"`
