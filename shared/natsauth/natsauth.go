@@ -7,7 +7,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
+	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 )
@@ -63,4 +66,37 @@ func (s Settings) Options() ([]nats.Option, error) {
 		opts = append(opts, nats.ClientCert(s.Cert, s.Key))
 	}
 	return opts, nil
+}
+
+// Persistent are the connect options both binaries share so that a
+// refused credential is not fatal: nats.go gives up on a server that
+// refuses the same credentials twice, which would leave an agent offline
+// until restarted when its store is admitted a moment after it started,
+// or its credentials are fixed on the server.
+func Persistent() []nats.Option { return []nats.Option{nats.IgnoreAuthErrorAbort()} }
+
+// ErrorHandler logs the connection's asynchronous errors on log with msg,
+// each distinct error at most once a minute: a refused credential or a
+// permission the server denies repeats at every attempt.
+func ErrorHandler(log *slog.Logger, msg string) nats.ErrHandler {
+	var mu sync.Mutex
+	last := map[string]time.Time{}
+	return func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		if err == nil {
+			return
+		}
+		mu.Lock()
+		now, key := time.Now(), err.Error()
+		quiet := now.Sub(last[key]) < time.Minute
+		if !quiet {
+			if len(last) > 100 {
+				clear(last)
+			}
+			last[key] = now
+		}
+		mu.Unlock()
+		if !quiet {
+			log.Warn(msg, "err", err)
+		}
+	}
 }

@@ -1,10 +1,14 @@
 package natsauth
 
 import (
+	"bytes"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 )
 
@@ -55,5 +59,19 @@ func TestSettings(t *testing.T) {
 				t.Errorf("Validate() = %v, want invalid %v", err, c.invalid)
 			}
 		})
+	}
+}
+
+// Ensure that a repeated error is logged once, and a different one too.
+func TestErrorHandler(t *testing.T) {
+	var buf bytes.Buffer
+	h := ErrorHandler(slog.New(slog.NewTextHandler(&buf, nil)), "NATS error")
+	for range 5 {
+		h(nil, nil, nats.ErrAuthorization)
+	}
+	h(nil, nil, nats.ErrSlowConsumer)
+	h(nil, nil, nil)
+	if got := strings.Count(buf.String(), "msg=\"NATS error\""); got != 2 {
+		t.Fatalf("%d lines:\n%s", got, buf.String())
 	}
 }

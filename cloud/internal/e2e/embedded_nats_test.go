@@ -58,7 +58,34 @@ func TestEmbeddedNATS_Credentials(t *testing.T) {
 	}
 	b := startAgent(t, "store-9", "pos-2", url, "--nats-creds", other)
 	mustPost(t, b.URL, receiptBody("SKU-EMB", 1))
-	time.Sleep(2 * time.Second)
+
+	// An agent started before its store is admitted (credentials minted
+	// elsewhere, its account added to the hub's stores.conf a moment
+	// later) keeps trying, and syncs once the server knows it.
+	elsewhere := t.TempDir()
+	late := filepath.Join(elsewhere, "store-7.nk")
+	if out, err := exec.Command(bin, "mint-store", "--conf-dir", elsewhere, "--out", late, "store-7").CombinedOutput(); err != nil {
+		t.Fatalf("mint-store: %v\n%s", err, out)
+	}
+	c := startAgent(t, "store-7", "pos-1", url, "--nats-creds", late)
+	mustPost(t, c.URL, receiptBody("SKU-EMB", 2))
+	time.Sleep(3 * time.Second) // refused a few times meanwhile
+	block, err := os.ReadFile(filepath.Join(elsewhere, "stores.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stores := filepath.Join(dataDir, hub.NATSAuthDir, "stores.conf")
+	f, err := os.OpenFile(stores, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.Write(block)
+	if cerr := f.Close(); err != nil || cerr != nil {
+		t.Fatal(err, cerr)
+	}
+	waitDrained(t, c, 30*time.Second)
+	testkit.Eventually(t, 10*time.Second, func() bool { return onHand(t, h.URL, "SKU-EMB")["store-7"] == 2 }, "store-7's receipt applied")
+
 	if st := status(t, b); st.OutboxDepth != 1 {
 		t.Fatalf("an agent of store-9 with store-8's credentials synced: %+v", st)
 	}

@@ -35,6 +35,7 @@ import (
 	"github.com/omnisync/omnisync/cloud/internal/store"
 	"github.com/omnisync/omnisync/shared/downsync"
 	"github.com/omnisync/omnisync/shared/events"
+	"github.com/omnisync/omnisync/shared/natsauth"
 	"github.com/omnisync/omnisync/shared/natsembed"
 	"github.com/omnisync/omnisync/shared/redact"
 	"github.com/omnisync/omnisync/shared/subjects"
@@ -131,7 +132,8 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 			}
 		}),
 	}
-	opts = append(opts, authOpts...)
+	opts = append(append(opts, authOpts...), natsauth.Persistent()...)
+	opts = append(opts, nats.ErrorHandler(natsauth.ErrorHandler(h.log, "NATS error")))
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return fmt.Errorf("hub: connect %s: %w", redact.URL(url), err)

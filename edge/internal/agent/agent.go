@@ -40,6 +40,7 @@ import (
 	"github.com/omnisync/omnisync/edge/internal/productcache"
 	"github.com/omnisync/omnisync/edge/internal/scanstream"
 	"github.com/omnisync/omnisync/edge/internal/uplink"
+	"github.com/omnisync/omnisync/shared/natsauth"
 	"github.com/omnisync/omnisync/shared/redact"
 	"github.com/omnisync/omnisync/shared/subjects"
 )
@@ -124,7 +125,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		// Replies (PubAcks, heartbeat answers) come to this store's own
 		// inbox space, which its credentials may read; no other store's.
 		nats.CustomInboxPrefix(subjects.InboxPrefix(a.cfg.Store)),
-		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { a.log.Warn("NATS error", "err", err) }),
+		nats.ErrorHandler(natsauth.ErrorHandler(a.log, "NATS error")),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { a.log.Warn("offline: NATS disconnected", "err", err) }),
 		nats.ReconnectHandler(func(c *nats.Conn) {
 			a.log.Info("online: NATS reconnected", "url", redact.URL(c.ConnectedUrl()))
@@ -141,7 +142,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
-	opts = append(opts, authOpts...)
+	opts = append(append(opts, authOpts...), natsauth.Persistent()...)
 	nc, err := nats.Connect(a.cfg.NATSURL, opts...)
 	if err != nil && !errors.Is(err, nats.ErrNoServers) {
 		return fmt.Errorf("agent: nats: %w", err)
