@@ -119,3 +119,47 @@ func TestStoreAdmittedByReload(t *testing.T) {
 	waitDrained(t, a, 30*time.Second)
 	testkit.Eventually(t, 10*time.Second, func() bool { return onHand(t, h.URL, "SKU-RELOAD")["S3"] == 2 }, "S3's receipt applied")
 }
+
+// Ensure that mint-store.sh, given no tool to hash the password with,
+// refuses and leaves stores.conf as it was, rather than write the
+// password in clear.
+func TestMintStoreRefusesPlaintext(t *testing.T) {
+	dir := t.TempDir()
+	script, err := os.ReadFile("../../../deploy/nats/mint-store.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "mint-store.sh"), script, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	before := []byte("# One account per store.\n")
+	if err := os.WriteFile(filepath.Join(dir, "stores.conf"), before, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A PATH with the script's plain tools and no hashing tool at all.
+	bin := t.TempDir()
+	for _, tool := range []string{"head", "base64", "tr", "grep", "mktemp", "chmod", "mv", "cat", "date", "dirname", "rm"} {
+		p, err := exec.LookPath(tool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(p, filepath.Join(bin, tool)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bash, filepath.Join(dir, "mint-store.sh"), "S1")
+	cmd.Env = []string{"PATH=" + bin, "OMNI_NATS_CONF_DIR=" + dir}
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "refusing to write the password in clear") {
+		t.Fatalf("mint-store.sh without a hashing tool: %v\n%s", err, out)
+	}
+	after, _ := os.ReadFile(filepath.Join(dir, "stores.conf"))
+	entries, _ := os.ReadDir(dir)
+	if string(after) != string(before) || len(entries) != 2 {
+		t.Fatalf("stores.conf changed or files left behind: %q, %d files", after, len(entries))
+	}
+}
