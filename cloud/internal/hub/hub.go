@@ -178,13 +178,10 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 	// Down-sync: the buckets stores read, and the publisher that fills them.
 	var kv, pickupKV jetstream.KeyValue
 	var djs jetstream.JetStream
+	var ownAccount bool
 	for attempt := 0; ; attempt++ {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		var separate bool
-		djs, separate, err = downJetStream(cctx, nc, js)
-		if err == nil && attempt == 0 {
-			h.log.Info("down-sync buckets", "own_account", separate)
-		}
+		djs, ownAccount, err = downJetStream(cctx, nc, js)
 		if err == nil {
 			kv, err = downsync.EnsureBucket(cctx, djs, h.cfg.StreamReplicas)
 		}
@@ -201,6 +198,7 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 		h.log.Warn("down-sync buckets not ready; retrying", "err", err)
 		time.Sleep(time.Second)
 	}
+	h.log.Info("down-sync buckets ready", "own_account", ownAccount)
 	hostname, _ := os.Hostname()
 	pub, err := downpub.New(downpub.Options{
 		JS: djs, KV: kv, PickupKV: pickupKV, Store: st, Hub: hostname, Logger: h.log.With("component", "downpub"),
