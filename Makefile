@@ -18,9 +18,9 @@ help: ## list the targets
 run: bins ## run the platform locally: hub + embedded NATS + 3 simulated stores
 	@BIN=$(BIN) ./deploy/local/run.sh
 
-bins: ## build omni-hub, omni-edge and omnictl for this machine into bin/
+bins: ## build omni-hub, omni-edge, omnictl and omni-nats for this machine into bin/
 	@mkdir -p $(BIN)
-	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/ ./cloud/cmd/omni-hub ./cloud/cmd/omnictl ./edge/cmd/omni-edge
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/ ./cloud/cmd/omni-hub ./cloud/cmd/omnictl ./cloud/cmd/omni-nats ./edge/cmd/omni-edge
 
 build: bins ## build, and cross-compile the edge agent for its platforms into dist/
 	@mkdir -p $(DIST)

@@ -41,6 +41,20 @@ cleanup() {
 trap 'cleanup 0' INT TERM
 trap 'cleanup $?' EXIT
 
+# The embedded NATS server lets in only clients with credentials, on
+# loopback too: each store gets its own, made once and kept with the data
+# (an nkey seed, mode 0600); the hub makes its own on first start.
+mint() {
+	local store=$1 creds="$DATA/$1.nk"
+	if [ -f "$creds" ] && grep -qF "\"STORE_$store\" {" "$DATA/hub/nats-auth/stores.conf" 2>/dev/null; then
+		return
+	fi
+	rm -f "$creds"
+	"$BIN/omni-nats" mint-store --hub-data-dir "$DATA/hub" --out "$creds" "$store" >/dev/null
+}
+for i in $(seq 1 "$STORES"); do mint "store-$i"; done
+mint online
+
 OMNI_BOOTSTRAP_TOKEN="$OMNI_TOKEN" "$BIN/omni-hub" --data-dir "$DATA/hub" --http "$HUB_HTTP" --nats-listen "$NATS_LISTEN" >"$DATA/hub.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do
@@ -79,12 +93,12 @@ stores=()
 for i in $(seq 1 "$STORES"); do stores+=("store-$i"); done
 for i in $(seq 1 "$STORES"); do
 	nearby=$(printf '%s\n' "${stores[@]}" | grep -vx "store-$i" | paste -sd, -)
-	"$BIN/omni-edge" --store "store-$i" --device pos-1 --nats-url "nats://$NATS_LISTEN" \
+	"$BIN/omni-edge" --store "store-$i" --device pos-1 --nats-url "nats://$NATS_LISTEN" --nats-creds "$DATA/store-$i.nk" \
 		--data-dir "$DATA/store-$i" --http "127.0.0.1:$((7070 + i))" --nearby "$nearby" \
 		"${sim_args[@]}" >"$DATA/store-$i.log" 2>&1 &
 	pids+=($!)
 done
-"$BIN/omni-edge" --store online --device web-1 --nats-url "nats://$NATS_LISTEN" \
+"$BIN/omni-edge" --store online --device web-1 --nats-url "nats://$NATS_LISTEN" --nats-creds "$DATA/online.nk" \
 	--data-dir "$DATA/online" --http "127.0.0.1:7070" "${sim_args[@]}" >"$DATA/online.log" 2>&1 &
 pids+=($!)
 sleep 1
@@ -108,7 +122,7 @@ omnisync is running (data and logs in $DATA):
   low stock           curl -H "Authorization: Bearer \$OMNI_TOKEN" 'http://$HUB_HTTP/v1/inventory?below=5'
   omnictl             OMNI_TOKEN=... $BIN/omnictl stores   (or: $BIN/omnictl login)
   hub metrics         curl -H "Authorization: Bearer \$OMNI_TOKEN" http://$HUB_HTTP/metrics
-  NATS                nats://$NATS_LISTEN
+  NATS                nats://$NATS_LISTEN   (credentials: $DATA/<store>.nk; more stores: bin/omni-nats mint-store --hub-data-dir $DATA/hub STORE)
 TXT
 if [ -n "$sample_sku" ]; then
 	echo "  product page        http://$HUB_HTTP/products/$sample_sku"

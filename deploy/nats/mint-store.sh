@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# Adds a store's NATS user to users.conf (beside omnisync.conf) and prints
-# the URL its agents use. The password is random and shown once; users.conf
-# keeps only its bcrypt hash when the nats CLI is available to make one.
+# Adds a store's account to stores.conf (beside omnisync.conf) with a
+# password user, and prints the URL its agents use: the password is random
+# and shown once; stores.conf keeps only its bcrypt hash. Without a tool to
+# make the hash (omni-nats, the nats CLI, htpasswd or mkpasswd) it refuses:
+# it never writes a password in clear.
 #
 #   deploy/nats/mint-store.sh STORE [HOST:PORT]
+#
+# `omni-nats mint-store --conf-dir DIR STORE` does the same with an nkey
+# (the server keeps only a public key; agents get a credentials file
+# instead of a password in their URL), and is what we recommend. The block
+# written here is the one shared/natsacct.StoreBlock renders.
 #
 # Reload the server afterwards (nats-server --signal reload) to admit it.
 set -euo pipefail
@@ -14,48 +21,55 @@ if ! [[ $store =~ ^[A-Za-z0-9_-]{1,64}$ ]]; then
 	echo "mint-store.sh: store must be 1-64 of letters, digits, '-' and '_'" >&2
 	exit 2
 fi
-conf="$dir/users.conf"
-if ! [ -f "$conf" ] || [ "$(tail -n 1 "$conf")" != "]" ]; then
-	echo "mint-store.sh: $conf must exist and end with the line ']'" >&2
-	exit 1
-fi
-if grep -q "user: \"store-$store\"" "$conf"; then
-	echo "mint-store.sh: store $store already has a user in $conf" >&2
+conf="$dir/stores.conf"
+if [ -f "$conf" ] && grep -qF "\"STORE_$store\" {" "$conf"; then
+	echo "mint-store.sh: store $store already has an account in $conf" >&2
 	exit 1
 fi
 password=$(head -c 24 /dev/urandom | base64 | tr -d '/+=' | head -c 32)
-stored=$password
-if command -v nats >/dev/null 2>&1; then
-	stored=$(nats server passwd --pass "$password" 2>/dev/null || echo "$password")
+hash=
+if command -v omni-nats >/dev/null 2>&1; then
+	hash=$(printf '%s\n' "$password" | omni-nats passwd 2>/dev/null || true)
+elif command -v nats >/dev/null 2>&1; then
+	hash=$(nats server passwd --pass "$password" 2>/dev/null || true)
+elif command -v htpasswd >/dev/null 2>&1; then
+	hash=$(htpasswd -nbBC 11 "" "$password" 2>/dev/null | tr -d ':\n' || true)
+elif command -v mkpasswd >/dev/null 2>&1; then
+	hash=$(mkpasswd -m bcrypt -R 11 "$password" 2>/dev/null || true)
 fi
-# Reading the down-sync bucket (the catalog, review summaries and stock of
-# the chain: nothing private to another store) takes its stream's info and
-# ordered consumers of its own on that stream alone; the replies and
-# messages come to the store's inbox.
-down='"$JS.API.STREAM.INFO.KV_omni_down", "$JS.API.CONSUMER.CREATE.KV_omni_down.>", "$JS.API.CONSUMER.MSG.NEXT.KV_omni_down.>", "$JS.API.CONSUMER.DELETE.KV_omni_down.>"'
-# Its pickup orders are private: on the pickup bucket's stream it may only
-# create consumers whose subject filter is its own keys (the server checks
-# the filter in the request subject against the consumer's configuration),
-# then read, inspect and delete them. No stream info (it would list other
-# stores' keys), no direct or message gets.
-pickup="\"\$JS.API.CONSUMER.CREATE.KV_omni_pickup.*.\$KV.omni_pickup.$store.>\", \"\$JS.API.CONSUMER.MSG.NEXT.KV_omni_pickup.*\", \"\$JS.API.CONSUMER.INFO.KV_omni_pickup.*\", \"\$JS.API.CONSUMER.DELETE.KV_omni_pickup.*\""
-# Insert the user before the array's closing bracket, atomically.
+if ! [[ $hash =~ ^\$2[abxy]?\$[0-9][0-9]\$[./A-Za-z0-9]{53}$ ]]; then
+	echo "mint-store.sh: no bcrypt hash could be made (install omni-nats, the nats CLI, htpasswd or mkpasswd); refusing to write the password in clear" >&2
+	exit 1
+fi
+s=$store
+reads=("\$JS.API.STREAM.INFO.KV_omni_down" "\$JS.API.CONSUMER.CREATE.KV_omni_down.>" "\$JS.API.CONSUMER.MSG.NEXT.KV_omni_down.*" "\$JS.API.CONSUMER.DELETE.KV_omni_down.*"
+	"\$JS.API.CONSUMER.CREATE.KV_omni_pickup.*.\$KV.omni_pickup.$s.>" "\$JS.API.CONSUMER.MSG.NEXT.KV_omni_pickup.*" "\$JS.API.CONSUMER.INFO.KV_omni_pickup.*" "\$JS.API.CONSUMER.DELETE.KV_omni_pickup.*")
+quoted() { local out= x; for x in "$@"; do out+="${out:+, }\"$x\""; done; printf '%s' "$out"; }
 tmp=$(mktemp "$conf.XXXXXX")
-{
-	sed '$d' "$conf"
-	cat <<CONF
-  # store $store, minted $(date -u +%FT%TZ)
-  {
-    user: "store-$store"
-    password: "$stored"
-    permissions: {
-      publish: { allow: ["omni.ev.$store.>", "omni.hub.sync.$store.>", $down, $pickup] }
-      subscribe: { allow: ["omni.ack.$store.>", "_INBOX.$store.>"] }
-    }
-  }
-]
-CONF
-} >"$tmp"
 chmod 600 "$tmp"
+{
+	if [ -f "$conf" ]; then cat "$conf"; fi
+	echo "  # store $s, minted $(date -u +%FT%TZ)"
+	echo "  \"STORE_$s\" {"
+	echo "    users: ["
+	echo "      {"
+	echo "        user: \"store-$s\", password: \"$hash\""
+	echo "        permissions: {"
+	echo "          publish: { allow: [$(quoted "omni.ev.$s.>" "omni.hub.sync.$s.>" "${reads[@]}")] }"
+	echo "          subscribe: { allow: [$(quoted "omni.ack.$s.>" "_INBOX.$s.>")] }"
+	echo "        }"
+	echo "      }"
+	echo "    ]"
+	echo "    imports: ["
+	echo "      {service: {account: HUB, subject: \"omni.ev.$s.>\"}}"
+	echo "      {service: {account: HUB, subject: \"omni.hub.sync.$s.>\"}}"
+	echo "      {stream: {account: HUB, subject: \"omni.ack.$s.>\"}}"
+	for r in "${reads[@]}"; do echo "      {service: {account: DOWN, subject: \"$r\"}}"; done
+	# Keeps the server from answering JetStream calls itself ("not enabled
+	# for account"); the user may not publish to it.
+	echo "      {service: {account: DOWN, subject: \"\$JS.API.INFO\"}}"
+	echo "    ]"
+	echo "  }"
+} >"$tmp"
 mv "$tmp" "$conf"
-echo "nats://store-$store:$password@$hostport"
+echo "nats://store-$s:$password@$hostport"

@@ -431,7 +431,11 @@ func (p *Publisher) runTicks(ctx context.Context) error {
 	for {
 		b, _ := json.Marshal(downsync.Tick{AtMS: time.Now().UnixMilli(), Hub: p.o.Hub})
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		if _, err := p.o.KV.Put(pctx, downsync.TickKey, b); err != nil && ctx.Err() == nil {
+		// A plain publish to the key's subject, as KeyValue.Put would do
+		// without an API prefix: the hub reaches a bucket in another
+		// account (shared/natsacct) through an import of its $KV subjects,
+		// while KeyValue.Put would put the API prefix in front of them.
+		if _, err := p.o.JS.Publish(pctx, downsync.Subject(downsync.TickKey), b); err != nil && ctx.Err() == nil {
 			p.log.Debug("downpub: tick not written", "err", err)
 		}
 		cancel()

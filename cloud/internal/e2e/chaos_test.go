@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"github.com/nats-io/nats.go/jetstream"
 	"math/rand/v2"
 	"net/url"
 	"os"
@@ -280,11 +281,14 @@ func TestChaos(t *testing.T) {
 	var stockDocs, orders int
 	var downDiffs []string
 	var derr error
-	nc := mustHubConn(t, n.URL())
+	js, err := jetstream.New(mustHubConn(t, n.URL()))
+	if err != nil {
+		t.Fatal(err)
+	}
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		dctx, dcancel := context.WithTimeout(context.Background(), 30*time.Second)
-		stockDocs, orders, downDiffs, derr = downsyncCheck(dctx, nc, rep.Accepted)
+		stockDocs, orders, downDiffs, derr = downsyncCheck(dctx, js, rep.Accepted)
 		dcancel()
 		if derr == nil && len(downDiffs) == 0 || time.Now().After(deadline) {
 			break

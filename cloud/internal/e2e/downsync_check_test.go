@@ -7,7 +7,7 @@ import (
 	"slices"
 	"sort"
 
-	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/omnisync/omnisync/cloud/internal/inventory"
 	"github.com/omnisync/omnisync/cloud/internal/loadgen"
@@ -19,13 +19,13 @@ import (
 // envs: every stock document in the down-sync bucket and every pickup
 // order in the pickup bucket. It returns how many of each it compared and
 // the differences (sorted, at most a few dozen spelled out).
-func downsyncCheck(ctx context.Context, conn *nats.Conn, envs []events.Envelope) (stock, orders int, diffs []string, err error) {
+func downsyncCheck(ctx context.Context, js jetstream.JetStream, envs []events.Envelope) (stock, orders int, diffs []string, err error) {
 	book, err := loadgen.Replay(envs)
 	if err != nil {
 		return 0, 0, nil, err
 	}
 	want := loadgen.BooksOf(book)
-	raw, err := readBucket(ctx, conn, downsync.Stream, downsync.SubjectPrefix+"stk.>")
+	raw, err := readBucket(ctx, js, downsync.Stream, downsync.SubjectPrefix+"stk.>")
 	if err != nil {
 		return 0, 0, nil, fmt.Errorf("down-sync bucket: %w", err)
 	}
@@ -52,7 +52,7 @@ func downsyncCheck(ctx context.Context, conn *nats.Conn, envs []events.Envelope)
 		}
 	}
 
-	pickups, err := readPickups(ctx, conn, downsync.PickupSubjectPrefix+">")
+	pickups, err := readPickups(ctx, js, downsync.PickupSubjectPrefix+">")
 	if err != nil {
 		return 0, 0, nil, fmt.Errorf("pickup bucket: %w", err)
 	}

@@ -3,7 +3,12 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/omnisync/omnisync/cloud/internal/hub"
 	"net/http"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -52,19 +57,55 @@ func (p *process) Alive() bool {
 }
 
 // startEmbeddedHubProcess starts omni-hub the way make run does, with its
-// own embedded NATS server, and returns it with the NATS URL agents use.
-func startEmbeddedHubProcess(t testing.TB, name string) (*hubProcess, string) {
+// own embedded NATS server, and returns it with the NATS URL agents use
+// and a function minting a store's credentials (the embedded server lets
+// in no one without them), as make run does with omni-nats.
+func startEmbeddedHubProcess(t testing.TB, name string) (*hubProcess, string, func(store string) string) {
 	t.Helper()
-	addr, natsAddr := testkit.FreeAddr(t), testkit.FreeAddr(t)
+	addr, natsAddr, dir := testkit.FreeAddr(t), testkit.FreeAddr(t), t.TempDir()
 	h := &hubProcess{
+		dataDir: dir,
 		process: newProcess(t, "github.com/omnisync/omnisync/cloud/cmd/omni-hub", name,
-			"--data-dir", t.TempDir(), "--nats-listen", natsAddr, "--http", addr, "--log-level", "info",
+			"--data-dir", dir, "--nats-listen", natsAddr, "--http", addr, "--log-level", "info",
 			"--bootstrap-token", hubToken),
 		URL: "http://" + addr,
 	}
 	addHub(addr)
 	h.Start()
-	return h, "nats://" + natsAddr
+	bin := testkit.BuildBinary(t, "github.com/omnisync/omnisync/cloud/cmd/omni-nats")
+	mint := func(store string) string {
+		t.Helper()
+		creds := filepath.Join(t.TempDir(), store+".nk")
+		if out, err := exec.Command(bin, "mint-store", "--hub-data-dir", dir, "--out", creds, store).CombinedOutput(); err != nil {
+			t.Fatalf("mint-store %s: %v\n%s", store, err, out)
+		}
+		return creds
+	}
+	return h, "nats://" + natsAddr, mint
+}
+
+// downsyncJS reaches the down-sync buckets as the hub does: on the
+// embedded server, with the hub's own credentials, in the account that
+// holds them.
+func downsyncJS(t *testing.T, h *hubProcess, natsURL string, embedded bool) jetstream.JetStream {
+	t.Helper()
+	if !embedded {
+		js, err := jetstream.New(mustHubConn(t, natsURL))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return js
+	}
+	opt, err := nats.NkeyOptionFromSeed(filepath.Join(h.dataDir, hub.NATSAuthDir, "hub.nk"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(natsURL, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return hubDownJS(t, nc)
 }
 
 // metricSum adds up every sample of the named metric on the hub's
@@ -130,15 +171,20 @@ func TestChaosHubFreeze(t *testing.T) {
 func testHubFreeze(t *testing.T, embedded bool, freeze time.Duration) {
 	var h *hubProcess
 	var natsURL string
+	var mint func(string) string
 	if embedded {
-		h, natsURL = startEmbeddedHubProcess(t, "hub")
+		h, natsURL, mint = startEmbeddedHubProcess(t, "hub")
 	} else {
 		natsURL = testkit.StartNATS(t).URL()
 		h = startHubProcess(t, "hub", natsURL, "")
 	}
 	var targets []loadgen.Target
 	for _, sd := range [][2]string{{"S1", "pos-1"}, {"S2", "pos-1"}} {
-		a := startAgent(t, sd[0], sd[1], natsURL, "--log-level", "warn")
+		args := []string{"--log-level", "warn"}
+		if mint != nil {
+			args = append(args, "--nats-creds", mint(sd[0]))
+		}
+		a := startAgent(t, sd[0], sd[1], natsURL, args...)
 		targets = append(targets, loadgen.Target{Store: sd[0], Device: sd[1], URL: a.URL})
 	}
 	seed := uint64(time.Now().UnixNano())
@@ -189,10 +235,10 @@ func testHubFreeze(t *testing.T, embedded bool, freeze time.Duration) {
 	}
 	// The down-sync publisher carried on too: what the stores are told
 	// agrees with the books.
-	nc := mustHubConn(t, natsURL)
+	js := downsyncJS(t, h, natsURL, embedded)
 	for deadline := time.Now().Add(time.Minute); ; {
 		dctx, dcancel := context.WithTimeout(context.Background(), 30*time.Second)
-		stock, orders, diffs, err := downsyncCheck(dctx, nc, rep.Accepted)
+		stock, orders, diffs, err := downsyncCheck(dctx, js, rep.Accepted)
 		dcancel()
 		if err == nil && len(diffs) == 0 {
 			t.Logf("down-sync: %d positions and %d pickup orders agree with the books", stock, orders)

@@ -17,7 +17,9 @@ import (
 // to stay on HTTPS, and hands out session cookies that never travel in
 // clear (Secure, __Host-).
 func TestHubHTTPS(t *testing.T) {
-	caFile, cert, key := testCA(t, t.TempDir())
+	pki := newTestPKI(t, "hub-https")
+	cert, key := pki.issue("hub", true)
+	caFile := pki.CAFile
 	ns := testkit.StartNATS(t)
 	h := startHubWith(t, ns.URL(), func(c *hub.Config) { c.TLSCert, c.TLSKey = cert, key })
 	base := strings.Replace(h.URL, "http://", "https://", 1)

@@ -19,6 +19,8 @@ import (
 type hubProcess struct {
 	*process
 	URL string
+	// dataDir is the hub's data directory, when the test needs to read it.
+	dataDir string
 }
 
 func startHubProcess(t testing.TB, name, natsURL, db string) *hubProcess {

@@ -10,11 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/omnisync/omnisync/shared/downsync"
-	"github.com/omnisync/omnisync/shared/subjects"
 	"github.com/omnisync/omnisync/shared/testkit"
 )
 
@@ -25,11 +23,7 @@ func reserveBody(id, location, sku string, qty int) string {
 // readBucket reads what the bucket behind stream holds under filter, the
 // way an agent does (one ordered consumer), until nothing is pending: each
 // key's subject and value; deleted keys are left out.
-func readBucket(ctx context.Context, conn *nats.Conn, stream, filter string) (map[string][]byte, error) {
-	js, err := jetstream.New(conn)
-	if err != nil {
-		return nil, err
-	}
+func readBucket(ctx context.Context, js jetstream.JetStream, stream, filter string) (map[string][]byte, error) {
 	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
 	if err != nil {
 		return nil, err
@@ -60,8 +54,8 @@ func readBucket(ctx context.Context, conn *nats.Conn, stream, filter string) (ma
 }
 
 // readPickups reads the pickup orders under filter by reservation id.
-func readPickups(ctx context.Context, conn *nats.Conn, filter string) (map[string]downsync.PickupDoc, error) {
-	raw, err := readBucket(ctx, conn, downsync.PickupStream, filter)
+func readPickups(ctx context.Context, js jetstream.JetStream, filter string) (map[string]downsync.PickupDoc, error) {
+	raw, err := readBucket(ctx, js, downsync.PickupStream, filter)
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +81,7 @@ func TestPickupIsolation(t *testing.T) {
 
 	// An S1 device takes an order for S1 and one for collection at S2
 	// (an "endless aisle" sale); the hub publishes each under its store.
-	a := startAgent(t, "S1", "pos-1", n.store["S1"])
+	a := n.startStoreAgent(t, "S1", "pos-1")
 	mustPost(t, a.URL, reserveBody("ORDER-S1", "S1", "SKU-P", 1))
 	mustPost(t, a.URL, reserveBody("ORDER-S2", "S2", "SKU-P", 2))
 	waitDrained(t, a, 20*time.Second)
@@ -103,14 +97,18 @@ func TestPickupIsolation(t *testing.T) {
 		t.Cleanup(cancel)
 		return c
 	}
-	hub := mustHubConn(t, n.hubURL)
+	hub := hubDownJS(t, mustHubConn(t, n.hubURL))
 	testkit.Eventually(t, 20*time.Second, func() bool {
 		all, err := readPickups(ctx(), hub, downsync.PickupSubjectPrefix+">")
 		return err == nil && len(all) == 2
 	}, "both orders in the pickup bucket")
 
-	s1, errs := permErrors(t, n.store["S1"], nats.CustomInboxPrefix(subjects.InboxPrefix("S1")))
-	own, err := readPickups(ctx(), s1, downsync.PickupFilter("S1"))
+	s1, errs := n.connectStore(t, "S1")
+	s1js, err := jetstream.New(s1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := readPickups(ctx(), s1js, downsync.PickupFilter("S1"))
 	if err != nil || len(own) != 1 || own["ORDER-S1"].State != downsync.PickupOpen {
 		t.Fatalf("S1 reading its own orders: %v %v", own, err)
 	}
@@ -121,14 +119,14 @@ func TestPickupIsolation(t *testing.T) {
 		try  func() error
 	}{
 		{"a consumer filtered to S2", func() error {
-			got, err := readPickups(refused(), s1, downsync.PickupFilter("S2"))
+			got, err := readPickups(refused(), s1js, downsync.PickupFilter("S2"))
 			if err == nil {
 				return fmt.Errorf("read %v", got)
 			}
 			return nil
 		}},
 		{"a consumer on the whole bucket", func() error {
-			got, err := readPickups(refused(), s1, downsync.PickupSubjectPrefix+">")
+			got, err := readPickups(refused(), s1js, downsync.PickupSubjectPrefix+">")
 			if err == nil {
 				return fmt.Errorf("read %v", got)
 			}
@@ -172,6 +170,23 @@ func TestPickupIsolation(t *testing.T) {
 			return nil
 		}})
 	}
+	// The down-sync bucket's create subject, which a store may use with any
+	// filter, names its stream: a request for the pickup stream through it
+	// is refused.
+	attempts = append(attempts, struct {
+		name string
+		try  func() error
+	}{"a pickup consumer through the down-sync bucket's create subject", func() error {
+		body := `{"stream_name":"KV_omni_pickup","config":{"name":"sneaky2","filter_subject":"$KV.omni_pickup.S2.>","deliver_policy":"all","ack_policy":"none","mem_storage":true,"inactive_threshold":10000000000}}`
+		m, err := s1.RequestWithContext(ctx(), "$JS.API.CONSUMER.CREATE.KV_omni_down.sneaky2", []byte(body))
+		if err != nil {
+			return fmt.Errorf("no answer: %w", err)
+		}
+		if !strings.Contains(string(m.Data), `"error"`) {
+			return fmt.Errorf("server created it: %s", m.Data)
+		}
+		return nil
+	}})
 	for _, subj := range []string{
 		"$JS.API.DIRECT.GET.KV_omni_pickup.$KV.omni_pickup.S2.ORDER-S2",
 		"$JS.API.DIRECT.GET.KV_omni_pickup",
@@ -201,6 +216,17 @@ func TestPickupIsolation(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	// A push consumer on its own orders aimed at the JetStream API (the
+	// server does not let a consumer's deliveries act as API requests):
+	// S2's order survives, below.
+	for _, target := range []string{"$JS.API.STREAM.PURGE." + downsync.PickupStream, "$JS.API.STREAM.DELETE." + downsync.PickupStream} {
+		if _, err := s1js.CreatePushConsumer(ctx(), downsync.PickupStream, jetstream.ConsumerConfig{
+			DeliverSubject: target, FilterSubject: downsync.PickupFilter("S1"), AckPolicy: jetstream.AckNonePolicy,
+		}); err != nil {
+			t.Fatalf("S1's push consumer on its own orders: %v", err)
+		}
+	}
+	time.Sleep(time.Second)
 	// Nor can a store write orders.
 	js, _ := jetstream.New(s1)
 	if _, err := js.Publish(refused(), downsync.PickupSubject(downsync.PickupKey("S1", "FORGED")), []byte(`{}`)); err == nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/omnisync/omnisync/shared/events"
 	"github.com/omnisync/omnisync/shared/natsauth"
+	"github.com/omnisync/omnisync/shared/redact"
 )
 
 // Config is the hub's configuration; every field is a flag, an OMNI_
@@ -31,6 +32,8 @@ type Config struct {
 	NATSCert string `mapstructure:"nats-cert"`
 	NATSKey  string `mapstructure:"nats-key"`
 	// NATSListen is where the embedded server listens (port 0 picks one).
+	// Wherever it listens, loopback too, it admits only the hub (credentials
+	// made on first start) and stores minted by omni-nats mint-store.
 	NATSListen string `mapstructure:"nats-listen"`
 	// DB is "postgres://..." for PostgreSQL; empty means SQLite in DataDir.
 	DB string `mapstructure:"db"`
@@ -100,10 +103,10 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("nats-listen: %q is not host:port", c.NATSListen))
 		}
 	} else if !strings.Contains(c.NATSURL, "://") {
-		errs = append(errs, fmt.Errorf("nats-url: %q must look like nats://host:port", c.NATSURL))
+		errs = append(errs, fmt.Errorf("nats-url: %q must look like nats://host:port", redact.URL(c.NATSURL)))
 	}
 	if c.DB != "" && !strings.HasPrefix(c.DB, "postgres://") && !strings.HasPrefix(c.DB, "postgresql://") && !strings.HasPrefix(c.DB, "sqlite:") {
-		errs = append(errs, fmt.Errorf("db: %q must be postgres://... or sqlite:PATH", c.DB))
+		errs = append(errs, fmt.Errorf("db: %q must be postgres://... or sqlite:PATH", redact.URL(c.DB)))
 	}
 	if host, _, err := net.SplitHostPort(c.HTTP); err != nil {
 		errs = append(errs, fmt.Errorf("http: %q is not host:port", c.HTTP))

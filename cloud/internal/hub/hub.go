@@ -36,7 +36,9 @@ import (
 	"github.com/omnisync/omnisync/cloud/internal/ingest"
 	"github.com/omnisync/omnisync/cloud/internal/store"
 	"github.com/omnisync/omnisync/shared/downsync"
+	"github.com/omnisync/omnisync/shared/natsauth"
 	"github.com/omnisync/omnisync/shared/natsembed"
+	"github.com/omnisync/omnisync/shared/redact"
 	"github.com/omnisync/omnisync/shared/retry"
 	"github.com/omnisync/omnisync/shared/subjects"
 )
@@ -108,22 +110,21 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 
 	// NATS: external or embedded.
 	url := h.cfg.NATSURL
+	var authOpts []nats.Option
 	if url == "" {
-		srv, err := natsembed.Start(natsembed.Options{
-			Listen:   h.cfg.NATSListen,
-			StoreDir: filepath.Join(h.cfg.DataDir, "nats"),
-			Logger:   h.log.With("component", "nats"),
-		})
+		srv, hubAuth, err := h.startEmbeddedNATS()
 		if err != nil {
-			return fmt.Errorf("hub: embedded NATS on %s (pass --nats-listen with a free port, or port 0): %w", h.cfg.NATSListen, err)
+			return err
 		}
 		cleanups = append(cleanups, srv.Close)
-		url = srv.ClientURL()
+		url, authOpts = srv.ClientURL(), hubAuth
 		h.mu.Lock()
 		h.embedded = srv
 		h.mu.Unlock()
-		h.log.Info("embedded NATS server listening", "url", url)
+		h.log.Info("embedded NATS server listening; clients need credentials (omni-nats mint-store)", "url", url)
 		_ = os.WriteFile(filepath.Join(h.cfg.DataDir, "nats.url"), []byte(url+"\n"), 0o640)
+	} else if authOpts, err = h.cfg.natsAuth().Options(); err != nil {
+		return fmt.Errorf("hub: %w", err)
 	}
 	opts := []nats.Option{
 		nats.Name("omni-hub"),
@@ -132,16 +133,17 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 		nats.RetryOnFailedConnect(true),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { h.log.Warn("NATS disconnected", "err", err) }),
 		nats.ReconnectHandler(func(c *nats.Conn) {
-			h.log.Info("NATS reconnected", "url", c.ConnectedUrl())
+			h.log.Info("NATS reconnected", "url", redact.URL(c.ConnectedUrl()))
 			if p := h.Publisher(); p != nil {
 				p.Resync()
 			}
 		}),
 	}
-	opts = append(opts, h.cfg.natsAuth().Options()...)
+	opts = append(append(opts, authOpts...), natsauth.Persistent()...)
+	opts = append(opts, nats.ErrorHandler(natsauth.ErrorHandler(h.log, "NATS error")))
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		return fmt.Errorf("hub: connect %s: %w", url, err)
+		return fmt.Errorf("hub: connect %s: %w", redact.URL(url), err)
 	}
 	cleanups = append(cleanups, func() { _ = nc.Drain() })
 
@@ -186,11 +188,16 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 	// Down-sync: the buckets stores read, and the publisher that fills them.
 	var kv, pickupKV jetstream.KeyValue
 	setup.Reset()
+	var djs jetstream.JetStream
+	var ownAccount bool
 	for attempt := 0; ; attempt++ {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		kv, err = downsync.EnsureBucket(cctx, js, h.cfg.StreamReplicas)
+		djs, ownAccount, err = downJetStream(cctx, nc, js)
 		if err == nil {
-			pickupKV, err = downsync.EnsurePickupBucket(cctx, js, h.cfg.StreamReplicas)
+			kv, err = downsync.EnsureBucket(cctx, djs, h.cfg.StreamReplicas)
+		}
+		if err == nil {
+			pickupKV, err = downsync.EnsurePickupBucket(cctx, djs, h.cfg.StreamReplicas)
 		}
 		cancel()
 		if err == nil {
@@ -204,9 +211,10 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 			return nil
 		}
 	}
+	h.log.Info("down-sync buckets ready", "own_account", ownAccount)
 	hostname, _ := os.Hostname()
 	pub, err := downpub.New(downpub.Options{
-		JS: js, KV: kv, PickupKV: pickupKV, Store: st, Hub: hostname, Logger: h.log.With("component", "downpub"),
+		JS: djs, KV: kv, PickupKV: pickupKV, Store: st, Hub: hostname, Logger: h.log.With("component", "downpub"),
 	})
 	if err != nil {
 		return err
@@ -313,7 +321,7 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 	g.Go(func() error { return consumer.Run(gctx) })
 	g.Go(func() error { return pub.Run(gctx) })
 	g.Go(func() error { return beats.Run(gctx) })
-	h.log.Info("hub ready", "http", h.httpAddr, "public_url", publicURL, "nats", url, "version", h.version)
+	h.log.Info("hub ready", "http", h.httpAddr, "public_url", publicURL, "nats", redact.URL(url), "version", h.version)
 	close(h.ready)
 	err = g.Wait()
 	if ctx.Err() != nil {

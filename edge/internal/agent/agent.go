@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/omnisync/omnisync/edge/internal/apiguard"
 	"github.com/omnisync/omnisync/edge/internal/devices"
 	"github.com/omnisync/omnisync/edge/internal/downlink"
 	"github.com/omnisync/omnisync/edge/internal/kiosk"
@@ -39,6 +40,8 @@ import (
 	"github.com/omnisync/omnisync/edge/internal/productcache"
 	"github.com/omnisync/omnisync/edge/internal/scanstream"
 	"github.com/omnisync/omnisync/edge/internal/uplink"
+	"github.com/omnisync/omnisync/shared/natsauth"
+	"github.com/omnisync/omnisync/shared/redact"
 	"github.com/omnisync/omnisync/shared/subjects"
 )
 
@@ -122,10 +125,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		// Replies (PubAcks, heartbeat answers) come to this store's own
 		// inbox space, which its credentials may read; no other store's.
 		nats.CustomInboxPrefix(subjects.InboxPrefix(a.cfg.Store)),
-		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { a.log.Warn("NATS error", "err", err) }),
+		nats.ErrorHandler(natsauth.ErrorHandler(a.log, "NATS error")),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { a.log.Warn("offline: NATS disconnected", "err", err) }),
 		nats.ReconnectHandler(func(c *nats.Conn) {
-			a.log.Info("online: NATS reconnected", "url", c.ConnectedUrl())
+			a.log.Info("online: NATS reconnected", "url", redact.URL(c.ConnectedUrl()))
 			a.mu.Lock()
 			u := a.up
 			a.mu.Unlock()
@@ -133,9 +136,13 @@ func (a *Agent) Run(ctx context.Context) error {
 				u.NotifyReconnected()
 			}
 		}),
-		nats.ConnectHandler(func(c *nats.Conn) { a.log.Info("online: NATS connected", "url", c.ConnectedUrl()) }),
+		nats.ConnectHandler(func(c *nats.Conn) { a.log.Info("online: NATS connected", "url", redact.URL(c.ConnectedUrl())) }),
 	}
-	opts = append(opts, a.cfg.natsAuth().Options()...)
+	authOpts, err := a.cfg.natsAuth().Options()
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	opts = append(append(opts, authOpts...), natsauth.Persistent()...)
 	nc, err := nats.Connect(a.cfg.NATSURL, opts...)
 	if err != nil && !errors.Is(err, nats.ErrNoServers) {
 		return fmt.Errorf("agent: nats: %w", err)
@@ -162,7 +169,7 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	// Devices: a store's scanners and readers. A bad device configuration
 	// stops the agent at start-up, loudly; a bad device at run time never.
-	scans := scanstream.New(scanstream.Options{})
+	scans := scanstream.New(scanstream.Options{MaxClients: a.cfg.ScanStreamClients})
 	devs, err := devices.New(devices.Options{
 		Devices: a.cfg.Devices, ProfilesDir: a.cfg.Profiles, Sink: ob, Scans: scans,
 		Catalog: catalog{products},
@@ -177,6 +184,24 @@ func (a *Agent) Run(ctx context.Context) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerMetrics(reg, ob, up)
 	reg.MustRegister(down.Collector(), pickup.Collector())
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "omni_edge_scan_stream_refused_total", Help: "Scan stream clients turned away because --scan-stream-clients were listening.",
+	}, func() float64 { return float64(scans.Refused()) }), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "omni_edge_scan_stream_clients", Help: "Clients listening to the scan stream.",
+	}, func() float64 { return float64(scans.Subscribers()) }))
+	token, err := apiguard.ReadToken(a.cfg.APIToken, a.cfg.APITokenFile)
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	listenHost, _, _ := net.SplitHostPort(a.cfg.HTTP)
+	guard, err := apiguard.New(apiguard.Options{
+		ListenHost: listenHost, AllowedHosts: a.cfg.APIAllowedHosts, AllowedOrigins: a.cfg.APIAllowedOrigins,
+		Token: token, Logger: a.log.With("component", "apiguard"),
+	})
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	reg.MustRegister(guard.Collector())
 
 	mux := http.NewServeMux()
 	posapi.New(posapi.Options{
@@ -197,7 +222,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("agent: http listen %s: %w", a.cfg.HTTP, err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: guard.Wrap(mux), ReadHeaderTimeout: 10 * time.Second}
 
 	a.mu.Lock()
 	a.httpAddr = ln.Addr().String()
@@ -231,12 +256,12 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		}
 		sim := possim.New(possim.Options{
-			URL: "http://" + a.httpAddr, Store: a.cfg.Store, Rate: a.cfg.SimulateRate, SKUs: a.cfg.SimulateSKUs, SKUList: skus,
+			URL: "http://" + a.httpAddr, Token: token, Store: a.cfg.Store, Rate: a.cfg.SimulateRate, SKUs: a.cfg.SimulateSKUs, SKUList: skus,
 			Logger: a.log.With("component", "possim"),
 		})
 		g.Go(func() error { return sim.Run(gctx) })
 	}
-	a.log.Info("agent ready", "http", a.httpAddr, "nats", a.cfg.NATSURL, "version", a.version)
+	a.log.Info("agent ready", "http", a.httpAddr, "nats", redact.URL(a.cfg.NATSURL), "version", a.version)
 	close(a.ready)
 	err = g.Wait()
 	if ctx.Err() != nil {

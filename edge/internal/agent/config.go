@@ -3,13 +3,14 @@ package agent
 import (
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"time"
 
+	"github.com/omnisync/omnisync/edge/internal/apiguard"
 	"github.com/omnisync/omnisync/edge/internal/devices"
 	"github.com/omnisync/omnisync/shared/events"
 	"github.com/omnisync/omnisync/shared/natsauth"
+	"github.com/omnisync/omnisync/shared/redact"
 )
 
 // Config is the agent's configuration; every field is a flag, an OMNI_
@@ -33,8 +34,25 @@ type Config struct {
 	// deleted: they are fetched again from the hub.
 	DataDir string `mapstructure:"data-dir"`
 	// HTTP is the local API address; keep it on loopback unless the POS app
-	// runs on another machine.
+	// runs on another machine. Beyond loopback the agent requires an API
+	// token (APIToken or APITokenFile) and will not start without one.
 	HTTP string `mapstructure:"http"`
+	// APIToken, when set, is required of every API client as
+	// "Authorization: Bearer <token>" (at least 16 characters); a kiosk on
+	// another device pairs once by opening /kiosk/?pair=<token>.
+	// APITokenFile names a file whose first line is the token, which keeps
+	// it out of the process list and the environment.
+	APIToken     string `mapstructure:"api-token"`
+	APITokenFile string `mapstructure:"api-token-file"`
+	// APIAllowedHosts are host names, besides localhost, IP addresses and
+	// the machine's name, that requests may name in their Host header
+	// (any other is refused: DNS-rebinding pages).
+	APIAllowedHosts []string `mapstructure:"api-allowed-hosts"`
+	// APIAllowedOrigins are origins (https://pos.example.com) whose web
+	// pages may post to the agent from a browser.
+	APIAllowedOrigins []string `mapstructure:"api-allowed-origins"`
+	// ScanStreamClients caps the clients of GET /v1/scans/stream.
+	ScanStreamClients int `mapstructure:"scan-stream-clients"`
 	// OutboxBudget bounds the bytes of unsynced events (sales are refused
 	// with 507 only when it is exhausted, never dropped).
 	OutboxBudget int64 `mapstructure:"outbox-budget"`
@@ -77,19 +95,20 @@ type Config struct {
 // Defaults returns the configuration omni-edge runs with when given nothing.
 func Defaults() Config {
 	return Config{
-		NATSURL:        "nats://127.0.0.1:4222",
-		DataDir:        "omni-data/edge",
-		HTTP:           "127.0.0.1:7070",
-		OutboxBudget:   1 << 30,
-		MinFreeDisk:    64 << 20,
-		HeartbeatEvery: 5 * time.Second,
-		UplinkBatch:    128,
-		SimulateRate:   5,
-		SimulateSKUs:   200,
-		LogLevel:       "info",
-		Profiles:       "firmware-configs",
-		OnlineLocation: "online",
-		StaleAfter:     30 * time.Second,
+		NATSURL:           "nats://127.0.0.1:4222",
+		DataDir:           "omni-data/edge",
+		HTTP:              "127.0.0.1:7070",
+		ScanStreamClients: 32,
+		OutboxBudget:      1 << 30,
+		MinFreeDisk:       64 << 20,
+		HeartbeatEvery:    5 * time.Second,
+		UplinkBatch:       128,
+		SimulateRate:      5,
+		SimulateSKUs:      200,
+		LogLevel:          "info",
+		Profiles:          "firmware-configs",
+		OnlineLocation:    "online",
+		StaleAfter:        30 * time.Second,
 	}
 }
 
@@ -103,13 +122,24 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("device: %w", err))
 	}
 	if !strings.Contains(c.NATSURL, "://") {
-		errs = append(errs, fmt.Errorf("nats-url: %q must look like nats://host:port", c.NATSURL))
+		errs = append(errs, fmt.Errorf("nats-url: %q must look like nats://host:port", redact.URL(c.NATSURL)))
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data-dir: must be set"))
 	}
-	if _, _, err := net.SplitHostPort(c.HTTP); err != nil {
+	if loopback, err := apiguard.IsLoopback(c.HTTP); err != nil {
 		errs = append(errs, fmt.Errorf("http: %q is not host:port", c.HTTP))
+	} else if !loopback && c.APIToken == "" && c.APITokenFile == "" {
+		errs = append(errs, fmt.Errorf("http: %q listens beyond loopback: set --api-token-file (or --api-token, OMNI_API_TOKEN) so only your tills and kiosks can use the API", c.HTTP))
+	}
+	if c.APIToken != "" && c.APITokenFile != "" {
+		errs = append(errs, errors.New("api-token and api-token-file: give one or the other"))
+	}
+	if c.APIToken != "" && len(c.APIToken) < apiguard.MinTokenLen {
+		errs = append(errs, fmt.Errorf("api-token: at least %d characters", apiguard.MinTokenLen))
+	}
+	if c.ScanStreamClients < 1 {
+		errs = append(errs, fmt.Errorf("scan-stream-clients: %d must be at least 1", c.ScanStreamClients))
 	}
 	if err := c.natsAuth().Validate(); err != nil {
 		errs = append(errs, err)

@@ -11,6 +11,11 @@ func TestConfig_Validate(t *testing.T) {
 	if err := ok.Validate(); err != nil {
 		t.Fatalf("valid config rejected: %v", err)
 	}
+	open := ok
+	open.HTTP, open.APITokenFile = ":7070", "/etc/omnisync/api-token"
+	if err := open.Validate(); err != nil {
+		t.Fatalf("all interfaces with a token file rejected: %v", err)
+	}
 	tests := []struct {
 		name   string
 		mutate func(*Config)
@@ -25,6 +30,11 @@ func TestConfig_Validate(t *testing.T) {
 		{"dotted nearby store", func(c *Config) { c.Nearby = []string{"S2", "S.3"} }, "nearby"},
 		{"bad online location", func(c *Config) { c.OnlineLocation = "on line" }, "online-location"},
 		{"no stale-after", func(c *Config) { c.StaleAfter = 0 }, "stale-after"},
+		{"all interfaces without a token", func(c *Config) { c.HTTP = ":7070" }, "api-token"},
+		{"lan address without a token", func(c *Config) { c.HTTP = "192.168.1.5:7070" }, "beyond loopback"},
+		{"short token", func(c *Config) { c.HTTP, c.APIToken = ":7070", "short" }, "api-token"},
+		{"token and token file", func(c *Config) { c.APIToken, c.APITokenFile = "0123456789abcdef", "t" }, "api-token-file"},
+		{"no scan stream clients", func(c *Config) { c.ScanStreamClients = 0 }, "scan-stream-clients"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -27,7 +27,9 @@ import (
 // Options configures a simulator.
 type Options struct {
 	// URL is the agent's base URL, e.g. http://127.0.0.1:7070.
-	URL   string
+	URL string
+	// Token is the agent's API token, sent as a bearer token when set.
+	Token string
 	Store string
 	// Rate is events per second.
 	Rate float64
@@ -331,6 +333,9 @@ func (s *Sim) post(ctx context.Context, d draft) bool {
 		return false
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if s.o.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+s.o.Token)
+	}
 	resp, err := s.client.Do(req)
 	if err != nil {
 		if ctx.Err() == nil {

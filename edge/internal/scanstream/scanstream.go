@@ -7,6 +7,10 @@
 // increasing id, and a client that reconnects with Last-Event-ID gets the
 // scans it missed while they are still in the recent-history ring.
 //
+// Each client holds a connection and a goroutine for as long as it
+// listens, so their number is capped (MaxClients): one more is answered
+// 503 with Retry-After, and counted (Refused).
+//
 // Sharp edge: ids restart at 1 when the agent restarts; a Last-Event-ID
 // above the current id is treated as "from now".
 package scanstream
@@ -47,17 +51,21 @@ type Options struct {
 	// KeepAlive is the period of comment lines that keep proxies from
 	// closing an idle stream (default 15s).
 	KeepAlive time.Duration
+	// MaxClients caps the clients listening at once (default 32: a store's
+	// tills, kiosks and mirrors with room to spare).
+	MaxClients int
 }
 
 // Broker distributes scans to subscribers.
 type Broker struct {
 	o Options
 
-	mu     sync.Mutex
-	next   uint64
-	ring   []Scan // recent scans, oldest first
-	subs   map[*sub]struct{}
-	closed bool
+	mu      sync.Mutex
+	next    uint64
+	ring    []Scan // recent scans, oldest first
+	subs    map[*sub]struct{}
+	refused uint64
+	closed  bool
 }
 
 type sub struct {
@@ -75,6 +83,9 @@ func New(o Options) *Broker {
 	}
 	if o.KeepAlive <= 0 {
 		o.KeepAlive = 15 * time.Second
+	}
+	if o.MaxClients <= 0 {
+		o.MaxClients = 32
 	}
 	return &Broker{o: o, next: 1, subs: map[*sub]struct{}{}}
 }
@@ -128,10 +139,22 @@ func (b *Broker) Subscribers() int {
 	return len(b.subs)
 }
 
-// subscribe registers a subscriber and returns the history after lastID.
+// Refused reports how many clients were turned away at MaxClients.
+func (b *Broker) Refused() uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.refused
+}
+
+// subscribe registers a subscriber and returns the history after lastID;
+// nil when MaxClients are already listening.
 func (b *Broker) subscribe(lastID uint64) (*sub, []Scan) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if len(b.subs) >= b.o.MaxClients {
+		b.refused++
+		return nil, nil
+	}
 	c := &sub{ch: make(chan Scan, b.o.Buffer)}
 	b.subs[c] = struct{}{}
 	var backlog []Scan
@@ -171,6 +194,13 @@ func (b *Broker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		last, _ = strconv.ParseUint(v, 10, 64)
 	}
 	c, backlog := b.subscribe(last)
+	if c == nil {
+		w.Header().Set("Retry-After", "5")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, "{\"error\":\"the scan stream has its %d clients already; try again later\"}\n", b.o.MaxClients)
+		return
+	}
 	defer b.unsubscribe(c)
 
 	h := w.Header()

@@ -112,3 +112,36 @@ func TestBroker_SlowClientDoesNotBlock(t *testing.T) {
 		t.Fatal("subscriber not removed")
 	}
 }
+
+// Ensure that clients beyond MaxClients are answered 503 and counted, and
+// that a place freed by a leaving client is given to the next one.
+func TestBroker_MaxClients(t *testing.T) {
+	b := New(Options{MaxClients: 2})
+	srv := httptest.NewServer(b)
+	t.Cleanup(srv.Close)
+	first := connect(t, srv.URL, "")
+	connect(t, srv.URL, "")
+	if err := b.Wait(context.Background(), 2); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || b.Refused() != 1 {
+		t.Fatalf("third client: %d, Retry-After %q, refused %d", resp.StatusCode, resp.Header.Get("Retry-After"), b.Refused())
+	}
+	first.Body.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for b.Subscribers() > 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the first client never left")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	connect(t, srv.URL, "")
+	if b.Refused() != 1 {
+		t.Fatalf("refused %d after a place was freed", b.Refused())
+	}
+}

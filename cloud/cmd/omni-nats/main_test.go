@@ -1,0 +1,89 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/omnisync/omnisync/shared/natsacct"
+	"github.com/omnisync/omnisync/shared/testkit"
+)
+
+// Ensure that mint-store writes a private credentials file whose public
+// key, alone, goes into stores.conf, refuses a second minting and bad
+// usage, and that passwd prints a bcrypt hash of what it reads.
+func TestOmniNATS(t *testing.T) {
+	bin := testkit.BuildBinary(t, "github.com/omnisync/omnisync/cloud/cmd/omni-nats")
+	dir := t.TempDir()
+	run := func(stdin string, args ...string) (string, int) {
+		cmd := exec.Command(bin, args...)
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), code
+	}
+	creds := filepath.Join(dir, "S1.nk")
+	out, code := run("", "mint-store", "--conf-dir", dir, "--out", creds, "S1")
+	if code != 0 {
+		t.Fatalf("mint-store: %d %s", code, out)
+	}
+	fi, err := os.Stat(creds)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("credentials file: %v %v", fi, err)
+	}
+	seed, _ := os.ReadFile(creds)
+	pub, err := natsacct.PublicKey(creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stores, _ := os.ReadFile(filepath.Join(dir, natsacct.StoresFile))
+	if !strings.Contains(string(stores), pub) {
+		t.Fatalf("stores.conf lacks the public key %s", pub)
+	}
+	found := false
+	for _, l := range strings.Split(string(seed), "\n") {
+		if !strings.HasPrefix(l, "SU") {
+			continue
+		}
+		found = true
+		if strings.Contains(string(stores), l) || strings.Contains(out, l) {
+			t.Fatal("the seed went into stores.conf or the output")
+		}
+	}
+	if !found {
+		t.Fatalf("no seed in the credentials file:\n%s", seed)
+	}
+	for _, c := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"mint-store", "--conf-dir", dir, "--out", filepath.Join(dir, "again.nk"), "S1"}, 1},
+		{[]string{"mint-store", "--out", filepath.Join(dir, "x.nk"), "S9"}, 2},
+		{[]string{"mint-store", "--conf-dir", dir, "--out", filepath.Join(dir, "y.nk"), "S 9"}, 1},
+		{[]string{"mint-store", "--conf-dir", dir}, 2},
+	} {
+		if out, code := run("", c.args...); code != c.code {
+			t.Errorf("%v: exit %d, want %d: %s", c.args, code, c.code, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "again.nk")); err == nil {
+		t.Error("a refused minting left its credentials file")
+	}
+
+	hash, code := run("correct horse battery staple\n", "passwd")
+	if code != 0 || bcrypt.CompareHashAndPassword([]byte(strings.TrimSpace(hash)), []byte("correct horse battery staple")) != nil {
+		t.Fatalf("passwd: %d %q", code, hash)
+	}
+	if _, code := run("short\n", "passwd"); code != 1 {
+		t.Fatalf("passwd took a short password: exit %d", code)
+	}
+}

@@ -1,0 +1,111 @@
+package natsacct
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Ensure that the shipped deploy/nats/accounts.conf is what Accounts
+// renders, so the file a chain runs is the one the tests run.
+func TestAccounts_Shipped(t *testing.T) {
+	b, err := os.ReadFile("../../deploy/nats/accounts.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := Accounts(DeployHubUsers); string(b) != want {
+		t.Fatalf("deploy/nats/accounts.conf differs from natsacct.Accounts(DeployHubUsers); write it again:\n%s", want)
+	}
+}
+
+// Ensure that a store block refuses bad ids and plaintext passwords, and
+// that the file it makes is a configuration nats-server accepts.
+func TestStoreBlock(t *testing.T) {
+	_, pub, err := NewUserKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash, _ := bcrypt.GenerateFromPassword([]byte("a long enough password"), 4)
+	cases := []struct {
+		name  string
+		store string
+		u     User
+		want  error
+	}{
+		{"nkey", "S1", User{NKey: pub}, nil},
+		{"bcrypt", "store-2", User{Name: "store-store-2", Bcrypt: string(hash)}, nil},
+		{"plaintext", "S3", User{Name: "store-S3", Bcrypt: "hunter2"}, ErrPlaintext},
+		{"bad id", "S 1", User{NKey: pub}, ErrInvalidStore},
+		{"dotted id", "S.1", User{NKey: pub}, ErrInvalidStore},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := StoreBlock(c.store, c.u, time.Now())
+			if !errors.Is(err, c.want) {
+				t.Fatalf("err = %v, want %v", err, c.want)
+			}
+		})
+	}
+	if _, err := StoreBlock("S4", User{NKey: "not-a-key"}, time.Now()); err == nil {
+		t.Fatal("accepted a bad public key")
+	}
+
+	dir := t.TempDir()
+	stores := filepath.Join(dir, StoresFile)
+	if err := AppendStore(stores, "S1", User{NKey: pub}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := AppendStore(stores, "S2", User{Name: "store-S2", Bcrypt: string(hash)}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := AppendStore(stores, "S1", User{NKey: pub}, time.Now()); !errors.Is(err, ErrStoreExists) {
+		t.Fatalf("minting S1 twice: %v", err)
+	}
+	if fi, err := os.Stat(stores); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("stores file: %v %v", fi, err)
+	}
+	conf := filepath.Join(dir, "accounts.conf")
+	_, hub, _ := NewUserKey()
+	if err := os.WriteFile(conf, []byte(Accounts("{nkey: "+hub+"}")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := server.ProcessConfigFile(conf)
+	if err != nil {
+		t.Fatalf("nats-server refuses the configuration: %v", err)
+	}
+	var names []string
+	for _, a := range opts.Accounts {
+		names = append(names, a.Name)
+	}
+	if got := strings.Join(names, ","); !strings.Contains(got, "STORE_S1") || !strings.Contains(got, "STORE_S2") || !strings.Contains(got, HubAccount) {
+		t.Fatalf("accounts %s", got)
+	}
+}
+
+// Ensure that a seed written by WriteSeed is private and reads back as its
+// public key, and is never overwritten.
+func TestWriteSeed(t *testing.T) {
+	seed, pub, err := NewUserKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "s.nk")
+	if err := WriteSeed(p, "store S1", seed); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(p); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v", fi.Mode())
+	}
+	if got, err := PublicKey(p); err != nil || got != pub {
+		t.Fatalf("PublicKey = %q, %v; want %q", got, err, pub)
+	}
+	if err := WriteSeed(p, "store S1", seed); err == nil {
+		t.Fatal("overwrote a credentials file")
+	}
+}
