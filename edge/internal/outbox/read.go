@@ -47,6 +47,13 @@ func (o *Outbox) Read(after uint64, max int, maxBytes int) ([]Record, error) {
 			arena = append(arena, v...)
 			spans = append(spans, span{seq: seq, off: off, end: len(arena)})
 		}
+		// The records are copies now; the pages they came from need not
+		// stay resident (the uplink will not read them again, Ack faults
+		// in what it deletes and releases it too).
+		if o.unreleased.Add(int64(len(arena))) >= releaseEvery {
+			o.unreleased.Store(0)
+			o.releaseMapped(o.db, tx)
+		}
 		return nil
 	})
 	if err != nil {
