@@ -104,10 +104,7 @@ func (o *Outbox) ackChunk(upTo uint64, warned *bool) (int, bool, error) {
 	}
 	// The deleted events' pages are free now, and this chunk faulted them
 	// all in (every value was read for its size, every leaf rewritten).
-	_ = o.view(func(tx *bolt.Tx) error {
-		o.releaseMapped(o.db, tx)
-		return nil
-	})
+	o.release()
 	n := int(end - st.ackedSeq)
 	o.mu.Lock()
 	o.st.ackedSeq = end

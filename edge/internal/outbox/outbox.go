@@ -176,7 +176,7 @@ type Outbox struct {
 	// lastCompact is when the file was last compacted (guarded by mu).
 	lastCompact time.Time
 
-	// unreleased counts the bytes Read handed out since the mapped file
+	// unreleased counts the bytes read or appended since the mapped file
 	// was last released (see releaseMapped); releaseWarned makes a failing
 	// release log once.
 	unreleased    atomic.Int64

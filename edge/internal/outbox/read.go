@@ -61,8 +61,7 @@ func (o *Outbox) Read(after uint64, max int, maxBytes int) ([]Record, error) {
 		// The records are copies now; the pages they came from need not
 		// stay resident (the uplink will not read them again, Ack faults
 		// in what it deletes and releases it too).
-		if o.unreleased.Add(int64(size)) >= releaseEvery {
-			o.unreleased.Store(0)
+		if o.dueRelease(int64(size)) {
 			o.releaseMapped(o.db, tx)
 		}
 		return nil

@@ -4,11 +4,12 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// releaseEvery is how many bytes of events Read hands out between two
-// releases of the mapped file: often enough that a drain keeps only about
-// this much of the backlog resident, rarely enough that the pages every
-// transaction needs (meta, branches, the tail leaf) are not faulted back in
-// for every small Read of live traffic.
+// releaseEvery is how many bytes of events may be read or appended between
+// two releases of the mapped file: often enough that a drain, or a backlog
+// filling up offline, keeps only about this much of the file resident;
+// rarely enough that the pages every transaction needs (meta, branches, the
+// tail leaf) are not faulted back in for every small Read or Append of live
+// traffic.
 const releaseEvery = 1 << 20
 
 // releaseMapped drops the outbox file's pages from this process's resident
@@ -54,6 +55,25 @@ func (o *Outbox) releaseMapped(db *bolt.DB, tx *bolt.Tx) {
 	if err := releasePages(db.Info().Data, tx.Size()); err != nil && o.releaseWarned.CompareAndSwap(false, true) {
 		o.log.Warn("outbox: cannot release the file's mapped pages; they stay resident until the kernel reclaims them", "err", err)
 	}
+}
+
+// dueRelease counts n more bytes read or appended through the mapping and
+// reports whether they make a release due (and if so starts the count
+// again).
+func (o *Outbox) dueRelease(n int64) bool {
+	if !canRelease || o.unreleased.Add(n) < releaseEvery {
+		return false
+	}
+	o.unreleased.Store(0)
+	return true
+}
+
+// release releases the current file's mapped pages; the caller holds no
+// dbMu.
+func (o *Outbox) release() {
+	o.dbMu.RLock()
+	defer o.dbMu.RUnlock()
+	o.releaseAll(o.db)
 }
 
 // releaseAll releases db's mapped pages from a read transaction of its own.

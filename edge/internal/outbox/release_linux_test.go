@@ -41,22 +41,28 @@ func mappedRSS(t testing.TB, path string) int64 {
 	return total
 }
 
-// Ensure that a backlog being drained does not pile up in the agent's
-// resident memory: the pages Open walked, the pages the reader has read
-// past and the pages Ack freed leave the process's resident set.
-func TestDrain_MappedPagesReleased(t *testing.T) {
+// Ensure that a backlog, filling up or being drained, does not pile up in
+// the agent's resident memory: the pages commits faulted in, the pages Open
+// walked, the pages the reader has read past and the pages Ack freed leave
+// the process's resident set.
+func TestMappedPagesReleased(t *testing.T) {
 	opts := testOptions(t)
 	opts.CompactAbove = -1 // keep the file: the test is about its pages
 	o := mustOpen(t, opts)
-	last := fillAndDrain(t, o, 10000)
+	last := fillAndDrain(t, o, 30000)
+	size := fileSize(opts.Path)
+	filled := mappedRSS(t, opts.Path)
+	t.Logf("file %d KiB, resident after the appends %d KiB", size>>10, filled>>10)
+	if filled > releaseEvery {
+		t.Errorf("%d KiB of the %d KiB file resident after the appends", filled>>10, size>>10)
+	}
 	if err := o.Close(); err != nil {
 		t.Fatal(err)
 	}
-	size := fileSize(opts.Path)
 
 	o = mustOpen(t, opts)
 	opened := mappedRSS(t, opts.Path)
-	t.Logf("file %d KiB, resident after Open %d KiB", size>>10, opened>>10)
+	t.Logf("resident after Open %d KiB", opened>>10)
 	if opened > size/8 {
 		t.Errorf("%d KiB of the %d KiB file resident after Open; its freelist walk should have been released", opened>>10, size>>10)
 	}
