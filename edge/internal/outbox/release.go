@@ -29,22 +29,24 @@ const releaseEvery = 1 << 20
 //   - A transaction pins the mapping: a read transaction holds bbolt's
 //     mmap lock shared from begin to end, and bbolt remaps (munmap + mmap,
 //     when the file outgrows it) only under that lock held exclusively, so
-//     db.Info().Data is the live mapping's address while fn runs, and
-//     never an address that was unmapped and perhaps reused for something
-//     else. The caller also holds dbMu (shared or exclusive), so
-//     compaction cannot close db meanwhile.
+//     db.Info().Data is the live mapping's address for as long as tx is
+//     open, never an address that was unmapped and perhaps reused for
+//     something else. The caller also holds dbMu (shared or exclusive),
+//     so compaction cannot close db meanwhile.
 //   - The range stops at tx.Size(), the file's high-water mark, which is
 //     never past the end of the mapping (bbolt remaps before handing out a
 //     page beyond it).
 //
 // Why: bbolt's Open walks every page of the file (NoFreelistSync rebuilds
-// the freelist from the reachable pages), and a drain reads every event
-// twice (Read, then Ack's delete), so without this the whole backlog file
-// ends up resident in the agent, counted in its RSS and in its cgroup's
-// memory until the kernel gets around to reclaiming it. Only pages behind
-// the reader and pages Ack freed are ever worth keeping out; releasing the
-// whole mapped range is simpler than tracking them and costs a handful of
-// minor faults for the pages that are hot (meta, branches, the tail leaf).
+// the freelist from the reachable pages), a drain reads every event twice
+// (Read, then Ack's delete), and each page fault maps up to 64 KiB of its
+// neighbours that are in the page cache (fault-around, which MADV_RANDOM
+// does not turn off), so without this the backlog file ends up resident in
+// the agent, counted in its RSS and in its cgroup's memory until the kernel
+// gets around to reclaiming it. Only pages behind the reader and pages Ack
+// freed are ever worth keeping out; releasing the whole mapped range is
+// simpler than tracking them, and costs a handful of minor faults for the
+// pages that are hot (meta, branches, the tail leaf).
 //
 // It is a no-op where releasePages is not implemented (see
 // release_linux.go); an error only costs memory, so it is logged once.
