@@ -33,9 +33,9 @@ func (o *Outbox) update(fn func(*bolt.Tx) error) error {
 // maybeCompact rewrites the file when the outbox is empty, the file holds
 // more than CompactAbove and at least three quarters of that are free
 // pages. A backlog of a million events leaves a file of hundreds of
-// megabytes that bbolt never shrinks, and the pages the drain touched stay
-// in the agent's resident memory; the copy holds only the meta and the
-// idempotency keys.
+// megabytes that bbolt never shrinks (and, where releaseMapped is a no-op,
+// pages the drain touched that stay mapped until the kernel reclaims
+// them); the copy holds only the meta and the idempotency keys.
 func (o *Outbox) maybeCompact() {
 	if o.opts.CompactAbove < 0 || o.closing.Load() {
 		return
@@ -122,6 +122,7 @@ func (o *Outbox) compact() (int64, error) {
 		return 0, fmt.Errorf("%w: outbox: reopen after compaction: %w", ErrCorrupt, err)
 	}
 	o.db = db
+	o.releaseAll(db) // Open walked the new file's pages
 	if renameErr != nil {
 		os.Remove(tmp)
 		return 0, fmt.Errorf("outbox: compact: %w", renameErr)

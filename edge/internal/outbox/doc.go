@@ -38,4 +38,9 @@
 //     envelope: a known kind, JSON data, and the MaxEventBytes limit.
 //   - Records returned by Read are copies and safe to keep; the bbolt file
 //     itself must not be opened by anything else while the agent runs.
+//   - The file is memory-mapped. On Linux the outbox keeps little of it
+//     resident: Open, Ack, and Read and Append every megabyte or so drop
+//     the mapped pages from the process's resident set, so a backlog,
+//     filling up or being drained, does not show up in the agent's RSS;
+//     elsewhere the pages stay mapped until the kernel reclaims them.
 package outbox

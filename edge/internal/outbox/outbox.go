@@ -80,8 +80,8 @@ type Options struct {
 
 	// CompactAbove: when the outbox is empty after an Ack and its file is
 	// larger than this and mostly free pages (a drained backlog), the file
-	// is rewritten compactly, which returns the disk and the memory its
-	// mapped pages held. 0 means DefaultCompactAbove; negative disables.
+	// is rewritten compactly, which returns the disk its free pages held.
+	// 0 means DefaultCompactAbove; negative disables.
 	CompactAbove int64
 
 	// Test hooks.
@@ -175,6 +175,12 @@ type Outbox struct {
 	st      state // guarded by mu for reads, writeMu+mu for writes
 	// lastCompact is when the file was last compacted (guarded by mu).
 	lastCompact time.Time
+
+	// unreleased counts the bytes read or appended since the mapped file
+	// was last released (see releaseMapped); releaseWarned makes a failing
+	// release log once.
+	unreleased    atomic.Int64
+	releaseWarned atomic.Bool
 
 	// Owned by the committer goroutine.
 	disk diskGuard
@@ -271,6 +277,9 @@ func Open(opts Options) (*Outbox, error) {
 		oldest:       oldest,
 	}
 	o.disk = diskGuard{dir: dir, min: opts.MinFreeDisk, free: opts.freeSpace, log: o.log}
+	// bbolt's Open has just read every page of the file to rebuild its
+	// freelist: none of it needs to stay resident.
+	o.releaseAll(db)
 	o.log.Debug("outbox open", "path", opts.Path, "epoch", m.epoch, "next_seq", m.nextSeq,
 		"pending", m.pendingCount, "pending_bytes", m.pendingBytes)
 	go o.run()
