@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -39,6 +40,10 @@ import (
 // Store is what ingest needs from the hub's store.
 type Store interface {
 	ApplyBatch(ctx context.Context, items []store.Item) (store.BatchResult, error)
+	// Prepare and ApplyPrepared split ApplyBatch in two, so that the next
+	// batch is read (its bodies decoded) while the previous one commits.
+	Prepare(items []store.Item) *store.Prepared
+	ApplyPrepared(ctx context.Context, b *store.Prepared) (store.BatchResult, error)
 	AddDeadLetter(ctx context.Context, d store.DeadLetter) error
 	// Ping tells a database that is down from an event that cannot be
 	// applied: an item that fails alone is dead-lettered only while Ping
@@ -122,19 +127,35 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 	}()
 	defer func() { stopReading(); <-readDone }()
-	// Two stages: this goroutine gathers and decodes the next batch while
-	// the apply loop below commits the previous one, so JSON decoding and
-	// the database work use both cores.
-	prepared := make(chan preparedBatch, 1)
+	// Three stages, so that decoding and the database work use both
+	// cores: one goroutine gathers and decodes messages into the next
+	// batch, another has the store read that batch's bodies (Prepare),
+	// while this loop commits the one before.
+	gathered := make(chan preparedBatch)
+	prepared := make(chan preparedBatch)
 	gctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	gatherDone := make(chan struct{})
+	gatherDone, prepareDone := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(gatherDone)
-		defer close(prepared)
-		c.gather(gctx, msgs, prepared)
+		defer close(gathered)
+		c.gather(gctx, msgs, gathered)
 	}()
-	defer func() { cancel(); <-gatherDone }()
+	go func() {
+		defer close(prepareDone)
+		defer close(prepared)
+		for pb := range gathered {
+			if len(pb.ready) > 0 {
+				pb.prep = c.o.Store.Prepare(items(pb.ready))
+			}
+			select {
+			case prepared <- pb:
+			case <-gctx.Done():
+				return
+			}
+		}
+	}()
+	defer func() { cancel(); <-gatherDone; <-prepareDone }()
 	for {
 		select {
 		case <-ctx.Done():
@@ -206,6 +227,8 @@ type preparedBatch struct {
 	ready []pending
 	dead  []deadMsg
 	start time.Time
+	// prep is ready read by the store (nil until the prepare stage).
+	prep *store.Prepared
 }
 
 type deadMsg struct {
@@ -271,7 +294,7 @@ func (c *Consumer) process(ctx context.Context, pb preparedBatch) error {
 		}
 	}
 	if len(pb.ready) > 0 {
-		if err := c.apply(ctx, pb.ready); err != nil {
+		if err := c.apply(ctx, pb.ready, pb.prep); err != nil {
 			return err
 		}
 	}
@@ -316,6 +339,10 @@ func decode(subj string, data []byte) (store.Item, *store.DeadLetter) {
 		// touch the claimed device's dedup state.
 		return store.Item{}, dl(fmt.Sprintf("origin %s/%s does not match subject %s", env.Origin.Store, env.Origin.Device, subj), &env)
 	}
+	// Event ids are UUIDs, whose case carries nothing: the hub reads them
+	// in lowercase, so one id is one event and orders one way whatever
+	// case a device wrote it in.
+	env.ID = strings.ToLower(env.ID)
 	item := store.Item{Env: env, Raw: append([]byte(nil), data...), Subject: subj}
 	if err != nil {
 		item.Reject = err.Error()
@@ -382,12 +409,19 @@ func (c *Consumer) deadLetter(ctx context.Context, m jetstream.Msg, d store.Dead
 	}
 }
 
-// apply commits the items, retrying transient failures and isolating an
-// item the store cannot apply.
-func (c *Consumer) apply(ctx context.Context, ps []pending) error {
+// apply commits the items (prep, when not nil, is them prepared),
+// retrying transient failures and isolating an item the store cannot
+// apply.
+func (c *Consumer) apply(ctx context.Context, ps []pending, prep *store.Prepared) error {
 	bo := newBackoff()
 	for attempt := 0; ; attempt++ {
-		res, err := c.o.Store.ApplyBatch(ctx, items(ps))
+		var res store.BatchResult
+		var err error
+		if prep != nil {
+			res, err = c.o.Store.ApplyPrepared(ctx, prep)
+		} else {
+			res, err = c.o.Store.ApplyBatch(ctx, items(ps))
+		}
 		if err == nil {
 			c.settle(ps, res)
 			return nil
@@ -405,10 +439,10 @@ func (c *Consumer) apply(ctx context.Context, ps []pending) error {
 		if len(ps) > 1 {
 			// Bisect: one bad event must not hold up the rest.
 			mid := len(ps) / 2
-			if err := c.apply(ctx, ps[:mid]); err != nil {
+			if err := c.apply(ctx, ps[:mid], nil); err != nil {
 				return err
 			}
-			return c.apply(ctx, ps[mid:])
+			return c.apply(ctx, ps[mid:], nil)
 		}
 		// One event that will not apply. It is the event's fault only if
 		// the database is demonstrably up and the event still fails; then it

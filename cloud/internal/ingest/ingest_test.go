@@ -269,6 +269,16 @@ func (p *poisoned) ApplyBatch(ctx context.Context, items []store.Item) (store.Ba
 	return p.Store.ApplyBatch(ctx, items)
 }
 
+func (p *poisoned) ApplyPrepared(ctx context.Context, b *store.Prepared) (store.BatchResult, error) {
+	p.calls.Add(1)
+	for _, it := range b.Items() {
+		if it.Env.ID == p.poison() && it.Reject == "" {
+			return store.BatchResult{}, errors.New("value out of range for the stock ledger")
+		}
+	}
+	return p.Store.ApplyPrepared(ctx, b)
+}
+
 // Ensure that messages without a trustworthy origin go to the dead
 // letters, filed under the store and device of the subject they came on
 // (never the origin they claim), with their reason, and that the stream
@@ -445,6 +455,13 @@ func (o *outage) ApplyBatch(ctx context.Context, items []store.Item) (store.Batc
 		return store.BatchResult{}, errDown
 	}
 	return o.Store.ApplyBatch(ctx, items)
+}
+
+func (o *outage) ApplyPrepared(ctx context.Context, b *store.Prepared) (store.BatchResult, error) {
+	if o.down() {
+		return store.BatchResult{}, errDown
+	}
+	return o.Store.ApplyPrepared(ctx, b)
 }
 
 func (o *outage) AddDeadLetter(ctx context.Context, d store.DeadLetter) error {

@@ -73,7 +73,8 @@ type applyTx struct {
 	// work is what the batch brings to each position, by id: the ledger
 	// lines that were new to the ledger, the hold changes, a new safety
 	// stock.
-	work map[int64]*positionWork
+	work  map[int64]int32 // index into works
+	works []positionWork
 	// safety is set by SetSafetyStock.
 	safety map[inventory.Key]int64
 	// ids are the positions' ids the transaction resolved; those it
@@ -98,13 +99,15 @@ type positionWork struct {
 }
 
 // workOn returns the work on position id (key), adding it if need be.
+// The pointer is good until the next workOn.
 func (t *applyTx) workOn(id int64, key inventory.Key) *positionWork {
-	w := t.work[id]
-	if w == nil {
-		w = &positionWork{key: key}
-		t.work[id] = w
+	i, ok := t.work[id]
+	if !ok {
+		i = int32(len(t.works))
+		t.works = append(t.works, positionWork{key: key})
+		t.work[id] = i
 	}
-	return w
+	return &t.works[i]
 }
 
 // positionChange is a written position's available stock before and
@@ -118,7 +121,7 @@ func newApplyTx(s *Store, conn *sql.Conn, tx *sql.Tx, p *plan, nowMS int64, appl
 	return &applyTx{
 		s: s, conn: conn, tx: tx, p: p, nowMS: nowMS, applied: applied,
 		held: map[inventory.Key]int64{}, heldAt: map[inventory.Key]hlc.Timestamp{},
-		work: map[int64]*positionWork{},
+		work: map[int64]int32{},
 		ids:  map[inventory.Key]int64{}, newIDs: map[inventory.Key]int64{},
 	}
 }

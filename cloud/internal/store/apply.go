@@ -36,10 +36,41 @@ import (
 // last one. When ApplyBatch returns an error nothing was committed and the
 // whole batch may be redelivered.
 func (s *Store) ApplyBatch(ctx context.Context, items []Item) (BatchResult, error) {
+	return s.ApplyPrepared(ctx, s.Prepare(items))
+}
+
+// Prepared is a batch read and sorted for ApplyPrepared: the part of
+// applying that needs no database (decoding every event's body into its
+// aggregates' terms, grouping by device). A hub prepares the next batch
+// while the previous one commits.
+type Prepared struct {
+	p *plan
+}
+
+// Prepare reads items for ApplyPrepared. It does no I/O and may run
+// concurrently with ApplyPrepared of another batch. items must not change
+// until the batch is applied.
+func (s *Store) Prepare(items []Item) *Prepared {
 	if len(items) == 0 {
+		return &Prepared{}
+	}
+	return &Prepared{p: s.plan(items)}
+}
+
+// Items are the items b was prepared from.
+func (b *Prepared) Items() []Item {
+	if b == nil || b.p == nil {
+		return nil
+	}
+	return b.p.items
+}
+
+// ApplyPrepared is ApplyBatch of a prepared batch.
+func (s *Store) ApplyPrepared(ctx context.Context, b *Prepared) (BatchResult, error) {
+	if b == nil || b.p == nil {
 		return BatchResult{}, nil
 	}
-	p := s.plan(items)
+	p := b.p
 	var res BatchResult
 	err := s.retry(ctx, "apply batch", func() error {
 		var err error

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -26,6 +25,12 @@ type ledgerApplier struct{}
 
 func (ledgerApplier) name() string { return "ledger" }
 
+// ledgerRead is an event's lines and its id as the ledger keys it.
+type ledgerRead struct {
+	moves  []inventory.Move
+	hi, lo int64
+}
+
 func (ledgerApplier) read(env *events.Envelope) (any, error) {
 	if !events.IsStockDelta(env.Kind) && env.Kind != events.KindCount && env.Kind != events.KindFulfil {
 		return nil, nil
@@ -34,25 +39,43 @@ func (ledgerApplier) read(env *events.Envelope) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return eff.Moves, nil
+	hi, lo, err := eventIDKey(env.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &ledgerRead{moves: eff.Moves, hi: hi, lo: lo}, nil
 }
 
 func (ledgerApplier) apply(ctx context.Context, t *applyTx, reads []itemRead) error {
+	// The batch's moves, flattened, and the distinct positions they touch.
 	n := 0
 	for _, r := range reads {
-		n += len(r.v.([]inventory.Move))
+		n += len(r.v.(*ledgerRead).moves)
+	}
+	moves := make([]inventory.Move, 0, n)
+	lines := make([]ledgerLine, 0, n)
+	keyIdx := make(map[inventory.Key]int32, min(n, 1<<16))
+	keys := make([]inventory.Key, 0, len(keyIdx))
+	for _, r := range reads {
+		lr := r.v.(*ledgerRead)
+		for _, m := range lr.moves {
+			k, ok := keyIdx[m.Key]
+			if !ok {
+				k = int32(len(keys))
+				keyIdx[m.Key] = k
+				keys = append(keys, m.Key)
+			}
+			lines = append(lines, ledgerLine{pos: int64(k), hlc: m.Stamp.HLC.Pack(), hi: lr.hi, lo: lr.lo,
+				line: int32(m.Line), move: int32(len(moves)), item: int32(r.item)})
+			moves = append(moves, m)
+		}
 	}
 	// Every position the batch touches gets its id now, those only the
 	// reservations changed included, so that new positions are created
 	// before the ledger is written (the lock order).
-	keys := make([]inventory.Key, 0, n+len(t.held))
-	for _, r := range reads {
-		for _, m := range r.v.([]inventory.Move) {
-			keys = append(keys, m.Key)
-		}
-	}
+	nk := len(keys)
 	for k, d := range t.held {
-		if d != 0 {
+		if _, ok := keyIdx[k]; !ok && d != 0 {
 			keys = append(keys, k)
 		}
 	}
@@ -65,73 +88,66 @@ func (ledgerApplier) apply(ctx context.Context, t *applyTx, reads []itemRead) er
 	if n == 0 {
 		return nil
 	}
-	lines := make([]ledgerLine, 0, n)
-	for _, r := range reads {
-		store := t.p.items[r.item].Env.Origin.Store
-		for _, m := range r.v.([]inventory.Move) {
-			lines = append(lines, ledgerLine{Move: m, pos: t.ids[m.Key], store: store})
-		}
+	ids := make([]int64, nk)
+	for i, k := range keys[:nk] {
+		ids[i] = t.ids[k]
 	}
-	lines = sortLedgerLines(lines)
-	fresh, err := t.s.insertLedger(ctx, t.conn, t.tx, lines, t.p.ledgerSeen)
+	for i := range lines {
+		lines[i].pos = ids[lines[i].pos]
+	}
+	sortLedgerLines(lines)
+	fresh, err := t.s.insertLedger(ctx, t.conn, t.tx, lines, moves, t.p, t.p.ledgerSeen)
 	if err != nil {
 		return err
 	}
 	// Lines are sorted by position: each position's new moves are one run
 	// of one array.
-	moves := make([]inventory.Move, 0, len(lines))
+	sorted := make([]inventory.Move, 0, len(lines))
 	for i := 0; i < len(lines); {
-		j, start := i, len(moves)
+		j, start := i, len(sorted)
 		for ; j < len(lines) && lines[j].pos == lines[i].pos; j++ {
-			if l := &lines[j]; fresh == nil || fresh[lineID{l.Stamp.ID, l.Line}] {
-				moves = append(moves, l.Move)
+			if l := &lines[j]; fresh == nil || fresh[lineID{l.hi, l.lo, int(l.line)}] {
+				sorted = append(sorted, moves[l.move])
 			}
 		}
-		if len(moves) > start {
-			t.workOn(lines[i].pos, lines[i].Key).change.Moves = moves[start:len(moves):len(moves)]
+		if len(sorted) > start {
+			t.workOn(lines[i].pos, sorted[start].Key).change.Moves = sorted[start:len(sorted):len(sorted)]
 		}
 		i = j
 	}
 	return nil
 }
 
-// ledgerLine is a move with its position's id and the store it came from.
+// ledgerLine is one line of the ledger as the batch writes it: its key,
+// and where its move (moves[move]) and event (the batch's items[item])
+// are. It holds no pointers, so sorting a batch's lines moves little.
 type ledgerLine struct {
-	inventory.Move
-	pos   int64
-	store string
+	pos, hlc, hi, lo int64
+	line, move, item int32
 }
 
 type lineID struct {
-	event string
-	line  int
+	hi, lo int64
+	line   int
 }
 
-// sortLedgerLines returns lines sorted by the ledger's key. It sorts
-// indices, not the (large) lines themselves.
-func sortLedgerLines(lines []ledgerLine) []ledgerLine {
-	idx := make([]int32, len(lines))
-	for i := range idx {
-		idx[i] = int32(i)
-	}
-	slices.SortFunc(idx, func(i, j int32) int {
-		a, b := &lines[i], &lines[j]
+// sortLedgerLines sorts lines by the ledger's key.
+func sortLedgerLines(lines []ledgerLine) {
+	slices.SortFunc(lines, func(a, b ledgerLine) int {
 		if c := cmp.Compare(a.pos, b.pos); c != 0 {
 			return c
 		}
-		if c := cmp.Compare(a.Stamp.HLC.Pack(), b.Stamp.HLC.Pack()); c != 0 {
+		if c := cmp.Compare(a.hlc, b.hlc); c != 0 {
 			return c
 		}
-		if c := strings.Compare(a.Stamp.ID, b.Stamp.ID); c != 0 {
+		if c := cmp.Compare(a.hi, b.hi); c != 0 {
 			return c
 		}
-		return cmp.Compare(a.Line, b.Line)
+		if c := cmp.Compare(a.lo, b.lo); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.line, b.line)
 	})
-	out := make([]ledgerLine, len(lines))
-	for i, j := range idx {
-		out[i] = lines[j]
-	}
-	return out
 }
 
 // errLedgerSeen reports that a line of the batch was already in the
@@ -152,7 +168,7 @@ var errLedgerSeen = errors.New("store: a ledger line of the batch is already rec
 // on PostgreSQL copied (COPY, which fails on a duplicate key), on SQLite
 // inserted with a count of the rows that went in. If any was already
 // there, it returns errLedgerSeen.
-func (s *Store) insertLedger(ctx context.Context, conn *sql.Conn, tx *sql.Tx, lines []ledgerLine, precise bool) (map[lineID]bool, error) {
+func (s *Store) insertLedger(ctx context.Context, conn *sql.Conn, tx *sql.Tx, lines []ledgerLine, moves []inventory.Move, p *plan, precise bool) (map[lineID]bool, error) {
 	if len(lines) == 0 {
 		return nil, nil
 	}
@@ -162,22 +178,24 @@ func (s *Store) insertLedger(ctx context.Context, conn *sql.Conn, tx *sql.Tx, li
 		// server.
 		buf := make([]byte, 0, 96*len(lines))
 		for i := range lines {
-			l := &lines[i]
+			l, m := &lines[i], &moves[lines[i].move]
 			buf = strconv.AppendInt(buf, l.pos, 10)
 			buf = append(buf, '\t')
-			buf = strconv.AppendInt(buf, l.Stamp.HLC.Pack(), 10)
+			buf = strconv.AppendInt(buf, l.hlc, 10)
 			buf = append(buf, '\t')
-			buf = appendCopyText(buf, l.Stamp.ID)
+			buf = strconv.AppendInt(buf, l.hi, 10)
 			buf = append(buf, '\t')
-			buf = strconv.AppendInt(buf, int64(l.Line), 10)
+			buf = strconv.AppendInt(buf, l.lo, 10)
 			buf = append(buf, '\t')
-			buf = appendCopyText(buf, string(l.Kind))
+			buf = strconv.AppendInt(buf, int64(l.line), 10)
 			buf = append(buf, '\t')
-			buf = strconv.AppendInt(buf, l.Qty, 10)
+			buf = appendCopyText(buf, string(m.Kind))
 			buf = append(buf, '\t')
-			buf = strconv.AppendInt(buf, l.Delta, 10)
+			buf = strconv.AppendInt(buf, m.Qty, 10)
 			buf = append(buf, '\t')
-			buf = appendCopyText(buf, l.store)
+			buf = strconv.AppendInt(buf, m.Delta, 10)
+			buf = append(buf, '\t')
+			buf = appendCopyText(buf, p.items[l.item].Env.Origin.Store)
 			buf = append(buf, '\n')
 		}
 		err := conn.Raw(func(dc any) error {
@@ -186,7 +204,7 @@ func (s *Store) insertLedger(ctx context.Context, conn *sql.Conn, tx *sql.Tx, li
 				return fmt.Errorf("unexpected driver connection %T", dc)
 			}
 			tag, err := c.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(buf),
-				"COPY stock_ledger (pos_id, hlc, event_id, line_no, kind, qty, delta, store) FROM STDIN")
+				"COPY stock_ledger (pos_id, hlc, ev_hi, ev_lo, line_no, kind, qty, delta, store) FROM STDIN")
 			if err == nil && tag.RowsAffected() != int64(len(lines)) {
 				err = fmt.Errorf("copied %d of %d rows", tag.RowsAffected(), len(lines))
 			}
@@ -200,15 +218,16 @@ func (s *Store) insertLedger(ctx context.Context, conn *sql.Conn, tx *sql.Tx, li
 		}
 		return nil, nil
 	}
-	rs := newRowset(integer("pos_id"), integer("hlc"), text("event_id"), integer("line_no"),
+	rs := newRowset(integer("pos_id"), integer("hlc"), integer("ev_hi"), integer("ev_lo"), integer("line_no"),
 		text("kind"), integer("qty"), integer("delta"), text("store"))
-	for _, l := range lines {
-		rs.add(l.pos, l.Stamp.HLC.Pack(), l.Stamp.ID, int64(l.Line), string(l.Kind), l.Qty, l.Delta, l.store)
+	for i := range lines {
+		l, m := &lines[i], &moves[lines[i].move]
+		rs.add(l.pos, l.hlc, l.hi, l.lo, int64(l.line), string(m.Kind), m.Qty, m.Delta, p.items[l.item].Env.Origin.Store)
 	}
 	insert := func(returning string) func(a *args, k string) string {
 		return func(a *args, k string) string {
-			return `INSERT INTO stock_ledger (pos_id, hlc, event_id, line_no, kind, qty, delta, store)
-SELECT pos_id, hlc, event_id, line_no, kind, qty, delta, store FROM ` + k + s.d.inOrder() + ` ON CONFLICT DO NOTHING` + returning
+			return `INSERT INTO stock_ledger (pos_id, hlc, ev_hi, ev_lo, line_no, kind, qty, delta, store)
+SELECT pos_id, hlc, ev_hi, ev_lo, line_no, kind, qty, delta, store FROM ` + k + s.d.inOrder() + ` ON CONFLICT DO NOTHING` + returning
 		}
 	}
 	if !precise {
@@ -222,10 +241,10 @@ SELECT pos_id, hlc, event_id, line_no, kind, qty, delta, store FROM ` + k + s.d.
 		return nil, nil
 	}
 	fresh := make(map[lineID]bool, len(lines))
-	err := s.queryRows(ctx, tx, rs, "k", insert(" RETURNING event_id, line_no"), func(rows *sql.Rows) error {
+	err := s.queryRows(ctx, tx, rs, "k", insert(" RETURNING ev_hi, ev_lo, line_no"), func(rows *sql.Rows) error {
 		var id lineID
 		var line int64
-		if err := rows.Scan(&id.event, &line); err != nil {
+		if err := rows.Scan(&id.hi, &id.lo, &line); err != nil {
 			return err
 		}
 		id.line = int(line)
@@ -245,13 +264,17 @@ func (s *Store) deltasAfter(ctx context.Context, tx *sql.Tx, counts map[int64]ev
 	if len(counts) == 0 {
 		return out, nil
 	}
-	rs := newRowset(integer("pos"), integer("hlc"), text("eid"))
+	rs := newRowset(integer("pos"), integer("hlc"), integer("hi"), integer("lo"))
 	for id, st := range counts {
-		rs.add(id, st.HLC.Pack(), st.ID)
+		hi, lo, err := eventIDKey(st.ID)
+		if err != nil {
+			return nil, err
+		}
+		rs.add(id, st.HLC.Pack(), hi, lo)
 	}
 	err := s.queryRows(ctx, tx, rs, "k", func(a *args, k string) string {
 		return `SELECT k.pos, CAST(SUM(l.delta) AS BIGINT) FROM ` + k + `
-JOIN stock_ledger l ON l.pos_id = k.pos AND (l.hlc, l.event_id) > (k.hlc, k.eid)
+JOIN stock_ledger l ON l.pos_id = k.pos AND (l.hlc, l.ev_hi, l.ev_lo) > (k.hlc, k.hi, k.lo)
 GROUP BY k.pos`
 	}, func(rows *sql.Rows) error {
 		var id, sum int64

@@ -232,7 +232,7 @@ CREATE INDEX stock_by_updated ON stock (updated_ms);
 ALTER TABLE reservations ADD COLUMN version BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX reservations_by_updated ON reservations (updated_ms);
 `,
-	// 4: integer position ids in the hot tables, daily ledger totals for
+	// 4: integer position ids and event keys in the hot tables, daily ledger totals for
 	// retention, and the hub's shared settings. The stock table is rebuilt
 	// around an integer id (the ledger and every write of the apply path
 	// name positions by it); a position's open conflict is no longer
@@ -265,23 +265,25 @@ ALTER TABLE stock_v4 RENAME TO stock;
 CREATE UNIQUE INDEX stock_key ON stock (sku, location);
 CREATE INDEX stock_by_location ON stock (location, sku);
 
--- The ledger names positions by id. Its key orders a position's lines by
--- stamp (what a newer count sums over) and, since an event fixes the
--- position, stamp and line of each of its lines, it is also unique per
--- (event_id, line_no).
+-- The ledger names positions by id, and events by their UUID as two
+-- integers (eventid.go): ev_hi and ev_lo order as the ids' text does. Its
+-- key orders a position's lines by stamp (what a newer count sums over)
+-- and, since an event fixes the position, stamp and line of each of its
+-- lines, it is also unique per (event id, line_no).
 CREATE TABLE ledger_v4 (
 	pos_id   BIGINT NOT NULL,
 	hlc      BIGINT NOT NULL,
-	event_id {{key}} NOT NULL,
+	ev_hi    BIGINT NOT NULL,
+	ev_lo    BIGINT NOT NULL,
 	line_no  INTEGER NOT NULL,
 	kind     TEXT NOT NULL,
 	qty      BIGINT NOT NULL,
 	delta    BIGINT NOT NULL,
 	store    {{key}} NOT NULL,
-	PRIMARY KEY (pos_id, hlc, event_id, line_no)
+	PRIMARY KEY (pos_id, hlc, ev_hi, ev_lo, line_no)
 ){{keyed}};
-INSERT INTO ledger_v4 (pos_id, hlc, event_id, line_no, kind, qty, delta, store)
-SELECT s.id, l.hlc, l.event_id, l.line_no, l.kind, l.qty, l.delta, l.store
+INSERT INTO ledger_v4 (pos_id, hlc, ev_hi, ev_lo, line_no, kind, qty, delta, store)
+SELECT s.id, l.hlc, {{evhi:l.event_id}}, {{evlo:l.event_id}}, l.line_no, l.kind, l.qty, l.delta, l.store
 FROM stock_ledger l JOIN stock s ON s.sku = l.sku AND s.location = l.location;
 DROP TABLE stock_ledger;
 ALTER TABLE ledger_v4 RENAME TO stock_ledger;
