@@ -81,6 +81,9 @@ type applyTx struct {
 	// created join the store's cache only once it commits.
 	ids    map[inventory.Key]int64
 	newIDs map[inventory.Key]int64
+	// states are the positions' states after the transaction, for the
+	// store's cache of positions once it commits.
+	states map[int64]inventory.Position
 	// changed are the positions the stock applier wrote, for the
 	// conflicts applier.
 	changed []positionChange
@@ -123,6 +126,7 @@ func newApplyTx(s *Store, conn *sql.Conn, tx *sql.Tx, p *plan, nowMS int64, appl
 		held: map[inventory.Key]int64{}, heldAt: map[inventory.Key]hlc.Timestamp{},
 		work: map[int64]int32{},
 		ids:  map[inventory.Key]int64{}, newIDs: map[inventory.Key]int64{},
+		states: map[int64]inventory.Position{},
 	}
 }
 
@@ -140,8 +144,20 @@ func (t *applyTx) readBy(a int) []itemRead {
 	return out
 }
 
+// commitFailed runs when the commit failed: the database may or may not
+// hold the transaction, so the store's cache of positions, which must not
+// be wrong, starts over.
+func (t *applyTx) commitFailed() {
+	if t.s.states != nil {
+		t.s.states.reset()
+	}
+}
+
 // committed runs after the commit: what the transaction created may now
 // be shared.
 func (t *applyTx) committed() {
 	t.s.positions.add(t.newIDs)
+	if t.s.states != nil {
+		t.s.states.add(t.states)
+	}
 }

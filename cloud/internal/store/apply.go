@@ -267,6 +267,7 @@ func (s *Store) applyOnce(ctx context.Context, p *plan) (BatchResult, error) {
 	}
 	step("devices")
 	if err := tx.Commit(); err != nil {
+		t.commitFailed()
 		return res, fmt.Errorf("store: commit: %w", err)
 	}
 	step("commit")

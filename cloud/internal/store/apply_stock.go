@@ -53,7 +53,7 @@ func (stockApplier) apply(ctx context.Context, t *applyTx, _ []itemRead) error {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
-	was, err := t.s.lockStock(ctx, t.tx, ids)
+	was, err := t.s.loadStock(ctx, t, ids)
 	if err != nil {
 		return err
 	}
@@ -71,6 +71,7 @@ func (stockApplier) apply(ctx context.Context, t *applyTx, _ []itemRead) error {
 	for i, id := range ids {
 		w := &t.works[t.work[id]]
 		next := was[i].Step(w.change, after[id])
+		t.states[id] = next
 		if next == was[i] {
 			continue
 		}
@@ -83,6 +84,37 @@ func (stockApplier) apply(ctx context.Context, t *applyTx, _ []itemRead) error {
 	}
 	t.out.positions = positionsOut(t.out.positions)
 	return nil
+}
+
+// loadStock returns the state of the positions ids (sorted): from the
+// store's cache of positions where it has one (SQLite, whose one writer is
+// this process), else from the table (lockStock).
+func (s *Store) loadStock(ctx context.Context, t *applyTx, ids []int64) ([]inventory.Position, error) {
+	if s.states == nil {
+		return s.lockStock(ctx, t.tx, ids)
+	}
+	out := make([]inventory.Position, len(ids))
+	var missing []int64
+	var at []int
+	for i, id := range ids {
+		if p, ok := s.states.get(id); ok {
+			out[i] = p
+		} else {
+			missing = append(missing, id)
+			at = append(at, i)
+		}
+	}
+	if len(missing) == 0 {
+		return out, nil
+	}
+	loaded, err := s.lockStock(ctx, t.tx, missing)
+	if err != nil {
+		return nil, err
+	}
+	for j, i := range at {
+		out[i] = loaded[j]
+	}
+	return out, nil
 }
 
 // lockStock loads the positions ids (sorted, each existing: resolve

@@ -141,3 +141,47 @@ func (s *Store) positionIDs(ctx context.Context, q querier, keys []inventory.Key
 	}
 	return out, nil
 }
+
+// stateCache keeps the state of positions by id, for a store whose
+// database has one writer, this process (SQLite, under its lock file):
+// every change to a position is then this process's own transaction, and
+// the cache learns it when that transaction commits. It saves reading
+// every position a batch touches before writing it. It holds at most max
+// positions; the others are read from the table.
+type stateCache struct {
+	mu  sync.RWMutex
+	m   map[int64]inventory.Position
+	max int
+}
+
+func newStateCache(max int) *stateCache {
+	return &stateCache{m: make(map[int64]inventory.Position), max: max}
+}
+
+func (c *stateCache) get(id int64) (inventory.Position, bool) {
+	c.mu.RLock()
+	p, ok := c.m[id]
+	c.mu.RUnlock()
+	return p, ok
+}
+
+// add records committed states.
+func (c *stateCache) add(states map[int64]inventory.Position) {
+	if len(states) == 0 {
+		return
+	}
+	c.mu.Lock()
+	for id, p := range states {
+		if _, ok := c.m[id]; ok || len(c.m) < c.max {
+			c.m[id] = p
+		}
+	}
+	c.mu.Unlock()
+}
+
+// reset forgets every state: after a commit whose outcome is unknown.
+func (c *stateCache) reset() {
+	c.mu.Lock()
+	c.m = make(map[int64]inventory.Position)
+	c.mu.Unlock()
+}

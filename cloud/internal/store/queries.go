@@ -123,6 +123,7 @@ func (s *Store) SetSafetyStock(ctx context.Context, sku, location string, qty in
 			return fmt.Errorf("store: set safety stock: %w", err)
 		}
 		if err := tx.Commit(); err != nil {
+			t.commitFailed()
 			return err
 		}
 		t.committed()

@@ -48,7 +48,12 @@ type Store struct {
 	// appliers keep the aggregates of the books, in the order they run.
 	appliers  []applier
 	positions positionCache
-	settings  settingsCache
+	// states caches positions' states where this process is the
+	// database's one writer (SQLite); nil otherwise.
+	states   *stateCache
+	settings settingsCache
+	// unlock releases the SQLite lock file.
+	unlock func()
 	// observer, when set, times the steps of ApplyBatch; stepAt is when
 	// the current step began (ApplyBatch calls come from one goroutine at
 	// a time per Store when observed).
@@ -77,6 +82,7 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 		err = s.openSQLite(ctx, dsn)
 	}
 	if err != nil {
+		s.Close()
 		return nil, err
 	}
 	if err := s.migrate(ctx); err != nil {
@@ -114,6 +120,14 @@ func (s *Store) openSQLite(ctx context.Context, dsn string) error {
 		return fmt.Errorf("%w: sqlite path %q (a file path without '?')", ErrInvalid, path)
 	}
 	s.d = sqlite
+	unlock, err := lockSQLite(path)
+	if err != nil {
+		return err
+	}
+	if unlock != nil {
+		s.unlock = unlock
+		s.states = newStateCache(maxCachedPositions)
+	}
 	// mmap_size: the ledger outgrows any page cache during a large
 	// catch-up, and every cache miss was a pread through the pure-Go
 	// SQLite's libc layer; reading the file through a mapping shares the
@@ -156,8 +170,16 @@ func (s *Store) Close() error {
 	if s.pool != nil {
 		s.pool.Close()
 	}
+	if s.unlock != nil {
+		s.unlock()
+	}
 	return err
 }
+
+// maxCachedPositions bounds the SQLite store's cache of positions: about
+// 150 bytes each, so some 40 MB at most; a chain with more positions than
+// this runs on PostgreSQL anyway.
+const maxCachedPositions = 1 << 18
 
 // Dialect names the database: "sqlite" or "postgres".
 func (s *Store) Dialect() string { return s.d.name }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -807,4 +808,24 @@ func TestPickupDocs(t *testing.T) {
 			t.Fatalf("ChangedReservations = %v %v", ids, err)
 		}
 	})
+}
+
+// Ensure that one SQLite database serves one hub at a time: a second
+// store on the same file is refused while the first is open, and opens
+// once it is closed.
+func TestSQLiteOneHub(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hub.db")
+	first := mustOpen(t, "sqlite:"+path)
+	if s, err := Open(context.Background(), "sqlite:"+path, nil); !errors.Is(err, ErrLocked) {
+		if s != nil {
+			s.Close()
+		}
+		t.Fatalf("second open: %v", err)
+	}
+	first.Close()
+	second, err := Open(context.Background(), "sqlite:"+path, nil)
+	if err != nil {
+		t.Fatalf("open after close: %v", err)
+	}
+	second.Close()
 }
