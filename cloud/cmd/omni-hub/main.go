@@ -43,6 +43,7 @@ func main() {
 	fs.String("bootstrap-token", d.BootstrapToken, "on a hub without users, make this the admin's API token (env OMNI_BOOTSTRAP_TOKEN; ignored once users exist)")
 	fs.Int("stream-replicas", d.StreamReplicas, "JetStream replicas for the events stream (3 on a cluster)")
 	fs.Duration("stream-max-age", d.StreamMaxAge, "how long applied events stay in the stream")
+	fs.Duration("ledger-retention", d.LedgerRetention, "how long the stock ledger keeps raw lines before rolling them up into daily totals (0: forever)")
 	fs.Int("batch", d.Batch, "most events applied per database transaction")
 	fs.String("log-level", d.LogLevel, "debug, info, warn or error")
 	fs.String("online-location", d.OnlineLocation, "location of the online warehouse, whose stock every store shows")

@@ -54,6 +54,12 @@ type Config struct {
 	StreamReplicas int `mapstructure:"stream-replicas"`
 	// StreamMaxAge keeps applied events in the stream for audits.
 	StreamMaxAge time.Duration `mapstructure:"stream-max-age"`
+	// LedgerRetention is how long the stock ledger keeps raw lines: older
+	// ones are rolled up into daily totals per position and kind (kept
+	// for analytics) and deleted, in small transactions, every hour. 0
+	// keeps every line forever. A count stamped before the retention
+	// horizon is dead-lettered (the lines it would supersede are gone).
+	LedgerRetention time.Duration `mapstructure:"ledger-retention"`
 	// Batch is the most events applied per database transaction. Under a
 	// backlog (a store catching up) bigger batches amortise each
 	// transaction's statements and commit, and a store's many lines per
@@ -81,14 +87,15 @@ type Config struct {
 // Defaults returns the configuration `omni-hub` runs with when given nothing.
 func Defaults() Config {
 	return Config{
-		DataDir:        "omni-data/hub",
-		NATSListen:     "127.0.0.1:4222",
-		HTTP:           "127.0.0.1:8080",
-		StreamReplicas: 1,
-		StreamMaxAge:   7 * 24 * time.Hour,
-		Batch:          20000,
-		LogLevel:       "info",
-		OnlineLocation: "online",
+		DataDir:         "omni-data/hub",
+		NATSListen:      "127.0.0.1:4222",
+		HTTP:            "127.0.0.1:8080",
+		StreamReplicas:  1,
+		StreamMaxAge:    7 * 24 * time.Hour,
+		LedgerRetention: 400 * 24 * time.Hour,
+		Batch:           20000,
+		LogLevel:        "info",
+		OnlineLocation:  "online",
 	}
 }
 

@@ -158,6 +158,7 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 	}
 	cleanups = append(cleanups, func() { _ = st.Close() })
 	h.log.Info("store open", "dialect", st.Dialect())
+	st.ObserveApply(func(step string, d time.Duration) { h.met.applySteps.WithLabelValues(step).Observe(d.Seconds()) })
 
 	// Stream and consumer; retried because an external server may still be
 	// electing a leader.
@@ -321,6 +322,9 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 	g.Go(func() error { return consumer.Run(gctx) })
 	g.Go(func() error { return pub.Run(gctx) })
 	g.Go(func() error { return beats.Run(gctx) })
+	g.Go(func() error {
+		return runRetention(gctx, st, h.cfg.LedgerRetention, h.met, h.log.With("component", "retention"))
+	})
 	h.log.Info("hub ready", "http", h.httpAddr, "public_url", publicURL, "nats", redact.URL(url), "version", h.version)
 	close(h.ready)
 	err = g.Wait()

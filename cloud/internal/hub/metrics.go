@@ -20,6 +20,10 @@ type metrics struct {
 	batch        prometheus.Histogram
 	heartbeats   prometheus.Counter
 	recoveries   *prometheus.CounterVec
+	applySteps   *prometheus.HistogramVec
+	rolledUp     prometheus.Counter
+	retention    *prometheus.CounterVec
+	horizon      prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -49,7 +53,22 @@ func newMetrics() *metrics {
 			Help: "Failures of the events consumer's message stream that were recovered from, by cause (no_heartbeat: the hub was paused or the server lost the pull; consumer_gone; iterator_closed; other).",
 		}, []string{"cause"}),
 	}
+	m.applySteps = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "omni_hub_apply_step_seconds",
+		Help:    "Time each step of a batch's transaction took: dedup, each aggregate (reservations, ledger, stock, conflicts, reviews, ...), devices, commit.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18),
+	}, []string{"step"})
+	m.rolledUp = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "omni_hub_ledger_rolled_up_lines_total", Help: "Stock ledger lines rolled up into daily totals and deleted by retention.",
+	})
+	m.retention = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "omni_hub_ledger_retention_runs_total", Help: "Ledger retention passes, by result (ok, error).",
+	}, []string{"result"})
+	m.horizon = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "omni_hub_ledger_horizon_timestamp_seconds", Help: "The ledger's retention horizon: raw lines before it are rolled up.",
+	})
 	m.reg.MustRegister(m.applied, m.duplicates, m.deadLettered, m.deferred, m.batch, m.heartbeats, m.recoveries,
+		m.applySteps, m.rolledUp, m.retention, m.horizon,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

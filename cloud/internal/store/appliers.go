@@ -31,6 +31,16 @@ type applier interface {
 	apply(ctx context.Context, t *applyTx, reads []itemRead) error
 }
 
+// A gate is an applier with rules that need the database to decide
+// whether an event may be applied at all (a store releasing an order that
+// is not its own; a count older than the ledger's retention). Gates run in
+// the transaction before any applier applies, and refuse items with
+// applyTx.reject: a refused item is dead-lettered with the reason, and no
+// applier sees it.
+type gate interface {
+	gate(ctx context.Context, t *applyTx) error
+}
+
 // newAppliers lists the appliers in the order they run in every
 // transaction. The order is both data flow and lock order (LOCKS.md): the
 // reservations' hold changes and the ledger's new lines are what the stock
@@ -63,6 +73,8 @@ type applyTx struct {
 	nowMS int64
 	// applied lists the items that take effect, in batch order.
 	applied []int
+	// rejected holds the reasons gates refused items for.
+	rejected map[int]string
 
 	// The inventory appliers' data flow.
 	// held is the change to reserved per position from the batch's
@@ -130,6 +142,26 @@ func newApplyTx(s *Store, conn *sql.Conn, tx *sql.Tx, p *plan, nowMS int64, appl
 	}
 }
 
+// reject refuses item i (a gate's decision), with the reason it is
+// dead-lettered for.
+func (t *applyTx) reject(i int, reason string) {
+	if t.rejected == nil {
+		t.rejected = map[int]string{}
+	}
+	t.rejected[i] = reason
+}
+
+// readsOf returns the items (among those not refused yet) that applier a
+// reads: what a gate looks at.
+func (t *applyTx) readsOf(a applier) []itemRead {
+	for i, ap := range t.s.appliers {
+		if ap == a {
+			return t.readBy(i)
+		}
+	}
+	return nil
+}
+
 // readBy returns the applied items applier a reads, in batch order.
 func (t *applyTx) readBy(a int) []itemRead {
 	var out []itemRead
@@ -137,6 +169,9 @@ func (t *applyTx) readBy(a int) []itemRead {
 		return nil
 	}
 	for _, i := range t.applied {
+		if t.rejected[i] != "" {
+			continue
+		}
 		if v := t.p.read[a][i]; v != nil {
 			out = append(out, itemRead{item: i, v: v})
 		}

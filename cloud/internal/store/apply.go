@@ -217,11 +217,37 @@ func (s *Store) applyOnce(ctx context.Context, p *plan) (BatchResult, error) {
 		}
 	}
 	slices.Sort(res.Deferred)
-	var apply, dead []int
+	var candidates []int
 	for i := range p.items {
 		if p.dev[i] < 0 {
 			process[i] = true
 		}
+		if process[i] && p.reason[i] == "" {
+			candidates = append(candidates, i)
+		}
+	}
+	// Gates may refuse items on what the database holds (a rule the
+	// items' bodies alone cannot decide), before any aggregate applies
+	// them; a refused item is dead-lettered like any other.
+	t := newApplyTx(s, conn, tx, p, nowMS, onceByID(p, candidates))
+	for _, ap := range s.appliers {
+		if g, ok := ap.(gate); ok {
+			if err := g.gate(ctx, t); err != nil {
+				return res, fmt.Errorf("store: %s: %w", ap.name(), err)
+			}
+		}
+	}
+	if len(t.rejected) > 0 {
+		t.applied = slices.DeleteFunc(t.applied, func(i int) bool { return t.rejected[i] != "" })
+	}
+	var apply, dead []int
+	reason := func(i int) string {
+		if r := p.reason[i]; r != "" {
+			return r
+		}
+		return t.rejected[i]
+	}
+	for i := range p.items {
 		if !process[i] {
 			continue
 		}
@@ -230,7 +256,7 @@ func (s *Store) applyOnce(ctx context.Context, p *plan) (BatchResult, error) {
 			d = devs[p.dev[i]]
 			d.lastAppliedMS = nowMS
 		}
-		if p.reason[i] != "" {
+		if reason(i) != "" {
 			dead = append(dead, i)
 			if d != nil {
 				d.deadLettered++
@@ -245,7 +271,6 @@ func (s *Store) applyOnce(ctx context.Context, p *plan) (BatchResult, error) {
 	}
 	res.Applied, res.DeadLettered = len(apply), len(dead)
 
-	t := newApplyTx(s, conn, tx, p, nowMS, onceByID(p, apply))
 	step := s.stepTimer()
 	step("dedup")
 	for a, ap := range s.appliers {
@@ -254,7 +279,7 @@ func (s *Store) applyOnce(ctx context.Context, p *plan) (BatchResult, error) {
 		}
 		step(ap.name())
 	}
-	if err := s.insertBatchDeadLetters(ctx, tx, p, dead, nowMS); err != nil {
+	if err := s.insertBatchDeadLetters(ctx, tx, p, dead, reason, nowMS); err != nil {
 		return res, err
 	}
 	if err := s.updateDevices(ctx, tx, p.devs, devs); err != nil {
@@ -296,7 +321,7 @@ func onceByID(p *plan, items []int) []int {
 	return out
 }
 
-func (s *Store) insertBatchDeadLetters(ctx context.Context, tx *sql.Tx, p *plan, dead []int, nowMS int64) error {
+func (s *Store) insertBatchDeadLetters(ctx context.Context, tx *sql.Tx, p *plan, dead []int, reason func(int) string, nowMS int64) error {
 	if len(dead) == 0 {
 		return nil
 	}
@@ -310,9 +335,9 @@ func (s *Store) insertBatchDeadLetters(ctx context.Context, tx *sql.Tx, p *plan,
 		o := it.Env.Origin
 		dls = append(dls, DeadLetter{
 			EventID: it.Env.ID, Store: o.Store, Device: o.Device, Epoch: o.Epoch, Seq: o.Seq,
-			Kind: string(it.Env.Kind), Subject: it.Subject, Reason: p.reason[i], Payload: payload, At: time.UnixMilli(nowMS),
+			Kind: string(it.Env.Kind), Subject: it.Subject, Reason: reason(i), Payload: payload, At: time.UnixMilli(nowMS),
 		})
-		s.log.Warn("store: dead-lettered", "event_id", it.Env.ID, "store", o.Store, "device", o.Device, "seq", o.Seq, "kind", it.Env.Kind, "reason", p.reason[i])
+		s.log.Warn("store: dead-lettered", "event_id", it.Env.ID, "store", o.Store, "device", o.Device, "seq", o.Seq, "kind", it.Env.Kind, "reason", reason(i))
 	}
 	return s.insertDeadLetters(ctx, tx, dls)
 }

@@ -1,0 +1,381 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/omnisync/omnisync/shared/hlc"
+)
+
+// Ledger retention: the stock ledger's raw lines older than a retention
+// age are rolled up into daily totals per position and kind (ledger_daily,
+// the sales history analytics keep) and deleted, a few thousand lines per
+// transaction so that apply never waits long for them.
+//
+// What the rules need of the ledger is the deltas stamped after a count,
+// to apply a count that arrives after them. The retention horizon (a
+// stored setting, the start of a UTC day) only moves forward, and no line
+// stamped at or after it is ever deleted; a count stamped before it would
+// need lines that may be gone, so the ledger's gate refuses it: such a
+// count is dead-lettered ("older than the ledger's retention"), and the
+// books stay exact. A count a year late is an anomaly worth a person's
+// look anyway.
+//
+// On PostgreSQL the horizon moves under an exclusive advisory lock that
+// every batch holding a count takes shared while it reads the horizon,
+// so no batch can have read an older horizon while lines behind the new
+// one are deleted. SQLite has one writer and needs none.
+
+const settingLedgerHorizon = "ledger.horizon"
+
+// horizonLockKey is the advisory lock key of the ledger's horizon
+// ("omni-hzn").
+const horizonLockKey = 0x6f6d6e692d687a6e
+
+// RetentionResult says what a retention pass did.
+type RetentionResult struct {
+	// Horizon is the retention horizon: lines stamped before it are
+	// rolled up.
+	Horizon time.Time
+	// Lines were deleted and rolled into Days daily totals (rows of
+	// ledger_daily written or added to).
+	Lines, Days int64
+	// Transactions counts the small transactions the pass took.
+	Transactions int
+}
+
+// RetentionOptions tunes a retention pass.
+type RetentionOptions struct {
+	// Age is the retention age: lines stamped more than Age before now
+	// (rounded down to the start of a UTC day) are rolled up. Required.
+	Age time.Duration
+	// Lines bounds the lines one transaction deletes (default 5,000).
+	Lines int
+	// Pause is waited between transactions (default none), to leave the
+	// writer to apply on a busy SQLite hub.
+	Pause time.Duration
+}
+
+// RetainLedger moves the retention horizon forward to now − o.Age (start
+// of that UTC day) and rolls up, then deletes, every ledger line stamped
+// before it. Safe to run on several replicas at once (on PostgreSQL one
+// runs at a time; the others return at once) and to interrupt: a later
+// pass carries on.
+func (s *Store) RetainLedger(ctx context.Context, o RetentionOptions) (RetentionResult, error) {
+	var res RetentionResult
+	if o.Age <= 0 {
+		return res, fmt.Errorf("%w: retention age %v", ErrInvalid, o.Age)
+	}
+	if o.Lines <= 0 {
+		o.Lines = 5000
+	}
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		return res, fmt.Errorf("store: retention: %w", err)
+	}
+	defer conn.Close()
+	if s.d.pg() {
+		// One replica at a time: the lock goes with this connection.
+		var got bool
+		if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock($1)", int64(horizonLockKey)+1).Scan(&got); err != nil {
+			return res, fmt.Errorf("store: retention lock: %w", err)
+		}
+		if !got {
+			return res, nil
+		}
+		defer func() {
+			uctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_, _ = conn.ExecContext(uctx, "SELECT pg_advisory_unlock($1)", int64(horizonLockKey)+1)
+		}()
+	}
+	day := s.now().Add(-o.Age).UTC().Truncate(24 * time.Hour)
+	horizon := hlc.Timestamp{Wall: day.UnixMilli()}.Pack()
+	if err := s.moveHorizon(ctx, conn, horizon); err != nil {
+		return res, err
+	}
+	h, err := s.ledgerHorizon(ctx, conn)
+	if err != nil {
+		return res, err
+	}
+	res.Horizon = hlc.Unpack(h).Time().UTC()
+	// Positions in id order, a few hundred at a time; their old lines
+	// are found through the ledger's key (position, then stamp) on a read
+	// connection, and deleted by key in a short write transaction.
+	var after int64
+	for {
+		ids, err := s.positionsAfter(ctx, after, 512)
+		if err != nil {
+			return res, err
+		}
+		if len(ids) == 0 {
+			return res, nil
+		}
+		after = ids[len(ids)-1]
+		for {
+			keys, err := s.oldLines(ctx, ids, h, o.Lines)
+			if err != nil {
+				return res, err
+			}
+			if keys.len() == 0 {
+				break
+			}
+			n, days, err := s.rollUp(ctx, conn, keys)
+			if err != nil {
+				return res, err
+			}
+			res.Lines += n
+			res.Days += days
+			res.Transactions++
+			if o.Pause > 0 {
+				t := time.NewTimer(o.Pause)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return res, ctx.Err()
+				case <-t.C:
+				}
+			}
+			if keys.len() < o.Lines {
+				break
+			}
+		}
+	}
+}
+
+// moveHorizon stores h as the horizon if it is later than the stored one.
+func (s *Store) moveHorizon(ctx context.Context, conn *sql.Conn, h int64) error {
+	return s.retry(ctx, "move ledger horizon", func() error {
+		tx, err := conn.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		if s.d.pg() {
+			// Waits for every batch that read the old horizon.
+			if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", int64(horizonLockKey)); err != nil {
+				return err
+			}
+		}
+		v, _, ok, err := readSetting(ctx, tx, settingLedgerHorizon)
+		if err != nil {
+			return err
+		}
+		if ok {
+			if old, err := strconv.ParseInt(v, 10, 64); err == nil && old >= h {
+				return nil
+			}
+		}
+		if err := s.writeSetting(ctx, tx, settingLedgerHorizon, strconv.FormatInt(h, 10)); err != nil {
+			return err
+		}
+		return tx.Commit()
+	})
+}
+
+// ledgerHorizon reads the stored horizon (0: none).
+func (s *Store) ledgerHorizon(ctx context.Context, q querier) (int64, error) {
+	v, _, ok, err := readSetting(ctx, q, settingLedgerHorizon)
+	if err != nil || !ok {
+		return 0, err
+	}
+	h, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("store: stored ledger horizon %q: %w", v, err)
+	}
+	return h, nil
+}
+
+// positionsAfter returns up to n position ids after the given one, in
+// order.
+func (s *Store) positionsAfter(ctx context.Context, after int64, n int) ([]int64, error) {
+	rows, err := s.r.QueryContext(ctx, "SELECT id FROM stock WHERE id > $1 ORDER BY id LIMIT $2", after, int64(n))
+	if err != nil {
+		return nil, fmt.Errorf("store: retention positions: %w", err)
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+// oldLines returns the keys of up to limit lines of the positions ids
+// stamped before h, oldest first per position.
+func (s *Store) oldLines(ctx context.Context, ids []int64, h int64, limit int) (*rowset, error) {
+	in := newRowset(integer("id"))
+	for _, id := range ids {
+		in.add(id)
+	}
+	keys := newRowset(integer("pos_id"), integer("hlc"), integer("ev_hi"), integer("ev_lo"), integer("line_no"))
+	err := s.queryRows(ctx, s.r, in, "p", func(a *args, p string) string {
+		return `SELECT l.pos_id, l.hlc, l.ev_hi, l.ev_lo, l.line_no FROM stock_ledger l
+WHERE l.pos_id IN (SELECT id FROM ` + p + `) AND l.hlc < ` + a.add(h) + `
+ORDER BY l.pos_id, l.hlc, l.ev_hi, l.ev_lo, l.line_no LIMIT ` + a.add(int64(limit))
+	}, func(rows *sql.Rows) error {
+		var pos, hl, hi, lo, line int64
+		if err := rows.Scan(&pos, &hl, &hi, &lo, &line); err != nil {
+			return err
+		}
+		keys.add(pos, hl, hi, lo, line)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: retention scan: %w", err)
+	}
+	return keys, nil
+}
+
+// rollUp deletes the ledger lines keys names, in one transaction, adding
+// those it deleted (another replica may have been first) to their daily
+// totals.
+func (s *Store) rollUp(ctx context.Context, conn *sql.Conn, keys *rowset) (lines, days int64, err error) {
+	err = s.retry(ctx, "retain ledger", func() error {
+		lines, days = 0, 0
+		tx, err := conn.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		type dayKey struct {
+			pos  int64
+			day  int64
+			kind string
+		}
+		type total struct{ lines, qty, delta int64 }
+		totals := map[dayKey]*total{}
+		var order []dayKey
+		err = s.queryRows(ctx, tx, keys, "k", func(a *args, k string) string {
+			return `DELETE FROM stock_ledger WHERE (pos_id, hlc, ev_hi, ev_lo, line_no) IN (SELECT pos_id, hlc, ev_hi, ev_lo, line_no FROM ` + k + `)
+RETURNING pos_id, hlc, kind, qty, delta`
+		}, func(rows *sql.Rows) error {
+			var pos, hl, qty, delta int64
+			var kind string
+			if err := rows.Scan(&pos, &hl, &kind, &qty, &delta); err != nil {
+				return err
+			}
+			k := dayKey{pos, hlc.Unpack(hl).Wall / int64(24*time.Hour/time.Millisecond), kind}
+			t := totals[k]
+			if t == nil {
+				t = &total{}
+				totals[k] = t
+				order = append(order, k)
+			}
+			t.lines++
+			t.qty += qty
+			t.delta += delta
+			lines++
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("store: retention delete: %w", err)
+		}
+		slices.SortFunc(order, func(a, b dayKey) int {
+			if c := cmp.Compare(a.pos, b.pos); c != 0 {
+				return c
+			}
+			if c := cmp.Compare(a.day, b.day); c != 0 {
+				return c
+			}
+			return strings.Compare(a.kind, b.kind)
+		})
+		up := newRowset(integer("pos_id"), integer("day"), text("kind"), integer("lines"), integer("qty"), integer("delta"))
+		for _, k := range order {
+			t := totals[k]
+			up.add(k.pos, k.day, k.kind, t.lines, t.qty, t.delta)
+		}
+		err = s.execRows(ctx, tx, up, "u", func(a *args, u string) string {
+			return `INSERT INTO ledger_daily (pos_id, day, kind, lines, qty, delta) SELECT pos_id, day, kind, lines, qty, delta FROM ` + u + s.d.inOrder() + `
+ON CONFLICT (pos_id, day, kind) DO UPDATE SET lines = ledger_daily.lines + excluded.lines,
+	qty = ledger_daily.qty + excluded.qty, delta = ledger_daily.delta + excluded.delta`
+		})
+		if err != nil {
+			return fmt.Errorf("store: retention roll-up: %w", err)
+		}
+		days = int64(len(order))
+		return tx.Commit()
+	})
+	return lines, days, err
+}
+
+// DailyTotal is one day's total of one kind of stock line at a position.
+type DailyTotal struct {
+	SKU, Location, Kind string
+	// Day is the UTC day of the lines' HLC.
+	Day               time.Time
+	Lines, Qty, Delta int64
+}
+
+// DailyTotals returns the rolled-up daily totals of a SKU (every
+// location), oldest first.
+func (s *Store) DailyTotals(ctx context.Context, sku string) ([]DailyTotal, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT s.sku, s.location, d.kind, d.day, d.lines, d.qty, d.delta
+FROM ledger_daily d JOIN stock s ON s.id = d.pos_id WHERE s.sku = $1 ORDER BY d.day, s.location, d.kind`, sku)
+	if err != nil {
+		return nil, fmt.Errorf("store: daily totals: %w", err)
+	}
+	defer rows.Close()
+	out := []DailyTotal{}
+	for rows.Next() {
+		var d DailyTotal
+		var day int64
+		if err := rows.Scan(&d.SKU, &d.Location, &d.Kind, &day, &d.Lines, &d.Qty, &d.Delta); err != nil {
+			return nil, err
+		}
+		d.Day = time.UnixMilli(day * int64(24*time.Hour/time.Millisecond)).UTC()
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// gate refuses the batch's counts stamped before the ledger's retention
+// horizon (see the top of this file).
+func (l ledgerApplier) gate(ctx context.Context, t *applyTx) error {
+	var counts []itemRead
+	for _, r := range t.readsOf(l) {
+		for _, m := range r.v.(*ledgerRead).moves {
+			if m.IsCount() {
+				counts = append(counts, r)
+				break
+			}
+		}
+	}
+	if len(counts) == 0 {
+		return nil
+	}
+	if t.s.d.pg() {
+		if _, err := t.tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock_shared($1)", int64(horizonLockKey)); err != nil {
+			return fmt.Errorf("horizon lock: %w", err)
+		}
+	}
+	h, err := t.s.ledgerHorizon(ctx, t.tx)
+	if err != nil || h == 0 {
+		return err
+	}
+	for _, r := range counts {
+		env := &t.p.items[r.item].Env
+		if env.HLC.Pack() < h {
+			t.reject(r.item, fmt.Sprintf("%v: a count stamped %s, before the ledger's retention horizon %s (the lines it would supersede are rolled up); count again",
+				errBeforeHorizon, env.HLC.Time().UTC().Format(time.RFC3339), hlc.Unpack(h).Time().UTC().Format(time.DateOnly)))
+		}
+	}
+	return nil
+}
+
+// errBeforeHorizon is the reason a count older than the ledger's
+// retention is dead-lettered.
+var errBeforeHorizon = errors.New("count older than the ledger's retention")
+
+var _ gate = ledgerApplier{}
