@@ -70,7 +70,11 @@ func (stockApplier) apply(ctx context.Context, t *applyTx, _ []itemRead) error {
 	written := make([]stockWrite, 0, len(ids))
 	for i, id := range ids {
 		w := &t.works[t.work[id]]
-		next := was[i].Step(w.change, after[id])
+		change, da := w.change, after[id]
+		if t.s.mutate != nil {
+			t.s.mutate(&change, &da)
+		}
+		next := was[i].Step(change, da)
 		t.states[id] = next
 		if next == was[i] {
 			continue

@@ -20,6 +20,14 @@ import (
 // whose SKU starts with prefix against the oracle's books.
 func compareWithOracle(t *testing.T, s *Store, book *inventory.Book, prefix, what string) {
 	t.Helper()
+	if d := oracleDiff(t, s, book, prefix); d != "" {
+		t.Fatalf("%s: %s", what, d)
+	}
+}
+
+// oracleDiff is compareWithOracle's verdict: the first difference, or "".
+func oracleDiff(t *testing.T, s *Store, book *inventory.Book, prefix string) string {
+	t.Helper()
 	want := book.Positions()
 	got := map[inventory.Key]Stock{}
 	for k, st := range allStock(t, s) {
@@ -37,8 +45,8 @@ func compareWithOracle(t *testing.T, s *Store, book *inventory.Book, prefix, wha
 	for k := range keys {
 		w, g := want[k], got[k]
 		if g.OnHand != w.OnHand || g.Reserved != w.Reserved || g.Safety != w.Safety || g.Available != w.Available() {
-			t.Fatalf("%s: %v: store on_hand=%d reserved=%d safety=%d available=%d; oracle on_hand=%d reserved=%d safety=%d available=%d",
-				what, k, g.OnHand, g.Reserved, g.Safety, g.Available, w.OnHand, w.Reserved, w.Safety, w.Available())
+			return fmt.Sprintf("%v: store on_hand=%d reserved=%d safety=%d available=%d; oracle on_hand=%d reserved=%d safety=%d available=%d",
+				k, g.OnHand, g.Reserved, g.Safety, g.Available, w.OnHand, w.Reserved, w.Safety, w.Available())
 		}
 	}
 	open := map[inventory.Key]Conflict{}
@@ -54,24 +62,25 @@ func compareWithOracle(t *testing.T, s *Store, book *inventory.Book, prefix, wha
 	}
 	slices.SortFunc(gotKeys, inventory.Key.Compare)
 	if !slices.Equal(gotKeys, oversold) {
-		t.Fatalf("%s: open conflicts %v, oracle oversold %v", what, gotKeys, oversold)
+		return fmt.Sprintf("open conflicts %v, oracle oversold %v", gotKeys, oversold)
 	}
 	for _, k := range oversold {
 		c := open[k]
 		if c.Available != want[k].Available() {
-			t.Fatalf("%s: conflict %v available %d, oracle %d", what, k, c.Available, want[k].Available())
+			return fmt.Sprintf("conflict %v available %d, oracle %d", k, c.Available, want[k].Available())
 		}
 		if ar := book.AtRisk(k); !slices.Equal(c.Reservations, ar) && !(len(ar) == 0 && len(c.Reservations) == 0) {
-			t.Fatalf("%s: conflict %v reservations %v, oracle %v", what, k, c.Reservations, ar)
+			return fmt.Sprintf("conflict %v reservations %v, oracle %v", k, c.Reservations, ar)
 		}
 		var sug []inventory.Candidate
 		for _, st := range c.Suggestions {
 			sug = append(sug, inventory.Candidate{Location: st.Location, Available: st.Available})
 		}
 		if ws := book.Suggestions(k); !slices.Equal(sug, ws) {
-			t.Fatalf("%s: conflict %v suggestions %v, oracle %v", what, k, sug, ws)
+			return fmt.Sprintf("conflict %v suggestions %v, oracle %v", k, sug, ws)
 		}
 	}
+	return ""
 }
 
 // Ensure that random logs, delivered shuffled, ~30% duplicated, partly

@@ -45,6 +45,10 @@ type Store struct {
 	// beforeCommit, when set (tests only), runs just before ApplyBatch
 	// commits; an error aborts the transaction as a database error would.
 	beforeCommit func() error
+	// mutate, when set (tests only), changes what the stock applier hands
+	// the rules for a position: a deliberate bug, to show the property
+	// tests catch it.
+	mutate func(c *inventory.Change, deltasAfter *int64)
 	// appliers keep the aggregates of the books, in the order they run.
 	appliers  []applier
 	positions positionCache
