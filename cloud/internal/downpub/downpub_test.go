@@ -24,13 +24,13 @@ import (
 )
 
 type env struct {
-	st  *store.Store
-	js  jetstream.JetStream
-	kv  jetstream.KeyValue
-	pkv jetstream.KeyValue
-	ns  *testkit.NATS
-	seq uint64
-	mu  sync.Mutex
+	st   *store.Store
+	js   jetstream.JetStream
+	kv   jetstream.KeyValue
+	pkv  jetstream.KeyValue
+	ns   *testkit.NATS
+	seqs map[string]uint64 // per origin store
+	mu   sync.Mutex
 	// now, if set, is the publishers' clock.
 	now func() time.Time
 }
@@ -78,16 +78,29 @@ func (e *env) start(t *testing.T, s Store, hub string) *Publisher {
 	return p
 }
 
-// apply applies one event of kind k from store S1 and returns the result.
+// apply applies one event of kind k and returns the result. It comes from
+// the store at the location the body names (a store speaks only for its
+// own location), else from S1.
 func (e *env) apply(t *testing.T, k events.Kind, body any) store.BatchResult {
 	t.Helper()
-	e.mu.Lock()
-	e.seq++
-	seq := e.seq
-	e.mu.Unlock()
 	data, _ := json.Marshal(body)
+	var named struct {
+		Location string `json:"location"`
+	}
+	_ = json.Unmarshal(data, &named)
+	from := "S1"
+	if named.Location != "" && k != events.KindReserve {
+		from = named.Location
+	}
+	e.mu.Lock()
+	if e.seqs == nil {
+		e.seqs = map[string]uint64{}
+	}
+	e.seqs[from]++
+	seq := e.seqs[from]
+	e.mu.Unlock()
 	env := events.Envelope{V: events.CurrentVersion, ID: ids.NewEventID(time.Now()),
-		Origin: events.Origin{Store: "S1", Device: "pos-1", Epoch: 1, Seq: seq},
+		Origin: events.Origin{Store: from, Device: "pos-1", Epoch: 1, Seq: seq},
 		HLC:    hlc.Timestamp{Wall: time.Now().UnixMilli(), Logical: uint32(seq)}, Kind: k, Data: data}
 	res, err := e.st.ApplyBatch(context.Background(), []store.Item{{Env: env}})
 	if err != nil || res.Applied != 1 {

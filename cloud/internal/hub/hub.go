@@ -159,6 +159,9 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 	cleanups = append(cleanups, func() { _ = st.Close() })
 	h.log.Info("store open", "dialect", st.Dialect())
 	st.ObserveApply(func(step string, d time.Duration) { h.met.applySteps.WithLabelValues(step).Observe(d.Seconds()) })
+	if err := st.SetOnlineLocation(ctx, h.cfg.OnlineLocation); err != nil {
+		return fmt.Errorf("hub: --online-location: %w", err)
+	}
 
 	// Stream and consumer; retried because an external server may still be
 	// electing a leader.

@@ -11,23 +11,28 @@ import (
 // asked, sorts them by Stamp and replays them from nothing. It is an oracle
 // for tests, not for production (every query is a full replay).
 type Book struct {
+	rules  Rules
 	events map[string]events.Envelope // by event id
 	safety map[Key]int64
 }
 
-// NewBook returns an empty book.
-func NewBook() *Book {
-	return &Book{events: map[string]events.Envelope{}, safety: map[Key]int64{}}
+// NewBook returns an empty book under the default rules.
+func NewBook() *Book { return NewBookWith(Rules{Online: DefaultOnline}) }
+
+// NewBookWith returns an empty book under rules.
+func NewBookWith(rules Rules) *Book {
+	return &Book{rules: rules, events: map[string]events.Envelope{}, safety: map[Key]int64{}}
 }
 
 // Add records env; an event id seen before is ignored. It returns an error
-// (wrapping ErrInvalidBody) for an inventory event whose body cannot be
-// applied, and records nothing then.
+// (wrapping ErrInvalidBody or ErrForeignLocation) for an inventory event
+// whose body cannot be applied or whose origin may not send it, and
+// records nothing then.
 func (b *Book) Add(env events.Envelope) error {
 	if _, ok := b.events[env.ID]; ok {
 		return nil
 	}
-	if _, err := EffectOf(env); err != nil {
+	if _, err := b.rules.Effect(env); err != nil {
 		return err
 	}
 	b.events[env.ID] = env
@@ -51,29 +56,48 @@ func (b *Book) sorted() []events.Envelope {
 }
 
 // Reservations replays every reservation event: a reservation is active iff
-// some reserve and no release or fulfil for its id was seen; the newest
-// reserve defines its location and lines.
+// some reserve and no release or fulfil that counts for it (one naming its
+// location, or from the online channel) was seen; the newest reserve
+// defines its location and lines.
 func (b *Book) Reservations() map[string]Reservation {
-	out := map[string]Reservation{}
+	type acc struct {
+		r      Reservation
+		closes []Close
+	}
+	all := map[string]*acc{}
 	for _, e := range b.sorted() {
-		eff, _ := EffectOf(e)
+		eff, _ := b.rules.Effect(e)
 		op := eff.Reservation
 		if op == nil {
 			continue
 		}
-		r := out[op.ID]
-		r.ID = op.ID
+		a := all[op.ID]
+		if a == nil {
+			a = &acc{r: Reservation{ID: op.ID}}
+			all[op.ID] = a
+		}
 		switch op.Kind {
 		case events.KindReserve:
 			// Sorted ascending: the last reserve seen is the newest.
-			r.Reserved, r.Location, r.Lines, r.ReserveStamp = true, op.Location, op.Lines, op.Stamp
+			a.r.Reserved, a.r.Location, a.r.Lines, a.r.ReserveStamp = true, op.Location, op.Lines, op.Stamp
 		default:
-			// Sorted ascending: the first close seen is the earliest.
-			if !r.Closed {
-				r.Closed, r.ClosedStamp, r.ClosedBy = true, op.Stamp, op.Kind
+			a.closes = append(a.closes, Close{Stamp: op.Stamp, Kind: op.Kind, Location: op.Location, Online: op.Online})
+		}
+	}
+	out := map[string]Reservation{}
+	for id, a := range all {
+		r := a.r
+		r.Closes = a.closes
+		if r.Reserved {
+			// Sorted ascending: the first close that counts is the earliest.
+			for _, c := range a.closes {
+				if c.Online || c.Location == r.Location {
+					r.Closed, r.ClosedStamp, r.ClosedBy = true, c.Stamp, c.Kind
+					break
+				}
 			}
 		}
-		out[op.ID] = r
+		out[id] = r
 	}
 	return out
 }
@@ -85,7 +109,7 @@ func (b *Book) Reservations() map[string]Reservation {
 func (b *Book) Positions() map[Key]Position {
 	pos := map[Key]Position{}
 	for _, e := range b.sorted() {
-		eff, _ := EffectOf(e)
+		eff, _ := b.rules.Effect(e)
 		for _, m := range eff.Moves {
 			p := pos[m.Key]
 			if m.IsCount() {

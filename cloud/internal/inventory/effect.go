@@ -25,6 +25,9 @@ type ReservationOp struct {
 	// reserve's lines matter to the reservation (release lines are
 	// informational; fulfil lines move stock through Effect.Moves).
 	Lines []events.Line
+	// Online: the operation comes from the online channel (set by
+	// Rules.Effect), whose releases close any reservation.
+	Online bool
 }
 
 // Effect is what one event does to the books: ledger moves and, for the

@@ -2,6 +2,7 @@ package inventory_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand"
 	"slices"
@@ -13,8 +14,14 @@ import (
 	"github.com/omnisync/omnisync/shared/hlc"
 )
 
-// ev builds a valid envelope of kind k stamped at wall ms w with body.
+// ev builds a valid envelope of kind k stamped at wall ms w with body,
+// from store S1.
 func ev(id string, w int64, k events.Kind, body any) events.Envelope {
+	return evFrom("S1", id, w, k, body)
+}
+
+// evFrom is ev from a given store.
+func evFrom(store, id string, w int64, k events.Kind, body any) events.Envelope {
 	data, err := json.Marshal(body)
 	if err != nil {
 		panic(err)
@@ -22,20 +29,25 @@ func ev(id string, w int64, k events.Kind, body any) events.Envelope {
 	return events.Envelope{
 		V:      events.CurrentVersion,
 		ID:     fmt.Sprintf("00000000-0000-7000-8000-%012s", id),
-		Origin: events.Origin{Store: "S1", Device: "pos-1", Epoch: 1, Seq: uint64(w)},
+		Origin: events.Origin{Store: store, Device: "pos-1", Epoch: 1, Seq: uint64(w)},
 		HLC:    hlc.Timestamp{Wall: w},
 		Kind:   k,
 		Data:   data,
 	}
 }
 
+// stock is a stock move at loc, from the store at loc.
 func stock(id string, w int64, k events.Kind, loc string, lines ...events.Line) events.Envelope {
-	return ev(id, w, k, events.StockMove{Location: loc, Lines: lines})
+	return evFrom(loc, id, w, k, events.StockMove{Location: loc, Lines: lines})
 }
 
+// resv is a reservation event naming loc, from the store at loc.
 func resv(id string, w int64, k events.Kind, rid, loc string, lines ...events.Line) events.Envelope {
-	return ev(id, w, k, events.ReservationMove{ReservationID: rid, Location: loc, Lines: lines})
+	return evFrom(loc, id, w, k, events.ReservationMove{ReservationID: rid, Location: loc, Lines: lines})
 }
+
+// rules are the rules the tests apply.
+var rules = inventory.Rules{Online: inventory.DefaultOnline}
 
 func line(sku string, qty int64) events.Line { return events.Line{SKU: sku, Qty: qty} }
 
@@ -67,9 +79,9 @@ func (e *engine) apply(t testing.TB, batch []events.Envelope) {
 			continue
 		}
 		e.seen[env.ID] = true
-		eff, err := inventory.EffectOf(env)
+		eff, err := rules.Effect(env)
 		if err != nil {
-			t.Fatalf("EffectOf(%s): %v", env.Kind, err)
+			t.Fatalf("Effect(%s): %v", env.Kind, err)
 		}
 		for _, m := range eff.Moves {
 			moves[m.Key] = append(moves[m.Key], m)
@@ -219,7 +231,7 @@ func TestStockRules(t *testing.T) {
 // fulfil was seen, in every arrival order of its events.
 func TestReservationsEveryOrder(t *testing.T) {
 	reserve := resv("1", 10, events.KindReserve, "r1", "S1", line("A", 2), line("B", 1), line("A", 1))
-	release := resv("2", 20, events.KindRelease, "r1", "S2") // no lines, other location: still the whole reservation
+	release := resv("2", 20, events.KindRelease, "r1", "S1") // no lines: still the whole reservation
 	fulfil := resv("3", 30, events.KindFulfil, "r1", "S1", line("A", 3), line("B", 1))
 	amend := resv("4", 15, events.KindReserve, "r1", "S1", line("A", 5))
 	earlyRelease := resv("5", 5, events.KindRelease, "r1", "S1") // stamped before the reserve
@@ -255,7 +267,7 @@ func TestReservationsEveryOrder(t *testing.T) {
 						t.Fatal(err)
 					}
 					eng.apply(t, []events.Envelope{e})
-					eff, _ := inventory.EffectOf(e)
+					eff, _ := rules.Effect(e)
 					r = r.Apply(*eff.Reservation)
 				}
 				if r.Active() != tt.active {
@@ -413,5 +425,71 @@ func TestPropertyIncrementalMatchesOracle(t *testing.T) {
 				t.Fatalf("seed %d: reservation %s = %+v, want %+v", seed, id, got, r)
 			}
 		}
+	}
+}
+
+// Ensure that a store moves stock and releases orders only at its own
+// location, and that a release or fulfil closes a reservation only when it
+// names the reservation's location or comes from the online channel,
+// whatever the order the events arrive in.
+func TestOrigins(t *testing.T) {
+	foreign := []events.Envelope{
+		evFrom("S2", "1", 10, events.KindSale, events.StockMove{Location: "S1", Lines: []events.Line{line("A", 1)}}),
+		evFrom("S2", "2", 10, events.KindCount, events.StockMove{Location: "S1", Lines: []events.Line{line("A", 0)}}),
+		evFrom("S2", "3", 10, events.KindRelease, events.ReservationMove{ReservationID: "r1", Location: "S1"}),
+		evFrom("S2", "4", 10, events.KindFulfil, events.ReservationMove{ReservationID: "r1", Location: "S1", Lines: []events.Line{line("A", 1)}}),
+	}
+	for _, e := range foreign {
+		if _, err := rules.Effect(e); !errors.Is(err, inventory.ErrForeignLocation) {
+			t.Fatalf("%s from S2 at S1: %v", e.Kind, err)
+		}
+	}
+	allowed := []events.Envelope{
+		evFrom("S2", "5", 10, events.KindReserve, events.ReservationMove{ReservationID: "r1", Location: "S1", Lines: []events.Line{line("A", 1)}}),
+		evFrom("S2", "6", 10, events.KindTransferOut, events.StockMove{Location: "S2", To: "S1", Lines: []events.Line{line("A", 1)}}),
+		evFrom("online", "7", 10, events.KindRelease, events.ReservationMove{ReservationID: "r1", Location: "S1"}),
+	}
+	for _, e := range allowed {
+		if _, err := rules.Effect(e); err != nil {
+			t.Fatalf("%s from %s: %v", e.Kind, e.Origin.Store, err)
+		}
+	}
+
+	reserve := evFrom("online", "10", 10, events.KindReserve, events.ReservationMove{ReservationID: "r1", Location: "S1", Lines: []events.Line{line("A", 2)}})
+	tests := []struct {
+		name   string
+		closes []events.Envelope
+		active bool
+	}{
+		{"another store's release", []events.Envelope{
+			evFrom("S2", "11", 20, events.KindRelease, events.ReservationMove{ReservationID: "r1", Location: "S2"})}, true},
+		{"another store's fulfil", []events.Envelope{
+			evFrom("S2", "12", 20, events.KindFulfil, events.ReservationMove{ReservationID: "r1", Location: "S2", Lines: []events.Line{line("A", 2)}})}, true},
+		{"the holding store's release", []events.Envelope{
+			evFrom("S1", "13", 20, events.KindRelease, events.ReservationMove{ReservationID: "r1", Location: "S1"})}, false},
+		{"the web shop's release", []events.Envelope{
+			evFrom("online", "14", 5, events.KindRelease, events.ReservationMove{ReservationID: "r1", Location: "online"})}, false},
+		{"a foreign close, then the holder's", []events.Envelope{
+			evFrom("S2", "15", 12, events.KindRelease, events.ReservationMove{ReservationID: "r1", Location: "S2"}),
+			evFrom("S1", "16", 30, events.KindFulfil, events.ReservationMove{ReservationID: "r1", Location: "S1", Lines: []events.Line{line("A", 2)}})}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			set := append([]events.Envelope{reserve}, tt.closes...)
+			for _, order := range permutations(len(set)) {
+				book := inventory.NewBook()
+				var r inventory.Reservation
+				for _, i := range order {
+					if err := book.Add(set[i]); err != nil {
+						t.Fatal(err)
+					}
+					eff, _ := rules.Effect(set[i])
+					r = r.Apply(*eff.Reservation)
+				}
+				if r.Active() != tt.active || book.Reservations()["r1"].Active() != tt.active {
+					t.Fatalf("order %v: active %v, oracle %v, want %v", order, r.Active(), book.Reservations()["r1"].Active(), tt.active)
+				}
+			}
+		})
 	}
 }

@@ -1,6 +1,8 @@
 package inventory
 
 import (
+	"slices"
+
 	"github.com/omnisync/omnisync/shared/events"
 )
 
@@ -16,12 +18,31 @@ type Reservation struct {
 	Location     string
 	Lines        []events.Line // merged per SKU, sorted by SKU
 	ReserveStamp events.Stamp
-	// Closed says a release or fulfil has been seen; ClosedStamp and
-	// ClosedBy are those of the earliest one.
+	// Closes are every release and fulfil seen, in stamp order. Only the
+	// store holding the reservation (a close naming the reservation's
+	// location, which Rules lets a store do only for its own) or the online
+	// channel may close it: a close that does neither is kept, and changes
+	// nothing.
+	Closes []Close
+	// Closed says a close that counts has been seen; ClosedStamp and
+	// ClosedBy are those of the earliest one (derived from Closes).
 	Closed      bool
 	ClosedStamp events.Stamp
 	ClosedBy    events.Kind
 }
+
+// Close is one release or fulfil of a reservation.
+type Close struct {
+	Stamp events.Stamp
+	Kind  events.Kind
+	// Location is the location the close names.
+	Location string
+	// Online: sent by the online channel, which may close any reservation.
+	Online bool
+}
+
+// counts reports whether c closes a reservation held at loc.
+func (c Close) counts(loc string) bool { return c.Online || c.Location == loc }
 
 // Active reports whether the reservation holds stock: reserved and not
 // closed.
@@ -30,7 +51,7 @@ func (r Reservation) Active() bool { return r.Reserved && !r.Closed }
 // Apply returns r after op. It is commutative and idempotent: any order of
 // the same operations, with any repetitions, gives the same reservation.
 // A release or fulfil seen before its reserve leaves the reservation closed
-// when the reserve arrives.
+// when the reserve arrives, if it is one that counts.
 func (r Reservation) Apply(op ReservationOp) Reservation {
 	r.ID = op.ID
 	switch op.Kind {
@@ -42,10 +63,28 @@ func (r Reservation) Apply(op ReservationOp) Reservation {
 			r.ReserveStamp = op.Stamp
 		}
 	case events.KindRelease, events.KindFulfil:
-		if !r.Closed || op.Stamp.Compare(r.ClosedStamp) < 0 {
-			r.Closed = true
-			r.ClosedStamp = op.Stamp
-			r.ClosedBy = op.Kind
+		c := Close{Stamp: op.Stamp, Kind: op.Kind, Location: op.Location, Online: op.Online}
+		i, found := slices.BinarySearchFunc(r.Closes, c.Stamp, func(x Close, s events.Stamp) int { return x.Stamp.Compare(s) })
+		if !found {
+			r.Closes = slices.Insert(slices.Clone(r.Closes), i, c)
+		}
+	}
+	return r.settle()
+}
+
+// settle derives Closed, ClosedStamp and ClosedBy from Closes: the
+// earliest close that counts for the reservation as it stands.
+func (r Reservation) settle() Reservation {
+	r.Closed, r.ClosedStamp, r.ClosedBy = false, events.Stamp{}, ""
+	if !r.Reserved {
+		// Before its reserve arrives a reservation holds nothing, whatever
+		// its closes; it is settled again then.
+		return r
+	}
+	for _, c := range r.Closes {
+		if c.counts(r.Location) {
+			r.Closed, r.ClosedStamp, r.ClosedBy = true, c.Stamp, c.Kind
+			break
 		}
 	}
 	return r

@@ -24,7 +24,7 @@ type applier interface {
 	// env: the event is then dead-lettered with the error as its reason
 	// and no aggregate applies it. read runs before the transaction and
 	// must not do I/O.
-	read(env *events.Envelope) (any, error)
+	read(s *Store, env *events.Envelope) (any, error)
 	// apply writes the effects of the batch's applied items, in the
 	// transaction. reads are the items read returned a value for, in batch
 	// order.

@@ -142,7 +142,7 @@ func (s *Store) plan(items []Item) *plan {
 			p.reason[i] = fmt.Sprintf("unknown kind %q", e.Kind)
 		default:
 			for a, ap := range s.appliers {
-				v, err := ap.read(e)
+				v, err := ap.read(s, e)
 				if err != nil {
 					p.reason[i] = err.Error()
 					break

@@ -16,7 +16,7 @@ type conflictsApplier struct{}
 
 func (conflictsApplier) name() string { return "conflicts" }
 
-func (conflictsApplier) read(*events.Envelope) (any, error) { return nil, nil }
+func (conflictsApplier) read(*Store, *events.Envelope) (any, error) { return nil, nil }
 
 func (conflictsApplier) apply(ctx context.Context, t *applyTx, _ []itemRead) error {
 	return t.s.syncConflicts(ctx, t, t.changed)

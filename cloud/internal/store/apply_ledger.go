@@ -31,11 +31,11 @@ type ledgerRead struct {
 	hi, lo int64
 }
 
-func (ledgerApplier) read(env *events.Envelope) (any, error) {
+func (ledgerApplier) read(s *Store, env *events.Envelope) (any, error) {
 	if !events.IsStockDelta(env.Kind) && env.Kind != events.KindCount && env.Kind != events.KindFulfil {
 		return nil, nil
 	}
-	eff, err := inventory.EffectOf(*env)
+	eff, err := s.rules.Effect(*env)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/omnisync/omnisync/cloud/internal/inventory"
 	"github.com/omnisync/omnisync/shared/events"
@@ -18,13 +20,13 @@ type reservationsApplier struct{}
 
 func (reservationsApplier) name() string { return "reservations" }
 
-func (reservationsApplier) read(env *events.Envelope) (any, error) {
+func (reservationsApplier) read(s *Store, env *events.Envelope) (any, error) {
 	switch env.Kind {
 	case events.KindReserve, events.KindRelease, events.KindFulfil:
 	default:
 		return nil, nil
 	}
-	eff, err := inventory.EffectOf(*env)
+	eff, err := s.rules.Effect(*env)
 	if err != nil {
 		return nil, err
 	}
@@ -90,19 +92,23 @@ func (s *Store) lockReservations(ctx context.Context, tx *sql.Tx, ids []string) 
 		}
 	}
 	err := s.queryRows(ctx, tx, rs, "k", func(a *args, k string) string {
-		return `SELECT r.reservation_id, r.location, r.reserved, r.reserve_hlc, r.reserve_id, r.closed, r.closed_hlc, r.closed_id, r.closed_kind
+		return `SELECT r.reservation_id, r.location, r.reserved, r.reserve_hlc, r.reserve_id, r.closed, r.closed_hlc, r.closed_id, r.closed_kind, r.closes
 FROM reservations r JOIN ` + k + ` ON r.reservation_id = k.id
 ORDER BY r.reservation_id` + s.d.forUpdate("r")
 	}, func(rows *sql.Rows) error {
 		var r inventory.Reservation
 		var reserved, closed int64
 		var reserveHLC, closedHLC int64
-		var closedKind string
-		if err := rows.Scan(&r.ID, &r.Location, &reserved, &reserveHLC, &r.ReserveStamp.ID, &closed, &closedHLC, &r.ClosedStamp.ID, &closedKind); err != nil {
+		var closedKind, closes string
+		if err := rows.Scan(&r.ID, &r.Location, &reserved, &reserveHLC, &r.ReserveStamp.ID, &closed, &closedHLC, &r.ClosedStamp.ID, &closedKind, &closes); err != nil {
 			return err
 		}
 		r.Reserved, r.Closed, r.ClosedBy = reserved != 0, closed != 0, events.Kind(closedKind)
 		r.ReserveStamp.HLC, r.ClosedStamp.HLC = hlc.Unpack(reserveHLC), hlc.Unpack(closedHLC)
+		var err error
+		if r.Closes, err = decodeCloses(closes); err != nil {
+			return fmt.Errorf("reservation %s: %w", r.ID, err)
+		}
 		out[r.ID] = &resRow{orig: r, cur: r}
 		return nil
 	})
@@ -148,14 +154,49 @@ ORDER BY l.reservation_id, l.sku`
 
 func sameReservation(a, b inventory.Reservation) bool {
 	return a.Reserved == b.Reserved && a.Location == b.Location && a.ReserveStamp == b.ReserveStamp &&
-		a.Closed == b.Closed && a.ClosedStamp == b.ClosedStamp && a.ClosedBy == b.ClosedBy && slices.Equal(a.Lines, b.Lines)
+		a.Closed == b.Closed && a.ClosedStamp == b.ClosedStamp && a.ClosedBy == b.ClosedBy && slices.Equal(a.Lines, b.Lines) &&
+		slices.Equal(a.Closes, b.Closes)
+}
+
+// encodeCloses renders a reservation's closes for its closes column:
+// "hlc|event id|kind|location|online" each, ';' between them. Event ids,
+// kinds and locations hold neither separator.
+func encodeCloses(cs []inventory.Close) string {
+	var b strings.Builder
+	for i, c := range cs {
+		if i > 0 {
+			b.WriteByte(';')
+		}
+		fmt.Fprintf(&b, "%d|%s|%s|%s|%d", c.Stamp.HLC.Pack(), c.Stamp.ID, c.Kind, c.Location, b2i(c.Online))
+	}
+	return b.String()
+}
+
+// decodeCloses reads what encodeCloses wrote.
+func decodeCloses(text string) ([]inventory.Close, error) {
+	if text == "" {
+		return nil, nil
+	}
+	var out []inventory.Close
+	for _, part := range strings.Split(text, ";") {
+		f := strings.Split(part, "|")
+		if len(f) != 5 {
+			return nil, fmt.Errorf("closes %q: bad entry %q", text, part)
+		}
+		h, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("closes %q: %w", text, err)
+		}
+		out = append(out, inventory.Close{Stamp: events.Stamp{HLC: hlc.Unpack(h), ID: f[1]}, Kind: events.Kind(f[2]), Location: f[3], Online: f[4] == "1"})
+	}
+	return out, nil
 }
 
 // writeReservations writes the reservations that changed and returns their
 // ids.
 func (s *Store) writeReservations(ctx context.Context, tx *sql.Tx, ids []string, resv map[string]*resRow, nowMS int64) ([]string, error) {
 	head := newRowset(text("id"), text("location"), integer("reserved"), integer("reserve_hlc"), text("reserve_id"),
-		integer("closed"), integer("closed_hlc"), text("closed_id"), text("closed_kind"), integer("active"))
+		integer("closed"), integer("closed_hlc"), text("closed_id"), text("closed_kind"), integer("active"), text("closes"))
 	relined := newRowset(text("id"))
 	lines := newRowset(text("id"), text("sku"), text("location"), integer("qty"))
 	var changed []string
@@ -167,7 +208,7 @@ func (s *Store) writeReservations(ctx context.Context, tx *sql.Tx, ids []string,
 		c := r.cur
 		changed = append(changed, c.ID)
 		head.add(c.ID, c.Location, b2i(c.Reserved), c.ReserveStamp.HLC.Pack(), c.ReserveStamp.ID,
-			b2i(c.Closed), c.ClosedStamp.HLC.Pack(), c.ClosedStamp.ID, string(c.ClosedBy), b2i(c.Active()))
+			b2i(c.Closed), c.ClosedStamp.HLC.Pack(), c.ClosedStamp.ID, string(c.ClosedBy), b2i(c.Active()), encodeCloses(c.Closes))
 		if c.Location != r.orig.Location || !slices.Equal(c.Lines, r.orig.Lines) {
 			relined.add(c.ID)
 			for _, l := range c.Lines {
@@ -176,12 +217,12 @@ func (s *Store) writeReservations(ctx context.Context, tx *sql.Tx, ids []string,
 		}
 	}
 	err := s.execRows(ctx, tx, head, "u", func(a *args, u string) string {
-		return `INSERT INTO reservations (reservation_id, location, reserved, reserve_hlc, reserve_id, closed, closed_hlc, closed_id, closed_kind, active, updated_ms, version)
-SELECT id, location, reserved, reserve_hlc, reserve_id, closed, closed_hlc, closed_id, closed_kind, active, ` + a.add(nowMS) + `, 1 FROM ` + u + ` WHERE true
+		return `INSERT INTO reservations (reservation_id, location, reserved, reserve_hlc, reserve_id, closed, closed_hlc, closed_id, closed_kind, active, closes, updated_ms, version)
+SELECT id, location, reserved, reserve_hlc, reserve_id, closed, closed_hlc, closed_id, closed_kind, active, closes, ` + a.add(nowMS) + `, 1 FROM ` + u + ` WHERE true
 ON CONFLICT (reservation_id) DO UPDATE SET location = excluded.location, reserved = excluded.reserved,
 	reserve_hlc = excluded.reserve_hlc, reserve_id = excluded.reserve_id, closed = excluded.closed,
 	closed_hlc = excluded.closed_hlc, closed_id = excluded.closed_id, closed_kind = excluded.closed_kind,
-	active = excluded.active, updated_ms = excluded.updated_ms, version = reservations.version + 1`
+	active = excluded.active, closes = excluded.closes, updated_ms = excluded.updated_ms, version = reservations.version + 1`
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: update reservations: %w", err)

@@ -26,7 +26,7 @@ type reviewRead struct {
 	review events.Review
 }
 
-func (reviewsApplier) read(env *events.Envelope) (any, error) {
+func (reviewsApplier) read(_ *Store, env *events.Envelope) (any, error) {
 	if env.Kind != events.KindReview {
 		return nil, nil
 	}

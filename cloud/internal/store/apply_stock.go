@@ -21,7 +21,7 @@ func (stockApplier) name() string { return "stock" }
 
 // read: the stock applier reads no event itself; its input is what the
 // reservations and ledger appliers hand on.
-func (stockApplier) read(*events.Envelope) (any, error) { return nil, nil }
+func (stockApplier) read(*Store, *events.Envelope) (any, error) { return nil, nil }
 
 func (stockApplier) apply(ctx context.Context, t *applyTx, _ []itemRead) error {
 	var keys []inventory.Key

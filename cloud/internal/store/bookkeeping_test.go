@@ -113,7 +113,7 @@ func TestApplyBatch_StockRowBookkeeping(t *testing.T) {
 func TestApplyBatch_LedgerSeenInMixedBatch(t *testing.T) {
 	forEachStore(t, func(t *testing.T, s *Store) {
 		a, b := newDevice("S1", "pos-1", 1), newDevice("S1", "pos-2", 1)
-		hq := newDevice("HQ", "admin", 1)
+		hq := stocktakes{}
 		apply(t, s, hq.ev(5, events.KindCount, sale("S1", line("A", 10), line("B", 10))))
 		e1 := a.ev(10, events.KindSale, sale("S1", line("A", 1), line("B", 2)))
 		apply(t, s, e1)
@@ -145,7 +145,7 @@ func TestApplyBatch_LedgerSeenInMixedBatch(t *testing.T) {
 // written once.
 func TestApplyBatch_UnchangedPositionNotWritten(t *testing.T) {
 	forEachStore(t, func(t *testing.T, s *Store) {
-		d, hq := newDevice("S1", "pos-1", 1), newDevice("HQ", "admin", 1)
+		d, hq := newDevice("S1", "pos-1", 1), stocktakes{}
 		a := inventory.Key{SKU: "A", Location: "S1"}
 		apply(t, s, hq.ev(5, events.KindCount, sale("S1", line("A", 10), line("B", 10))))
 		apply(t, s, d.ev(20, events.KindSale, sale("S1", line("A", 1))))

@@ -79,6 +79,19 @@ func (d *device) at(seq uint64, w int64, k events.Kind, body any) events.Envelop
 	}
 }
 
+// stocktakes is the stocktake device of each location, made on first use:
+// a store counts its own stock, and only its own.
+type stocktakes map[string]*device
+
+func (st stocktakes) ev(w int64, k events.Kind, m events.StockMove) events.Envelope {
+	d := st[m.Location]
+	if d == nil {
+		d = newDevice(m.Location, "stocktake", 1)
+		st[m.Location] = d
+	}
+	return d.ev(w, k, m)
+}
+
 func sale(loc string, lines ...events.Line) events.StockMove {
 	return events.StockMove{Location: loc, Lines: lines}
 }

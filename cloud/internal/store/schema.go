@@ -301,6 +301,13 @@ CREATE TABLE ledger_daily (
 	PRIMARY KEY (pos_id, day, kind)
 ){{keyed}};
 
+-- Every release and fulfil of a reservation ("hlc|event id|kind|location|
+-- online" each, ';' between them): which one closes it depends on the
+-- newest reserve's location, so none is forgotten. The close of a
+-- reservation closed before this version keeps counting (online = 1).
+ALTER TABLE reservations ADD COLUMN closes TEXT NOT NULL DEFAULT '';
+UPDATE reservations SET closes = CAST(closed_hlc AS TEXT) || '|' || closed_id || '|' || closed_kind || '|' || location || '|1' WHERE closed = 1;
+
 -- The hub's shared configuration (the review policy, the ledger's
 -- retention horizon): one row per setting, read by every replica.
 CREATE TABLE hub_settings (

@@ -13,7 +13,42 @@ import (
 // The hub's shared settings live in hub_settings, one row each, so that
 // every replica decides the same way: a replica reads a setting in the
 // transaction that uses it, and caches what it parsed by version.
-const settingReviewPolicy = "reviews.policy"
+const (
+	settingReviewPolicy   = "reviews.policy"
+	settingOnlineLocation = "inventory.online"
+)
+
+// ErrSettingMismatch is returned when a replica's configuration disagrees
+// with a setting the chain has stored: replicas applying events by
+// different rules would keep different books.
+var ErrSettingMismatch = errors.New("store: configuration disagrees with the chain's stored setting")
+
+// SetOnlineLocation makes name the online channel's location in the
+// inventory rules (inventory.Rules.Online). The first hub of a chain stores
+// it; a later one configured otherwise gets ErrSettingMismatch and must
+// not apply events. Call it before applying.
+func (s *Store) SetOnlineLocation(ctx context.Context, name string) error {
+	if name == "" {
+		return fmt.Errorf("%w: empty online location", ErrInvalid)
+	}
+	err := s.retry(ctx, "set online location", func() error {
+		_, err := s.w.ExecContext(ctx, `INSERT INTO hub_settings (name, value, version, updated_ms) VALUES ($1, $2, 1, $3)
+ON CONFLICT (name) DO NOTHING`, settingOnlineLocation, name, s.now().UnixMilli())
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store: online location: %w", err)
+	}
+	v, _, _, err := readSetting(ctx, s.w, settingOnlineLocation)
+	if err != nil {
+		return err
+	}
+	if v != name {
+		return fmt.Errorf("%w: the online location is %q, this hub is configured with %q", ErrSettingMismatch, v, name)
+	}
+	s.rules.Online = name
+	return nil
+}
 
 type settingsCache struct {
 	mu            sync.Mutex

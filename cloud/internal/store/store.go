@@ -50,7 +50,9 @@ type Store struct {
 	// tests catch it.
 	mutate func(c *inventory.Change, deltasAfter *int64)
 	// appliers keep the aggregates of the books, in the order they run.
-	appliers  []applier
+	appliers []applier
+	// rules are the chain's inventory rules (SetOnlineLocation).
+	rules     inventory.Rules
 	positions positionCache
 	// states caches positions' states where this process is the
 	// database's one writer (SQLite); nil otherwise.
@@ -78,7 +80,8 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{log: logger, now: time.Now, maxRetries: 8, appliers: newAppliers()}
+	s := &Store{log: logger, now: time.Now, maxRetries: 8, appliers: newAppliers(),
+		rules: inventory.Rules{Online: inventory.DefaultOnline}}
 	var err error
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		err = s.openPostgres(ctx, dsn)

@@ -81,7 +81,7 @@ func testDSN(t *testing.T, s *Store) string {
 func TestApplyBatch_StockRules(t *testing.T) {
 	forEachStore(t, func(t *testing.T, s *Store) {
 		d := newDevice("S1", "pos-1", 1)
-		hq := newDevice("HQ", "admin", 1)
+		hq := stocktakes{}
 		steps := []struct {
 			name   string
 			events []events.Envelope
@@ -130,7 +130,8 @@ func TestApplyBatch_StockRules(t *testing.T) {
 // books in every arrival order, one batch each or all together.
 func TestApplyBatch_ReservationsEveryOrder(t *testing.T) {
 	forEachStore(t, func(t *testing.T, s *Store) {
-		d := newDevice("WEB", "shop", 1)
+		d := newDevice(inventory.DefaultOnline, "shop", 1)
+		hq, till := stocktakes{}, newDevice("S1", "pos-1", 1)
 		n := 0
 		for _, kinds := range [][]events.Kind{
 			{events.KindReserve},
@@ -143,16 +144,23 @@ func TestApplyBatch_ReservationsEveryOrder(t *testing.T) {
 				for _, together := range []bool{false, true} {
 					n++
 					skuA, skuB, rid := fmt.Sprintf("A%d", n), fmt.Sprintf("B%d", n), fmt.Sprintf("r%d", n)
-					apply(t, s, d.ev(1, events.KindCount, sale("S1", line(skuA, 10), line(skuB, 10))))
+					apply(t, s, hq.ev(1, events.KindCount, sale("S1", line(skuA, 10), line(skuB, 10))))
 					// Stamped in the order of kinds; arriving in the order of perm.
 					seen := map[events.Kind]bool{}
 					stamped := make([]events.Envelope, len(kinds))
 					for i, k := range kinds {
+						// The web shop takes and releases the order (it may
+						// release any, naming any location); the store
+						// hands it over.
 						body := rmove(rid, "S1", line(skuA, 2), line(skuB, 1))
-						if k == events.KindRelease {
-							body = rmove(rid, "S2") // no lines, another location: still the whole reservation
+						from := d
+						switch k {
+						case events.KindRelease:
+							body = rmove(rid, "online") // no lines: still the whole reservation
+						case events.KindFulfil:
+							from = till
 						}
-						stamped[i] = d.ev(int64(100+10*i), k, body)
+						stamped[i] = from.ev(int64(100+10*i), k, body)
 						seen[k] = true
 					}
 					var arrive []events.Envelope
@@ -384,9 +392,9 @@ func TestConflicts(t *testing.T) {
 	forEachStore(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
 		s.now = func() time.Time { return testNow }
-		hq := newDevice("HQ", "admin", 1)
+		hq := stocktakes{}
 		pos := newDevice("S1", "pos-1", 1)
-		web := newDevice("WEB", "shop", 1)
+		web := newDevice(inventory.DefaultOnline, "shop", 1)
 		apply(t, s,
 			hq.ev(10, events.KindCount, sale("S1", line("A", 3))),
 			hq.ev(10, events.KindCount, sale("S2", line("A", 8))),
@@ -460,7 +468,7 @@ func TestConflicts(t *testing.T) {
 func TestStockQueries(t *testing.T) {
 	forEachStore(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
-		hq := newDevice("HQ", "admin", 1)
+		hq := stocktakes{}
 		var evs []events.Envelope
 		for _, loc := range []string{"S1", "S2", "S3"} {
 			var ls []events.Line
@@ -771,7 +779,7 @@ func TestPickupDocs(t *testing.T) {
 				[]downsync.PickupLine{{SKU: "A", Qty: 2}, {SKU: "B", Qty: 1}}, false},
 			{"open order", d.ev(400, events.KindReserve, rmove("R2", "S2", line("C", 1))), downsync.PickupOpen,
 				[]downsync.PickupLine{{SKU: "C", Qty: 1}}, true},
-			{"collected", d.ev(500, events.KindFulfil, rmove("R2", "S2", line("C", 1))), downsync.PickupCollected,
+			{"collected", newDevice("S2", "pos-1", 1).ev(500, events.KindFulfil, rmove("R2", "S2", line("C", 1))), downsync.PickupCollected,
 				[]downsync.PickupLine{{SKU: "C", Qty: 1}}, true},
 		}
 		versions := map[string]int64{}

@@ -46,6 +46,9 @@ func (o *Options) defaults() {
 	}
 }
 
+// onlineStore is the online channel's store and location in the logs.
+const onlineStore = "online"
+
 // SKU returns the name of SKU i under o.
 func (o Options) SKU(i int) string { return fmt.Sprintf("%sSKU-%d", o.Prefix, i) }
 
@@ -76,6 +79,15 @@ func Log(rng *rand.Rand, o Options) []events.Envelope {
 			skew:  int64(rng.Intn(41) - 20),
 		}
 	}
+	// One more device: the online channel (the web shop), whose store is
+	// inventory.DefaultOnline; it takes orders for any store and may
+	// release any.
+	devs = append(devs, &device{
+		store: onlineStore,
+		name:  fmt.Sprintf("%sweb", o.Prefix),
+		epoch: uint64(1000 + rng.Intn(1000)),
+		skew:  int64(rng.Intn(41) - 20),
+	})
 	nres := o.Events/6 + 1
 	lastReserve := map[string]events.ReservationMove{}
 	out := make([]events.Envelope, 0, o.Events)
@@ -98,10 +110,10 @@ func Log(rng *rand.Rand, o Options) []events.Envelope {
 			Origin: events.Origin{Store: d.store, Device: d.name, Epoch: d.epoch, Seq: d.seq},
 			HLC:    ts,
 		}
+		// A store moves stock at its own location only; an order may be
+		// taken for collection anywhere.
 		loc := d.store
-		if rng.Intn(5) == 0 {
-			loc = o.Location(rng.Intn(o.Locations))
-		}
+		anywhere := o.Location(rng.Intn(o.Locations))
 		var body any
 		switch r := rng.Intn(100); {
 		case r < 28:
@@ -134,13 +146,25 @@ func Log(rng *rand.Rand, o Options) []events.Envelope {
 		case r < 82:
 			env.Kind = events.KindReserve
 			rid := fmt.Sprintf("%sR%d", o.Prefix, rng.Intn(nres))
-			m := events.ReservationMove{ReservationID: rid, Location: loc, Lines: lines(rng, o, 1, 3, false), Channel: "web"}
+			where := loc
+			if d.store == onlineStore || rng.Intn(5) == 0 {
+				where = anywhere
+			}
+			m := events.ReservationMove{ReservationID: rid, Location: where, Lines: lines(rng, o, 1, 3, false), Channel: "web"}
 			lastReserve[rid] = m
 			body = m
 		case r < 91:
 			env.Kind = events.KindRelease
 			rid := fmt.Sprintf("%sR%d", o.Prefix, rng.Intn(nres))
-			m := events.ReservationMove{ReservationID: rid, Location: loc}
+			// Usually the store holding the order, or the web shop; a
+			// store releasing another's order changes nothing.
+			where := loc
+			if r, ok := lastReserve[rid]; ok && rng.Intn(3) > 0 {
+				if d.store == onlineStore {
+					where = r.Location
+				}
+			}
+			m := events.ReservationMove{ReservationID: rid, Location: where}
 			if rng.Intn(2) == 0 {
 				m.Lines = lines(rng, o, 1, 2, false)
 			}
@@ -150,8 +174,12 @@ func Log(rng *rand.Rand, o Options) []events.Envelope {
 			rid := fmt.Sprintf("%sR%d", o.Prefix, rng.Intn(nres))
 			m, ok := lastReserve[rid]
 			if !ok {
-				m = events.ReservationMove{ReservationID: rid, Location: loc, Lines: lines(rng, o, 1, 2, false)}
+				m = events.ReservationMove{ReservationID: rid, Lines: lines(rng, o, 1, 2, false)}
 			}
+			// The store handing the order over fulfils it, at its own
+			// location: the one holding it, or another one (which changes
+			// nothing for the order but its own stock).
+			m.Location = d.store
 			m.Channel = "bopis"
 			body = m
 		}

@@ -1,0 +1,70 @@
+package inventory
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/omnisync/omnisync/shared/events"
+)
+
+// ErrForeignLocation is returned (wrapped) for an event whose body moves
+// stock or closes a reservation at a location its origin may not speak
+// for. Such events belong in the dead letters.
+var ErrForeignLocation = errors.New("inventory: a store speaks only for its own location")
+
+// DefaultOnline is the online channel's location (and store) unless the
+// hub is configured otherwise.
+const DefaultOnline = "online"
+
+// Rules are the inventory rules of one chain: the pure functions of this
+// package, with what they need to know of the chain. Every hub replica
+// must use the same Rules (the store keeps them in its shared settings).
+type Rules struct {
+	// Online is the online channel: the web shop's location and the
+	// origin store its events come from.
+	Online string
+}
+
+// Effect decodes env into its effect (EffectOf) and checks that env's
+// origin may have it, which is the part of "a store speaks only for
+// itself" a body alone decides:
+//
+//   - sale, return, receipt, adjust, count, transfer_out and transfer_in
+//     move stock at the origin store's own location only (a transfer's
+//     counterpart, its to or from, may name any location: it moves
+//     nothing there);
+//   - fulfil takes stock off at the origin store's location: only the
+//     store handing the order over fulfils it;
+//   - release names the origin store's location, or comes from the online
+//     channel, which may release any order;
+//   - reserve may name any location: a till may take an order for
+//     collection at another store (endless aisle), the web shop for any.
+//
+// Whether a release or fulfil closes the reservation it names is the
+// reservation's own rule (Reservation.Apply): only one naming the
+// reservation's location, or from the online channel, counts. Errors wrap
+// ErrInvalidBody or ErrForeignLocation.
+func (r Rules) Effect(env events.Envelope) (Effect, error) {
+	eff, err := EffectOf(env)
+	if err != nil {
+		return eff, err
+	}
+	origin := env.Origin.Store
+	online := r.Online != "" && origin == r.Online
+	for _, m := range eff.Moves {
+		if m.Location != origin {
+			return Effect{}, foreign(env.Kind, origin, m.Location)
+		}
+	}
+	if op := eff.Reservation; op != nil {
+		op.Online = online
+		if op.Kind == events.KindRelease && op.Location != origin && !online {
+			return Effect{}, foreign(env.Kind, origin, op.Location)
+		}
+	}
+	return eff, nil
+}
+
+func foreign(k events.Kind, origin, loc string) error {
+	return fmt.Errorf("%w: store %s may not send a %s at location %s", ErrForeignLocation, origin, k, loc)
+}
