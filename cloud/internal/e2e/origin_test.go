@@ -1,0 +1,91 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/omnisync/omnisync/shared/testkit"
+)
+
+// Ensure that, with the shipped NATS configuration and real agents, a
+// store cannot change another store's stock or orders by what it writes in
+// an event's body: a count, sale, receipt or adjustment at S2's location
+// sent by S1, a release or fulfil of S2's pickup order, are dead-lettered
+// with the reason, and S2's stock and order stay as S2 left them. S1's
+// legitimate business with S2 still goes through: an order taken at S1 for
+// collection at S2, and a transfer naming S2 as its destination.
+func TestStoresSpeakOnlyForThemselves(t *testing.T) {
+	n := startIsolatedNATS(t)
+	h := startHub(t, n.hubURL, "")
+	s1 := n.startStoreAgent(t, "S1", "pos-1")
+	s2 := n.startStoreAgent(t, "S2", "pos-1")
+
+	mustPost(t, s2.URL, `{"kind":"count","data":{"lines":[{"sku":"SKU-ISO","qty":40}]}}`)
+	mustPost(t, s2.URL, reserveBody("ORDER-AT-S2", "S2", "SKU-ISO", 2))
+	waitDrained(t, s2, 20*time.Second)
+
+	attacks := []struct{ what, body string }{
+		{"count at S2", `{"kind":"count","data":{"location":"S2","lines":[{"sku":"SKU-ISO","qty":0}]}}`},
+		{"sale at S2", `{"kind":"sale","data":{"location":"S2","lines":[{"sku":"SKU-ISO","qty":5}]}}`},
+		{"receipt at S2", `{"kind":"receipt","data":{"location":"S2","lines":[{"sku":"SKU-ISO","qty":500}]}}`},
+		{"adjust at S2", `{"kind":"adjust","data":{"location":"S2","lines":[{"sku":"SKU-ISO","qty":-40}]}}`},
+		{"release of S2's order naming S2", `{"kind":"release","data":{"reservation_id":"ORDER-AT-S2","location":"S2"}}`},
+		{"fulfil of S2's order at S2", `{"kind":"fulfil","data":{"reservation_id":"ORDER-AT-S2","location":"S2","lines":[{"sku":"SKU-ISO","qty":2}]}}`},
+	}
+	for _, a := range attacks {
+		mustPost(t, s1.URL, a.body)
+	}
+	// Done at S1's own location, these change nothing of S2's: S1 may not
+	// release S2's order even naming itself, and its "fulfil" only takes
+	// stock off its own shelf.
+	mustPost(t, s1.URL, `{"kind":"release","data":{"reservation_id":"ORDER-AT-S2","location":"S1"}}`)
+	// Legitimate: an order at S1 for collection at S2, a transfer to S2.
+	mustPost(t, s1.URL, reserveBody("ORDER-FROM-S1", "S2", "SKU-ISO", 1))
+	mustPost(t, s1.URL, `{"kind":"receipt","data":{"lines":[{"sku":"SKU-ISO","qty":3}]}}`)
+	mustPost(t, s1.URL, `{"kind":"transfer_out","data":{"to":"S2","lines":[{"sku":"SKU-ISO","qty":1}]}}`)
+	waitDrained(t, s1, 20*time.Second)
+
+	var dl struct {
+		DeadLetters []struct {
+			Kind, Reason, Store string
+		} `json:"dead_letters"`
+	}
+	testkit.Eventually(t, 10*time.Second, func() bool {
+		return getJSON(t, h.URL+"/v1/deadletters?store=S1", &dl) == http.StatusOK && len(dl.DeadLetters) == len(attacks)
+	}, "S1's forged events dead-lettered")
+	for _, d := range dl.DeadLetters {
+		if !strings.Contains(d.Reason, "speaks only for its own location") || d.Store != "S1" {
+			t.Errorf("dead letter %+v", d)
+		}
+	}
+	var stock stockView
+	if code := getJSON(t, h.URL+"/v1/inventory/SKU-ISO", &stock); code != http.StatusOK {
+		t.Fatalf("inventory: %d", code)
+	}
+	got := map[string][2]int64{}
+	for _, l := range stock.Locations {
+		got[l.Location] = [2]int64{l.OnHand, l.Reserved}
+	}
+	// S2: its count of 40, its own order (2) and S1's order for
+	// collection there (1) held. S1: received 3, sent 1 to S2.
+	if got["S2"] != [2]int64{40, 3} || got["S1"] != [2]int64{2, 0} {
+		t.Fatalf("books after the attacks: %v", got)
+	}
+	var orders struct {
+		Orders []struct {
+			ReservationID string `json:"reservation_id"`
+			State         string `json:"state"`
+		} `json:"orders"`
+		Synced bool `json:"synced"`
+	}
+	testkit.Eventually(t, 20*time.Second, func() bool {
+		if getJSON(t, s2.URL+"/v1/pickups?state=open", &orders) != http.StatusOK || !orders.Synced {
+			return false
+		}
+		ids := fmt.Sprint(orders.Orders)
+		return len(orders.Orders) == 2 && strings.Contains(ids, "ORDER-AT-S2") && strings.Contains(ids, "ORDER-FROM-S1")
+	}, "S2's pickup list holds both open orders")
+}
