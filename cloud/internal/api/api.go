@@ -26,6 +26,7 @@ import (
 	"github.com/omnisync/omnisync/cloud/internal/auth"
 	"github.com/omnisync/omnisync/cloud/internal/catalog"
 	"github.com/omnisync/omnisync/cloud/internal/inventory"
+	"github.com/omnisync/omnisync/cloud/internal/reviews"
 	"github.com/omnisync/omnisync/cloud/internal/store"
 	"github.com/omnisync/omnisync/shared/downsync"
 	"github.com/omnisync/omnisync/shared/events"
@@ -47,6 +48,10 @@ type Store interface {
 	StockDocs(ctx context.Context, keys []inventory.Key) ([]downsync.StockDoc, error)
 	ReviewSummaries(ctx context.Context, productIDs []string) ([]downsync.ReviewSummary, error)
 	Reviews(ctx context.Context, productID string, limit int) ([]store.ReviewRecord, error)
+	ReviewQueue(ctx context.Context, q store.ReviewQuery) ([]store.ReviewRecord, error)
+	ModerateReview(ctx context.Context, eventID string, action reviews.Action, moderator, note string) (store.ReviewRecord, error)
+	ReviewPolicy(ctx context.Context) (reviews.Policy, error)
+	SetReviewPolicy(ctx context.Context, p reviews.Policy) error
 }
 
 var _ Store = (*store.Store)(nil)
@@ -68,6 +73,9 @@ type Options struct {
 	// publishes them to the stores. It runs before the import is answered;
 	// hand long work off.
 	OnCatalogChange func(productIDs []string)
+	// OnReviewsChange, if set, is called after a moderator's decision
+	// commits, with the product whose review summary changed.
+	OnReviewsChange func(productIDs []string)
 	// OnlineLocation is the location of the online warehouse, whose stock
 	// the product view shows as "online" (default "online"); every other
 	// location holding a SKU is a nearby store.
@@ -137,6 +145,7 @@ func (a *API) Register(rt *auth.Router) {
 	rt.HandleFunc("GET /v1/conflicts", auth.Need(auth.ConflictsRead), a.conflicts)
 	rt.HandleFunc("GET /v1/deadletters", auth.Need(auth.DeadLettersRead), a.deadLetters)
 	rt.HandleFunc("GET /healthz", auth.Public(), a.healthz)
+	a.registerModeration(rt)
 
 	rt.HandleFunc("POST "+CatalogImportPath, auth.Need(auth.CatalogWrite), a.catalogImport)
 	rt.HandleFunc("GET /v1/catalog", auth.Need(auth.CatalogRead), a.catalogStats)

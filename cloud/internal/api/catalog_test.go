@@ -17,6 +17,7 @@ import (
 
 	"github.com/omnisync/omnisync/cloud/internal/auth"
 	"github.com/omnisync/omnisync/cloud/internal/catalog"
+	"github.com/omnisync/omnisync/cloud/internal/reviews"
 	"github.com/omnisync/omnisync/cloud/internal/store"
 	"github.com/omnisync/omnisync/shared/downsync"
 	"github.com/omnisync/omnisync/shared/events"
@@ -335,6 +336,10 @@ func seedShop(t *testing.T, h *catalogHub) []catalog.Variant {
 	add("store-1", events.KindCount, events.StockMove{Location: "store-1", Lines: line(mine[0].SKU, 3)})
 	add("store-2", events.KindCount, events.StockMove{Location: "store-2", Lines: line(mine[0].SKU, 0)})
 	add("store-2", events.KindCount, events.StockMove{Location: "store-2", Lines: line(mine[1].SKU, 5)})
+	// This chain publishes reviews that pass its blocked words at once.
+	if err := h.st.SetReviewPolicy(context.Background(), reviews.Policy{BlockedWords: reviews.DefaultBlockedWords, AutoPublish: true}); err != nil {
+		t.Fatal(err)
+	}
 	add("store-1", events.KindReview, events.Review{ProductID: p, SKU: mine[0].SKU, Rating: 5, Title: "Lovely fit", Text: "True to size.", Nickname: "Ana", Session: "s1"})
 	add("store-2", events.KindReview, events.Review{ProductID: p, SKU: mine[1].SKU, Rating: 4, Title: "Good", Nickname: "Ben", Session: "s2"})
 	res, err := h.st.ApplyBatch(context.Background(), items)

@@ -166,6 +166,10 @@ type ReviewView struct {
 	Status    string    `json:"status"`
 	Reason    string    `json:"reason,omitempty"`
 	At        time.Time `json:"at"`
+	// ModeratedBy and ModeratedAt: the moderator who decided the status,
+	// and when (absent when the policy did).
+	ModeratedBy string     `json:"moderated_by,omitempty"`
+	ModeratedAt *time.Time `json:"moderated_at,omitempty"`
 }
 
 // productReviews answers GET /v1/products/{id}/reviews for moderators:
@@ -188,9 +192,7 @@ func (a *API) productReviews(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]ReviewView, 0, len(rs))
 	for _, x := range rs {
-		out = append(out, ReviewView{ProductID: x.ProductID, SKU: x.SKU, Store: x.Store, Device: x.Device, Session: x.Session,
-			EventID: x.EventID, Rating: x.Rating, Title: x.Title, Text: x.Text, Nickname: x.Nickname, Status: x.Status,
-			Reason: x.Reason, At: time.UnixMilli(x.AtMS).UTC()})
+		out = append(out, reviewView(x))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"product_id": id, "reviews": out})
 }

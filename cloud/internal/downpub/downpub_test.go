@@ -15,6 +15,7 @@ import (
 
 	"github.com/omnisync/omnisync/cloud/internal/catalog"
 	"github.com/omnisync/omnisync/cloud/internal/inventory"
+	"github.com/omnisync/omnisync/cloud/internal/reviews"
 	"github.com/omnisync/omnisync/cloud/internal/store"
 	"github.com/omnisync/omnisync/shared/downsync"
 	"github.com/omnisync/omnisync/shared/events"
@@ -247,6 +248,10 @@ func TestReplicasNeverRegress(t *testing.T) {
 // word keeps a review out, a second review from one session is ignored.
 func TestPublishesReviewSummary(t *testing.T) {
 	e := newEnv(t)
+	// Published at once unless a blocked word holds them.
+	if err := e.st.SetReviewPolicy(context.Background(), reviews.Policy{BlockedWords: reviews.DefaultBlockedWords, AutoPublish: true}); err != nil {
+		t.Fatal(err)
+	}
 	p := e.start(t, e.st, "h1")
 	var products []string
 	for _, r := range []events.Review{

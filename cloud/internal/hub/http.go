@@ -52,6 +52,9 @@ func routes(p httpParts) *auth.Router {
 	// (authorization: {credentials: ...} in its scrape config).
 	rt.Handle("GET /metrics", auth.Need(auth.MetricsRead), promhttp.HandlerFor(p.metrics, promhttp.HandlerOpts{}))
 	rt.Handle("GET /{$}", auth.Page(auth.StoresRead), dashboard(p.store, p.version))
+	mod := moderationPage(p.store, p.api.OnReviewsChange)
+	rt.Handle("GET /moderation", auth.Page(auth.ReviewsModerate), mod)
+	rt.Handle("POST /moderation", auth.Page(auth.ReviewsModerate), mod)
 	return rt
 }
 

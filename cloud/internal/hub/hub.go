@@ -281,6 +281,7 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 			OnlineLocation:  h.cfg.OnlineLocation,
 			PublicURL:       publicURL,
 			OnCatalogChange: pub.Products,
+			OnReviewsChange: pub.Reviews,
 			Ready: func(ctx context.Context) error {
 				if !nc.IsConnected() {
 					return errors.New("not connected to NATS")

@@ -10,6 +10,7 @@
 package reviews
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -46,9 +47,10 @@ type Policy struct {
 	AutoPublish bool `json:"auto_publish"`
 }
 
-// DefaultPolicy is the policy of a hub whose HQ has stored none.
+// DefaultPolicy is the policy of a hub whose HQ has stored none: reviews
+// without a blocked word wait for a moderator.
 func DefaultPolicy() Policy {
-	return Policy{BlockedWords: slices.Clone(DefaultBlockedWords), AutoPublish: true}
+	return Policy{BlockedWords: slices.Clone(DefaultBlockedWords)}
 }
 
 // Normalize returns p with its words lower-cased, trimmed, deduplicated
@@ -146,4 +148,37 @@ type Stamp struct {
 // Before reports whether a is kept over b.
 func (a Stamp) Before(b Stamp) bool {
 	return a.HLC < b.HLC || a.HLC == b.HLC && a.EventID < b.EventID
+}
+
+// Action is a moderator's decision on a review.
+type Action string
+
+// Moderator actions.
+const (
+	// Approve publishes a pending or rejected review.
+	Approve Action = "approve"
+	// Reject keeps a pending review from shoppers.
+	Reject Action = "reject"
+	// Unpublish takes a published review down (it is then rejected, and
+	// may be approved again).
+	Unpublish Action = "unpublish"
+)
+
+// ErrTransition is returned (wrapped) for an action a review's status
+// does not allow.
+var ErrTransition = errors.New("reviews: action not allowed in this status")
+
+// Moderate returns the status a review in status gets from action.
+func Moderate(status string, action Action) (string, error) {
+	switch {
+	case action == Approve && (status == Pending || status == Rejected):
+		return Published, nil
+	case action == Reject && status == Pending:
+		return Rejected, nil
+	case action == Unpublish && status == Published:
+		return Rejected, nil
+	case action != Approve && action != Reject && action != Unpublish:
+		return "", fmt.Errorf("%w: unknown action %q (approve, reject, unpublish)", ErrTransition, action)
+	}
+	return "", fmt.Errorf("%w: cannot %s a %s review", ErrTransition, action, status)
 }

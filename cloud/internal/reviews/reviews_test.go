@@ -68,3 +68,22 @@ func TestStampBefore_AnyOrder(t *testing.T) {
 		}
 	}
 }
+
+// Ensure that moderators move reviews between statuses as the table says,
+// and nowhere else.
+func TestModerate(t *testing.T) {
+	tests := []struct {
+		status string
+		action Action
+		want   string
+	}{
+		{Pending, Approve, Published}, {Rejected, Approve, Published}, {Pending, Reject, Rejected}, {Published, Unpublish, Rejected},
+		{Published, Approve, ""}, {Rejected, Reject, ""}, {Published, Reject, ""}, {Pending, Unpublish, ""}, {Pending, "delete", ""},
+	}
+	for _, tt := range tests {
+		got, err := Moderate(tt.status, tt.action)
+		if got != tt.want || (err != nil) != (tt.want == "") {
+			t.Errorf("Moderate(%s, %s) = %q, %v; want %q", tt.status, tt.action, got, err, tt.want)
+		}
+	}
+}

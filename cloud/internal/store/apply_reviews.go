@@ -77,7 +77,8 @@ func (reviewsApplier) apply(ctx context.Context, t *applyTx, reads []itemRead) e
 		return `INSERT INTO reviews (product_id, store, device, session, event_id, hlc, sku, rating, title, body, nickname, status, reason)
 SELECT product_id, store, device, session, event_id, hlc, sku, rating, title, body, nickname, status, reason FROM ` + r + t.s.d.inOrder() + `
 ON CONFLICT (product_id, store, device, session) DO UPDATE SET event_id = excluded.event_id, hlc = excluded.hlc, sku = excluded.sku,
-	rating = excluded.rating, title = excluded.title, body = excluded.body, nickname = excluded.nickname, status = excluded.status, reason = excluded.reason
+	rating = excluded.rating, title = excluded.title, body = excluded.body, nickname = excluded.nickname, status = excluded.status, reason = excluded.reason,
+	moderated_by = '', moderated_ms = 0
 WHERE excluded.hlc < reviews.hlc OR (excluded.hlc = reviews.hlc AND excluded.event_id < reviews.event_id)`
 	})
 	if err != nil {

@@ -308,6 +308,12 @@ CREATE TABLE ledger_daily (
 ALTER TABLE reservations ADD COLUMN closes TEXT NOT NULL DEFAULT '';
 UPDATE reservations SET closes = CAST(closed_hlc AS TEXT) || '|' || closed_id || '|' || closed_kind || '|' || location || '|1' WHERE closed = 1;
 
+-- Moderators' decisions on reviews, and the moderation queue.
+ALTER TABLE reviews ADD COLUMN moderated_by TEXT NOT NULL DEFAULT '';
+ALTER TABLE reviews ADD COLUMN moderated_ms BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX reviews_by_event ON reviews (event_id);
+CREATE INDEX reviews_by_status ON reviews (status, hlc);
+
 -- The hub's shared configuration (the review policy, the ledger's
 -- retention horizon): one row per setting, read by every replica.
 CREATE TABLE hub_settings (
