@@ -23,9 +23,9 @@ type BGNBD struct {
 type BGNBDFit struct {
 	BGNBD
 	// LogLikelihood at the estimate, summed over Customers.
-	LogLikelihood float64 `json:"log_likelihood"`
-	Customers     int     `json:"customers"`
-	Diagnostics   Diagnostics
+	LogLikelihood float64     `json:"log_likelihood"`
+	Customers     int         `json:"customers"`
+	Diagnostics   Diagnostics `json:"diagnostics"`
 }
 
 // FitBGNBD fits the BG/NBD model to customers by maximum likelihood. It

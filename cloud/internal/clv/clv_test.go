@@ -2,8 +2,10 @@ package clv
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"math"
+	"strings"
 	"sync/atomic"
 	"testing"
 )
@@ -205,5 +207,34 @@ func TestFit_NoHeterogeneity(t *testing.T) {
 	f, err := FitBGNBD(context.Background(), cs)
 	if !errors.Is(err, ErrDegenerate) && !errors.Is(err, ErrNoConvergence) {
 		t.Errorf("fit of degenerate data: %v %+v", err, f)
+	}
+}
+
+// Ensure that a fit travels as JSON, whatever the data: no NaN.
+func TestFit_JSON(t *testing.T) {
+	// Every repeat customer bought twice: x does not vary.
+	cs := simulate(3000, cdnowModel, 5)
+	for i := range cs {
+		if cs[i].X > 0 {
+			cs[i].X = 2
+		}
+	}
+	fit, err := FitGammaGamma(context.Background(), cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fit.FrequencySpendCorrelation != 0 {
+		t.Errorf("correlation %g", fit.FrequencySpendCorrelation)
+	}
+	if _, err := json.Marshal(fit); err != nil {
+		t.Error(err)
+	}
+	full, err := FitModel(context.Background(), cdnow(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(full)
+	if err != nil || !strings.Contains(string(b), `"purchases":{"r":0.24`) || !strings.Contains(string(b), `"diagnostics":{"iterations"`) {
+		t.Errorf("%s %v", b, err)
 	}
 }

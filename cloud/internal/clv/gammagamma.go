@@ -29,8 +29,9 @@ type GammaGammaFit struct {
 	// FrequencySpendCorrelation is the Pearson correlation of x and the
 	// average spend across those customers. The model assumes they are
 	// independent; far from 0 (say beyond ±0.3) its predictions are biased.
-	FrequencySpendCorrelation float64 `json:"frequency_spend_correlation"`
-	Diagnostics               Diagnostics
+	// 0 when every repeat customer made as many purchases.
+	FrequencySpendCorrelation float64     `json:"frequency_spend_correlation"`
+	Diagnostics               Diagnostics `json:"diagnostics"`
 }
 
 // FitGammaGamma fits the Gamma-Gamma model by maximum likelihood to the
@@ -94,9 +95,13 @@ func FitGammaGamma(ctx context.Context, customers []Customer, opts ...Option) (G
 	m := GammaGamma{P: math.Exp(theta[0]), Q: math.Exp(theta[1]), Gamma: math.Exp(theta[2]) * scale}
 	// The density of an average spend carries 1/scale.
 	ll -= float64(l.n) * math.Log(scale)
+	corr := stat.Correlation(xf, l.z, nil)
+	if math.IsNaN(corr) {
+		corr = 0 // every repeat customer made as many purchases
+	}
 	return GammaGammaFit{
 		GammaGamma: m, LogLikelihood: ll, Customers: l.n, Diagnostics: d,
-		FrequencySpendCorrelation: stat.Correlation(xf, l.z, nil),
+		FrequencySpendCorrelation: corr,
 	}, nil
 }
 
