@@ -111,8 +111,8 @@ func (m BGNBD) ProbAlive(c Customer) float64 {
 }
 
 // ExpectedPurchases is how many purchases the customer is expected to make
-// in the next t time units, given the history (eq. 10 of Fader, Hardie &
-// Lee 2005).
+// in the next t time units, given the history: the conditional
+// expectation of Fader, Hardie & Lee (2005).
 func (m BGNBD) ExpectedPurchases(t float64, c Customer) float64 {
 	if t <= 0 {
 		return 0
@@ -141,8 +141,8 @@ func (m BGNBD) expectedPurchases(t float64, c Customer) float64 {
 }
 
 // ExpectedPurchasesNew is how many repeat purchases a new customer is
-// expected to make in their first t time units (eq. 9 of Fader, Hardie &
-// Lee 2005).
+// expected to make in their first t time units: the unconditional
+// expectation of Fader, Hardie & Lee (2005).
 func (m BGNBD) ExpectedPurchasesNew(t float64) float64 {
 	if t <= 0 {
 		return 0
@@ -167,8 +167,8 @@ func (m BGNBD) expectedPurchasesNew(t float64) float64 {
 //	  + lnΓ(b+x) − lnΓ(b) + lnΓ(a+b) − lnΓ(a+b+x)
 //	  + δ · ln(1 + e^d),  d = ln a − ln(b+x−1) + (r+x)(ln(α+T) − ln(α+tₓ))
 //
-// which is eq. 6 of Fader, Hardie & Lee 2005 with B(a+1, b+x−1) written as
-// B(a, b+x) · a/(b+x−1), so the two terms never overflow. The first two
+// which is the likelihood of Fader, Hardie & Lee (2005) with B(a+1, b+x−1)
+// written as B(a, b+x) · a/(b+x−1), so the two terms never overflow. The first two
 // lines depend on the customer only through x and are computed once per
 // distinct x.
 type bgnbdLL struct {

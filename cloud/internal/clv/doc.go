@@ -44,7 +44,7 @@
 //	E[Y(t) | x, tₓ, T] = P(alive) · (a+b+x−1)/(a−1)
 //	    · (1 − ((α+T)/(α+T+t))^(r+x) · ₂F₁(r+x, b+x; a+b+x−1; t/(α+T+t)))
 //
-// (Fader, Hardie & Lee 2005, eq. 10, and their 2008 note on P(alive)). The
+// (Fader, Hardie & Lee 2005, and their 2008 note on P(alive)). The
 // Gamma-Gamma expected average spend of a customer with x repeat purchases
 // averaging z̄ is
 //

@@ -22,7 +22,7 @@ func hyp2f1Series(a, b, c, z float64) float64 {
 }
 
 // Ensure that conditional expectations match the worked example of Fader,
-// Hardie & Lee (2005) and an independent evaluation of eq. 10.
+// Hardie & Lee (2005) and an independent evaluation of the formula.
 func TestExpectedPurchases(t *testing.T) {
 	m := cdnowModel.Purchases
 	c := Customer{X: 2, Tx: 30.43, T: 38.86}
