@@ -38,16 +38,28 @@ func FitBGNBD(ctx context.Context, customers []Customer, opts ...Option) (BGNBDF
 	if len(customers) == 0 {
 		return BGNBDFit{}, ErrNoCustomers
 	}
-	l := &bgnbdLL{n: len(customers), T: make([]float64, len(customers)), tx: make([]float64, len(customers))}
-	xs := make([]int, len(customers))
+	l := &bgnbdLL{n: float64(len(customers))}
+	var xs []int
 	var repeat, sumT float64
+	// Customers with the same history (x, tₓ, T) contribute the same
+	// term: the likelihood runs over distinct histories, weighted. With
+	// times in whole days most histories repeat, above all those of
+	// customers who never came back, which differ only by T.
+	seen := map[[3]float64]int{}
 	for i, c := range customers {
 		if err := c.Validate(); err != nil {
 			return BGNBDFit{}, customerError(i, err)
 		}
-		xs[i] = c.X
 		repeat += float64(c.X)
 		sumT += c.T
+		k := [3]float64{float64(c.X), c.Tx, c.T}
+		if j, ok := seen[k]; ok {
+			l.w[j]++
+			continue
+		}
+		seen[k] = len(xs)
+		xs = append(xs, c.X)
+		l.T, l.tx, l.w = append(l.T, c.T), append(l.tx, c.Tx), append(l.w, 1)
 	}
 	if repeat == 0 {
 		return BGNBDFit{}, fmt.Errorf("%w: no customer made a repeat purchase", ErrDegenerate)
@@ -55,10 +67,10 @@ func FitBGNBD(ctx context.Context, customers []Customer, opts ...Option) (BGNBDF
 	// Fit in units of the mean T, so α is near 1 whatever the time unit
 	// and the bound on the parameters means the same for all four.
 	scale := sumT / float64(len(customers))
-	for i, c := range customers {
-		l.T[i], l.tx[i] = c.T/scale, c.Tx/scale
+	for i := range l.T {
+		l.T[i], l.tx[i] = l.T[i]/scale, l.tx[i]/scale
 	}
-	l.xt = newXTable(xs)
+	l.xt = newXTable(xs, l.w)
 	// Start with r = 1 and α set so that r/α, the mean purchase rate, is
 	// the observed repeat rate; a and b at 1 (a uniform dropout chance).
 	rate := repeat / float64(len(customers)) // per mean T
@@ -172,9 +184,9 @@ func (m BGNBD) expectedPurchasesNew(t float64) float64 {
 // lines depend on the customer only through x and are computed once per
 // distinct x.
 type bgnbdLL struct {
-	n     int
-	T, tx []float64
-	xt    xTable
+	n        float64   // customers
+	T, tx, w []float64 // per distinct history, w the customers who have it
+	xt       xTable
 
 	// set by prepare
 	r, alpha, a, b float64
@@ -183,7 +195,8 @@ type bgnbdLL struct {
 	c0, gr, ga, gb []float64
 }
 
-func (l *bgnbdLL) size() int { return l.n }
+func (l *bgnbdLL) size() int          { return len(l.w) }
+func (l *bgnbdLL) customers() float64 { return l.n }
 
 func (l *bgnbdLL) prepare(p []float64) {
 	l.r, l.alpha, l.a, l.b = p[0], p[1], p[2], p[3]
@@ -213,29 +226,32 @@ func (l *bgnbdLL) block(lo, hi int, acc []float64) {
 	for i := lo; i < hi; i++ {
 		k := l.xt.index[i]
 		x := float64(l.xt.values[k])
+		w := l.w[i]
 		aT := alpha + l.T[i]
 		lT := math.Log(aT)
 		rx := r + x
-		f -= rx * lT
-		gr -= lT
-		gal -= rx / aT
+		f -= w * rx * lT
+		gr -= w * lT
+		gal -= w * rx / aT
 		if x == 0 {
 			continue
 		}
 		atx := alpha + l.tx[i]
 		ltx := math.Log(atx)
 		d := l.logRatio[k] + rx*(lT-ltx)
-		// softplus(d) and w = logistic(d), sharing one exp.
+		// softplus(d) and dead = logistic(d), the chance the customer
+		// dropped out after the last purchase, sharing one exp.
 		e := math.Exp(-math.Abs(d))
-		w := 1 / (1 + e)
+		dead := 1 / (1 + e)
 		if d < 0 {
-			w = e / (1 + e)
+			dead = e / (1 + e)
 		}
-		f += max(d, 0) + math.Log1p(e)
-		gr += w * (lT - ltx)
-		gal += w * rx * (1/aT - 1/atx)
-		ga += w / a
-		gb -= w * l.invB[k]
+		f += w * (max(d, 0) + math.Log1p(e))
+		dead *= w
+		gr += dead * (lT - ltx)
+		gal += dead * rx * (1/aT - 1/atx)
+		ga += dead / a
+		gb -= dead * l.invB[k]
 	}
 	acc[0] += f
 	acc[1] += gr

@@ -28,12 +28,12 @@ func TestCDNOW_LogLikelihoodAtPublishedEstimates(t *testing.T) {
 // of its own objective.
 func TestGradients(t *testing.T) {
 	cs := cdnow(t)
-	bg := &bgnbdLL{n: len(cs), T: make([]float64, len(cs)), tx: make([]float64, len(cs))}
+	bg := &bgnbdLL{n: float64(len(cs)), T: make([]float64, len(cs)), tx: make([]float64, len(cs)), w: make([]float64, len(cs))}
 	xs := make([]int, len(cs))
 	for i, c := range cs {
-		xs[i], bg.T[i], bg.tx[i] = c.X, c.T, c.Tx
+		xs[i], bg.T[i], bg.tx[i], bg.w[i] = c.X, c.T, c.Tx, 1+float64(i%3)
 	}
-	bg.xt = newXTable(xs)
+	bg.xt = newXTable(xs, bg.w)
 	gg := &gammaGammaLL{}
 	var gx []int
 	for _, c := range cs {
@@ -44,7 +44,7 @@ func TestGradients(t *testing.T) {
 			gg.xz = append(gg.xz, float64(c.X)*c.AvgSpend)
 		}
 	}
-	gg.n, gg.xt = len(gx), newXTable(gx)
+	gg.n, gg.xt = len(gx), newXTable(gx, nil)
 	tests := []struct {
 		name  string
 		l     likelihood

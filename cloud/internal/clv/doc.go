@@ -33,7 +33,10 @@
 // likelihood evaluation once their context is cancelled, and run the
 // likelihood over fixed blocks of customers on WithWorkers goroutines
 // (default 1, so a background refit takes one core), summed in block order
-// so the result does not depend on the number of workers.
+// so the result does not depend on the number of workers. The BG/NBD
+// likelihood runs over distinct histories (x, tₓ, T), each weighted by how
+// many customers share it: with times in whole days, as a store's data is,
+// a million customers are a few hundred thousand histories.
 //
 // # Predictions
 //

@@ -67,8 +67,10 @@ type Diagnostics struct {
 // likelihood is a model's log-likelihood over a data set, evaluated in
 // pieces so the driver can spread customers over goroutines.
 type likelihood interface {
-	// size is the number of customers.
+	// size is the number of records the blocks run over.
 	size() int
+	// customers is how many customers the records stand for.
+	customers() float64
 	// prepare readies per-evaluation tables at natural-scale parameters p;
 	// it is called before any block, from one goroutine.
 	prepare(p []float64)
@@ -164,12 +166,13 @@ func (e *evaluator) at(theta []float64) (float64, []float64) {
 		}
 	}
 	e.l.shared(acc)
-	f := -acc[0] / float64(e.n)
+	n := e.l.customers()
+	f := -acc[0] / n
 	g := make([]float64, dim)
 	ok := finite(f) && e.ctx.Err() == nil
 	for i := range g {
 		// d(-LL/n)/d(log p) = -p · dLL/dp / n
-		g[i] = -p[i] * acc[i+1] / float64(e.n)
+		g[i] = -p[i] * acc[i+1] / n
 		ok = ok && finite(g[i])
 	}
 	if !ok {
@@ -252,18 +255,20 @@ func minimizeFrom(ctx context.Context, l likelihood, names []string, start []flo
 		// precision, with the gradient within gradAccept.
 		d.Status = "LineSearchStalled"
 	}
-	return res.X, -f * float64(e.n), d, nil
+	return res.X, -f * l.customers(), d, nil
 }
 
-// xTable indexes customers by purchase count, so that terms depending only
+// xTable indexes records by purchase count, so that terms depending only
 // on the count are computed once per distinct count.
 type xTable struct {
 	values []int     // distinct counts, ascending
 	counts []float64 // customers with each count
-	index  []int32   // per customer, its count's position in values
+	index  []int32   // per record, its count's position in values
 }
 
-func newXTable(xs []int) xTable {
+// newXTable indexes records with purchase counts xs, each standing for
+// weights[i] customers (1 each when weights is nil).
+func newXTable(xs []int, weights []float64) xTable {
 	var t xTable
 	pos := map[int]int32{}
 	for _, x := range xs {
@@ -280,7 +285,11 @@ func newXTable(xs []int) xTable {
 	t.index = make([]int32, len(xs))
 	for i, x := range xs {
 		t.index[i] = pos[x]
-		t.counts[pos[x]]++
+		if weights == nil {
+			t.counts[pos[x]]++
+		} else {
+			t.counts[pos[x]] += weights[i]
+		}
 	}
 	return t
 }

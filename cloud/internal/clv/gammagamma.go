@@ -72,7 +72,7 @@ func FitGammaGamma(ctx context.Context, customers []Customer, opts ...Option) (G
 		return GammaGammaFit{}, fmt.Errorf("%w: every repeat customer's average spend is %g", ErrDegenerate, l.z[0])
 	}
 	l.n = len(xs)
-	l.xt = newXTable(xs)
+	l.xt = newXTable(xs, nil)
 	// Fit in units of the mean spend, so γ is near 1 whatever the currency.
 	scale := sumZ / float64(l.n)
 	l.lz = make([]float64, l.n)
@@ -164,7 +164,8 @@ type gammaGammaLL struct {
 	k0, kp, kq  []float64
 }
 
-func (l *gammaGammaLL) size() int { return l.n }
+func (l *gammaGammaLL) size() int          { return l.n }
+func (l *gammaGammaLL) customers() float64 { return float64(l.n) }
 
 func (l *gammaGammaLL) prepare(par []float64) {
 	l.p, l.q, l.gamma = par[0], par[1], par[2]
