@@ -61,6 +61,14 @@ func TestCDNOW_PublishedEstimates(t *testing.T) {
 			t.Errorf("%s = %.5g, published %g", c.name, c.got, c.want)
 		}
 	}
+	// The fits report the log-likelihood in the data's own units, as the
+	// models' LogLikelihood computes it customer by customer.
+	if d := math.Abs(p.LogLikelihood - p.BGNBD.LogLikelihood(cs)); d > 1e-6 {
+		t.Errorf("BG/NBD fit reports %.9f, the model gives %.9f", p.LogLikelihood, p.BGNBD.LogLikelihood(cs))
+	}
+	if d := math.Abs(s.LogLikelihood - s.GammaGamma.LogLikelihood(cs)); d > 1e-6 {
+		t.Errorf("Gamma-Gamma fit reports %.9f, the model gives %.9f", s.LogLikelihood, s.GammaGamma.LogLikelihood(cs))
+	}
 	if s.Customers != 946 {
 		t.Errorf("Gamma-Gamma fitted on %d customers, want the 946 with a repeat purchase", s.Customers)
 	}
