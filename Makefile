@@ -10,7 +10,7 @@ EDGE_PLATFORMS := linux/amd64 linux/arm64 linux/arm windows/amd64
 # Seconds each fuzz target runs inside `make test`; `make fuzz` runs longer.
 FUZZTIME ?= 2s
 
-.PHONY: help run build bins test unit fuzz-short fuzz chaos scale bench bench-all lint clean
+.PHONY: help run build bins test unit fuzz-short fuzz chaos scale bench bench-customers bench-all lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -50,6 +50,10 @@ scale: ## a fleet of OMNI_FLEET_STORES (2000) real agents against one hub: conne
 
 bench: ## measure and print the figures table (outbox, edge->hub vs nats bench, hub apply, agent RSS)
 	./deploy/bench/bench.sh
+
+bench-customers: ## measure the customer analytics at 1M customers: CLV fit time, RFM refresh after a sale, segment summary
+	$(GO) test -run='^$$' -bench='Fit1M' -benchtime=3x ./cloud/internal/clv/
+	$(GO) test -run='^$$' -bench='SaleThenScore1M|Summary1M|Restore1M' ./cloud/internal/rfm/
 
 bench-all: ## run every Go benchmark once
 	$(GO) test -run='^$$' -bench=. -benchtime=1x ./...

@@ -1,8 +1,9 @@
 // Command omnictl is the operator's CLI for the omnisync hub: it reads store
 // sync health, inventory, conflicts and dead letters from the hub's API,
-// checks and imports catalog files, manages HQ users and API tokens, and
+// checks and imports catalog files, manages HQ users and API tokens,
 // drives agents with recorded load (loadgen) to check the hub's books
-// against an oracle (loadgen verify). Every request to the hub carries an
+// against an oracle (loadgen verify), and fits customer lifetime value
+// models to a file (clv fit, locally). Every request to the hub carries an
 // API token: --token, OMNI_TOKEN, or the one `omnictl login` saved.
 //
 // Exit status: 0 done, 1 refused or failed, 2 usage error.
@@ -142,6 +143,7 @@ func rootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		},
 	})
 	root.AddCommand(catalogCmd(hub, stdout, stderr))
+	root.AddCommand(clvCmd(stdin, stdout, stderr))
 	root.AddCommand(loadgenCmd(stdout, hub))
 	root.AddCommand(loginCmd(hub, stdin, stdout, stderr), logoutCmd(hub, stdout), whoamiCmd(hub, stdout),
 		usersCmd(hub, stdin, stdout, stderr), tokensCmd(hub, stdout, stderr))
