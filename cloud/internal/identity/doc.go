@@ -65,7 +65,79 @@
 // # Limits per type
 //
 // A customer holds at most Policy.Max identifiers of each type through
-// automatic links (defaults: account 1, loyalty 1, phone 3, email 5,
-// app 10, so at most 20 identifiers in all). Which side wins is described
-// with the graph below.
+// automatic links:
+//
+//	type      max   why
+//	account   1     one web shop account per person; two are two people
+//	loyalty   1     one active card; a second card is another member
+//	phone     3     personal, work, an old number
+//	email     5     personal, work, old and per-shop addresses
+//	app       10    phones, tablets, reinstalls
+//
+// so an automatically linked customer holds at most 20 identifiers, and a
+// value shared by strangers (a family address, a placeholder nobody
+// blocked yet) joins at most that many of them. Which side wins is the
+// linking rule below. An operator's manual link (RuleManual) is not held
+// to the limits; a customer it took over a limit may still take on other
+// types.
+//
+// # The graph
+//
+// An Observation is a set of identifiers seen together by one event, with
+// its evidence (event id, store, device, HLC, rule, operator). The graph
+// is a function of the set of live observations: Apply may get them in any
+// order, duplicated, delayed and batched any way, and reaches the same
+// customers and ids (property-tested against identitytest.Oracle, which
+// recomputes from scratch). The rule is a replay by stamp (events.Stamp:
+// HLC, then event id):
+//
+//   - Linking: each observation, in stamp order, takes its identifiers
+//     that are not blocked, strongest first (Identifier.Compare). A pass
+//     starts from the strongest left and adds every other one, in order,
+//     whose customer (or the identifier alone, if it has none yet) fits
+//     alongside what the pass holds: for every type both hold, together
+//     no more than the limit. What fits becomes one customer; what does
+//     not is left for the next pass, which does the same. So the customer
+//     of the observation's strongest identifier wins: its earlier links
+//     stand, and a weaker identifier that would take it over a limit
+//     stays with the customer it had (a shared address stays with its
+//     first card's holder; the new card founds a customer of its own with
+//     the identifiers that fit it).
+//   - Master ids: a link of identifiers no customer holds founds a
+//     customer whose id is MasterID(event id, position of its strongest
+//     identifier among the observation's), anchored on that identifier. A
+//     link of customers keeps the id of the one founded first (the
+//     smallest founding stamp, then the smallest id); the others' ids
+//     redirect to it. Every id ever minted resolves to the customer its
+//     anchor belongs to (Resolve), so an id handed out by an intermediate
+//     state (a late, older observation founded the customer instead)
+//     still finds its customer.
+//   - Clusters: identifiers connected through live observations, whether
+//     the limits let them link or not. A late observation can change the
+//     outcome only within its cluster, so Apply links an observation newer
+//     than everything in its cluster at once, and replays the cluster for
+//     an older one. The store loads a batch's clusters (Move.Cluster, the
+//     id of the cluster's oldest observation) whole.
+//
+// # Exact unmerge
+//
+// Nothing is copied into a merged customer. Observations are the source
+// of truth; an Unlink (HQ's unmerge, with its operator as evidence) marks
+// one dead, and the graph is what the live ones make it: undoing the
+// observation that merged two customers gives back exactly the customers,
+// ids and members there were without it (Customer.Merges lists the
+// observations to undo; a newer Unlink with Restore redoes one). Data is
+// attributed to identifiers, never to a merged profile: a purchase, an
+// attribute, a consent decision or a cart belongs to the Subject of the
+// identifiers its event named (Policy.Subject; for an event addressed to
+// a master id, to its Anchor), and a customer's data is the data of its
+// identifiers. So splitting gives each side exactly its own. Every event
+// naming a customer should be an observation too, so every subject is in
+// a customer.
+//
+// Sharp edges: the policy is part of the replay; changing it changes what
+// a replay of a cluster gives, so after a change the store rebuilds the
+// clusters it affects. A later observation linking the two sides of an
+// undone merge again merges them again: it is new evidence; to keep them
+// apart for good, block the value that links them.
 package identity
