@@ -87,7 +87,7 @@ func (g *Graph) newTracker() *tracker {
 }
 
 func (g *Graph) state(n int32) nodeState {
-	nd := &g.nodes[n]
+	nd := g.nodes[n]
 	s := nodeState{via: -1, label: -1}
 	if nd.comp != nil {
 		s.master, s.via = nd.comp.master, nd.via
@@ -146,7 +146,7 @@ func (t *tracker) changes() Changes {
 			continue
 		}
 		is := g.state(n)
-		nd := &g.nodes[n]
+		nd := g.nodes[n]
 		if is != was {
 			out.Moves = append(out.Moves, Move{
 				Identifier: nd.id, From: was.master, To: is.master,

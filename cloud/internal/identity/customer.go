@@ -93,13 +93,13 @@ func (g *Graph) Customer(m string) (Customer, bool) {
 		out.Cluster = g.obs[clu.label].o.ID()
 	}
 	for _, n := range c.members {
-		nd := &g.nodes[n]
-		o := &g.obs[nd.via].o
+		nd := g.nodes[n]
+		o := g.obs[nd.via].o
 		out.Identifiers = append(out.Identifiers, Member{Identifier: nd.id, Via: o.ID(), At: o.Stamp, Evidence: o.Evidence})
 	}
 	slices.SortFunc(out.Identifiers, func(a, b Member) int { return a.Identifier.Compare(b.Identifier) })
 	for _, m := range c.merges {
-		o := &g.obs[m.obs].o
+		o := g.obs[m.obs].o
 		out.Merges = append(out.Merges, Merge{Observation: o.ID(), At: o.Stamp, Evidence: o.Evidence, Joined: slices.Clone(m.joined)})
 	}
 	return out, true
@@ -148,7 +148,7 @@ func (g *Graph) Links(id Identifier) []Link {
 	}
 	var out []Link
 	for _, o := range g.nodes[n].obs {
-		r := &g.obs[o]
+		r := g.obs[o]
 		l := Link{Observation: r.o.ID(), At: r.o.Stamp, Evidence: r.o.Evidence, Live: r.live}
 		for _, m := range r.nodes {
 			if m != n {

@@ -20,10 +20,10 @@ import (
 // safe for concurrent use.
 type Graph struct {
 	policy  Policy
-	nodes   []node
+	nodes   []*node
 	byID    map[Identifier]int32
 	free    []int32 // slots of forgotten nodes
-	obs     []obsRec
+	obs     []*obsRec
 	obsByID map[string]int32
 	// pending are unlinks of observations not seen yet.
 	pending map[string]Unlink
@@ -144,7 +144,7 @@ func (g *Graph) Apply(b Batch) (Changes, error) {
 			}
 			continue
 		}
-		r := &g.obs[i]
+		r := g.obs[i]
 		if r.forgotten || r.hasUnlink && !u.newer(r.unlink) {
 			continue
 		}
@@ -171,13 +171,18 @@ func (g *Graph) Apply(b Batch) (Changes, error) {
 // naming it came first.
 func (g *Graph) addObservation(o Observation) int32 {
 	i := int32(len(g.obs))
-	r := obsRec{o: o, live: true}
+	r := &obsRec{o: o, live: true}
 	r.o.Identifiers = o.canonical()
 	for k, id := range r.o.Identifiers {
-		if g.policy.Blocked(id) {
-			continue
+		// Only identifiers that are not blocked are held, so a known one
+		// needs no check.
+		n, ok := g.byID[id]
+		if !ok {
+			if g.policy.Blocked(id) {
+				continue
+			}
+			n = g.intern(id)
 		}
-		n := g.intern(id)
 		r.nodes = append(r.nodes, n)
 		r.index = append(r.index, k)
 		g.nodes[n].obs = append(g.nodes[n].obs, i)
@@ -198,10 +203,10 @@ func (g *Graph) intern(id Identifier) int32 {
 	var n int32
 	if k := len(g.free); k > 0 {
 		n, g.free = g.free[k-1], g.free[:k-1]
-		g.nodes[n] = node{id: id, via: -1}
+		*g.nodes[n] = node{id: id, via: -1}
 	} else {
 		n = int32(len(g.nodes))
-		g.nodes = append(g.nodes, node{id: id, via: -1})
+		g.nodes = append(g.nodes, &node{id: id, via: -1})
 	}
 	g.byID[id] = n
 	return n
@@ -369,7 +374,7 @@ func (g *Graph) replay(ch *tracker, nodes []int32) {
 	var live []int32
 	seen := map[int32]bool{}
 	for _, n := range nodes {
-		nd := &g.nodes[n]
+		nd := g.nodes[n]
 		nd.comp, nd.clu, nd.via = nil, nil, -1
 		for _, o := range nd.obs {
 			if g.obs[o].live && !seen[o] {
@@ -415,7 +420,7 @@ func (g *Graph) replay(ch *tracker, nodes []int32) {
 // link applies the linking rule to live observation o, given the
 // customers of the observations before it (package documentation).
 func (g *Graph) link(ch *tracker, o int32) {
-	r := &g.obs[o]
+	r := g.obs[o]
 	manual := r.o.Evidence.Rule == RuleManual
 	rest := r.nodes // in Compare order: strongest first
 	for pass := 0; len(rest) > 0; pass++ {
@@ -533,7 +538,7 @@ func (g *Graph) join(ch *tracker, o int32, comps []*component, loose []int32) {
 func (g *Graph) adopt(ch *tracker, c *component, loose []int32, o int32) {
 	for _, n := range loose {
 		ch.note(n)
-		nd := &g.nodes[n]
+		nd := g.nodes[n]
 		nd.comp, nd.via = c, o
 		c.members = append(c.members, n)
 		c.counts[nd.id.Type.index()]++
@@ -563,7 +568,7 @@ func (g *Graph) Forget(ids ...Identifier) Changes {
 			continue
 		}
 		for _, o := range slices.Clone(g.nodes[n].obs) {
-			r := &g.obs[o]
+			r := g.obs[o]
 			if r.forgotten {
 				continue
 			}
@@ -602,7 +607,7 @@ func (g *Graph) Forget(ids ...Identifier) Changes {
 
 // remove deletes identifier n, which no observation names.
 func (g *Graph) remove(ch *tracker, n int32) {
-	nd := &g.nodes[n]
+	nd := g.nodes[n]
 	for _, m := range nd.anchors {
 		delete(g.masters, m)
 	}
