@@ -42,7 +42,11 @@ type Move struct {
 	Removed bool
 }
 
-// MasterChange is one master id's new resolution.
+// MasterChange is one master id's new resolution. An id resolves to the
+// customer its anchor is in, so a store that resolves ids through their
+// anchor's row needs only the new ids; To is for a store that keeps
+// redirects. A graph loaded for one batch knows only the ids its own
+// replay minted: New may name an id the store already holds (upsert).
 type MasterChange struct {
 	ID string
 	// Anchor is the identifier the id is anchored on: it resolves to the

@@ -135,6 +135,21 @@
 // naming a customer should be an observation too, so every subject is in
 // a customer.
 //
+// # How the store applies a batch
+//
+// The store keeps the observations and unlinks (the evidence), and per
+// identifier its customer, joining observation and cluster (Move); per
+// master id its anchor (MasterChange). For a batch it loads into a new
+// Graph the clusters of every identifier the batch's observations name
+// and of every identifier of the observations its unlinks name: all their
+// observations, live or not, and their unlinks (an Apply of what it
+// loaded). Then it applies the batch and writes what Changes lists: Moves
+// to the identifiers' rows, Masters to the master ids' rows (an id's
+// redirect is its To), and Customers are the 360 views to refresh and the
+// store caches to invalidate. Before all this, every observation goes
+// through the erasure register (erasure.Register.Admit), so an erased
+// person never comes back.
+//
 // Sharp edges: the policy is part of the replay; changing it changes what
 // a replay of a cluster gives, so after a change the store rebuilds the
 // clusters it affects. A later observation linking the two sides of an

@@ -14,10 +14,12 @@ import (
 // duplication or batching (the rules are in the package documentation).
 //
 // A Graph may hold a part of the whole, as the store loads it for a
-// batch: it must then hold every observation and unlink naming any
-// identifier it holds, and the observations of the batch's clusters
-// (Move.Cluster), or its answers are those of the part. A Graph is not
-// safe for concurrent use.
+// batch: it must then hold whole (every observation naming their
+// identifiers, live or not, and every unlink naming those) the clusters
+// (Move.Cluster) of every identifier the batch's observations name, and
+// of every identifier of the observations its unlinks name. Its changes
+// are then exactly the whole graph's; an identifier it does not hold
+// looks new to it. A Graph is not safe for concurrent use.
 type Graph struct {
 	policy  Policy
 	nodes   []*node

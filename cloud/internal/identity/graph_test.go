@@ -447,3 +447,80 @@ func TestMasterID(t *testing.T) {
 		t.Fatalf("MasterID = %s", a)
 	}
 }
+
+// Ensure that a graph holding only what the store loads for a batch (the
+// clusters of the identifiers the batch names, whole) reports the same
+// identifier moves and customers as the whole graph.
+func TestGraph_PartialLoadSameChanges(t *testing.T) {
+	p := identitytest.Policy()
+	for seed := int64(1); seed <= 150; seed++ {
+		rng := rand.New(rand.NewSource(seed))
+		opts := identitytest.Options{People: 5 + rng.Intn(25), Observations: 20 + rng.Intn(150), Unlinks: rng.Intn(10)}
+		log := identitytest.Generate(rng, opts)
+		whole := newGraph(t, p)
+		for _, b := range identitytest.Batches(rng, identitytest.Deliveries(rng, log, 0.2), 30) {
+			mustApply(t, whole, b)
+		}
+		// The batch: new observations (some late), unlinks and restores of
+		// old ones.
+		more := identitytest.Generate(rng, identitytest.Options{People: opts.People, Observations: 1 + rng.Intn(8), BaseWall: opts.BaseWall + int64(rng.Intn(300))})
+		for i := range more.Observations {
+			more.Observations[i].Stamp.ID = fmt.Sprintf("new-%d", i)
+		}
+		batch := identity.Batch{Observations: more.Observations}
+		for i := range rng.Intn(4) {
+			batch.Unlinks = append(batch.Unlinks, identity.Unlink{
+				Observation: log.Observations[rng.Intn(len(log.Observations))].ID(),
+				Stamp:       st(opts.BaseWall+1_000_000+int64(i), fmt.Sprintf("u-%d", i)),
+				Operator:    "hq-1", Restore: rng.Intn(3) == 0,
+			})
+		}
+		// What the store loads.
+		byID := map[string]identity.Observation{}
+		for _, o := range log.Observations {
+			byID[o.ID()] = o
+		}
+		need := map[identity.Identifier]bool{}
+		for _, o := range batch.Observations {
+			for _, id := range o.Identifiers {
+				need[id] = true
+			}
+		}
+		for _, u := range batch.Unlinks {
+			for _, id := range byID[u.Observation].Identifiers {
+				need[id] = true
+			}
+		}
+		labels := map[string]bool{}
+		for id := range need {
+			if l := whole.Cluster(id); l != "" {
+				labels[l] = true
+			}
+		}
+		held := map[identity.Identifier]bool{}
+		for _, id := range logIdentifiers(log) {
+			if need[id] || labels[whole.Cluster(id)] {
+				held[id] = true
+			}
+		}
+		var load identity.Batch
+		loaded := map[string]bool{}
+		for _, o := range log.Observations {
+			if slices.ContainsFunc(o.Identifiers, func(id identity.Identifier) bool { return held[id] }) && !loaded[o.ID()] {
+				loaded[o.ID()] = true
+				load.Observations = append(load.Observations, o)
+			}
+		}
+		for _, u := range log.Unlinks {
+			if loaded[u.Observation] {
+				load.Unlinks = append(load.Unlinks, u)
+			}
+		}
+		part := newGraph(t, p)
+		mustApply(t, part, load)
+		got, want := mustApply(t, part, batch), mustApply(t, whole, batch)
+		if !slices.Equal(got.Moves, want.Moves) || !slices.Equal(got.Customers, want.Customers) {
+			t.Fatalf("seed %d: the partial graph's changes differ:\n got %+v\nwant %+v", seed, got, want)
+		}
+	}
+}
