@@ -86,8 +86,9 @@ type removal struct {
 	anchors []string
 }
 
-func (g *Graph) newTracker() *tracker {
-	return &tracker{g: g, before: map[int32]nodeState{}, mint: map[string]bool{}}
+// newTracker returns a tracker for about n identifiers.
+func (g *Graph) newTracker(n int) *tracker {
+	return &tracker{g: g, before: make(map[int32]nodeState, n), mint: map[string]bool{}}
 }
 
 func (g *Graph) state(n int32) nodeState {

@@ -136,7 +136,7 @@ func (g *Graph) Apply(b Batch) (Changes, error) {
 			return Changes{}, fmt.Errorf("unlink %d: %w", i, err)
 		}
 	}
-	ch := g.newTracker()
+	ch := g.newTracker(2 * len(b.Observations))
 	var fresh, flipped []int32
 	for _, u := range b.Unlinks {
 		i, ok := g.obsByID[u.Observation]
@@ -223,8 +223,9 @@ func (g *Graph) settle(ch *tracker, fresh, flipped []int32) {
 	// Group what the new items touch into the clusters they will form:
 	// each unit is an existing cluster or an identifier in none.
 	var d dsu
-	cluKey := map[*cluster]int{}
-	nodeKey := map[int32]int{}
+	n := 2 * (len(fresh) + len(flipped))
+	cluKey := make(map[*cluster]int, n)
+	nodeKey := make(map[int32]int, n)
 	unit := func(n int32) int {
 		if c := g.nodes[n].clu; c != nil {
 			k, ok := cluKey[c]
@@ -255,7 +256,7 @@ func (g *Graph) settle(ch *tracker, fresh, flipped []int32) {
 		fresh    []int32
 		slow     bool
 	}
-	groups := map[int]*group{}
+	groups := make(map[int]*group, len(fresh)+len(flipped))
 	at := func(k int) *group {
 		r := d.find(k)
 		gr := groups[r]
@@ -562,7 +563,7 @@ func older(a, b *component) bool {
 // customers of what remains are recomputed. Master ids anchored on a
 // removed identifier are removed too (MasterChange.To is "").
 func (g *Graph) Forget(ids ...Identifier) Changes {
-	ch := g.newTracker()
+	ch := g.newTracker(len(ids))
 	touched := map[int32]bool{}
 	for _, id := range ids {
 		n, ok := g.byID[id]
