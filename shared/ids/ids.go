@@ -29,8 +29,15 @@ func NewEventID(now time.Time) string {
 	b[3] = byte(ms >> 16)
 	b[4] = byte(ms >> 8)
 	b[5] = byte(ms)
-	b[6] = (b[6] & 0x0f) | 0x70 // version 7
-	b[8] = (b[8] & 0x3f) | 0x80 // RFC 4122 variant
+	return FormatUUID(b, 7)
+}
+
+// FormatUUID stamps version (4 bits) and the RFC 9562 variant into b and
+// returns it in the canonical 36-character form. Ids derived from other
+// ids (a hash cut to 16 bytes, version 8) are formatted the same way.
+func FormatUUID(b [16]byte, version byte) string {
+	b[6] = b[6]&0x0f | version<<4
+	b[8] = b[8]&0x3f | 0x80
 	var out [36]byte
 	hex.Encode(out[0:8], b[0:4])
 	out[8] = '-'

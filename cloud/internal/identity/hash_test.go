@@ -1,0 +1,48 @@
+package identity
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+)
+
+// Ensure that digests depend on the key version and the whole identifier,
+// render and parse back, and that short or repeated keys are refused.
+func TestHasher(t *testing.T) {
+	k1 := Key{Version: 1, Secret: bytes.Repeat([]byte{1}, 32)}
+	k2 := Key{Version: 2, Secret: bytes.Repeat([]byte{2}, 32)}
+	h, err := NewHasher(k2, k1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := Identifier{Email, "a@b.example"}
+	d := h.Digest(id)
+	d1, ok := h.DigestUnder(id, 1)
+	if !ok || d.Version != 2 || d1.Version != 1 || d.Sum == d1.Sum {
+		t.Fatalf("digests %v %v", d, d1)
+	}
+	if h.Digest(Identifier{Account, "a@b.example"}) == d || h.Digest(Identifier{Email, "a@b.exampl"}) == d {
+		t.Fatal("digest ignores part of the identifier")
+	}
+	if _, ok := h.DigestUnder(id, 3); ok {
+		t.Fatal("digest under a key the hasher lacks")
+	}
+	back, err := ParseDigest(d.String())
+	if err != nil || back != d {
+		t.Fatalf("ParseDigest(%s) = %v, %v", d, back, err)
+	}
+	for _, s := range []string{"", "v1", "x1:00", "v1:zz", "v1:00", "v-1:" + d.String()[3:]} {
+		if _, err := ParseDigest(s); err == nil {
+			t.Errorf("ParseDigest(%q) accepted", s)
+		}
+	}
+	if v := h.Versions(); len(v) != 2 || v[0] != 1 || h.Current() != 2 {
+		t.Fatalf("versions %v current %d", v, h.Current())
+	}
+	if _, err := NewHasher(Key{Version: 1, Secret: []byte("short")}); !errors.Is(err, ErrKey) {
+		t.Fatalf("short key: %v", err)
+	}
+	if _, err := NewHasher(k1, k1); !errors.Is(err, ErrKey) {
+		t.Fatalf("repeated version: %v", err)
+	}
+}
