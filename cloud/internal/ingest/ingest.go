@@ -268,7 +268,7 @@ func (im *inMsg) settle(deferred bool) {
 
 func (pb *preparedBatch) add(m jetstream.Msg) {
 	if events.IsBatch(m.Data()) {
-		items, dl := decodeBatch(m)
+		items, dl := decodeBatch(m.Subject(), m.Data())
 		if dl != nil {
 			pb.dead = append(pb.dead, deadMsg{m, *dl})
 			return
@@ -356,16 +356,15 @@ func decode(subj string, data []byte) (store.Item, *store.DeadLetter) {
 // device and without an origin to deduplicate on, so the message is acked
 // only once every event in it is settled. A body that is not a batch at
 // all is one dead letter.
-func decodeBatch(m jetstream.Msg) ([]store.Item, *store.DeadLetter) {
-	subj := m.Subject()
+func decodeBatch(subj string, data []byte) ([]store.Item, *store.DeadLetter) {
 	subStore, subDevice, ok := subjects.ParseEvent(subj)
-	elems, err := events.SplitBatch(m.Data())
+	elems, err := events.SplitBatch(data)
 	if !ok || err != nil {
 		reason := "subject is not omni.ev.<store>.<device>"
 		if ok {
 			reason = err.Error()
 		}
-		return nil, &store.DeadLetter{Subject: subj, Reason: reason, Payload: append([]byte(nil), m.Data()...), Store: subStore, Device: subDevice}
+		return nil, &store.DeadLetter{Subject: subj, Reason: reason, Payload: append([]byte(nil), data...), Store: subStore, Device: subDevice}
 	}
 	items := make([]store.Item, len(elems))
 	for i, raw := range elems {
