@@ -35,6 +35,10 @@ echo "go benchmarks ..." >&2
 go test -run '^$' -bench 'BenchmarkAppend_Concurrent' -benchtime 3s ./edge/internal/outbox/ | tee "$work/outbox.txt" >&2
 OMNI_TEST_PG="$PGDSN" go test -run '^$' -bench 'BenchmarkApplyBatch' -benchtime 20x ./cloud/internal/store/ | tee "$work/store.txt" >&2
 OMNI_BENCH_BATCH=20000 OMNI_TEST_PG="$PGDSN" go test -run '^$' -bench 'BenchmarkApplyBatch' -benchtime 10x ./cloud/internal/store/ | tee "$work/store20k.txt" >&2
+HISTORY=${BENCH_HISTORY:-10000000}
+echo "apply against a ledger of $HISTORY events ..." >&2
+OMNI_BENCH_HISTORY=$HISTORY OMNI_BENCH_BATCH=20000 OMNI_TEST_PG="$PGDSN" go test -run '^$' -bench 'BenchmarkApplyHistory' -benchtime 10x -timeout 60m ./cloud/internal/store/ | tee "$work/history.txt" >&2
+OMNI_TEST_PG="$PGDSN" go test -run '^$' -bench 'BenchmarkPhysicalUpsert' -benchtime 300x ./cloud/internal/store/ | tee "$work/physical.txt" >&2
 go test -run '^$' -bench 'BenchmarkEdgeToHub' -benchtime "${EVENTS}x" -timeout 30m ./cloud/internal/e2e/ | tee "$work/e2e.txt" >&2
 OMNI_BENCH_DB=postgres OMNI_TEST_PG="$PGDSN" go test -run '^$' -bench 'BenchmarkEdgeToHub/agents=1$' -benchtime "${EVENTS}x" -timeout 30m ./cloud/internal/e2e/ | tee "$work/e2e-pg.txt" >&2
 CATCHUP=${BENCH_CATCHUP_EVENTS:-1000000}
@@ -69,8 +73,14 @@ printf '%-52s %s s (%s events/s)\n' "catch-up of one store, $CATCHUP events, Pos
 	"$(metric drain-s "$work/catchup-pg.txt" 'agents=1')" "$(metric events/s "$work/catchup-pg.txt" 'agents=1')"
 printf '%-52s %s events/s\n' "hub apply, SQLite (1000-event batches)" "$(metric events/s "$work/store.txt" 'sqlite')"
 printf '%-52s %s events/s\n' "hub apply, PostgreSQL (1000-event batches)" "$(metric events/s "$work/store.txt" 'postgres')"
-printf '%-52s %s events/s\n' "hub apply, SQLite (20000-event batches)" "$(metric events/s "$work/store20k.txt" 'sqlite')"
-printf '%-52s %s events/s\n' "hub apply, PostgreSQL (20000-event batches)" "$(metric events/s "$work/store20k.txt" 'postgres')"
+for db in sqlite postgres; do
+	printf '%-52s %s events/s; the transaction alone %s events/s; CPU per event: hub %s µs, database %s µs\n' "hub apply, $db (20000-event batches)" \
+		"$(metric events/s "$work/store20k.txt" "$db")" "$(metric tx-events/s "$work/store20k.txt" "$db")" \
+		"$(metric hub-cpu-µs/event "$work/store20k.txt" "$db")" "$(metric db-cpu-µs/event "$work/store20k.txt" "$db")"
+	h=$(metric tx-events/s "$work/history.txt" "$db"); e=$(metric tx-events/s "$work/store20k.txt" "$db")
+	printf '%-52s %s events/s (%s of an empty ledger)\n' "hub apply, $db, ledger of $HISTORY events" "$h" "$(ratio "$h" "$e")"
+done
+printf '%-52s %s rows/s\n' "reference: PostgreSQL unnest ON CONFLICT, 1000 rows" "$(metric rows/s "$work/physical.txt" 'PhysicalUpsert')"
 printf '%-52s %s MB idle, %s MB holding %s events, %s MB draining them (%s MB anonymous)\n' "agent RSS (1 agent)" \
 	"$(metric agent-idle-RSS-MB "$work/e2e.txt" 'agents=1')" "$(metric agent-backlog-RSS-MB "$work/e2e.txt" 'agents=1')" \
 	"$EVENTS" "$(metric agent-drain-RSS-MB "$work/e2e.txt" 'agents=1')" "$(metric agent-drain-anon-MB "$work/e2e.txt" 'agents=1')"

@@ -228,8 +228,18 @@ func TestKioskScanAndReview(t *testing.T) {
 		t.Fatalf("review form: %v", err)
 	}
 
-	// The review travels: outbox -> NATS -> hub (moderated, summarised) ->
-	// down-sync bucket -> this kiosk's cache.
+	// The review travels: outbox -> NATS -> hub, where it waits for a
+	// moderator; once published, summarised -> down-sync bucket -> this
+	// kiosk's cache.
+	var queue struct {
+		Reviews []struct {
+			EventID string `json:"event_id"`
+		} `json:"reviews"`
+	}
+	testkit.Eventually(t, 30*time.Second, func() bool {
+		return getJSON(t, h.URL+"/v1/reviews?status=pending", &queue) == http.StatusOK && len(queue.Reviews) == 1
+	}, "the review waiting for a moderator")
+	hubCall(t, http.MethodPost, h.URL+"/v1/reviews/"+queue.Reviews[0].EventID+"/moderation", `{"action":"approve"}`, http.StatusOK)
 	var hv downsync.View
 	testkit.Eventually(t, 30*time.Second, func() bool {
 		getJSON(t, h.URL+"/v1/products/"+sku, &hv)
