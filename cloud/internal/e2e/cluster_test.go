@@ -20,6 +20,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/omnisync/omnisync/cloud/internal/catalog"
+	"github.com/omnisync/omnisync/cloud/internal/ingest"
 	"github.com/omnisync/omnisync/cloud/internal/loadgen"
 	"github.com/omnisync/omnisync/shared/downsync"
 	"github.com/omnisync/omnisync/shared/subjects"
@@ -283,6 +284,26 @@ func TestChaosNATSCluster(t *testing.T) {
 	t.Logf("seed %d, node kills for %v (0: two)", seed, dur)
 
 	c := startNATSCluster(t, "S1", "S2", "S3")
+	nc := mustHubConn(t, c.hubURL)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := hubDownJS(t, nc)
+	// A chain moving from one NATS server to the cluster: its stream and
+	// buckets exist with one replica, and hubs started with
+	// --stream-replicas 3 scale them to three.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := ingest.EnsureStream(ctx, js, ingest.StreamOptions{Replicas: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := downsync.EnsureBucket(ctx, down, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := downsync.EnsurePickupBucket(ctx, down, 1); err != nil {
+		t.Fatal(err)
+	}
 	dsn := testkit.Postgres(t)
 	hubs := []*hubProcess{
 		startHubProcess(t, "hub-a", c.hubURL, dsn, "--stream-replicas", "3"),
@@ -295,12 +316,6 @@ func TestChaosNATSCluster(t *testing.T) {
 	}
 
 	// The stream and both buckets are replicated on all three nodes.
-	nc := mustHubConn(t, c.hubURL)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	down := hubDownJS(t, nc)
 	checkR3(t, js, down)
 
 	o := loadgen.Options{Targets: targets, Seed: seed, Rate: 200, Workers: 3, Settle: 90 * time.Second}
@@ -346,8 +361,8 @@ func TestChaosNATSCluster(t *testing.T) {
 	longest, at := stalls.Stop()
 	rep := stopLoad()
 
-	vctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
+	vctx, vcancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer vcancel()
 	v, verr := loadgen.Verify(vctx, loadgen.Hub{URL: hubs[0].URL, Token: hubToken}, rep.Accepted)
 	stockDocs, orders, diffs := downsyncSettled(t, down, rep.Accepted, 90*time.Second)
 	checkR3(t, js, down)
