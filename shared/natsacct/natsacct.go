@@ -51,6 +51,12 @@ const (
 	// DownAPIPrefix is the prefix under which the hub reaches DOWN's
 	// JetStream API (jetstream.NewWithAPIPrefix).
 	DownAPIPrefix = "$JS.DOWN.API"
+	// HubDomain is the JetStream domain of the chain's NATS (deploy/nats).
+	// A store's leaf node has a JetStream of its own, which answers the
+	// plain $JS.API there, so agents behind a leaf read the hub's buckets
+	// as this domain ($JS.hub.API), which the server maps to $JS.API in
+	// the store's account.
+	HubDomain = "hub"
 	// StoresFile is the file, beside the main configuration, that holds
 	// one block per store; AppendStore adds to it.
 	StoresFile = "stores.conf"
@@ -114,6 +120,10 @@ func Accounts(hubUsers string) string {
 // configuration filters anything else), then read, inspect and delete
 // them. No stream info on the pickup bucket (it would list keys), no
 // direct or message gets, no consumer listings.
+//
+// A store's user may publish each of them under the hub's domain too
+// (domainReads): a client's request is checked after the server maps
+// $JS.hub.API to $JS.API, but a leaf node's is checked as it arrives.
 func downReads(store string) []string {
 	return []string{
 		"$JS.API.STREAM.INFO." + downsync.Stream,
@@ -125,6 +135,16 @@ func downReads(store string) []string {
 		"$JS.API.CONSUMER.INFO." + downsync.PickupStream + ".*",
 		"$JS.API.CONSUMER.DELETE." + downsync.PickupStream + ".*",
 	}
+}
+
+// domainReads are reads as agents behind a store's leaf node send them:
+// under the hub's JetStream domain.
+func domainReads(reads []string) []string {
+	out := make([]string, len(reads))
+	for i, r := range reads {
+		out[i] = "$JS." + HubDomain + ".API." + strings.TrimPrefix(r, "$JS.API.")
+	}
+	return out
 }
 
 // User is how a store's agents authenticate: an nkey (the server keeps
@@ -172,7 +192,7 @@ func StoreBlock(store string, u User, minted time.Time) (string, error) {
 		return strings.Join(out, ", ")
 	}
 	reads := downReads(store)
-	pub := append([]string{subjects.Event(store, ">"), subjects.HubSync(store, ">")}, reads...)
+	pub := append(append([]string{subjects.Event(store, ">"), subjects.HubSync(store, ">")}, reads...), domainReads(reads)...)
 	sub := []string{subjects.Ack(store, ">"), subjects.InboxPrefix(store) + ".>"}
 	var b strings.Builder
 	fmt.Fprintf(&b, "  # store %s, minted %s\n", store, minted.UTC().Format(time.RFC3339))
@@ -291,4 +311,72 @@ func PublicKey(path string) (string, error) {
 	}
 	defer kp.Wipe()
 	return kp.PublicKey()
+}
+
+// A store's leaf node (deploy/nats/leaf/leaf.conf) takes its identity from
+// the store: one leaf per store, named and placed in a JetStream domain
+// derived from the store's id, so it cannot come back from a restart as
+// another server (the hub would keep its old connection until it timed
+// out) or in another domain (its stored data would be addressed
+// elsewhere), and no store's domain can be the hub's.
+
+// LeafName is the server_name of store's leaf node.
+func LeafName(store string) string { return "omni-leaf-" + store }
+
+// LeafDomain is the JetStream domain of store's leaf node.
+func LeafDomain(store string) string { return "store-" + store }
+
+// ErrLeafURL is returned for a hub URL a leaf node cannot be given.
+var ErrLeafURL = errors.New("natsacct: a hub leaf node URL must look like nats-leaf://host:7422 (or tls://, ws://, wss://), without credentials")
+
+var leafURLRE = regexp.MustCompile(`^(nats-leaf|nats|tls|ws|wss)://[A-Za-z0-9._\[\]:-]+$`)
+
+// LeafEnv renders the environment deploy/nats/leaf/leaf.conf runs with
+// for store: its name and domain, the store's public key (its devices log
+// in to the leaf with the store's credentials), the seed from the store's
+// credentials file creds (the leaf logs in to the hub as the store), and
+// the hub's leaf node URLs. The result holds a secret: write it 0600.
+// Values are single-quoted, so the file serves systemd's EnvironmentFile
+// and a shell's `set -a; . FILE` alike.
+func LeafEnv(store, creds string, hubURLs []string) (string, error) {
+	if !storeRE.MatchString(store) {
+		return "", ErrInvalidStore
+	}
+	if len(hubURLs) == 0 {
+		return "", ErrLeafURL
+	}
+	quoted := make([]string, len(hubURLs))
+	for i, u := range hubURLs {
+		if !leafURLRE.MatchString(u) {
+			return "", fmt.Errorf("%w: %q", ErrLeafURL, u)
+		}
+		quoted[i] = fmt.Sprintf("%q", u)
+	}
+	b, err := os.ReadFile(creds)
+	if err != nil {
+		return "", fmt.Errorf("natsacct: %w", err)
+	}
+	defer clear(b)
+	kp, err := nkeys.ParseDecoratedNKey(b)
+	if err != nil {
+		return "", fmt.Errorf("natsacct: %s: %w", creds, err)
+	}
+	defer kp.Wipe()
+	seed, err := kp.Seed()
+	if err != nil {
+		return "", fmt.Errorf("natsacct: %s: %w", creds, err)
+	}
+	pub, err := kp.PublicKey()
+	if err != nil {
+		return "", fmt.Errorf("natsacct: %s: %w", creds, err)
+	}
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "# Environment of store %s's NATS leaf node (deploy/nats/leaf/leaf.conf).\n", store)
+	sb.WriteString("# It holds the store's seed: keep it 0600, readable by nats-server only.\n")
+	fmt.Fprintf(&sb, "OMNI_LEAF_NAME='%s'\n", LeafName(store))
+	fmt.Fprintf(&sb, "OMNI_LEAF_DOMAIN='%s'\n", LeafDomain(store))
+	fmt.Fprintf(&sb, "OMNI_LEAF_USER='%s'\n", pub)
+	fmt.Fprintf(&sb, "OMNI_LEAF_SEED='%s'\n", seed)
+	fmt.Fprintf(&sb, "OMNI_LEAF_HUB='[%s]'\n", strings.Join(quoted, ", "))
+	return sb.String(), nil
 }
