@@ -380,3 +380,60 @@ func LeafEnv(store, creds string, hubURLs []string) (string, error) {
 	fmt.Fprintf(&sb, "OMNI_LEAF_HUB='[%s]'\n", strings.Join(quoted, ", "))
 	return sb.String(), nil
 }
+
+// storeHeadRE matches the first lines of a block StoreBlock renders: its
+// comment (the store and when it was minted) and the account it opens.
+var storeHeadRE = regexp.MustCompile(`(?m)^  # store ([A-Za-z0-9_-]{1,64}), minted (\S+)\n  "STORE_([A-Za-z0-9_-]{1,64})" \{\n`)
+
+// storeUserRE matches the user line of a store block: an nkey, or a name
+// and a bcrypt hash.
+var storeUserRE = regexp.MustCompile(`(?m)^\s+(?:nkey: (U[A-Z2-7]+)|user: "([^"]+)", password: "([^"]+)")\s*$`)
+
+// RefreshStores renders every store block of the stores file at path
+// again, as StoreBlock renders it today, keeping each store's user (its
+// public key, or its name and bcrypt hash) and the time it was minted: the
+// way a chain gives the stores it admitted earlier the permissions a newer
+// release grants (reading the buckets under the hub's JetStream domain,
+// for a leaf node). Anything before the first block is kept as it is. It
+// returns how many stores it rendered; the file is replaced atomically.
+func RefreshStores(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("natsacct: %w", err)
+	}
+	text := string(b)
+	heads := storeHeadRE.FindAllStringSubmatchIndex(text, -1)
+	if len(heads) == 0 {
+		return 0, nil
+	}
+	var out strings.Builder
+	out.WriteString(text[:heads[0][0]])
+	for i, h := range heads {
+		end := len(text)
+		if i+1 < len(heads) {
+			end = heads[i+1][0]
+		}
+		store, minted, account := text[h[2]:h[3]], text[h[4]:h[5]], text[h[6]:h[7]]
+		if store != account {
+			return 0, fmt.Errorf("natsacct: %s: the block of store %s opens account STORE_%s", path, store, account)
+		}
+		at, err := time.Parse(time.RFC3339, minted)
+		if err != nil {
+			return 0, fmt.Errorf("natsacct: %s: store %s: minted %q: %w", path, store, minted, err)
+		}
+		m := storeUserRE.FindStringSubmatch(text[h[1]:end])
+		if m == nil {
+			return 0, fmt.Errorf("natsacct: %s: store %s: no user found", path, store)
+		}
+		u := User{NKey: m[1], Name: m[2], Bcrypt: m[3]}
+		block, err := StoreBlock(store, u, at)
+		if err != nil {
+			return 0, fmt.Errorf("natsacct: %s: store %s: %w", path, store, err)
+		}
+		out.WriteString(block)
+	}
+	if err := WriteFileAtomic(path, []byte(out.String()), 0o600); err != nil {
+		return 0, err
+	}
+	return len(heads), nil
+}

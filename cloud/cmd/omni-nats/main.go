@@ -2,12 +2,14 @@
 // store's credentials (an nkey seed, written 0600, shown nowhere) and adds
 // the store's account, which only the public key goes into, to the
 // server's stores.conf (deploy/nats, or the hub's embedded server with
-// --hub-data-dir). It also writes the environment of a store's NATS leaf
-// node (leaf-env) and hashes passwords for configurations that keep
-// password users (passwd).
+// --hub-data-dir). It also renders the stores admitted by an earlier
+// release with today's permissions (refresh-stores), writes the
+// environment of a store's NATS leaf node (leaf-env) and hashes passwords
+// for configurations that keep password users (passwd).
 //
 //	omni-nats mint-store --conf-dir /etc/omnisync/nats --out store-17.nk store-17
 //	omni-nats mint-store --hub-data-dir omni-data/hub --out store-17.nk store-17
+//	omni-nats refresh-stores --conf-dir /etc/omnisync/nats
 //	omni-nats leaf-env --creds store-17.nk --hub nats-leaf://nats-1:7422,nats-leaf://nats-2:7422 --out leaf.env store-17
 //	omni-nats passwd < password-file
 //
@@ -43,7 +45,7 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(mintCmd(), leafEnvCmd(), passwdCmd())
+	root.AddCommand(mintCmd(), refreshCmd(), leafEnvCmd(), passwdCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "omni-nats:", err)
 		var u usageError
@@ -101,6 +103,40 @@ store's agents as --nats-creds.`,
 	c.Flags().StringVar(&confDir, "conf-dir", "", "directory of the server's configuration (deploy/nats): stores.conf is there")
 	c.Flags().StringVar(&hubData, "hub-data-dir", "", "the hub's --data-dir, for its embedded NATS server")
 	c.Flags().StringVar(&out, "out", "", "where to write the store's credentials (default STORE.nk)")
+	return c
+}
+
+func refreshCmd() *cobra.Command {
+	var confDir, hubData string
+	c := &cobra.Command{
+		Use:   "refresh-stores",
+		Short: "render every store in stores.conf again with this release's permissions",
+		Long: `Renders every store's account in stores.conf again, as mint-store writes it
+in this release, keeping each store's key (or password hash) and the time
+it was minted: stores admitted by an earlier release get the permissions a
+newer one grants (such as reading the down-sync buckets through a leaf
+node), without new credentials. Reload the server twice afterwards (every
+node of a cluster); a store's leaf node takes the new permissions when it
+next connects.`,
+		Args: cobra.NoArgs,
+		RunE: func(_ *cobra.Command, _ []string) error {
+			switch {
+			case (confDir == "") == (hubData == ""):
+				return usageError{errors.New("give --conf-dir or --hub-data-dir")}
+			case hubData != "":
+				confDir = filepath.Join(hubData, "nats-auth")
+			}
+			path := filepath.Join(confDir, natsacct.StoresFile)
+			n, err := natsacct.RefreshStores(path)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("%d stores rendered again in %s\n", n, path)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&confDir, "conf-dir", "", "directory of the server's configuration (deploy/nats): stores.conf is there")
+	c.Flags().StringVar(&hubData, "hub-data-dir", "", "the hub's --data-dir, for its embedded NATS server")
 	return c
 }
 

@@ -15,7 +15,8 @@ import (
 
 // Ensure that mint-store writes a private credentials file whose public
 // key, alone, goes into stores.conf, refuses a second minting and bad
-// usage, that leaf-env writes a leaf node's environment privately, and
+// usage, that refresh-stores leaves a current stores.conf as it is, that
+// leaf-env writes a leaf node's environment privately, and
 // that passwd prints a bcrypt hash of what it reads.
 func TestOmniNATS(t *testing.T) {
 	bin := testkit.BuildBinary(t, "github.com/omnisync/omnisync/cloud/cmd/omni-nats")
@@ -113,6 +114,14 @@ func TestOmniNATS(t *testing.T) {
 		if out, code := run("", c.args...); code != c.code {
 			t.Errorf("%v: exit %d, want %d: %s", c.args, code, c.code, out)
 		}
+	}
+
+	out, code = run("", "refresh-stores", "--conf-dir", dir)
+	if again, _ := os.ReadFile(filepath.Join(dir, natsacct.StoresFile)); code != 0 || string(again) != string(stores) {
+		t.Fatalf("refresh-stores changed a current stores.conf (%d %s):\n%s", code, out, again)
+	}
+	if out, code := run("", "refresh-stores"); code != 2 {
+		t.Fatalf("refresh-stores without a directory: exit %d: %s", code, out)
 	}
 
 	hash, code := run("correct horse battery staple\n", "passwd")
