@@ -70,6 +70,20 @@ func runLoad(t *testing.T, g *loadgen.Generator, resolve time.Duration) func() *
 	}
 }
 
+// startTraffic runs tills posting realistic traffic to targets at rate
+// events per second (workers tills each, selling from a sample catalog of
+// products), as runLoad does: the function returned ends it.
+func startTraffic(t *testing.T, targets []loadgen.Target, seed uint64, rate float64, workers, products int) (*loadgen.Generator, func() *loadgen.Report) {
+	t.Helper()
+	o := loadgen.Options{Targets: targets, Seed: seed, Rate: rate, Workers: workers, Settle: 90 * time.Second}
+	o.UseCatalog(catalog.Sample(int64(seed%1000), products))
+	g, err := loadgen.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g, runLoad(t, g, 2*time.Minute)
+}
+
 // faults injects failures into a running platform and counts them.
 type faults struct {
 	t   *testing.T
@@ -249,13 +263,7 @@ func TestChaos(t *testing.T) {
 		targets = append(targets, loadgen.Target{Store: sd[0], Device: sd[1], URL: a.URL})
 	}
 
-	o := loadgen.Options{Targets: targets, Seed: seed, Rate: 300, Workers: 3, Settle: 90 * time.Second}
-	o.UseCatalog(catalog.Sample(int64(seed%1000), 60))
-	g, err := loadgen.New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopLoad := runLoad(t, g, 2*time.Minute)
+	_, stopLoad := startTraffic(t, targets, seed, 300, 3, 60)
 
 	f := newFaults(t, seed)
 	for end := time.Now().Add(dur); time.Now().Before(end); {

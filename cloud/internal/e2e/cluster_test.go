@@ -19,7 +19,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/omnisync/omnisync/cloud/internal/catalog"
 	"github.com/omnisync/omnisync/cloud/internal/ingest"
 	"github.com/omnisync/omnisync/cloud/internal/loadgen"
 	"github.com/omnisync/omnisync/shared/downsync"
@@ -318,13 +317,8 @@ func TestChaosNATSCluster(t *testing.T) {
 	// The stream and both buckets are replicated on all three nodes.
 	checkR3(t, js, down)
 
-	o := loadgen.Options{Targets: targets, Seed: seed, Rate: 200, Workers: 3, Settle: 90 * time.Second}
-	o.UseCatalog(catalog.Sample(int64(seed%1000), 60))
-	g, err := loadgen.New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopLoad := runLoad(t, g, 2*time.Minute)
+	const rate = 200
+	_, stopLoad := startTraffic(t, targets, seed, rate, 3, 60)
 	testkit.Eventually(t, 60*time.Second, func() bool {
 		return metricSum(hubs[0].URL, "omni_hub_events_applied_total")+metricSum(hubs[1].URL, "omni_hub_events_applied_total") >= 100
 	}, "hubs applying events")
@@ -376,7 +370,7 @@ NATS cluster report (seed %d, 3 nodes, R3, 2 hubs on PostgreSQL, 4 agents at %v 
   down-sync             %d positions and %d pickup orders compared with the books, differences %d
   longest stall         %v with no event applied (ending %.1fs into the faults)
 faults:
-%s`, seed, o.Rate, len(rep.Accepted), rep.Total.Retried, rep.Total.Replayed,
+%s`, seed, rate, len(rep.Accepted), rep.Total.Retried, rep.Total.Replayed,
 		f.total(), f.summary(), v.Positions, len(v.Differences), v.Lost, v.DoubleApplied,
 		stockDocs, orders, diffs, longest.Round(10*time.Millisecond), at.Seconds(), strings.Join(f.log, "\n"))
 	requireBalanced(t, v, verr)
