@@ -34,6 +34,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -334,13 +335,21 @@ var leafURLRE = regexp.MustCompile(`^(nats-leaf|nats|tls|ws|wss)://[A-Za-z0-9._\
 // LeafEnv renders the environment deploy/nats/leaf/leaf.conf runs with
 // for store: its name and domain, the store's public key (its devices log
 // in to the leaf with the store's credentials), the seed from the store's
-// credentials file creds (the leaf logs in to the hub as the store), and
-// the hub's leaf node URLs. The result holds a secret: write it 0600.
+// credentials file creds (the leaf logs in to the hub as the store), the
+// hub's leaf node URLs and the CA file (PEM) of the hub's certificate,
+// hubCA, by its absolute path. The result holds a secret: write it 0600.
 // Values are single-quoted, so the file serves systemd's EnvironmentFile
 // and a shell's `set -a; . FILE` alike.
-func LeafEnv(store, creds string, hubURLs []string) (string, error) {
+func LeafEnv(store, creds string, hubURLs []string, hubCA string) (string, error) {
 	if !storeRE.MatchString(store) {
 		return "", ErrInvalidStore
+	}
+	ca, err := filepath.Abs(hubCA)
+	if err == nil {
+		_, err = os.Stat(ca)
+	}
+	if err != nil || hubCA == "" || strings.ContainsAny(ca, "'\n") {
+		return "", fmt.Errorf("natsacct: the hub's CA file %q: %v", hubCA, err)
 	}
 	if len(hubURLs) == 0 {
 		return "", ErrLeafURL
@@ -378,6 +387,7 @@ func LeafEnv(store, creds string, hubURLs []string) (string, error) {
 	fmt.Fprintf(&sb, "OMNI_LEAF_USER='%s'\n", pub)
 	fmt.Fprintf(&sb, "OMNI_LEAF_SEED='%s'\n", seed)
 	fmt.Fprintf(&sb, "OMNI_LEAF_HUB='[%s]'\n", strings.Join(quoted, ", "))
+	fmt.Fprintf(&sb, "OMNI_LEAF_HUB_CA='%s'\n", ca)
 	return sb.String(), nil
 }
 

@@ -10,7 +10,7 @@
 //	omni-nats mint-store --conf-dir /etc/omnisync/nats --out store-17.nk store-17
 //	omni-nats mint-store --hub-data-dir omni-data/hub --out store-17.nk store-17
 //	omni-nats refresh-stores --conf-dir /etc/omnisync/nats
-//	omni-nats leaf-env --creds store-17.nk --hub nats-leaf://nats-1:7422,nats-leaf://nats-2:7422 --out leaf.env store-17
+//	omni-nats leaf-env --creds store-17.nk --hub nats-leaf://nats-1:7422,nats-leaf://nats-2:7422 --hub-ca ca.pem --out leaf.env store-17
 //	omni-nats passwd < password-file
 //
 // Exit status: 0 done, 1 refused or failed, 2 usage error.
@@ -141,7 +141,7 @@ next connects.`,
 }
 
 func leafEnvCmd() *cobra.Command {
-	var creds, out string
+	var creds, out, hubCA string
 	var hubs []string
 	c := &cobra.Command{
 		Use:   "leaf-env STORE",
@@ -150,16 +150,17 @@ func leafEnvCmd() *cobra.Command {
 its server name (omni-leaf-STORE) and JetStream domain (store-STORE), which
 must never change once it has run, the store's public key (its devices log
 in to the leaf with the store's credentials file), the seed from the
-store's credentials (the leaf logs in to the hub as the store) and the
-hub's leaf node URLs. --out is written 0600 (it holds the seed, which is
+store's credentials (the leaf logs in to the hub as the store), the
+hub's leaf node URLs and the CA of the hub's certificate (the uplink is
+TLS). --out is written 0600 (it holds the seed, which is
 never printed); give it to nats-server as systemd's EnvironmentFile, or
 with set -a; . FILE. Add OMNI_LEAF_PORT and OMNI_LEAF_STORE_DIR.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			if creds == "" || out == "" || len(hubs) == 0 {
-				return usageError{errors.New("give --creds, --hub and --out")}
+			if creds == "" || out == "" || hubCA == "" || len(hubs) == 0 {
+				return usageError{errors.New("give --creds, --hub, --hub-ca and --out")}
 			}
-			env, err := natsacct.LeafEnv(args[0], creds, hubs)
+			env, err := natsacct.LeafEnv(args[0], creds, hubs, hubCA)
 			if err != nil {
 				return err
 			}
@@ -173,6 +174,7 @@ with set -a; . FILE. Add OMNI_LEAF_PORT and OMNI_LEAF_STORE_DIR.`,
 	}
 	c.Flags().StringVar(&creds, "creds", "", "the store's credentials file (omni-nats mint-store)")
 	c.Flags().StringSliceVar(&hubs, "hub", nil, "the hub's leaf node URLs, nats-leaf://host:7422 (repeat, or comma-separated: every node of a cluster)")
+	c.Flags().StringVar(&hubCA, "hub-ca", "", "the CA (PEM) of the hub's certificate")
 	c.Flags().StringVar(&out, "out", "", "the environment file to write (0600)")
 	return c
 }

@@ -84,7 +84,11 @@ func TestOmniNATS(t *testing.T) {
 	// leaf-env writes the leaf's environment, seed included, 0600, and
 	// prints no secret.
 	env := filepath.Join(dir, "S1.leaf.env")
-	out, code = run("", "leaf-env", "--creds", creds, "--hub", "nats-leaf://nats-1:7422,nats-leaf://nats-2:7422", "--out", env, "S1")
+	ca := filepath.Join(dir, "hub-ca.pem")
+	if err := os.WriteFile(ca, []byte("-----BEGIN CERTIFICATE-----\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, code = run("", "leaf-env", "--creds", creds, "--hub", "nats-leaf://nats-1:7422,nats-leaf://nats-2:7422", "--hub-ca", ca, "--out", env, "S1")
 	if code != 0 {
 		t.Fatalf("leaf-env: %d %s", code, out)
 	}
@@ -93,7 +97,7 @@ func TestOmniNATS(t *testing.T) {
 	}
 	b, _ := os.ReadFile(env)
 	for _, want := range []string{"OMNI_LEAF_NAME='omni-leaf-S1'", "OMNI_LEAF_DOMAIN='store-S1'", "OMNI_LEAF_USER='" + pub + "'",
-		`OMNI_LEAF_HUB='["nats-leaf://nats-1:7422", "nats-leaf://nats-2:7422"]'`} {
+		`OMNI_LEAF_HUB='["nats-leaf://nats-1:7422", "nats-leaf://nats-2:7422"]'`, "OMNI_LEAF_HUB_CA='" + ca + "'"} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("leaf environment lacks %s:\n%s", want, b)
 		}
@@ -107,9 +111,11 @@ func TestOmniNATS(t *testing.T) {
 		args []string
 		code int
 	}{
-		{[]string{"leaf-env", "--creds", creds, "--hub", "nats-leaf://nats-1:7422", "S1"}, 2},
-		{[]string{"leaf-env", "--creds", creds, "--hub", "nats-leaf://store-S1:pw@nats-1:7422", "--out", filepath.Join(dir, "x.env"), "S1"}, 1},
-		{[]string{"leaf-env", "--creds", filepath.Join(dir, "missing.nk"), "--hub", "nats-leaf://nats-1:7422", "--out", filepath.Join(dir, "x.env"), "S1"}, 1},
+		{[]string{"leaf-env", "--creds", creds, "--hub", "nats-leaf://nats-1:7422", "--hub-ca", ca, "S1"}, 2},
+		{[]string{"leaf-env", "--creds", creds, "--hub", "nats-leaf://nats-1:7422", "--out", filepath.Join(dir, "x.env"), "S1"}, 2},
+		{[]string{"leaf-env", "--creds", creds, "--hub", "nats-leaf://store-S1:pw@nats-1:7422", "--hub-ca", ca, "--out", filepath.Join(dir, "x.env"), "S1"}, 1},
+		{[]string{"leaf-env", "--creds", filepath.Join(dir, "missing.nk"), "--hub", "nats-leaf://nats-1:7422", "--hub-ca", ca, "--out", filepath.Join(dir, "x.env"), "S1"}, 1},
+		{[]string{"leaf-env", "--creds", creds, "--hub", "nats-leaf://nats-1:7422", "--hub-ca", filepath.Join(dir, "missing.pem"), "--out", filepath.Join(dir, "x.env"), "S1"}, 1},
 	} {
 		if out, code := run("", c.args...); code != c.code {
 			t.Errorf("%v: exit %d, want %d: %s", c.args, code, c.code, out)

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/crypto/bcrypt"
 
@@ -95,6 +96,14 @@ type natsCluster struct {
 	// hubURL reaches every node as the hub user.
 	hubURL string
 	creds  map[string]string
+	// ca is the CA of the nodes' certificate: hubs and agents are given
+	// it (--nats-ca), and conn trusts it.
+	ca string
+}
+
+// conn connects to the cluster as the hub user.
+func (c *natsCluster) conn(t *testing.T) *nats.Conn {
+	return mustHubConn(t, c.hubURL, nats.RootCAs(c.ca))
 }
 
 // clusterNode is one node: a nats-server process, killed and started
@@ -108,11 +117,13 @@ type clusterNode struct {
 
 const routePassword = "route-secret-for-tests-only"
 
-func startNATSCluster(t testing.TB, stores ...string) *natsCluster {
+func startNATSCluster(t *testing.T, stores ...string) *natsCluster {
 	t.Helper()
 	dir := t.TempDir()
 	copyDeployNATS(t, dir)
-	c := &natsCluster{dir: dir, creds: mintStores(t, dir, stores...)}
+	pki := newTestPKI(t, "nats")
+	cert, key := pki.issue("omni-nats", true)
+	c := &natsCluster{dir: dir, creds: mintStores(t, dir, stores...), ca: pki.CAFile}
 	var routes, hubURLs []string
 	type addrs struct{ client, cluster, leaf, monitor string }
 	var as []addrs
@@ -136,6 +147,8 @@ func startNATSCluster(t testing.TB, stores ...string) *natsCluster {
 			"OMNI_NATS_ROUTES=[" + strings.Join(routes, ", ") + "]",
 			"OMNI_NATS_LEAF_PORT=" + strconv.Itoa(portOf(a.leaf)),
 			"OMNI_NATS_MONITOR=" + a.monitor,
+			"OMNI_NATS_TLS_CERT=" + cert,
+			"OMNI_NATS_TLS_KEY=" + key,
 		}
 		c.nodes = append(c.nodes, &clusterNode{process: p, name: "omni-" + name, client: a.client, leaf: a.leaf, monitor: a.monitor, t: t})
 	}
@@ -283,7 +296,12 @@ func TestChaosNATSCluster(t *testing.T) {
 	t.Logf("seed %d, node kills for %v (0: two)", seed, dur)
 
 	c := startNATSCluster(t, "S1", "S2", "S3")
-	nc := mustHubConn(t, c.hubURL)
+	// Every node takes TLS only, with a certificate the CA signed.
+	if nc, err := nats.Connect(c.hubURL, nats.Timeout(2*time.Second)); err == nil {
+		nc.Close()
+		t.Fatal("connected to the cluster without trusting its certificate")
+	}
+	nc := c.conn(t)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
@@ -305,12 +323,12 @@ func TestChaosNATSCluster(t *testing.T) {
 	}
 	dsn := testkit.Postgres(t)
 	hubs := []*hubProcess{
-		startHubProcess(t, "hub-a", c.hubURL, dsn, "--stream-replicas", "3"),
-		startHubProcess(t, "hub-b", c.hubURL, dsn, "--stream-replicas", "3"),
+		startHubProcess(t, "hub-a", c.hubURL, dsn, "--stream-replicas", "3", "--nats-ca", c.ca),
+		startHubProcess(t, "hub-b", c.hubURL, dsn, "--stream-replicas", "3", "--nats-ca", c.ca),
 	}
 	var targets []loadgen.Target
 	for _, sd := range [][2]string{{"S1", "pos-1"}, {"S1", "pos-2"}, {"S2", "pos-1"}, {"S3", "pos-1"}} {
-		a := startAgent(t, sd[0], sd[1], c.clientURLs(), "--nats-creds", c.creds[sd[0]], "--log-level", "warn")
+		a := startAgent(t, sd[0], sd[1], c.clientURLs(), "--nats-creds", c.creds[sd[0]], "--nats-ca", c.ca, "--log-level", "warn")
 		targets = append(targets, loadgen.Target{Store: sd[0], Device: sd[1], URL: a.URL})
 	}
 

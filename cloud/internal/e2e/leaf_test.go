@@ -31,13 +31,20 @@ type leafHub struct {
 	client, leaf, monitor string
 	hubURL                string
 	creds                 map[string]string
+	// ca is the CA of the server's certificate (both ports are TLS).
+	ca string
 }
+
+// conn connects as the hub user.
+func (h *leafHub) conn(t *testing.T) *nats.Conn { return mustHubConn(t, h.hubURL, nats.RootCAs(h.ca)) }
 
 func startLeafHub(t *testing.T, stores ...string) *leafHub {
 	t.Helper()
 	dir := t.TempDir()
 	copyDeployNATS(t, dir)
-	h := &leafHub{dir: dir, creds: mintStores(t, dir, stores...),
+	pki := newTestPKI(t, "nats")
+	cert, key := pki.issue("omni-nats", true)
+	h := &leafHub{dir: dir, creds: mintStores(t, dir, stores...), ca: pki.CAFile,
 		client: testkit.FreeAddr(t), leaf: testkit.FreeAddr(t), monitor: testkit.FreeAddr(t)}
 	h.hubURL = fmt.Sprintf("nats://hub:%s@%s", hubPassword, h.client)
 	h.process = newProcess(t, "github.com/nats-io/nats-server/v2", "nats-hub",
@@ -47,6 +54,8 @@ func startLeafHub(t *testing.T, stores ...string) *leafHub {
 		"OMNI_NATS_STORE_DIR=" + filepath.Join(dir, "js"),
 		"OMNI_HUB_PASSWORD=" + bcryptOf(t, hubPassword),
 		"OMNI_NATS_LEAF_PORT=" + strconv.Itoa(portOf(h.leaf)),
+		"OMNI_NATS_TLS_CERT=" + cert,
+		"OMNI_NATS_TLS_KEY=" + key,
 	}
 	h.process.Start()
 	testkit.Eventually(t, 30*time.Second, func() bool {
@@ -97,7 +106,7 @@ func startStoreLeaf(t *testing.T, h *leafHub, store string) *storeLeaf {
 	l := &storeLeaf{store: store, client: testkit.FreeAddr(t), uplink: testkit.StartProxy(t, h.leaf), creds: h.creds[store]}
 	envFile := filepath.Join(t.TempDir(), store+".leaf.env")
 	bin := testkit.BuildBinary(t, "github.com/omnisync/omnisync/cloud/cmd/omni-nats")
-	if out, err := exec.Command(bin, "leaf-env", "--creds", l.creds, "--hub", "nats-leaf://"+l.uplink.Addr(), "--out", envFile, store).CombinedOutput(); err != nil {
+	if out, err := exec.Command(bin, "leaf-env", "--creds", l.creds, "--hub", "nats-leaf://"+l.uplink.Addr(), "--hub-ca", h.ca, "--out", envFile, store).CombinedOutput(); err != nil {
 		t.Fatalf("leaf-env %s: %v\n%s", store, err, out)
 	}
 	env := readEnvFile(t, envFile)
@@ -217,7 +226,7 @@ func TestChaosStoreLeaf(t *testing.T) {
 	t.Logf("seed %d, S1's uplink down for %v", seed, offline)
 
 	h := startLeafHub(t, "S1", "S2")
-	hub := startHubProcess(t, "hub", h.hubURL, "")
+	hub := startHubProcess(t, "hub", h.hubURL, "", "--nats-ca", h.ca)
 	leaf := startStoreLeaf(t, h, "S1")
 	var s1 []*agent
 	var targets []loadgen.Target
@@ -227,7 +236,7 @@ func TestChaosStoreLeaf(t *testing.T) {
 		s1 = append(s1, a)
 		targets = append(targets, loadgen.Target{Store: "S1", Device: d, URL: a.URL})
 	}
-	b := startAgent(t, "S2", "pos-1", "nats://"+h.client, "--nats-creds", h.creds["S2"], "--nearby", "S1", "--log-level", "warn")
+	b := startAgent(t, "S2", "pos-1", "nats://"+h.client, "--nats-creds", h.creds["S2"], "--nats-ca", h.ca, "--nearby", "S1", "--log-level", "warn")
 	targets = append(targets, loadgen.Target{Store: "S2", Device: "pos-1", URL: b.URL})
 
 	const rate = 120
@@ -344,7 +353,7 @@ func TestChaosStoreLeaf(t *testing.T) {
 	// The tills behind the leaf read the hub's buckets through it: their
 	// product caches reach the bucket's sequence and their pickup orders
 	// are in step again.
-	down := hubDownJS(t, mustHubConn(t, h.hubURL))
+	down := hubDownJS(t, h.conn(t))
 	stockDocs, orders, diffs := downsyncSettled(t, down, rep.Accepted, 90*time.Second)
 	bctx, bcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer bcancel()
@@ -461,7 +470,8 @@ func TestLeafConfNeedsIdentity(t *testing.T) {
 	creds := mintStores(t, dir, "S1")["S1"]
 	envFile := filepath.Join(t.TempDir(), "S1.leaf.env")
 	omniNATS := testkit.BuildBinary(t, "github.com/omnisync/omnisync/cloud/cmd/omni-nats")
-	if out, err := exec.Command(omniNATS, "leaf-env", "--creds", creds, "--hub", "nats-leaf://127.0.0.1:7422", "--out", envFile, "S1").CombinedOutput(); err != nil {
+	ca := newTestPKI(t, "nats").CAFile
+	if out, err := exec.Command(omniNATS, "leaf-env", "--creds", creds, "--hub", "nats-leaf://127.0.0.1:7422", "--hub-ca", ca, "--out", envFile, "S1").CombinedOutput(); err != nil {
 		t.Fatalf("leaf-env: %v\n%s", err, out)
 	}
 	env := append(readEnvFile(t, envFile), "OMNI_LEAF_PORT=4222", "OMNI_LEAF_STORE_DIR="+t.TempDir())
@@ -495,11 +505,24 @@ func TestLeafConfNeedsIdentity(t *testing.T) {
 // own credentials would not: through S1's leaf, under the hub's domain,
 // the down-sync bucket, S1's pickup orders, heartbeats and
 // acknowledgements answer, while S2's pickup orders, heartbeats and
-// acknowledgements and the events stream do not.
+// acknowledgements and the events stream do not; and that a leaf that
+// does not trust the hub's certificate never connects.
 func TestLeafIsolation(t *testing.T) {
 	h := startLeafHub(t, "S1", "S2")
-	startHubProcess(t, "hub", h.hubURL, "")
+	startHubProcess(t, "hub", h.hubURL, "", "--nats-ca", h.ca)
 	leaf := startStoreLeaf(t, h, "S1")
+	// The leaf node port takes TLS only: a leaf that does not trust the
+	// hub's certificate never connects.
+	env := filepath.Join(t.TempDir(), "S1.leaf.env")
+	other := newTestPKI(t, "other").CAFile
+	bin := testkit.BuildBinary(t, "github.com/omnisync/omnisync/cloud/cmd/omni-nats")
+	if out, err := exec.Command(bin, "leaf-env", "--creds", leaf.creds, "--hub", "nats-leaf://"+h.leaf, "--hub-ca", other, "--out", env, "S1").CombinedOutput(); err != nil {
+		t.Fatalf("leaf-env: %v\n%s", err, out)
+	}
+	untrusting := newProcess(t, "github.com/nats-io/nats-server/v2", "leaf-S1-untrusting", "-c", filepath.Join(h.dir, "leaf", "leaf.conf"))
+	untrusting.extraEnv = append(readEnvFile(t, env), "OMNI_LEAF_NAME=omni-leaf-S1-untrusting",
+		"OMNI_LEAF_PORT="+strconv.Itoa(portOf(testkit.FreeAddr(t))), "OMNI_LEAF_STORE_DIR="+t.TempDir())
+	untrusting.Start()
 	opt, err := nats.NkeyOptionFromSeed(leaf.creds)
 	if err != nil {
 		t.Fatal(err)
@@ -530,7 +553,7 @@ func TestLeafIsolation(t *testing.T) {
 	if _, err := nc.Request(subjects.HubSync("S1", "pos-1"), []byte(`{"store":"S1","device":"pos-1"}`), 5*time.Second); err != nil {
 		t.Fatalf("the hub did not answer S1's heartbeat through its leaf: %v", err)
 	}
-	hubConn := mustHubConn(t, h.hubURL)
+	hubConn := h.conn(t)
 	own, err := nc.SubscribeSync(subjects.Ack("S1", "pos-1"))
 	if err != nil {
 		t.Fatal(err)
@@ -564,5 +587,14 @@ func TestLeafIsolation(t *testing.T) {
 	}
 	if m, err := acks.NextMsg(time.Second); err == nil {
 		t.Errorf("S2's acknowledgement reached S1's leaf: %s", m.Data)
+	}
+	testkit.Eventually(t, 30*time.Second, func() bool {
+		b, _ := os.ReadFile(untrusting.log.Name())
+		return strings.Contains(string(b), "certificate signed by unknown authority")
+	}, "the untrusting leaf refusing the hub's certificate")
+	for _, c := range h.leafs() {
+		if c.Name == "omni-leaf-S1-untrusting" {
+			t.Errorf("a leaf that does not trust the hub's certificate connected: %+v", c)
+		}
 	}
 }
