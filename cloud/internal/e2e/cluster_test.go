@@ -309,17 +309,24 @@ func TestChaosNATSCluster(t *testing.T) {
 	down := hubDownJS(t, nc)
 	// A chain moving from one NATS server to the cluster: its stream and
 	// buckets exist with one replica, and hubs started with
-	// --stream-replicas 3 scale them to three.
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if _, err := ingest.EnsureStream(ctx, js, ingest.StreamOptions{Replicas: 1}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := downsync.EnsureBucket(ctx, down, 1); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := downsync.EnsurePickupBucket(ctx, down, 1); err != nil {
-		t.Fatal(err)
+	// --stream-replicas 3 scale them to three. (Retried, as the hub does:
+	// a new cluster may still be electing its leaders.)
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(time.Second) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := ingest.EnsureStream(ctx, js, ingest.StreamOptions{Replicas: 1})
+		if err == nil {
+			_, err = downsync.EnsureBucket(ctx, down, 1)
+		}
+		if err == nil {
+			_, err = downsync.EnsurePickupBucket(ctx, down, 1)
+		}
+		cancel()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("one-replica stream and buckets: %v", err)
+		}
 	}
 	dsn := testkit.Postgres(t)
 	hubs := []*hubProcess{
