@@ -42,8 +42,8 @@ fuzz-short: ## run every fuzz target briefly (FUZZTIME each)
 fuzz: ## fuzz every parser for longer
 	$(MAKE) fuzz-short FUZZTIME=60s
 
-chaos: ## the long chaos run: random kills, partitions, DB and NATS restarts for OMNI_CHAOS_DURATION (10m), a hub frozen for OMNI_CHAOS_FREEZE (30s), then the books against the oracle
-	OMNI_CHAOS_DURATION=$${OMNI_CHAOS_DURATION:-10m} OMNI_CHAOS_FREEZE=$${OMNI_CHAOS_FREEZE:-30s} $(GO) test -count=1 -timeout 90m -run '^TestChaos' -v ./cloud/internal/e2e/
+chaos: ## the long chaos run: random kills, partitions, DB and NATS restarts for OMNI_CHAOS_DURATION (10m), a hub frozen for OMNI_CHAOS_FREEZE (30s), NATS cluster nodes killed for OMNI_CHAOS_CLUSTER (5m), a store leaf's uplink down for OMNI_CHAOS_LEAF_OFFLINE (3m), then the books against the oracle
+	OMNI_CHAOS_DURATION=$${OMNI_CHAOS_DURATION:-10m} OMNI_CHAOS_FREEZE=$${OMNI_CHAOS_FREEZE:-30s} OMNI_CHAOS_CLUSTER=$${OMNI_CHAOS_CLUSTER:-5m} OMNI_CHAOS_LEAF_OFFLINE=$${OMNI_CHAOS_LEAF_OFFLINE:-3m} $(GO) test -count=1 -timeout 90m -run '^TestChaos' -v ./cloud/internal/e2e/
 
 scale: ## a fleet of OMNI_FLEET_STORES (2000) real agents against one hub: connect time, hub memory and CPU
 	OMNI_FLEET_STORES=$${OMNI_FLEET_STORES:-2000} $(GO) test -count=1 -timeout 60m -run '^TestFleet$$' -v ./edge/internal/agent/

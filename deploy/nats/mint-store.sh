@@ -44,6 +44,9 @@ fi
 s=$store
 reads=("\$JS.API.STREAM.INFO.KV_omni_down" "\$JS.API.CONSUMER.CREATE.KV_omni_down.>" "\$JS.API.CONSUMER.MSG.NEXT.KV_omni_down.*" "\$JS.API.CONSUMER.DELETE.KV_omni_down.*"
 	"\$JS.API.CONSUMER.CREATE.KV_omni_pickup.*.\$KV.omni_pickup.$s.>" "\$JS.API.CONSUMER.MSG.NEXT.KV_omni_pickup.*" "\$JS.API.CONSUMER.INFO.KV_omni_pickup.*" "\$JS.API.CONSUMER.DELETE.KV_omni_pickup.*")
+# The same reads under the hub's JetStream domain, as agents behind a
+# store's leaf node send them (natsacct.domainReads).
+domain_reads=("${reads[@]/#\$JS.API./\$JS.hub.API.}")
 quoted() { local out= x; for x in "$@"; do out+="${out:+, }\"$x\""; done; printf '%s' "$out"; }
 tmp=$(mktemp "$conf.XXXXXX")
 chmod 600 "$tmp"
@@ -55,7 +58,7 @@ chmod 600 "$tmp"
 	echo "      {"
 	echo "        user: \"store-$s\", password: \"$hash\""
 	echo "        permissions: {"
-	echo "          publish: { allow: [$(quoted "omni.ev.$s.>" "omni.hub.sync.$s.>" "${reads[@]}")] }"
+	echo "          publish: { allow: [$(quoted "omni.ev.$s.>" "omni.hub.sync.$s.>" "${reads[@]}" "${domain_reads[@]}")] }"
 	echo "          subscribe: { allow: [$(quoted "omni.ack.$s.>" "_INBOX.$s.>")] }"
 	echo "        }"
 	echo "      }"

@@ -25,15 +25,35 @@ func BucketConfig(replicas int) jetstream.KeyValueConfig {
 	}
 }
 
-// EnsureBucket creates the bucket, or opens it if it exists. Only the hub
-// calls it; agents may not create streams.
+// EnsureBucket creates the bucket, or opens it if it exists, with
+// BucketConfig's replicas: an existing bucket with others (a chain that
+// moved from one NATS server to a cluster) is scaled to them. Only the
+// hub calls it; agents may not create streams.
 func EnsureBucket(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
-	kv, err := js.CreateKeyValue(ctx, BucketConfig(replicas))
+	return ensure(ctx, js, BucketConfig(replicas))
+}
+
+// ensure creates the bucket of cfg, or opens it and scales it to
+// cfg.Replicas.
+func ensure(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	kv, err := js.CreateKeyValue(ctx, cfg)
 	if errors.Is(err, jetstream.ErrBucketExists) {
-		kv, err = js.KeyValue(ctx, Bucket)
+		kv, err = js.KeyValue(ctx, cfg.Bucket)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("downsync: bucket %s: %w", Bucket, err)
+		return nil, fmt.Errorf("downsync: bucket %s: %w", cfg.Bucket, err)
+	}
+	s, err := js.Stream(ctx, "KV_"+cfg.Bucket)
+	if err != nil {
+		return nil, fmt.Errorf("downsync: bucket %s: %w", cfg.Bucket, err)
+	}
+	if sc := s.CachedInfo().Config; sc.Replicas != cfg.Replicas {
+		// Only the replicas: the rest of an existing bucket's
+		// configuration is left as it was made.
+		sc.Replicas = cfg.Replicas
+		if _, err := js.UpdateStream(ctx, sc); err != nil {
+			return nil, fmt.Errorf("downsync: bucket %s: scaling to %d replicas: %w", cfg.Bucket, cfg.Replicas, err)
+		}
 	}
 	return kv, nil
 }

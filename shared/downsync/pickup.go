@@ -102,15 +102,9 @@ func PickupBucketConfig(replicas int) jetstream.KeyValueConfig {
 	}
 }
 
-// EnsurePickupBucket creates the pickup bucket, or opens it if it exists.
-// Only the hub calls it.
+// EnsurePickupBucket creates the pickup bucket, or opens it if it exists,
+// with PickupBucketConfig's replicas, as EnsureBucket does. Only the hub
+// calls it.
 func EnsurePickupBucket(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
-	kv, err := js.CreateKeyValue(ctx, PickupBucketConfig(replicas))
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		kv, err = js.KeyValue(ctx, PickupBucket)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("downsync: bucket %s: %w", PickupBucket, err)
-	}
-	return kv, nil
+	return ensure(ctx, js, PickupBucketConfig(replicas))
 }

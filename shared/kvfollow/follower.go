@@ -41,8 +41,13 @@ type Options struct {
 	// It may be left nil when JS is set (JS's connection is used).
 	Conn *nats.Conn
 	// JS is the JetStream context to read through (default: jetstream.New
-	// on Conn).
+	// on Conn, or jetstream.NewWithDomain when Domain is set).
 	JS jetstream.JetStream
+	// Domain is the JetStream domain that holds the bucket when it is not
+	// the one Conn's server answers for: the hub's ("hub") when Conn is to
+	// a store's leaf node, whose own JetStream answers $JS.API. Ignored
+	// when JS is set.
+	Domain string
 	// Name names the follower in logs ("down-sync", "pickups").
 	Name string
 	// Session is run by Run, again and again; required.
@@ -74,6 +79,9 @@ func (o *Options) defaults() error {
 	}
 	if o.JS == nil {
 		js, err := jetstream.New(o.Conn)
+		if o.Domain != "" {
+			js, err = jetstream.NewWithDomain(o.Conn, o.Domain)
+		}
 		if err != nil {
 			return fmt.Errorf("kvfollow: jetstream: %w", err)
 		}

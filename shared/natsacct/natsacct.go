@@ -34,6 +34,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -51,6 +52,12 @@ const (
 	// DownAPIPrefix is the prefix under which the hub reaches DOWN's
 	// JetStream API (jetstream.NewWithAPIPrefix).
 	DownAPIPrefix = "$JS.DOWN.API"
+	// HubDomain is the JetStream domain of the chain's NATS (deploy/nats).
+	// A store's leaf node has a JetStream of its own, which answers the
+	// plain $JS.API there, so agents behind a leaf read the hub's buckets
+	// as this domain ($JS.hub.API), which the server maps to $JS.API in
+	// the store's account.
+	HubDomain = "hub"
 	// StoresFile is the file, beside the main configuration, that holds
 	// one block per store; AppendStore adds to it.
 	StoresFile = "stores.conf"
@@ -114,6 +121,10 @@ func Accounts(hubUsers string) string {
 // configuration filters anything else), then read, inspect and delete
 // them. No stream info on the pickup bucket (it would list keys), no
 // direct or message gets, no consumer listings.
+//
+// A store's user may publish each of them under the hub's domain too
+// (domainReads): a client's request is checked after the server maps
+// $JS.hub.API to $JS.API, but a leaf node's is checked as it arrives.
 func downReads(store string) []string {
 	return []string{
 		"$JS.API.STREAM.INFO." + downsync.Stream,
@@ -125,6 +136,16 @@ func downReads(store string) []string {
 		"$JS.API.CONSUMER.INFO." + downsync.PickupStream + ".*",
 		"$JS.API.CONSUMER.DELETE." + downsync.PickupStream + ".*",
 	}
+}
+
+// domainReads are reads as agents behind a store's leaf node send them:
+// under the hub's JetStream domain.
+func domainReads(reads []string) []string {
+	out := make([]string, len(reads))
+	for i, r := range reads {
+		out[i] = "$JS." + HubDomain + ".API." + strings.TrimPrefix(r, "$JS.API.")
+	}
+	return out
 }
 
 // User is how a store's agents authenticate: an nkey (the server keeps
@@ -172,7 +193,7 @@ func StoreBlock(store string, u User, minted time.Time) (string, error) {
 		return strings.Join(out, ", ")
 	}
 	reads := downReads(store)
-	pub := append([]string{subjects.Event(store, ">"), subjects.HubSync(store, ">")}, reads...)
+	pub := append(append([]string{subjects.Event(store, ">"), subjects.HubSync(store, ">")}, reads...), domainReads(reads)...)
 	sub := []string{subjects.Ack(store, ">"), subjects.InboxPrefix(store) + ".>"}
 	var b strings.Builder
 	fmt.Fprintf(&b, "  # store %s, minted %s\n", store, minted.UTC().Format(time.RFC3339))
@@ -291,4 +312,138 @@ func PublicKey(path string) (string, error) {
 	}
 	defer kp.Wipe()
 	return kp.PublicKey()
+}
+
+// A store's leaf node (deploy/nats/leaf/leaf.conf) takes its identity from
+// the store: one leaf per store, named and placed in a JetStream domain
+// derived from the store's id, so it cannot come back from a restart as
+// another server (the hub would keep its old connection until it timed
+// out) or in another domain (its stored data would be addressed
+// elsewhere), and no store's domain can be the hub's.
+
+// LeafName is the server_name of store's leaf node.
+func LeafName(store string) string { return "omni-leaf-" + store }
+
+// LeafDomain is the JetStream domain of store's leaf node.
+func LeafDomain(store string) string { return "store-" + store }
+
+// ErrLeafURL is returned for a hub URL a leaf node cannot be given.
+var ErrLeafURL = errors.New("natsacct: a hub leaf node URL must look like nats-leaf://host:7422 (or tls://, ws://, wss://), without credentials")
+
+var leafURLRE = regexp.MustCompile(`^(nats-leaf|nats|tls|ws|wss)://[A-Za-z0-9._\[\]:-]+$`)
+
+// LeafEnv renders the environment deploy/nats/leaf/leaf.conf runs with
+// for store: its name and domain, the store's public key (its devices log
+// in to the leaf with the store's credentials), the seed from the store's
+// credentials file creds (the leaf logs in to the hub as the store), the
+// hub's leaf node URLs and the CA file (PEM) of the hub's certificate,
+// hubCA, by its absolute path. The result holds a secret: write it 0600.
+// Values are single-quoted, so the file serves systemd's EnvironmentFile
+// and a shell's `set -a; . FILE` alike.
+func LeafEnv(store, creds string, hubURLs []string, hubCA string) (string, error) {
+	if !storeRE.MatchString(store) {
+		return "", ErrInvalidStore
+	}
+	ca, err := filepath.Abs(hubCA)
+	if err == nil {
+		_, err = os.Stat(ca)
+	}
+	if err != nil || hubCA == "" || strings.ContainsAny(ca, "'\n") {
+		return "", fmt.Errorf("natsacct: the hub's CA file %q: %v", hubCA, err)
+	}
+	if len(hubURLs) == 0 {
+		return "", ErrLeafURL
+	}
+	quoted := make([]string, len(hubURLs))
+	for i, u := range hubURLs {
+		if !leafURLRE.MatchString(u) {
+			return "", fmt.Errorf("%w: %q", ErrLeafURL, u)
+		}
+		quoted[i] = fmt.Sprintf("%q", u)
+	}
+	b, err := os.ReadFile(creds)
+	if err != nil {
+		return "", fmt.Errorf("natsacct: %w", err)
+	}
+	defer clear(b)
+	kp, err := nkeys.ParseDecoratedNKey(b)
+	if err != nil {
+		return "", fmt.Errorf("natsacct: %s: %w", creds, err)
+	}
+	defer kp.Wipe()
+	seed, err := kp.Seed()
+	if err != nil {
+		return "", fmt.Errorf("natsacct: %s: %w", creds, err)
+	}
+	pub, err := kp.PublicKey()
+	if err != nil {
+		return "", fmt.Errorf("natsacct: %s: %w", creds, err)
+	}
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "# Environment of store %s's NATS leaf node (deploy/nats/leaf/leaf.conf).\n", store)
+	sb.WriteString("# It holds the store's seed: keep it 0600, readable by nats-server only.\n")
+	fmt.Fprintf(&sb, "OMNI_LEAF_NAME='%s'\n", LeafName(store))
+	fmt.Fprintf(&sb, "OMNI_LEAF_DOMAIN='%s'\n", LeafDomain(store))
+	fmt.Fprintf(&sb, "OMNI_LEAF_USER='%s'\n", pub)
+	fmt.Fprintf(&sb, "OMNI_LEAF_SEED='%s'\n", seed)
+	fmt.Fprintf(&sb, "OMNI_LEAF_HUB='[%s]'\n", strings.Join(quoted, ", "))
+	fmt.Fprintf(&sb, "OMNI_LEAF_HUB_CA='%s'\n", ca)
+	return sb.String(), nil
+}
+
+// storeHeadRE matches the first lines of a block StoreBlock renders: its
+// comment (the store and when it was minted) and the account it opens.
+var storeHeadRE = regexp.MustCompile(`(?m)^  # store ([A-Za-z0-9_-]{1,64}), minted (\S+)\n  "STORE_([A-Za-z0-9_-]{1,64})" \{\n`)
+
+// storeUserRE matches the user line of a store block: an nkey, or a name
+// and a bcrypt hash.
+var storeUserRE = regexp.MustCompile(`(?m)^\s+(?:nkey: (U[A-Z2-7]+)|user: "([^"]+)", password: "([^"]+)")\s*$`)
+
+// RefreshStores renders every store block of the stores file at path
+// again, as StoreBlock renders it today, keeping each store's user (its
+// public key, or its name and bcrypt hash) and the time it was minted: the
+// way a chain gives the stores it admitted earlier the permissions a newer
+// release grants (reading the buckets under the hub's JetStream domain,
+// for a leaf node). Anything before the first block is kept as it is. It
+// returns how many stores it rendered; the file is replaced atomically.
+func RefreshStores(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("natsacct: %w", err)
+	}
+	text := string(b)
+	heads := storeHeadRE.FindAllStringSubmatchIndex(text, -1)
+	if len(heads) == 0 {
+		return 0, nil
+	}
+	var out strings.Builder
+	out.WriteString(text[:heads[0][0]])
+	for i, h := range heads {
+		end := len(text)
+		if i+1 < len(heads) {
+			end = heads[i+1][0]
+		}
+		store, minted, account := text[h[2]:h[3]], text[h[4]:h[5]], text[h[6]:h[7]]
+		if store != account {
+			return 0, fmt.Errorf("natsacct: %s: the block of store %s opens account STORE_%s", path, store, account)
+		}
+		at, err := time.Parse(time.RFC3339, minted)
+		if err != nil {
+			return 0, fmt.Errorf("natsacct: %s: store %s: minted %q: %w", path, store, minted, err)
+		}
+		m := storeUserRE.FindStringSubmatch(text[h[1]:end])
+		if m == nil {
+			return 0, fmt.Errorf("natsacct: %s: store %s: no user found", path, store)
+		}
+		u := User{NKey: m[1], Name: m[2], Bcrypt: m[3]}
+		block, err := StoreBlock(store, u, at)
+		if err != nil {
+			return 0, fmt.Errorf("natsacct: %s: store %s: %w", path, store, err)
+		}
+		out.WriteString(block)
+	}
+	if err := WriteFileAtomic(path, []byte(out.String()), 0o600); err != nil {
+		return 0, err
+	}
+	return len(heads), nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -107,5 +108,73 @@ func TestWriteSeed(t *testing.T) {
 	}
 	if err := WriteSeed(p, "store S1", seed); err == nil {
 		t.Fatal("overwrote a credentials file")
+	}
+}
+
+// Ensure that RefreshStores renders blocks minted by an earlier release
+// (here: without the reads under the hub's domain) as StoreBlock does
+// today, keeping each store's user and minting time and what precedes the
+// first block, and that nats-server accepts the result.
+func TestRefreshStores(t *testing.T) {
+	_, pub, err := NewUserKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash, _ := bcrypt.GenerateFromPassword([]byte("a long enough password"), 4)
+	minted := time.Date(2026, 3, 1, 9, 30, 0, 0, time.UTC)
+	users := map[string]User{"S1": {NKey: pub}, "S-2": {Name: "store-S-2", Bcrypt: string(hash)}}
+	old := "# One account per store, added by omni-nats mint-store or mint-store.sh.\n"
+	var want strings.Builder
+	want.WriteString(old)
+	for _, s := range []string{"S1", "S-2"} {
+		b, err := StoreBlock(s, users[s], minted)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want.WriteString(b)
+		var kept []string
+		for _, l := range strings.Split(b, "\n") {
+			if strings.Contains(l, "publish: { allow: [") {
+				l = regexp.MustCompile(`, "\$JS\.hub\.API\.[^"]*"`).ReplaceAllString(l, "")
+			}
+			kept = append(kept, l)
+		}
+		old += strings.Join(kept, "\n")
+	}
+	if strings.Contains(old, "$JS.hub.API") {
+		t.Fatal("the earlier release's file was not made")
+	}
+	dir := t.TempDir()
+	stores := filepath.Join(dir, StoresFile)
+	if err := os.WriteFile(stores, []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n, err := RefreshStores(stores)
+	if err != nil || n != 2 {
+		t.Fatalf("RefreshStores = %d, %v; want 2", n, err)
+	}
+	got, _ := os.ReadFile(stores)
+	if string(got) != want.String() {
+		t.Fatalf("refreshed:\n%s\nwant:\n%s", got, want.String())
+	}
+	if n, err := RefreshStores(stores); err != nil || n != 2 {
+		t.Fatalf("refreshing again: %d, %v", n, err)
+	}
+	if again, _ := os.ReadFile(stores); string(again) != want.String() {
+		t.Fatal("refreshing twice changed the file")
+	}
+	conf := filepath.Join(dir, "accounts.conf")
+	_, hub, _ := NewUserKey()
+	if err := os.WriteFile(conf, []byte(Accounts("{nkey: "+hub+"}")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := server.ProcessConfigFile(conf); err != nil {
+		t.Fatalf("nats-server refuses the refreshed stores: %v", err)
+	}
+	if err := os.WriteFile(stores, []byte(strings.Replace(old, "nkey: "+pub, "nkey: nothing", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := RefreshStores(stores); err == nil {
+		t.Fatal("refreshed a block without a user it could read")
 	}
 }

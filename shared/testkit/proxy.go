@@ -12,9 +12,10 @@ import (
 // Proxy is a TCP proxy between a client and a server, for partitions: it
 // can cut a link (close every connection and refuse new ones), stall it
 // (keep connections open but forward nothing, like a dead NAT entry or a
-// pulled cable TCP has not noticed yet) and slow it (add latency to every
-// chunk). It is a real network path, not a mock: both sides see real
-// resets, timeouts and slow reads.
+// pulled cable TCP has not noticed yet), drop the connections open now
+// (they go dead, closes included, while new ones get through) and slow it
+// (add latency to every chunk). It is a real network path, not a mock:
+// both sides see real resets, timeouts and slow reads.
 type Proxy struct {
 	t      testing.TB
 	ln     net.Listener
@@ -27,6 +28,10 @@ type Proxy struct {
 	delay   time.Duration
 	wake    chan struct{} // closed and replaced when a stall ends
 	closed  bool
+	// dead holds both sides of the connections Drop killed; deadWake is
+	// closed and replaced when Heal or Cut ends them.
+	dead     map[net.Conn]bool
+	deadWake chan struct{}
 }
 
 // StartProxy listens on a free loopback port and forwards to target
@@ -37,7 +42,8 @@ func StartProxy(t testing.TB, target string) *Proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proxy{t: t, ln: ln, target: target, conns: map[net.Conn]struct{}{}, wake: make(chan struct{})}
+	p := &Proxy{t: t, ln: ln, target: target, conns: map[net.Conn]struct{}{}, wake: make(chan struct{}),
+		dead: map[net.Conn]bool{}, deadWake: make(chan struct{})}
 	go p.accept()
 	t.Cleanup(p.Close)
 	return p
@@ -53,6 +59,7 @@ func (p *Proxy) Cut() {
 	p.cut = true
 	conns := p.conns
 	p.conns = map[net.Conn]struct{}{}
+	p.endDrop()
 	p.mu.Unlock()
 	for c := range conns {
 		if tc, ok := c.(*net.TCPConn); ok {
@@ -70,6 +77,41 @@ func (p *Proxy) Stall() {
 	p.mu.Unlock()
 }
 
+// Drop kills the connections open now as a line that fails silently does:
+// nothing more crosses them in either direction, and neither side learns
+// when the other closes (no FIN or reset crosses a dead line), so each
+// side keeps its end until its own keepalives give up. Connections made
+// afterwards are served normally. Heal or Cut ends the dead ones (both
+// sides then see them close).
+func (p *Proxy) Drop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		p.dead[c] = true
+	}
+}
+
+// endDrop lets the dead connections close. Lock held.
+func (p *Proxy) endDrop() {
+	if len(p.dead) > 0 {
+		p.dead = map[net.Conn]bool{}
+		close(p.deadWake)
+		p.deadWake = make(chan struct{})
+	}
+}
+
+// holdIfDead blocks while c is one of the connections Drop killed, and
+// reports whether it was.
+func (p *Proxy) holdIfDead(c net.Conn) bool {
+	p.mu.Lock()
+	dead, wake := p.dead[c], p.deadWake
+	p.mu.Unlock()
+	if dead {
+		<-wake
+	}
+	return dead
+}
+
 // Slow adds d of latency to every chunk forwarded (0 removes it).
 func (p *Proxy) Slow(d time.Duration) {
 	p.mu.Lock()
@@ -81,6 +123,7 @@ func (p *Proxy) Slow(d time.Duration) {
 func (p *Proxy) Heal() {
 	p.mu.Lock()
 	p.cut, p.delay = false, 0
+	p.endDrop()
 	if p.stalled {
 		p.stalled = false
 		close(p.wake)
@@ -156,6 +199,9 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
+		if p.holdIfDead(src) {
+			return
+		}
 		if n > 0 {
 			for {
 				p.mu.Lock()

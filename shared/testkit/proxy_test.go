@@ -3,6 +3,7 @@ package testkit_test
 import (
 	"bufio"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -10,7 +11,11 @@ import (
 )
 
 // echo serves a line echo on a free port.
-func echo(t *testing.T) string {
+func echo(t *testing.T) string { return echoCounting(t, nil) }
+
+// echoCounting is echo, adding one to closed (when not nil) each time a
+// connection ends on its side.
+func echoCounting(t *testing.T, closed *atomic.Int64) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -24,6 +29,9 @@ func echo(t *testing.T) string {
 			}
 			go func() {
 				defer c.Close()
+				if closed != nil {
+					defer closed.Add(1)
+				}
 				r := bufio.NewReader(c)
 				for {
 					l, err := r.ReadString('\n')
@@ -79,5 +87,43 @@ func TestProxy(t *testing.T) {
 	c4, err := net.Dial("tcp", p.Addr())
 	if err != nil || roundTrip(c4, 2*time.Second) != nil {
 		t.Fatalf("after the cut healed: %v", err)
+	}
+
+}
+
+// Ensure that a dropped connection goes dead without its close reaching
+// the server, while a new one gets through, and that Heal ends it.
+func TestProxyDrop(t *testing.T) {
+	var closed atomic.Int64
+	p := testkit.StartProxy(t, echoCounting(t, &closed))
+	c4, err := net.Dial("tcp", p.Addr())
+	if err != nil || roundTrip(c4, 2*time.Second) != nil {
+		t.Fatalf("forward: %v", err)
+	}
+	p.Drop()
+	if err := roundTrip(c4, 300*time.Millisecond); err == nil {
+		t.Fatal("a dropped connection answered")
+	}
+	c5, err := net.Dial("tcp", p.Addr())
+	if err != nil || roundTrip(c5, 2*time.Second) != nil {
+		t.Fatalf("a new connection after a drop: %v", err)
+	}
+	_ = c4.Close()
+	if err := roundTrip(c5, 2*time.Second); err != nil {
+		t.Fatalf("the new connection after the dropped one closed: %v", err)
+	}
+	if n := closed.Load(); n != 0 {
+		t.Fatalf("the server saw %d connections close across a dead line", n)
+	}
+	p.Heal()
+	deadline := time.Now().Add(5 * time.Second)
+	for closed.Load() != 1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := closed.Load(); n != 1 {
+		t.Fatalf("after the heal the server saw %d connections close, want the dropped one", n)
+	}
+	if err := roundTrip(c5, 2*time.Second); err != nil {
+		t.Fatalf("the new connection after the heal: %v", err)
 	}
 }

@@ -15,7 +15,9 @@ import (
 
 // Ensure that mint-store writes a private credentials file whose public
 // key, alone, goes into stores.conf, refuses a second minting and bad
-// usage, and that passwd prints a bcrypt hash of what it reads.
+// usage, that refresh-stores leaves a current stores.conf as it is, that
+// leaf-env writes a leaf node's environment privately, and
+// that passwd prints a bcrypt hash of what it reads.
 func TestOmniNATS(t *testing.T) {
 	bin := testkit.BuildBinary(t, "github.com/omnisync/omnisync/cloud/cmd/omni-nats")
 	dir := t.TempDir()
@@ -77,6 +79,55 @@ func TestOmniNATS(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "again.nk")); err == nil {
 		t.Error("a refused minting left its credentials file")
+	}
+
+	// leaf-env writes the leaf's environment, seed included, 0600, and
+	// prints no secret.
+	env := filepath.Join(dir, "S1.leaf.env")
+	ca := filepath.Join(dir, "hub-ca.pem")
+	if err := os.WriteFile(ca, []byte("-----BEGIN CERTIFICATE-----\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, code = run("", "leaf-env", "--creds", creds, "--hub", "nats-leaf://nats-1:7422,nats-leaf://nats-2:7422", "--hub-ca", ca, "--out", env, "S1")
+	if code != 0 {
+		t.Fatalf("leaf-env: %d %s", code, out)
+	}
+	if fi, err := os.Stat(env); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("leaf environment file: %v %v", fi, err)
+	}
+	b, _ := os.ReadFile(env)
+	for _, want := range []string{"OMNI_LEAF_NAME='omni-leaf-S1'", "OMNI_LEAF_DOMAIN='store-S1'", "OMNI_LEAF_USER='" + pub + "'",
+		`OMNI_LEAF_HUB='["nats-leaf://nats-1:7422", "nats-leaf://nats-2:7422"]'`, "OMNI_LEAF_HUB_CA='" + ca + "'"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("leaf environment lacks %s:\n%s", want, b)
+		}
+	}
+	for _, l := range strings.Split(string(seed), "\n") {
+		if strings.HasPrefix(l, "SU") && (!strings.Contains(string(b), "OMNI_LEAF_SEED='"+l+"'") || strings.Contains(out, l)) {
+			t.Fatalf("the seed is missing from the leaf environment, or was printed: %s", out)
+		}
+	}
+	for _, c := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"leaf-env", "--creds", creds, "--hub", "nats-leaf://nats-1:7422", "--hub-ca", ca, "S1"}, 2},
+		{[]string{"leaf-env", "--creds", creds, "--hub", "nats-leaf://nats-1:7422", "--out", filepath.Join(dir, "x.env"), "S1"}, 2},
+		{[]string{"leaf-env", "--creds", creds, "--hub", "nats-leaf://store-S1:pw@nats-1:7422", "--hub-ca", ca, "--out", filepath.Join(dir, "x.env"), "S1"}, 1},
+		{[]string{"leaf-env", "--creds", filepath.Join(dir, "missing.nk"), "--hub", "nats-leaf://nats-1:7422", "--hub-ca", ca, "--out", filepath.Join(dir, "x.env"), "S1"}, 1},
+		{[]string{"leaf-env", "--creds", creds, "--hub", "nats-leaf://nats-1:7422", "--hub-ca", filepath.Join(dir, "missing.pem"), "--out", filepath.Join(dir, "x.env"), "S1"}, 1},
+	} {
+		if out, code := run("", c.args...); code != c.code {
+			t.Errorf("%v: exit %d, want %d: %s", c.args, code, c.code, out)
+		}
+	}
+
+	out, code = run("", "refresh-stores", "--conf-dir", dir)
+	if again, _ := os.ReadFile(filepath.Join(dir, natsacct.StoresFile)); code != 0 || string(again) != string(stores) {
+		t.Fatalf("refresh-stores changed a current stores.conf (%d %s):\n%s", code, out, again)
+	}
+	if out, code := run("", "refresh-stores"); code != 2 {
+		t.Fatalf("refresh-stores without a directory: exit %d: %s", code, out)
 	}
 
 	hash, code := run("correct horse battery staple\n", "passwd")

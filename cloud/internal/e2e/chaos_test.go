@@ -16,6 +16,7 @@ import (
 
 	"github.com/omnisync/omnisync/cloud/internal/catalog"
 	"github.com/omnisync/omnisync/cloud/internal/loadgen"
+	"github.com/omnisync/omnisync/shared/events"
 	"github.com/omnisync/omnisync/shared/testkit"
 )
 
@@ -67,6 +68,20 @@ func runLoad(t *testing.T, g *loadgen.Generator, resolve time.Duration) func() *
 		}
 		return rep
 	}
+}
+
+// startTraffic runs tills posting realistic traffic to targets at rate
+// events per second (workers tills each, selling from a sample catalog of
+// products), as runLoad does: the function returned ends it.
+func startTraffic(t *testing.T, targets []loadgen.Target, seed uint64, rate float64, workers, products int) (*loadgen.Generator, func() *loadgen.Report) {
+	t.Helper()
+	o := loadgen.Options{Targets: targets, Seed: seed, Rate: rate, Workers: workers, Settle: 90 * time.Second}
+	o.UseCatalog(catalog.Sample(int64(seed%1000), products))
+	g, err := loadgen.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g, runLoad(t, g, 2*time.Minute)
 }
 
 // faults injects failures into a running platform and counts them.
@@ -221,14 +236,7 @@ func (r *chaosRig) heal() {
 // traffic; OMNI_CHAOS_REPORT names a file for the report.
 func TestChaos(t *testing.T) {
 	dur := chaosDuration(t)
-	seed := uint64(time.Now().UnixNano())
-	if v := os.Getenv("OMNI_CHAOS_SEED"); v != "" {
-		s, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			t.Fatalf("OMNI_CHAOS_SEED: %v", err)
-		}
-		seed = s
-	}
+	seed := chaosSeed(t)
 	t.Logf("chaos for %v, seed %d (OMNI_CHAOS_SEED=%d replays it)", dur, seed, seed)
 
 	n := startNATSProcess(t)
@@ -255,13 +263,7 @@ func TestChaos(t *testing.T) {
 		targets = append(targets, loadgen.Target{Store: sd[0], Device: sd[1], URL: a.URL})
 	}
 
-	o := loadgen.Options{Targets: targets, Seed: seed, Rate: 300, Workers: 3, Settle: 90 * time.Second}
-	o.UseCatalog(catalog.Sample(int64(seed%1000), 60))
-	g, err := loadgen.New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopLoad := runLoad(t, g, 2*time.Minute)
+	_, stopLoad := startTraffic(t, targets, seed, 300, 3, 60)
 
 	f := newFaults(t, seed)
 	for end := time.Now().Add(dur); time.Now().Before(end); {
@@ -272,38 +274,14 @@ func TestChaos(t *testing.T) {
 	rep := stopLoad()
 	vctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	v, err := loadgen.Verify(vctx, loadgen.Hub{URL: r.hubs[0].URL, Token: hubToken}, rep.Accepted)
-	if err != nil {
-		t.Logf("verify: %v", err)
-	}
+	v, verr := loadgen.Verify(vctx, loadgen.Hub{URL: r.hubs[0].URL, Token: hubToken}, rep.Accepted)
 	// What the stores are told must agree with the books too: the stock
 	// documents and pickup orders the hubs published through the faults.
-	var stockDocs, orders int
-	var downDiffs []string
-	var derr error
 	js, err := jetstream.New(mustHubConn(t, n.URL()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		dctx, dcancel := context.WithTimeout(context.Background(), 30*time.Second)
-		stockDocs, orders, downDiffs, derr = downsyncCheck(dctx, js, rep.Accepted)
-		dcancel()
-		if derr == nil && len(downDiffs) == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(2 * time.Second)
-	}
-	if derr != nil {
-		t.Errorf("down-sync check: %v", derr)
-	}
-	for i, d := range downDiffs {
-		if i == 20 {
-			break
-		}
-		t.Errorf("down-sync differs: %s", d)
-	}
+	stockDocs, orders, downDiffs := downsyncSettled(t, js, rep.Accepted, 90*time.Second)
 	report := fmt.Sprintf(`chaos report (seed %d, %v of faults, 2 hubs on PostgreSQL, 4 agents, one an hour fast)
   events acknowledged   %d (%d requests retried, %d answered from an idempotency key, %d refused with 507)
   faults injected       %d: %s
@@ -312,18 +290,72 @@ func TestChaos(t *testing.T) {
   double-applied        %d
   down-sync             %d positions and %d pickup orders compared with the books, differences %d
 `, seed, dur, len(rep.Accepted), rep.Total.Retried, rep.Total.Replayed, rep.Total.Refused,
-		f.total(), f.summary(), v.Positions, len(v.Differences), v.Lost, v.DoubleApplied, stockDocs, orders, len(downDiffs))
+		f.total(), f.summary(), v.Positions, len(v.Differences), v.Lost, v.DoubleApplied, stockDocs, orders, downDiffs)
 	t.Log("\n" + report)
 	if p := os.Getenv("OMNI_CHAOS_REPORT"); p != "" {
 		_ = os.WriteFile(p, []byte(report+"\nfaults:\n"+strings.Join(f.log, "\n")+"\n"), 0o644)
 	}
-	if err != nil || !v.OK() {
-		for i, d := range v.Differences {
-			if i == 10 {
-				break
-			}
-			t.Errorf("books differ: %+v", d)
-		}
-		t.Fatalf("the books do not balance: lost %d, double-applied %d, %d differences, pending %v", v.Lost, v.DoubleApplied, len(v.Differences), v.Pending)
+	requireBalanced(t, v, verr)
+}
+
+// chaosSeed is OMNI_CHAOS_SEED (a run's seed, to replay its faults and
+// traffic), or a new one.
+func chaosSeed(t *testing.T) uint64 {
+	t.Helper()
+	v := os.Getenv("OMNI_CHAOS_SEED")
+	if v == "" {
+		return uint64(time.Now().UnixNano())
 	}
+	s, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		t.Fatalf("OMNI_CHAOS_SEED: %v", err)
+	}
+	return s
+}
+
+// downsyncSettled compares what the stores are told (js reaches the
+// down-sync buckets) with the books of accepted, again for up to wait
+// while the hubs' publishers catch up, and reports every problem left (the
+// first 20 differences) as a test error. It returns how many positions and
+// pickup orders it compared and how many differed.
+func downsyncSettled(t *testing.T, js jetstream.JetStream, accepted []events.Envelope, wait time.Duration) (stock, orders, differing int) {
+	t.Helper()
+	var diffs []string
+	var err error
+	for deadline := time.Now().Add(wait); ; {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		stock, orders, diffs, err = downsyncCheck(ctx, js, accepted)
+		cancel()
+		if err == nil && len(diffs) == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(2 * time.Second)
+	}
+	if err != nil {
+		t.Errorf("down-sync check: %v", err)
+	}
+	for i, d := range diffs {
+		if i == 20 {
+			break
+		}
+		t.Errorf("down-sync differs: %s", d)
+	}
+	return stock, orders, len(diffs)
+}
+
+// requireBalanced fails the test unless the oracle's verdict is that the
+// hub's books balance: nothing lost, nothing applied twice, no position
+// different.
+func requireBalanced(t *testing.T, v loadgen.Verdict, err error) {
+	t.Helper()
+	if err == nil && v.OK() {
+		return
+	}
+	for i, d := range v.Differences {
+		if i == 10 {
+			break
+		}
+		t.Errorf("books differ: %+v", d)
+	}
+	t.Fatalf("the books do not balance (%v): lost %d, double-applied %d, %d differences, pending %v", err, v.Lost, v.DoubleApplied, len(v.Differences), v.Pending)
 }

@@ -375,8 +375,8 @@ func TestStoreIsolation(t *testing.T) {
 	}
 }
 
-func mustHubConn(t *testing.T, url string) *nats.Conn {
-	nc, err := nats.Connect(url)
+func mustHubConn(t *testing.T, url string, opts ...nats.Option) *nats.Conn {
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,18 +23,20 @@ type hubProcess struct {
 	dataDir string
 }
 
-func startHubProcess(t testing.TB, name, natsURL, db string) *hubProcess {
+// startHubProcess starts omni-hub on natsURL and db (SQLite in its data
+// directory when empty), with extra flags.
+func startHubProcess(t testing.TB, name, natsURL, db string, extra ...string) *hubProcess {
 	t.Helper()
 	addr := testkit.FreeAddr(t)
 	dir := t.TempDir()
 	if db == "" {
 		db = "sqlite:" + dir + "/hub.db"
 	}
+	args := append([]string{"--data-dir", dir, "--nats-url", natsURL, "--db", db, "--http", addr, "--log-level", "info",
+		"--bootstrap-token", hubToken}, extra...)
 	h := &hubProcess{
-		process: newProcess(t, "github.com/omnisync/omnisync/cloud/cmd/omni-hub", name,
-			"--data-dir", dir, "--nats-url", natsURL, "--db", db, "--http", addr, "--log-level", "info",
-			"--bootstrap-token", hubToken),
-		URL: "http://" + addr,
+		process: newProcess(t, "github.com/omnisync/omnisync/cloud/cmd/omni-hub", name, args...),
+		URL:     "http://" + addr,
 	}
 	addHub(addr)
 	h.Start()

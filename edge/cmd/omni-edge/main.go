@@ -33,6 +33,7 @@ func main() {
 	fs.String("device", d.Device, "device id within the store")
 	fs.String("nats-url", d.NATSURL, "NATS server URL of the hub (or the store's leaf node)")
 	fs.String("nats-creds", d.NATSCreds, "the store's NATS credentials file")
+	fs.String("nats-js-domain", d.NATSJSDomain, "the hub's JetStream domain (hub) when --nats-url is the store's leaf node")
 	fs.String("nats-ca", d.NATSCA, "PEM file of the CA that signed the NATS server's TLS certificate")
 	fs.String("nats-cert", d.NATSCert, "client certificate (PEM) when the NATS server verifies clients")
 	fs.String("nats-key", d.NATSKey, "the client certificate's key (PEM)")

@@ -157,11 +157,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	down, err := downlink.New(downlink.Options{Conn: nc, Cache: products, Logger: a.log.With("component", "downlink")})
+	down, err := downlink.New(downlink.Options{Conn: nc, JSDomain: a.cfg.NATSJSDomain, Cache: products, Logger: a.log.With("component", "downlink")})
 	if err != nil {
 		return err
 	}
-	pickup, err := pickups.NewFollower(pickups.FollowerOptions{Conn: nc, Cache: orders, Logger: a.log.With("component", "pickups")})
+	pickup, err := pickups.NewFollower(pickups.FollowerOptions{Conn: nc, JSDomain: a.cfg.NATSJSDomain, Cache: orders, Logger: a.log.With("component", "pickups")})
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
@@ -261,7 +261,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		})
 		g.Go(func() error { return sim.Run(gctx) })
 	}
-	a.log.Info("agent ready", "http", a.httpAddr, "nats", redact.URL(a.cfg.NATSURL), "version", a.version)
+	a.log.Info("agent ready", "http", a.httpAddr, "nats", redact.URL(a.cfg.NATSURL), "nats_js_domain", a.cfg.NATSJSDomain, "version", a.version)
 	close(a.ready)
 	err = g.Wait()
 	if ctx.Err() != nil {

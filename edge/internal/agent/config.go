@@ -23,6 +23,13 @@ type Config struct {
 	// NATSURL is the hub's NATS (or a leaf node in the store).
 	NATSURL   string `mapstructure:"nats-url"`
 	NATSCreds string `mapstructure:"nats-creds"`
+	// NATSJSDomain is the hub's JetStream domain ("hub" in deploy/nats)
+	// when NATSURL is the store's leaf node: the leaf's own JetStream
+	// answers the plain JetStream API, so the down-sync and pickup buckets
+	// are read as the hub's domain. Events, acknowledgements and
+	// heartbeats need nothing: they are plain subjects the leaf carries to
+	// the hub. Leave it empty when NATSURL is the hub's NATS itself.
+	NATSJSDomain string `mapstructure:"nats-js-domain"`
 	// NATSCA is a PEM file of the CA that signed the NATS server's
 	// certificate (TLS); NATSCert and NATSKey a client certificate when the
 	// server verifies clients (mutual TLS).
@@ -123,6 +130,11 @@ func (c *Config) Validate() error {
 	}
 	if !strings.Contains(c.NATSURL, "://") {
 		errs = append(errs, fmt.Errorf("nats-url: %q must look like nats://host:port", redact.URL(c.NATSURL)))
+	}
+	if c.NATSJSDomain != "" {
+		if err := events.ValidToken(c.NATSJSDomain); err != nil {
+			errs = append(errs, fmt.Errorf("nats-js-domain: %w", err))
+		}
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data-dir: must be set"))

@@ -16,6 +16,11 @@ func TestConfig_Validate(t *testing.T) {
 	if err := open.Validate(); err != nil {
 		t.Fatalf("all interfaces with a token file rejected: %v", err)
 	}
+	leaf := ok
+	leaf.NATSURL, leaf.NATSJSDomain = "nats://leaf.store.lan:4222", "hub"
+	if err := leaf.Validate(); err != nil {
+		t.Fatalf("an agent behind its store's leaf node rejected: %v", err)
+	}
 	tests := []struct {
 		name   string
 		mutate func(*Config)
@@ -35,6 +40,7 @@ func TestConfig_Validate(t *testing.T) {
 		{"short token", func(c *Config) { c.HTTP, c.APIToken = ":7070", "short" }, "api-token"},
 		{"token and token file", func(c *Config) { c.APIToken, c.APITokenFile = "0123456789abcdef", "t" }, "api-token-file"},
 		{"no scan stream clients", func(c *Config) { c.ScanStreamClients = 0 }, "scan-stream-clients"},
+		{"dotted JetStream domain", func(c *Config) { c.NATSJSDomain = "hub.x" }, "nats-js-domain"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

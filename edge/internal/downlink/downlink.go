@@ -72,6 +72,10 @@ type Options struct {
 	// Conn is the agent's connection (with its per-store inbox prefix); the
 	// downlink does not close it.
 	Conn *nats.Conn
+	// JSDomain is the hub's JetStream domain when Conn is to a store's
+	// leaf node (see kvfollow.Options.Domain); empty when it is to the
+	// hub's NATS.
+	JSDomain string
 	// Cache is where the bucket is kept; the downlink does not close it.
 	Cache Cache
 	// MaxBatch bounds the messages applied in one transaction (default
@@ -172,19 +176,17 @@ func New(o Options) (*Downlink, error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
 	}
-	js, err := jetstream.New(o.Conn)
-	if err != nil {
-		return nil, fmt.Errorf("downlink: jetstream: %w", err)
-	}
-	d := &Downlink{o: o, js: js, log: o.Logger}
+	d := &Downlink{o: o, log: o.Logger}
+	var err error
 	d.kf, err = kvfollow.New(kvfollow.Options{
-		Conn: o.Conn, JS: js, Name: "down-sync", Session: d.session, Fatal: []error{productcache.ErrClosed},
+		Conn: o.Conn, Domain: o.JSDomain, Name: "down-sync", Session: d.session, Fatal: []error{productcache.ErrClosed},
 		MaxBatch: o.MaxBatch, MaxDelay: o.MaxDelay, MinBackoff: o.MinBackoff, MaxBackoff: o.MaxBackoff,
 		RequestTimeout: o.RequestTimeout, Logger: o.Logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("downlink: %w", err)
 	}
+	d.js = d.kf.JS()
 	return d, nil
 }
 

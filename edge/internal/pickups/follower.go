@@ -21,6 +21,10 @@ type FollowerOptions struct {
 	// Conn is the agent's connection (with its per-store inbox prefix); the
 	// follower does not close it.
 	Conn *nats.Conn
+	// JSDomain is the hub's JetStream domain when Conn is to a store's
+	// leaf node (see kvfollow.Options.Domain); empty when it is to the
+	// hub's NATS.
+	JSDomain string
 	// Cache is where the orders are kept; the follower does not close it.
 	Cache *Cache
 	// MaxBatch bounds the live changes applied in one transaction (default
@@ -96,7 +100,7 @@ func NewFollower(o FollowerOptions) (*Follower, error) {
 	}
 	f := &Follower{o: o, log: o.Logger, store: o.Cache.Store(), warned: map[string]bool{}}
 	kf, err := kvfollow.New(kvfollow.Options{
-		Conn: o.Conn, Name: "pickups", Session: f.session, Fatal: []error{ErrClosed},
+		Conn: o.Conn, Domain: o.JSDomain, Name: "pickups", Session: f.session, Fatal: []error{ErrClosed},
 		MaxBatch: o.MaxBatch, MaxDelay: o.MaxDelay, MinBackoff: o.MinBackoff, MaxBackoff: o.MaxBackoff,
 		RequestTimeout: o.RequestTimeout, Logger: o.Logger,
 	})
