@@ -21,6 +21,7 @@ import (
 // batch is dead-lettered alone with its reason under the sender, and a
 // body that is not a batch at all is one dead letter.
 func TestBatchMessages(t *testing.T) {
+	t.Parallel()
 	ns := testkit.StartNATS(t)
 	h := startHub(t, ns.URL(), "")
 	nc, err := nats.Connect(ns.URL())

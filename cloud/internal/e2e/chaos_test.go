@@ -235,6 +235,7 @@ func (r *chaosRig) heal() {
 // (10 minutes by default). OMNI_CHAOS_SEED replays a run's faults and
 // traffic; OMNI_CHAOS_REPORT names a file for the report.
 func TestChaos(t *testing.T) {
+	t.Parallel()
 	dur := chaosDuration(t)
 	seed := chaosSeed(t)
 	t.Logf("chaos for %v, seed %d (OMNI_CHAOS_SEED=%d replays it)", dur, seed, seed)

@@ -291,6 +291,7 @@ func clusterChaosDuration(t *testing.T) time.Duration {
 //
 // make test kills two nodes; make chaos goes on for OMNI_CHAOS_CLUSTER.
 func TestChaosNATSCluster(t *testing.T) {
+	t.Parallel()
 	dur := clusterChaosDuration(t)
 	seed := chaosSeed(t)
 	t.Logf("seed %d, node kills for %v (0: two)", seed, dur)

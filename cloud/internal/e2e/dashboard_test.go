@@ -49,6 +49,7 @@ func logIn(t testing.TB, ctx context.Context, user, password string) {
 // devices, low stock and dead letters and no other store's; and that
 // logging out locks the page again.
 func TestDashboardInBrowser(t *testing.T) {
+	t.Parallel()
 	testkit.Chromium(t)
 	ns := testkit.StartNATS(t)
 	h := startHub(t, ns.URL(), "")
@@ -129,6 +130,7 @@ func TestDashboardInBrowser(t *testing.T) {
 // browser sends the session cookie along (same site, another port), and
 // the hub refuses the cross-origin post all the same.
 func TestCrossSiteFormRefused(t *testing.T) {
+	t.Parallel()
 	testkit.Chromium(t)
 	ns := testkit.StartNATS(t)
 	h := startHub(t, ns.URL(), "")

@@ -18,6 +18,7 @@ import (
 // Ensure that a store that lists a scanner in the agent's config file gets
 // its scans: on the scan stream, in GET /v1/devices, and as events at the hub.
 func TestAgentWithScanner(t *testing.T) {
+	t.Parallel()
 	ns := testkit.StartNATS(t)
 	h := startHub(t, ns.URL(), "")
 

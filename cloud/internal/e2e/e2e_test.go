@@ -21,6 +21,7 @@ import (
 // Ensure that events posted to an agent reach the hub's inventory API, with
 // counts, deltas and reservations reconciled, on SQLite and on PostgreSQL.
 func TestEndToEnd(t *testing.T) {
+	t.Parallel()
 	for _, db := range []string{"sqlite", "postgres"} {
 		t.Run(db, func(t *testing.T) {
 			dsn := ""
@@ -75,6 +76,7 @@ func TestEndToEnd(t *testing.T) {
 
 // Ensure that bad input gets a clear 4xx naming the field and writes nothing.
 func TestBadInput(t *testing.T) {
+	t.Parallel()
 	ns := testkit.StartNATS(t)
 	h := startHub(t, ns.URL(), "")
 	a := startAgent(t, "S1", "pos-1", ns.URL())
@@ -153,6 +155,7 @@ func TestBadInput(t *testing.T) {
 // Ensure that with NATS down the agent keeps acknowledging sales, and once
 // NATS is back every event reaches the hub exactly once.
 func TestOutage(t *testing.T) {
+	t.Parallel()
 	ns := testkit.StartNATS(t)
 	h := startHub(t, ns.URL(), "")
 	a := startAgent(t, "S1", "pos-1", ns.URL())
@@ -185,6 +188,7 @@ func TestOutage(t *testing.T) {
 // and a request whose answer was lost is retried until it is acknowledged,
 // so the books must come out exact, with no ambiguous sales.
 func TestAgentSIGKILL(t *testing.T) {
+	t.Parallel()
 	ns := testkit.StartNATS(t)
 	h := startHub(t, ns.URL(), "")
 	a := startAgent(t, "S1", "pos-1", ns.URL())

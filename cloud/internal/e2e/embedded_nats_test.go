@@ -21,6 +21,7 @@ import (
 // in its data directory; and admits a store minted while it runs, whose
 // agent then syncs with its credentials file.
 func TestEmbeddedNATS_Credentials(t *testing.T) {
+	t.Parallel()
 	dataDir := t.TempDir()
 	h := startHubWith(t, "", func(c *hub.Config) {
 		c.DataDir = dataDir
@@ -95,6 +96,7 @@ func TestEmbeddedNATS_Credentials(t *testing.T) {
 // nats-server is admitted, its imports working, after the two reloads
 // deploy/nats/README.md prescribes.
 func TestStoreAdmittedByReload(t *testing.T) {
+	t.Parallel()
 	n := startIsolatedNATS(t)
 	h := startHub(t, n.hubURL, "")
 	creds := filepath.Join(t.TempDir(), "S3.nk")
@@ -124,6 +126,7 @@ func TestStoreAdmittedByReload(t *testing.T) {
 // refuses and leaves stores.conf as it was, rather than write the
 // password in clear.
 func TestMintStoreRefusesPlaintext(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	script, err := os.ReadFile("../../../deploy/nats/mint-store.sh")
 	if err != nil {

@@ -156,6 +156,7 @@ func metricSum(hubURL, name string) float64 {
 // make test freezes the hub for 8 seconds; make chaos for 30
 // (OMNI_CHAOS_FREEZE).
 func TestChaosHubFreeze(t *testing.T) {
+	t.Parallel()
 	freeze := freezeDuration(t)
 	for _, tc := range []struct {
 		name     string

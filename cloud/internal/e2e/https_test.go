@@ -17,6 +17,7 @@ import (
 // to stay on HTTPS, and hands out session cookies that never travel in
 // clear (Secure, __Host-).
 func TestHubHTTPS(t *testing.T) {
+	t.Parallel()
 	pki := newTestPKI(t, "hub-https")
 	cert, key := pki.issue("hub", true)
 	caFile := pki.CAFile

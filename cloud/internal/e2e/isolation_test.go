@@ -206,6 +206,7 @@ func permErrors(t *testing.T, url string, opts ...nats.Option) (*nats.Conn, func
 // as S2, read S2's acknowledgements or replies, or touch the hub's stream
 // and consumer, while its own agent syncs normally.
 func TestStoreIsolation(t *testing.T) {
+	t.Parallel()
 	n := startIsolatedNATS(t)
 	h := startHub(t, n.hubURL, "")
 

@@ -158,6 +158,7 @@ func checkBooks(t testing.TB, hubURL string, agents []*agent, l *load) {
 // Ensure that SIGKILLing the hub mid-apply loses nothing and applies
 // nothing twice.
 func TestHubSIGKILL(t *testing.T) {
+	t.Parallel()
 	ns := testkit.StartNATS(t)
 	h := startHubProcess(t, "hub", ns.URL(), "")
 	agents := []*agent{startAgent(t, "S1", "pos-1", ns.URL()), startAgent(t, "S2", "pos-1", ns.URL())}
@@ -176,6 +177,7 @@ func TestHubSIGKILL(t *testing.T) {
 // Ensure that SIGKILLing a real nats-server process (JetStream on disk)
 // loses nothing: the outbox keeps every event until the hub confirms it.
 func TestNATSSIGKILL(t *testing.T) {
+	t.Parallel()
 	ns := startNATSProcess(t)
 	h := startHub(t, ns.URL(), "")
 	agents := []*agent{startAgent(t, "S1", "pos-1", ns.URL()), startAgent(t, "S2", "pos-1", ns.URL())}
@@ -194,6 +196,7 @@ func TestNATSSIGKILL(t *testing.T) {
 // Ensure that two hub replicas sharing one PostgreSQL and one durable
 // consumer keep exact books, even when one of them is killed.
 func TestHubReplicasPostgres(t *testing.T) {
+	t.Parallel()
 	dsn := testkit.Postgres(t)
 	ns := testkit.StartNATS(t)
 	h1 := startHubProcess(t, "hub-1", ns.URL(), dsn)

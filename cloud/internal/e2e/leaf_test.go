@@ -221,6 +221,7 @@ func leafOfflineDuration(t *testing.T) time.Duration {
 // make test keeps the uplink down for 6 seconds; make chaos for
 // OMNI_CHAOS_LEAF_OFFLINE.
 func TestChaosStoreLeaf(t *testing.T) {
+	t.Parallel()
 	offline := leafOfflineDuration(t)
 	seed := chaosSeed(t)
 	t.Logf("seed %d, S1's uplink down for %v", seed, offline)
@@ -465,6 +466,7 @@ func checkStoreKept(t *testing.T, l *storeLeaf) {
 // name (its server id, new at every start) or in no domain (where it
 // would answer the hub's JetStream API for the hub).
 func TestLeafConfNeedsIdentity(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	copyDeployNATS(t, dir)
 	creds := mintStores(t, dir, "S1")["S1"]
@@ -508,6 +510,7 @@ func TestLeafConfNeedsIdentity(t *testing.T) {
 // acknowledgements and the events stream do not; and that a leaf that
 // does not trust the hub's certificate never connects.
 func TestLeafIsolation(t *testing.T) {
+	t.Parallel()
 	h := startLeafHub(t, "S1", "S2")
 	startHubProcess(t, "hub", h.hubURL, "", "--nats-ca", h.ca)
 	leaf := startStoreLeaf(t, h, "S1")

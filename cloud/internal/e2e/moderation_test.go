@@ -32,6 +32,7 @@ func reviewCount(t testing.TB, hubURL, sku string) int {
 // moderator can take it down again through the API; and that an analyst
 // may read the queue but not decide.
 func TestReviewModerationInBrowser(t *testing.T) {
+	t.Parallel()
 	testkit.Chromium(t)
 	ns := testkit.StartNATS(t)
 	h := startHub(t, ns.URL(), "")

@@ -18,6 +18,7 @@ import (
 // legitimate business with S2 still goes through: an order taken at S1 for
 // collection at S2, and a transfer naming S2 as its destination.
 func TestStoresSpeakOnlyForThemselves(t *testing.T) {
+	t.Parallel()
 	n := startIsolatedNATS(t)
 	h := startHub(t, n.hubURL, "")
 	s1 := n.startStoreAgent(t, "S1", "pos-1")

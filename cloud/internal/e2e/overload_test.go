@@ -31,6 +31,7 @@ func deadLetterCount(t testing.TB, hubURL, store string) int {
 // events first, refuses sales (507) only when the budget is exhausted, and
 // loses nothing the agent accepted.
 func TestPoisonAndOverload(t *testing.T) {
+	t.Parallel()
 	ns := testkit.StartNATS(t)
 	h := startHubProcess(t, "hub", ns.URL(), "")
 	a := startAgent(t, "S1", "pos-1", ns.URL(), "--outbox-budget", "1048576")

@@ -76,6 +76,7 @@ func readPickups(ctx context.Context, js jetstream.JetStream, filter string) (ma
 // its request names, nor a consumer on the whole bucket, the bucket's
 // stream info, or direct and message gets; and cannot write orders.
 func TestPickupIsolation(t *testing.T) {
+	t.Parallel()
 	n := startIsolatedNATS(t)
 	startHub(t, n.hubURL, "")
 

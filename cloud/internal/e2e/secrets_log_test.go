@@ -23,6 +23,7 @@ import (
 // agents' API tokens, through starts, sales, a refused request and a NATS
 // restart (reconnections log the URL they reconnect to).
 func TestNoSecretsInLogs(t *testing.T) {
+	t.Parallel()
 	n := startIsolatedNATS(t)
 	dsn, pgPassword := dsnWithPassword(t, testkit.Postgres(t))
 

@@ -69,6 +69,7 @@ func level(v downsync.View, sku string) (here, nearby, online int64, ok bool) {
 // while NATS is down; and that the store catches up with what changed while
 // it was away.
 func TestDownSyncToStore(t *testing.T) {
+	t.Parallel()
 	ns := testkit.StartNATS(t)
 	h := startHub(t, ns.URL(), "")
 	body, err := os.ReadFile(sampleCatalog)
@@ -170,6 +171,7 @@ func TestDownSyncToStore(t *testing.T) {
 // sent through the page, reaches the hub's summary and comes back down to
 // the kiosk.
 func TestKioskScanAndReview(t *testing.T) {
+	t.Parallel()
 	ns := testkit.StartNATS(t)
 	h := startHub(t, ns.URL(), "")
 	body, err := os.ReadFile(sampleCatalog)

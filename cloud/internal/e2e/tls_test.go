@@ -90,6 +90,7 @@ func (p *testPKI) issue(cn string, server bool) (certFile, keyFile string) {
 // cannot connect (the agent still takes sales, offline), and nobody gets
 // in without TLS.
 func TestStoreTLS(t *testing.T) {
+	t.Parallel()
 	pki := newTestPKI(t, "server")
 	cert, key := pki.issue("omni-nats", true)
 	n := startShippedNATS(t, "omnisync-tls.conf", []string{"OMNI_NATS_TLS_CERT=" + cert, "OMNI_NATS_TLS_KEY=" + key}, nats.RootCAs(pki.CAFile))
@@ -126,6 +127,7 @@ func TestStoreTLS(t *testing.T) {
 // end, while a client with good credentials and no certificate, or a
 // certificate from another CA, is refused.
 func TestStoreMutualTLS(t *testing.T) {
+	t.Parallel()
 	srvPKI := newTestPKI(t, "server")
 	cert, key := srvPKI.issue("omni-nats", true)
 	clients := newTestPKI(t, "clients")
