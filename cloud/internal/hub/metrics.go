@@ -20,6 +20,7 @@ type metrics struct {
 	batch        prometheus.Histogram
 	heartbeats   prometheus.Counter
 	recoveries   *prometheus.CounterVec
+	applyErrors  prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -48,8 +49,11 @@ func newMetrics() *metrics {
 			Name: "omni_hub_ingest_recoveries_total",
 			Help: "Failures of the events consumer's message stream that were recovered from, by cause (no_heartbeat: the hub was paused or the server lost the pull; consumer_gone; iterator_closed; other).",
 		}, []string{"cause"}),
+		applyErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "omni_hub_apply_errors_total", Help: "Batches the database failed to apply (retried, split, or waited out until it answers; an event that alone still fails is dead-lettered).",
+		}),
 	}
-	m.reg.MustRegister(m.applied, m.duplicates, m.deadLettered, m.deferred, m.batch, m.heartbeats, m.recoveries,
+	m.reg.MustRegister(m.applied, m.duplicates, m.deadLettered, m.deferred, m.batch, m.heartbeats, m.recoveries, m.applyErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -62,6 +66,7 @@ func (m *metrics) ingest() ingest.Metrics {
 		Deferred:     func(n int) { m.deferred.Add(float64(n)) },
 		BatchSeconds: m.batch.Observe,
 		Recovered:    func(cause string) { m.recoveries.WithLabelValues(cause).Inc() },
+		ApplyFailed:  m.applyErrors.Inc,
 	}
 }
 
