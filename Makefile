@@ -48,6 +48,9 @@ chaos: ## the long chaos run: random kills, partitions, DB and NATS restarts for
 scale: ## a fleet of OMNI_FLEET_STORES (2000) real agents against one hub: connect time, hub memory and CPU
 	OMNI_FLEET_STORES=$${OMNI_FLEET_STORES:-2000} $(GO) test -count=1 -timeout 60m -run '^TestFleet$$' -v ./edge/internal/agent/
 
+upgrade-test: ## build the previous release (OMNI_UPGRADE_FROM, else the newest v* tag, else the commit pinned in the test), run a chain on it (SQLite and PostgreSQL), upgrade the hub, keep its agents syncing, check the books
+	OMNI_UPGRADE_TEST=1 $(GO) test -count=1 -timeout 30m -run '^TestUpgrade$$' -v ./cloud/internal/e2e/
+
 HELM_VERSION ?= v4.3.2
 deploy-check: ## check deploy/: systemd units (verify, security, a real start), alerts (promtool test rules), dashboards, compose, a NATS cluster from its config, the Helm chart (lint, template, Kubernetes schema)
 	@command -v promtool >/dev/null || { echo "promtool missing: apt-get install prometheus"; exit 1; }
