@@ -10,6 +10,7 @@ package deploy
 import (
 	"bufio"
 	"context"
+	"debug/elf"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -604,4 +605,57 @@ func lastLine(s string) string {
 		}
 	}
 	return last
+}
+
+// TestDockerfile checks the hub's image recipe without a Docker engine
+// (this machine has none): a build stage and a final stage, a non-root
+// numeric user in the final one, and (under make deploy-check) that the
+// build's own go build command, run here with the Dockerfile's settings,
+// makes static binaries (no program interpreter, no dynamic section) of
+// what the final stage copies.
+func TestDockerfile(t *testing.T) {
+	b, err := os.ReadFile("docker/Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	df := regexp.MustCompile(`\\\n\s*`).ReplaceAllString(string(b), " ")
+	if n := len(regexp.MustCompile(`(?m)^FROM `).FindAllString(df, -1)); n < 2 {
+		t.Errorf("%d FROM lines; want a build stage and a runtime stage", n)
+	}
+	users := regexp.MustCompile(`(?m)^USER (\S+)`).FindAllStringSubmatch(df, -1)
+	if len(users) == 0 || strings.HasPrefix(users[len(users)-1][1], "0") || strings.HasPrefix(users[len(users)-1][1], "root") {
+		t.Errorf("the final stage runs as %v; want a non-root numeric user", users)
+	}
+	build := regexp.MustCompile(`(?m)^RUN (CGO_ENABLED=0 .*go build .*)$`).FindStringSubmatch(df)
+	if build == nil {
+		t.Fatal("no RUN CGO_ENABLED=0 ... go build line")
+	}
+	if os.Getenv("OMNI_DEPLOY_CHECK") == "" {
+		t.Log("the image's build command is run by make deploy-check")
+		return
+	}
+	out := t.TempDir()
+	script := strings.NewReplacer("/out/", out+"/", "$VERSION", "test", "$TARGETOS", "linux", "$TARGETARCH", goEnv(t, "GOARCH")).Replace(build[1])
+	cmd := exec.Command("sh", "-c", script)
+	cmd.Dir = ".."
+	if res, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", script, err, res)
+	}
+	copied := regexp.MustCompile(`(?m)^COPY --from=build ((?:/out/\S+ )+)/usr/local/bin/`).FindStringSubmatch(df)
+	if copied == nil {
+		t.Fatal("the final stage copies no binaries to /usr/local/bin")
+	}
+	for _, src := range strings.Fields(copied[1]) {
+		path := filepath.Join(out, strings.TrimPrefix(src, "/out/"))
+		f, err := elf.Open(path)
+		if err != nil {
+			t.Fatalf("%s: %v", src, err)
+		}
+		for _, p := range f.Progs {
+			if p.Type == elf.PT_INTERP || p.Type == elf.PT_DYNAMIC {
+				t.Errorf("%s is dynamically linked", src)
+			}
+		}
+		f.Close()
+	}
 }
