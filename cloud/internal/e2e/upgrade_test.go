@@ -231,6 +231,7 @@ func testUpgrade(t *testing.T, old, dsn string) {
 
 	// The current hub on the same data directory and database.
 	newHub := newProcess(t, "github.com/omnisync/omnisync/cloud/cmd/omni-hub", "new-hub", append(hubArgs, "--bootstrap-token", hubToken)...)
+	upgradedAt := time.Now()
 	newHub.Start()
 	waitHealthy(t, hubURL, "the current hub on the previous release's data")
 	after := schemaVersion(t, dataDir, dsn)
@@ -279,6 +280,24 @@ func testUpgrade(t *testing.T, old, dsn string) {
 	load(newCtl, records+"-3.jsonl", 13, all)
 	for _, a := range all {
 		waitDrained(t, a, 90*time.Second)
+	}
+
+	// Down-sync too: every agent, of either release, follows the buckets
+	// the current hub publishes (in an account of their own now) and has
+	// caught up since it started.
+	for _, a := range all {
+		testkit.Eventually(t, 60*time.Second, func() bool {
+			var st struct {
+				Downsync struct {
+					Connected     bool      `json:"connected"`
+					Bootstrapping bool      `json:"bootstrapping"`
+					SyncedAt      time.Time `json:"synced_at"`
+				} `json:"downsync"`
+			}
+			getJSON(t, a.URL+"/v1/status", &st)
+			d := st.Downsync
+			return d.Connected && !d.Bootstrapping && d.SyncedAt.After(upgradedAt)
+		}, "agent %s's down-sync caught up with the current hub", a.name)
 	}
 
 	// The books over both releases' events against the oracle's.
