@@ -437,9 +437,10 @@ var units = []struct{ unit, pkg, config string }{
 
 // TestSystemdUnits verifies the units with systemd-analyze (with
 // ExecStart pointed at binaries built from this tree), reports their
-// exposure score, checks the hardening the brief of each promises, and
-// starts each binary with the unit's arguments and the example
-// configuration until it serves /healthz.
+// exposure score, checks the hardening each promises, and starts each
+// binary with the unit's arguments and the example configuration, inside
+// an emulation of the unit's sandbox (see sandbox), until it serves
+// /healthz.
 func TestSystemdUnits(t *testing.T) {
 	analyze := tool(t, "systemd-analyze", "Debian package systemd")
 	dir := t.TempDir()
@@ -498,8 +499,14 @@ func startAsUnit(t *testing.T, bin string, args []string, config string) {
 			args[i] = abs
 		}
 	}
+	sb := newSandbox(t)
+	state, private := t.TempDir(), t.TempDir()
+	if sb != nil {
+		bin, state, private = sb.install(t, bin), sb.state, sb.dir
+		t.Logf("%s runs as uid %d with every mount read-only but %s, a private /tmp, no capabilities", filepath.Base(bin), sandboxUID, state)
+	}
 	http := testkit.FreeAddr(t)
-	env := append(os.Environ(), "OMNI_DATA_DIR="+t.TempDir(), "OMNI_HTTP="+http, "OMNI_LOG_LEVEL=debug")
+	env := append(os.Environ(), "OMNI_DATA_DIR="+state, "OMNI_HTTP="+http, "OMNI_LOG_LEVEL=debug")
 	if config == "hub.yaml" {
 		// No NATS cluster or PostgreSQL here: the embedded server and
 		// SQLite, one stream replica.
@@ -508,7 +515,7 @@ func startAsUnit(t *testing.T, bin string, args []string, config string) {
 		// A hub that is not there yet (the agent starts offline) and
 		// credentials minted as omnictl stores provision mints them.
 		abs, _ := filepath.Abs("../firmware-configs")
-		creds := filepath.Join(t.TempDir(), "S42.nk")
+		creds := filepath.Join(private, "S42.nk")
 		seed, _, err := natsacct.NewUserKey()
 		if err != nil {
 			t.Fatal(err)
@@ -516,10 +523,17 @@ func startAsUnit(t *testing.T, bin string, args []string, config string) {
 		if err := natsacct.WriteSeed(creds, "store S42", seed); err != nil {
 			t.Fatal(err)
 		}
+		if sb != nil {
+			sb.own(t, creds)
+		}
 		env = append(env, "OMNI_PROFILES="+abs, "OMNI_NATS_URL=nats://"+testkit.FreeAddr(t), "OMNI_NATS_CREDS="+creds)
 	}
+	argv := append([]string{bin}, args...)
+	if sb != nil {
+		argv = sb.wrap(argv)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = env
 	var logs strings.Builder
 	cmd.Stdout, cmd.Stderr = &logs, &logs
@@ -545,6 +559,105 @@ func startAsUnit(t *testing.T, bin string, args []string, config string) {
 		resp, err := httpGet("http://" + http + "/healthz")
 		return err == nil && resp == 200
 	}, "%s --config %s serving /healthz", filepath.Base(bin), config)
+}
+
+// sandbox runs a binary the way its unit's file-system and privilege
+// settings would, as far as a test can without systemd: in a mount
+// namespace where every mount is read-only (ProtectSystem=strict) but the
+// API file systems and the state directory (StateDirectory=), with a
+// private /tmp (PrivateTmp=), as an unprivileged user with no
+// capabilities and no new privileges (User=, CapabilityBoundingSet=,
+// NoNewPrivileges=). The device policy is not emulated.
+type sandbox struct {
+	// dir holds the installed binary and private files; state is the
+	// writable state directory. Both are outside /tmp, which the sandbox
+	// replaces.
+	dir, state string
+}
+
+// sandboxUID is the unprivileged user the sandboxed binary runs as.
+const sandboxUID = 65534
+
+// sandboxScript makes the sandbox and executes its arguments in it; $1 is
+// the state directory.
+const sandboxScript = `set -e
+state=$1; shift
+mount --bind "$state" "$state"
+for mp in $(awk '{print $2}' /proc/self/mounts); do
+	case "$mp" in /proc|/proc/*|/sys|/sys/*|/dev|/dev/*|"$state") continue;; esac
+	mount -o remount,bind,ro "$mp" 2>/dev/null || true
+done
+mount -t tmpfs -o mode=1777 tmpfs /tmp
+exec setpriv --reuid=65534 --regid=65534 --clear-groups --no-new-privs --bounding-set=-all --inh-caps=-all "$@"
+`
+
+// newSandbox returns a sandbox, or nil where one cannot be made (not root,
+// no unshare or setpriv); then the binaries run unconfined.
+func newSandbox(t *testing.T) *sandbox {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Log("not root: the binary runs without the unit's sandbox")
+		return nil
+	}
+	for _, c := range []string{"unshare", "setpriv"} {
+		if _, err := exec.LookPath(c); err != nil {
+			t.Logf("no %s: the binary runs without the unit's sandbox", c)
+			return nil
+		}
+	}
+	dir, err := os.MkdirTemp("/var/tmp", "omni-unit-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	sb := &sandbox{dir: dir, state: filepath.Join(dir, "state")}
+	if err := os.Mkdir(sb.state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sb.own(t, sb.state)
+	// The sandbox must be in force: writes outside the state directory
+	// refused, inside it allowed, and /tmp private.
+	outside := filepath.Join(dir, "outside")
+	probe := fmt.Sprintf("touch %s/ok && ! touch %s 2>/dev/null && [ -z \"$(ls -A /tmp)\" ] && [ \"$(id -u)\" = %d ]", sb.state, outside, sandboxUID)
+	w := sb.wrap([]string{"sh", "-c", probe})
+	if out, err := exec.Command(w[0], w[1:]...).CombinedOutput(); err != nil {
+		t.Fatalf("the sandbox is not in force: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(outside); err == nil {
+		t.Fatal("the sandbox let a write outside the state directory through")
+	}
+	return sb
+}
+
+// wrap returns the command line that runs argv in the sandbox.
+func (sb *sandbox) wrap(argv []string) []string {
+	return append([]string{"unshare", "-m", "--propagation", "private", "sh", "-c", sandboxScript, "sandbox", sb.state}, argv...)
+}
+
+// install copies bin into the sandbox's directory (the test's binaries
+// live under /tmp, which the sandbox hides).
+func (sb *sandbox) install(t *testing.T, bin string) string {
+	t.Helper()
+	b, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(sb.dir, filepath.Base(bin))
+	if err := os.WriteFile(dst, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// own gives path to the sandbox's user.
+func (sb *sandbox) own(t *testing.T, path string) {
+	t.Helper()
+	if err := os.Chown(path, sandboxUID, sandboxUID); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func httpGet(url string) (int, error) {
