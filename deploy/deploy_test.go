@@ -772,3 +772,100 @@ func TestDockerfile(t *testing.T) {
 		f.Close()
 	}
 }
+
+// TestDebPackages builds the Debian packages (package/build-deb.sh) from
+// binaries built as the Makefile builds them and checks them as dpkg
+// would see them: their fields, their files, the unit's ExecStart naming
+// the packaged binary (and systemd-analyze verify on the unit as
+// installed), the packaged binaries running, the maintainer scripts
+// parsing, and the service's user created by the packaged sysusers file
+// (systemd-sysusers in a scratch root). Slow (compression): make
+// deploy-check.
+func TestDebPackages(t *testing.T) {
+	if os.Getenv("OMNI_DEPLOY_CHECK") == "" {
+		t.Skip("the packages are built and checked by make deploy-check")
+	}
+	dpkg := tool(t, "dpkg-deb", "Debian package dpkg")
+	analyze := tool(t, "systemd-analyze", "Debian package systemd")
+	sysusers := tool(t, "systemd-sysusers", "Debian package systemd")
+	bin, out := t.TempDir(), t.TempDir()
+	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X main.version=v1.2.3", "-o", bin+"/",
+		"./cloud/cmd/omni-hub", "./cloud/cmd/omnictl", "./cloud/cmd/omni-nats", "./edge/cmd/omni-edge")
+	build.Dir = ".."
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if res, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, res)
+	}
+	arch := goEnv(t, "GOARCH")
+	debs := strings.Fields(run(t, "package/build-deb.sh", out, "v1.2.3", arch, bin))
+	if len(debs) != 2 {
+		t.Fatalf("built %v; want omnisync-edge and omnisync-hub", debs)
+	}
+	for _, c := range []struct {
+		deb, pkg, unit string
+		binaries       []string
+		files          []string
+		user           string
+	}{
+		{debs[0], "omnisync-edge", "omni-edge.service", []string{"omni-edge"},
+			[]string{"usr/lib/modules-load.d/omnisync-serial.conf", "usr/share/omnisync/firmware-configs/SCHEMA.md", "usr/share/doc/omnisync-edge/agent.yaml.example"}, "omni-edge"},
+		{debs[1], "omnisync-hub", "omni-hub.service", []string{"omni-hub", "omnictl", "omni-nats"},
+			[]string{"usr/share/omnisync/prometheus/alerts.yml", "usr/share/omnisync/grafana/fleet.json", "usr/share/doc/omnisync-hub/hub.yaml.example"}, "omni-hub"},
+	} {
+		fields := run(t, dpkg, "--field", c.deb, "Package", "Version", "Architecture")
+		for _, want := range []string{"Package: " + c.pkg, "Version: 1.2.3", "Architecture: " + arch} {
+			if !strings.Contains(fields, want) {
+				t.Errorf("%s: no %q in\n%s", c.deb, want, fields)
+			}
+		}
+		root := t.TempDir()
+		run(t, dpkg, "-x", c.deb, root)
+		control := t.TempDir()
+		run(t, dpkg, "-e", c.deb, control)
+		for _, s := range []string{"postinst", "prerm", "postrm"} {
+			run(t, "sh", "-n", filepath.Join(control, s))
+		}
+		for _, f := range append(c.files, "usr/lib/systemd/system/"+c.unit, "usr/lib/sysusers.d/"+c.pkg+".conf") {
+			if _, err := os.Stat(filepath.Join(root, f)); err != nil {
+				t.Errorf("%s: %v", c.pkg, err)
+			}
+		}
+		for _, b := range c.binaries {
+			if v := run(t, filepath.Join(root, "usr/bin", b), "--version"); !strings.Contains(v, "v1.2.3") {
+				t.Errorf("%s --version: %s", b, v)
+			}
+		}
+		unit, _ := os.ReadFile(filepath.Join(root, "usr/lib/systemd/system", c.unit))
+		start := regexp.MustCompile(`(?m)^ExecStart=(\S+)`).FindSubmatch(unit)
+		if start == nil {
+			t.Fatalf("%s: no ExecStart", c.unit)
+		}
+		packaged := filepath.Join(root, string(start[1]))
+		if _, err := os.Stat(packaged); err != nil {
+			t.Errorf("%s starts %s, which the package does not hold", c.unit, start[1])
+		}
+		installed := filepath.Join(t.TempDir(), c.unit)
+		if err := os.WriteFile(installed, []byte(strings.Replace(string(unit), "ExecStart="+string(start[1]), "ExecStart="+packaged, 1)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if res, err := osexec(analyze, "verify", installed); err != nil || strings.TrimSpace(res) != "" {
+			t.Errorf("systemd-analyze verify %s as packaged: %v\n%s", c.unit, err, res)
+		}
+		if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		run(t, sysusers, "--root="+root, filepath.Join(root, "usr/lib/sysusers.d", c.pkg+".conf"))
+		passwd, _ := os.ReadFile(filepath.Join(root, "etc/passwd"))
+		if !regexp.MustCompile(`(?m)^` + c.user + `:x:\d+:\d+:.*:/var/lib/` + c.user + `:`).Match(passwd) {
+			t.Errorf("%s: the sysusers file makes no user %s with home /var/lib/%s:\n%s", c.pkg, c.user, c.user, passwd)
+		}
+		if c.user == "omni-edge" {
+			group, _ := os.ReadFile(filepath.Join(root, "etc/group"))
+			if !regexp.MustCompile(`(?m)^dialout:x:\d+:omni-edge$`).Match(group) {
+				t.Errorf("omni-edge is not in dialout:\n%s", group)
+			}
+		}
+		fi, _ := os.Stat(c.deb)
+		t.Logf("%s: %.1f MB", filepath.Base(c.deb), float64(fi.Size())/1e6)
+	}
+}

@@ -75,7 +75,7 @@ func (p provision) run(stdout io.Writer) error {
 	}
 	cfg := agentConfig{
 		Store: p.store, Device: p.device, NATSURL: p.natsURL, NATSCreds: filepath.Join(p.etc, credsName),
-		DataDir: "/var/lib/omni-edge", HTTP: "127.0.0.1:7070", Profiles: "/usr/local/share/omnisync/firmware-configs",
+		DataDir: "/var/lib/omni-edge", HTTP: "127.0.0.1:7070", Profiles: "/usr/share/omnisync/firmware-configs",
 		OnlineLocation: p.onlineLocation, Nearby: p.nearby, LogLevel: "info",
 	}
 	var conf bytes.Buffer
