@@ -10,7 +10,7 @@ EDGE_PLATFORMS := linux/amd64 linux/arm64 linux/arm windows/amd64
 # Seconds each fuzz target runs inside `make test`; `make fuzz` runs longer.
 FUZZTIME ?= 2s
 
-.PHONY: help run build bins test unit fuzz-short fuzz chaos scale bench bench-customers bench-all lint clean
+.PHONY: help run build bins test unit fuzz-short fuzz chaos scale bench bench-customers bench-all lint clean deploy-check upgrade-test package
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -47,6 +47,27 @@ chaos: ## the long chaos run: random kills, partitions, DB and NATS restarts for
 
 scale: ## a fleet of OMNI_FLEET_STORES (2000) real agents against one hub: connect time, hub memory and CPU
 	OMNI_FLEET_STORES=$${OMNI_FLEET_STORES:-2000} $(GO) test -count=1 -timeout 60m -run '^TestFleet$$' -v ./edge/internal/agent/
+
+# Debian architecture of each GOARCH the packages are built for.
+DEB_ARCHS := amd64:amd64 arm64:arm64 arm:armhf
+package: ## Debian packages into dist/: omnisync-edge (amd64, arm64, armhf) and omnisync-hub (amd64, arm64)
+	@mkdir -p $(DIST)
+	@for pair in $(DEB_ARCHS); do \
+		goarch=$${pair%%:*}; debarch=$${pair#*:}; out=$(DIST)/linux-$$goarch; mkdir -p $$out; \
+		cmds=./edge/cmd/omni-edge; [ $$goarch = arm ] || cmds="$$cmds ./cloud/cmd/omni-hub ./cloud/cmd/omnictl ./cloud/cmd/omni-nats"; \
+		GOOS=linux GOARCH=$$goarch GOARM=7 CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $$out/ $$cmds || exit 1; \
+		./deploy/package/build-deb.sh $(DIST) $(VERSION) $$debarch $$out || exit 1; \
+	done
+
+upgrade-test: ## build the previous release (OMNI_UPGRADE_FROM, else the newest v* tag, else the commit pinned in the test), run a chain on it (SQLite and PostgreSQL), upgrade the hub, keep its agents syncing, check the books
+	OMNI_UPGRADE_TEST=1 $(GO) test -count=1 -timeout 30m -run '^TestUpgrade$$' -v ./cloud/internal/e2e/
+
+HELM_VERSION ?= v4.3.2
+deploy-check: ## check deploy/: systemd units (verify, security, a real start), alerts (promtool test rules), dashboards, compose, a NATS cluster from its config, the Helm chart (lint, template, Kubernetes schema)
+	@command -v promtool >/dev/null || { echo "promtool missing: apt-get install prometheus"; exit 1; }
+	@command -v helm >/dev/null || [ -x "$$($(GO) env GOPATH)/bin/helm" ] || $(GO) install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION)
+	cd deploy/tools/k8scheck && $(GO) test -count=1 ./...
+	OMNI_DEPLOY_CHECK=1 $(GO) test -count=1 -v -run . ./deploy/
 
 bench: ## measure and print the figures table (outbox, edge->hub vs nats bench, hub apply, agent RSS)
 	./deploy/bench/bench.sh

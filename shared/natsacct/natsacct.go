@@ -447,3 +447,32 @@ func RefreshStores(path string) (int, error) {
 	}
 	return len(heads), nil
 }
+
+// MintStore admits store to the server whose configuration is in confDir:
+// it writes the store's credentials (a new nkey seed) to credsPath, mode
+// 0600, refusing to overwrite a file, then adds the store's account, with
+// only the public key, to confDir's StoresFile. The seed is written first
+// (a store admitted without its credentials would need minting again under
+// another name); if admitting fails, the credentials file is removed. It
+// returns the public key.
+func MintStore(confDir, store, credsPath string, now time.Time) (string, error) {
+	if !storeRE.MatchString(store) {
+		return "", ErrInvalidStore
+	}
+	if err := os.MkdirAll(confDir, 0o700); err != nil {
+		return "", fmt.Errorf("natsacct: %w", err)
+	}
+	seed, pub, err := NewUserKey()
+	if err != nil {
+		return "", err
+	}
+	defer clear(seed)
+	if err := WriteSeed(credsPath, "store "+store, seed); err != nil {
+		return "", err
+	}
+	if err := AppendStore(filepath.Join(confDir, StoresFile), store, User{NKey: pub}, now); err != nil {
+		_ = os.Remove(credsPath)
+		return "", err
+	}
+	return pub, nil
+}

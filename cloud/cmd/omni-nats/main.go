@@ -79,21 +79,8 @@ store's agents as --nats-creds.`,
 			if out == "" {
 				out = store + ".nk"
 			}
-			if err := os.MkdirAll(confDir, 0o700); err != nil {
-				return err
-			}
-			seed, pub, err := natsacct.NewUserKey()
+			pub, err := natsacct.MintStore(confDir, store, out, time.Now())
 			if err != nil {
-				return err
-			}
-			defer clear(seed)
-			// The seed first: a store admitted without its credentials
-			// written would need minting again under another name.
-			if err := natsacct.WriteSeed(out, "store "+store, seed); err != nil {
-				return err
-			}
-			if err := natsacct.AppendStore(filepath.Join(confDir, natsacct.StoresFile), store, natsacct.User{NKey: pub}, time.Now()); err != nil {
-				_ = os.Remove(out)
 				return err
 			}
 			fmt.Printf("store %s admitted (public key %s); its agents use --nats-creds %s\n", store, pub, out)

@@ -2,10 +2,7 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -47,20 +44,7 @@ func TestLoadgen(t *testing.T) {
 	cfg := hub.Defaults()
 	cfg.DataDir, cfg.NATSURL, cfg.HTTP, cfg.LogLevel = t.TempDir(), nats.URL(), "127.0.0.1:0", "error"
 	cfg.BootstrapToken = testToken
-	h, err := hub.New(cfg, slog.New(slog.DiscardHandler), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.SetSetupOutput(io.Discard)
-	ctx, cancel := context.WithCancel(context.Background())
-	hubDone := make(chan error, 1)
-	go func() { hubDone <- h.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-hubDone })
-	select {
-	case <-h.Ready():
-	case err := <-hubDone:
-		t.Fatalf("hub: %v", err)
-	}
+	h := runHub(t, cfg)
 	hubURL := "http://" + h.HTTPAddr()
 
 	addr := testkit.FreeAddr(t)

@@ -48,9 +48,9 @@ func rootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.SetFlagErrorFunc(flagUsageError)
 	get := hub.get
 
-	root.AddCommand(&cobra.Command{
+	stores := &cobra.Command{
 		Use:   "stores",
-		Short: "sync health of every store and device",
+		Short: "sync health of every store and device; stores provision adds a store",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var r struct {
@@ -83,7 +83,9 @@ func rootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 			}
 			return tw.Flush()
 		},
-	})
+	}
+	stores.AddCommand(provisionCmd(stdout))
+	root.AddCommand(stores)
 	root.AddCommand(&cobra.Command{
 		Use:   "inventory SKU",
 		Short: "stock of one SKU at every location",

@@ -129,7 +129,13 @@ type process struct {
 
 func newProcess(t testing.TB, pkg, name string, args ...string) *process {
 	t.Helper()
-	bin := testkit.BuildBinary(t, pkg)
+	return newProcessOf(t, testkit.BuildBinary(t, pkg), name, args...)
+}
+
+// newProcessOf is newProcess for a binary built elsewhere (a previous
+// release's).
+func newProcessOf(t testing.TB, bin, name string, args ...string) *process {
+	t.Helper()
 	f, err := os.Create(filepath.Join(t.TempDir(), name+".log"))
 	if err != nil {
 		t.Fatal(err)

@@ -229,6 +229,7 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 		return err
 	}
 	h.met.heartbeat(beats)
+	h.met.reg.MustRegister(newFleetCollector(st, js))
 	consumer, err := ingest.New(ingest.Options{
 		Consumer: cons, Conn: nc, Store: st, Batch: h.cfg.Batch,
 		Reopen:  func(ctx context.Context) (jetstream.Consumer, error) { return ingest.EnsureStream(ctx, js, streamOpts) },

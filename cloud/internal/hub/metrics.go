@@ -24,6 +24,7 @@ type metrics struct {
 	rolledUp     prometheus.Counter
 	retention    *prometheus.CounterVec
 	horizon      prometheus.Gauge
+	applyErrors  prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -52,6 +53,9 @@ func newMetrics() *metrics {
 			Name: "omni_hub_ingest_recoveries_total",
 			Help: "Failures of the events consumer's message stream that were recovered from, by cause (no_heartbeat: the hub was paused or the server lost the pull; consumer_gone; iterator_closed; other).",
 		}, []string{"cause"}),
+		applyErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "omni_hub_apply_errors_total", Help: "Batches the database failed to apply (retried, split, or waited out until it answers; an event that alone still fails is dead-lettered).",
+		}),
 	}
 	m.applySteps = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "omni_hub_apply_step_seconds",
@@ -68,7 +72,7 @@ func newMetrics() *metrics {
 		Name: "omni_hub_ledger_horizon_timestamp_seconds", Help: "The ledger's retention horizon: raw lines before it are rolled up.",
 	})
 	m.reg.MustRegister(m.applied, m.duplicates, m.deadLettered, m.deferred, m.batch, m.heartbeats, m.recoveries,
-		m.applySteps, m.rolledUp, m.retention, m.horizon,
+		m.applySteps, m.rolledUp, m.retention, m.horizon, m.applyErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -81,6 +85,7 @@ func (m *metrics) ingest() ingest.Metrics {
 		Deferred:     func(n int) { m.deferred.Add(float64(n)) },
 		BatchSeconds: m.batch.Observe,
 		Recovered:    func(cause string) { m.recoveries.WithLabelValues(cause).Inc() },
+		ApplyFailed:  m.applyErrors.Inc,
 	}
 }
 

@@ -61,6 +61,10 @@ type Metrics struct {
 	// recovered from, by cause (CauseNoHeartbeat and the other Cause
 	// constants).
 	Recovered func(cause string)
+	// ApplyFailed is told about each ApplyBatch that failed (and was
+	// retried, bisected or waited out): the database down, a constraint
+	// broken by one event.
+	ApplyFailed func()
 }
 
 // Options configures a Consumer.
@@ -427,6 +431,9 @@ func (c *Consumer) apply(ctx context.Context, ps []pending, prep *store.Prepared
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if c.o.Metrics.ApplyFailed != nil {
+			c.o.Metrics.ApplyFailed()
 		}
 		c.log.Error("apply failed", "err", err, "events", len(ps), "attempt", attempt)
 		if attempt < 2 {

@@ -38,6 +38,8 @@ type rig struct {
 	watermarks map[string]uint64 // "store/device/epoch" -> highest seq pushed to the agent
 	recovered  map[string]int    // cause -> count
 	runErr     chan error
+	// applyFailed counts the failed ApplyBatch calls the metrics saw.
+	applyFailed atomic.Int64
 }
 
 // openSQLite opens a store in a fresh SQLite file.
@@ -100,7 +102,7 @@ func startRig(t *testing.T, st *store.Store, wrap func(*store.Store) Store) *rig
 			r.mu.Lock()
 			r.recovered[cause]++
 			r.mu.Unlock()
-		}},
+		}, ApplyFailed: func() { r.applyFailed.Add(1) }},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -431,6 +433,9 @@ func testOutage(t *testing.T, r *rig, recover func()) {
 	}
 	if dls := r.deadLetters(""); len(dls) != 0 {
 		t.Errorf("%d dead letters after an outage, want none: %+v", len(dls), dls[0])
+	}
+	if r.applyFailed.Load() == 0 {
+		t.Error("no failed apply counted during the outage (omni_hub_apply_errors_total)")
 	}
 	select {
 	case err := <-r.runErr:

@@ -1,7 +1,11 @@
 // Package corpustest reads the public test-vector corpus (GS1 barcodes,
-// Digital Link URIs, scanner payloads, EPC tags) that lives beside the
-// repository, and runs table tests over it with an explicit exceptions
+// Digital Link URIs, scanner payloads, EPC tags) committed in this
+// package's testdata directory (testdata/README.md names every source and
+// its licence), and runs table tests over it with an explicit exceptions
 // table. Only tests import it.
+//
+// The corpus is part of the repository: a test that cannot find it fails,
+// it never skips, so a clone that lost the files cannot pass for green.
 package corpustest
 
 import (
@@ -14,38 +18,68 @@ import (
 	"testing"
 )
 
-// corpusDir locates the shared test-vector corpus: $OMNI_CORPUS_DIR, else a
-// "shared/corpus" directory found by walking up from the package directory
-// (the corpus lives beside the repository root). Without it the corpus
-// tests fail under CI and skip elsewhere.
+// modulePath is this repository's module, which marks its root go.mod.
+const modulePath = "github.com/omnisync/omnisync"
+
+// relDir is where the corpus lives, from the repository's root.
+const relDir = "shared/testkit/corpustest/testdata"
+
+// Dir locates the test-vector corpus: $OMNI_CORPUS_DIR when set (to try
+// a newer corpus), else the repository's own copy, found by walking up from
+// the test's directory to the module root. Either way the directory must
+// hold the corpus's README.md (its sources and licences); if not, the test
+// fails.
 func Dir(t testing.TB) string {
 	t.Helper()
-	if d := os.Getenv("OMNI_CORPUS_DIR"); d != "" {
-		if _, err := os.Stat(d); err == nil {
-			return d
-		}
-		t.Fatalf("OMNI_CORPUS_DIR=%q does not exist", d)
-	}
-	dir, err := os.Getwd()
+	d, err := find()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return d
+}
+
+func find() (string, error) {
+	if d := os.Getenv("OMNI_CORPUS_DIR"); d != "" {
+		if _, err := os.Stat(filepath.Join(d, "README.md")); err != nil {
+			return "", fmt.Errorf("corpustest: OMNI_CORPUS_DIR=%q holds no corpus: %w", d, err)
+		}
+		return d, nil
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("corpustest: %w", err)
+	}
 	for {
-		c := filepath.Join(dir, "shared", "corpus")
-		if _, err := os.Stat(filepath.Join(c, "README.md")); err == nil {
-			return c
+		if isModuleRoot(dir) {
+			c := filepath.Join(dir, filepath.FromSlash(relDir))
+			if _, err := os.Stat(filepath.Join(c, "README.md")); err != nil {
+				return "", fmt.Errorf("corpustest: the test-vector corpus is missing from the repository (%s): %w", relDir, err)
+			}
+			return c, nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			break
+			return "", fmt.Errorf("corpustest: no %s go.mod above the test's directory, so no corpus", modulePath)
 		}
 		dir = parent
 	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("test-vector corpus not found (set OMNI_CORPUS_DIR)")
+}
+
+// isModuleRoot reports whether dir holds this repository's go.mod.
+func isModuleRoot(dir string) bool {
+	f, err := os.Open(filepath.Join(dir, "go.mod"))
+	if err != nil {
+		return false
 	}
-	t.Skip("test-vector corpus not found; set OMNI_CORPUS_DIR to run corpus tests")
-	return ""
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var mod string
+		if _, err := fmt.Sscanf(sc.Text(), "module %s", &mod); err == nil {
+			return mod == modulePath
+		}
+	}
+	return false
 }
 
 // Row is one JSON Lines case.

@@ -41,7 +41,7 @@ func tagHex(i int, serial int) string {
 }
 
 // Known EPCs from the GS1 EPC Tag Data Standard 1.13, Annex E (see
-// shared/corpus/epc).
+// shared/testkit/corpustest/testdata/epc).
 const (
 	tdsSGTIN96  = "3074257BF7194E4000001A85" // 80614141123458 serial 6789
 	tdsSGTIN198 = "3674257BF6B7A659B2C2BF100000000000000000000000000000"
