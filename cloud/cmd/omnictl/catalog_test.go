@@ -185,3 +185,36 @@ func TestCatalogImport(t *testing.T) {
 		}
 	}
 }
+
+// Ensure that `omnictl catalog sample` writes the shipped sample catalog
+// for its seed and size, to a file or standard output.
+func TestCatalogSample(t *testing.T) {
+	want, err := os.ReadFile("../../internal/catalog/testdata/sample-catalog.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "sample.jsonl")
+	for _, args := range [][]string{{"--products", "1000"}, {"--products", "1000", "-o", file}} {
+		var out bytes.Buffer
+		cmd := catalogSampleCmd(&out)
+		cmd.SetArgs(args)
+		if err := cmd.Execute(); err != nil {
+			t.Fatal(err)
+		}
+		got := out.Bytes()
+		if len(args) > 2 {
+			if got, err = os.ReadFile(file); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%v: not the shipped sample catalog (%d bytes, want %d)", args, len(got), len(want))
+		}
+	}
+	cmd := catalogSampleCmd(io.Discard)
+	cmd.SetArgs([]string{"--format", "xml"})
+	cmd.SilenceErrors, cmd.SilenceUsage = true, true
+	if err := cmd.Execute(); exitCode(err) != 2 {
+		t.Fatalf("--format xml: %v", err)
+	}
+}

@@ -544,6 +544,31 @@ func TestSample(t *testing.T) {
 	}
 }
 
+// Ensure that WriteSample streams the same file as writing Sample's
+// variants, in both formats, and that an empty catalog is still a file.
+func TestWriteSample(t *testing.T) {
+	vs := Sample(7, 50)
+	for _, f := range []Format{CSV, JSONL} {
+		var want, got bytes.Buffer
+		if err := writeAll(&want, f, vs); err != nil {
+			t.Fatal(err)
+		}
+		if err := WriteSample(&got, f, 7, 50); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.Bytes(), want.Bytes()) {
+			t.Errorf("%v: WriteSample differs from writing Sample", f)
+		}
+	}
+	var empty bytes.Buffer
+	if err := WriteSample(&empty, CSV, 7, 0); err != nil || !strings.HasPrefix(empty.String(), "sku,product_id,") {
+		t.Fatalf("empty CSV: %v %q", err, empty.String())
+	}
+	if _, err := NewWriter(&empty, Format(9)); !errors.Is(err, ErrUnknownFormat) {
+		t.Fatalf("unknown format: %v", err)
+	}
+}
+
 const sampleFile = "testdata/sample-catalog.jsonl"
 
 // Ensure that regenerating the committed sample catalog gives the same bytes.
