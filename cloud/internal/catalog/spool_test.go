@@ -18,8 +18,8 @@ func TestSpool(t *testing.T) {
 	}
 	vs := Sample(3, 40)
 	vs[1].GTINs = append(vs[1].GTINs, gtin13n) // several GTINs
-	vs[2].Brand, vs[2].ImageURL = "", ""      // empty fields
-	vs[3].PriceMinor = -5                     // Validate's business, not the spool's
+	vs[2].Brand, vs[2].ImageURL = "", ""       // empty fields
+	vs[3].PriceMinor = -5                      // Validate's business, not the spool's
 	for i, v := range vs {
 		if err := s.Add(v, 10*i+1); err != nil {
 			t.Fatal(err)
