@@ -10,7 +10,7 @@ EDGE_PLATFORMS := linux/amd64 linux/arm64 linux/arm windows/amd64
 # Seconds each fuzz target runs inside `make test`; `make fuzz` runs longer.
 FUZZTIME ?= 2s
 
-.PHONY: help run build bins test unit fuzz-short fuzz chaos scale bench bench-all lint clean
+.PHONY: help run build bins test unit fuzz-short fuzz chaos scale import-bench bench bench-all lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ chaos: ## the long chaos run: random kills, partitions, DB and NATS restarts for
 
 scale: ## a fleet of OMNI_FLEET_STORES (2000) real agents against one hub: connect time, hub memory and CPU
 	OMNI_FLEET_STORES=$${OMNI_FLEET_STORES:-2000} $(GO) test -count=1 -timeout 60m -run '^TestFleet$$' -v ./edge/internal/agent/
+
+import-bench: ## import a generated 500 MB catalog into a fresh hub: time and the hub's peak memory
+	./deploy/bench/catalog-import.sh
 
 bench: ## measure and print the figures table (outbox, edge->hub vs nats bench, hub apply, agent RSS)
 	./deploy/bench/bench.sh

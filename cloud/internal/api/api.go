@@ -24,7 +24,6 @@ import (
 	"time"
 
 	"github.com/omnisync/omnisync/cloud/internal/auth"
-	"github.com/omnisync/omnisync/cloud/internal/catalog"
 	"github.com/omnisync/omnisync/cloud/internal/inventory"
 	"github.com/omnisync/omnisync/cloud/internal/store"
 	"github.com/omnisync/omnisync/shared/downsync"
@@ -39,7 +38,7 @@ type Store interface {
 	Conflicts(ctx context.Context, openOnly bool, limit int, locations ...string) ([]store.Conflict, error)
 	DeadLettersOf(ctx context.Context, stores []string, limit int) ([]store.DeadLetter, error)
 
-	ImportCatalog(ctx context.Context, variants []catalog.Variant, opts store.ImportOptions) (store.ImportResult, error)
+	LockCatalog(ctx context.Context) (*store.CatalogLock, error)
 	CatalogStats(ctx context.Context) (products, variants int64, err error)
 	CatalogImports(ctx context.Context, limit int) ([]store.CatalogImport, error)
 	ProductBySKU(ctx context.Context, sku string) (downsync.ProductDoc, bool, error)
@@ -72,10 +71,15 @@ type Options struct {
 	// the product view shows as "online" (default "online"); every other
 	// location holding a SKU is a nearby store.
 	OnlineLocation string
-	// MaxImportBytes bounds a catalog import body (default 512 MiB); a
+	// MaxImportBytes bounds a catalog import body (default 1 GiB); a
 	// larger one is refused with 413 and nothing is stored. The hub's
 	// general body limit must not apply to the import: see LimitBodies.
 	MaxImportBytes int64
+	// SpoolDir is where an import's rows wait, on disk, between the upload
+	// and the transaction (up to about the size of the body; the file is
+	// unlinked at once). Default: the system's temporary directory; the
+	// hub uses its data directory, as /tmp may be memory.
+	SpoolDir string
 	// PublicURL is the hub's external base URL ("https://shop.example.com"),
 	// used for Digital Link anchors and the links the resolver hands out.
 	// Never taken from a request's Host (a forged Host would make the hub
@@ -116,7 +120,7 @@ func New(o Options) *API {
 // Defaults for zero Options fields.
 const (
 	DefaultOnlineLocation = "online"
-	DefaultMaxImportBytes = 512 << 20
+	DefaultMaxImportBytes = 1 << 30
 )
 
 // Register adds the API's routes to rt, each with what it needs: the /v1

@@ -248,6 +248,8 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 			Store: st, Logger: h.log.With("component", "api"), Version: h.version,
 			OnlineLocation:  h.cfg.OnlineLocation,
 			PublicURL:       publicURL,
+			MaxImportBytes:  h.cfg.CatalogMaxBytes,
+			SpoolDir:        filepath.Join(h.cfg.DataDir, "imports"),
 			OnCatalogChange: pub.Products,
 			Ready: func(ctx context.Context) error {
 				if !nc.IsConnected() {
