@@ -48,8 +48,9 @@ chaos: ## the long chaos run: random kills, partitions, DB and NATS restarts for
 scale: ## a fleet of OMNI_FLEET_STORES (2000) real agents against one hub: connect time, hub memory and CPU
 	OMNI_FLEET_STORES=$${OMNI_FLEET_STORES:-2000} $(GO) test -count=1 -timeout 60m -run '^TestFleet$$' -v ./edge/internal/agent/
 
-import-bench: ## import a generated 500 MB catalog into a fresh hub: time and the hub's peak memory
+import-bench: ## import a generated 500 MB catalog into a fresh hub, and through the API alone: time and peak memory
 	./deploy/bench/catalog-import.sh
+	OMNI_IMPORT_PRODUCTS=$${OMNI_IMPORT_PRODUCTS:-360000} $(GO) test -count=1 -timeout 60m -run '^TestImportMemory$$' -v ./cloud/internal/api/
 
 bench: ## measure and print the figures table (outbox, edge->hub vs nats bench, hub apply, agent RSS)
 	./deploy/bench/bench.sh

@@ -48,12 +48,20 @@ done
 
 # status FIELD: the hub's /proc status field in kB.
 status() { awk -v f="$1:" '$1 == f { print $2 }' "/proc/$hub/status"; }
-peak_anon=0
+# cpu: the hub's user + system CPU time so far, in seconds.
+cpu() { awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$hub/stat"; }
+# Peaks sampled every 100 ms: anonymous RSS (kB) and the Go heap in use
+# (bytes, from the hub's /metrics).
 echo 0 >"$work/anon"
+echo 0 >"$work/heap"
 sample() {
+	local pa=0 ph=0 a h
 	while kill -0 $hub 2>/dev/null; do
 		a=$(status RssAnon || echo 0)
-		[ "${a:-0}" -gt "$peak_anon" ] && peak_anon=$a && echo "$peak_anon" >"$work/anon"
+		[ "${a:-0}" -gt "$pa" ] && pa=$a && echo "$pa" >"$work/anon"
+		h=$(curl -fsS -H "Authorization: Bearer $OMNI_TOKEN" "http://127.0.0.1:$port/metrics" 2>/dev/null |
+			awk '$1 == "go_memstats_heap_inuse_bytes" { printf "%d", $2 }')
+		[ "${h:-0}" -gt "$ph" ] && ph=$h && echo "$ph" >"$work/heap"
 		sleep 0.1
 	done
 }
@@ -61,11 +69,14 @@ sample &
 idle=$(status VmRSS)
 for run in first second; do
 	start=$(date +%s.%N)
+	c0=$(cpu)
 	"$OMNICTL_BIN" --hub "http://127.0.0.1:$port" catalog import "$catalog" >"$work/import-$run.log" 2>"$work/import-$run.err" ||
 		{ cat "$work/import-$run.log" "$work/import-$run.err" >&2; tail -n 20 "$work/hub.log" >&2; exit 1; }
 	secs=$(echo "$(date +%s.%N) - $start" | bc)
-	printf '%s import: %.1f s (validation and upload included): %s\n' "$run" "$secs" "$(grep '^imported' "$work/import-$run.log")"
+	printf '%s import: %.1f s (validation and upload included), hub CPU %.1f s: %s\n' "$run" "$secs" \
+		"$(echo "$(cpu) - $c0" | bc)" "$(grep '^imported' "$work/import-$run.log")"
 done
+grep 'catalog imported' "$work/hub.log" | grep -o 'read_time=[^ ]* .*store_time=[^ ]*' || true
 printf 'catalog: %d bytes, %s\n' "$bytes" "$(grep -c '' "$catalog") rows"
-printf 'hub RSS: %d MB idle, peak %d MB (VmHWM), peak anonymous %d MB\n' \
-	$((idle / 1024)) $(($(status VmHWM) / 1024)) $(($(cat "$work/anon") / 1024))
+printf 'hub RSS: %d MB idle, peak %d MB (VmHWM), peak anonymous %d MB; peak Go heap in use %d MB\n' \
+	$((idle / 1024)) $(($(status VmHWM) / 1024)) $(($(cat "$work/anon") / 1024)) $(($(cat "$work/heap") / 1048576))

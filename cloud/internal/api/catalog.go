@@ -191,6 +191,9 @@ func (a *API) catalogImport(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	res, err := lock.Import(r.Context(), store.VariantSource(spool.Each), store.ImportOptions{
 		Source: source, Mode: mode, RowsRead: rep.Rows, RowsRejected: rep.Invalid, SkipGTINConflicts: mode == catalog.Partial})
+	// The next import may start while this answer is written (a large one
+	// takes a while to reach a slow client).
+	lock.Unlock()
 	var ce *store.GTINConflictError
 	switch {
 	case errors.As(err, &ce):

@@ -205,10 +205,9 @@ func ParseLines(r io.Reader, format Format, opts Options, each func(v Variant, l
 		return Report{}, err
 	}
 	p := &parser{
-		opts:  opts,
-		each:  each,
-		skus:  make(map[string]int),
-		gtins: make(map[string]seenGTIN),
+		opts: opts,
+		each: each,
+		seen: newSeen(),
 	}
 	p.report.Format = format
 	var err error
@@ -237,17 +236,11 @@ func ParseLines(r io.Reader, format Format, opts Options, each func(v Variant, l
 	return p.report, nil
 }
 
-type seenGTIN struct {
-	line int
-	sku  string
-}
-
 type parser struct {
 	opts   Options
 	each   func(Variant, int) error
 	report Report
-	skus   map[string]int // accepted SKU -> line
-	gtins  map[string]seenGTIN
+	seen   *seen // accepted SKUs and GTINs
 	buf    []byte
 }
 
@@ -339,15 +332,15 @@ func (p *parser) row(rr *rawRow) error {
 	}
 	errs = append(errs, v.Validate()...)
 	if len(errs) == 0 {
-		if l, ok := p.skus[v.SKU]; ok {
+		if l, ok := p.seen.skuLine(v.SKU); ok {
 			p.report.DuplicateSKUs++
 			errs = append(errs, RowError{Field: "sku", Value: v.SKU, Reason: fmt.Sprintf("duplicate SKU, already on line %d", l)})
 		} else {
 			for _, g := range v.GTINs {
-				if s, ok := p.gtins[g]; ok {
+				if line, sku, ok := p.seen.gtin(g); ok {
 					p.report.DuplicateGTINs++
 					errs = append(errs, RowError{Field: "gtin", Value: g,
-						Reason: fmt.Sprintf("duplicate GTIN, already used by SKU %s on line %d", s.sku, s.line)})
+						Reason: fmt.Sprintf("duplicate GTIN, already used by SKU %s on line %d", sku, line)})
 					break
 				}
 			}
@@ -357,10 +350,7 @@ func (p *parser) row(rr *rawRow) error {
 		p.reject(rr.line, errs...)
 		return nil
 	}
-	p.skus[v.SKU] = rr.line
-	for _, g := range v.GTINs {
-		p.gtins[g] = seenGTIN{line: rr.line, sku: v.SKU}
-	}
+	p.seen.add(v.SKU, rr.line, v.GTINs)
 	p.report.Valid++
 	p.progress()
 	if p.each == nil || (p.opts.Mode == AllOrNothing && p.report.Invalid > 0) {
