@@ -20,8 +20,14 @@ import (
 // 49 MiB instead of 88).
 const fillPercent = 0.9
 
-// errBadID rejects a message whose id cannot be a bbolt key.
-var errBadID = errors.New("empty or over-long id")
+// errBadID rejects a message whose id cannot be a bbolt key; errOtherID
+// one whose document names another product, SKU or location than its key
+// (a document under the wrong key would move another product's index
+// entries to it).
+var (
+	errBadID   = errors.New("empty or over-long id")
+	errOtherID = errors.New("the document is not its key's")
+)
 
 // Update is one message of the down-sync bucket: a key's new value, or its
 // removal.
@@ -55,7 +61,8 @@ type Update struct {
 //   - a delete or purge marker removes the key (and a product's index
 //     entries).
 //
-// A message whose key or document cannot be read is skipped and counted
+// A message whose key or document cannot be read, or whose document names
+// another product, SKU or location than its key, is skipped and counted
 // (Stats().Rejected) rather than failing the batch: one bad document must
 // not stop the store's down-sync. Apply returns an error only when the
 // transaction fails, and then nothing of the batch is applied.
@@ -203,6 +210,10 @@ func (w *writer) product(id string, u *Update) error {
 			w.reject(u.Key, err)
 			return nil
 		}
+		if doc.ID != "" && doc.ID != id {
+			w.reject(u.Key, errOtherID)
+			return nil
+		}
 		if old != nil && doc.Version < versionOf(old) {
 			w.res.ignored++
 			return nil
@@ -312,10 +323,15 @@ func (w *writer) review(id string, u *Update) error {
 		return nil
 	}
 	var doc struct {
-		Version int64 `json:"version"`
+		ProductID string `json:"product_id"`
+		Version   int64  `json:"version"`
 	}
 	if err := json.Unmarshal(u.Value, &doc); err != nil {
 		w.reject(u.Key, err)
+		return nil
+	}
+	if doc.ProductID != "" && doc.ProductID != id {
+		w.reject(u.Key, errOtherID)
 		return nil
 	}
 	if old != nil && doc.Version < versionOf(old) {
@@ -330,12 +346,15 @@ func (w *writer) review(id string, u *Update) error {
 }
 
 func (w *writer) stockPosition(location, sku string, u *Update) error {
-	if !usableKey(location) || !usableKey(sku) {
+	w.keyBuf = appendStockKey(w.keyBuf[:0], location, sku)
+	key := w.keyBuf
+	if location == "" || sku == "" || len(key) > bolt.MaxKeySize {
+		// Each part may be short enough and the two together not: bbolt
+		// would fail the whole batch, and the down-sync would retry it
+		// forever.
 		w.reject(u.Key, errBadID)
 		return nil
 	}
-	w.keyBuf = appendStockKey(w.keyBuf[:0], location, sku)
-	key := w.keyBuf
 	old := w.stock.Get(key)
 	if u.Deleted {
 		if old != nil {
@@ -348,6 +367,10 @@ func (w *writer) stockPosition(location, sku string, u *Update) error {
 	var d downsync.StockDoc
 	if err := json.Unmarshal(u.Value, &d); err != nil {
 		w.reject(u.Key, err)
+		return nil
+	}
+	if (d.Location != "" && d.Location != location) || (d.SKU != "" && d.SKU != sku) {
+		w.reject(u.Key, errOtherID)
 		return nil
 	}
 	if old != nil {
