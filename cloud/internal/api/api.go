@@ -254,8 +254,8 @@ func (a *API) inventoryList(w http.ResponseWriter, r *http.Request) {
 		sq.Limit = n
 	}
 	if v := q.Get("after"); v != "" {
-		sku, loc, ok := strings.Cut(v, "|")
-		if !ok || sku == "" || loc == "" {
+		sku, loc, ok := parseStockCursor(v)
+		if !ok {
 			writeErr(w, http.StatusBadRequest, "after", "must be a cursor returned as next")
 			return
 		}
@@ -275,6 +275,22 @@ func (a *API) inventoryList(w http.ResponseWriter, r *http.Request) {
 		page.Next = last.SKU + "|" + last.Location
 	}
 	writeJSON(w, http.StatusOK, page)
+}
+
+// parseStockCursor reads the cursor GET /v1/inventory hands out as next:
+// SKU "|" location. A SKU may hold '|' and a location may not, so the
+// last '|' is the separator; both parts must be what the books can hold,
+// so that nothing else reaches the database.
+func parseStockCursor(v string) (sku, location string, ok bool) {
+	i := strings.LastIndexByte(v, '|')
+	if i < 0 {
+		return "", "", false
+	}
+	sku, location = v[:i], v[i+1:]
+	if validSKU(sku) != nil || events.ValidToken(location) != nil {
+		return "", "", false
+	}
+	return sku, location, true
 }
 
 // Device is one device's sync health in GET /v1/stores.
