@@ -314,7 +314,7 @@ ON CONFLICT (sku) DO NOTHING`
 		return fmt.Errorf("store: stage variants: %w", err)
 	}
 	if n != int64(st.variants.len()) {
-		return st.duplicate(ctx, st.variants, "sku", "SKU %s given twice (lines %d and %d)")
+		return st.duplicate(ctx, st.variants, "sku")
 	}
 	n, err = s.execRowsN(ctx, st.tx, st.gtins, "g", func(a *args, g string) string {
 		return `INSERT INTO import_gtins (gtin, sku) SELECT gtin, sku FROM ` + g + ` WHERE true ON CONFLICT (gtin) DO NOTHING`
@@ -323,34 +323,33 @@ ON CONFLICT (sku) DO NOTHING`
 		return fmt.Errorf("store: stage GTINs: %w", err)
 	}
 	if n != int64(st.gtins.len()) {
-		return st.duplicate(ctx, st.gtins, "gtin", "GTIN %s given twice (lines %d and %d)")
+		return st.duplicate(ctx, st.gtins, "gtin")
 	}
 	st.variants, st.gtins = newStagingRows()
 	return nil
 }
 
-// duplicate finds a value of column col of rs that was staged for another
-// variant, for the error message.
-func (st *stager) duplicate(ctx context.Context, rs *rowset, col, format string) error {
-	lineOf := `(SELECT line FROM import_variants WHERE sku = x.sku)`
+// duplicate finds, for the error message, a SKU (what "sku") or a GTIN
+// (what "gtin") of the chunk rs that another variant of the import has.
+func (st *stager) duplicate(ctx context.Context, rs *rowset, what string) error {
 	var val string
-	var a, b int
+	var first, second int
 	err := st.s.queryRows(ctx, st.tx, rs, "k", func(_ *args, k string) string {
-		if col == "sku" {
+		if what == "sku" {
 			return `SELECT k.sku, x.line, k.line FROM ` + k + ` JOIN import_variants x ON x.sku = k.sku WHERE x.pos <> k.pos`
 		}
-		return `SELECT k.gtin, ` + lineOf + `, (SELECT line FROM import_variants WHERE sku = k.sku) FROM ` + k +
-			` JOIN import_gtins x ON x.gtin = k.gtin WHERE x.sku <> k.sku`
+		return `SELECT k.gtin, (SELECT line FROM import_variants WHERE sku = x.sku), (SELECT line FROM import_variants WHERE sku = k.sku)
+FROM ` + k + ` JOIN import_gtins x ON x.gtin = k.gtin WHERE x.sku <> k.sku`
 	}, func(rows *sql.Rows) error {
 		if val == "" {
-			return rows.Scan(&val, &a, &b)
+			return rows.Scan(&val, &first, &second)
 		}
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("store: staging: %w", err)
 	}
-	return fmt.Errorf("%w: "+format, ErrInvalid, val, a, b)
+	return fmt.Errorf("%w: %s %s given twice (lines %d and %d)", ErrInvalid, strings.ToUpper(what), val, first, second)
 }
 
 func (s *Store) importOnce(ctx context.Context, conn *sql.Conn, src VariantSource, opts ImportOptions) (ImportResult, error) {
