@@ -1,6 +1,7 @@
 package productcache
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -173,7 +174,7 @@ func (w *writer) apply(u *Update) error {
 			return nil
 		}
 		var t downsync.Tick
-		if err := json.Unmarshal(u.Value, &t); err != nil {
+		if err := decodeDoc(u.Value, &t); err != nil {
 			w.reject(u.Key, err)
 			return nil
 		}
@@ -206,7 +207,7 @@ func (w *writer) product(id string, u *Update) error {
 			return nil
 		}
 	} else {
-		if err := json.Unmarshal(u.Value, &doc); err != nil {
+		if err := decodeDoc(u.Value, &doc); err != nil {
 			w.reject(u.Key, err)
 			return nil
 		}
@@ -326,7 +327,7 @@ func (w *writer) review(id string, u *Update) error {
 		ProductID string `json:"product_id"`
 		Version   int64  `json:"version"`
 	}
-	if err := json.Unmarshal(u.Value, &doc); err != nil {
+	if err := decodeDoc(u.Value, &doc); err != nil {
 		w.reject(u.Key, err)
 		return nil
 	}
@@ -365,7 +366,7 @@ func (w *writer) stockPosition(location, sku string, u *Update) error {
 		return nil
 	}
 	var d downsync.StockDoc
-	if err := json.Unmarshal(u.Value, &d); err != nil {
+	if err := decodeDoc(u.Value, &d); err != nil {
 		w.reject(u.Key, err)
 		return nil
 	}
@@ -385,6 +386,18 @@ func (w *writer) stockPosition(location, sku string, u *Update) error {
 	w.res.applied++
 	// bbolt keeps the key slice until the transaction commits.
 	return w.stock.Put(append([]byte(nil), key...), encodeStock(d))
+}
+
+// errNotObject rejects a document that is not a JSON object ("null"
+// would decode to an empty document and be stored).
+var errNotObject = errors.New("not a JSON object")
+
+// decodeDoc decodes a published document, which is always a JSON object.
+func decodeDoc(data []byte, v any) error {
+	if b := bytes.TrimLeft(data, " \t\r\n"); len(b) == 0 || b[0] != '{' {
+		return errNotObject
+	}
+	return json.Unmarshal(data, v)
 }
 
 // versioned prefixes a document with its version, so that Apply can

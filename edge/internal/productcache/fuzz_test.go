@@ -175,6 +175,9 @@ func checkIndexes(t *testing.T, c *Cache, d map[string]map[string]string) {
 		if len(raw) < 8 || json.Unmarshal([]byte(raw[8:]), &p) != nil {
 			t.Fatalf("stored product %q is unreadable", id)
 		}
+		if strings.TrimSpace(raw[8:])[0] != '{' {
+			t.Fatalf("stored product %q is not an object: %q", id, raw[8:])
+		}
 		if p.ID != "" && p.ID != id {
 			t.Fatalf("product %q is stored under %q", p.ID, id)
 		}
