@@ -10,7 +10,7 @@ EDGE_PLATFORMS := linux/amd64 linux/arm64 linux/arm windows/amd64
 # Seconds each fuzz target runs inside `make test`; `make fuzz` runs longer.
 FUZZTIME ?= 2s
 
-.PHONY: help run build bins test unit fuzz-short fuzz chaos scale bench bench-customers bench-all lint clean deploy-check upgrade-test package
+.PHONY: help run build bins test unit fuzz-short fuzz chaos scale import-bench bench bench-customers bench-all lint clean deploy-check upgrade-test package
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -68,6 +68,10 @@ deploy-check: ## check deploy/: systemd units (verify, security, a real start), 
 	@command -v helm >/dev/null || [ -x "$$($(GO) env GOPATH)/bin/helm" ] || $(GO) install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION)
 	cd deploy/tools/k8scheck && $(GO) test -count=1 ./...
 	OMNI_DEPLOY_CHECK=1 $(GO) test -count=1 -v -run . ./deploy/
+
+import-bench: ## import a generated 500 MB catalog into a fresh hub, and through the API alone: time and peak memory
+	./deploy/bench/catalog-import.sh
+	OMNI_IMPORT_PRODUCTS=$${OMNI_IMPORT_PRODUCTS:-360000} $(GO) test -count=1 -timeout 60m -run '^TestImportMemory$$' -v ./cloud/internal/api/
 
 bench: ## measure and print the figures table (outbox, edge->hub vs nats bench, hub apply, agent RSS)
 	./deploy/bench/bench.sh

@@ -47,6 +47,7 @@ func main() {
 	fs.Int("batch", d.Batch, "most events applied per database transaction")
 	fs.String("log-level", d.LogLevel, "debug, info, warn or error")
 	fs.String("online-location", d.OnlineLocation, "location of the online warehouse, whose stock every store shows")
+	fs.Int64("catalog-max-bytes", d.CatalogMaxBytes, "largest catalog import upload in bytes (waits on disk in --data-dir/imports until stored)")
 	fs.String("public-url", d.PublicURL, "the hub's public base URL (https://...): Digital Link URIs, product pages, login redirects; required on a non-loopback --http (default: the loopback address it listens on)")
 	config.Main(config.Program[hub.Config]{
 		Cmd:      cmd,

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,7 +27,50 @@ func catalogCmd(hub *hubConn, stdout, stderr io.Writer) *cobra.Command {
 	c := &cobra.Command{Use: "catalog", Short: "product catalog files"}
 	c.AddCommand(catalogValidateCmd(stdout, stderr))
 	c.AddCommand(catalogImportCmd(stdout, stderr, hub))
+	c.AddCommand(catalogSampleCmd(stdout))
 	return c
+}
+
+// catalogSampleCmd writes a generated catalog (catalog.Sample) of any size,
+// for demos and for trying an import at scale.
+func catalogSampleCmd(stdout io.Writer) *cobra.Command {
+	var format, out string
+	var products int
+	var seed int64
+	cmd := &cobra.Command{
+		Use:   "sample",
+		Short: "write a generated apparel, footwear and home catalog (3 to 6 variants a product)",
+		Long: `Writes a deterministic sample catalog: the same --seed and --products always
+give the same file. About 4.5 variants and 310 bytes of JSON Lines per
+variant, so --products 360000 is about 500 MB.`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f, err := catalog.ParseFormat(format)
+			if err != nil {
+				return usageError{err}
+			}
+			if products < 0 {
+				return usageError{errors.New("--products must not be negative")}
+			}
+			if out == "" || out == "-" {
+				return catalog.WriteSample(stdout, f, seed, products)
+			}
+			file, err := os.Create(out)
+			if err != nil {
+				return err
+			}
+			if err := catalog.WriteSample(file, f, seed, products); err != nil {
+				file.Close()
+				return err
+			}
+			return file.Close()
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", "jsonl", "csv or jsonl")
+	cmd.Flags().StringVarP(&out, "output", "o", "-", "file to write (- for standard output)")
+	cmd.Flags().IntVar(&products, "products", 1000, "number of products")
+	cmd.Flags().Int64Var(&seed, "seed", 1, "generator seed")
+	return cmd
 }
 
 // catalogValidateCmd checks a catalog file the way an import would, without
@@ -107,6 +151,7 @@ func printRowErrors(w io.Writer, name string, errs []catalog.RowError, dropped i
 func catalogImportCmd(stdout, stderr io.Writer, hub *hubConn) *cobra.Command {
 	var format string
 	var partial bool
+	var wait time.Duration
 	cmd := &cobra.Command{
 		Use:   "import FILE",
 		Short: "validate a catalog file (CSV or JSON Lines) and import it into the hub",
@@ -115,6 +160,10 @@ An all-or-nothing import (the default) with bad rows is refused before anything
 is sent; with --partial the hub imports the good rows and skips the rest. The
 file is then streamed to the hub (POST /v1/catalog/import), which stores it in
 one transaction and tells the stores about the products that changed.
+
+The hub runs one import at a time: while another runs, it answers before
+the file is sent, and the import fails, or with --wait keeps trying as the
+hub advises until the time is up.
 
 Exit status: 0 imported, 1 refused or failed, 2 usage error.`,
 		Args: usageArgs(cobra.ExactArgs(1)),
@@ -131,28 +180,66 @@ Exit status: 0 imported, 1 refused or failed, 2 usage error.`,
 			if rep.Valid == 0 {
 				return errors.New("refused, nothing was sent to the hub: the file has no valid rows")
 			}
-			return uploadCatalog(cmd.Context(), hub, name, fmtv, partial, stdout, stderr)
+			return uploadCatalog(cmd.Context(), hub, name, fmtv, partial, wait, stdout, stderr)
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "", "csv or jsonl (default: from the file name and content)")
 	cmd.Flags().BoolVar(&partial, "partial", false, "import the good rows and skip the bad ones (default: any bad row refuses the whole file)")
+	cmd.Flags().DurationVar(&wait, "wait", 0, "while another import runs on the hub, keep trying this long (default: fail at once)")
 	return cmd
 }
 
 // uploadCatalog streams the file to the hub with a progress bar and prints
-// the hub's answer.
-func uploadCatalog(ctx context.Context, hub *hubConn, name string, format catalog.Format, partial bool, stdout, stderr io.Writer) error {
+// the hub's answer. While another import runs on the hub it tries again,
+// as often as the hub's Retry-After says, for up to wait.
+func uploadCatalog(ctx context.Context, hub *hubConn, name string, format catalog.Format, partial bool, wait time.Duration,
+	stdout, stderr io.Writer) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	deadline := time.Now().Add(wait)
+	for {
+		resp, raw, err := sendCatalog(ctx, hub, name, format, partial, stderr)
+		if err != nil {
+			return err
+		}
+		if resp.StatusCode != http.StatusConflict {
+			return importAnswer(resp, raw, name, stdout)
+		}
+		retry := 30 * time.Second
+		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s >= 0 {
+			retry = time.Duration(s) * time.Second
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			hint := " (or pass --wait)"
+			if wait > 0 {
+				hint = ""
+			}
+			return fmt.Errorf("nothing was imported: another catalog import is running on the hub; try again in %s%s", retry, hint)
+		}
+		pause := min(retry, left)
+		fmt.Fprintf(stderr, "another catalog import is running on the hub; trying again in %s\n", pause.Round(time.Second))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pause):
+		}
+	}
+}
+
+// sendCatalog posts the file once. It asks the hub to answer before the
+// body is sent (Expect: 100-continue), so that a refusal (another import
+// running, no rights) costs no upload.
+func sendCatalog(ctx context.Context, hub *hubConn, name string, format catalog.Format, partial bool, stderr io.Writer) (*http.Response, []byte, error) {
 	f, err := os.Open(name)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	q := url.Values{"format": {format.String()}, "mode": {"all"}, "source": {filepath.Base(name)}}
 	if partial {
@@ -163,10 +250,11 @@ func uploadCatalog(ctx context.Context, hub *hubConn, name string, format catalo
 	body := &countingReader{r: f, total: st.Size(), bar: bar}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, hub.URL()+"/v1/catalog/import?"+q.Encode(), body)
 	if err != nil {
-		return usageError{fmt.Errorf("hub URL %q: %w", hub.URL(), err)}
+		return nil, nil, usageError{fmt.Errorf("hub URL %q: %w", hub.URL(), err)}
 	}
 	hub.authorize(req)
 	req.ContentLength = st.Size()
+	req.Header.Set("Expect", "100-continue")
 	if format == catalog.CSV {
 		req.Header.Set("Content-Type", "text/csv")
 	} else {
@@ -176,16 +264,25 @@ func uploadCatalog(ctx context.Context, hub *hubConn, name string, format catalo
 	resp, err := http.DefaultClient.Do(req)
 	bar.done(0, body.n)
 	if err != nil {
-		return fmt.Errorf("hub unreachable: %w", err)
+		return nil, nil, fmt.Errorf("hub unreachable: %w", err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return fmt.Errorf("reading the hub's answer: %w", err)
+		return nil, nil, fmt.Errorf("reading the hub's answer: %w", err)
 	}
+	return resp, raw, nil
+}
+
+// importAnswer prints the hub's answer to an import: the rows it refused
+// by line, and what it stored.
+func importAnswer(resp *http.Response, raw []byte, name string, stdout io.Writer) error {
 	var ans api.ImportAnswer
-	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+	switch resp.StatusCode {
+	case http.StatusUnauthorized, http.StatusForbidden:
 		return fmt.Errorf("nothing was imported: %w", hubError(resp, raw))
+	case http.StatusRequestEntityTooLarge:
+		return fmt.Errorf("nothing was imported: %w (the hub's --catalog-max-bytes)", hubError(resp, raw))
 	}
 	if json.Unmarshal(raw, &ans) != nil && resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("hub: %s: %s", resp.Status, bytes.TrimSpace(raw))

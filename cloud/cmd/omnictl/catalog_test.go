@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/omnisync/omnisync/cloud/internal/api"
@@ -183,5 +185,78 @@ func TestCatalogImport(t *testing.T) {
 		if code != 1 || !strings.Contains(out, "401") || !strings.Contains(out, "omnictl login") || variants() != before {
 			t.Errorf("token %q: exit %d, output:\n%s", token, code, out)
 		}
+	}
+}
+
+// Ensure that `omnictl catalog sample` writes the shipped sample catalog
+// for its seed and size, to a file or standard output.
+func TestCatalogSample(t *testing.T) {
+	want, err := os.ReadFile("../../internal/catalog/testdata/sample-catalog.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "sample.jsonl")
+	for _, args := range [][]string{{"--products", "1000"}, {"--products", "1000", "-o", file}} {
+		var out bytes.Buffer
+		cmd := catalogSampleCmd(&out)
+		cmd.SetArgs(args)
+		if err := cmd.Execute(); err != nil {
+			t.Fatal(err)
+		}
+		got := out.Bytes()
+		if len(args) > 2 {
+			if got, err = os.ReadFile(file); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%v: not the shipped sample catalog (%d bytes, want %d)", args, len(got), len(want))
+		}
+	}
+	cmd := catalogSampleCmd(io.Discard)
+	cmd.SetArgs([]string{"--format", "xml"})
+	cmd.SilenceErrors, cmd.SilenceUsage = true, true
+	if err := cmd.Execute(); exitCode(err) != 2 {
+		t.Fatalf("--format xml: %v", err)
+	}
+}
+
+// Ensure that `omnictl catalog import` fails at once, sending nothing,
+// while another import runs on the hub, and with --wait tries again until
+// the hub is free.
+func TestCatalogImport_Busy(t *testing.T) {
+	srv, st := hubAPI(t)
+	lock, err := st.LockCatalog(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sample := "../../internal/catalog/testdata/sample-catalog.jsonl"
+	out, code := runImport(t, srv.URL, sample)
+	if code != 1 || !strings.Contains(out, "another catalog import is running") || !strings.Contains(out, "--wait") {
+		t.Fatalf("busy hub: exit %d, output:\n%s", code, out)
+	}
+
+	// The hub is freed once it has refused the next attempt.
+	var refused atomic.Int32
+	busy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := httptest.NewRecorder()
+		srv.Config.Handler.ServeHTTP(rec, r)
+		if rec.Code == http.StatusConflict && refused.Add(1) == 1 {
+			lock.Unlock()
+			rec.Header().Set("Retry-After", "0")
+		}
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
+	}))
+	defer busy.Close()
+	var stdout, stderr bytes.Buffer
+	cmd := catalogImportCmd(&stdout, &stderr, &hubConn{url: busy.URL, token: testToken})
+	cmd.SetArgs([]string{"--wait", "1m", sample})
+	if err := cmd.Execute(); err != nil || refused.Load() != 1 || !strings.Contains(stderr.String(), "trying again") ||
+		!strings.Contains(stdout.String(), "4524 variants (4524 new") {
+		t.Fatalf("--wait: %v, refused %d times, output:\n%s\n%s", err, refused.Load(), stdout.String(), stderr.String())
 	}
 }

@@ -24,7 +24,6 @@ import (
 	"time"
 
 	"github.com/omnisync/omnisync/cloud/internal/auth"
-	"github.com/omnisync/omnisync/cloud/internal/catalog"
 	"github.com/omnisync/omnisync/cloud/internal/inventory"
 	"github.com/omnisync/omnisync/cloud/internal/reviews"
 	"github.com/omnisync/omnisync/cloud/internal/store"
@@ -40,7 +39,7 @@ type Store interface {
 	Conflicts(ctx context.Context, openOnly bool, limit int, locations ...string) ([]store.Conflict, error)
 	DeadLettersOf(ctx context.Context, stores []string, limit int) ([]store.DeadLetter, error)
 
-	ImportCatalog(ctx context.Context, variants []catalog.Variant, opts store.ImportOptions) (store.ImportResult, error)
+	LockCatalog(ctx context.Context) (*store.CatalogLock, error)
 	CatalogStats(ctx context.Context) (products, variants int64, err error)
 	CatalogImports(ctx context.Context, limit int) ([]store.CatalogImport, error)
 	ProductBySKU(ctx context.Context, sku string) (downsync.ProductDoc, bool, error)
@@ -80,10 +79,15 @@ type Options struct {
 	// the product view shows as "online" (default "online"); every other
 	// location holding a SKU is a nearby store.
 	OnlineLocation string
-	// MaxImportBytes bounds a catalog import body (default 512 MiB); a
+	// MaxImportBytes bounds a catalog import body (default 1 GiB); a
 	// larger one is refused with 413 and nothing is stored. The hub's
 	// general body limit must not apply to the import: see LimitBodies.
 	MaxImportBytes int64
+	// SpoolDir is where an import's rows wait, on disk, between the upload
+	// and the transaction (up to about the size of the body; the file is
+	// unlinked at once). Default: the system's temporary directory; the
+	// hub uses its data directory, as /tmp may be memory.
+	SpoolDir string
 	// PublicURL is the hub's external base URL ("https://shop.example.com"),
 	// used for Digital Link anchors and the links the resolver hands out.
 	// Never taken from a request's Host (a forged Host would make the hub
@@ -128,7 +132,7 @@ const (
 	// seconds (package heartbeat), well inside it.
 	DefaultConnectedWithin = 20 * time.Second
 	DefaultOnlineLocation  = "online"
-	DefaultMaxImportBytes  = 512 << 20
+	DefaultMaxImportBytes  = 1 << 30
 )
 
 // Register adds the API's routes to rt, each with what it needs: the /v1
@@ -263,8 +267,8 @@ func (a *API) inventoryList(w http.ResponseWriter, r *http.Request) {
 		sq.Limit = n
 	}
 	if v := q.Get("after"); v != "" {
-		sku, loc, ok := strings.Cut(v, "|")
-		if !ok || sku == "" || loc == "" {
+		sku, loc, ok := parseStockCursor(v)
+		if !ok {
 			writeErr(w, http.StatusBadRequest, "after", "must be a cursor returned as next")
 			return
 		}
@@ -284,6 +288,22 @@ func (a *API) inventoryList(w http.ResponseWriter, r *http.Request) {
 		page.Next = last.SKU + "|" + last.Location
 	}
 	writeJSON(w, http.StatusOK, page)
+}
+
+// parseStockCursor reads the cursor GET /v1/inventory hands out as next:
+// SKU "|" location. A SKU may hold '|' and a location may not, so the
+// last '|' is the separator; both parts must be what the books can hold,
+// so that nothing else reaches the database.
+func parseStockCursor(v string) (sku, location string, ok bool) {
+	i := strings.LastIndexByte(v, '|')
+	if i < 0 {
+		return "", "", false
+	}
+	sku, location = v[:i], v[i+1:]
+	if validSKU(sku) != nil || events.ValidToken(location) != nil {
+		return "", "", false
+	}
+	return sku, location, true
 }
 
 // Device is one device's sync health in GET /v1/stores.

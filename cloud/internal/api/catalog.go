@@ -2,7 +2,6 @@ package api
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +9,7 @@ import (
 	"net/http"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -39,6 +39,10 @@ func LimitBodies(next http.Handler, max int64) http.Handler {
 	})
 }
 
+// ImportRetryAfter is what an import refused because another one is
+// running tells the client to wait (Retry-After).
+const ImportRetryAfter = 30 * time.Second
+
 // ImportAnswer is the answer of POST /v1/catalog/import: 200 when the
 // import committed (Partial: with the rows it left out in Errors), 422
 // when it was refused and nothing was stored (Error says why).
@@ -56,21 +60,44 @@ type ImportAnswer struct {
 	Updated         int      `json:"updated"`
 	Unchanged       int      `json:"unchanged"`
 	ProductsChanged []string `json:"products_changed"`
-	// Errors lists the rejected rows' problems by line (the first
-	// catalog.DefaultMaxErrors; ErrorsDropped counts the rest).
+	// Errors lists the rejected rows' problems by line, the first
+	// catalog.DefaultMaxErrors of them; ErrorsDropped counts the rest.
 	Errors        []catalog.RowError `json:"errors"`
 	ErrorsDropped int                `json:"errors_dropped,omitempty"`
 	ImportID      int64              `json:"import_id,omitempty"`
 }
 
-// catalogImport streams the body through catalog.Parse and imports what it
-// accepts in one transaction:
+// addConflicts reports GTIN conflicts as row errors, keeping Errors in
+// line order and within catalog.DefaultMaxErrors.
+func (ans *ImportAnswer) addConflicts(cs []store.GTINConflict) {
+	for _, c := range cs {
+		ans.Errors = append(ans.Errors, catalog.RowError{Line: c.Line, Field: "gtin", Value: c.GTIN,
+			Reason: fmt.Sprintf("GTIN already belongs to SKU %s, which this import does not re-assign (SKU %s)", c.HeldBy, c.SKU)})
+	}
+	slices.SortStableFunc(ans.Errors, func(x, y catalog.RowError) int { return x.Line - y.Line })
+	if n := len(ans.Errors) - catalog.DefaultMaxErrors; n > 0 {
+		ans.ErrorsDropped += n
+		ans.Errors = ans.Errors[:catalog.DefaultMaxErrors]
+	}
+}
+
+// catalogImport reads the body through catalog.ParseLines into a spool
+// on disk, then imports the spool in one transaction:
 //
 //	POST /v1/catalog/import?format=csv|jsonl&mode=all|partial&source=NAME
 //
 // The format may instead come from Content-Type (text/csv,
 // application/x-ndjson, application/jsonl) or, failing both, from the
 // source name and the first bytes.
+//
+// One import at a time per hub cluster: while one runs, another is
+// answered 409 with Retry-After before its body is read (a client that
+// sent Expect: 100-continue never sends it). The body is read whole before
+// the transaction begins, so a slow upload holds no database writer
+// (SQLite has one) and a refused file (422, 413) costs the database
+// nothing. Memory does not grow with the file: the parser's duplicate
+// detection (tens of bytes per row) aside, rows go to the spool and from
+// it to the database a chunk at a time.
 func (a *API) catalogImport(w http.ResponseWriter, r *http.Request) {
 	// A catalog of hundreds of MiB over a store's uplink outlasts the
 	// server's general read and write timeouts; this route alone gets
@@ -97,9 +124,24 @@ func (a *API) catalogImport(w http.ResponseWriter, r *http.Request) {
 	if source == "" {
 		source = "api"
 	}
+	if r.ContentLength > a.o.MaxImportBytes {
+		a.refuseTooLarge(w, nil)
+		return
+	}
+	lock, err := a.o.Store.LockCatalog(r.Context())
+	if errors.Is(err, store.ErrImportRunning) {
+		w.Header().Set("Retry-After", strconv.Itoa(int(ImportRetryAfter.Seconds())))
+		writeErr(w, http.StatusConflict, "", "another catalog import is running; nothing was read, try again later")
+		return
+	}
+	if err != nil {
+		a.internal(w, r, err)
+		return
+	}
+	defer lock.Unlock()
+
 	body := http.MaxBytesReader(w, r.Body, a.o.MaxImportBytes)
-	lines := &lineCounter{r: body}
-	br := bufio.NewReaderSize(lines, 64<<10)
+	br := bufio.NewReaderSize(body, 64<<10)
 	format, field, err := importFormat(q.Get("format"), r.Header.Get("Content-Type"), source, br)
 	if err != nil {
 		if tooLarge(err) {
@@ -109,18 +151,17 @@ func (a *API) catalogImport(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, field, err.Error())
 		return
 	}
-
-	// Keep every variant with the line it came from, so a variant the store
-	// refuses can be reported by line. Progress runs for each row just
-	// before the row's variant is handed out, with the offset just past it.
-	var variants []catalog.Variant
-	var varLines []int
-	var rowEnd int64
-	opts := catalog.Options{Mode: mode, ProgressEvery: 1, Progress: func(_ int, bytes int64) { rowEnd = bytes }}
-	rep, perr := catalog.Parse(br, format, opts, func(v catalog.Variant) error {
-		variants = append(variants, v)
-		varLines = append(varLines, lines.lineAt(rowEnd-1))
-		return nil
+	spool, err := catalog.NewSpool(a.o.SpoolDir)
+	if err != nil {
+		a.internal(w, r, err)
+		return
+	}
+	defer spool.Close()
+	readStart := time.Now()
+	var spoolErr error // the hub's disk, not the client's file
+	rep, perr := catalog.ParseLines(br, format, catalog.Options{Mode: mode}, func(v catalog.Variant, line int) error {
+		spoolErr = spool.Add(v, line)
+		return spoolErr
 	})
 	ans := ImportAnswer{Mode: modeName(mode), Format: format.String(), Rows: rep.Rows, Rejected: rep.Invalid,
 		Errors: rep.Errors, ErrorsDropped: rep.ErrorsDropped, ProductsChanged: []string{}}
@@ -132,9 +173,13 @@ func (a *API) catalogImport(w http.ResponseWriter, r *http.Request) {
 	case tooLarge(perr):
 		a.refuseTooLarge(w, perr)
 		return
-	case errors.Is(perr, catalog.ErrInvalidRows), errors.Is(perr, catalog.ErrHeader), errors.Is(perr, catalog.ErrUnknownColumn):
+	case errors.Is(perr, catalog.ErrInvalidRows), errors.Is(perr, catalog.ErrHeader), errors.Is(perr, catalog.ErrUnknownColumn),
+		errors.Is(perr, catalog.ErrRecordTooLong):
 		ans.Error = refusal(perr, rep)
 		writeJSON(w, http.StatusUnprocessableEntity, ans)
+		return
+	case spoolErr != nil, errors.Is(perr, catalog.ErrInvalidOption):
+		a.internal(w, r, perr)
 		return
 	default:
 		writeErr(w, http.StatusBadRequest, "", "reading the catalog: "+perr.Error())
@@ -142,58 +187,41 @@ func (a *API) catalogImport(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// Store. A partial import leaves out the rows whose GTINs other SKUs
-	// hold and tries again (leaving a row out can only free GTINs, or
-	// leave a GTIN with its old holder: at most a few rounds).
+	// hold; an all-or-nothing one is refused by them.
 	start := time.Now()
-	var res store.ImportResult
-	for {
-		res, err = a.o.Store.ImportCatalog(r.Context(), variants, store.ImportOptions{
-			Source: source, Mode: mode, RowsRead: rep.Rows, RowsRejected: ans.Rejected})
-		var ce *store.GTINConflictError
-		if !errors.As(err, &ce) {
-			break
+	res, err := lock.Import(r.Context(), store.VariantSource(spool.Each), store.ImportOptions{
+		Source: source, Mode: mode, RowsRead: rep.Rows, RowsRejected: rep.Invalid, SkipGTINConflicts: mode == catalog.Partial})
+	// The next import may start while this answer is written (a large one
+	// takes a while to reach a slow client).
+	lock.Unlock()
+	var ce *store.GTINConflictError
+	switch {
+	case errors.As(err, &ce):
+		skus := len(ce.SKUs())
+		ans.Rejected += skus
+		ans.addConflicts(ce.Conflicts)
+		more := ""
+		if ce.Truncated {
+			more = "more than "
 		}
-		at := make(map[string]int, len(variants))
-		for i, v := range variants {
-			at[v.SKU] = i
-		}
-		drop := map[string]bool{}
-		for _, c := range ce.Conflicts {
-			i := at[c.SKU]
-			ans.Errors = append(ans.Errors, catalog.RowError{Line: varLines[i], Field: "gtin", Value: c.GTIN,
-				Reason: fmt.Sprintf("GTIN already belongs to SKU %s, which this import does not re-assign (SKU %s)", c.HeldBy, c.SKU)})
-			if !drop[c.SKU] {
-				drop[c.SKU] = true
-				ans.Rejected++
-			}
-		}
-		slices.SortStableFunc(ans.Errors, func(x, y catalog.RowError) int { return x.Line - y.Line })
-		if mode == catalog.AllOrNothing {
-			ans.Error = fmt.Sprintf("%d rows give GTINs that other SKUs hold; nothing was imported", len(drop))
-			writeJSON(w, http.StatusUnprocessableEntity, ans)
-			return
-		}
-		keptV, keptL := variants[:0], varLines[:0]
-		for i, v := range variants {
-			if !drop[v.SKU] {
-				keptV, keptL = append(keptV, v), append(keptL, varLines[i])
-			}
-		}
-		variants, varLines = keptV, keptL
-	}
-	if err != nil {
-		if errors.Is(err, store.ErrInvalid) {
-			ans.Error = err.Error()
-			writeJSON(w, http.StatusUnprocessableEntity, ans)
-			return
-		}
+		ans.Error = fmt.Sprintf("%s%d rows give GTINs that other SKUs hold; nothing was imported", more, skus)
+		writeJSON(w, http.StatusUnprocessableEntity, ans)
+		return
+	case errors.Is(err, store.ErrInvalid):
+		ans.Error = err.Error()
+		writeJSON(w, http.StatusUnprocessableEntity, ans)
+		return
+	case err != nil:
 		a.internal(w, r, err)
 		return
 	}
+	ans.Rejected += res.SkippedVariants
+	ans.addConflicts(res.Skipped)
 	ans.Variants, ans.Created, ans.Updated, ans.Unchanged = res.Variants, res.Created, res.Updated, res.Unchanged
 	ans.ProductsChanged, ans.ImportID = res.ProductsChanged, res.ImportID
 	a.log.Info("catalog imported", "source", source, "mode", ans.Mode, "rows", ans.Rows, "variants", ans.Variants,
-		"rejected", ans.Rejected, "products_changed", len(ans.ProductsChanged), "store_time", time.Since(start))
+		"rejected", ans.Rejected, "products_changed", len(ans.ProductsChanged), "read_time", start.Sub(readStart),
+		"spool_bytes", spool.Size(), "store_time", time.Since(start))
 	if len(res.ProductsChanged) > 0 && a.o.OnCatalogChange != nil {
 		a.o.OnCatalogChange(slices.Clone(res.ProductsChanged))
 	}
@@ -261,43 +289,6 @@ func importFormat(param, contentType, source string, br *bufio.Reader) (catalog.
 		return 0, "format", errors.New("cannot tell the format: pass format=csv or format=jsonl, or Content-Type text/csv or application/x-ndjson")
 	}
 	return f, "", nil
-}
-
-// lineCounter passes a body through and remembers where its lines end, so
-// that a byte offset the parser reports can be turned into a line number.
-// It keeps only the line ends not yet asked about: memory is bounded by
-// how far the parser reads ahead, not by the file.
-type lineCounter struct {
-	r      io.Reader
-	off    int64   // bytes read so far
-	ends   []int64 // offsets of '\n' at or after the last offset asked about
-	before int     // line ends before ends[0]
-}
-
-func (c *lineCounter) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	for i := 0; i < n; {
-		j := bytes.IndexByte(p[i:n], '\n')
-		if j < 0 {
-			break
-		}
-		c.ends = append(c.ends, c.off+int64(i+j))
-		i += j + 1
-	}
-	c.off += int64(n)
-	return n, err
-}
-
-// lineAt returns the 1-based line holding byte offset pos. Offsets asked
-// about must not decrease.
-func (c *lineCounter) lineAt(pos int64) int {
-	k := 0
-	for k < len(c.ends) && c.ends[k] < pos {
-		k++
-	}
-	c.before += k
-	c.ends = c.ends[k:]
-	return c.before + 1
 }
 
 // CatalogStats is the answer of GET /v1/catalog.

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -288,25 +289,6 @@ func TestLimitBodies(t *testing.T) {
 	}
 }
 
-// Ensure that the line counter names the line a byte offset is on, blank
-// lines and CRLF included, with offsets asked in order.
-func TestLineCounter(t *testing.T) {
-	text := "a\r\n\nbb\nccc\n\nd"
-	c := &lineCounter{r: strings.NewReader(text)}
-	if _, err := io.ReadAll(io.LimitReader(c, 5)); err != nil {
-		t.Fatal(err)
-	}
-	_, _ = io.ReadAll(c)
-	for _, tt := range []struct {
-		pos  int64
-		line int
-	}{{0, 1}, {2, 1}, {3, 2}, {4, 3}, {6, 3}, {7, 4}, {10, 4}, {12, 6}} {
-		if got := c.lineAt(tt.pos); got != tt.line {
-			t.Errorf("offset %d: line %d, want %d", tt.pos, got, tt.line)
-		}
-	}
-}
-
 // seedShop imports a small catalog and gives its first product stock
 // online and in two stores, and two reviews.
 func seedShop(t *testing.T, h *catalogHub) []catalog.Variant {
@@ -435,4 +417,128 @@ func freshGTINs(vs []catalog.Variant, n int) []catalog.Variant {
 		vs[i].GTINs = []string{body + string(cd)}
 	}
 	return vs
+}
+
+// countingBody counts the bytes a client sent of it.
+type countingBody struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *countingBody) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// Ensure that an import arriving while another one runs is answered 409
+// with Retry-After before its body is read (with Expect: 100-continue the
+// client never sends it), and that the running one is not disturbed.
+func TestCatalogImport_OneAtATime(t *testing.T) {
+	h := newCatalogHub(t, nil)
+	vs := catalog.Sample(4, 30)
+	file := jsonl(t, vs)
+
+	// A first import whose upload is still coming in.
+	pr, pw := io.Pipe()
+	first := make(chan int, 1)
+	go func() {
+		resp, err := http.Post(h.srv.URL+CatalogImportPath+"?format=jsonl", "", pr)
+		if err != nil {
+			first <- 0
+			return
+		}
+		resp.Body.Close()
+		first <- resp.StatusCode
+	}()
+	half := bytes.IndexByte(file[len(file)/2:], '\n') + len(file)/2 + 1
+	if _, err := pw.Write(file[:half]); err != nil {
+		t.Fatal(err)
+	}
+
+	// A second one, until the first holds the lock (a bad file, so that an
+	// answer other than 409 stores nothing).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		body := &countingBody{r: strings.NewReader(`{"sku":"bad sku"}` + "\n" + strings.Repeat(" ", 1<<20))}
+		req, err := http.NewRequest(http.MethodPost, h.srv.URL+CatalogImportPath+"?format=jsonl", body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Expect", "100-continue")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusConflict {
+			if resp.Header.Get("Retry-After") != "30" || !strings.Contains(string(raw), "another catalog import is running") {
+				t.Fatalf("409 without Retry-After or reason: %v %s", resp.Header, raw)
+			}
+			if n := body.n.Load(); n > 0 {
+				t.Fatalf("the client sent %d bytes of a refused import", n)
+			}
+			break
+		}
+		if resp.StatusCode != http.StatusUnprocessableEntity || time.Now().After(deadline) {
+			t.Fatalf("second import: %d %s", resp.StatusCode, raw)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	if _, err := pw.Write(file[half:]); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	if code := <-first; code != http.StatusOK {
+		t.Fatalf("first import: %d", code)
+	}
+	if got := h.variantCount(t); got != int64(len(vs)) {
+		t.Fatalf("stored %d variants, want %d", got, len(vs))
+	}
+	// Free again.
+	if code, ans, m := h.post(t, "?format=jsonl", "", file); code != 200 || ans.Unchanged != len(vs) {
+		t.Fatalf("after: %d %v", code, m)
+	}
+}
+
+// Ensure that the size cap holds without a Content-Length too (a chunked
+// upload is cut at the cap), that an unclosed CSV quote is refused by line
+// without reading the rest, and that an import with thousands of bad rows
+// lists the first catalog.DefaultMaxErrors and counts the rest.
+func TestCatalogImport_Bounds(t *testing.T) {
+	h := newCatalogHub(t, func(o *Options) { o.MaxImportBytes = 64 << 10 })
+	big := jsonl(t, catalog.Sample(1, 400))
+	resp, err := http.Post(h.srv.URL+CatalogImportPath+"?format=jsonl", "", io.MultiReader(bytes.NewReader(big)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(raw), "65536") {
+		t.Fatalf("chunked upload over the cap: %d %s", resp.StatusCode, raw)
+	}
+
+	h = newCatalogHub(t, nil)
+	unclosed := "sku,product_id,gtin,name,price,currency\nA,P,4006381333931,\"never closed,1,EUR\n" + strings.Repeat("B,P,4006381333931,x,1,EUR\n", 100000)
+	code, ans, m := h.post(t, "", "text/csv", []byte(unclosed))
+	if code != 422 || len(ans.Errors) != 1 || ans.Errors[0].Line != 2 || !strings.Contains(ans.Error, "never closed") {
+		t.Fatalf("unclosed quote: %d %v", code, m)
+	}
+
+	var b bytes.Buffer
+	for i := range 2500 {
+		fmt.Fprintf(&b, `{"sku":"S-%d","product_id":"P","gtin":"4006381333932","name":"bad check digit","price":1,"currency":"EUR"}`+"\n", i)
+	}
+	for _, mode := range []string{"all", "partial"} {
+		code, ans, m = h.post(t, "?format=jsonl&mode="+mode, "", b.Bytes())
+		if code == 500 || len(ans.Errors) != catalog.DefaultMaxErrors || ans.ErrorsDropped != 2500-catalog.DefaultMaxErrors ||
+			ans.Rejected != 2500 || ans.Errors[0].Line != 1 {
+			t.Fatalf("%s: %d rejected %d, %d errors listed, %d dropped: %v", mode, code, ans.Rejected, len(ans.Errors), ans.ErrorsDropped, m["error"])
+		}
+	}
+	if got := h.variantCount(t); got != 0 {
+		t.Fatalf("stored %d variants", got)
+	}
 }

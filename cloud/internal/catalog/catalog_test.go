@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -434,6 +436,83 @@ func TestParse_LineTooLong(t *testing.T) {
 	}
 }
 
+// Ensure that ParseLines hands out each variant with the line its row
+// starts on, multi-line CSV records and blank lines included.
+func TestParseLines(t *testing.T) {
+	csvIn := "sku,product_id,gtin,name,price,currency\n" +
+		"A,P,4006381333931,ok,1,EUR\n" +
+		"\n" +
+		"B,P,036000291452,\"two, but\n\"\"one\"\" line\",1,EUR\n" + // 4-5: a name with a newline, rejected
+		"C,P,96385074,ok,1,EUR\n" // 6
+	jsonlIn := "\n" + `{"sku":"A","product_id":"P","gtin":"4006381333931","name":"ok","price":1,"currency":"EUR"}` + "\n\n" +
+		`{"sku":"C","product_id":"P","gtin":"96385074","name":"ok","price":1,"currency":"EUR"}`
+	for _, tc := range []struct {
+		f    Format
+		in   string
+		want map[string]int
+	}{
+		{CSV, csvIn, map[string]int{"A": 2, "C": 6}},
+		{JSONL, jsonlIn, map[string]int{"A": 2, "C": 4}},
+	} {
+		got := map[string]int{}
+		_, err := ParseLines(strings.NewReader(tc.in), tc.f, Options{Mode: Partial}, func(v Variant, line int) error {
+			got[v.SKU] = line
+			return nil
+		})
+		if err != nil || !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%v: %v %v, want %v", tc.f, got, err, tc.want)
+		}
+	}
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// Ensure that a CSV record longer than MaxLineBytes (here: a quote never
+// closed, then megabytes of rows) stops the parse at once, naming the line
+// it starts on, instead of buffering the rest of the file as one record.
+func TestParse_CSVRecordTooLong(t *testing.T) {
+	row := "A%d,P,4006381333931,ok,1,EUR\n"
+	var b strings.Builder
+	b.WriteString("sku,product_id,gtin,name,price,currency\n")
+	b.WriteString(fmt.Sprintf(row, 0))
+	b.WriteString("B,P,036000291452,\"never closed,1,EUR\n") // line 3
+	for b.Len() < 4<<20 {
+		b.WriteString(fmt.Sprintf(row, b.Len()))
+	}
+	for _, mode := range []Mode{AllOrNothing, Partial} {
+		in := &countingReader{r: strings.NewReader(b.String())}
+		rep, err := Parse(in, CSV, Options{Mode: mode, MaxLineBytes: 4096}, nil)
+		if !errors.Is(err, ErrRecordTooLong) || len(rep.Errors) != 1 || rep.Errors[0].Line != 3 || rep.Rows != rep.Valid+rep.Invalid {
+			t.Fatalf("mode %v: %v %+v", mode, err, rep)
+		}
+		if in.n > 4096+2*csvReadAhead {
+			t.Fatalf("mode %v: read %d bytes of the file to refuse it", mode, in.n)
+		}
+	}
+	// A long header too.
+	_, err := Parse(strings.NewReader("\""+strings.Repeat("x", 1<<20)), CSV, Options{MaxLineBytes: 1024}, nil)
+	if !errors.Is(err, ErrRecordTooLong) {
+		t.Fatalf("header: %v", err)
+	}
+	// Records up to the limit are fine.
+	long := strings.Repeat("x", 3000)
+	_, rep, err := parseAll(t, CSV, "sku,product_id,gtin,name,price,currency,image_url\nA,P,4006381333931,ok,1,EUR,https://x.example/"+long+"\n",
+		Options{Mode: Partial, MaxLineBytes: 4096})
+	if err != nil || rep.Rows != 1 {
+		t.Fatalf("a 3 KB record: %v %+v", err, rep)
+	}
+}
+
 // Ensure that Progress is called every N rows and at the end, with growing figures.
 func TestParse_Progress(t *testing.T) {
 	var buf bytes.Buffer
@@ -541,6 +620,31 @@ func TestSample(t *testing.T) {
 		if !reflect.DeepEqual(got, vs) {
 			t.Errorf("%v: round trip differs", w.f)
 		}
+	}
+}
+
+// Ensure that WriteSample streams the same file as writing Sample's
+// variants, in both formats, and that an empty catalog is still a file.
+func TestWriteSample(t *testing.T) {
+	vs := Sample(7, 50)
+	for _, f := range []Format{CSV, JSONL} {
+		var want, got bytes.Buffer
+		if err := writeAll(&want, f, vs); err != nil {
+			t.Fatal(err)
+		}
+		if err := WriteSample(&got, f, 7, 50); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.Bytes(), want.Bytes()) {
+			t.Errorf("%v: WriteSample differs from writing Sample", f)
+		}
+	}
+	var empty bytes.Buffer
+	if err := WriteSample(&empty, CSV, 7, 0); err != nil || !strings.HasPrefix(empty.String(), "sku,product_id,") {
+		t.Fatalf("empty CSV: %v %q", err, empty.String())
+	}
+	if _, err := NewWriter(&empty, Format(9)); !errors.Is(err, ErrUnknownFormat) {
+		t.Fatalf("unknown format: %v", err)
 	}
 }
 

@@ -25,8 +25,8 @@
 // default) the callback sees valid rows only until the first bad row; from
 // then on Parse only validates, to report every error, and finally returns
 // an error wrapping ErrInvalidRows. The caller must therefore stage what
-// the callback receives (a transaction, a temporary table) and commit only
-// when Parse returns nil. In Partial mode bad rows are skipped and
+// the callback receives (a transaction, a temporary table, a Spool) and
+// commit only when Parse returns nil. In Partial mode bad rows are skipped and
 // reported, every good row reaches the callback, and Parse returns nil: the
 // Report says how partial the import was.
 //
@@ -37,9 +37,10 @@
 //     but the memory is proportional to the file, not constant.
 //   - Only rows that were accepted count as "already seen": a duplicate of
 //     a rejected row is not itself a duplicate.
-//   - JSONL lines are limited to Options.MaxLineBytes; CSV records are not
-//     (encoding/csv buffers a whole record, and a stray quote can make the
-//     rest of the file one record). Field length limits still apply.
+//   - JSONL lines and CSV records are limited to Options.MaxLineBytes. A
+//     long JSONL line is one bad row; a long CSV record (most likely a
+//     stray quote that makes the rest of the file one record) stops Parse
+//     with ErrRecordTooLong, since no later record can be found.
 //   - In JSONL, a key given twice in one object keeps its last value (as
 //     encoding/json does).
 //   - Product fields (name, brand, category) are taken from the first

@@ -28,6 +28,11 @@ var (
 	// ErrUnknownColumn: the CSV header names a column this format does not
 	// know (a typo would otherwise drop data). Nothing has been imported.
 	ErrUnknownColumn = errors.New("catalog: unknown CSV column")
+	// ErrRecordTooLong: a CSV record is longer than Options.MaxLineBytes,
+	// most likely because of a quote that is never closed; the rest of the
+	// file cannot be split into records, so Parse stops. Nothing has been
+	// imported.
+	ErrRecordTooLong = errors.New("catalog: CSV record too long")
 	// ErrInvalidRows: in AllOrNothing mode, at least one row was rejected;
 	// the Report lists them and the caller must discard what it staged.
 	ErrInvalidRows = errors.New("catalog: invalid rows")
@@ -124,8 +129,11 @@ type Options struct {
 	// goroutine; keep it quick.
 	Progress      func(rowsDone int, bytesDone int64)
 	ProgressEvery int
-	// MaxLineBytes bounds a JSONL line (default DefaultMaxLineBytes); a
-	// longer line is a bad row, skipped without being buffered.
+	// MaxLineBytes bounds a JSONL line and a CSV record (default
+	// DefaultMaxLineBytes), so that memory does not grow with the file. A
+	// longer JSONL line is a bad row, skipped without being buffered; a
+	// longer CSV record (give or take the 64 KiB read ahead) stops Parse
+	// with ErrRecordTooLong, since a CSV file cannot be resynchronised.
 	MaxLineBytes int
 }
 
@@ -182,14 +190,24 @@ type Report struct {
 // line), when the reader fails, or on a CSV header problem (ErrHeader,
 // ErrUnknownColumn). The Report is filled in every case.
 func Parse(r io.Reader, format Format, opts Options, each func(Variant) error) (Report, error) {
+	var eachLine func(Variant, int) error
+	if each != nil {
+		eachLine = func(v Variant, _ int) error { return each(v) }
+	}
+	return ParseLines(r, format, opts, eachLine)
+}
+
+// ParseLines is Parse whose callback also gets the line each variant's row
+// starts on (as in RowError.Line), so that what a later stage refuses can
+// be reported by line.
+func ParseLines(r io.Reader, format Format, opts Options, each func(v Variant, line int) error) (Report, error) {
 	if err := opts.setDefaults(); err != nil {
 		return Report{}, err
 	}
 	p := &parser{
-		opts:  opts,
-		each:  each,
-		skus:  make(map[string]int),
-		gtins: make(map[string]seenGTIN),
+		opts: opts,
+		each: each,
+		seen: newSeen(),
 	}
 	p.report.Format = format
 	var err error
@@ -218,17 +236,11 @@ func Parse(r io.Reader, format Format, opts Options, each func(Variant) error) (
 	return p.report, nil
 }
 
-type seenGTIN struct {
-	line int
-	sku  string
-}
-
 type parser struct {
 	opts   Options
-	each   func(Variant) error
+	each   func(Variant, int) error
 	report Report
-	skus   map[string]int // accepted SKU -> line
-	gtins  map[string]seenGTIN
+	seen   *seen // accepted SKUs and GTINs
 	buf    []byte
 }
 
@@ -320,15 +332,15 @@ func (p *parser) row(rr *rawRow) error {
 	}
 	errs = append(errs, v.Validate()...)
 	if len(errs) == 0 {
-		if l, ok := p.skus[v.SKU]; ok {
+		if l, ok := p.seen.skuLine(v.SKU); ok {
 			p.report.DuplicateSKUs++
 			errs = append(errs, RowError{Field: "sku", Value: v.SKU, Reason: fmt.Sprintf("duplicate SKU, already on line %d", l)})
 		} else {
 			for _, g := range v.GTINs {
-				if s, ok := p.gtins[g]; ok {
+				if line, sku, ok := p.seen.gtin(g); ok {
 					p.report.DuplicateGTINs++
 					errs = append(errs, RowError{Field: "gtin", Value: g,
-						Reason: fmt.Sprintf("duplicate GTIN, already used by SKU %s on line %d", s.sku, s.line)})
+						Reason: fmt.Sprintf("duplicate GTIN, already used by SKU %s on line %d", sku, line)})
 					break
 				}
 			}
@@ -338,16 +350,13 @@ func (p *parser) row(rr *rawRow) error {
 		p.reject(rr.line, errs...)
 		return nil
 	}
-	p.skus[v.SKU] = rr.line
-	for _, g := range v.GTINs {
-		p.gtins[g] = seenGTIN{line: rr.line, sku: v.SKU}
-	}
+	p.seen.add(v.SKU, rr.line, v.GTINs)
 	p.report.Valid++
 	p.progress()
 	if p.each == nil || (p.opts.Mode == AllOrNothing && p.report.Invalid > 0) {
 		return nil
 	}
-	if err := p.each(v); err != nil {
+	if err := p.each(v, rr.line); err != nil {
 		return fmt.Errorf("catalog: line %d: %w", rr.line, err)
 	}
 	return nil
@@ -405,24 +414,58 @@ func csvKey(name string) (string, bool) {
 
 const knownKeys = "sku, product_id, gtin (or gtins), name, brand, size, colour (or color), price (or price_minor), currency, image_url, category"
 
-func (p *parser) headerError(line int, field, reason string, sentinel error) error {
+// fatal records the problem that stops Parse, as a RowError and as the
+// error Parse returns.
+func (p *parser) fatal(line int, field, reason string, sentinel error) error {
 	p.addError(RowError{Line: line, Field: field, Reason: reason})
 	return fmt.Errorf("%w: line %d: %s", sentinel, line, reason)
 }
 
+// csvReadAhead is the buffer the CSV reader reads through.
+const csvReadAhead = 64 << 10
+
+// errRecordTooLong is what recordLimit hands the CSV reader.
+var errRecordTooLong = errors.New("record too long")
+
+// recordLimit fails reads once more than max bytes have been read past
+// the end of the last whole record (mark): encoding/csv buffers a record
+// whole, and one unclosed quote would make the rest of the file a single
+// record.
+type recordLimit struct {
+	r          io.Reader
+	read, mark int64
+	max        int64
+}
+
+func (l *recordLimit) Read(p []byte) (int, error) {
+	if l.read-l.mark > l.max {
+		return 0, errRecordTooLong
+	}
+	n, err := l.r.Read(p)
+	l.read += int64(n)
+	return n, err
+}
+
 func (p *parser) parseCSV(r io.Reader) error {
-	br := bufio.NewReaderSize(r, 64<<10)
+	lim := &recordLimit{r: r, max: int64(p.opts.MaxLineBytes) + csvReadAhead}
+	br := bufio.NewReaderSize(lim, csvReadAhead)
 	bom := skipBOM(br)
+	tooLong := func(line int) error {
+		return p.fatal(line, "", fmt.Sprintf("a record longer than %d bytes (a quote that is never closed?); the rest of the file cannot be read", p.opts.MaxLineBytes), ErrRecordTooLong)
+	}
 	cr := csv.NewReader(br)
 	cr.ReuseRecord = true
 	header, err := cr.Read()
 	if err == io.EOF {
-		return p.headerError(1, "", "empty file: no header row", ErrHeader)
+		return p.fatal(1, "", "empty file: no header row", ErrHeader)
+	}
+	if errors.Is(err, errRecordTooLong) {
+		return tooLong(1)
 	}
 	if err != nil {
 		var pe *csv.ParseError
 		if errors.As(err, &pe) {
-			return p.headerError(pe.StartLine, "", pe.Err.Error(), ErrHeader)
+			return p.fatal(pe.StartLine, "", pe.Err.Error(), ErrHeader)
 		}
 		return fmt.Errorf("catalog: reading CSV header: %w", err)
 	}
@@ -432,12 +475,12 @@ func (p *parser) parseCSV(r io.Reader) error {
 		k, ok := csvKey(name)
 		switch {
 		case k == "":
-			return p.headerError(hline, "", fmt.Sprintf("column %d has no name", i+1), ErrHeader)
+			return p.fatal(hline, "", fmt.Sprintf("column %d has no name", i+1), ErrHeader)
 		case !ok:
-			return p.headerError(hline, strings.TrimSpace(name),
+			return p.fatal(hline, strings.TrimSpace(name),
 				fmt.Sprintf("unknown column %q (column %d); known columns: %s", strings.TrimSpace(name), i+1, knownKeys), ErrUnknownColumn)
 		case slices.Contains(keys[:i], k):
-			return p.headerError(hline, k, fmt.Sprintf("column %q given twice (column %d)", k, i+1), ErrHeader)
+			return p.fatal(hline, k, fmt.Sprintf("column %q given twice (column %d)", k, i+1), ErrHeader)
 		}
 		keys[i] = k
 	}
@@ -452,16 +495,25 @@ func (p *parser) parseCSV(r io.Reader) error {
 		}
 	}
 	if len(missing) > 0 {
-		return p.headerError(hline, missing[0], "missing required column(s): "+strings.Join(missing, ", "), ErrHeader)
+		return p.fatal(hline, missing[0], "missing required column(s): "+strings.Join(missing, ", "), ErrHeader)
 	}
+	lim.mark = bom + cr.InputOffset()
+	next := hline + 1 // where the next record starts, give or take a multi-line field
 	for {
 		rec, err := cr.Read()
 		p.report.Bytes = bom + cr.InputOffset()
+		lim.mark = p.report.Bytes
 		if err == io.EOF {
 			return nil
 		}
+		if errors.Is(err, errRecordTooLong) {
+			p.report.Rows++
+			p.report.Invalid++
+			return tooLong(next)
+		}
 		var pe *csv.ParseError
 		if errors.As(err, &pe) {
+			next = pe.Line + 1
 			p.report.Rows++
 			reason := pe.Err.Error()
 			if errors.Is(pe.Err, csv.ErrFieldCount) {
@@ -473,6 +525,8 @@ func (p *parser) parseCSV(r io.Reader) error {
 		if err != nil {
 			return fmt.Errorf("catalog: reading CSV: %w", err)
 		}
+		last, _ := cr.FieldPos(len(rec) - 1)
+		next = last + 1
 		if blankRecord(rec) {
 			continue
 		}

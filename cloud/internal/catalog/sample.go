@@ -130,6 +130,18 @@ func sampleBrandIndex() map[string]int {
 // digit, stored as GTIN-14. SKUs look like APP-000123-BLK-M, product ids
 // like APP-000123. The result passes Validate and parses without errors.
 func Sample(seed int64, products int) []Variant {
+	out := make([]Variant, 0, products*5)
+	_ = SampleEach(seed, products, func(v Variant) error {
+		out = append(out, v)
+		return nil
+	})
+	return out
+}
+
+// SampleEach hands the variants of Sample(seed, products) to each, one at a
+// time, without keeping them: a catalog of any size in constant memory. It
+// stops at the first error each returns and returns it.
+func SampleEach(seed int64, products int, each func(Variant) error) error {
 	rng := splitmix64(seed)
 	brandIdx := sampleBrandIndex()
 	perBrand := make([]int, len(brandIdx))
@@ -137,7 +149,6 @@ func Sample(seed int64, products int) []Variant {
 	for _, d := range sampleDepts {
 		total += d.weight
 	}
-	out := make([]Variant, 0, products*5)
 	for p := 1; p <= products; p++ {
 		w := rng.intn(total)
 		d := sampleDepts[0]
@@ -172,7 +183,7 @@ func Sample(seed int64, products int) []Variant {
 			perBrand[b]++
 			body := fmt.Sprintf("50%05d%05d", 12300+b+100*(n/100000), n%100000)
 			cd, _ := gs1.CheckDigit(body) // body is all digits
-			out = append(out, Variant{
+			err := each(Variant{
 				SKU:        fmt.Sprintf("%s-%s-%s", pid, colour.code, size.code),
 				ProductID:  pid,
 				GTINs:      []string{"0" + body + string(cd)},
@@ -185,9 +196,12 @@ func Sample(seed int64, products int) []Variant {
 				ImageURL:   fmt.Sprintf("https://images.example.com/catalog/%s/%s.jpg", strings.ToLower(pid), strings.ToLower(colour.code)),
 				Category:   cat.path,
 			})
+			if err != nil {
+				return err
+			}
 		}
 	}
-	return out
+	return nil
 }
 
 // fileRow is a variant as written to JSONL, keys in a fixed order.
@@ -205,45 +219,122 @@ type fileRow struct {
 	Category  string      `json:"category,omitempty"`
 }
 
-// WriteJSONL writes variants as JSON Lines that Parse reads back to the
-// same variants: GTIN-14s in a "gtins" array and the price as a decimal
-// number ("price": 19.99).
-func WriteJSONL(w io.Writer, variants []Variant) error {
-	bw := bufio.NewWriter(w)
-	enc := json.NewEncoder(bw)
-	enc.SetEscapeHTML(false)
-	for _, v := range variants {
-		if err := enc.Encode(fileRow{
+// Writer writes variants as a catalog file, one at a time, in a format
+// Parse reads back to the same variants: in JSONL the GTIN-14s go in a
+// "gtins" array and the price is a decimal number ("price": 19.99); in CSV
+// a header row comes first, GTINs are joined with '|' and prices written as
+// decimals. Call Flush at the end.
+type Writer struct {
+	bw      *bufio.Writer
+	enc     *json.Encoder // JSONL
+	cw      *csv.Writer   // CSV
+	started bool
+	name    string // of the format, for errors
+}
+
+// NewWriter writes a catalog file in format to w.
+func NewWriter(w io.Writer, format Format) (*Writer, error) {
+	cw := &Writer{bw: bufio.NewWriterSize(w, 64<<10), name: strings.ToUpper(format.String())}
+	switch format {
+	case JSONL:
+		cw.enc = json.NewEncoder(cw.bw)
+		cw.enc.SetEscapeHTML(false)
+	case CSV:
+		cw.cw = csv.NewWriter(cw.bw)
+	default:
+		return nil, fmt.Errorf("%w: %v", ErrUnknownFormat, format)
+	}
+	return cw, nil
+}
+
+// Write adds one variant.
+func (w *Writer) Write(v Variant) error {
+	price := FormatPrice(v.PriceMinor, v.Currency)
+	if w.enc != nil {
+		if err := w.enc.Encode(fileRow{
 			SKU: v.SKU, ProductID: v.ProductID, GTINs: v.GTINs, Name: v.Name, Brand: v.Brand,
-			Size: v.Size, Colour: v.Colour, Price: json.Number(FormatPrice(v.PriceMinor, v.Currency)),
+			Size: v.Size, Colour: v.Colour, Price: json.Number(price),
 			Currency: v.Currency, ImageURL: v.ImageURL, Category: v.Category,
 		}); err != nil {
-			return fmt.Errorf("catalog: writing JSONL: %w", err)
+			return fmt.Errorf("catalog: writing %s: %w", w.name, err)
+		}
+		return nil
+	}
+	if err := w.header(); err != nil {
+		return err
+	}
+	if err := w.cw.Write([]string{v.SKU, v.ProductID, strings.Join(v.GTINs, "|"), v.Name, v.Brand,
+		v.Size, v.Colour, price, v.Currency, v.ImageURL, v.Category}); err != nil {
+		return fmt.Errorf("catalog: writing %s: %w", w.name, err)
+	}
+	return nil
+}
+
+func (w *Writer) header() error {
+	if w.cw == nil || w.started {
+		return nil
+	}
+	w.started = true
+	if err := w.cw.Write(csvHeader); err != nil {
+		return fmt.Errorf("catalog: writing CSV: %w", err)
+	}
+	return nil
+}
+
+// Flush writes out what is buffered (and a CSV file's header, if no
+// variant was written).
+func (w *Writer) Flush() error {
+	if err := w.header(); err != nil {
+		return err
+	}
+	if w.cw != nil {
+		w.cw.Flush()
+		if err := w.cw.Error(); err != nil {
+			return fmt.Errorf("catalog: writing CSV: %w", err)
 		}
 	}
-	return bw.Flush()
+	if err := w.bw.Flush(); err != nil {
+		return fmt.Errorf("catalog: writing %s: %w", w.name, err)
+	}
+	return nil
+}
+
+// WriteJSONL writes variants as JSON Lines (see Writer).
+func WriteJSONL(w io.Writer, variants []Variant) error {
+	return writeAll(w, JSONL, variants)
 }
 
 // csvHeader is the column order WriteCSV uses.
 var csvHeader = []string{"sku", "product_id", "gtin", "name", "brand", "size", "colour", "price", "currency", "image_url", "category"}
 
-// WriteCSV writes variants as CSV with a header row; GTINs are joined with
-// '|' and prices written as decimals. Parse reads it back to the same
-// variants.
+// WriteCSV writes variants as CSV with a header row (see Writer).
 func WriteCSV(w io.Writer, variants []Variant) error {
-	cw := csv.NewWriter(w)
-	if err := cw.Write(csvHeader); err != nil {
-		return fmt.Errorf("catalog: writing CSV: %w", err)
+	return writeAll(w, CSV, variants)
+}
+
+func writeAll(w io.Writer, format Format, variants []Variant) error {
+	cw, err := NewWriter(w, format)
+	if err != nil {
+		return err
 	}
 	for _, v := range variants {
-		if err := cw.Write([]string{v.SKU, v.ProductID, strings.Join(v.GTINs, "|"), v.Name, v.Brand,
-			v.Size, v.Colour, FormatPrice(v.PriceMinor, v.Currency), v.Currency, v.ImageURL, v.Category}); err != nil {
-			return fmt.Errorf("catalog: writing CSV: %w", err)
+		if err := cw.Write(v); err != nil {
+			return err
 		}
 	}
-	cw.Flush()
-	if err := cw.Error(); err != nil {
-		return fmt.Errorf("catalog: writing CSV: %w", err)
+	return cw.Flush()
+}
+
+// WriteSample writes the catalog Sample(seed, products) would give, in
+// format, in constant memory: for demos and for loading a hub with a
+// catalog of any size.
+func WriteSample(w io.Writer, format Format, seed int64, products int) error {
+	cw, err := NewWriter(w, format)
+	if err != nil {
+		return err
 	}
-	return nil
+	if err := SampleEach(seed, products, cw.Write); err != nil {
+		return err
+	}
+	return cw.Flush()
 }

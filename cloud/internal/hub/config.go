@@ -76,6 +76,11 @@ type Config struct {
 	// OnlineLocation is the location of the online warehouse, whose stock
 	// every store's shoppers see.
 	OnlineLocation string `mapstructure:"online-location"`
+	// CatalogMaxBytes bounds a catalog import's upload; a larger one is
+	// refused (413) and nothing is stored. An upload waits on disk in
+	// DataDir/imports until it is stored, so DataDir needs that much
+	// free space.
+	CatalogMaxBytes int64 `mapstructure:"catalog-max-bytes"`
 	// PublicURL is the hub's address as people and shoppers' phones reach
 	// it (the host printed in shelf-tag Digital Link URIs, where logins
 	// redirect to); an https:// one makes session cookies Secure. Empty:
@@ -96,6 +101,8 @@ func Defaults() Config {
 		Batch:           20000,
 		LogLevel:        "info",
 		OnlineLocation:  "online",
+
+		CatalogMaxBytes: 1 << 30,
 	}
 }
 
@@ -134,6 +141,9 @@ func (c *Config) Validate() error {
 	}
 	if err := events.ValidToken(c.OnlineLocation); err != nil {
 		errs = append(errs, fmt.Errorf("online-location: %w", err))
+	}
+	if c.CatalogMaxBytes < 1 {
+		errs = append(errs, fmt.Errorf("catalog-max-bytes: %d must be positive", c.CatalogMaxBytes))
 	}
 	if c.Batch < 1 || c.Batch > 50000 {
 		errs = append(errs, fmt.Errorf("batch: %d must be 1 to 50000", c.Batch))

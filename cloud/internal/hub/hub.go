@@ -281,6 +281,8 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 			Store: st, Logger: h.log.With("component", "api"), Version: h.version,
 			OnlineLocation:  h.cfg.OnlineLocation,
 			PublicURL:       publicURL,
+			MaxImportBytes:  h.cfg.CatalogMaxBytes,
+			SpoolDir:        filepath.Join(h.cfg.DataDir, "imports"),
 			OnCatalogChange: pub.Products,
 			OnReviewsChange: pub.Reviews,
 			Ready: func(ctx context.Context) error {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -15,46 +14,71 @@ import (
 
 // The catalog: products, their variants and the GTIN index.
 //
-// Guarantee: ImportCatalog is all-or-nothing. Whatever it is given commits
-// in one transaction, or nothing does; which rows of a file are worth
-// importing (Partial mode) is decided before, by catalog.Parse. A
-// product's version grows, and its updated_ms moves to now, only when the
-// product row or one of its variants actually changed, so importing the
-// same file twice changes nothing and down-sync republishes nothing.
+// Guarantee: a catalog import is all-or-nothing. Whatever it is given
+// commits in one transaction, or nothing does; which rows of a file are
+// worth importing (Partial mode) is decided before, by catalog.Parse, and
+// by the import itself only for rows whose GTINs other SKUs hold
+// (ImportOptions.SkipGTINConflicts). A product's version grows by one,
+// and its updated_ms moves to now, only when the product row or one of its
+// variants actually changed, so importing the same file twice changes
+// nothing and down-sync republishes nothing.
 //
-// Concurrency: on PostgreSQL a catalog import first takes a transaction
-// advisory lock (catalogLockKey), so imports by several hub replicas run
-// one after the other; nothing else writes products, variants or
+// Memory: an import streams its variants (a VariantSource) into staging
+// tables of its transaction, a chunk at a time, and works out what changed
+// in SQL: memory does not grow with the catalog, only the list of changed
+// products does.
+//
+// Concurrency: one import at a time per hub cluster. LockCatalog takes
+// the right to import without waiting, before an upload is even read: on
+// this process, and on PostgreSQL across replicas with a session advisory
+// lock (catalogLockClass); a caller that finds it taken answers "busy"
+// rather than queueing. ImportCatalog, for callers that have their
+// variants in hand, waits instead: on PostgreSQL for the same key as a
+// transaction advisory lock. Nothing else writes products, variants or
 // variant_gtins, and ApplyBatch takes none of those rows, so there is no
 // lock order to respect (LOCKS.md levels 1-3 are untouched). On SQLite
-// the single writer serialises imports as it does everything else.
+// the single writer serialises the import's transaction with everything
+// else: the upload is therefore read (into a spool) before the
+// transaction begins, so a slow client never holds the writer.
 
-// catalogLockKey is the pg_advisory_xact_lock key of catalog imports
-// ("omnicata" in ASCII).
-const catalogLockKey = 0x6f6d6e6963617461
+// catalogLockClass is the first key of the catalog import's advisory lock
+// ("omnc" in ASCII); the second is the hash of the hub's schema, so that
+// hubs keeping their books in other schemas of one database (a staging
+// and a test cluster, parallel tests) do not lock each other out.
+const catalogLockClass int32 = 0x6f6d6e63
 
 // ImportOptions describe a catalog import for its audit row
-// (catalog_imports); they do not change what is stored.
+// (catalog_imports), and whether GTIN conflicts refuse it.
 type ImportOptions struct {
 	// Source names where the catalog came from: a file name, "api".
 	Source string
 	// Mode is how the file was parsed: all-or-nothing or partial.
 	Mode catalog.Mode
 	// RowsRead and RowsRejected are the parser's counts (Report.Rows and
-	// Report.Invalid, plus rows the caller left out after a GTIN
-	// conflict). RowsRead defaults to the number of variants given.
+	// Report.Invalid); rows left out for GTIN conflicts are added to
+	// RowsRejected. RowsRead defaults to the number of variants given plus
+	// RowsRejected.
 	RowsRead, RowsRejected int
+	// SkipGTINConflicts leaves out the variants whose GTINs other SKUs
+	// hold (ImportResult.Skipped lists them) instead of refusing the
+	// import with a *GTINConflictError: what a partial import wants.
+	SkipGTINConflicts bool
 }
 
-// ImportResult says what ImportCatalog changed.
+// ImportResult says what an import changed.
 type ImportResult struct {
-	// Variants counts the variants given: Created + Updated + Unchanged.
+	// Variants counts the variants stored: Created + Updated + Unchanged.
 	Variants                    int
 	Created, Updated, Unchanged int
 	// ProductsChanged lists, sorted, the products whose version grew: new
 	// or changed products, products with a new or changed variant, and
 	// products a variant moved away from. Down-sync republishes them.
 	ProductsChanged []string
+	// SkippedVariants counts the variants left out for GTIN conflicts
+	// (SkipGTINConflicts); Skipped lists their conflicts in import order,
+	// the first maxConflicts of them.
+	SkippedVariants int
+	Skipped         []GTINConflict
 	// ImportID is the id of the audit row.
 	ImportID int64
 }
@@ -65,16 +89,19 @@ type GTINConflict struct {
 	GTIN   string // GTIN-14
 	SKU    string // the SKU of the import claiming it
 	HeldBy string // the SKU holding it
+	// Line is where the import's variant came from (VariantSource); with
+	// ImportCatalog, the variant's position in the slice, from 1.
+	Line int
 }
 
-// GTINConflictError is returned by ImportCatalog, with nothing stored, when
-// the import gives GTINs to SKUs while other SKUs that the import does not
-// re-assign still hold them. errors.Is(err, ErrInvalid) holds. A caller
-// that keeps the line of each variant can report the conflicts by line
-// (Conflicts[i].SKU); a partial import may drop those variants and retry.
+// GTINConflictError is returned by an import, with nothing stored, when it
+// gives GTINs to SKUs while other SKUs that the import does not re-assign
+// still hold them. errors.Is(err, ErrInvalid) holds.
 type GTINConflictError struct {
-	// Conflicts are in the order of the import's variants.
+	// Conflicts are in the order of the import's variants, the first
+	// maxConflicts of them; Truncated says there are more.
 	Conflicts []GTINConflict
+	Truncated bool
 }
 
 func (e *GTINConflictError) Error() string {
@@ -83,7 +110,10 @@ func (e *GTINConflictError) Error() string {
 	}
 	c := e.Conflicts[0]
 	msg := fmt.Sprintf("store: GTIN %s given to SKU %s is held by SKU %s, which this import does not re-assign", c.GTIN, c.SKU, c.HeldBy)
-	if n := len(e.Conflicts) - 1; n > 0 {
+	switch n := len(e.Conflicts) - 1; {
+	case e.Truncated:
+		msg += fmt.Sprintf(" (and more than %d more conflicts)", n)
+	case n > 0:
 		msg += fmt.Sprintf(" (and %d more conflicts)", n)
 	}
 	return msg
@@ -112,290 +142,6 @@ type CatalogImport struct {
 	At                                                    time.Time
 	Source, Mode                                          string
 	RowsRead, RowsAccepted, RowsRejected, ProductsChanged int64
-}
-
-// maxConflicts bounds the conflicts one GTINConflictError lists.
-const maxConflicts = 10000
-
-// ImportCatalog upserts variants and their products in one transaction, or
-// stores nothing. Each variant must pass catalog.Variant.Validate, and no
-// two may share a SKU or a GTIN (catalog.Parse guarantees both); otherwise
-// the error wraps ErrInvalid.
-//
-// A variant's GTINs become its index rows; GTINs it no longer lists are
-// removed from the index. A product's name, brand, category and image come
-// from its first variant in variants. A GTIN held by a SKU that the import
-// does not mention is a *GTINConflictError; a GTIN moved between two SKUs
-// of the same import is fine. A variant moved to another product bumps
-// both products. A catalog_imports row records the import.
-//
-// The statements are batched (a fixed number per 20,000 variants on
-// SQLite, per import on PostgreSQL), so 100,000 variants import in
-// seconds. Memory is proportional to the import.
-func (s *Store) ImportCatalog(ctx context.Context, variants []catalog.Variant, opts ImportOptions) (ImportResult, error) {
-	if err := checkImport(variants); err != nil {
-		return ImportResult{}, err
-	}
-	var res ImportResult
-	err := s.retry(ctx, "import catalog", func() error {
-		var err error
-		res, err = s.importOnce(ctx, variants, opts)
-		return err
-	})
-	if err != nil {
-		return ImportResult{}, err
-	}
-	return res, nil
-}
-
-// checkImport enforces the variant rules and the uniqueness of SKUs and
-// GTINs within one import.
-func checkImport(variants []catalog.Variant) error {
-	skus := make(map[string]struct{}, len(variants))
-	gtins := make(map[string]string, len(variants))
-	for i, v := range variants {
-		if errs := v.Validate(); len(errs) > 0 {
-			return fmt.Errorf("%w: variant %d (SKU %q): %v", ErrInvalid, i+1, v.SKU, errs[0])
-		}
-		if _, dup := skus[v.SKU]; dup {
-			return fmt.Errorf("%w: SKU %s given twice", ErrInvalid, v.SKU)
-		}
-		skus[v.SKU] = struct{}{}
-		for _, g := range v.GTINs {
-			if other, dup := gtins[g]; dup {
-				return fmt.Errorf("%w: GTIN %s given to SKU %s and SKU %s", ErrInvalid, g, other, v.SKU)
-			}
-			gtins[g] = v.SKU
-		}
-	}
-	return nil
-}
-
-// storedVariant is a variants row.
-type storedVariant struct {
-	productID, name, brand, size, colour, currency, imageURL, category, gtins string
-	price                                                                     int64
-}
-
-func storedOf(v catalog.Variant) storedVariant {
-	return storedVariant{productID: v.ProductID, name: v.Name, brand: v.Brand, size: v.Size, colour: v.Colour,
-		currency: v.Currency, imageURL: v.ImageURL, category: v.Category, gtins: strings.Join(v.GTINs, ","), price: v.PriceMinor}
-}
-
-// storedProduct is the part of a products row an import sets.
-type storedProduct struct{ name, brand, category, imageURL string }
-
-func (s *Store) importOnce(ctx context.Context, variants []catalog.Variant, opts ImportOptions) (ImportResult, error) {
-	res := ImportResult{Variants: len(variants), ProductsChanged: []string{}}
-	nowMS := s.now().UnixMilli()
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return res, fmt.Errorf("store: begin: %w", err)
-	}
-	defer tx.Rollback()
-	if s.d.pg() {
-		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", int64(catalogLockKey)); err != nil {
-			return res, fmt.Errorf("store: catalog lock: %w", err)
-		}
-	}
-
-	// What is stored now for the import's SKUs, GTINs and products.
-	inImport := make(map[string]int, len(variants)) // SKU -> index
-	claimant := make(map[string]string, len(variants))
-	skuRows := newRowset(text("sku"))
-	gtinRows := newRowset(text("gtin"))
-	for i, v := range variants {
-		inImport[v.SKU] = i
-		skuRows.add(v.SKU)
-		for _, g := range v.GTINs {
-			claimant[g] = v.SKU
-			gtinRows.add(g)
-		}
-	}
-	old := make(map[string]storedVariant, len(variants))
-	err = s.queryRows(ctx, tx, skuRows, "k", func(a *args, k string) string {
-		return `SELECT v.sku, v.product_id, v.name, v.brand, v.size, v.colour, v.price_minor, v.currency, v.image_url, v.category, v.gtins
-FROM variants v JOIN ` + k + ` ON v.sku = k.sku`
-	}, func(rows *sql.Rows) error {
-		var sku string
-		var o storedVariant
-		if err := rows.Scan(&sku, &o.productID, &o.name, &o.brand, &o.size, &o.colour, &o.price, &o.currency, &o.imageURL, &o.category, &o.gtins); err != nil {
-			return err
-		}
-		old[sku] = o
-		return nil
-	})
-	if err != nil {
-		return res, fmt.Errorf("store: load variants: %w", err)
-	}
-	var conflicts []GTINConflict
-	err = s.queryRows(ctx, tx, gtinRows, "k", func(a *args, k string) string {
-		return `SELECT g.gtin, g.sku FROM variant_gtins g JOIN ` + k + ` ON g.gtin = k.gtin`
-	}, func(rows *sql.Rows) error {
-		var gtin, holder string
-		if err := rows.Scan(&gtin, &holder); err != nil {
-			return err
-		}
-		if _, reassigned := inImport[holder]; !reassigned && holder != claimant[gtin] {
-			conflicts = append(conflicts, GTINConflict{GTIN: gtin, SKU: claimant[gtin], HeldBy: holder})
-		}
-		return nil
-	})
-	if err != nil {
-		return res, fmt.Errorf("store: load GTINs: %w", err)
-	}
-	if len(conflicts) > 0 {
-		slices.SortFunc(conflicts, func(a, b GTINConflict) int {
-			if c := inImport[a.SKU] - inImport[b.SKU]; c != 0 {
-				return c
-			}
-			return strings.Compare(a.GTIN, b.GTIN)
-		})
-		return res, &GTINConflictError{Conflicts: conflicts[:min(len(conflicts), maxConflicts)]}
-	}
-
-	// The products of the import, each from its first variant.
-	firstOf := map[string]int{}
-	prodRows := newRowset(text("product_id"))
-	for i, v := range variants {
-		if _, ok := firstOf[v.ProductID]; !ok {
-			firstOf[v.ProductID] = i
-			prodRows.add(v.ProductID)
-		}
-	}
-	oldProducts := make(map[string]storedProduct, len(firstOf))
-	err = s.queryRows(ctx, tx, prodRows, "k", func(a *args, k string) string {
-		return `SELECT p.product_id, p.name, p.brand, p.category, p.image_url FROM products p JOIN ` + k + ` ON p.product_id = k.product_id`
-	}, func(rows *sql.Rows) error {
-		var id string
-		var p storedProduct
-		if err := rows.Scan(&id, &p.name, &p.brand, &p.category, &p.imageURL); err != nil {
-			return err
-		}
-		oldProducts[id] = p
-		return nil
-	})
-	if err != nil {
-		return res, fmt.Errorf("store: load products: %w", err)
-	}
-
-	// What changes.
-	changed := map[string]bool{} // product id -> version must grow
-	upserts := newRowset(text("sku"), text("product_id"), text("name"), text("brand"), text("size"), text("colour"),
-		integer("price_minor"), text("currency"), text("image_url"), text("category"), text("gtins"))
-	dropGTINs := newRowset(text("gtin"), text("sku"))
-	addGTINs := newRowset(text("gtin"), text("sku"))
-	for _, v := range variants {
-		nv := storedOf(v)
-		ov, existed := old[v.SKU]
-		switch {
-		case !existed:
-			res.Created++
-		case ov == nv:
-			res.Unchanged++
-			continue
-		default:
-			res.Updated++
-			if ov.productID != v.ProductID {
-				changed[ov.productID] = true
-			}
-		}
-		changed[v.ProductID] = true
-		upserts.add(v.SKU, nv.productID, nv.name, nv.brand, nv.size, nv.colour, nv.price, nv.currency, nv.imageURL, nv.category, nv.gtins)
-		var had []string
-		if existed && ov.gtins != "" {
-			had = strings.Split(ov.gtins, ",")
-		}
-		for _, g := range had {
-			if !slices.Contains(v.GTINs, g) {
-				dropGTINs.add(g, v.SKU)
-			}
-		}
-		for _, g := range v.GTINs {
-			if !slices.Contains(had, g) {
-				addGTINs.add(g, v.SKU)
-			}
-		}
-	}
-	prodUpserts := newRowset(text("product_id"), text("name"), text("brand"), text("category"), text("image_url"))
-	for id, i := range firstOf {
-		v := variants[i]
-		np := storedProduct{name: v.Name, brand: v.Brand, category: v.Category, imageURL: v.ImageURL}
-		if op, ok := oldProducts[id]; !ok || op != np {
-			changed[id] = true
-		}
-		if changed[id] {
-			prodUpserts.add(id, np.name, np.brand, np.category, np.imageURL)
-		}
-	}
-	bumps := newRowset(text("product_id")) // products a variant left, not in the import
-	for id := range changed {
-		res.ProductsChanged = append(res.ProductsChanged, id)
-		if _, ok := firstOf[id]; !ok {
-			bumps.add(id)
-		}
-	}
-	slices.Sort(res.ProductsChanged)
-
-	// Writes: variants, then the GTIN index (drops before adds, so a GTIN
-	// moving between two SKUs of the import lands on its new SKU), then
-	// products.
-	err = s.execRows(ctx, tx, upserts, "u", func(a *args, u string) string {
-		return `INSERT INTO variants (sku, product_id, name, brand, size, colour, price_minor, currency, image_url, category, gtins, updated_ms)
-SELECT sku, product_id, name, brand, size, colour, price_minor, currency, image_url, category, gtins, ` + a.add(nowMS) + ` FROM ` + u + ` WHERE true
-ON CONFLICT (sku) DO UPDATE SET product_id = excluded.product_id, name = excluded.name, brand = excluded.brand, size = excluded.size,
-	colour = excluded.colour, price_minor = excluded.price_minor, currency = excluded.currency, image_url = excluded.image_url,
-	category = excluded.category, gtins = excluded.gtins, updated_ms = excluded.updated_ms`
-	})
-	if err != nil {
-		return res, fmt.Errorf("store: write variants: %w", err)
-	}
-	err = s.execRows(ctx, tx, dropGTINs, "d", func(a *args, d string) string {
-		return `DELETE FROM variant_gtins WHERE (gtin, sku) IN (SELECT gtin, sku FROM ` + d + `)`
-	})
-	if err != nil {
-		return res, fmt.Errorf("store: drop GTINs: %w", err)
-	}
-	err = s.execRows(ctx, tx, addGTINs, "g", func(a *args, g string) string {
-		return `INSERT INTO variant_gtins (gtin, sku) SELECT gtin, sku FROM ` + g + ` WHERE true
-ON CONFLICT (gtin) DO UPDATE SET sku = excluded.sku`
-	})
-	if err != nil {
-		return res, fmt.Errorf("store: write GTINs: %w", err)
-	}
-	err = s.execRows(ctx, tx, prodUpserts, "p", func(a *args, p string) string {
-		return `INSERT INTO products (product_id, name, brand, category, image_url, version, updated_ms)
-SELECT product_id, name, brand, category, image_url, 1, ` + a.add(nowMS) + ` FROM ` + p + ` WHERE true
-ON CONFLICT (product_id) DO UPDATE SET name = excluded.name, brand = excluded.brand, category = excluded.category,
-	image_url = excluded.image_url, version = products.version + 1, updated_ms = excluded.updated_ms`
-	})
-	if err != nil {
-		return res, fmt.Errorf("store: write products: %w", err)
-	}
-	err = s.execRows(ctx, tx, bumps, "b", func(a *args, b string) string {
-		return `UPDATE products SET version = version + 1, updated_ms = ` + a.add(nowMS) + `
-WHERE product_id IN (SELECT product_id FROM ` + b + `)`
-	})
-	if err != nil {
-		return res, fmt.Errorf("store: bump products: %w", err)
-	}
-
-	read := opts.RowsRead
-	if read == 0 {
-		read = len(variants) + opts.RowsRejected
-	}
-	err = tx.QueryRowContext(ctx, `INSERT INTO catalog_imports (at_ms, source, mode, rows_read, rows_accepted, rows_rejected, products_changed)
-VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
-		nowMS, clean(opts.Source), modeName(opts.Mode), int64(read), int64(len(variants)), int64(opts.RowsRejected), int64(len(res.ProductsChanged))).Scan(&res.ImportID)
-	if err != nil {
-		return res, fmt.Errorf("store: record import: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return res, fmt.Errorf("store: commit import: %w", err)
-	}
-	s.log.Info("store: catalog imported", "source", opts.Source, "variants", res.Variants, "created", res.Created,
-		"updated", res.Updated, "unchanged", res.Unchanged, "products_changed", len(res.ProductsChanged))
-	return res, nil
 }
 
 func modeName(m catalog.Mode) string {

@@ -195,9 +195,9 @@ func TestImportCatalog_GTINs(t *testing.T) {
 			owners    map[int]string // GTIN number -> SKU ("" = none) afterwards
 		}{
 			{"new SKU takes a held GTIN", []catalog.Variant{variant("D", "Q", 1)},
-				[]GTINConflict{{GTIN: testGTIN(1), SKU: "D", HeldBy: "A"}}, map[int]string{1: "A"}},
+				[]GTINConflict{{GTIN: testGTIN(1), SKU: "D", HeldBy: "A", Line: 1}}, map[int]string{1: "A"}},
 			{"two conflicts, listed in import order", []catalog.Variant{variant("E", "Q", 9), withGTINs(variant("D", "Q", 0), 3, 2)},
-				[]GTINConflict{{GTIN: testGTIN(2), SKU: "D", HeldBy: "B"}, {GTIN: testGTIN(3), SKU: "D", HeldBy: "C"}}, map[int]string{2: "B", 3: "C", 9: ""}},
+				[]GTINConflict{{GTIN: testGTIN(2), SKU: "D", HeldBy: "B", Line: 2}, {GTIN: testGTIN(3), SKU: "D", HeldBy: "C", Line: 2}}, map[int]string{2: "B", 3: "C", 9: ""}},
 			{"swap within the import", []catalog.Variant{variant("A", "P", 2), variant("B", "P", 1)}, nil,
 				map[int]string{1: "B", 2: "A"}},
 			{"drop a GTIN", []catalog.Variant{withGTINs(variant("A", "P", 0), 2, 4)}, nil,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -60,6 +61,9 @@ type Store struct {
 	settings settingsCache
 	// unlock releases the SQLite lock file.
 	unlock func()
+	// importing is set while this process holds the catalog import lock
+	// (LockCatalog).
+	importing atomic.Bool
 	// observer, when set, times the steps of ApplyBatch; stepAt is when
 	// the current step began (ApplyBatch calls come from one goroutine at
 	// a time per Store when observed).

@@ -1,6 +1,7 @@
 package productcache
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -20,8 +21,14 @@ import (
 // 49 MiB instead of 88).
 const fillPercent = 0.9
 
-// errBadID rejects a message whose id cannot be a bbolt key.
-var errBadID = errors.New("empty or over-long id")
+// errBadID rejects a message whose id cannot be a bbolt key; errOtherID
+// one whose document names another product, SKU or location than its key
+// (a document under the wrong key would move another product's index
+// entries to it).
+var (
+	errBadID   = errors.New("empty or over-long id")
+	errOtherID = errors.New("the document is not its key's")
+)
 
 // Update is one message of the down-sync bucket: a key's new value, or its
 // removal.
@@ -55,7 +62,8 @@ type Update struct {
 //   - a delete or purge marker removes the key (and a product's index
 //     entries).
 //
-// A message whose key or document cannot be read is skipped and counted
+// A message whose key or document cannot be read, or whose document names
+// another product, SKU or location than its key, is skipped and counted
 // (Stats().Rejected) rather than failing the batch: one bad document must
 // not stop the store's down-sync. Apply returns an error only when the
 // transaction fails, and then nothing of the batch is applied.
@@ -166,7 +174,7 @@ func (w *writer) apply(u *Update) error {
 			return nil
 		}
 		var t downsync.Tick
-		if err := json.Unmarshal(u.Value, &t); err != nil {
+		if err := decodeDoc(u.Value, &t); err != nil {
 			w.reject(u.Key, err)
 			return nil
 		}
@@ -199,8 +207,12 @@ func (w *writer) product(id string, u *Update) error {
 			return nil
 		}
 	} else {
-		if err := json.Unmarshal(u.Value, &doc); err != nil {
+		if err := decodeDoc(u.Value, &doc); err != nil {
 			w.reject(u.Key, err)
+			return nil
+		}
+		if doc.ID != "" && doc.ID != id {
+			w.reject(u.Key, errOtherID)
 			return nil
 		}
 		if old != nil && doc.Version < versionOf(old) {
@@ -312,10 +324,15 @@ func (w *writer) review(id string, u *Update) error {
 		return nil
 	}
 	var doc struct {
-		Version int64 `json:"version"`
+		ProductID string `json:"product_id"`
+		Version   int64  `json:"version"`
 	}
-	if err := json.Unmarshal(u.Value, &doc); err != nil {
+	if err := decodeDoc(u.Value, &doc); err != nil {
 		w.reject(u.Key, err)
+		return nil
+	}
+	if doc.ProductID != "" && doc.ProductID != id {
+		w.reject(u.Key, errOtherID)
 		return nil
 	}
 	if old != nil && doc.Version < versionOf(old) {
@@ -330,12 +347,15 @@ func (w *writer) review(id string, u *Update) error {
 }
 
 func (w *writer) stockPosition(location, sku string, u *Update) error {
-	if !usableKey(location) || !usableKey(sku) {
+	w.keyBuf = appendStockKey(w.keyBuf[:0], location, sku)
+	key := w.keyBuf
+	if location == "" || sku == "" || len(key) > bolt.MaxKeySize {
+		// Each part may be short enough and the two together not: bbolt
+		// would fail the whole batch, and the down-sync would retry it
+		// forever.
 		w.reject(u.Key, errBadID)
 		return nil
 	}
-	w.keyBuf = appendStockKey(w.keyBuf[:0], location, sku)
-	key := w.keyBuf
 	old := w.stock.Get(key)
 	if u.Deleted {
 		if old != nil {
@@ -346,8 +366,12 @@ func (w *writer) stockPosition(location, sku string, u *Update) error {
 		return nil
 	}
 	var d downsync.StockDoc
-	if err := json.Unmarshal(u.Value, &d); err != nil {
+	if err := decodeDoc(u.Value, &d); err != nil {
 		w.reject(u.Key, err)
+		return nil
+	}
+	if (d.Location != "" && d.Location != location) || (d.SKU != "" && d.SKU != sku) {
+		w.reject(u.Key, errOtherID)
 		return nil
 	}
 	if old != nil {
@@ -362,6 +386,18 @@ func (w *writer) stockPosition(location, sku string, u *Update) error {
 	w.res.applied++
 	// bbolt keeps the key slice until the transaction commits.
 	return w.stock.Put(append([]byte(nil), key...), encodeStock(d))
+}
+
+// errNotObject rejects a document that is not a JSON object ("null"
+// would decode to an empty document and be stored).
+var errNotObject = errors.New("not a JSON object")
+
+// decodeDoc decodes a published document, which is always a JSON object.
+func decodeDoc(data []byte, v any) error {
+	if b := bytes.TrimLeft(data, " \t\r\n"); len(b) == 0 || b[0] != '{' {
+		return errNotObject
+	}
+	return json.Unmarshal(data, v)
 }
 
 // versioned prefixes a document with its version, so that Apply can
