@@ -501,8 +501,17 @@ func startAsUnit(t *testing.T, bin string, args []string, config string) {
 	}
 	sb := newSandbox(t)
 	state, private := t.TempDir(), t.TempDir()
+	profiles, _ := filepath.Abs("../firmware-configs")
 	if sb != nil {
 		bin, state, private = sb.install(t, bin), sb.state, sb.dir
+		// A checkout under /tmp is hidden by the sandbox's private /tmp:
+		// the configuration and the device profiles go in with the binary.
+		for i, a := range args {
+			if strings.HasSuffix(a, "/"+config) {
+				args[i] = sb.copyIn(t, a, config)
+			}
+		}
+		profiles = sb.copyIn(t, profiles, "firmware-configs")
 		t.Logf("%s runs as uid %d with every mount read-only but %s, a private /tmp, no capabilities", filepath.Base(bin), sandboxUID, state)
 	}
 	http := testkit.FreeAddr(t)
@@ -514,7 +523,6 @@ func startAsUnit(t *testing.T, bin string, args []string, config string) {
 	} else {
 		// A hub that is not there yet (the agent starts offline) and
 		// credentials minted as omnictl stores provision mints them.
-		abs, _ := filepath.Abs("../firmware-configs")
 		creds := filepath.Join(private, "S42.nk")
 		seed, _, err := natsacct.NewUserKey()
 		if err != nil {
@@ -526,7 +534,7 @@ func startAsUnit(t *testing.T, bin string, args []string, config string) {
 		if sb != nil {
 			sb.own(t, creds)
 		}
-		env = append(env, "OMNI_PROFILES="+abs, "OMNI_NATS_URL=nats://"+testkit.FreeAddr(t), "OMNI_NATS_CREDS="+creds)
+		env = append(env, "OMNI_PROFILES="+profiles, "OMNI_NATS_URL=nats://"+testkit.FreeAddr(t), "OMNI_NATS_CREDS="+creds)
 	}
 	argv := append([]string{bin}, args...)
 	if sb != nil {
@@ -648,6 +656,20 @@ func (sb *sandbox) install(t *testing.T, bin string) string {
 	dst := filepath.Join(sb.dir, filepath.Base(bin))
 	if err := os.WriteFile(dst, b, 0o755); err != nil {
 		t.Fatal(err)
+	}
+	return dst
+}
+
+// copyIn copies the file or directory src into the sandbox's directory as
+// name, readable by the sandbox's user, and returns the copy's path.
+func (sb *sandbox) copyIn(t *testing.T, src, name string) string {
+	t.Helper()
+	dst := filepath.Join(sb.dir, name)
+	if out, err := exec.Command("cp", "-R", src, dst).CombinedOutput(); err != nil {
+		t.Fatalf("copy %s into the sandbox: %v\n%s", src, err, out)
+	}
+	if out, err := exec.Command("chmod", "-R", "a+rX", dst).CombinedOutput(); err != nil {
+		t.Fatalf("chmod %s: %v\n%s", dst, err, out)
 	}
 	return dst
 }

@@ -13,6 +13,9 @@ NATS_LISTEN=${OMNI_RUN_NATS_LISTEN:-127.0.0.1:14222}
 STORES=${OMNI_RUN_STORES:-3}
 RATE=${OMNI_RUN_RATE:-5}
 CATALOG=${OMNI_RUN_CATALOG:-$ROOT/cloud/internal/catalog/testdata/sample-catalog.jsonl}
+# Fitting rooms per store, each with a mirror, fed by a simulated RFID
+# reader (shoppers carrying catalog items in and out).
+FITTING_ROOMS=${OMNI_RUN_FITTING_ROOMS:-2}
 
 mkdir -p "$DATA"
 # HQ credentials for this local platform, made on the first run and kept
@@ -55,7 +58,7 @@ mint() {
 for i in $(seq 1 "$STORES"); do mint "store-$i"; done
 mint online
 
-OMNI_BOOTSTRAP_TOKEN="$OMNI_TOKEN" "$BIN/omni-hub" --data-dir "$DATA/hub" --http "$HUB_HTTP" --nats-listen "$NATS_LISTEN" >"$DATA/hub.log" 2>&1 &
+OMNI_BOOTSTRAP_TOKEN="$OMNI_TOKEN" "$BIN/omni-hub" --data-dir "$DATA/hub" --http "$HUB_HTTP" --nats-listen "$NATS_LISTEN" --webhook-hosts 127.0.0.1,localhost --webhook-allow-loopback >"$DATA/hub.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do
 	if curl -fsS "http://$HUB_HTTP/healthz" >/dev/null 2>&1; then break; fi
@@ -92,10 +95,11 @@ sim_args=(--simulate --simulate-rate "$RATE" --simulate-catalog "$CATALOG")
 stores=()
 for i in $(seq 1 "$STORES"); do stores+=("store-$i"); done
 for i in $(seq 1 "$STORES"); do
-	nearby=$(printf '%s\n' "${stores[@]}" | grep -vx "store-$i" | paste -sd, -)
+	# A single store has no neighbours (grep then finds nothing, which is fine).
+	nearby=$(printf '%s\n' "${stores[@]}" | { grep -vx "store-$i" || true; } | paste -sd, -)
 	"$BIN/omni-edge" --store "store-$i" --device pos-1 --nats-url "nats://$NATS_LISTEN" --nats-creds "$DATA/store-$i.nk" \
 		--data-dir "$DATA/store-$i" --http "127.0.0.1:$((7070 + i))" --nearby "$nearby" \
-		"${sim_args[@]}" >"$DATA/store-$i.log" 2>&1 &
+		"${sim_args[@]}" --simulate-fitting-rooms "$FITTING_ROOMS" >"$DATA/store-$i.log" 2>&1 &
 	pids+=($!)
 done
 "$BIN/omni-edge" --store online --device web-1 --nats-url "nats://$NATS_LISTEN" --nats-creds "$DATA/online.nk" \
@@ -134,7 +138,13 @@ fi
 for i in $(seq 1 "$STORES"); do
 	echo "  store-$i agent       http://127.0.0.1:$((7070 + i))/v1/status   (POST /v1/events)"
 	echo "  store-$i kiosk       http://127.0.0.1:$((7070 + i))/kiosk/p/$sample_gtin"
+	if [ "$FITTING_ROOMS" -gt 0 ]; then
+		echo "  store-$i mirror      http://127.0.0.1:$((7070 + i))/kiosk/?zone=room-1   (simulated shoppers come and go; tap a size)"
+		echo "  store-$i staff       http://127.0.0.1:$((7070 + i))/staff/   (the associates' queue)"
+	fi
 done
+echo "  try-on analytics    http://$HUB_HTTP/fitting"
+
 echo "  online warehouse    http://127.0.0.1:7070/v1/status"
 echo
 echo "Press Ctrl-C to stop."

@@ -21,6 +21,10 @@ if ! [[ $store =~ ^[A-Za-z0-9_-]{1,64}$ ]]; then
 	echo "mint-store.sh: store must be 1-64 of letters, digits, '-' and '_'" >&2
 	exit 2
 fi
+if [ "$store" = "_hq" ]; then
+	echo "mint-store.sh: _hq is reserved for the events HQ's actions write at the hub" >&2
+	exit 2
+fi
 conf="$dir/stores.conf"
 if [ -f "$conf" ] && grep -qF "\"STORE_$store\" {" "$conf"; then
 	echo "mint-store.sh: store $store already has an account in $conf" >&2
@@ -43,7 +47,8 @@ if ! [[ $hash =~ ^\$2[abxy]?\$[0-9][0-9]\$[./A-Za-z0-9]{53}$ ]]; then
 fi
 s=$store
 reads=("\$JS.API.STREAM.INFO.KV_omni_down" "\$JS.API.CONSUMER.CREATE.KV_omni_down.>" "\$JS.API.CONSUMER.MSG.NEXT.KV_omni_down.*" "\$JS.API.CONSUMER.DELETE.KV_omni_down.*"
-	"\$JS.API.CONSUMER.CREATE.KV_omni_pickup.*.\$KV.omni_pickup.$s.>" "\$JS.API.CONSUMER.MSG.NEXT.KV_omni_pickup.*" "\$JS.API.CONSUMER.INFO.KV_omni_pickup.*" "\$JS.API.CONSUMER.DELETE.KV_omni_pickup.*")
+	"\$JS.API.CONSUMER.CREATE.KV_omni_pickup.*.\$KV.omni_pickup.$s.>" "\$JS.API.CONSUMER.MSG.NEXT.KV_omni_pickup.*" "\$JS.API.CONSUMER.INFO.KV_omni_pickup.*" "\$JS.API.CONSUMER.DELETE.KV_omni_pickup.*"
+	"\$JS.API.CONSUMER.CREATE.KV_omni_erase.*.\$KV.omni_erase.$s.>" "\$JS.API.CONSUMER.MSG.NEXT.KV_omni_erase.*" "\$JS.API.CONSUMER.INFO.KV_omni_erase.*" "\$JS.API.CONSUMER.DELETE.KV_omni_erase.*")
 # The same reads under the hub's JetStream domain, as agents behind a
 # store's leaf node send them (natsacct.domainReads).
 domain_reads=("${reads[@]/#\$JS.API./\$JS.hub.API.}")
@@ -58,7 +63,7 @@ chmod 600 "$tmp"
 	echo "      {"
 	echo "        user: \"store-$s\", password: \"$hash\""
 	echo "        permissions: {"
-	echo "          publish: { allow: [$(quoted "omni.ev.$s.>" "omni.hub.sync.$s.>" "${reads[@]}" "${domain_reads[@]}")] }"
+	echo "          publish: { allow: [$(quoted "omni.ev.$s.>" "omni.hub.sync.$s.>" "omni.hub.cust.$s.>" "${reads[@]}" "${domain_reads[@]}")] }"
 	echo "          subscribe: { allow: [$(quoted "omni.ack.$s.>" "_INBOX.$s.>")] }"
 	echo "        }"
 	echo "      }"
@@ -66,6 +71,7 @@ chmod 600 "$tmp"
 	echo "    imports: ["
 	echo "      {service: {account: HUB, subject: \"omni.ev.$s.>\"}}"
 	echo "      {service: {account: HUB, subject: \"omni.hub.sync.$s.>\"}}"
+	echo "      {service: {account: HUB, subject: \"omni.hub.cust.$s.>\"}}"
 	echo "      {stream: {account: HUB, subject: \"omni.ack.$s.>\"}}"
 	for r in "${reads[@]}"; do echo "      {service: {account: DOWN, subject: \"$r\"}}"; done
 	# Keeps the server from answering JetStream calls itself ("not enabled

@@ -8,6 +8,14 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// MaxConsumers is the consumer limit of every bucket's stream: each
+// connected agent reads each bucket through a consumer of its own, and
+// nats-server (2.11 and later) caps a stream that sets no limit at 1,000
+// consumers (jetstream.limits.default_max_consumers), which a chain of more
+// than 1,000 agents would hit ("maximum consumers limit reached"). An
+// unlimited stream (-1) counts as unset, so the limit is a number.
+const MaxConsumers = 100_000
+
 // BucketConfig is the bucket's configuration: history 1 (a key keeps only
 // its latest value, which is what makes catch-up cost what changed), file
 // storage, and replicas as the deployment has them (3 on a cluster).
@@ -47,12 +55,12 @@ func ensure(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueC
 	if err != nil {
 		return nil, fmt.Errorf("downsync: bucket %s: %w", cfg.Bucket, err)
 	}
-	if sc := s.CachedInfo().Config; sc.Replicas != cfg.Replicas {
-		// Only the replicas: the rest of an existing bucket's
-		// configuration is left as it was made.
-		sc.Replicas = cfg.Replicas
+	if sc := s.CachedInfo().Config; sc.Replicas != cfg.Replicas || sc.MaxConsumers != MaxConsumers {
+		// Only the replicas and the consumer limit: the rest of an
+		// existing bucket's configuration is left as it was made.
+		sc.Replicas, sc.MaxConsumers = cfg.Replicas, MaxConsumers
 		if _, err := js.UpdateStream(ctx, sc); err != nil {
-			return nil, fmt.Errorf("downsync: bucket %s: scaling to %d replicas: %w", cfg.Bucket, cfg.Replicas, err)
+			return nil, fmt.Errorf("downsync: bucket %s: %d replicas, %d consumers: %w", cfg.Bucket, cfg.Replicas, MaxConsumers, err)
 		}
 	}
 	return kv, nil

@@ -1,5 +1,6 @@
 // Package downsync is the contract of the hub-to-store direction: where the
-// hub publishes the catalog, prices, review summaries and stock, how keys are
+// hub publishes the catalog, prices, review summaries, recommendations (each
+// product's top complements), HQ's survey definitions and stock, how keys are
 // spelled, the documents stored under them, and the product view a store
 // shows a shopper. The hub writes it (cloud/internal/downsync), agents read
 // it into their bbolt cache (edge/internal/productcache), and both render
@@ -19,7 +20,7 @@
 //     single number it stores in the same bbolt transaction as the values
 //     it applied: it resumes exactly there after any outage or crash.
 //   - Agents read a subset with subject filters: the whole catalog and
-//     review summaries, and stock for their own store, their configured
+//     review summaries and recommendations, and stock for their own store, their configured
 //     nearby stores and the online warehouse.
 //
 // Stock of every location is visible to every store of the chain (a shopper

@@ -72,3 +72,22 @@ type Tick struct {
 
 // MaxLatestReviews is how many reviews a summary carries.
 const MaxLatestReviews = 5
+
+// RecsDoc is a product's top complements, best first: the value of
+// RecsKey. The hub learns them from fitting-room visits and baskets
+// (products tried or bought together); a product with little history is
+// topped up with products of its category and brand.
+type RecsDoc struct {
+	ProductID   string       `json:"product_id"`
+	Complements []Complement `json:"complements"`
+	Version     int64        `json:"version"`
+	UpdatedMS   int64        `json:"updated_ms,omitempty"`
+}
+
+// Complement is one suggested product and the few words that explain it
+// ("often tried with", "completes the look").
+type Complement struct {
+	ProductID string `json:"product_id"`
+	Reason    string `json:"reason"`
+	Score     int64  `json:"score,omitempty"`
+}

@@ -2,6 +2,7 @@ package downsync
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -78,5 +79,23 @@ func TestParseCode(t *testing.T) {
 				t.Errorf("sku = %q", got.SKU)
 			}
 		})
+	}
+}
+
+// Ensure that erasure keys round-trip, escape what is not a plain token,
+// and that the filter covers exactly the store's keys.
+func TestErasureKey(t *testing.T) {
+	for _, c := range [][2]string{{"S1", "E1"}, {"S-2", "0193a4b2-7c1d-7e00-8000-000000000001"}, {"S1", "with.dot"}} {
+		k := ErasureKey(c[0], c[1])
+		s, e, err := ParseErasureKey(ErasureSubject(k))
+		if err != nil || s != c[0] || e != c[1] {
+			t.Fatalf("ParseErasureKey(%q) = %q, %q, %v", k, s, e, err)
+		}
+		if strings.Count(k, ".") != 1 || !strings.HasPrefix(ErasureSubject(k), strings.TrimSuffix(ErasureFilter(c[0]), ">")) {
+			t.Fatalf("key %q is outside filter %q", k, ErasureFilter(c[0]))
+		}
+	}
+	if _, _, err := ParseErasureKey("S1"); err == nil {
+		t.Fatal("accepted a key without an erasure")
 	}
 }

@@ -34,7 +34,7 @@ func FuzzParseCode(f *testing.F) {
 // FuzzParseKey checks that keys never panic and that what parses
 // re-encodes to the same key.
 func FuzzParseKey(f *testing.F) {
-	for _, s := range []string{"stk.S1.SKU-1", "cat.P-1", "rev.~QS5C", "tick", "stk.~X3g.~U0tVKjE", "stk..", "cat."} {
+	for _, s := range []string{"stk.S1.SKU-1", "cat.P-1", "rev.~QS5C", "tick", "stk.~X3g.~U0tVKjE", "stk..", "cat.", "rec.P-1", "key.cart.k1", "svy.post-purchase"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -52,6 +52,14 @@ func FuzzParseKey(f *testing.F) {
 			back = StockKey(p.Location, p.SKU)
 		case KindTick:
 			back = TickKey
+		case KindRecs:
+			back = RecsKey(p.ProductID)
+		case KindCartKey:
+			back = CartKeyKey(p.KeyID)
+		case KindSurvey:
+			back = SurveyKey(p.SurveyID)
+		default:
+			t.Fatalf("ParseKey(%q) = %+v: a kind this test cannot re-encode", s, p)
 		}
 		if q, err := ParseKey(back); err != nil || q != p {
 			t.Fatalf("ParseKey(%q) = %+v; re-encoded %q parses to %+v, %v", s, p, back, q, err)

@@ -30,6 +30,7 @@ const (
 	catalogPrefix = "cat."
 	reviewPrefix  = "rev."
 	stockPrefix   = "stk."
+	recsPrefix    = "rec."
 )
 
 // ErrKey is returned for a key or subject that is not one of ours.
@@ -41,6 +42,9 @@ func ProductKey(productID string) string { return catalogPrefix + Token(productI
 // ReviewKey is the key of a product's review summary.
 func ReviewKey(productID string) string { return reviewPrefix + Token(productID) }
 
+// RecsKey is the key of a product's complements (RecsDoc).
+func RecsKey(productID string) string { return recsPrefix + Token(productID) }
+
 // StockKey is the key of one stock position.
 func StockKey(location, sku string) string {
 	return stockPrefix + Token(location) + "." + Token(sku)
@@ -50,10 +54,12 @@ func StockKey(location, sku string) string {
 func Subject(key string) string { return SubjectPrefix + key }
 
 // Filters are the subjects an agent of store here reads: the catalog, the
-// review summaries, the tick, and stock of each location given (its own,
+// review summaries, the tick, the public keys of cart codes, the survey
+// definitions, and stock of each location given (its own,
 // nearby stores, the online warehouse). Repeated locations are dropped.
 func Filters(locations ...string) []string {
-	out := []string{Subject(catalogPrefix + ">"), Subject(reviewPrefix + ">"), Subject(TickKey)}
+	out := []string{Subject(catalogPrefix + ">"), Subject(reviewPrefix + ">"), Subject(recsPrefix + ">"), Subject(TickKey), Subject(cartKeyPrefix + ">"),
+		Subject(surveyPrefix + ">")}
 	seen := map[string]bool{}
 	for _, l := range locations {
 		if l == "" || seen[l] {
@@ -73,27 +79,46 @@ const (
 	KindReview
 	KindStock
 	KindTick
+	// KindCartKey is a public key that signs cart codes (cartkey.go).
+	KindCartKey
+	// KindRecs is a product's top complements (recs.go).
+	KindRecs
+	// KindSurvey is one of HQ's survey definitions (survey.go).
+	KindSurvey
 )
 
 // ParsedKey is a key taken apart.
 type ParsedKey struct {
 	Kind KeyKind
-	// ProductID is set for KindProduct and KindReview.
+	// ProductID is set for KindProduct, KindReview and KindRecs.
 	ProductID string
 	// Location and SKU are set for KindStock.
 	Location, SKU string
+	// KeyID is set for KindCartKey.
+	KeyID string
+	// SurveyID is set for KindSurvey.
+	SurveyID string
 }
 
 // ParseKey takes a key (or its full subject) apart.
 func ParseKey(key string) (ParsedKey, error) {
 	key = strings.TrimPrefix(key, SubjectPrefix)
+	if k, ok, err := parseCartKey(key); ok {
+		return k, err
+	}
+	if k, ok, err := parseSurveyKey(key); ok {
+		return k, err
+	}
 	switch {
 	case key == TickKey:
 		return ParsedKey{Kind: KindTick}, nil
-	case strings.HasPrefix(key, catalogPrefix), strings.HasPrefix(key, reviewPrefix):
+	case strings.HasPrefix(key, catalogPrefix), strings.HasPrefix(key, reviewPrefix), strings.HasPrefix(key, recsPrefix):
 		kind, rest := KindProduct, strings.TrimPrefix(key, catalogPrefix)
 		if strings.HasPrefix(key, reviewPrefix) {
 			kind, rest = KindReview, strings.TrimPrefix(key, reviewPrefix)
+		}
+		if strings.HasPrefix(key, recsPrefix) {
+			kind, rest = KindRecs, strings.TrimPrefix(key, recsPrefix)
 		}
 		id, err := ParseToken(rest)
 		if err != nil {

@@ -1,9 +1,12 @@
 package events
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 )
 
 // Line is one SKU and quantity within an event.
@@ -23,18 +26,51 @@ type StockMove struct {
 	// Location whose stock moves; defaults to the agent's store.
 	Location string `json:"location"`
 	Lines    []Line `json:"lines"`
-	// OrderID, Customer, Channel and Reason are informational.
-	OrderID  string `json:"order_id,omitempty"`
-	Customer string `json:"customer,omitempty"`
-	Channel  string `json:"channel,omitempty"`
-	Reason   string `json:"reason,omitempty"`
+	// OrderID, Channel and Reason are informational.
+	OrderID string `json:"order_id,omitempty"`
+	// Customer names the shopper by identifiers ({"loyalty": "LC-1"}):
+	// the hub attributes a sale or a return to the customer they belong
+	// to (DecodeCustomerRef). A plain string is accepted and names no one.
+	Customer json.RawMessage `json:"customer,omitempty"`
+	Channel  string          `json:"channel,omitempty"`
+	Reason   string          `json:"reason,omitempty"`
 	// TransferID pairs a transfer_out with its transfer_in.
 	TransferID string `json:"transfer_id,omitempty"`
 	// To is the destination of a transfer_out, From the source of a
 	// transfer_in.
 	To   string `json:"to,omitempty"`
 	From string `json:"from,omitempty"`
+	// Method and SnapshotAt belong to counts only. Method says how the
+	// count was taken (CountMethods; empty from agents that predate it).
+	// SnapshotAt is when the shelf was observed (the start of an RFID
+	// sweep); absent, the event's own time. The hub places the count there,
+	// so a sale made while the sweep ran is folded into the count's result
+	// instead of being lost under it.
+	Method     string    `json:"method,omitempty"`
+	SnapshotAt time.Time `json:"snapshot_at,omitzero"`
 }
+
+// How a count was taken (StockMove.Method).
+const (
+	// CountRFIDSweep: an RFID sweep read every tag of the counted SKUs.
+	CountRFIDSweep = "rfid_sweep"
+	// CountManual: staff counted by hand (the POS count screen).
+	CountManual = "manual"
+	// CountCycle: a planned cycle count of a part of the store.
+	CountCycle = "cycle"
+)
+
+// CountMethods lists the valid count methods.
+var CountMethods = []string{CountRFIDSweep, CountManual, CountCycle}
+
+// MaxSnapshotLead bounds how long before its event a count's snapshot may
+// be: a sweep or a count session longer than this is an error somewhere.
+// The hub refuses counts whose snapshot is older (their snapshot cannot be
+// checked here: the event's clock stamp is given only by the outbox).
+const MaxSnapshotLead = 24 * time.Hour
+
+// snapshotRange bounds snapshot_at to times an HLC can carry sensibly.
+var snapshotRange = [2]time.Time{time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)}
 
 // Delta returns the signed change to on_hand of line l for a delta kind.
 func Delta(k Kind, l Line) int64 {
@@ -87,12 +123,16 @@ type FittingRoom struct {
 	RSSI   float64 `json:"rssi,omitempty"`
 	// DwellMS is how long the item stayed (leave only).
 	DwellMS int64 `json:"dwell_ms,omitempty"`
+	// Visit names one shopper's visit to the zone: the agent starts a new
+	// one when an item enters an empty room. Items of one visit were
+	// tried together (the hub's co-occurrence and try-on analytics).
+	Visit string `json:"visit,omitempty"`
 }
 
 // DecodeStockMove decodes a body already validated for a stock kind.
 func DecodeStockMove(data json.RawMessage) (StockMove, error) {
 	var m StockMove
-	if err := json.Unmarshal(data, &m); err != nil {
+	if err := unmarshalStockMove(data, &m); err != nil {
 		return m, jsonFieldErr("", err)
 	}
 	return m, nil
@@ -101,7 +141,7 @@ func DecodeStockMove(data json.RawMessage) (StockMove, error) {
 // DecodeReservationMove decodes a body already validated for a reservation kind.
 func DecodeReservationMove(data json.RawMessage) (ReservationMove, error) {
 	var m ReservationMove
-	if err := json.Unmarshal(data, &m); err != nil {
+	if err := unmarshalReservationMove(data, &m); err != nil {
 		return m, jsonFieldErr("", err)
 	}
 	return m, nil
@@ -110,7 +150,7 @@ func DecodeReservationMove(data json.RawMessage) (ReservationMove, error) {
 func validateStockMove(k Kind) func(json.RawMessage, string) (json.RawMessage, error) {
 	return func(data json.RawMessage, defLoc string) (json.RawMessage, error) {
 		var m StockMove
-		if err := json.Unmarshal(data, &m); err != nil {
+		if err := unmarshalStockMove(data, &m); err != nil {
 			return nil, jsonFieldErr("", err)
 		}
 		filled := false
@@ -133,6 +173,20 @@ func validateStockMove(k Kind) func(json.RawMessage, string) (json.RawMessage, e
 		if err := validateLines(k, m.Lines, true); err != nil {
 			return nil, err
 		}
+		if err := validateCountFields(k, m); err != nil {
+			return nil, err
+		}
+		if c := bytes.TrimSpace(m.Customer); len(c) > 0 && c[0] == '{' {
+			var ref CustomerRef
+			if err := json.Unmarshal(c, &ref); err != nil {
+				return nil, jsonFieldErr("customer", err)
+			}
+			if err := ValidateCustomerRef("customer", ref); err != nil {
+				return nil, err
+			}
+		} else if len(c) > 0 && c[0] != '"' && !bytes.Equal(c, []byte("null")) {
+			return nil, fieldErr("customer", "must be an object of identifiers, e.g. {\"loyalty\": \"LC-1\"}")
+		}
 		if !filled {
 			return data, nil
 		}
@@ -143,7 +197,7 @@ func validateStockMove(k Kind) func(json.RawMessage, string) (json.RawMessage, e
 func validateReservation(k Kind) func(json.RawMessage, string) (json.RawMessage, error) {
 	return func(data json.RawMessage, defLoc string) (json.RawMessage, error) {
 		var m ReservationMove
-		if err := json.Unmarshal(data, &m); err != nil {
+		if err := unmarshalReservationMove(data, &m); err != nil {
 			return nil, jsonFieldErr("", err)
 		}
 		if err := validateText(m.ReservationID, 128); err != nil {
@@ -209,11 +263,35 @@ func validateFittingRoom(k Kind) func(json.RawMessage, string) (json.RawMessage,
 		if m.DwellMS < 0 {
 			return nil, fieldErr("dwell_ms", "must not be negative")
 		}
+		if err := validateText(m.Visit, 64); m.Visit != "" && err != nil {
+			return nil, fieldErr("visit", err.Error())
+		}
 		if k == KindEnter && m.DwellMS != 0 {
 			return nil, fieldErr("dwell_ms", "only a leave has a dwell time")
 		}
 		return data, nil
 	}
+}
+
+// validateCountFields checks a count's method and snapshot time, and that
+// no other kind carries them.
+func validateCountFields(k Kind, m StockMove) error {
+	if k != KindCount {
+		if m.Method != "" {
+			return fieldErr("method", "only a count has a method")
+		}
+		if !m.SnapshotAt.IsZero() {
+			return fieldErr("snapshot_at", "only a count has a snapshot time")
+		}
+		return nil
+	}
+	if m.Method != "" && !slices.Contains(CountMethods, m.Method) {
+		return fieldErr("method", fmt.Sprintf("unknown count method %q (one of %s)", m.Method, strings.Join(CountMethods, ", ")))
+	}
+	if t := m.SnapshotAt; !t.IsZero() && (t.Before(snapshotRange[0]) || !t.Before(snapshotRange[1])) {
+		return fieldErr("snapshot_at", "must be a time from 2000 to 2199 (RFC 3339)")
+	}
+	return nil
 }
 
 func isHex(s string) bool {
@@ -246,35 +324,34 @@ func validateLines(k Kind, lines []Line, required bool) error {
 		return fieldErr("lines", fmt.Sprintf("%d lines, the limit is %d", len(lines), MaxLines))
 	}
 	for i, l := range lines {
-		f := fmt.Sprintf("lines[%d]", i)
 		if err := validSKU(l.SKU); err != nil {
-			return fieldErr(f+".sku", err.Error())
+			return fieldErr(lineField(i, "sku"), err.Error())
 		}
 		switch k {
 		case KindAdjust:
 			if l.Qty == 0 {
-				return fieldErr(f+".qty", "must not be zero")
+				return fieldErr(lineField(i, "qty"), "must not be zero")
 			}
 			if l.Qty > MaxDeltaQty || l.Qty < -MaxDeltaQty {
-				return fieldErr(f+".qty", fmt.Sprintf("%d is out of range (|qty| <= %d)", l.Qty, MaxDeltaQty))
+				return fieldErr(lineField(i, "qty"), fmt.Sprintf("%d is out of range (|qty| <= %d)", l.Qty, MaxDeltaQty))
 			}
 		case KindCount:
 			if l.Qty < 0 {
-				return fieldErr(f+".qty", "a count cannot be negative")
+				return fieldErr(lineField(i, "qty"), "a count cannot be negative")
 			}
 			if l.Qty > MaxCountQty {
-				return fieldErr(f+".qty", fmt.Sprintf("%d is out of range (<= %d)", l.Qty, MaxCountQty))
+				return fieldErr(lineField(i, "qty"), fmt.Sprintf("%d is out of range (<= %d)", l.Qty, MaxCountQty))
 			}
 		default:
 			if l.Qty <= 0 {
-				return fieldErr(f+".qty", "must be positive (the kind gives the direction)")
+				return fieldErr(lineField(i, "qty"), "must be positive (the kind gives the direction)")
 			}
 			if l.Qty > MaxDeltaQty {
-				return fieldErr(f+".qty", fmt.Sprintf("%d is out of range (<= %d)", l.Qty, MaxDeltaQty))
+				return fieldErr(lineField(i, "qty"), fmt.Sprintf("%d is out of range (<= %d)", l.Qty, MaxDeltaQty))
 			}
 		}
 		if l.UnitPrice != nil && *l.UnitPrice < 0 {
-			return fieldErr(f+".unit_price", "must not be negative")
+			return fieldErr(lineField(i, "unit_price"), "must not be negative")
 		}
 	}
 	if k == KindCount {
@@ -287,6 +364,12 @@ func validateLines(k Kind, lines []Line, required bool) error {
 		}
 	}
 	return nil
+}
+
+// lineField names field name of line i in an error, made only when
+// there is one: validation runs for every event the hub ingests.
+func lineField(i int, name string) string {
+	return fmt.Sprintf("lines[%d].%s", i, name)
 }
 
 func validSKU(s string) error {

@@ -82,3 +82,27 @@ func asField(err error, fe **FieldError) bool {
 	}
 	return ok
 }
+
+// WithCountMethod returns d with method as its count method if d is a
+// count that names none (what a channel knows of its counts: the POS's
+// are made by hand); any other draft unchanged. d must be valid.
+func (d Draft) WithCountMethod(method string) (Draft, error) {
+	if d.Kind != KindCount {
+		return d, nil
+	}
+	var m struct {
+		Method string `json:"method"`
+	}
+	if err := json.Unmarshal(d.Data, &m); err != nil {
+		return d, jsonFieldErr("data", err)
+	}
+	if m.Method != "" {
+		return d, nil
+	}
+	data, err := setField(d.Data, "method", method)
+	if err != nil {
+		return d, err
+	}
+	d.Data = data
+	return d, nil
+}

@@ -65,7 +65,7 @@ func Decode(b []byte) (Envelope, error) {
 	if len(b) > MaxEventBytes {
 		return e, fieldErr("", fmt.Sprintf("event is %d bytes, the limit is %d", len(b), MaxEventBytes))
 	}
-	if err := json.Unmarshal(b, &e); err != nil {
+	if err := unmarshalEnvelope(b, &e); err != nil {
 		return e, jsonFieldErr("", err)
 	}
 	return e, e.Validate()

@@ -36,6 +36,12 @@ func TestParseDrafts(t *testing.T) {
 		{"zero adjust", `{"kind":"adjust","data":{"lines":[{"sku":"A","qty":0}]}}`, 0, "data.lines[0].qty"},
 		{"negative count", `{"kind":"count","data":{"lines":[{"sku":"A","qty":-1}]}}`, 0, "data.lines[0].qty"},
 		{"duplicate sku in count", `{"kind":"count","data":{"lines":[{"sku":"A","qty":1},{"sku":"A","qty":2}]}}`, 0, "data.lines[1].sku"},
+		{"sweep count", `{"kind":"count","data":{"method":"rfid_sweep","snapshot_at":"2026-06-01T10:00:00Z","lines":[{"sku":"A","qty":3}]}}`, 1, ""},
+		{"unknown count method", `{"kind":"count","data":{"method":"guess","lines":[{"sku":"A","qty":3}]}}`, 0, "data.method"},
+		{"snapshot not a time", `{"kind":"count","data":{"snapshot_at":"yesterday","lines":[{"sku":"A","qty":3}]}}`, 0, "data"},
+		{"snapshot out of range", `{"kind":"count","data":{"snapshot_at":"1970-01-01T00:00:01Z","lines":[{"sku":"A","qty":3}]}}`, 0, "data.snapshot_at"},
+		{"method on a sale", `{"kind":"sale","data":{"method":"manual","lines":[{"sku":"A","qty":3}]}}`, 0, "data.method"},
+		{"snapshot on a receipt", `{"kind":"receipt","data":{"snapshot_at":"2026-06-01T10:00:00Z","lines":[{"sku":"A","qty":3}]}}`, 0, "data.snapshot_at"},
 		{"bad location", `{"kind":"sale","data":{"location":"a.b","lines":[{"sku":"A","qty":1}]}}`, 0, "data.location"},
 		{"transfer without destination", `{"kind":"transfer_out","data":{"lines":[{"sku":"A","qty":1}]}}`, 0, "data.to"},
 		{"reserve without id", `{"kind":"reserve","data":{"lines":[{"sku":"A","qty":1}]}}`, 0, "data.reservation_id"},
@@ -164,7 +170,12 @@ func TestStampCompare(t *testing.T) {
 func FuzzParseDrafts(f *testing.F) {
 	f.Add([]byte(`{"kind":"sale","data":{"lines":[{"sku":"SKU-1","qty":2}]}}`))
 	f.Add([]byte(`[{"kind":"count","data":{"lines":[{"sku":"A","qty":0}]}}]`))
+	f.Add([]byte(`{"kind":"count","data":{"method":"rfid_sweep","snapshot_at":"2026-06-01T10:00:00.123Z","lines":[{"sku":"A","qty":4}]}}`))
 	f.Add([]byte(`{"kind":"reserve","data":{"reservation_id":"r","lines":[{"sku":"A","qty":1}]}}`))
+	f.Add([]byte(`{"kind":"identify","data":{"identifiers":{"loyalty":"LC-1","email":"a@b.example","phone":"+821012345678","account":"W-1"}}}`))
+	f.Add([]byte(`{"kind":"consent","data":{"customer":{"email":"a@b.example"},"purpose":"marketing_email","granted":false,"expires_at":"2027-01-01T00:00:00Z"}}`))
+	f.Add([]byte(`{"kind":"update","data":{"customer":{"loyalty":"LC-1"},"fields":{"first_name":"Ann","postcode":null}}}`))
+	f.Add([]byte(`{"kind":"sale","data":{"customer":{"loyalty":"LC-1"},"lines":[{"sku":"A","qty":1}]}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		drafts, err := ParseDrafts(body, "S1")
 		if err != nil {

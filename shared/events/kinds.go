@@ -94,6 +94,14 @@ var kinds = map[Kind]kindSpec{
 	KindLeave:        {ClassNormal, validateFittingRoom(KindLeave)},
 	KindReview:       {ClassNormal, validateReview},
 	KindAssist:       {ClassNormal, validateAssist},
+	KindLineSet:      {ClassNormal, validateLineSet},
+	KindClaim:        {ClassCritical, validateClaim},
+	KindCheckout:     {ClassCritical, validateCheckout},
+	KindSurvey:       {ClassNormal, validateSurvey},
+	KindIdentify:     {ClassNormal, validateIdentify},
+	KindUpdate:       {ClassNormal, validateUpdate},
+	KindConsent:      {ClassCritical, validateConsent},
+	KindErase:        {ClassCritical, validateErase},
 }
 
 // Known reports whether this build understands kind k.

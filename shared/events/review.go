@@ -49,7 +49,21 @@ type Assist struct {
 	SKU  string `json:"sku"`
 	From string `json:"from,omitempty"`
 	Note string `json:"note,omitempty"`
+	// Reason is what she asked for: size, colour or help.
+	Reason string `json:"reason,omitempty"`
+	// Request names the request on the store's staff queue; an escalation
+	// (Escalated, after WaitedMS unanswered) repeats it.
+	Request   string `json:"request,omitempty"`
+	Escalated bool   `json:"escalated,omitempty"`
+	WaitedMS  int64  `json:"waited_ms,omitempty"`
 }
+
+// Assist reasons.
+const (
+	AssistSize   = "size"
+	AssistColour = "colour"
+	AssistHelp   = "help"
+)
 
 // ValidSKU checks a SKU: 1 to MaxSKULen printable ASCII characters without
 // spaces.
@@ -109,6 +123,17 @@ func validateAssist(data json.RawMessage, _ string) (json.RawMessage, error) {
 	}
 	if utf8.RuneCountInString(m.Note) > 500 {
 		return nil, fieldErr("note", "must be at most 500 characters")
+	}
+	switch m.Reason {
+	case "", AssistSize, AssistColour, AssistHelp:
+	default:
+		return nil, fieldErr("reason", "must be size, colour or help")
+	}
+	if len(m.Request) > MaxSessionLen {
+		return nil, fieldErr("request", fmt.Sprintf("must be at most %d characters", MaxSessionLen))
+	}
+	if m.WaitedMS < 0 {
+		return nil, fieldErr("waited_ms", "must not be negative")
 	}
 	return data, nil
 }

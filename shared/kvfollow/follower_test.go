@@ -65,6 +65,7 @@ func (o *owner) holds(want map[string]string, pos uint64) bool {
 // order, and nothing missed; and that a session starts only once the
 // connection is up.
 func TestRun_ResumesAfterRestarts(t *testing.T) {
+	t.Parallel() // mostly waits on processes and timers
 	ns := testkit.StartNATS(t)
 	w := newWriter(t, ns.URL(), 1)
 	want := map[string]string{}

@@ -9,15 +9,18 @@
 //
 //	HUB      the hub replicas. JetStream: the events stream and the hub's
 //	         consumer. Exports the services omni.ev.> (events in, with their
-//	         PubAcks) and omni.hub.sync.> (heartbeats), and the stream
+//	         PubAcks), omni.hub.sync.> (heartbeats) and omni.hub.cust.>
+//	         (customer cards, erasure matches and receipts), and the stream
 //	         omni.ack.> (applied watermarks). Imports DOWN's JetStream API
 //	         as $JS.DOWN.API.> and DOWN's $KV.> to write the buckets.
-//	DOWN     the down-sync buckets (omni_down, omni_pickup) and nothing
-//	         else: no users, no other subjects.
+//	DOWN     the down-sync buckets (omni_down, omni_pickup) and the erasure
+//	         notices (omni_erase), and nothing else: no users, no other
+//	         subjects.
 //	STORE_x  one per store, no JetStream of its own. Imports from HUB only
-//	         its own omni.ev.x.>, omni.hub.sync.x.> and omni.ack.x.>, and
-//	         from DOWN only the API calls that read omni_down and consumers
-//	         whose filter is its own keys of omni_pickup.
+//	         its own omni.ev.x.>, omni.hub.sync.x.>, omni.hub.cust.x.> and
+//	         omni.ack.x.>, and from DOWN only the API calls that read
+//	         omni_down and consumers whose filter is its own keys of
+//	         omni_pickup and omni_erase.
 //
 // Guarantee: a store's connection can reach nothing of another store's.
 // The consumers it creates live in DOWN, so a push consumer's deliver
@@ -95,11 +98,13 @@ func Accounts(hubUsers string) string {
 	b.WriteString("    exports: [\n")
 	fmt.Fprintf(&b, "      {service: %q}\n", subjects.EventsAll)
 	fmt.Fprintf(&b, "      {service: %q}\n", "omni.hub.sync.>")
+	fmt.Fprintf(&b, "      {service: %q}\n", subjects.CustAll)
 	fmt.Fprintf(&b, "      {stream: %q}\n", subjects.AckAll)
 	b.WriteString("    ]\n    imports: [\n")
 	fmt.Fprintf(&b, "      {service: {account: %s, subject: %q}, to: %q}\n", DownAccount, "$JS.API.>", DownAPIPrefix+".>")
 	fmt.Fprintf(&b, "      {service: {account: %s, subject: %q}}\n", DownAccount, downsync.SubjectPrefix+">")
 	fmt.Fprintf(&b, "      {service: {account: %s, subject: %q}}\n", DownAccount, downsync.PickupSubjectPrefix+">")
+	fmt.Fprintf(&b, "      {service: {account: %s, subject: %q}}\n", DownAccount, downsync.ErasureSubjectPrefix+">")
 	b.WriteString("    ]\n  }\n")
 	b.WriteString("  # The down-sync buckets, alone: consumers that stores create live\n")
 	b.WriteString("  # here, where a deliver subject reaches nobody.\n")
@@ -107,6 +112,7 @@ func Accounts(hubUsers string) string {
 	fmt.Fprintf(&b, "      {service: %q, response_type: stream}\n", "$JS.API.>")
 	fmt.Fprintf(&b, "      {service: %q}\n", downsync.SubjectPrefix+">")
 	fmt.Fprintf(&b, "      {service: %q}\n", downsync.PickupSubjectPrefix+">")
+	fmt.Fprintf(&b, "      {service: %q}\n", downsync.ErasureSubjectPrefix+">")
 	b.WriteString("    ]\n  }\n")
 	b.WriteString("  # One account per store, added by omni-nats mint-store or mint-store.sh.\n")
 	fmt.Fprintf(&b, "  include %q\n", StoresFile)
@@ -119,8 +125,9 @@ func Accounts(hubUsers string) string {
 // the pickup bucket only consumers created through the subject that names
 // its own keys as the filter (the server refuses a create request whose
 // configuration filters anything else), then read, inspect and delete
-// them. No stream info on the pickup bucket (it would list keys), no
-// direct or message gets, no consumer listings.
+// them; the same for the erasure notices. No stream info on the pickup
+// or erasure bucket (it would list keys), no direct or message gets, no
+// consumer listings.
 //
 // A store's user may publish each of them under the hub's domain too
 // (domainReads): a client's request is checked after the server maps
@@ -135,6 +142,10 @@ func downReads(store string) []string {
 		"$JS.API.CONSUMER.MSG.NEXT." + downsync.PickupStream + ".*",
 		"$JS.API.CONSUMER.INFO." + downsync.PickupStream + ".*",
 		"$JS.API.CONSUMER.DELETE." + downsync.PickupStream + ".*",
+		"$JS.API.CONSUMER.CREATE." + downsync.ErasureStream + ".*." + downsync.ErasureFilter(store),
+		"$JS.API.CONSUMER.MSG.NEXT." + downsync.ErasureStream + ".*",
+		"$JS.API.CONSUMER.INFO." + downsync.ErasureStream + ".*",
+		"$JS.API.CONSUMER.DELETE." + downsync.ErasureStream + ".*",
 	}
 }
 
@@ -193,7 +204,7 @@ func StoreBlock(store string, u User, minted time.Time) (string, error) {
 		return strings.Join(out, ", ")
 	}
 	reads := downReads(store)
-	pub := append(append([]string{subjects.Event(store, ">"), subjects.HubSync(store, ">")}, reads...), domainReads(reads)...)
+	pub := append(append([]string{subjects.Event(store, ">"), subjects.HubSync(store, ">"), subjects.CustStore(store)}, reads...), domainReads(reads)...)
 	sub := []string{subjects.Ack(store, ">"), subjects.InboxPrefix(store) + ".>"}
 	var b strings.Builder
 	fmt.Fprintf(&b, "  # store %s, minted %s\n", store, minted.UTC().Format(time.RFC3339))
@@ -203,6 +214,7 @@ func StoreBlock(store string, u User, minted time.Time) (string, error) {
 	b.WriteString("    imports: [\n")
 	fmt.Fprintf(&b, "      {service: {account: %s, subject: %q}}\n", HubAccount, subjects.Event(store, ">"))
 	fmt.Fprintf(&b, "      {service: {account: %s, subject: %q}}\n", HubAccount, subjects.HubSync(store, ">"))
+	fmt.Fprintf(&b, "      {service: {account: %s, subject: %q}}\n", HubAccount, subjects.CustStore(store))
 	fmt.Fprintf(&b, "      {stream: {account: %s, subject: %q}}\n", HubAccount, subjects.Ack(store, ">"))
 	for _, s := range reads {
 		fmt.Fprintf(&b, "      {service: {account: %s, subject: %q}}\n", DownAccount, s)

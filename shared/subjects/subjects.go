@@ -7,9 +7,12 @@
 //	omni.ev.<store>.<device>         uplink events, captured by stream OMNI_EVENTS
 //	omni.ack.<store>.<device>        hub -> agent: applied watermark, pushed after each commit
 //	omni.hub.sync.<store>.<device>   agent -> hub request/reply (micro service): heartbeat in, watermark and hub time out
+//	omni.hub.cust.<store>.<op>       agent -> hub request/reply (micro service): customer cards and erasure
+//	                                 matches and receipts (op: card, match, receipt), see shared/syncproto
 //
-// A store's credentials need publish rights on omni.ev.<store>.> and
-// omni.hub.sync.<store>.>, and subscribe rights on omni.ack.<store>.> and
+// A store's credentials need publish rights on omni.ev.<store>.>,
+// omni.hub.sync.<store>.> and omni.hub.cust.<store>.>, and subscribe
+// rights on omni.ack.<store>.> and
 // its own inbox space InboxPrefix(store)+".>" (agents use that prefix for
 // PubAcks and replies, so one store cannot read another's); see
 // deploy/nats.
@@ -30,7 +33,41 @@ const (
 	HubSyncAll = "omni.hub.sync.*.*"
 	// AckAll matches every acknowledgement subject.
 	AckAll = "omni.ack.>"
+	// CustAll matches every customer request subject: what the hub
+	// exports and its customer service answers.
+	CustAll = "omni.hub.cust.>"
+	// CustService is the micro service name of the hub's customer
+	// requests.
+	CustService = "omni-hub-customers"
 )
+
+// Customer request operations (the last token of a Cust subject).
+const (
+	// CustCard asks for the customer card of a shopper who identified.
+	CustCard = "card"
+	// CustMatch asks which of the agent's identifiers an erasure names.
+	CustMatch = "match"
+	// CustReceipt reports that the agent carried an erasure out.
+	CustReceipt = "receipt"
+)
+
+// Cust is the subject a store's agents send customer request op to. The
+// store is the subject's, never the body's: a store's credentials allow
+// only its own (see deploy/nats), so the hub learns who asks from here.
+func Cust(store, op string) string { return "omni.hub.cust." + store + "." + op }
+
+// CustAllOf matches every customer request subject of op, for one
+// service endpoint.
+func CustAllOf(op string) string { return "omni.hub.cust.*." + op }
+
+// CustStore is the customer request subject space of store: what its
+// credentials may publish to and import.
+func CustStore(store string) string { return "omni.hub.cust." + store + ".>" }
+
+// ParseCust extracts store and op from a customer request subject.
+func ParseCust(subject string) (store, op string, ok bool) {
+	return parse3(subject, "omni.hub.cust.")
+}
 
 // InboxPrefix is the reply-inbox prefix a store's agents use.
 func InboxPrefix(store string) string { return "_INBOX." + store }

@@ -24,3 +24,17 @@ func TestParseEvent(t *testing.T) {
 		t.Errorf("ParseHubSync round trip failed")
 	}
 }
+
+func TestParseCust(t *testing.T) {
+	if s, op, ok := ParseCust(Cust("S1", CustCard)); !ok || s != "S1" || op != CustCard {
+		t.Errorf("ParseCust round trip: %q %q %v", s, op, ok)
+	}
+	for _, bad := range []string{"omni.hub.cust.S1", "omni.hub.cust.S1.card.x", "omni.hub.cust..card", "omni.hub.sync.S1.card"} {
+		if _, _, ok := ParseCust(bad); ok {
+			t.Errorf("ParseCust(%q) accepted", bad)
+		}
+	}
+	if CustAllOf(CustCard) != "omni.hub.cust.*.card" || CustStore("S1") != "omni.hub.cust.S1.>" {
+		t.Error("wildcards")
+	}
+}

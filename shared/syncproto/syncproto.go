@@ -34,6 +34,14 @@ type Heartbeat struct {
 	// HLCSkewMS is how far the agent's wall clock is behind its own HLC
 	// (non-zero after the wall clock stepped backwards).
 	HLCSkewMS int64 `json:"hlc_skew_ms"`
+	// UnsyncedSales is the number of sales among the unconfirmed events,
+	// UnsyncedSalesValue their value (Σ qty × unit_price in minor units;
+	// lines without a price count 0) and OldestUnsyncedSaleMS the age in
+	// milliseconds of the oldest: the money the store would lose track of
+	// if the device died now. Absent (0) from agents that predate them.
+	UnsyncedSales        int64 `json:"unsynced_sales,omitempty"`
+	UnsyncedSalesValue   int64 `json:"unsynced_sales_value,omitempty"`
+	OldestUnsyncedSaleMS int64 `json:"oldest_unsynced_sale_ms,omitempty"`
 }
 
 // HeartbeatReply is the hub's answer to a Heartbeat.

@@ -96,13 +96,33 @@ func Browser(t testing.TB) context.Context {
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1080, 1920),
 	}
-	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	// A page that never shows what a test waits for must fail that test,
+	// not hang the package until go test's own timeout kills every test in
+	// it with no word on which one waited.
+	bctx, bcancel := context.WithTimeout(context.Background(), browserBudget(t))
+	actx, acancel := chromedp.NewExecAllocator(bctx, opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	if err := chromedp.Do(ctx); err != nil {
 		cancel()
 		acancel()
+		bcancel()
 		t.Fatalf("start chromium: %v", err)
 	}
-	t.Cleanup(func() { cancel(); acancel() })
+	t.Cleanup(func() { cancel(); acancel(); bcancel() })
 	return ctx
+}
+
+// browserBudget is how long one test may drive its browser: three minutes,
+// or less when go test's -timeout ends sooner, so the test fails itself
+// with a message first.
+func browserBudget(t testing.TB) time.Duration {
+	budget := 3 * time.Minute
+	if d, ok := t.(interface{ Deadline() (time.Time, bool) }); ok {
+		if end, ok := d.Deadline(); ok {
+			if left := time.Until(end) - 30*time.Second; left < budget {
+				budget = max(left, 10*time.Second)
+			}
+		}
+	}
+	return budget
 }

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -182,14 +183,28 @@ var (
 	buildCache = map[string]string{}
 )
 
+// BinDirEnv names a directory holding this module's commands, built just
+// before the tests (make unit builds them with make bins): BuildBinary
+// takes a command from there instead of linking it again, since a dozen
+// test processes would otherwise each link the same hub and agent.
+const BinDirEnv = "OMNI_TEST_BIN_DIR"
+
 // BuildBinary builds the main package pkg (an import path) once per test
-// process and returns the path of the binary.
+// process and returns the path of the binary; a command of this module
+// found in $OMNI_TEST_BIN_DIR is used as it is.
 func BuildBinary(t testing.TB, pkg string) string {
 	t.Helper()
 	buildMu.Lock()
 	defer buildMu.Unlock()
 	if p, ok := buildCache[pkg]; ok {
 		return p
+	}
+	if dir := os.Getenv(BinDirEnv); dir != "" && strings.HasPrefix(pkg, "github.com/omnisync/omnisync/") {
+		p := filepath.Join(dir, filepath.Base(pkg))
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			buildCache[pkg] = p
+			return p
+		}
 	}
 	dir, err := os.MkdirTemp("", "omni-bin-")
 	if err != nil {

@@ -47,8 +47,17 @@ func main() {
 	fs.Int("batch", d.Batch, "most events applied per database transaction")
 	fs.String("log-level", d.LogLevel, "debug, info, warn or error")
 	fs.String("online-location", d.OnlineLocation, "location of the online warehouse, whose stock every store shows")
+	fs.Duration("unsynced-sale-alert", d.UnsyncedSaleAlert, "flag a device whose oldest sale not yet confirmed by the hub is older than this (console, /v1/stores; the Prometheus alert warns before)")
+	fs.String("online-min-confidence", d.OnlineMinConfidence, "promise online stock only at this confidence or above: high, medium_high, medium or low (everything)")
+	fs.String("cart-merge-policy", d.CartMergePolicy, "how a customer's carts are seen as one when she claims an anonymous cart: union or newest")
+	fs.String("cart-reserve", d.CartReserve, "reservation modes of carts per channel: channel=none|cart:TTL|order, comma separated")
+	fs.Duration("cart-abandon-after", d.CartAbandonAfter, "an open cart of a known customer with no edit for this long is abandoned (0: never)")
+	fs.Duration("transfer-overdue", d.TransferOverdue, "a transfer in transit longer than this is listed as overdue")
 	fs.Int64("catalog-max-bytes", d.CatalogMaxBytes, "largest catalog import upload in bytes (waits on disk in --data-dir/imports until stored)")
 	fs.String("public-url", d.PublicURL, "the hub's public base URL (https://...): Digital Link URIs, product pages, login redirects; required on a non-loopback --http (default: the loopback address it listens on)")
+	fs.String("webhook-hosts", d.WebhookHosts, "hosts automation webhooks may be sent to, comma separated: crm.example.com, *.example.com or an IP address (empty: no webhooks); private, loopback and link-local addresses are refused whatever the name")
+	fs.Bool("webhook-allow-loopback", d.WebhookAllowLoopback, "let webhooks reach loopback addresses (tests and a hub run on one machine only)")
+	fs.String("customer-keys", d.CustomerKeys, "file of the keys customers' personal data is indexed and sealed with, outside the database (default: --data-dir/customer-keys.json, created 0600 on first start)")
 	config.Main(config.Program[hub.Config]{
 		Cmd:      cmd,
 		Defaults: hub.Defaults,

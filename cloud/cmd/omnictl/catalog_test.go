@@ -14,6 +14,7 @@ import (
 
 	"github.com/omnisync/omnisync/cloud/internal/api"
 	"github.com/omnisync/omnisync/cloud/internal/auth"
+	"github.com/omnisync/omnisync/cloud/internal/hqact"
 	"github.com/omnisync/omnisync/cloud/internal/store"
 )
 
@@ -85,7 +86,7 @@ func hubAPIAt(t *testing.T, path string) (*httptest.Server, *store.Store) {
 		t.Fatal(err)
 	}
 	rt := auth.NewRouter(svc)
-	api.New(api.Options{Store: st}).Register(rt)
+	api.New(api.Options{Store: st, Acts: hqact.New(hqact.Options{Store: st})}).Register(rt)
 	svc.Register(rt)
 	srv := httptest.NewServer(api.LimitBodies(rt, 1<<20))
 	t.Cleanup(srv.Close)

@@ -13,8 +13,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -119,6 +121,37 @@ func rootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		},
 	})
 	root.AddCommand(&cobra.Command{
+		Use:   "safety-stock SKU LOCATION QTY",
+		Short: "set the safety stock of a position: units kept out of available stock, never promised online",
+		Args:  usageArgs(cobra.ExactArgs(3)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			qty, err := strconv.ParseInt(args[2], 10, 64)
+			if err != nil || qty < 0 {
+				return usageError{fmt.Errorf("QTY must be a whole number >= 0, not %q", args[2])}
+			}
+			var r struct {
+				Locations []struct {
+					Location  string `json:"location"`
+					OnHand    int64  `json:"on_hand"`
+					Reserved  int64  `json:"reserved"`
+					Safety    int64  `json:"safety_stock"`
+					Available int64  `json:"available"`
+				} `json:"locations"`
+			}
+			body := map[string]any{"location": args[1], "safety_stock": qty}
+			if err := hub.do(cmd.Context(), http.MethodPut, "/v1/inventory/"+url.PathEscape(args[0])+"/safety", body, &r); err != nil {
+				return err
+			}
+			for _, l := range r.Locations {
+				if l.Location == args[1] {
+					fmt.Fprintf(stdout, "%s at %s: safety stock %d, on hand %d, reserved %d, available %d\n", args[0], l.Location, l.Safety, l.OnHand, l.Reserved, l.Available)
+				}
+			}
+			return nil
+		},
+	})
+	root.AddCommand(conflictsCmd(hub, stdout), transfersCmd(hub, stdout))
+	deadLetters := &cobra.Command{
 		Use:   "deadletters",
 		Short: "events the hub kept aside instead of applying, with reasons",
 		Args:  cobra.NoArgs,
@@ -143,10 +176,13 @@ func rootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 			}
 			return tw.Flush()
 		},
-	})
+	}
+	deadLetters.AddCommand(deadLetterReplayCmd(hub, stdout))
+	root.AddCommand(deadLetters, exceptionsCmd(hub, stdout), pickupsCmd(hub, stdout))
 	root.AddCommand(catalogCmd(hub, stdout, stderr))
 	root.AddCommand(clvCmd(stdin, stdout, stderr))
 	root.AddCommand(loadgenCmd(stdout, hub))
+	root.AddCommand(customersCmd(hub, stdout))
 	root.AddCommand(loginCmd(hub, stdin, stdout, stderr), logoutCmd(hub, stdout), whoamiCmd(hub, stdout),
 		usersCmd(hub, stdin, stdout, stderr), tokensCmd(hub, stdout, stderr))
 	return root

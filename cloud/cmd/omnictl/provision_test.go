@@ -153,13 +153,14 @@ func runHub(t *testing.T, cfg hub.Config) *hub.Hub {
 	}
 	h.SetSetupOutput(io.Discard)
 	ctx, cancel := context.WithCancel(context.Background())
-	hubDone := make(chan error, 1)
-	go func() { hubDone <- h.Run(ctx) }()
+	var runErr error
+	hubDone := make(chan struct{})
+	go func() { runErr = h.Run(ctx); close(hubDone) }()
 	t.Cleanup(func() { cancel(); <-hubDone })
 	select {
 	case <-h.Ready():
-	case err := <-hubDone:
-		t.Fatalf("hub: %v", err)
+	case <-hubDone:
+		t.Fatalf("hub: %v", runErr)
 	}
 	return h
 }

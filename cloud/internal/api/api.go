@@ -24,9 +24,12 @@ import (
 	"time"
 
 	"github.com/omnisync/omnisync/cloud/internal/auth"
+	"github.com/omnisync/omnisync/cloud/internal/cartsvc"
+	"github.com/omnisync/omnisync/cloud/internal/consent"
 	"github.com/omnisync/omnisync/cloud/internal/inventory"
 	"github.com/omnisync/omnisync/cloud/internal/reviews"
 	"github.com/omnisync/omnisync/cloud/internal/store"
+	"github.com/omnisync/omnisync/cloud/internal/transfers"
 	"github.com/omnisync/omnisync/shared/downsync"
 	"github.com/omnisync/omnisync/shared/events"
 )
@@ -35,8 +38,13 @@ import (
 type Store interface {
 	StockForSKU(ctx context.Context, sku string) ([]store.Stock, error)
 	ListStock(ctx context.Context, q store.StockQuery) ([]store.Stock, error)
+	SetSafetyStock(ctx context.Context, sku, location string, qty int64) error
 	Devices(ctx context.Context) ([]store.DeviceStatus, error)
 	Conflicts(ctx context.Context, openOnly bool, limit int, locations ...string) ([]store.Conflict, error)
+	CartCheckoutConflicts(ctx context.Context, all bool, limit int) ([]store.CartCheckoutConflict, error)
+	DismissCartConflict(ctx context.Context, cartID, actor string) error
+	Transfers(ctx context.Context, q store.TransferQuery) ([]transfers.Transfer, error)
+	InTransit(ctx context.Context, skus []string) (map[inventory.Key]int64, error)
 	DeadLettersOf(ctx context.Context, stores []string, limit int) ([]store.DeadLetter, error)
 
 	LockCatalog(ctx context.Context) (*store.CatalogLock, error)
@@ -51,6 +59,16 @@ type Store interface {
 	ModerateReview(ctx context.Context, eventID string, action reviews.Action, moderator, note string) (store.ReviewRecord, error)
 	ReviewPolicy(ctx context.Context) (reviews.Policy, error)
 	SetReviewPolicy(ctx context.Context, p reviews.Policy) error
+
+	Identify(ctx context.Context, req store.IdentifyRequest) (string, error)
+	FindCustomer(ctx context.Context, identifier, region string) (string, error)
+	Customer(ctx context.Context, id string, stores []string) (store.CustomerView, error)
+	AddConsent(ctx context.Context, id string, req store.ConsentRequest) (consent.Decision, error)
+	Unmerge(ctx context.Context, id, observation, operator, reason string) ([]string, error)
+	EraseCustomer(ctx context.Context, id, operator, reason string) (string, error)
+	ErasureStatus(ctx context.Context, id string) (store.Erasure, error)
+	TryOnStats(ctx context.Context, from, to string, stores []string) (store.TryOn, error)
+	CountVariances(ctx context.Context, q store.VarianceQuery) ([]store.CountVariance, error)
 }
 
 var _ Store = (*store.Store)(nil)
@@ -75,10 +93,27 @@ type Options struct {
 	// OnReviewsChange, if set, is called after a moderator's decision
 	// commits, with the product whose review summary changed.
 	OnReviewsChange func(productIDs []string)
+	// OnStockChange, if set, is called after a change the API made to
+	// stock positions commits (a safety stock): the hub republishes them
+	// and tells the console.
+	OnStockChange func(keys []inventory.Key)
+	// OnApplied, if set, is called after a replay (of held exceptions or
+	// a dead letter) committed, with its batch's result: the hub handles
+	// it as any batch from the stream (stores' copies, the console, the
+	// automation). Without it, OnStockChange hears of the positions.
+	OnApplied func(res store.BatchResult)
 	// OnlineLocation is the location of the online warehouse, whose stock
 	// the product view shows as "online" (default "online"); every other
 	// location holding a SKU is a nearby store.
 	OnlineLocation string
+	// UnsyncedAlertAfter: a device whose oldest unconfirmed sale is older
+	// is flagged (unsynced_alert) [DefaultUnsyncedAlertAfter].
+	UnsyncedAlertAfter time.Duration
+	// OnlineMinConfidence: online stock whose confidence
+	// (inventory.ConfidenceOf) is below it is not promised: the product
+	// view shows it as none available online. Default (and low): every
+	// unit is promised.
+	OnlineMinConfidence inventory.Confidence
 	// MaxImportBytes bounds a catalog import body (default 1 GiB); a
 	// larger one is refused with 413 and nothing is stored. The hub's
 	// general body limit must not apply to the import: see LimitBodies.
@@ -93,7 +128,35 @@ type Options struct {
 	// Never taken from a request's Host (a forged Host would make the hub
 	// hand out links to another site); default http://localhost.
 	PublicURL string
+	// Carts, when set, serves the web shop's cart API and the shoppers'
+	// phone cart pages.
+	Carts CartService
+	// OnCustomersChange, if set, is called after HQ changed customers
+	// (an unmerge, a consent, an erasure), with their master ids: the
+	// stores' customer cards to refresh.
+	OnCustomersChange func(customerIDs []string)
+	// OnErasure, if set, is called after an erasure commits, with its id:
+	// the hub tells the stores at once rather than at their next poll.
+	OnErasure func(erasureID string)
+	// Acts, when set, carries out HQ's actions on conflicts
+	// (hqact.Service); without it acting answers 503.
+	Acts ConflictActor
+	// TransferOverdue is how long a transfer may be in transit before it
+	// is listed as overdue [transfers.DefaultOverdue].
+	TransferOverdue time.Duration
 }
+
+// CartService is what the cart routes need (cartsvc.Service).
+type CartService interface {
+	Create(ctx context.Context, customer, channel string, lines []cartsvc.LineInput) (string, cartsvc.State, error)
+	Get(ctx context.Context, id string) (cartsvc.State, error)
+	SetLine(ctx context.Context, id, channel string, l cartsvc.LineInput) (cartsvc.State, error)
+	Claim(ctx context.Context, id, customer string) (cartsvc.State, error)
+	Checkout(ctx context.Context, id string, version int64, channel string) (cartsvc.Order, error)
+	Code(ctx context.Context, id string) (cartsvc.Code, error)
+}
+
+var _ CartService = (*cartsvc.Service)(nil)
 
 // API is the hub's HTTP handler set.
 type API struct {
@@ -115,6 +178,9 @@ func New(o Options) *API {
 	if o.OnlineLocation == "" {
 		o.OnlineLocation = DefaultOnlineLocation
 	}
+	if o.UnsyncedAlertAfter <= 0 {
+		o.UnsyncedAlertAfter = DefaultUnsyncedAlertAfter
+	}
 	if o.MaxImportBytes <= 0 {
 		o.MaxImportBytes = DefaultMaxImportBytes
 	}
@@ -133,6 +199,9 @@ const (
 	DefaultConnectedWithin = 20 * time.Second
 	DefaultOnlineLocation  = "online"
 	DefaultMaxImportBytes  = 1 << 30
+	// DefaultUnsyncedAlertAfter: sales half an hour old that HQ cannot
+	// see yet are worth a look.
+	DefaultUnsyncedAlertAfter = 30 * time.Minute
 )
 
 // Register adds the API's routes to rt, each with what it needs: the /v1
@@ -145,11 +214,16 @@ const (
 func (a *API) Register(rt *auth.Router) {
 	rt.HandleFunc("GET /v1/inventory/{sku}", auth.Need(auth.InventoryRead), a.inventorySKU)
 	rt.HandleFunc("GET /v1/inventory", auth.Need(auth.InventoryRead), a.inventoryList)
+	rt.HandleFunc("PUT /v1/inventory/{sku}/safety", auth.Need(auth.InventoryWrite), a.setSafety)
 	rt.HandleFunc("GET /v1/stores", auth.Need(auth.StoresRead), a.stores)
-	rt.HandleFunc("GET /v1/conflicts", auth.Need(auth.ConflictsRead), a.conflicts)
+	a.registerConflicts(rt)
 	rt.HandleFunc("GET /v1/deadletters", auth.Need(auth.DeadLettersRead), a.deadLetters)
+	rt.HandleFunc("GET /v1/counts/variances", auth.Need(auth.InventoryRead), a.countVariances)
 	rt.HandleFunc("GET /healthz", auth.Public(), a.healthz)
 	a.registerModeration(rt)
+	a.registerCustomers(rt)
+	a.registerFitting(rt)
+	a.registerExceptions(rt)
 
 	rt.HandleFunc("POST "+CatalogImportPath, auth.Need(auth.CatalogWrite), a.catalogImport)
 	rt.HandleFunc("GET /v1/catalog", auth.Need(auth.CatalogRead), a.catalogStats)
@@ -160,6 +234,7 @@ func (a *API) Register(rt *auth.Router) {
 	rt.HandleFunc("OPTIONS /01/{rest...}", auth.Public(), a.resolverOptions)
 	rt.HandleFunc("GET /{compressed}", auth.Public(), a.compressedLink)
 	rt.HandleFunc("GET /products/{sku}", auth.Public(), a.productPage)
+	a.registerCarts(rt)
 }
 
 // LocationStock is one location's line in an inventory answer.
@@ -170,6 +245,18 @@ type LocationStock struct {
 	Safety    int64     `json:"safety_stock"`
 	Available int64     `json:"available"`
 	AsOf      time.Time `json:"as_of"`
+	// LastCountAt is when the position was last counted (absent: never
+	// since stock arrived), and Confidence what that makes the figure
+	// worth (inventory.ConfidenceOf: high, medium_high, medium, low).
+	LastCountAt time.Time `json:"last_count_at,omitzero"`
+	// LastCountMethod is how that count was taken (rfid_sweep, manual,
+	// cycle; absent when unknown).
+	LastCountMethod string `json:"last_count_method,omitempty"`
+	Confidence      string `json:"confidence"`
+	// InTransit is what open transfers are bringing here, not yet in
+	// on_hand (absent when nothing is; not computed for a conflict's
+	// suggestions).
+	InTransit int64 `json:"in_transit,omitempty"`
 }
 
 // Totals sums every location.
@@ -201,12 +288,30 @@ func (a *API) inventorySKU(w http.ResponseWriter, r *http.Request) {
 	p := auth.From(r.Context())
 	rows = slices.DeleteFunc(rows, func(s store.Stock) bool { return !p.MayStore(s.Location) })
 	if len(rows) == 0 {
-		writeErr(w, http.StatusNotFound, "sku", "no stock has ever been recorded for "+sku)
-		return
+		// A catalog item with no stock (anywhere, or in the caller's
+		// stores) is out of stock: 200 with zeros. Only a SKU neither the
+		// catalog nor any store's books know is 404.
+		known, err := a.knownSKU(r.Context(), sku)
+		if err != nil {
+			a.internal(w, r, err)
+			return
+		}
+		if !known {
+			writeErr(w, http.StatusNotFound, "sku", "unknown SKU: not in the catalog, and no stock has ever been recorded for "+sku)
+			return
+		}
 	}
 	out := SKUStock{SKU: sku, Locations: make([]LocationStock, 0, len(rows))}
+	now := a.o.Now()
+	transit, err := a.o.Store.InTransit(r.Context(), []string{sku})
+	if err != nil {
+		a.internal(w, r, err)
+		return
+	}
 	for _, s := range rows {
-		out.Locations = append(out.Locations, locationStock(s))
+		ls := locationStockAt(s, now)
+		ls.InTransit = transit[inventory.Key{SKU: sku, Location: s.Location}]
+		out.Locations = append(out.Locations, ls)
 		out.Total.OnHand += s.OnHand
 		out.Total.Reserved += s.Reserved
 		out.Total.Available += s.Available
@@ -217,8 +322,77 @@ func (a *API) inventorySKU(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func locationStock(s store.Stock) LocationStock {
-	return LocationStock{Location: s.Location, OnHand: s.OnHand, Reserved: s.Reserved, Safety: s.Safety, Available: s.Available, AsOf: s.AsOf.UTC()}
+// SafetyRequest is the body of PUT /v1/inventory/{sku}/safety.
+type SafetyRequest struct {
+	Location    string `json:"location"`
+	SafetyStock *int64 `json:"safety_stock"`
+}
+
+// setSafety sets the safety stock of one position (kept out of available
+// stock, so neither sold online nor promised), and answers the SKU's
+// stock as GET /v1/inventory/{sku} does.
+func (a *API) setSafety(w http.ResponseWriter, r *http.Request) {
+	sku := r.PathValue("sku")
+	if err := validSKU(sku); err != nil {
+		writeErr(w, http.StatusBadRequest, "sku", err.Error())
+		return
+	}
+	var req SafetyRequest
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeErr(w, http.StatusBadRequest, "", "body must be {\"location\": \"S1\", \"safety_stock\": 3}: "+err.Error())
+		return
+	}
+	if err := events.ValidToken(req.Location); err != nil {
+		writeErr(w, http.StatusBadRequest, "location", err.Error())
+		return
+	}
+	if req.SafetyStock == nil || *req.SafetyStock < 0 || *req.SafetyStock > events.MaxCountQty {
+		writeErr(w, http.StatusBadRequest, "safety_stock", "must be an integer from 0 to "+strconv.FormatInt(events.MaxCountQty, 10))
+		return
+	}
+	if !auth.From(r.Context()).MayStore(req.Location) {
+		writeErr(w, http.StatusForbidden, "location", "not one of your stores")
+		return
+	}
+	if known, err := a.knownSKU(r.Context(), sku); err != nil {
+		a.internal(w, r, err)
+		return
+	} else if !known {
+		writeErr(w, http.StatusNotFound, "sku", "unknown SKU: not in the catalog, and no stock has ever been recorded for "+sku)
+		return
+	}
+	if err := a.o.Store.SetSafetyStock(r.Context(), sku, req.Location, *req.SafetyStock); err != nil {
+		if errors.Is(err, store.ErrInvalid) {
+			writeErr(w, http.StatusBadRequest, "", err.Error())
+			return
+		}
+		a.internal(w, r, err)
+		return
+	}
+	a.log.Info("safety stock set", "sku", sku, "location", req.Location, "safety_stock", *req.SafetyStock, "by", auth.From(r.Context()).User)
+	if a.o.OnStockChange != nil {
+		a.o.OnStockChange([]inventory.Key{{SKU: sku, Location: req.Location}})
+	}
+	a.inventorySKU(w, r)
+}
+
+// knownSKU reports whether the catalog lists sku or any location's books
+// hold it.
+func (a *API) knownSKU(ctx context.Context, sku string) (bool, error) {
+	if _, ok, err := a.o.Store.ProductBySKU(ctx, sku); err != nil || ok {
+		return ok, err
+	}
+	all, err := a.o.Store.StockForSKU(ctx, sku)
+	return len(all) > 0, err
+}
+
+func locationStock(s store.Stock) LocationStock { return locationStockAt(s, time.Now()) }
+
+func locationStockAt(s store.Stock, now time.Time) LocationStock {
+	return LocationStock{Location: s.Location, OnHand: s.OnHand, Reserved: s.Reserved, Safety: s.Safety, Available: s.Available, AsOf: s.AsOf.UTC(),
+		LastCountAt: s.CountedAt.UTC(), LastCountMethod: s.CountMethod, Confidence: string(inventory.ConfidenceOf(s.CountMethod, s.CountedAt, now))}
 }
 
 // StockRow is one row of GET /v1/inventory.
@@ -279,9 +453,20 @@ func (a *API) inventoryList(w http.ResponseWriter, r *http.Request) {
 		a.internal(w, r, err)
 		return
 	}
+	skus := make([]string, 0, len(rows))
+	for _, s := range rows {
+		skus = append(skus, s.SKU)
+	}
+	transit, err := a.o.Store.InTransit(r.Context(), slices.Compact(skus))
+	if err != nil {
+		a.internal(w, r, err)
+		return
+	}
 	page := StockPage{Items: make([]StockRow, 0, len(rows))}
 	for _, s := range rows {
-		page.Items = append(page.Items, StockRow{SKU: s.SKU, LocationStock: locationStock(s)})
+		row := StockRow{SKU: s.SKU, LocationStock: locationStock(s)}
+		row.InTransit = transit[inventory.Key{SKU: s.SKU, Location: s.Location}]
+		page.Items = append(page.Items, row)
 	}
 	if len(rows) == sq.Limit {
 		last := rows[len(rows)-1]
@@ -321,14 +506,38 @@ type Device struct {
 	LastHeartbeat  time.Time `json:"last_heartbeat,omitzero"`
 	LastEventAt    time.Time `json:"last_event_at,omitzero"`
 	LastAppliedAt  time.Time `json:"last_applied_at,omitzero"`
+	Unsynced
+}
+
+// Unsynced are the sales a device (or a store's devices) holds that the
+// hub has not confirmed: the money HQ cannot see yet.
+type Unsynced struct {
+	// UnsyncedSales counts them, UnsyncedValue is their value in minor
+	// currency units (lines without a price count 0).
+	UnsyncedSales int64 `json:"unsynced_sales"`
+	UnsyncedValue int64 `json:"unsynced_value"`
+	// OldestUnsyncedSaleS is the oldest one's age now: as of the latest
+	// heartbeat plus the time since.
+	OldestUnsyncedSaleS float64 `json:"oldest_unsynced_sale_seconds"`
+	// UnsyncedAlert is set when that age has passed
+	// Options.UnsyncedAlertAfter.
+	UnsyncedAlert bool `json:"unsynced_alert,omitempty"`
+}
+
+// add returns u plus o.
+func (u Unsynced) add(o Unsynced) Unsynced {
+	return Unsynced{UnsyncedSales: u.UnsyncedSales + o.UnsyncedSales, UnsyncedValue: u.UnsyncedValue + o.UnsyncedValue,
+		OldestUnsyncedSaleS: max(u.OldestUnsyncedSaleS, o.OldestUnsyncedSaleS), UnsyncedAlert: u.UnsyncedAlert || o.UnsyncedAlert}
 }
 
 // Store is one store in GET /v1/stores.
 type StoreHealth struct {
-	Store     string   `json:"store"`
-	Connected bool     `json:"connected"`
-	Backlog   int64    `json:"backlog"`
-	Devices   []Device `json:"devices"`
+	Store     string `json:"store"`
+	Connected bool   `json:"connected"`
+	Backlog   int64  `json:"backlog"`
+	// Unsynced sums the devices' (the oldest age the largest).
+	Unsynced
+	Devices []Device `json:"devices"`
 }
 
 func (a *API) stores(w http.ResponseWriter, r *http.Request) {
@@ -360,34 +569,15 @@ func (a *API) stores(w http.ResponseWriter, r *http.Request) {
 		if d.Backlog > 0 {
 			dev.LagSeconds = d.OldestUnackedAge.Seconds()
 		}
+		age := d.Unsynced.AgeAt(d.LastHeartbeat, now)
+		dev.Unsynced = Unsynced{UnsyncedSales: d.Unsynced.Count, UnsyncedValue: d.Unsynced.Value, OldestUnsyncedSaleS: age.Seconds(),
+			UnsyncedAlert: age > a.o.UnsyncedAlertAfter}
+		s.Unsynced = s.Unsynced.add(dev.Unsynced)
 		s.Devices = append(s.Devices, dev)
 		s.Connected = s.Connected || connected
 		s.Backlog += d.Backlog
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"stores": out})
-}
-
-func (a *API) conflicts(w http.ResponseWriter, r *http.Request) {
-	openOnly := r.URL.Query().Get("all") == ""
-	limit, ok := limitParam(w, r, 100)
-	if !ok {
-		return
-	}
-	var cs []store.Conflict
-	var err error
-	if stores, limited := auth.From(r.Context()).Stores(); !limited {
-		cs, err = a.o.Store.Conflicts(r.Context(), openOnly, limit)
-	} else if len(stores) > 0 {
-		cs, err = a.o.Store.Conflicts(r.Context(), openOnly, limit, stores...)
-	}
-	if err != nil {
-		a.internal(w, r, err)
-		return
-	}
-	if cs == nil {
-		cs = []store.Conflict{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"conflicts": cs})
 }
 
 // DeadLetterView is one dead letter as the API shows it.
@@ -404,24 +594,19 @@ type DeadLetterView struct {
 	At      time.Time       `json:"at"`
 	Payload json.RawMessage `json:"payload,omitempty"`
 	Raw     string          `json:"raw,omitempty"`
+	// PayloadSealed: the message may carry personal data and is kept
+	// sealed at rest; no listing shows it, a replay still works.
+	PayloadSealed bool `json:"payload_sealed,omitempty"`
+	// ReplayedAt is when a replay (POST /v1/deadletters/{id}/replay)
+	// applied it, by ReplayedBy; absent while it has not been.
+	ReplayedAt time.Time `json:"replayed_at,omitzero"`
+	ReplayedBy string    `json:"replayed_by,omitempty"`
 }
 
 func (a *API) deadLetters(w http.ResponseWriter, r *http.Request) {
-	st := r.URL.Query().Get("store")
-	p := auth.From(r.Context())
-	var stores []string // nil: every store
-	if st != "" {
-		if err := events.ValidToken(st); err != nil {
-			writeErr(w, http.StatusBadRequest, "store", err.Error())
-			return
-		}
-		if !p.MayStore(st) {
-			writeErr(w, http.StatusForbidden, "store", "not one of your stores")
-			return
-		}
-		stores = []string{st}
-	} else if mine, limited := p.Stores(); limited {
-		stores = mine
+	stores, ok := a.storeFilter(w, r) // nil: every store
+	if !ok {
+		return
 	}
 	limit, ok := limitParam(w, r, 100)
 	if !ok {
@@ -435,10 +620,14 @@ func (a *API) deadLetters(w http.ResponseWriter, r *http.Request) {
 	out := make([]DeadLetterView, 0, len(dls))
 	for _, d := range dls {
 		v := DeadLetterView{ID: d.ID, EventID: d.EventID, Store: d.Store, Device: d.Device, Epoch: d.Epoch,
-			Seq: d.Seq, Kind: d.Kind, Subject: d.Subject, Reason: d.Reason, At: d.At.UTC()}
-		if json.Valid(d.Payload) {
+			Seq: d.Seq, Kind: d.Kind, Subject: d.Subject, Reason: d.Reason, At: d.At.UTC(),
+			ReplayedAt: d.ReplayedAt.UTC(), ReplayedBy: d.ReplayedBy}
+		switch {
+		case d.Sealed:
+			v.PayloadSealed = true
+		case json.Valid(d.Payload):
 			v.Payload = d.Payload
-		} else {
+		default:
 			v.Raw = string(d.Payload)
 		}
 		out = append(out, v)
@@ -456,6 +645,16 @@ func (a *API) healthz(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": a.o.Version})
+}
+
+// views is xs as the API shows them: never nil, so that an empty list
+// is [] in JSON, not null.
+func views[T, V any](xs []T, view func(T) V) []V {
+	out := make([]V, 0, len(xs))
+	for _, x := range xs {
+		out = append(out, view(x))
+	}
+	return out
 }
 
 func limitParam(w http.ResponseWriter, r *http.Request, def int) (int, bool) {

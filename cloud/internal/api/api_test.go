@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/omnisync/omnisync/cloud/internal/auth"
+	"github.com/omnisync/omnisync/cloud/internal/catalog"
 	"github.com/omnisync/omnisync/cloud/internal/store"
 	"github.com/omnisync/omnisync/shared/events"
 	"github.com/omnisync/omnisync/shared/hlc"
@@ -18,6 +19,10 @@ import (
 )
 
 // newAPI serves the API over a real SQLite store holding a few events.
+// A handler that never answers must fail its test with a timeout, not hold
+// the package until go test's -timeout ends every test at once.
+func init() { http.DefaultClient.Timeout = 2 * time.Minute }
+
 func newAPI(t *testing.T) (*httptest.Server, *store.Store) {
 	t.Helper()
 	srv, st, _ := newAPIAuth(t)
@@ -180,5 +185,37 @@ func TestStoresAndDeadLetters(t *testing.T) {
 	}
 	if code, _ := get(t, srv.URL+"/healthz", nil); code != 200 {
 		t.Fatalf("healthz %d", code)
+	}
+}
+
+// Ensure that a catalog item no store holds answers 200 with zeros (it is
+// out of stock, not unknown), and only a SKU nobody knows answers 404.
+func TestInventorySKU_CatalogWithoutStock(t *testing.T) {
+	srv, st := newAPI(t)
+	_, err := st.ImportCatalog(context.Background(), []catalog.Variant{{SKU: "NEW-1", ProductID: "P-NEW", GTINs: []string{"05012302000003"}, Name: "New arrival", PriceMinor: 100, Currency: "EUR"}}, store.ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v SKUStock
+	if code, _ := get(t, srv.URL+"/v1/inventory/NEW-1", &v); code != 200 || v.SKU != "NEW-1" || len(v.Locations) != 0 || v.Total.OnHand != 0 || v.Total.Available != 0 {
+		t.Fatalf("catalog item without stock: %d %+v", code, v)
+	}
+	if code, m := get(t, srv.URL+"/v1/inventory/NEVER-HEARD", nil); code != 404 || m["field"] != "sku" {
+		t.Fatalf("unknown SKU: %d %v", code, m)
+	}
+}
+
+// Ensure that every position says how far to trust it: a position never
+// counted is low, one counted just now high, with its count's time.
+func TestInventorySKU_Confidence(t *testing.T) {
+	srv, _ := newAPI(t)
+	var v SKUStock
+	if code, _ := get(t, srv.URL+"/v1/inventory/SKU-1", &v); code != 200 || len(v.Locations) == 0 {
+		t.Fatalf("%d %+v", code, v)
+	}
+	for _, l := range v.Locations {
+		if l.Confidence == "" || (l.LastCountAt.IsZero() != (l.Confidence == "low")) {
+			t.Errorf("%s: confidence %q, last count %v", l.Location, l.Confidence, l.LastCountAt)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/omnisync/omnisync/cloud/internal/auth"
@@ -21,7 +22,7 @@ const adminToken = "omni_test-admin-token-0123456789"
 // o's store, as the hub does (routes declared, bodies bounded), at a URL
 // that is also the API's public URL. It returns the server and the auth
 // service.
-func serveAPI(t *testing.T, st *store.Store, o Options, extra func(rt *auth.Router)) (*httptest.Server, *auth.Service) {
+func serveAPI(t testing.TB, st *store.Store, o Options, extra func(rt *auth.Router)) (*httptest.Server, *auth.Service) {
 	t.Helper()
 	svc := auth.New(auth.Options{Store: st})
 	if err := svc.Bootstrap(context.Background(), adminToken, io.Discard); err != nil {
@@ -73,7 +74,19 @@ func tokenFor(t *testing.T, svc *auth.Service, name string, role auth.Role, stor
 
 func getAs(t *testing.T, token, url string) (int, map[string]any) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	return callAs(t, token, http.MethodGet, url, "")
+}
+
+// callAs sends a request with a JSON body ("" for none) as token's holder
+// ("" for anonymous) and decodes the JSON answer.
+func callAs(t *testing.T, token, method, url, body string) (int, map[string]any) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, _ := http.NewRequest(method, url, rd)
+	req.Header.Set("Content-Type", "application/json")
 	if token == "" {
 		req.Header.Set("X-Test-Anonymous", "1")
 	} else {
@@ -174,12 +187,42 @@ func TestAPI_StoreScoping(t *testing.T) {
 		t.Fatalf("manager asking for S2's dead letters: %d", code)
 	}
 	code, m = getAs(t, mgr, srv.URL+"/v1/conflicts")
-	if got := locations(m, "conflicts", "Location"); code != 200 || len(got) != 0 {
+	if got := locations(m, "conflicts", "location"); code != 200 || len(got) != 0 {
 		t.Fatalf("manager sees conflicts %v (%d)", got, code)
 	}
 	code, m = getAs(t, analyst, srv.URL+"/v1/conflicts")
-	if got := locations(m, "conflicts", "Location"); code != 200 || len(got) != 1 || got[0] != "S2" {
+	if got := locations(m, "conflicts", "location"); code != 200 || len(got) != 1 || got[0] != "S2" {
 		t.Fatalf("analyst's conflicts %v (%d)", got, code)
+	}
+	// Safety stock: a store manager for their stores only, an analyst
+	// not at all, bad bodies refused.
+	put := func(token, path, body string) int {
+		req, _ := http.NewRequest(http.MethodPut, srv.URL+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, tt := range []struct {
+		who, token, body string
+		want             int
+	}{
+		{"manager, own store", mgr, `{"location":"S1","safety_stock":2}`, http.StatusOK},
+		{"manager, other store", mgr, `{"location":"S2","safety_stock":0}`, http.StatusForbidden},
+		{"analyst", analyst, `{"location":"S1","safety_stock":2}`, http.StatusForbidden},
+		{"negative", mgr, `{"location":"S1","safety_stock":-1}`, http.StatusBadRequest},
+		{"missing", mgr, `{"location":"S1"}`, http.StatusBadRequest},
+		{"unknown field", mgr, `{"location":"S1","safety_stock":1,"x":1}`, http.StatusBadRequest},
+	} {
+		if got := put(tt.token, "/v1/inventory/SKU-1/safety", tt.body); got != tt.want {
+			t.Errorf("safety stock, %s: %d, want %d", tt.who, got, tt.want)
+		}
+	}
+	if s, err := st.StockForSKU(ctx, "SKU-1"); err != nil || s[0].Location != "S1" || s[0].Safety != 2 || s[1].Safety != 5 {
+		t.Fatalf("after the safety stock requests: %+v %v", s, err)
 	}
 	for _, tt := range []struct {
 		who, token, path string

@@ -443,8 +443,12 @@ func TestCatalogImport_OneAtATime(t *testing.T) {
 	pr, pw := io.Pipe()
 	first := make(chan int, 1)
 	go func() {
+		// Once the client is done with the upload, writes still pending on
+		// the pipe must fail rather than wait for a reader that is gone.
+		defer pr.Close()
 		resp, err := http.Post(h.srv.URL+CatalogImportPath+"?format=jsonl", "", pr)
 		if err != nil {
+			pr.CloseWithError(err)
 			first <- 0
 			return
 		}

@@ -67,11 +67,7 @@ func (a *API) reviewQueue(w http.ResponseWriter, r *http.Request) {
 		a.internal(w, r, err)
 		return
 	}
-	out := make([]ReviewView, 0, len(rs))
-	for _, x := range rs {
-		out = append(out, reviewView(x))
-	}
-	body := map[string]any{"reviews": out}
+	body := map[string]any{"reviews": views(rs, reviewView)}
 	if len(rs) == q.Limit {
 		last := rs[len(rs)-1]
 		body["next"] = fmt.Sprintf("%d_%s", last.HLC, last.EventID)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/omnisync/omnisync/cloud/internal/inventory"
+	"github.com/omnisync/omnisync/cloud/internal/store"
 	"github.com/omnisync/omnisync/shared/downsync"
 )
 
@@ -64,12 +65,14 @@ func (a *API) findProduct(ctx context.Context, code string) (downsync.ProductDoc
 func (a *API) productView(ctx context.Context, code string, p downsync.ProductDoc, m downsync.Match) (downsync.View, error) {
 	docs := map[inventory.Key]downsync.StockDoc{}
 	var keys []inventory.Key
+	var all []store.Stock
 	locs := map[string]bool{}
 	for _, v := range p.Variants {
 		rows, err := a.o.Store.StockForSKU(ctx, v.SKU)
 		if err != nil {
 			return downsync.View{}, err
 		}
+		all = append(all, rows...)
 		for _, st := range rows {
 			keys = append(keys, inventory.Key{SKU: st.SKU, Location: st.Location})
 			locs[st.Location] = true
@@ -99,6 +102,7 @@ func (a *API) productView(ctx context.Context, code string, p downsync.ProductDo
 	if len(sums) > 0 {
 		rev = sums[0]
 	}
+	a.withholdUnsure(docs, all)
 	v := downsync.NewView(code, m, p, m.SKU, rev, "", nearby, a.o.OnlineLocation, func(location, sku string) (downsync.StockDoc, bool) {
 		d, ok := docs[inventory.Key{SKU: sku, Location: location}]
 		return d, ok
@@ -190,9 +194,28 @@ func (a *API) productReviews(w http.ResponseWriter, r *http.Request) {
 		a.internal(w, r, err)
 		return
 	}
-	out := make([]ReviewView, 0, len(rs))
-	for _, x := range rs {
-		out = append(out, reviewView(x))
+	writeJSON(w, http.StatusOK, map[string]any{"product_id": id, "reviews": views(rs, reviewView)})
+}
+
+// withholdUnsure sets to none the online stock among docs whose
+// confidence is below Options.OnlineMinConfidence, so the web shop does
+// not promise units nobody has counted lately (rows: the positions' stock,
+// with their last counts).
+func (a *API) withholdUnsure(docs map[inventory.Key]downsync.StockDoc, rows []store.Stock) {
+	minRank := a.o.OnlineMinConfidence.Rank()
+	if minRank == 0 {
+		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"product_id": id, "reviews": out})
+	now := a.o.Now()
+	for _, s := range rows {
+		k := inventory.Key{SKU: s.SKU, Location: s.Location}
+		d, ok := docs[k]
+		if s.Location != a.o.OnlineLocation || !ok {
+			continue
+		}
+		if inventory.ConfidenceOf(s.CountMethod, s.CountedAt, now).Rank() < minRank {
+			d.Available = 0
+			docs[k] = d
+		}
+	}
 }

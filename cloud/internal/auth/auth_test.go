@@ -95,10 +95,10 @@ func TestPasswords(t *testing.T) {
 // what a principal may do.
 func TestScopesAndRoles(t *testing.T) {
 	got, err := ParseScopes("customers:*, inventory:read inventory:read")
-	if err != nil || len(got) != 3 || got[0] != CustomersRead || got[1] != CustomersWrite || got[2] != InventoryRead {
+	if err != nil || len(got) != 4 || got[0] != CustomersAdmin || got[1] != CustomersRead || got[2] != CustomersWrite || got[3] != InventoryRead {
 		t.Fatalf("ParseScopes: %v %v", got, err)
 	}
-	for _, bad := range []string{"inventory:write", "nope:*", "*"} {
+	for _, bad := range []string{"inventory:delete", "nope:*", "*"} {
 		if _, err := ParseScopes(bad); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%q: %v", bad, err)
 		}
@@ -400,5 +400,50 @@ func TestThrottleAndBootstrap(t *testing.T) {
 	}
 	if err := New(Options{Store: s.st}).Bootstrap(ctx, "short", io.Discard); err != nil {
 		t.Fatalf("a short token with users present: %v", err)
+	}
+}
+
+// Ensure that a token's lookup is reused for TokenCacheTTL at most: a
+// revocation through another hub replica (straight in the database) takes
+// effect once it has passed, one through this service at once.
+func TestTokenCache(t *testing.T) {
+	s, clk, _, _ := newService(t)
+	ctx := context.Background()
+	admin, err := s.Authenticate(bearer(bootToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateUser(ctx, NewUser{Name: "shop", Role: "integration"}); err != nil {
+		t.Fatal(err)
+	}
+	tok, secret, err := s.CreateToken(ctx, admin, NewTokenRequest{Name: "carts", User: "shop", Scopes: "carts:write"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Authenticate(bearer(secret)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.st.RevokeToken(ctx, tok.ID, clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Authenticate(bearer(secret)); err != nil {
+		t.Fatalf("within the cache's time to live: %v", err)
+	}
+	clk.Add(TokenCacheTTL)
+	if _, err := s.Authenticate(bearer(secret)); !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("revoked elsewhere, after the time to live: %v", err)
+	}
+	tok2, secret2, err := s.CreateToken(ctx, admin, NewTokenRequest{Name: "carts2", User: "shop", Scopes: "carts:write"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Authenticate(bearer(secret2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokeToken(ctx, admin, tok2.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Authenticate(bearer(secret2)); !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("revoked here: %v", err)
 	}
 }

@@ -17,10 +17,12 @@ const (
 
 // ContentSecurityPolicy is sent with every answer. The hub's pages load
 // nothing from elsewhere but product images (the catalog's own URLs, any
-// host); their one script is the image's onerror="this.remove()",
-// allowed by its hash; nobody may frame them.
+// host); their scripts are the image's onerror="this.remove()", allowed
+// by its hash, and the console's own script file (which may only talk to
+// the hub: connect-src, for its event stream and re-reads); nobody may
+// frame them.
 const ContentSecurityPolicy = "default-src 'none'; img-src * data:; style-src 'unsafe-inline'; " +
-	"script-src 'unsafe-hashes' 'sha256-9f8ZK5epjuMsYtXFjPqrgJI0L4QOAUYmJdHtT+RSH/c='; " +
+	"script-src 'self' 'unsafe-hashes' 'sha256-9f8ZK5epjuMsYtXFjPqrgJI0L4QOAUYmJdHtT+RSH/c='; connect-src 'self'; " +
 	"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 // Protect wraps the hub's whole handler: security headers on every

@@ -17,26 +17,35 @@ type Scope string
 const (
 	StoresRead      Scope = "stores:read"      // GET /v1/stores, the dashboard
 	InventoryRead   Scope = "inventory:read"   // GET /v1/inventory...
+	InventoryWrite  Scope = "inventory:write"  // PUT /v1/inventory/{sku}/safety
 	ConflictsRead   Scope = "conflicts:read"   // GET /v1/conflicts
-	DeadLettersRead Scope = "deadletters:read" // GET /v1/deadletters
+	ConflictsAct    Scope = "conflicts:act"    // act on conflicts: transfers, re-sourcing, cancelling, dismissing
+	DeadLettersRead Scope = "deadletters:read" // GET /v1/deadletters, GET /v1/exceptions
+	ExceptionsWrite Scope = "exceptions:write" // map, replay, discard exceptions; replay dead letters
 	CatalogRead     Scope = "catalog:read"     // GET /v1/catalog, /v1/products/{code}
 	CatalogWrite    Scope = "catalog:write"    // POST /v1/catalog/import
 	ReviewsRead     Scope = "reviews:read"     // GET /v1/products/{id}/reviews (with moderation status)
 	ReviewsModerate Scope = "reviews:moderate" // reserved
 	EventsWrite     Scope = "events:write"     // reserved
-	CustomersRead   Scope = "customers:read"   // reserved
-	CustomersWrite  Scope = "customers:write"  // reserved
+	CustomersRead   Scope = "customers:read"   // GET /v1/customers..., the customers page
+	CustomersWrite  Scope = "customers:write"  // POST /v1/identify, consent through the API
+	CustomersAdmin  Scope = "customers:admin"  // unmerge, erase, erasure states
 	CartsRead       Scope = "carts:read"       // reserved
 	CartsWrite      Scope = "carts:write"      // reserved
+	FittingRead     Scope = "fitting:read"     // GET /v1/fitting/tryons, the try-on page
 	MetricsRead     Scope = "metrics:read"     // GET /metrics
+	InsightsRead    Scope = "insights:read"    // survey scores, segments, AOV, CLV (aggregates; comments redacted)
+	SurveysWrite    Scope = "surveys:write"    // PUT /v1/surveys/{id}
+	AutomationRead  Scope = "automation:read"  // automation rules, runs, deliveries, dead letters
+	AutomationWrite Scope = "automation:write" // PUT, DELETE /v1/automation/rules/{id}
 	UsersAdmin      Scope = "users:admin"      // users and everyone's tokens
 )
 
 // AllScopes lists every scope, in the order documentation shows them.
 var AllScopes = []Scope{
-	StoresRead, InventoryRead, ConflictsRead, DeadLettersRead, CatalogRead, CatalogWrite,
-	ReviewsRead, ReviewsModerate, EventsWrite, CustomersRead, CustomersWrite, CartsRead, CartsWrite,
-	MetricsRead, UsersAdmin,
+	StoresRead, InventoryRead, InventoryWrite, ConflictsRead, ConflictsAct, DeadLettersRead, ExceptionsWrite, CatalogRead, CatalogWrite,
+	ReviewsRead, ReviewsModerate, EventsWrite, CustomersRead, CustomersWrite, CustomersAdmin, CartsRead, CartsWrite,
+	FittingRead, MetricsRead, InsightsRead, SurveysWrite, AutomationRead, AutomationWrite, UsersAdmin,
 }
 
 // Role is what an HQ user is.
@@ -64,17 +73,18 @@ var Roles = []Role{Admin, Analyst, StoreManager, Moderator, Integration}
 
 // roleScopes is what each role may do.
 var roleScopes = map[Role][]Scope{
-	Admin:        AllScopes,
-	Analyst:      {StoresRead, InventoryRead, ConflictsRead, DeadLettersRead, CatalogRead, ReviewsRead, MetricsRead},
-	StoreManager: {StoresRead, InventoryRead, ConflictsRead, DeadLettersRead, CatalogRead},
-	Moderator:    {CatalogRead, ReviewsRead, ReviewsModerate},
+	Admin: AllScopes,
+	Analyst: {StoresRead, InventoryRead, ConflictsRead, DeadLettersRead, CatalogRead, ReviewsRead, FittingRead, MetricsRead,
+		InsightsRead, AutomationRead},
+	StoreManager: {StoresRead, InventoryRead, InventoryWrite, ConflictsRead, DeadLettersRead, CatalogRead, CustomersRead, FittingRead},
+	Moderator:    {CatalogRead, ReviewsRead, ReviewsModerate, InsightsRead},
 	Integration: {StoresRead, InventoryRead, CatalogRead, CatalogWrite, ReviewsRead, EventsWrite,
-		CustomersRead, CustomersWrite, CartsRead, CartsWrite, MetricsRead},
+		CustomersRead, CustomersWrite, CartsRead, CartsWrite, MetricsRead, AutomationRead, AutomationWrite},
 }
 
 // storeScoped lists the scopes whose data a store manager sees only for
 // their stores.
-var storeScoped = []Scope{StoresRead, InventoryRead, ConflictsRead, DeadLettersRead}
+var storeScoped = []Scope{StoresRead, InventoryRead, InventoryWrite, ConflictsRead, DeadLettersRead, CustomersRead, FittingRead}
 
 // ScopesOf returns the scopes role grants.
 func ScopesOf(role Role) []Scope { return slices.Clone(roleScopes[role]) }

@@ -92,6 +92,8 @@ type Service struct {
 	log   *slog.Logger
 	st    Store
 	fails *throttle
+	// tokens caches token lookups for TokenCacheTTL.
+	tokens tokenCache
 }
 
 // New builds a Service.
@@ -235,7 +237,8 @@ func (s *Service) tokenPrincipal(ctx context.Context, tok string) (*Principal, e
 	if !validSecret(tok) {
 		return nil, ErrUnauthenticated
 	}
-	t, u, err := s.st.TokenUser(ctx, HashSecret(tok))
+	hash := HashSecret(tok)
+	t, u, err := s.tokens.lookup(ctx, s.st, hash, s.o.Now())
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrUnauthenticated
 	}
@@ -250,6 +253,7 @@ func (s *Service) tokenPrincipal(ctx context.Context, tok string) (*Principal, e
 		if err := s.st.TouchToken(ctx, t.ID, now); err != nil {
 			s.log.Warn("token last-used not recorded", "token", t.ID, "err", err)
 		}
+		s.tokens.touched(hash, now)
 	}
 	var scopes []Scope
 	if len(t.Scopes) > 0 {
@@ -403,6 +407,7 @@ func (s *Service) UpdateUser(ctx context.Context, by *Principal, name string, ch
 		}
 		upd.PasswordHash = &h
 	}
+	defer s.tokens.flush()
 	return s.st.UpdateUser(ctx, name, upd)
 }
 
@@ -527,7 +532,9 @@ func (s *Service) RevokeToken(ctx context.Context, p *Principal, id int64) error
 	if t.UserID != p.UserID && !p.Can(UsersAdmin) {
 		return fmt.Errorf("%w: token %d", ErrNotFound, id) // do not tell others' ids apart
 	}
-	if err := s.st.RevokeToken(ctx, id, s.o.Now()); err != nil {
+	err = s.st.RevokeToken(ctx, id, s.o.Now())
+	s.tokens.flush()
+	if err != nil {
 		return err
 	}
 	s.log.Info("token revoked", "token", id, "by", p.User)

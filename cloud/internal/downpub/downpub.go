@@ -78,6 +78,8 @@ type Store interface {
 	ChangedReviews(ctx context.Context, since store.Cursor, limit int) ([]string, store.Cursor, error)
 	PickupDocs(ctx context.Context, ids []string) ([]downsync.PickupDoc, error)
 	ChangedReservations(ctx context.Context, since store.Cursor, limit int) ([]string, store.Cursor, error)
+	RecsDocs(ctx context.Context, ids []string) ([]downsync.RecsDoc, error)
+	ChangedRecs(ctx context.Context, since store.Cursor, limit int) ([]string, store.Cursor, error)
 }
 
 // Options configures a Publisher.
@@ -244,6 +246,7 @@ type Publisher struct {
 	stock    map[inventory.Key]struct{}
 	products map[string]struct{}
 	reviews  map[string]struct{}
+	recs     map[string]struct{}
 	pickups  map[string]struct{}
 	wake     chan struct{}
 	resync   chan struct{}
@@ -286,7 +289,7 @@ func New(o Options) (*Publisher, error) {
 	}
 	return &Publisher{
 		o: o, log: o.Logger,
-		stock: map[inventory.Key]struct{}{}, products: map[string]struct{}{}, reviews: map[string]struct{}{},
+		stock: map[inventory.Key]struct{}{}, products: map[string]struct{}{}, reviews: map[string]struct{}{}, recs: map[string]struct{}{},
 		pickups: map[string]struct{}{}, wake: make(chan struct{}, 1), resync: make(chan struct{}, 1),
 		down: newBucket(downsync.Stream, downsync.SubjectPrefix, nil),
 		pick: newBucket(downsync.PickupStream, downsync.PickupSubjectPrefix, reservationOf),
@@ -317,11 +320,17 @@ func (p *Publisher) Stock(keys []inventory.Key) {
 }
 
 // Products marks catalog products changed; they are published at once.
+// Their complements are republished with them: a new product's come from
+// its category and brand until it has history of its own.
 func (p *Publisher) Products(ids []string) {
+	p.mark(p.recs, ids)
 	if p.mark(p.products, ids) {
 		p.poke()
 	}
 }
+
+// Recs marks products' complements changed.
+func (p *Publisher) Recs(ids []string) { p.mark(p.recs, ids) }
 
 // Reviews marks review summaries changed.
 func (p *Publisher) Reviews(ids []string) { p.mark(p.reviews, ids) }
@@ -356,7 +365,7 @@ func (p *Publisher) poke() {
 // Stats reports counters.
 func (p *Publisher) Stats() Stats {
 	p.mu.Lock()
-	dirty := len(p.stock) + len(p.products) + len(p.reviews) + len(p.pickups)
+	dirty := len(p.stock) + len(p.products) + len(p.reviews) + len(p.pickups) + len(p.recs)
 	p.mu.Unlock()
 	return Stats{
 		Published: p.published.Load(), Skipped: p.skipped.Load(), Conflicts: p.conflicts.Load(), Errors: p.errs.Load(),
@@ -568,7 +577,8 @@ func (p *Publisher) sweep(ctx context.Context, since store.Cursor) error {
 	kinds := []struct {
 		changed func(context.Context, store.Cursor, int) ([]string, store.Cursor, error)
 		mark    func([]string)
-	}{{p.o.Store.ChangedProducts, p.Products}, {p.o.Store.ChangedReviews, p.Reviews}, {p.o.Store.ChangedReservations, p.Pickups}}
+	}{{p.o.Store.ChangedProducts, p.Products}, {p.o.Store.ChangedReviews, p.Reviews}, {p.o.Store.ChangedReservations, p.Pickups},
+		{p.o.Store.ChangedRecs, p.Recs}}
 	for _, k := range kinds {
 		for c := since; ; {
 			ids, next, err := k.changed(ctx, c, p.o.Page)
@@ -620,16 +630,23 @@ func (p *Publisher) flush(ctx context.Context) error {
 		products := take(p.products, p.o.Page)
 		reviews := take(p.reviews, p.o.Page)
 		pickups := take(p.pickups, p.o.Page)
+		recs := take(p.recs, p.o.Page)
 		p.mu.Unlock()
-		if len(keys)+len(products)+len(reviews)+len(pickups) == 0 {
+		if len(keys)+len(products)+len(reviews)+len(pickups)+len(recs) == 0 {
 			return nil
 		}
 		docs, err := p.load(ctx, keys, products, reviews, pickups)
+		if err == nil {
+			var more []doc
+			more, err = p.loadRecs(ctx, recs)
+			docs = append(docs, more...)
+		}
 		if err != nil {
 			p.Stock(keys)
 			p.mark(p.products, products)
 			p.mark(p.reviews, reviews)
 			p.mark(p.pickups, pickups)
+			p.mark(p.recs, recs)
 			return err
 		}
 		if err := p.publish(ctx, docs); err != nil {
@@ -688,6 +705,25 @@ func (p *Publisher) load(ctx context.Context, keys []inventory.Key, products, re
 	}
 	for _, d := range orders {
 		docs = append(docs, p.pickupDocs(d)...)
+	}
+	return docs, nil
+}
+
+// loadRecs reads the complements documents of products.
+func (p *Publisher) loadRecs(ctx context.Context, ids []string) ([]doc, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	recs, err := p.o.Store.RecsDocs(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	docs := make([]doc, 0, len(recs))
+	for _, d := range recs {
+		b, _ := json.Marshal(d)
+		ids := []string{d.ProductID}
+		docs = append(docs, doc{b: p.down, key: downsync.RecsKey(d.ProductID), version: d.Version, data: b,
+			remark: func() { p.mark(p.recs, ids) }})
 	}
 	return docs, nil
 }

@@ -21,9 +21,9 @@ import (
 )
 
 // chaosDuration is how long faults are injected: OMNI_CHAOS_DURATION
-// (make chaos sets minutes), 45s by default inside make test.
+// (make chaos sets minutes), 20s by default inside make test.
 func chaosDuration(t *testing.T) time.Duration {
-	return envDuration(t, "OMNI_CHAOS_DURATION", 45*time.Second)
+	return envDuration(t, "OMNI_CHAOS_DURATION", 20*time.Second)
 }
 
 // envDuration is the duration in the environment variable name, or def
@@ -231,7 +231,7 @@ func (r *chaosRig) heal() {
 // while tills post realistic traffic with idempotent retries.
 // At the end the hub's books must equal the oracle's exactly.
 //
-// make test runs it for 45 seconds; make chaos for OMNI_CHAOS_DURATION
+// make test runs it for 20 seconds; make chaos for OMNI_CHAOS_DURATION
 // (10 minutes by default). OMNI_CHAOS_SEED replays a run's faults and
 // traffic; OMNI_CHAOS_REPORT names a file for the report.
 func TestChaos(t *testing.T) {

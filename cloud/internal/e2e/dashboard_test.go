@@ -63,6 +63,18 @@ func TestDashboardInBrowser(t *testing.T) {
 	testkit.Eventually(t, 10*time.Second, func() bool {
 		return onHand(t, h.URL, "SKU-LOW")["S1"] == 3 && onHand(t, h.URL, "SKU-ELSEWHERE")["S2"] == 1
 	}, "stock applied")
+	// The page says "connected" once the hub has a heartbeat from pos-1;
+	// under load the first one can come after the sales are applied.
+	var stores storesView
+	testkit.Eventually(t, 10*time.Second, func() bool {
+		getJSON(t, h.URL+"/v1/stores", &stores)
+		for _, s := range stores.Stores {
+			if s.Store == "S1" && len(s.Devices) > 0 && s.Devices[0].Connected {
+				return true
+			}
+		}
+		return false
+	}, "pos-1 connected: %+v", stores)
 	hubCall(t, http.MethodPost, h.URL+"/v1/users", `{"name":"maria","role":"store_manager","stores":["S1"],"password":"correct horse battery"}`, http.StatusCreated)
 
 	ctx := testkit.Browser(t)

@@ -19,6 +19,7 @@ func FuzzHandle(f *testing.F) {
 	f.Add("omni.hub.sync.S1", []byte(`{}`))
 	f.Add(subjects.HubSync("S1", "pos-1"), []byte(`{"store":"S1","device":"pos-1","epoch":-1,"published_seq":18446744073709551615}`))
 	f.Add(subjects.HubSync("S1", "pos-1"), []byte("\x00{"))
+	f.Add(subjects.HubSync("S1", "pos-1"), []byte(`{"store":"S1","device":"pos-1","epoch":7,"backlog":2,"unsynced_sales":2,"unsynced_sales_value":1300,"oldest_unsynced_sale_ms":-5}`))
 	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(f.TempDir(), "hub.db"), nil)
 	if err != nil {
 		f.Fatal(err)

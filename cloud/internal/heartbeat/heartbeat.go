@@ -161,6 +161,8 @@ func (s *Service) Handle(ctx context.Context, subject string, data []byte) syncp
 		OldestUnackedAge: time.Duration(hb.OldestUnackedMS) * time.Millisecond,
 		ClockSkew:        time.Duration(now.UnixMilli()-hb.AgentTimeMS) * time.Millisecond,
 		Connected:        true, At: now,
+		Unsynced: store.UnsyncedSales{Count: max(hb.UnsyncedSales, 0), Value: max(hb.UnsyncedSalesValue, 0),
+			OldestAge: time.Duration(max(hb.OldestUnsyncedSaleMS, 0)) * time.Millisecond},
 	})
 	wms, err := s.watermarks(ctx, devKey{storeID, device}, hb)
 	if err != nil {

@@ -346,3 +346,23 @@ func TestNewChecksFlushEvery(t *testing.T) {
 		t.Errorf("no store: %v", err)
 	}
 }
+
+// Ensure that the unsynced sales a heartbeat reports reach the device's
+// row, negative figures read as none.
+func TestHeartbeat_KeepsUnsyncedSales(t *testing.T) {
+	st := openStore(t, "sqlite:"+filepath.Join(t.TempDir(), "hub.db"))
+	clk := newClock()
+	s := newService(t, st, clk)
+	beat(t, s, "S1", "pos-1", syncproto.Heartbeat{Epoch: 1, UnsyncedSales: 3, UnsyncedSalesValue: 4500, OldestUnsyncedSaleMS: 90_000})
+	beat(t, s, "S2", "pos-1", syncproto.Heartbeat{Epoch: 1, UnsyncedSales: -1, UnsyncedSalesValue: -5, OldestUnsyncedSaleMS: -9})
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ds := devices(t, st)
+	if u := ds["S1/pos-1"].Unsynced; u != (store.UnsyncedSales{Count: 3, Value: 4500, OldestAge: 90 * time.Second}) {
+		t.Errorf("S1: %+v", u)
+	}
+	if u := ds["S2/pos-1"].Unsynced; u != (store.UnsyncedSales{}) {
+		t.Errorf("S2: %+v", u)
+	}
+}

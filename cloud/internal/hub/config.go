@@ -8,6 +8,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/omnisync/omnisync/cloud/internal/carts"
+	"github.com/omnisync/omnisync/cloud/internal/cartsvc"
+	"github.com/omnisync/omnisync/cloud/internal/egress"
+	"github.com/omnisync/omnisync/cloud/internal/inventory"
 	"github.com/omnisync/omnisync/shared/events"
 	"github.com/omnisync/omnisync/shared/natsauth"
 	"github.com/omnisync/omnisync/shared/redact"
@@ -76,6 +80,16 @@ type Config struct {
 	// OnlineLocation is the location of the online warehouse, whose stock
 	// every store's shoppers see.
 	OnlineLocation string `mapstructure:"online-location"`
+	// OnlineMinConfidence: online stock whose confidence is below it
+	// (high, medium_high, medium, low; see inventory.ConfidenceOf) is not
+	// promised to the web shop: GET /v1/products shows none available
+	// online. Default low: every unit is promised.
+	OnlineMinConfidence string `mapstructure:"online-min-confidence"`
+	// UnsyncedSaleAlert is the age of a device's oldest unconfirmed sale
+	// (money HQ cannot see yet) at which /v1/stores and the console flag
+	// it; the hub exports it (omni_hub_unsynced_sale_alert_seconds) so the
+	// OmniUnsyncedSalesAging alert warns before a device passes it.
+	UnsyncedSaleAlert time.Duration `mapstructure:"unsynced-sale-alert"`
 	// CatalogMaxBytes bounds a catalog import's upload; a larger one is
 	// refused (413) and nothing is stored. An upload waits on disk in
 	// DataDir/imports until it is stored, so DataDir needs that much
@@ -87,20 +101,61 @@ type Config struct {
 	// the loopback address the hub listens on. Never taken from a
 	// request's Host.
 	PublicURL string `mapstructure:"public-url"`
+	// CartMergePolicy is how a customer's carts are seen as one when she
+	// claims an anonymous cart while she has one: "union" (every SKU at
+	// the largest quantity) or "newest" (the cart changed last wins).
+	CartMergePolicy string `mapstructure:"cart-merge-policy"`
+	// CartReserve are the reservation modes per channel,
+	// "web=cart:30m,app=order": none, cart:TTL (held from the first edit
+	// until TTL after the last) or order (held once ordered).
+	CartReserve string `mapstructure:"cart-reserve"`
+	// CartAbandonAfter: an open cart of a known customer with no edit for
+	// this long is abandoned (0: never).
+	CartAbandonAfter time.Duration `mapstructure:"cart-abandon-after"`
+	// TransferOverdue: a transfer in transit longer than this is listed
+	// as overdue.
+	TransferOverdue time.Duration `mapstructure:"transfer-overdue"`
+	// CustomerKeys is the file of the keys customers' personal data is
+	// indexed and sealed with (package pii), kept outside the database;
+	// created on first start with mode 0600. Empty: customer-keys.json in
+	// DataDir. Every replica needs the same file.
+	CustomerKeys string `mapstructure:"customer-keys"`
+	// WebhookHosts are the hosts automation webhooks may be sent to,
+	// comma separated: "crm.example.com" exactly, "*.example.com" any
+	// name under it, or an IP address (package egress). A rule naming
+	// another is refused when saved and when sent. Empty: no webhooks.
+	WebhookHosts string `mapstructure:"webhook-hosts"`
+	// WebhookAllowLoopback lets webhooks reach loopback addresses
+	// (127.0.0.1, ::1), refused otherwise like every private address:
+	// for tests and a hub run on one machine, never in production.
+	WebhookAllowLoopback bool `mapstructure:"webhook-allow-loopback"`
+}
+
+// Webhooks is the egress policy of the automation's webhooks.
+func (c *Config) Webhooks() egress.Policy {
+	hosts, _ := egress.ParseHosts(c.WebhookHosts) // Validate refused a bad list
+	return egress.Policy{Hosts: hosts, AllowLoopback: c.WebhookAllowLoopback}
 }
 
 // Defaults returns the configuration `omni-hub` runs with when given nothing.
 func Defaults() Config {
 	return Config{
-		DataDir:         "omni-data/hub",
-		NATSListen:      "127.0.0.1:4222",
-		HTTP:            "127.0.0.1:8080",
-		StreamReplicas:  1,
-		StreamMaxAge:    7 * 24 * time.Hour,
-		LedgerRetention: 400 * 24 * time.Hour,
-		Batch:           20000,
-		LogLevel:        "info",
-		OnlineLocation:  "online",
+		DataDir:             "omni-data/hub",
+		NATSListen:          "127.0.0.1:4222",
+		HTTP:                "127.0.0.1:8080",
+		StreamReplicas:      1,
+		StreamMaxAge:        7 * 24 * time.Hour,
+		LedgerRetention:     400 * 24 * time.Hour,
+		Batch:               20000,
+		LogLevel:            "info",
+		OnlineLocation:      "online",
+		OnlineMinConfidence: "low",
+		UnsyncedSaleAlert:   30 * time.Minute,
+
+		CartMergePolicy:  "union",
+		CartReserve:      "web=order",
+		CartAbandonAfter: 24 * time.Hour,
+		TransferOverdue:  72 * time.Hour,
 
 		CatalogMaxBytes: 1 << 30,
 	}
@@ -141,6 +196,27 @@ func (c *Config) Validate() error {
 	}
 	if err := events.ValidToken(c.OnlineLocation); err != nil {
 		errs = append(errs, fmt.Errorf("online-location: %w", err))
+	}
+	if c.UnsyncedSaleAlert <= 0 {
+		errs = append(errs, errors.New("unsynced-sale-alert: must be positive"))
+	}
+	if _, err := inventory.ParseConfidence(c.OnlineMinConfidence); err != nil {
+		errs = append(errs, fmt.Errorf("online-min-confidence: %w", err))
+	}
+	if _, err := carts.ParsePolicy(c.CartMergePolicy); err != nil {
+		errs = append(errs, fmt.Errorf("cart-merge-policy: %w", err))
+	}
+	if _, err := cartsvc.ParseModes(c.CartReserve); err != nil {
+		errs = append(errs, fmt.Errorf("cart-reserve: %w", err))
+	}
+	if _, err := egress.ParseHosts(c.WebhookHosts); err != nil {
+		errs = append(errs, fmt.Errorf("webhook-hosts: %w", err))
+	}
+	if c.CartAbandonAfter < 0 {
+		errs = append(errs, errors.New("cart-abandon-after: must not be negative"))
+	}
+	if c.TransferOverdue < 0 {
+		errs = append(errs, errors.New("transfer-overdue: must not be negative"))
 	}
 	if c.CatalogMaxBytes < 1 {
 		errs = append(errs, fmt.Errorf("catalog-max-bytes: %d must be positive", c.CatalogMaxBytes))

@@ -24,6 +24,10 @@ var (
 	descOldestUnacked = prometheus.NewDesc("omni_hub_device_oldest_unacked_seconds", "Age of the oldest event in the device's outbox the hub has not yet confirmed (sales not yet in the books), as of its latest heartbeat; 0 when caught up.", labelsDevice, nil)
 	descClockSkew     = prometheus.NewDesc("omni_hub_device_clock_skew_seconds", "How far the device's wall clock is from the hub's, as of its latest heartbeat.", labelsDevice, nil)
 	descEventsApplied = prometheus.NewDesc("omni_hub_device_events_applied_total", "Events of the device applied to the books, over all its outbox epochs.", labelsDevice, nil)
+	descUnsyncedSales = prometheus.NewDesc("omni_hub_device_unsynced_sales", "Sales in the device's outbox the hub has not yet confirmed, as of its latest heartbeat.", labelsDevice, nil)
+	descUnsyncedValue = prometheus.NewDesc("omni_hub_device_unsynced_sales_value", "Value of those sales in minor currency units (lines without a price count 0), as of its latest heartbeat.", labelsDevice, nil)
+	descUnsyncedAge   = prometheus.NewDesc("omni_hub_device_oldest_unsynced_sale_seconds", "Age of the oldest of those sales as of the device's latest heartbeat; 0 when none.", labelsDevice, nil)
+	descUnsyncedAlert = prometheus.NewDesc("omni_hub_unsynced_sale_alert_seconds", "The hub's --unsynced-sale-alert: the age of an unconfirmed sale the console flags (alerts warn before it).", nil, nil)
 	descPending       = prometheus.NewDesc("omni_hub_consumer_pending", "Events in the stream not yet delivered to the hubs' durable consumer.", nil, nil)
 	descAckPending    = prometheus.NewDesc("omni_hub_consumer_ack_pending", "Events delivered to a hub replica and not yet acknowledged (being applied).", nil, nil)
 	descRedelivered   = prometheus.NewDesc("omni_hub_consumer_redelivered", "Events delivered more than once and not yet acknowledged.", nil, nil)
@@ -44,6 +48,9 @@ type fleetCollector struct {
 	// consumer reads the durable consumer's state; nil without NATS.
 	consumer func(ctx context.Context) (*jetstream.ConsumerInfo, error)
 	now      func() time.Time
+	// unsyncedAlert is exported as omni_hub_unsynced_sale_alert_seconds
+	// (0: not exported).
+	unsyncedAlert time.Duration
 	// Scrapes may run at once: the error counts are atomic.
 	fleetErrors, consumerErrors atomic.Uint64
 }
@@ -63,7 +70,7 @@ func newFleetCollector(devices fleetSource, js jetstream.JetStream) *fleetCollec
 }
 
 func (c *fleetCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descHeartbeatAge, descBacklog, descOldestUnacked, descClockSkew, descEventsApplied, descPending, descAckPending, descRedelivered, descReadErrors} {
+	for _, d := range []*prometheus.Desc{descHeartbeatAge, descBacklog, descOldestUnacked, descClockSkew, descEventsApplied, descUnsyncedSales, descUnsyncedValue, descUnsyncedAge, descUnsyncedAlert, descPending, descAckPending, descRedelivered, descReadErrors} {
 		ch <- d
 	}
 }
@@ -83,9 +90,15 @@ func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
 				ch <- prometheus.MustNewConstMetric(descBacklog, prometheus.GaugeValue, float64(d.Backlog), lv...)
 				ch <- prometheus.MustNewConstMetric(descOldestUnacked, prometheus.GaugeValue, d.OldestUnackedAge.Seconds(), lv...)
 				ch <- prometheus.MustNewConstMetric(descClockSkew, prometheus.GaugeValue, d.ClockSkew.Seconds(), lv...)
+				ch <- prometheus.MustNewConstMetric(descUnsyncedSales, prometheus.GaugeValue, float64(d.Unsynced.Count), lv...)
+				ch <- prometheus.MustNewConstMetric(descUnsyncedValue, prometheus.GaugeValue, float64(d.Unsynced.Value), lv...)
+				ch <- prometheus.MustNewConstMetric(descUnsyncedAge, prometheus.GaugeValue, d.Unsynced.OldestAge.Seconds(), lv...)
 			}
 			ch <- prometheus.MustNewConstMetric(descEventsApplied, prometheus.CounterValue, float64(d.EventsApplied), lv...)
 		}
+	}
+	if c.unsyncedAlert > 0 {
+		ch <- prometheus.MustNewConstMetric(descUnsyncedAlert, prometheus.GaugeValue, c.unsyncedAlert.Seconds())
 	}
 	if c.consumer != nil {
 		if info, err := c.consumer(ctx); err != nil {

@@ -13,6 +13,8 @@ import (
 
 	"github.com/omnisync/omnisync/cloud/internal/api"
 	"github.com/omnisync/omnisync/cloud/internal/auth"
+	"github.com/omnisync/omnisync/cloud/internal/console"
+	"github.com/omnisync/omnisync/cloud/internal/cx"
 	"github.com/omnisync/omnisync/cloud/internal/store"
 )
 
@@ -20,9 +22,9 @@ import (
 // (package auth), security headers and cross-origin refusal on every
 // answer, bounded bodies, headers and time.
 
-// Server limits. No hub route streams (no SSE): a write timeout bounds
-// every answer; catalog imports extend their own deadlines
-// (api.ImportTimeout).
+// Server limits. A write timeout bounds every answer; catalog imports
+// extend their own deadlines (api.ImportTimeout), and the console's event
+// stream sets one per write (console.StreamPing).
 const (
 	readHeaderTimeout = 10 * time.Second
 	readTimeout       = time.Minute
@@ -36,10 +38,13 @@ type httpParts struct {
 	store     *store.Store
 	auth      *auth.Service
 	api       api.Options
+	cx        cx.Options
 	metrics   *prometheus.Registry
 	version   string
 	publicURL string
 	tls       bool
+	// live feeds the console's event stream (nil: one of its own).
+	live *console.Broker
 }
 
 // routes registers every hub route on a Router: the API, the identity
@@ -52,9 +57,23 @@ func routes(p httpParts) *auth.Router {
 	// (authorization: {credentials: ...} in its scrape config).
 	rt.Handle("GET /metrics", auth.Need(auth.MetricsRead), promhttp.HandlerFor(p.metrics, promhttp.HandlerOpts{}))
 	rt.Handle("GET /{$}", auth.Page(auth.StoresRead), dashboard(p.store, p.version))
+	cxo := p.cx
+	if cxo.Store == nil {
+		cxo.Store = p.store
+	}
+	cx.New(cxo).Register(rt)
+	console.New(console.Options{
+		Store: p.store, Broker: p.live, Auth: p.auth, Version: p.version,
+		OnlineLocation: p.api.OnlineLocation, Logger: p.api.Logger, OnStockChange: p.api.OnStockChange,
+		Acts: p.api.Acts, TransferOverdue: p.api.TransferOverdue, OnApplied: p.api.OnApplied,
+		UnsyncedAlert: p.api.UnsyncedAlertAfter,
+	}).Register(rt)
 	mod := moderationPage(p.store, p.api.OnReviewsChange)
 	rt.Handle("GET /moderation", auth.Page(auth.ReviewsModerate), mod)
 	rt.Handle("POST /moderation", auth.Page(auth.ReviewsModerate), mod)
+	cust := customersPage(p.store, p.api.OnCustomersChange, p.api.OnErasure)
+	rt.Handle("GET /customers", auth.Page(auth.CustomersRead), cust)
+	rt.Handle("POST /customers", auth.Page(auth.CustomersAdmin), cust)
 	return rt
 }
 

@@ -22,6 +22,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -31,10 +32,22 @@ import (
 
 	"github.com/omnisync/omnisync/cloud/internal/api"
 	"github.com/omnisync/omnisync/cloud/internal/auth"
+	"github.com/omnisync/omnisync/cloud/internal/automation"
+	"github.com/omnisync/omnisync/cloud/internal/basketfold"
+	"github.com/omnisync/omnisync/cloud/internal/carts"
+	"github.com/omnisync/omnisync/cloud/internal/cartsvc"
+	"github.com/omnisync/omnisync/cloud/internal/console"
+	"github.com/omnisync/omnisync/cloud/internal/custsync"
+	"github.com/omnisync/omnisync/cloud/internal/cx"
 	"github.com/omnisync/omnisync/cloud/internal/downpub"
 	"github.com/omnisync/omnisync/cloud/internal/heartbeat"
+	"github.com/omnisync/omnisync/cloud/internal/hqact"
 	"github.com/omnisync/omnisync/cloud/internal/ingest"
+	"github.com/omnisync/omnisync/cloud/internal/inventory"
+	"github.com/omnisync/omnisync/cloud/internal/pii"
 	"github.com/omnisync/omnisync/cloud/internal/store"
+	"github.com/omnisync/omnisync/cloud/internal/streamerase"
+	"github.com/omnisync/omnisync/shared/cartcode"
 	"github.com/omnisync/omnisync/shared/downsync"
 	"github.com/omnisync/omnisync/shared/natsauth"
 	"github.com/omnisync/omnisync/shared/natsembed"
@@ -159,6 +172,20 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 	cleanups = append(cleanups, func() { _ = st.Close() })
 	h.log.Info("store open", "dialect", st.Dialect())
 	st.ObserveApply(func(step string, d time.Duration) { h.met.applySteps.WithLabelValues(step).Observe(d.Seconds()) })
+	keysPath := h.cfg.CustomerKeys
+	if keysPath == "" {
+		keysPath = filepath.Join(h.cfg.DataDir, "customer-keys.json")
+	}
+	keys, err := pii.LoadOrCreate(keysPath)
+	if err != nil {
+		return fmt.Errorf("hub: --customer-keys: %w", err)
+	}
+	st.SetCustomerKeys(keys)
+	if n, err := st.SealInClear(ctx); err != nil {
+		return fmt.Errorf("hub: %w", err)
+	} else if n > 0 {
+		h.log.Info("store: survey comments sealed", "count", n)
+	}
 	if err := st.SetOnlineLocation(ctx, h.cfg.OnlineLocation); err != nil {
 		return fmt.Errorf("hub: --online-location: %w", err)
 	}
@@ -188,6 +215,19 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 		if setup.Wait(ctx) != nil {
 			return nil
 		}
+	}
+	// The stream's copies of erased customers' messages are deleted from
+	// the stream the hub owns, by every replica under leases.
+	evStream, err := js.Stream(ctx, subjects.StreamEvents)
+	if err != nil {
+		return fmt.Errorf("hub: events stream: %w", err)
+	}
+	streamEraser, err := streamerase.New(streamerase.Options{
+		Store: st, Stream: evStream, Owner: replicaOwner(),
+		Logger: h.log.With("component", "streamerase"),
+	})
+	if err != nil {
+		return err
 	}
 	// Down-sync: the buckets stores read, and the publisher that fills them.
 	var kv, pickupKV jetstream.KeyValue
@@ -224,25 +264,145 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 		return err
 	}
 	h.met.downpub(pub)
+	// Customers at the stores: the till's card requests and every
+	// erasure's notice to each store, with its receipts.
+	cust, err := custsync.New(custsync.Options{
+		Conn: nc, JS: djs, Replicas: h.cfg.StreamReplicas,
+		Cards: customerBooks{st}, Erasures: customerBooks{st}, Hasher: keys.Hasher(),
+		Logger: h.log.With("component", "custsync"),
+	})
+	if err != nil {
+		return fmt.Errorf("hub: customers at the stores: %w", err)
+	}
+	h.met.reg.MustRegister(cust.Collector())
 	beats, err := heartbeat.New(heartbeat.Options{Store: st, Logger: h.log.With("component", "heartbeat")})
 	if err != nil {
 		return err
 	}
 	h.met.heartbeat(beats)
-	h.met.reg.MustRegister(newFleetCollector(st, js))
+	fleet := newFleetCollector(st, js)
+	fleet.unsyncedAlert = h.cfg.UnsyncedSaleAlert
+	h.met.reg.MustRegister(fleet)
+	facts := &hubFacts{st: st, log: h.log.With("component", "automation")}
+	auto, err := newAutomation(st, nc, storeConsent{st}, facts, h.cfg.Webhooks(), h.log.With("component", "automation"))
+	if err != nil {
+		return err
+	}
+	ins, err := newInsights(st, auto, facts, h.log.With("component", "insights"))
+	if err != nil {
+		return err
+	}
+	// The console's live feed: told after each committed batch, here and,
+	// through NATS, on the other replicas.
+	live := console.NewBroker(nc, h.log.With("component", "console"))
+	// applied hands what a committed batch changed to those who keep
+	// copies: the stream's batches and HQ's replays alike.
+	// The baskets of applied sales are folded into "bought together"
+	// after their batch, by every replica in turn; the products whose
+	// complements changed are republished.
+	// Folding yields to applying: the hub is busy while batches keep
+	// coming, as in a store's catch-up.
+	var lastApplied atomic.Int64
+	folder, err := basketfold.New(basketfold.Options{
+		Store: st, Folded: pub.Recs, Logger: h.log.With("component", "basketfold"),
+		Busy: func() bool { return time.Since(time.Unix(0, lastApplied.Load())) < time.Second },
+	})
+	if err != nil {
+		return err
+	}
+	applied := func(res store.BatchResult) {
+		lastApplied.Store(time.Now().UnixNano())
+		folder.Notify()
+		beats.Learn(res.Watermarks)
+		pub.Stock(res.Positions)
+		pub.Reviews(res.ReviewedProducts)
+		pub.Recs(res.RecProducts)
+		pub.Pickups(res.Reservations)
+		auto.StockChanged(changedSKUs(res.Positions)...)
+		if len(res.Customers) > 0 {
+			ins.Notify()
+		}
+		if c, ok := console.FromBatch(res, time.Now()); ok {
+			live.Publish(c)
+		}
+	}
 	consumer, err := ingest.New(ingest.Options{
 		Consumer: cons, Conn: nc, Store: st, Batch: h.cfg.Batch,
 		Reopen:  func(ctx context.Context) (jetstream.Consumer, error) { return ingest.EnsureStream(ctx, js, streamOpts) },
 		Metrics: h.met.ingest(), Logger: h.log.With("component", "ingest"),
-		Applied: func(res store.BatchResult) {
-			beats.Learn(res.Watermarks)
+		Applied: applied,
+	})
+	if err != nil {
+		return err
+	}
+
+	// Carts: the web shop's API writes cart events into the books itself;
+	// the signing key of cart codes stays in the data dir, out of the
+	// database, and its public half goes down to the stores.
+	cartKey, err := cartcode.LoadOrCreateKey(filepath.Join(h.cfg.DataDir, cartcode.KeyFile))
+	if err != nil {
+		return fmt.Errorf("hub: %w", err)
+	}
+	modes, _ := cartsvc.ParseModes(h.cfg.CartReserve)
+	policy, _ := carts.ParsePolicy(h.cfg.CartMergePolicy)
+	abandon := h.cfg.CartAbandonAfter
+	if abandon == 0 {
+		abandon = -1
+	}
+	cartSvc, err := cartsvc.New(cartsvc.Options{
+		Store: st, Online: h.cfg.OnlineLocation, Key: cartKey, Policy: policy, Modes: modes, AbandonAfter: abandon,
+		Logger: h.log.With("component", "carts"),
+		OnApplied: func(res store.BatchResult) {
 			pub.Stock(res.Positions)
-			pub.Reviews(res.ReviewedProducts)
 			pub.Pickups(res.Reservations)
+			if len(res.Customers) > 0 {
+				ins.Notify()
+			}
+			if c, ok := console.FromBatch(res, time.Now()); ok {
+				live.Publish(c)
+			}
+		},
+		// An abandoned cart is a trigger of the automation, which checks
+		// the customer's consent when it sends, not now.
+		OnAbandoned: func(ab []store.AbandonedCart) {
+			evs := make([]automation.Event, 0, len(ab))
+			for _, c := range ab {
+				evs = append(evs, automation.Event{
+					ID:      fmt.Sprintf("cart:%s:abandoned:%d", c.CartID, c.LastChange.UnixMilli()),
+					Trigger: automation.CartAbandoned, At: time.Now(), Customer: c.Customer,
+					Attrs: map[string]string{"cart.id": c.CartID},
+				})
+			}
+			if _, err := auto.Handle(ctx, evs...); err != nil {
+				h.log.Warn("automation: abandoned carts", "err", err)
+			}
 		},
 	})
 	if err != nil {
 		return err
+	}
+	svyPub := newSurveyPublisher(djs, st, h.log.With("component", "surveys"))
+	keyDoc, _ := json.Marshal(cartSvc.PublicKey())
+	// Published to the bucket's subject through the down-sync account's
+	// JetStream, as downpub does: a KeyValue handle made through an API
+	// prefix writes under that prefix, which the accounts do not route.
+	// Retried in the background: a cluster electing the bucket's leader
+	// answers nothing for a while, and the hub serves meanwhile (tills
+	// verify codes with keys they already hold).
+	publishCartKey := func(ctx context.Context) error {
+		b := retry.Backoff{Min: 500 * time.Millisecond, Max: 10 * time.Second}
+		for {
+			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			_, err := djs.Publish(pctx, downsync.Subject(downsync.CartKeyKey(cartSvc.PublicKey().KeyID)), keyDoc)
+			cancel()
+			if err == nil || ctx.Err() != nil {
+				return nil
+			}
+			h.log.Warn("publishing the cart code key; retrying", "err", err)
+			if b.Wait(ctx) != nil {
+				return nil
+			}
+		}
 	}
 
 	// Heartbeat service.
@@ -264,6 +424,18 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("hub: sync endpoint: %w", err)
 	}
 
+	// Positions HQ changed outside a batch (safety stock): down-sync and
+	// the console hear of them as of a batch's.
+	onStockChange := func(keys []inventory.Key) {
+		pub.Stock(keys)
+		live.Publish(console.Changed(keys, time.Now()))
+	}
+
+	// HQ's actions on conflicts: events of HQ's own, told about as a
+	// stream batch's are (stock arriving by transfer can bring an item
+	// back in stock for the automation too).
+	acts := hqact.New(hqact.Options{Store: st, Logger: h.log.With("component", "hqact"), OnApplied: applied})
+
 	// HTTP.
 	ln, err := net.Listen("tcp", h.cfg.HTTP)
 	if err != nil {
@@ -276,15 +448,23 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("hub: %w", err)
 	}
 	web, _, err := handler(httpParts{
-		store: st, auth: authSvc, metrics: h.met.reg, version: h.version, publicURL: publicURL, tls: h.cfg.TLSCert != "",
+		store: st, auth: authSvc, metrics: h.met.reg, live: live, version: h.version, publicURL: publicURL, tls: h.cfg.TLSCert != "",
 		api: api.Options{
 			Store: st, Logger: h.log.With("component", "api"), Version: h.version,
-			OnlineLocation:  h.cfg.OnlineLocation,
-			PublicURL:       publicURL,
-			MaxImportBytes:  h.cfg.CatalogMaxBytes,
-			SpoolDir:        filepath.Join(h.cfg.DataDir, "imports"),
-			OnCatalogChange: pub.Products,
-			OnReviewsChange: pub.Reviews,
+			OnlineLocation:      h.cfg.OnlineLocation,
+			OnlineMinConfidence: inventory.Confidence(h.cfg.OnlineMinConfidence),
+			UnsyncedAlertAfter:  h.cfg.UnsyncedSaleAlert,
+			PublicURL:           publicURL,
+			MaxImportBytes:      h.cfg.CatalogMaxBytes,
+			SpoolDir:            filepath.Join(h.cfg.DataDir, "imports"),
+			OnCatalogChange:     pub.Products,
+			OnReviewsChange:     pub.Reviews,
+			Carts:               cartSvc,
+			Acts:                acts,
+			TransferOverdue:     h.cfg.TransferOverdue,
+			OnErasure:           func(string) { cust.Notify(); streamEraser.Notify() },
+			OnStockChange:       onStockChange,
+			OnApplied:           applied,
 			Ready: func(ctx context.Context) error {
 				if !nc.IsConnected() {
 					return errors.New("not connected to NATS")
@@ -292,6 +472,12 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 				return st.Ping(ctx)
 			},
 		},
+		cx: cx.Options{Store: st, Insights: ins, Logger: h.log.With("component", "cx"), Webhooks: h.cfg.Webhooks(),
+			OnSurveyChange: func(store.SurveyDef) { svyPub.Poke() }, OnRulesChange: func() {
+				if err := auto.ReloadRules(ctx); err != nil {
+					h.log.Warn("automation: reload rules", "err", err)
+				}
+			}},
 	})
 	if err != nil {
 		return err
@@ -328,7 +514,16 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 	})
 	g.Go(func() error { return consumer.Run(gctx) })
 	g.Go(func() error { return pub.Run(gctx) })
+	g.Go(func() error { return live.Run(gctx) })
 	g.Go(func() error { return beats.Run(gctx) })
+	g.Go(func() error { return cartSvc.Run(gctx) })
+	g.Go(func() error { return auto.Run(gctx) })
+	g.Go(func() error { return ins.Run(gctx) })
+	g.Go(func() error { return cust.Run(gctx) })
+	g.Go(func() error { return streamEraser.Run(gctx) })
+	g.Go(func() error { return folder.Run(gctx) })
+	g.Go(func() error { return publishCartKey(gctx) })
+	g.Go(func() error { return svyPub.Run(gctx) })
 	g.Go(func() error {
 		return runRetention(gctx, st, h.cfg.LedgerRetention, h.met, h.log.With("component", "retention"))
 	})

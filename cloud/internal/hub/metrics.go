@@ -16,6 +16,7 @@ type metrics struct {
 	applied      prometheus.Counter
 	duplicates   prometheus.Counter
 	deadLettered prometheus.Counter
+	held         prometheus.Counter
 	deferred     prometheus.Counter
 	batch        prometheus.Histogram
 	heartbeats   prometheus.Counter
@@ -71,7 +72,10 @@ func newMetrics() *metrics {
 	m.horizon = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "omni_hub_ledger_horizon_timestamp_seconds", Help: "The ledger's retention horizon: raw lines before it are rolled up.",
 	})
-	m.reg.MustRegister(m.applied, m.duplicates, m.deadLettered, m.deferred, m.batch, m.heartbeats, m.recoveries,
+	m.held = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "omni_hub_events_held_total", Help: "Events held in the exception queue for naming an unknown SKU, GTIN or location.",
+	})
+	m.reg.MustRegister(m.held, m.applied, m.duplicates, m.deadLettered, m.deferred, m.batch, m.heartbeats, m.recoveries,
 		m.applySteps, m.rolledUp, m.retention, m.horizon, m.applyErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -82,6 +86,7 @@ func (m *metrics) ingest() ingest.Metrics {
 		Applied:      func(n int) { m.applied.Add(float64(n)) },
 		Duplicates:   func(n int) { m.duplicates.Add(float64(n)) },
 		DeadLettered: func(n int) { m.deadLettered.Add(float64(n)) },
+		Held:         func(n int) { m.held.Add(float64(n)) },
 		Deferred:     func(n int) { m.deferred.Add(float64(n)) },
 		BatchSeconds: m.batch.Observe,
 		Recovered:    func(cause string) { m.recoveries.WithLabelValues(cause).Inc() },

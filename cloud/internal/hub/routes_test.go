@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"crypto/ed25519"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -10,9 +11,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/omnisync/omnisync/cloud/internal/api"
 	"github.com/omnisync/omnisync/cloud/internal/auth"
+	"github.com/omnisync/omnisync/cloud/internal/cartsvc"
 	"github.com/omnisync/omnisync/cloud/internal/store"
 )
 
@@ -32,8 +35,13 @@ func testWeb(t *testing.T) (http.Handler, *auth.Router, *auth.Service) {
 	if err := svc.Bootstrap(context.Background(), testAdminToken, io.Discard); err != nil {
 		t.Fatal(err)
 	}
+	_, key, _ := ed25519.GenerateKey(nil)
+	cs, err := cartsvc.New(cartsvc.Options{Store: st, Online: "online", Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
 	web, rt, err := handler(httpParts{store: st, auth: svc, metrics: newMetrics().reg, version: "test", publicURL: public,
-		api: api.Options{Store: st, PublicURL: public}})
+		api: api.Options{Store: st, PublicURL: public, Carts: cs}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,8 +61,10 @@ func samplePath(pattern string) (method, path string) {
 // shoppers' pages and the resolver, health, and the way in.
 var publicRoutes = []string{
 	"GET /healthz",
-	"GET /01/{rest...}", "OPTIONS /01/{rest...}", "GET /{compressed}", "GET /products/{sku}",
+	"GET /01/{rest...}", "OPTIONS /01/{rest...}", "GET /{compressed}", "GET /products/{sku}", "GET /carts/{id}",
+	"GET /s/{token}", "POST /s/{token}",
 	"GET /login", "POST /login", "POST /logout", "POST /v1/auth/login",
+	"GET /console/live.js",
 }
 
 // Ensure that every route the hub registers declares what it needs, that
@@ -70,7 +80,13 @@ func TestRoutes_EveryDoorLocked(t *testing.T) {
 		t.Fatal(err)
 	}
 	admin := auth.NewPrincipal(1, auth.FirstAdmin, auth.Admin, nil, nil)
+	// Two such tokens, of two scopes, so that every route meets one
+	// whose scope is not its own.
 	_, weak, err := svc.CreateToken(ctx, admin, auth.NewTokenRequest{Name: "t", User: "cart-bot", Scopes: "carts:read"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, weak2, err := svc.CreateToken(ctx, admin, auth.NewTokenRequest{Name: "t2", User: "cart-bot", Scopes: "metrics:read"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +106,11 @@ func TestRoutes_EveryDoorLocked(t *testing.T) {
 		}
 		method, path := samplePath(r.Pattern)
 		do := func(token string) *httptest.ResponseRecorder {
-			req := httptest.NewRequest(method, path, strings.NewReader("{}"))
+			// A bound on every request: the event stream answers until
+			// its caller goes away.
+			rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			req := httptest.NewRequestWithContext(rctx, method, path, strings.NewReader("{}"))
 			req.Header.Set("Content-Type", "application/json")
 			if token != "" {
 				req.Header.Set("Authorization", "Bearer "+token)
@@ -108,7 +128,11 @@ func TestRoutes_EveryDoorLocked(t *testing.T) {
 		case w.Code != http.StatusUnauthorized:
 			t.Errorf("%s anonymously: %d %s, want 401", r.Pattern, w.Code, w.Body)
 		}
-		w = do(weak)
+		tok := weak
+		if r.Needs.Scope() == auth.CartsRead {
+			tok = weak2
+		}
+		w = do(tok)
 		if r.Needs.Scope() != "" && w.Code != http.StatusForbidden {
 			t.Errorf("%s without %s: %d %s, want 403", r.Pattern, r.Needs.Scope(), w.Code, w.Body)
 		}

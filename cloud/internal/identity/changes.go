@@ -136,8 +136,10 @@ func (t *tracker) obsID(o int32) string {
 
 func (t *tracker) changes() Changes {
 	g := t.g
-	var out Changes
-	customers := map[string]bool{}
+	// Most nodes a batch touches move (a new shopper's identifiers): room
+	// for all at once, rather than growing a slice of large structs.
+	out := Changes{Moves: make([]Move, 0, len(t.order))}
+	customers := make(map[string]bool, len(t.order)/2)
 	for _, n := range t.order {
 		was := t.before[n]
 		if r, ok := t.gone[n]; ok {

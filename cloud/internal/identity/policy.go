@@ -156,19 +156,44 @@ var placeholderTokens = map[string]bool{
 }
 
 // placeholderToken: a placeholder word, a value without a letter or digit,
-// or one character repeated ("0000", "XXXX", the all-zero UUID).
+// or one character repeated ("0000", "XXXX", the all-zero UUID). It runs
+// on every identifier of every event, so it allocates only for a value
+// short enough to be a placeholder word.
 func placeholderToken(v string) bool {
-	if placeholderTokens[strings.ToLower(v)] {
+	if len(v) <= maxPlaceholderToken && placeholderTokens[strings.ToLower(v)] {
 		return true
 	}
-	alnum := strings.Map(func(c rune) rune {
-		if c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' {
-			return c
+	// The ASCII letters and digits of v, case folded: none, or one
+	// repeated.
+	var first byte
+	n, same := 0, true
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case c >= 'A' && c <= 'Z':
+			c += 'a' - 'A'
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		default:
+			continue
 		}
-		return -1
-	}, v)
-	return alnum == "" || len(alnum) >= 2 && repeated(strings.ToLower(alnum))
+		if n == 0 {
+			first = c
+		} else if c != first {
+			same = false
+		}
+		n++
+	}
+	return n == 0 || n >= 2 && same
 }
+
+// maxPlaceholderToken is the length of the longest placeholder word.
+var maxPlaceholderToken = func() int {
+	n := 0
+	for w := range placeholderTokens {
+		n = max(n, len(w))
+	}
+	return n
+}()
 
 // repeated reports whether s is one byte repeated.
 func repeated(s string) bool {

@@ -30,6 +30,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/omnisync/omnisync/cloud/internal/inventory"
 	"github.com/omnisync/omnisync/cloud/internal/store"
 	"github.com/omnisync/omnisync/shared/events"
 	"github.com/omnisync/omnisync/shared/retry"
@@ -56,7 +57,9 @@ var _ Store = (*store.Store)(nil)
 // Metrics receives counts; nil fields are skipped.
 type Metrics struct {
 	Applied, Duplicates, DeadLettered, Deferred func(n int)
-	BatchSeconds                                func(s float64)
+	// Held counts events held in the exception queue (store.BatchResult.Held).
+	Held         func(n int)
+	BatchSeconds func(s float64)
 	// Recovered is told about each failure of the event stream that was
 	// recovered from, by cause (CauseNoHeartbeat and the other Cause
 	// constants).
@@ -271,6 +274,12 @@ func (im *inMsg) settle(deferred bool) {
 }
 
 func (pb *preparedBatch) add(m jetstream.Msg) {
+	// The message's place in the stream, so the store can find it again
+	// to delete it when a customer it names is erased.
+	var seq uint64
+	if md, err := m.Metadata(); err == nil {
+		seq = md.Sequence.Stream
+	}
 	if events.IsBatch(m.Data()) {
 		items, dl := decodeBatch(m.Subject(), m.Data())
 		if dl != nil {
@@ -279,6 +288,7 @@ func (pb *preparedBatch) add(m jetstream.Msg) {
 		}
 		im := &inMsg{m: m, remaining: len(items)}
 		for _, it := range items {
+			it.StreamSeq = seq
 			pb.ready = append(pb.ready, pending{msg: im, item: it})
 		}
 		return
@@ -288,6 +298,7 @@ func (pb *preparedBatch) add(m jetstream.Msg) {
 		pb.dead = append(pb.dead, deadMsg{m, *dl})
 		return
 	}
+	item.StreamSeq = seq
 	pb.ready = append(pb.ready, pending{msg: &inMsg{m: m, remaining: 1}, item: item})
 }
 
@@ -342,6 +353,11 @@ func decode(subj string, data []byte) (store.Item, *store.DeadLetter) {
 		// A store must not speak for another: never let a forged origin
 		// touch the claimed device's dedup state.
 		return store.Item{}, dl(fmt.Sprintf("origin %s/%s does not match subject %s", env.Origin.Store, env.Origin.Device, subj), &env)
+	}
+	if env.Origin.Store == inventory.HQ {
+		// HQ's events are written by the hub itself, never received: a
+		// device claiming HQ's origin would claim HQ's rights.
+		return store.Item{}, dl("origin store "+inventory.HQ+" is reserved for HQ's actions", &env)
 	}
 	// Event ids are UUIDs, whose case carries nothing: the hub reads them
 	// in lowercase, so one id is one event and orders one way whatever
@@ -521,6 +537,9 @@ func (c *Consumer) settle(ps []pending, res store.BatchResult) {
 	}
 	if m.Deferred != nil {
 		m.Deferred(len(res.Deferred))
+	}
+	if m.Held != nil {
+		m.Held(res.Held)
 	}
 }
 

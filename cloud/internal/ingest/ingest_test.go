@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/omnisync/omnisync/cloud/internal/inventory"
 	"github.com/omnisync/omnisync/cloud/internal/store"
 	"github.com/omnisync/omnisync/shared/events"
 	"github.com/omnisync/omnisync/shared/hlc"
@@ -318,6 +319,13 @@ func TestDeadLetters(t *testing.T) {
 			reason: "origin S2/pos-1 does not match subject",
 		},
 		{
+			name: "HQ's origin from a device", subject: subjects.Event(inventory.HQ, "pos-1"),
+			body: func(*till) []byte {
+				return encode(t, newTill(inventory.HQ, "pos-1").sale("SKU-1", 1))[0]
+			},
+			reason: "reserved for HQ's actions",
+		},
+		{
 			name: "malformed batch", subject: subjects.Event("S1", "pos-1"),
 			body:   func(*till) []byte { return []byte(`[{"v":1},`) },
 			reason: "malformed batch",
@@ -358,7 +366,11 @@ func TestDeadLetters(t *testing.T) {
 			if dl.Subject != tc.subject || !strings.Contains(dl.Reason, tc.reason) {
 				t.Errorf("dead letter %+v: want subject %s and a reason with %q", dl, tc.subject, tc.reason)
 			}
-			if tc.subject != "omni.ev.S1" && (dl.Store != "S1" || dl.Device != "pos-1") {
+			wantStore := "S1"
+			if strings.Contains(tc.subject, inventory.HQ) {
+				wantStore = inventory.HQ
+			}
+			if tc.subject != "omni.ev.S1" && (dl.Store != wantStore || dl.Device != "pos-1") {
 				t.Errorf("dead letter filed under %s/%s, want the subject's S1/pos-1", dl.Store, dl.Device)
 			}
 			if tc.origin {
@@ -387,6 +399,7 @@ func TestDeadLetters(t *testing.T) {
 // events: nothing is dead-lettered or dropped, and everything is applied
 // once the database answers again.
 func TestDatabaseOutageRetried(t *testing.T) {
+	t.Parallel() // mostly waits on processes and timers
 	t.Run("sqlite, store failing", func(t *testing.T) {
 		var down atomic.Int64
 		r := startRig(t, openSQLite(t), func(s *store.Store) Store { return &outage{Store: s, fails: &down} })
@@ -488,6 +501,7 @@ func (o *outage) Ping(ctx context.Context) error {
 // the consumer (and stream) again with Reopen and carries on, and the
 // redeliveries that follow change nothing.
 func TestStreamRecovers(t *testing.T) {
+	t.Parallel() // mostly waits on processes and timers
 	r := startRig(t, openSQLite(t), nil)
 	d := newTill("S1", "pos-1")
 	send := func(n int) {

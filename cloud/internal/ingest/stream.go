@@ -50,6 +50,11 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, o StreamOptions) 
 		Duplicates: o.DuplicateWindow,
 		Discard:    jetstream.DiscardOld,
 		MaxMsgSize: 1 << 20,
+		// Erasing a customer deletes their messages from the stream
+		// (package streamerase): deletes must stay allowed. The server
+		// never lifts DenyDelete once set, so on a stream created with
+		// it this update fails and the hub does not start.
+		DenyDelete: false,
 	}
 	if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("ingest: stream %s: %w", cfg.Name, err)

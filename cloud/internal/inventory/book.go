@@ -102,27 +102,35 @@ func (b *Book) Reservations() map[string]Reservation {
 	return out
 }
 
-// Positions replays the book: events in Stamp order, a count sets on_hand,
-// a delta adds to it; then reserved from the active reservations and the
-// safety stock. Every position an event, a reservation or a safety stock
-// names is present.
+// Positions replays the book: moves in Stamp order (a count's is its
+// snapshot, CountStamp), a count sets on_hand, a delta adds to it; then
+// reserved from the active reservations and the safety stock. Every
+// position an event, a reservation or a safety stock names is present.
 func (b *Book) Positions() map[Key]Position {
 	pos := map[Key]Position{}
+	var moves []Move
 	for _, e := range b.sorted() {
 		eff, _ := b.rules.Effect(e)
-		for _, m := range eff.Moves {
-			p := pos[m.Key]
-			if m.IsCount() {
-				p.HasCount, p.CountQty, p.CountStamp = true, m.Qty, m.Stamp
-				p.OnHand = m.Qty
-			} else {
-				p.OnHand += m.Delta
-			}
-			if m.Stamp.HLC.Compare(p.LastStamp) > 0 {
-				p.LastStamp = m.Stamp.HLC
-			}
-			pos[m.Key] = p
+		moves = append(moves, eff.Moves...)
+	}
+	slices.SortStableFunc(moves, func(x, y Move) int {
+		if c := x.Stamp.Compare(y.Stamp); c != 0 {
+			return c
 		}
+		return x.Line - y.Line
+	})
+	for _, m := range moves {
+		p := pos[m.Key]
+		if m.IsCount() {
+			p.HasCount, p.CountQty, p.CountStamp, p.CountMethod = true, m.Qty, m.Stamp, m.Method
+			p.OnHand = m.Qty
+		} else {
+			p.OnHand += m.Delta
+		}
+		if m.Stamp.HLC.Compare(p.LastStamp) > 0 {
+			p.LastStamp = m.Stamp.HLC
+		}
+		pos[m.Key] = p
 	}
 	for _, r := range b.Reservations() {
 		if !r.Active() {

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/omnisync/omnisync/shared/events"
+	"github.com/omnisync/omnisync/shared/hlc"
 )
 
 // ErrInvalidBody is returned by EffectOf for an inventory event whose body
@@ -25,7 +27,7 @@ type ReservationOp struct {
 	// reserve's lines matter to the reservation (release lines are
 	// informational; fulfil lines move stock through Effect.Moves).
 	Lines []events.Line
-	// Online: the operation comes from the online channel (set by
+	// Online: the operation comes from the online channel or HQ (set by
 	// Rules.Effect), whose releases close any reservation.
 	Online bool
 }
@@ -65,7 +67,18 @@ func EffectOf(env events.Envelope) (Effect, error) {
 		if err := checkLines(k, m.Location, m.Lines, true); err != nil {
 			return Effect{}, err
 		}
-		return Effect{Moves: moves(k, stamp, m.Location, m.Lines)}, nil
+		if k != events.KindCount {
+			return Effect{Moves: moves(k, stamp, m.Location, m.Lines)}, nil
+		}
+		stamp, err = CountStamp(stamp, m.SnapshotAt)
+		if err != nil {
+			return Effect{}, err
+		}
+		ms := moves(k, stamp, m.Location, m.Lines)
+		for i := range ms {
+			ms[i].Method = m.Method
+		}
+		return Effect{Moves: ms}, nil
 	case k == events.KindReserve || k == events.KindRelease || k == events.KindFulfil:
 		m, err := events.DecodeReservationMove(env.Data)
 		if err != nil {
@@ -90,6 +103,28 @@ func EffectOf(env events.Envelope) (Effect, error) {
 		return eff, nil
 	}
 	return Effect{}, nil
+}
+
+// CountStamp returns where a count stamped s that observed the shelf at
+// snapshot (zero: at s) takes its place in a position's history: at the
+// snapshot (logical 0, s's event id), so that every delta stamped after
+// the snapshot — a sale made while a sweep ran — is added to the counted
+// quantity. A snapshot after s (a store clock that moved) is s itself: a
+// count cannot see the future. A snapshot more than
+// events.MaxSnapshotLead before s is an error (ErrInvalidBody).
+func CountStamp(s events.Stamp, snapshot time.Time) (events.Stamp, error) {
+	if snapshot.IsZero() {
+		return s, nil
+	}
+	at := hlc.Timestamp{Wall: snapshot.UnixMilli()}
+	if at.Compare(s.HLC) >= 0 {
+		return s, nil
+	}
+	if lead := s.HLC.Time().Sub(snapshot); lead > events.MaxSnapshotLead {
+		return events.Stamp{}, fmt.Errorf("%w: snapshot_at is %s before the count's own time (at most %s)", ErrInvalidBody, lead.Round(time.Second), events.MaxSnapshotLead)
+	}
+	s.HLC = at
+	return s, nil
 }
 
 func moves(k events.Kind, s events.Stamp, loc string, lines []events.Line) []Move {

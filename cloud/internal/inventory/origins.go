@@ -16,6 +16,11 @@ var ErrForeignLocation = errors.New("inventory: a store speaks only for its own 
 // hub is configured otherwise.
 const DefaultOnline = "online"
 
+// HQ is the origin store of the events HQ's operators cause through the
+// hub (acting on a conflict). It is fixed, so every replica agrees on it,
+// and reserved: no store may be provisioned under it.
+const HQ = "_hq"
+
 // Rules are the inventory rules of one chain: the pure functions of this
 // package, with what they need to know of the chain. Every hub replica
 // must use the same Rules (the store keeps them in its shared settings).
@@ -39,6 +44,10 @@ type Rules struct {
 //     channel, which may release any order;
 //   - reserve may name any location: a till may take an order for
 //     collection at another store (endless aisle), the web shop for any.
+//   - HQ (origin store HQ) speaks for the chain: it may move stock
+//     between stores by transfer_out and transfer_in at any location, and
+//     release any order, like the online channel; it sells, receives,
+//     counts and fulfils nothing.
 //
 // Whether a release or fulfil closes the reservation it names is the
 // reservation's own rule (Reservation.Apply): only one naming the
@@ -50,9 +59,13 @@ func (r Rules) Effect(env events.Envelope) (Effect, error) {
 		return eff, err
 	}
 	origin := env.Origin.Store
-	online := r.Online != "" && origin == r.Online
+	hq := origin == HQ
+	online := r.Online != "" && origin == r.Online || hq
+	if hq && len(eff.Moves) > 0 && env.Kind != events.KindTransferOut && env.Kind != events.KindTransferIn {
+		return Effect{}, fmt.Errorf("%w: HQ may not send a %s", ErrForeignLocation, env.Kind)
+	}
 	for _, m := range eff.Moves {
-		if m.Location != origin {
+		if m.Location != origin && !hq {
 			return Effect{}, foreign(env.Kind, origin, m.Location)
 		}
 	}

@@ -37,6 +37,9 @@ type Move struct {
 	Qty int64
 	// Delta is the signed change to on_hand (0 for a count).
 	Delta int64
+	// Method is how a count was taken (events.CountMethods; "" unknown).
+	// A count's Stamp is its snapshot (CountStamp).
+	Method string
 }
 
 // IsCount reports whether m is an absolute count.
@@ -49,6 +52,8 @@ type Position struct {
 	HasCount   bool
 	CountQty   int64
 	CountStamp events.Stamp
+	// CountMethod is how the latest count was taken ("" unknown).
+	CountMethod string
 	// OnHand is CountQty plus the deltas stamped after CountStamp (or the sum
 	// of every delta without a count).
 	OnHand int64
@@ -99,7 +104,7 @@ func (p Position) NewCount(moves []Move) (Move, bool) {
 // inserting moves); otherwise deltasAfter is ignored.
 func (p Position) Apply(moves []Move, deltasAfter int64) Position {
 	if c, ok := p.NewCount(moves); ok {
-		p.HasCount, p.CountQty, p.CountStamp = true, c.Qty, c.Stamp
+		p.HasCount, p.CountQty, p.CountStamp, p.CountMethod = true, c.Qty, c.Stamp, c.Method
 		p.OnHand = c.Qty + deltasAfter
 	} else {
 		for _, m := range moves {

@@ -37,7 +37,8 @@ type Close struct {
 	Kind  events.Kind
 	// Location is the location the close names.
 	Location string
-	// Online: sent by the online channel, which may close any reservation.
+	// Online: sent by the online channel or HQ, which may close any
+	// reservation.
 	Online bool
 }
 

@@ -89,6 +89,7 @@ func logReport(t testing.TB, rep *loadgen.Report) {
 // leaves the hub with exactly the oracle's books, every accepted event
 // applied once, and a record that reads back to the accepted envelopes.
 func TestRun_BooksMatchOracle(t *testing.T) {
+	t.Parallel() // mostly waits on processes and timers
 	r := startRig(t, [2]string{"LG-A", "pos-1"}, [2]string{"LG-B", "pos-1"})
 	o := sampleOptions(r, 1)
 	o.Rate, o.Duration = 400, 3*time.Second
@@ -140,6 +141,7 @@ func TestRun_BooksMatchOracle(t *testing.T) {
 // twice: requests cut off are retried with their idempotency keys until
 // answered, and the hub's books equal the oracle's exactly.
 func TestRun_AgentKilledMidRun(t *testing.T) {
+	t.Parallel() // mostly waits on processes and timers
 	r := startRig(t, [2]string{"LG-K", "pos-1"}, [2]string{"LG-K", "pos-2"})
 	o := sampleOptions(r, 2)
 	o.Workers, o.Duration = 4, 4*time.Second

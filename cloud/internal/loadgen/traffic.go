@@ -176,7 +176,7 @@ func (tr *traffic) next() (request, error) {
 		sku := sh.received[tr.rng.IntN(len(sh.received))]
 		qty := min(max(0, sh.onHand[sku]-int64(tr.rng.IntN(3))), events.MaxCountQty)
 		lines := []events.Line{{SKU: sku, Qty: qty}}
-		kind, data = events.KindCount, map[string]any{"lines": lines, "reason": "cycle count"}
+		kind, data = events.KindCount, map[string]any{"lines": lines, "reason": "cycle count", "method": events.CountCycle}
 		done = tr.onStock(events.KindCount, lines)
 	case c == choiceReservation && len(sh.open) > 0 && tr.rng.IntN(2) == 0:
 		i := tr.rng.IntN(len(sh.open))

@@ -144,6 +144,24 @@ func (b *Book) Add(s Sale) error {
 	return nil
 }
 
+// Forget drops what the book counted for customer, who is no longer
+// scored (their purchases were re-attributed or erased).
+func (b *Book) Forget(customer string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	i, ok := b.index[customer]
+	if !ok {
+		return
+	}
+	st := &b.states[i]
+	if st.ranked() {
+		b.r.remove(st.last)
+		b.f.remove(st.orders)
+		b.m.remove(st.spend)
+	}
+	*st = state{last: noLast}
+}
+
 // Restore replaces the book's contents with customers, as a hub loads them
 // at start: faster than adding their sales again.
 func (b *Book) Restore(customers []Customer) error {

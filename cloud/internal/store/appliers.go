@@ -48,11 +48,29 @@ type gate interface {
 // conflicts follow.
 func newAppliers() []applier {
 	return []applier{
+		// The exceptions gate rewrites by HQ's mappings and holds events
+		// naming unknown SKUs or locations before any aggregate sees
+		// them (level 1a of LOCKS.md: its gate runs first).
+		exceptionsApplier{},
+		// Carts lock their rows next (level 1b of LOCKS.md); nothing
+		// else reads what they write.
+		cartsApplier{},
 		reservationsApplier{},
 		ledgerApplier{},
 		stockApplier{},
+		countsApplier{},
 		conflictsApplier{},
+		// Transfers follow the ledger's transfer halves; nothing reads
+		// what they write in the transaction.
+		transfersApplier{},
 		reviewsApplier{},
+		identityApplier{},
+		profilesApplier{},
+		consentApplier{},
+		purchasesApplier{},
+		erasureApplier{},
+		surveysApplier{},
+		fittingApplier{},
 	}
 }
 
@@ -75,6 +93,12 @@ type applyTx struct {
 	applied []int
 	// rejected holds the reasons gates refused items for.
 	rejected map[int]string
+	// diverted are the items a gate took out of the batch without
+	// dead-lettering them (held in the exception queue).
+	diverted map[int]bool
+	// over holds, per item, what each applier reads in the item as a gate
+	// rewrote it (HQ's mappings), instead of plan.read.
+	over map[int][]any
 
 	// The inventory appliers' data flow.
 	// held is the change to reserved per position from the batch's
@@ -82,6 +106,11 @@ type applyTx struct {
 	// changed it.
 	held   map[inventory.Key]int64
 	heldAt map[inventory.Key]hlc.Timestamp
+	// heldBy are the kinds of the reservation operations that changed
+	// each position's holds, and heldHQ the positions HQ's changed: what
+	// the conflicts applier names as a resolved conflict's cause.
+	heldBy map[inventory.Key][]events.Kind
+	heldHQ map[inventory.Key]bool
 	// work is what the batch brings to each position, by id: the ledger
 	// lines that were new to the ledger, the hold changes, a new safety
 	// stock.
@@ -99,11 +128,24 @@ type applyTx struct {
 	// changed are the positions the stock applier wrote, for the
 	// conflicts applier.
 	changed []positionChange
+	// counted are the counts that set a position, for the counts
+	// applier.
+	counted []countedAt
+
+	// ensured are the keys (knownKey) of the rows the transaction
+	// inserted if missing or found: known once it commits.
+	ensured []string
+
+	// cust is the customer appliers' share.
+	cust custTx
 
 	out struct {
 		positions        []inventory.Key
 		reservations     []string
 		reviewedProducts []string
+		carts            []string
+		recProducts      []string
+		held             int
 	}
 }
 
@@ -136,6 +178,7 @@ func newApplyTx(s *Store, conn *sql.Conn, tx *sql.Tx, p *plan, nowMS int64, appl
 	return &applyTx{
 		s: s, conn: conn, tx: tx, p: p, nowMS: nowMS, applied: applied,
 		held: map[inventory.Key]int64{}, heldAt: map[inventory.Key]hlc.Timestamp{},
+		heldBy: map[inventory.Key][]events.Kind{}, heldHQ: map[inventory.Key]bool{},
 		work: map[int64]int32{},
 		ids:  map[inventory.Key]int64{}, newIDs: map[inventory.Key]int64{},
 		states: map[int64]inventory.Position{},
@@ -164,19 +207,39 @@ func (t *applyTx) readsOf(a applier) []itemRead {
 
 // readBy returns the applied items applier a reads, in batch order.
 func (t *applyTx) readBy(a int) []itemRead {
-	var out []itemRead
 	if t.p == nil {
 		return nil
 	}
+	// Two passes, so the result is allocated once at its size: most
+	// appliers read few of a batch's items, the inventory ones all.
+	n := 0
+	t.eachRead(a, func(int, any) { n++ })
+	if n == 0 {
+		return nil
+	}
+	out := make([]itemRead, 0, n)
+	t.eachRead(a, func(i int, v any) { out = append(out, itemRead{item: i, v: v}) })
+	return out
+}
+
+// eachRead calls f with each applied item applier a reads and what it
+// reads in it, in batch order.
+func (t *applyTx) eachRead(a int, f func(i int, v any)) {
 	for _, i := range t.applied {
-		if t.rejected[i] != "" {
+		if t.rejected[i] != "" || t.diverted[i] {
 			continue
 		}
-		if v := t.p.read[a][i]; v != nil {
-			out = append(out, itemRead{item: i, v: v})
+		var v any
+		if t.p.read[a] != nil {
+			v = t.p.read[a][i]
+		}
+		if o, ok := t.over[i]; ok {
+			v = o[a]
+		}
+		if v != nil {
+			f(i, v)
 		}
 	}
-	return out
 }
 
 // commitFailed runs when the commit failed: the database may or may not
@@ -191,6 +254,7 @@ func (t *applyTx) commitFailed() {
 // committed runs after the commit: what the transaction created may now
 // be shared.
 func (t *applyTx) committed() {
+	t.s.known.add(t.ensured)
 	t.s.positions.add(t.newIDs)
 	if t.s.states != nil {
 		t.s.states.add(t.states)

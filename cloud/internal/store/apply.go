@@ -73,13 +73,19 @@ func (s *Store) ApplyPrepared(ctx context.Context, b *Prepared) (BatchResult, er
 	p := b.p
 	var res BatchResult
 	err := s.retry(ctx, "apply batch", func() error {
-		var err error
-		res, err = s.applyOnce(ctx, p)
-		if errors.Is(err, errLedgerSeen) && !p.ledgerSeen {
-			p.ledgerSeen = true
+		for {
+			var err error
 			res, err = s.applyOnce(ctx, p)
+			switch {
+			case errors.Is(err, errLedgerSeen) && !p.ledgerSeen:
+				p.ledgerSeen = true
+			case errors.Is(err, errUnknownRow) && !p.ensureAll:
+				s.known.reset()
+				p.ensureAll = true
+			default:
+				return err
+			}
 		}
-		return err
 	})
 	if err != nil {
 		return BatchResult{}, err
@@ -112,31 +118,32 @@ type plan struct {
 	devs   []devKey // sorted, unique: the device lock order
 	order  []int    // items with a usable origin, by (device, seq): dedup order
 	reason []string // non-empty: dead-letter with this reason
-	// read[a][i] is what applier a reads in item i (nil: nothing).
+	// read[a][i] is what applier a reads in item i (nil: nothing);
+	// read[a] is nil when applier a reads none of the items.
 	read [][]any
 	// ledgerSeen: some line of the batch may already be in the ledger, so the
 	// ledger insert must say which lines went in.
 	ledgerSeen bool
+	// ensureAll: insert every row the batch locks if missing, known or
+	// not (a row taken as known was not there: errUnknownRow).
+	ensureAll bool
 }
 
 func (s *Store) plan(items []Item) *plan {
 	n := len(items)
 	p := &plan{items: items, dev: make([]int, n), reason: make([]string, n), read: make([][]any, len(s.appliers))}
-	for a := range p.read {
-		p.read[a] = make([]any, n)
-	}
 	usable := make([]bool, n)
 	seen := map[devKey]bool{}
 	for i, it := range items {
 		e := &it.Env
 		o := e.Origin
-		usable[i] = o.Store != "" && o.Device != "" && o.Epoch != 0 && o.Seq != 0 && o.Epoch <= math.MaxInt64 && o.Seq <= math.MaxInt64
+		usable[i] = it.replay == nil && o.Store != "" && o.Device != "" && o.Epoch != 0 && o.Seq != 0 && o.Epoch <= math.MaxInt64 && o.Seq <= math.MaxInt64
 		switch {
 		case it.Reject != "":
 			p.reason[i] = it.Reject
 		case e.V > events.CurrentVersion:
 			p.reason[i] = fmt.Sprintf("%v: version %d, this hub reads up to %d", events.ErrUnsupportedVersion, e.V, events.CurrentVersion)
-		case !usable[i]:
+		case !usable[i] && it.replay == nil:
 			p.reason[i] = fmt.Sprintf("origin %+v cannot be deduplicated", o)
 		case !events.Known(e.Kind):
 			p.reason[i] = fmt.Sprintf("unknown kind %q", e.Kind)
@@ -147,12 +154,18 @@ func (s *Store) plan(items []Item) *plan {
 					p.reason[i] = err.Error()
 					break
 				}
+				if v == nil {
+					continue
+				}
+				if p.read[a] == nil {
+					p.read[a] = make([]any, n)
+				}
 				p.read[a][i] = v
 			}
 		}
 		if usable[i] {
 			seen[devKey{o.Store, o.Device, o.Epoch}] = true
-		} else {
+		} else if it.replay == nil {
 			s.log.Warn("store: item without a usable origin is dead-lettered without dedup", "event_id", e.ID, "store", o.Store, "device", o.Device)
 		}
 	}
@@ -198,7 +211,9 @@ func (s *Store) applyOnce(ctx context.Context, p *plan) (BatchResult, error) {
 	}
 	defer tx.Rollback()
 
-	devs, err := s.lockDevices(ctx, tx, p.devs)
+	step := s.stepTimer()
+	t := newApplyTx(s, conn, tx, p, nowMS, nil)
+	devs, err := s.lockDevices(ctx, t, p.devs)
 	if err != nil {
 		return res, err
 	}
@@ -229,16 +244,18 @@ func (s *Store) applyOnce(ctx context.Context, p *plan) (BatchResult, error) {
 	// Gates may refuse items on what the database holds (a rule the
 	// items' bodies alone cannot decide), before any aggregate applies
 	// them; a refused item is dead-lettered like any other.
-	t := newApplyTx(s, conn, tx, p, nowMS, onceByID(p, candidates))
+	t.applied = onceByID(p, candidates)
+	step("dedup")
 	for _, ap := range s.appliers {
 		if g, ok := ap.(gate); ok {
 			if err := g.gate(ctx, t); err != nil {
 				return res, fmt.Errorf("store: %s: %w", ap.name(), err)
 			}
+			step(ap.name() + "-gate")
 		}
 	}
-	if len(t.rejected) > 0 {
-		t.applied = slices.DeleteFunc(t.applied, func(i int) bool { return t.rejected[i] != "" })
+	if len(t.rejected)+len(t.diverted) > 0 {
+		t.applied = slices.DeleteFunc(t.applied, func(i int) bool { return t.rejected[i] != "" || t.diverted[i] })
 	}
 	var apply, dead []int
 	reason := func(i int) string {
@@ -256,6 +273,11 @@ func (s *Store) applyOnce(ctx context.Context, p *plan) (BatchResult, error) {
 			d = devs[p.dev[i]]
 			d.lastAppliedMS = nowMS
 		}
+		if t.diverted[i] {
+			// Held in the exception queue (or a replay already settled):
+			// processed, neither applied nor dead.
+			continue
+		}
 		if reason(i) != "" {
 			dead = append(dead, i)
 			if d != nil {
@@ -269,10 +291,8 @@ func (s *Store) applyOnce(ctx context.Context, p *plan) (BatchResult, error) {
 			d.lastEventHLC = max(d.lastEventHLC, p.items[i].Env.HLC.Pack())
 		}
 	}
-	res.Applied, res.DeadLettered = len(apply), len(dead)
+	res.Applied, res.DeadLettered, res.Held = len(apply), len(dead), t.out.held
 
-	step := s.stepTimer()
-	step("dedup")
 	for a, ap := range s.appliers {
 		if err := ap.apply(ctx, t, t.readBy(a)); err != nil {
 			return res, fmt.Errorf("store: %s: %w", ap.name(), err)
@@ -298,6 +318,15 @@ func (s *Store) applyOnce(ctx context.Context, p *plan) (BatchResult, error) {
 	step("commit")
 	t.committed()
 	res.Positions, res.Reservations, res.ReviewedProducts = t.out.positions, t.out.reservations, t.out.reviewedProducts
+	res.Carts = t.out.carts
+	if len(t.cust.customers) > 0 {
+		res.Customers = sortedUnique(t.cust.customers)
+	}
+	res.RecProducts = t.out.recProducts
+	for i := range t.rejected {
+		res.Refused = append(res.Refused, i)
+	}
+	slices.Sort(res.Refused)
 	res.Watermarks = make([]Watermark, len(p.devs))
 	for i, k := range p.devs {
 		res.Watermarks[i] = Watermark{Store: k.store, Device: k.device, Epoch: k.epoch, Seq: devs[i].watermark}
@@ -328,6 +357,14 @@ func (s *Store) insertBatchDeadLetters(ctx context.Context, tx *sql.Tx, p *plan,
 	dls := make([]DeadLetter, 0, len(dead))
 	for _, i := range dead {
 		it := p.items[i]
+		if it.replay != nil {
+			// A replay the rules still refuse stays where it was, with
+			// the new reason.
+			if err := s.refusedAgain(ctx, tx, it.replay, reason(i)); err != nil {
+				return err
+			}
+			continue
+		}
 		payload := it.Raw
 		if len(payload) == 0 {
 			payload, _ = json.Marshal(it.Env)
@@ -349,8 +386,12 @@ func positionsOut(keys []inventory.Key) []inventory.Key {
 }
 
 // ApplyObserver is told how long each step of a batch's transaction took:
-// "dedup" (begin, device rows), each aggregate by name, "devices" (dead
-// letters and device progress) and "commit". It runs on the applying
+// "dedup" (begin, device rows), each gate ("<aggregate>-gate"), each
+// aggregate by name, "devices" (dead letters and device progress) and
+// "commit"; the identity applier's parts are steps of their own before
+// its name: "identity.load" (the batch's clusters), "identity.graph" (the
+// rules), and on PostgreSQL's copy "identity.observations",
+// "identity.identifiers" and "identity.masters". It runs on the applying
 // goroutine and must be quick.
 type ApplyObserver func(step string, d time.Duration)
 

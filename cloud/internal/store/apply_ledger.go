@@ -47,18 +47,21 @@ func (ledgerApplier) read(s *Store, env *events.Envelope) (any, error) {
 }
 
 func (ledgerApplier) apply(ctx context.Context, t *applyTx, reads []itemRead) error {
-	// The batch's moves, flattened, and the distinct positions they touch.
+	// The batch's ledger lines, and the distinct positions they touch.
 	n := 0
 	for _, r := range reads {
 		n += len(r.v.(*ledgerRead).moves)
 	}
-	moves := make([]inventory.Move, 0, n)
+	// moves[r] are the moves of reads[r]: lines point into them rather
+	// than into a copy of them all.
+	moves := make([][]inventory.Move, len(reads))
 	lines := make([]ledgerLine, 0, n)
 	keyIdx := make(map[inventory.Key]int32, min(n, 1<<16))
-	keys := make([]inventory.Key, 0, len(keyIdx))
-	for _, r := range reads {
+	keys := make([]inventory.Key, 0, min(n, 1<<16))
+	for ri, r := range reads {
 		lr := r.v.(*ledgerRead)
-		for _, m := range lr.moves {
+		moves[ri] = lr.moves
+		for mi, m := range lr.moves {
 			k, ok := keyIdx[m.Key]
 			if !ok {
 				k = int32(len(keys))
@@ -66,8 +69,7 @@ func (ledgerApplier) apply(ctx context.Context, t *applyTx, reads []itemRead) er
 				keys = append(keys, m.Key)
 			}
 			lines = append(lines, ledgerLine{pos: int64(k), hlc: m.Stamp.HLC.Pack(), hi: lr.hi, lo: lr.lo,
-				line: int32(m.Line), move: int32(len(moves)), item: int32(r.item)})
-			moves = append(moves, m)
+				line: int32(m.Line), read: int32(ri), move: int32(mi), item: int32(r.item)})
 		}
 	}
 	// Every position the batch touches gets its id now, those only the
@@ -82,7 +84,8 @@ func (ledgerApplier) apply(ctx context.Context, t *applyTx, reads []itemRead) er
 	if len(keys) == 0 {
 		return nil
 	}
-	if err := t.resolve(ctx, keys); err != nil {
+	err := t.resolve(ctx, keys)
+	if err != nil {
 		return err
 	}
 	if n == 0 {
@@ -96,18 +99,36 @@ func (ledgerApplier) apply(ctx context.Context, t *applyTx, reads []itemRead) er
 		lines[i].pos = ids[lines[i].pos]
 	}
 	sortLedgerLines(lines)
-	fresh, err := t.s.insertLedger(ctx, t.conn, t.tx, lines, moves, t.p, t.p.ledgerSeen)
+	// Sales are stamped with the batch's transaction, for the basket
+	// folder (baskets.go); other lines need no stamp.
+	var xact int64
+sales:
+	for _, ms := range moves {
+		for i := range ms {
+			if ms[i].Kind == events.KindSale {
+				if xact, err = t.ledgerXact(ctx); err != nil {
+					return err
+				}
+				break sales
+			}
+		}
+	}
+	fresh, err := t.s.insertLedger(ctx, t.conn, t.tx, lines, moves, xact, t.p, t.p.ledgerSeen)
 	if err != nil {
 		return err
 	}
 	// Lines are sorted by position: each position's new moves are one run
 	// of one array.
 	sorted := make([]inventory.Move, 0, len(lines))
+	if len(t.work) == 0 {
+		t.work = make(map[int64]int32, nk)
+	}
+	t.works = slices.Grow(t.works, nk)
 	for i := 0; i < len(lines); {
 		j, start := i, len(sorted)
 		for ; j < len(lines) && lines[j].pos == lines[i].pos; j++ {
 			if l := &lines[j]; fresh == nil || fresh[lineID{l.hi, l.lo, int(l.line)}] {
-				sorted = append(sorted, moves[l.move])
+				sorted = append(sorted, moves[l.read][l.move])
 			}
 		}
 		if len(sorted) > start {
@@ -119,11 +140,12 @@ func (ledgerApplier) apply(ctx context.Context, t *applyTx, reads []itemRead) er
 }
 
 // ledgerLine is one line of the ledger as the batch writes it: its key,
-// and where its move (moves[move]) and event (the batch's items[item])
-// are. It holds no pointers, so sorting a batch's lines moves little.
+// and where its move (moves[read][move]) and event (the batch's
+// items[item]) are. It holds no pointers, so sorting a batch's lines
+// moves little.
 type ledgerLine struct {
-	pos, hlc, hi, lo int64
-	line, move, item int32
+	pos, hlc, hi, lo       int64
+	line, read, move, item int32
 }
 
 type lineID struct {
@@ -161,14 +183,15 @@ var errLedgerSeen = errors.New("store: a ledger line of the batch is already rec
 // order, which on PostgreSQL is the order in which a transaction waits for
 // another one inserting the same line (see LOCKS.md); it also keeps the
 // B-tree writes local. lines must be sorted by that key (sortLedgerLines);
-// tx is a transaction on conn.
+// tx is a transaction on conn. Every line is stamped xact (ledgerXact, or
+// 0 when the batch holds no sale).
 //
 // A line already recorded is rare (a broken agent), so unless precise the
 // lines go in without finding out which ones were new, which is cheaper:
 // on PostgreSQL copied (COPY, which fails on a duplicate key), on SQLite
 // inserted with a count of the rows that went in. If any was already
 // there, it returns errLedgerSeen.
-func (s *Store) insertLedger(ctx context.Context, conn *sql.Conn, tx *sql.Tx, lines []ledgerLine, moves []inventory.Move, p *plan, precise bool) (map[lineID]bool, error) {
+func (s *Store) insertLedger(ctx context.Context, conn *sql.Conn, tx *sql.Tx, lines []ledgerLine, moves [][]inventory.Move, xact int64, p *plan, precise bool) (map[lineID]bool, error) {
 	if len(lines) == 0 {
 		return nil, nil
 	}
@@ -178,7 +201,8 @@ func (s *Store) insertLedger(ctx context.Context, conn *sql.Conn, tx *sql.Tx, li
 		// server.
 		buf := make([]byte, 0, 96*len(lines))
 		for i := range lines {
-			l, m := &lines[i], &moves[lines[i].move]
+			l := &lines[i]
+			m := &moves[l.read][l.move]
 			buf = strconv.AppendInt(buf, l.pos, 10)
 			buf = append(buf, '\t')
 			buf = strconv.AppendInt(buf, l.hlc, 10)
@@ -196,6 +220,8 @@ func (s *Store) insertLedger(ctx context.Context, conn *sql.Conn, tx *sql.Tx, li
 			buf = strconv.AppendInt(buf, m.Delta, 10)
 			buf = append(buf, '\t')
 			buf = appendCopyText(buf, p.items[l.item].Env.Origin.Store)
+			buf = append(buf, '\t')
+			buf = strconv.AppendInt(buf, xact, 10)
 			buf = append(buf, '\n')
 		}
 		err := conn.Raw(func(dc any) error {
@@ -204,7 +230,7 @@ func (s *Store) insertLedger(ctx context.Context, conn *sql.Conn, tx *sql.Tx, li
 				return fmt.Errorf("unexpected driver connection %T", dc)
 			}
 			tag, err := c.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(buf),
-				"COPY stock_ledger (pos_id, hlc, ev_hi, ev_lo, line_no, kind, qty, delta, store) FROM STDIN")
+				"COPY stock_ledger (pos_id, hlc, ev_hi, ev_lo, line_no, kind, qty, delta, store, xact) FROM STDIN")
 			if err == nil && tag.RowsAffected() != int64(len(lines)) {
 				err = fmt.Errorf("copied %d of %d rows", tag.RowsAffected(), len(lines))
 			}
@@ -219,19 +245,21 @@ func (s *Store) insertLedger(ctx context.Context, conn *sql.Conn, tx *sql.Tx, li
 		return nil, nil
 	}
 	rs := newRowset(integer("pos_id"), integer("hlc"), integer("ev_hi"), integer("ev_lo"), integer("line_no"),
-		text("kind"), integer("qty"), integer("delta"), text("store"))
+		text("kind"), integer("qty"), integer("delta"), text("store"), integer("xact"))
+	rs.grow(len(lines))
 	for i := range lines {
-		l, m := &lines[i], &moves[lines[i].move]
-		rs.add(l.pos, l.hlc, l.hi, l.lo, int64(l.line), string(m.Kind), m.Qty, m.Delta, p.items[l.item].Env.Origin.Store)
+		l := &lines[i]
+		m := &moves[l.read][l.move]
+		rs.add(l.pos, l.hlc, l.hi, l.lo, int64(l.line), string(m.Kind), m.Qty, m.Delta, p.items[l.item].Env.Origin.Store, xact)
 	}
 	insert := func(returning string) func(a *args, k string) string {
 		return func(a *args, k string) string {
-			return `INSERT INTO stock_ledger (pos_id, hlc, ev_hi, ev_lo, line_no, kind, qty, delta, store)
-SELECT pos_id, hlc, ev_hi, ev_lo, line_no, kind, qty, delta, store FROM ` + k + s.d.inOrder() + ` ON CONFLICT DO NOTHING` + returning
+			return `INSERT INTO stock_ledger (pos_id, hlc, ev_hi, ev_lo, line_no, kind, qty, delta, store, xact)
+SELECT pos_id, hlc, ev_hi, ev_lo, line_no, kind, qty, delta, store, xact FROM ` + k + s.d.inOrder() + ` ON CONFLICT DO NOTHING` + returning
 		}
 	}
 	if !precise {
-		n, err := s.execRowsN(ctx, tx, rs, "k", insert(""))
+		n, err := s.execRowsConn(ctx, conn, tx, rs, "k", insert(""))
 		if err != nil {
 			return nil, fmt.Errorf("insert ledger: %w", err)
 		}

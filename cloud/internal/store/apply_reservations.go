@@ -43,7 +43,7 @@ func (reservationsApplier) apply(ctx context.Context, t *applyTx, reads []itemRe
 	}
 	slices.Sort(rids)
 	rids = slices.Compact(rids)
-	resv, err := t.s.lockReservations(ctx, t.tx, rids)
+	resv, err := t.s.lockReservations(ctx, t, rids)
 	if err != nil {
 		return err
 	}
@@ -51,8 +51,11 @@ func (reservationsApplier) apply(ctx context.Context, t *applyTx, reads []itemRe
 		op := r.v.(*inventory.ReservationOp)
 		row := resv[op.ID]
 		next := row.cur.Apply(*op)
+		hq := t.p.items[r.item].Env.Origin.Store == inventory.HQ
 		for k, d := range inventory.HoldChange(row.cur, next) {
 			t.held[k] += d
+			t.heldBy[k] = append(t.heldBy[k], op.Kind)
+			t.heldHQ[k] = t.heldHQ[k] || hq
 			if op.Stamp.HLC.Compare(t.heldAt[k]) > 0 {
 				t.heldAt[k] = op.Stamp.HLC
 			}
@@ -72,18 +75,22 @@ type resRow struct {
 	orig, cur inventory.Reservation
 }
 
-// lockReservations makes sure every reservation id has a row, locks them in
-// id order and loads them with their lines.
-func (s *Store) lockReservations(ctx context.Context, tx *sql.Tx, ids []string) (map[string]*resRow, error) {
+// lockReservations makes sure every reservation id has a row (not asking
+// when all are known to: knownRows), locks them in id order and loads
+// them with their lines.
+func (s *Store) lockReservations(ctx context.Context, t *applyTx, ids []string) (map[string]*resRow, error) {
 	out := make(map[string]*resRow, len(ids))
 	if len(ids) == 0 {
 		return out, nil
 	}
+	tx := t.tx
 	rs := newRowset(text("id"))
-	for _, id := range ids {
+	known := make([]string, len(ids))
+	for i, id := range ids {
 		rs.add(id)
+		known[i] = knownKey("reservations", id)
 	}
-	if s.d.rowLocks() {
+	if t.mustEnsure(known) {
 		err := s.execRows(ctx, tx, rs, "k", func(a *args, k string) string {
 			return "INSERT INTO reservations (reservation_id) SELECT id FROM " + k + ` ORDER BY id COLLATE "C" ON CONFLICT DO NOTHING`
 		})
@@ -127,7 +134,7 @@ ORDER BY r.reservation_id` + s.d.forUpdate("r")
 	for _, id := range ids {
 		if out[id] == nil {
 			if s.d.rowLocks() {
-				return nil, fmt.Errorf("store: lock reservations: row %q missing", id)
+				return nil, fmt.Errorf("store: lock reservations: row %q missing: %w", id, errUnknownRow)
 			}
 			out[id] = &resRow{orig: inventory.Reservation{ID: id}, cur: inventory.Reservation{ID: id}}
 		}
@@ -193,11 +200,15 @@ func decodeCloses(text string) ([]inventory.Close, error) {
 }
 
 // writeReservations writes the reservations that changed and returns their
-// ids.
+// ids. Of a reservation's lines only those that changed are written (a
+// cart's hold is re-reserved whole at each edit of one line): a line gone
+// is deleted, a new or changed one upserted; a reservation that moved
+// location has its lines replaced, as each line row carries the location.
 func (s *Store) writeReservations(ctx context.Context, tx *sql.Tx, ids []string, resv map[string]*resRow, nowMS int64) ([]string, error) {
 	head := newRowset(text("id"), text("location"), integer("reserved"), integer("reserve_hlc"), text("reserve_id"),
 		integer("closed"), integer("closed_hlc"), text("closed_id"), text("closed_kind"), integer("active"), text("closes"))
 	relined := newRowset(text("id"))
+	gone := newRowset(text("id"), text("sku"), text("location"))
 	lines := newRowset(text("id"), text("sku"), text("location"), integer("qty"))
 	var changed []string
 	for _, id := range ids {
@@ -209,35 +220,69 @@ func (s *Store) writeReservations(ctx context.Context, tx *sql.Tx, ids []string,
 		changed = append(changed, c.ID)
 		head.add(c.ID, c.Location, b2i(c.Reserved), c.ReserveStamp.HLC.Pack(), c.ReserveStamp.ID,
 			b2i(c.Closed), c.ClosedStamp.HLC.Pack(), c.ClosedStamp.ID, string(c.ClosedBy), b2i(c.Active()), encodeCloses(c.Closes))
-		if c.Location != r.orig.Location || !slices.Equal(c.Lines, r.orig.Lines) {
-			relined.add(c.ID)
+		switch {
+		case slices.Equal(c.Lines, r.orig.Lines) && c.Location == r.orig.Location:
+		case c.Location != r.orig.Location:
+			if len(r.orig.Lines) > 0 {
+				relined.add(c.ID)
+			}
 			for _, l := range c.Lines {
 				lines.add(c.ID, l.SKU, c.Location, l.Qty)
 			}
+		default:
+			diffLines(r.orig.Lines, c.Lines, func(l events.Line) {
+				gone.add(c.ID, l.SKU, c.Location)
+			}, func(l events.Line) {
+				lines.add(c.ID, l.SKU, c.Location, l.Qty)
+			})
 		}
 	}
-	err := s.execRows(ctx, tx, head, "u", func(a *args, u string) string {
+	// A reservation that moved has its lines deleted first; then the
+	// heads and the lines that changed (disjoint keys) are one statement.
+	err := s.execRows(ctx, tx, relined, "k", func(a *args, k string) string {
+		return "DELETE FROM reservation_lines WHERE reservation_id IN (SELECT id FROM " + k + ")"
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: replace reservation lines: %w", err)
+	}
+	err = s.execAll(ctx, tx, writePart{"reservations", head, "u", func(a *args, u string) string {
 		return `INSERT INTO reservations (reservation_id, location, reserved, reserve_hlc, reserve_id, closed, closed_hlc, closed_id, closed_kind, active, closes, updated_ms, version)
 SELECT id, location, reserved, reserve_hlc, reserve_id, closed, closed_hlc, closed_id, closed_kind, active, closes, ` + a.add(nowMS) + `, 1 FROM ` + u + ` WHERE true
 ON CONFLICT (reservation_id) DO UPDATE SET location = excluded.location, reserved = excluded.reserved,
 	reserve_hlc = excluded.reserve_hlc, reserve_id = excluded.reserve_id, closed = excluded.closed,
 	closed_hlc = excluded.closed_hlc, closed_id = excluded.closed_id, closed_kind = excluded.closed_kind,
 	active = excluded.active, closes = excluded.closes, updated_ms = excluded.updated_ms, version = reservations.version + 1`
-	})
+	}}, writePart{"reservation lines gone", gone, "g", func(a *args, k string) string {
+		return "DELETE FROM reservation_lines WHERE (reservation_id, sku, location) IN (SELECT id, sku, location FROM " + k + ")"
+	}}, writePart{"reservation lines", lines, "k", func(a *args, k string) string {
+		return `INSERT INTO reservation_lines (reservation_id, sku, location, qty) SELECT id, sku, location, qty FROM ` + k + ` WHERE true
+ON CONFLICT (reservation_id, sku, location) DO UPDATE SET qty = excluded.qty`
+	}})
 	if err != nil {
-		return nil, fmt.Errorf("store: update reservations: %w", err)
-	}
-	err = s.execRows(ctx, tx, relined, "k", func(a *args, k string) string {
-		return "DELETE FROM reservation_lines WHERE reservation_id IN (SELECT id FROM " + k + ")"
-	})
-	if err != nil {
-		return nil, fmt.Errorf("store: replace reservation lines: %w", err)
-	}
-	err = s.execRows(ctx, tx, lines, "k", func(a *args, k string) string {
-		return "INSERT INTO reservation_lines (reservation_id, sku, location, qty) SELECT id, sku, location, qty FROM " + k
-	})
-	if err != nil {
-		return nil, fmt.Errorf("store: insert reservation lines: %w", err)
+		return nil, fmt.Errorf("store: write reservations: %w", err)
 	}
 	return changed, nil
+}
+
+// diffLines walks two line sets sorted by SKU (one line per SKU) and
+// calls gone with each line of from whose SKU to lacks, and set with each
+// line of to that from lacks or holds with another quantity.
+func diffLines(from, to []events.Line, gone, set func(events.Line)) {
+	i, j := 0, 0
+	for i < len(from) || j < len(to) {
+		switch {
+		case j == len(to) || (i < len(from) && from[i].SKU < to[j].SKU):
+			gone(from[i])
+			i++
+		case i == len(from) || to[j].SKU < from[i].SKU:
+			set(to[j])
+			j++
+		default:
+			if from[i].Qty != to[j].Qty {
+				set(to[j])
+			}
+			i++
+			j++
+		}
+	}
 }

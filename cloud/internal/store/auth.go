@@ -17,7 +17,8 @@ import (
 
 // Errors the auth queries return (wrapped); callers branch on them.
 var (
-	// ErrNotFound: no user, session or token matches.
+	// ErrNotFound: no user, session or token matches; no customer,
+	// erasure or merge (or none the caller may see).
 	ErrNotFound = errors.New("store: not found")
 	// ErrExists: a user of that name exists already, or (CreateFirstUser)
 	// any user does.

@@ -11,6 +11,7 @@ import (
 // Ensure that the first user is created once however many hub replicas
 // bootstrap one fresh database together, with its token.
 func TestAuth_FirstUserOnce(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
 		var wg sync.WaitGroup
@@ -51,6 +52,7 @@ func TestAuth_FirstUserOnce(t *testing.T) {
 // or disabling ends the user's sessions, and that revocation is recorded
 // once.
 func TestAuth_Rows(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
 		u, err := s.CreateUser(ctx, User{Name: "maria", Role: "store_manager", Stores: []string{"S1", "S2"}, PasswordHash: "h1"})

@@ -53,6 +53,7 @@ func rawStockRows(t *testing.T, s *Store, prefix string) map[inventory.Key]rawSt
 // count's, or zero without one; a position has an open conflict exactly
 // while its available stock is below zero.
 func TestApplyBatch_StockRowBookkeeping(t *testing.T) {
+	t.Parallel()
 	iterations := map[string]int{"sqlite": 60, "postgres": 20}
 	if testing.Short() {
 		iterations = map[string]int{"sqlite": 20, "postgres": 8}
@@ -111,6 +112,7 @@ func TestApplyBatch_StockRowBookkeeping(t *testing.T) {
 // (an event id resent under another origin) applies the new ones once and
 // only the new ones, whether the positions take the fast path or not.
 func TestApplyBatch_LedgerSeenInMixedBatch(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, s *Store) {
 		a, b := newDevice("S1", "pos-1", 1), newDevice("S1", "pos-2", 1)
 		hq := stocktakes{}
@@ -144,6 +146,7 @@ func TestApplyBatch_LedgerSeenInMixedBatch(t *testing.T) {
 // in Positions), while one stamped later, or one that changes on_hand, is
 // written once.
 func TestApplyBatch_UnchangedPositionNotWritten(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, s *Store) {
 		d, hq := newDevice("S1", "pos-1", 1), stocktakes{}
 		a := inventory.Key{SKU: "A", Location: "S1"}
@@ -172,6 +175,7 @@ func TestApplyBatch_UnchangedPositionNotWritten(t *testing.T) {
 // apart), apply each event's effect once, reach the oracle's books and
 // never deadlock.
 func TestConcurrentReplicas_EventsUnderManyOrigins(t *testing.T) {
+	t.Parallel()
 	opts := inventorytest.Options{Prefix: "mo-", Devices: 4, SKUs: 5, Locations: 3, Events: 1500}
 	if testing.Short() {
 		opts.Events = 600

@@ -466,6 +466,9 @@ WHERE product_id IN (SELECT c.product_id FROM import_changed c WHERE NOT EXISTS 
 	if err := rows.Err(); err != nil {
 		return res, fmt.Errorf("store: changed products: %w", err)
 	}
+	if err := s.indexSearch(ctx, tx, true); err != nil {
+		return res, err
+	}
 	if err := s.dropStaging(ctx, tx); err != nil {
 		return res, fmt.Errorf("store: drop staging tables: %w", err)
 	}

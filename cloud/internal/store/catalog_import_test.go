@@ -17,6 +17,7 @@ import (
 // held, on one hub and across replicas on PostgreSQL, and that an import
 // that waits (ImportCatalog) runs once it is given back.
 func TestLockCatalog(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	check := func(t *testing.T, a, b *Store) {
 		l, err := a.LockCatalog(ctx)
@@ -85,6 +86,7 @@ func TestLockCatalog(t *testing.T) {
 // product's fields come from its first variant even when its variants are
 // chunks apart, its version grows once per import, and the counts add up.
 func TestImport_ManyChunks(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, s *Store) {
 		vs := catalog.Sample(5, 2*stageChunk/4)
 		first, last := vs[0], vs[len(vs)-1]
@@ -117,6 +119,7 @@ func TestImport_ManyChunks(t *testing.T) {
 // Ensure that a streamed import that repeats a SKU or a GTIN, hands out
 // an invalid variant or fails to read, stores nothing and says why.
 func TestImport_StreamRefused(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
 		vs := catalog.Sample(6, stageChunk/2) // > one chunk
@@ -167,6 +170,7 @@ func TestImport_StreamRefused(t *testing.T) {
 // SKUs hold, then those that only a left-out variant freed a GTIN for,
 // and imports the rest.
 func TestImport_SkipGTINConflicts(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
 		importOK(t, s, []catalog.Variant{variant("X", "P", 1), variant("Y", "P", 2)})

@@ -66,6 +66,7 @@ func skuOf(t testing.TB, s *Store, gtin int) string {
 // importing the same variants again changes nothing, and that a change
 // bumps only the products it touches.
 func TestImportCatalog_Versions(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
 		clock := testNow
@@ -178,6 +179,7 @@ func TestImportCatalog_Versions(t *testing.T) {
 // them, that a GTIN a variant drops leaves the index, and that a conflict
 // stores nothing and names the GTIN and both SKUs.
 func TestImportCatalog_GTINs(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
 		importOK(t, s, []catalog.Variant{variant("A", "P", 1), variant("B", "P", 2), variant("C", "Q", 3)})
@@ -251,6 +253,7 @@ func TestImportCatalog_GTINs(t *testing.T) {
 // Ensure that variants breaking the catalog rules, or repeating a SKU or a
 // GTIN, are refused whole.
 func TestImportCatalog_Invalid(t *testing.T) {
+	t.Parallel()
 	s := openSQLite(t)
 	bad := variant("X", "P", 1)
 	bad.GTINs = []string{"04006381333932"}
@@ -275,6 +278,7 @@ func TestImportCatalog_Invalid(t *testing.T) {
 
 // Ensure that the sample catalog imports whole, then not at all again.
 func TestImportCatalog_Sample(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, s *Store) {
 		vs := catalog.Sample(7, 300)
 		res := importOK(t, s, vs)

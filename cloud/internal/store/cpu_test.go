@@ -3,9 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"os"
-	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -60,17 +57,7 @@ func (m *cpuMeter) self() time.Duration {
 func (m *cpuMeter) server() time.Duration {
 	var total time.Duration
 	for _, pid := range m.pids {
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-		if err != nil {
-			continue
-		}
-		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-		if len(f) < 13 {
-			continue
-		}
-		ut, _ := strconv.ParseInt(f[11], 10, 64)
-		st, _ := strconv.ParseInt(f[12], 10, 64)
-		total += time.Duration(ut+st) * time.Second / 100 // USER_HZ
+		total += procCPU(pid)
 	}
 	return total
 }

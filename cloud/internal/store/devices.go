@@ -33,18 +33,22 @@ type devRow struct {
 	dirty                 bool
 }
 
-// lockDevices makes sure every device epoch of the batch has a row, then
-// locks them in (store, device, epoch) order and loads their dedup state.
-func (s *Store) lockDevices(ctx context.Context, tx *sql.Tx, keys []devKey) ([]*devRow, error) {
+// lockDevices makes sure every device epoch of the batch has a row (not
+// asking when all are known to: knownRows), then locks them in (store,
+// device, epoch) order and loads their dedup state.
+func (s *Store) lockDevices(ctx context.Context, t *applyTx, keys []devKey) ([]*devRow, error) {
 	out := make([]*devRow, len(keys))
 	if len(keys) == 0 {
 		return out, nil
 	}
+	tx := t.tx
 	rs := newRowset(text("store"), text("device"), integer("epoch"))
-	for _, k := range keys {
+	known := make([]string, len(keys))
+	for i, k := range keys {
 		rs.add(k.store, k.device, int64(k.epoch))
+		known[i] = devKnownKey(k)
 	}
-	if s.d.rowLocks() {
+	if t.mustEnsure(known) {
 		err := s.execRows(ctx, tx, rs, "k", func(a *args, k string) string {
 			return "INSERT INTO device_progress (store, device, epoch) SELECT store, device, epoch FROM " + k +
 				` ORDER BY store COLLATE "C", device COLLATE "C", epoch ON CONFLICT DO NOTHING`
@@ -83,7 +87,7 @@ ORDER BY d.store, d.device, d.epoch` + s.d.forUpdate("d")
 	for i, d := range out {
 		if d == nil {
 			if s.d.rowLocks() {
-				return nil, fmt.Errorf("store: lock devices: row %+v missing", keys[i])
+				return nil, fmt.Errorf("store: lock devices: row %+v missing: %w", keys[i], errUnknownRow)
 			}
 			out[i] = &devRow{dirty: true} // first seen: write its row even if nothing is processed
 		}

@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"errors"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -41,6 +42,17 @@ func (d dialect) forUpdate(alias string) string {
 	return ""
 }
 
+// skipLocked ends the SELECT of the rows a replica claims under a lease
+// (automation jobs, stream deletions): on PostgreSQL, rows another
+// replica is claiming are passed over rather than waited for; SQLite has
+// one writer.
+func (d dialect) skipLocked() string {
+	if d.pg() {
+		return " FOR UPDATE SKIP LOCKED"
+	}
+	return ""
+}
+
 // inOrder ends an INSERT ... SELECT ... FROM <rowset> whose rows were
 // added in the global lock order, so that on PostgreSQL it takes its row
 // locks (and waits for rows other transactions are inserting) in that
@@ -69,7 +81,8 @@ func (d dialect) readTx() *sql.TxOptions {
 	return &sql.TxOptions{ReadOnly: true}
 }
 
-// ddl fills the type placeholders of a schema statement, and the
+// ddl fills the type placeholders of a schema statement ({{pg_only}}
+// starts a line only PostgreSQL runs), and the
 // {{evhi:col}} / {{evlo:col}} expressions (eventIDKeySQL).
 func (d dialect) ddl(stmt string) string {
 	for _, half := range []string{"evhi", "evlo"} {
@@ -99,6 +112,7 @@ func (d dialect) ddl(stmt string) string {
 			// updates of hot rows stay HOT (no index writes).
 			"{{keyed_hot}}", " WITH (fillfactor = 70)",
 			"{{keyed}}", "",
+			"{{pg_only}}", "",
 		).Replace(stmt)
 	}
 	return strings.NewReplacer(
@@ -114,6 +128,8 @@ func (d dialect) ddl(stmt string) string {
 		// fewer to write per row.
 		"{{keyed}}", " WITHOUT ROWID",
 		"{{keyed_hot}}", " WITHOUT ROWID",
+		// A line only PostgreSQL runs (a storage setting): a comment here.
+		"{{pg_only}}", "-- ",
 	).Replace(stmt)
 }
 
@@ -190,6 +206,21 @@ func (r *rowset) add(vals ...any) {
 
 func (r *rowset) len() int { return r.n }
 
+// grow makes room for n more rows, for a caller that knows how many it
+// adds.
+func (r *rowset) grow(n int) {
+	for j, c := range r.cols {
+		switch c.typ {
+		case textCol:
+			r.strs[j] = slices.Grow(r.strs[j], n)
+		case intCol:
+			r.ints[j] = slices.Grow(r.ints[j], n)
+		case blobCol:
+			r.blobs[j] = slices.Grow(r.blobs[j], n)
+		}
+	}
+}
+
 // from renders r as a derived table named alias with r's column names,
 // adding its parameters to a. Row order is kept. On PostgreSQL the table
 // also has ord, the row's position in r (from 1), for ORDER BY.
@@ -241,26 +272,43 @@ func (d dialect) from(a *args, r *rowset, alias string) string {
 			b.WriteString(", ")
 		}
 		b.WriteByte('(')
-		for j, c := range r.cols {
+		for j := range r.cols {
 			if j > 0 {
 				b.WriteString(", ")
 			}
-			// Anonymous placeholders, in the order the values are added:
-			// positional (rows.go) binds them in that order.
 			b.WriteByte('?')
+		}
+		b.WriteByte(')')
+	}
+	b.WriteString(")) AS " + alias)
+	// Anonymous placeholders, in the order the values are added:
+	// positional (rows.go) binds them in that order.
+	sqliteArgs(a, r)
+	return b.String()
+}
+
+// sqliteArgs appends the values of r to a, row by row: the parameters of
+// the VALUES list from renders. A text value equal to the one above it
+// (a ledger's kinds and stores run in long streaks) shares its boxed
+// value, which saves an allocation per value.
+func sqliteArgs(a *args, r *rowset) {
+	*a = slices.Grow(*a, r.n*len(r.cols))
+	boxed := make([]any, len(r.cols)) // each text column's last value, boxed
+	for i := 0; i < r.n; i++ {
+		for j, c := range r.cols {
 			switch c.typ {
 			case textCol:
-				*a = append(*a, r.strs[j][i])
+				if v := r.strs[j][i]; i == 0 || r.strs[j][i-1] != v {
+					boxed[j] = v
+				}
+				*a = append(*a, boxed[j])
 			case intCol:
 				*a = append(*a, r.ints[j][i])
 			case blobCol:
 				*a = append(*a, r.blobs[j][i])
 			}
 		}
-		b.WriteByte(')')
 	}
-	b.WriteString(")) AS " + alias)
-	return b.String()
 }
 
 // sqliteMaxRows and sqliteMaxParams bound the rows one SQLite statement
@@ -305,17 +353,28 @@ func (d dialect) chunks(r *rowset) []*rowset {
 	return out
 }
 
-// intArrayLiteral renders v as a PostgreSQL array literal: {1,-2,3}.
+// intArrayLiteral renders v as a PostgreSQL array literal: {1,-2,3}. A
+// builder, whose String does not copy: the literals of a busy batch run
+// to megabytes.
 func intArrayLiteral(v []int64) string {
-	b := make([]byte, 0, len(v)*8+2)
-	b = append(b, '{')
+	// Room for every element at the width of the widest.
+	var lo, hi int64
+	for _, x := range v {
+		lo, hi = min(lo, x), max(hi, x)
+	}
+	var num [20]byte
+	w := max(len(strconv.AppendInt(num[:0], lo, 10)), len(strconv.AppendInt(num[:0], hi, 10)))
+	var b strings.Builder
+	b.Grow(len(v)*(w+1) + 2)
+	b.WriteByte('{')
 	for i, x := range v {
 		if i > 0 {
-			b = append(b, ',')
+			b.WriteByte(',')
 		}
-		b = strconv.AppendInt(b, x, 10)
+		b.Write(strconv.AppendInt(num[:0], x, 10))
 	}
-	return string(append(b, '}'))
+	b.WriteByte('}')
+	return b.String()
 }
 
 // textArrayLiteral renders v as a PostgreSQL array literal with every
@@ -325,20 +384,26 @@ func textArrayLiteral(v []string) string {
 	for _, x := range v {
 		n += len(x) + 3
 	}
-	b := make([]byte, 0, n)
-	b = append(b, '{')
+	var b strings.Builder
+	b.Grow(n)
+	b.WriteByte('{')
 	for i, x := range v {
 		if i > 0 {
-			b = append(b, ',')
+			b.WriteByte(',')
 		}
-		b = append(b, '"')
-		for k := 0; k < len(x); k++ {
-			if c := x[k]; c == '"' || c == '\\' {
-				b = append(b, '\\')
+		b.WriteByte('"')
+		if !strings.ContainsAny(x, "\"\\") {
+			b.WriteString(x)
+		} else {
+			for k := 0; k < len(x); k++ {
+				if c := x[k]; c == '"' || c == '\\' {
+					b.WriteByte('\\')
+				}
+				b.WriteByte(x[k])
 			}
-			b = append(b, x[k])
 		}
-		b = append(b, '"')
+		b.WriteByte('"')
 	}
-	return string(append(b, '}'))
+	b.WriteByte('}')
+	return b.String()
 }

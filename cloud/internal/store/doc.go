@@ -3,15 +3,20 @@
 // through database/sql), with the few dialect differences kept in
 // dialect.go. It persists what the hub's pure rules packages decide
 // (inventory, reviews, ...): stock positions, the stock ledger and its
-// daily totals, reservations, oversell conflicts, reviews, dead letters,
-// per-device dedup state, heartbeats, the catalog, HQ identities and the
-// chain's shared settings.
+// daily totals, reservations, oversell conflicts, reviews, survey answers,
+// the automation's rules and jobs, carts, fitting-room visits, baskets and
+// products that go together, assist requests, dead letters,
+// per-device dedup state, heartbeats, the catalog, HQ identities, the
+// chain's shared settings, and customers (customers.go: the identity
+// graph over keyed digests, profiles, consent, purchases, erasures; raw
+// personal data only sealed, with keys outside the database).
 //
 // The apply path is a frame (apply.go) and one applier per aggregate
 // (appliers.go, apply_*.go): ApplyBatch deduplicates and orders events per
 // device, lets gates refuse what the database says may not be applied,
 // hands each event to the appliers of its aggregates in a fixed order
-// (reservations, ledger, stock, conflicts, reviews), dead-letters the
+// (carts, reservations, ledger, stock, conflicts, reviews, identity,
+// profiles, consent, purchases, erasure, surveys, fitting), dead-letters the
 // rest, and commits once. An applier reads events into its rules' terms
 // before the transaction (Prepare, which a hub runs while the previous
 // batch commits) and turns the rules' decisions into rows in it. Adding an

@@ -13,6 +13,7 @@ import (
 // Ensure that ledger keys order event ids as their lowercase text does,
 // read back to the canonical id, and refuse what is not a UUID.
 func TestEventIDKey(t *testing.T) {
+	t.Parallel()
 	rng := rand.New(rand.NewSource(1))
 	var idsList []string
 	for range 500 {
@@ -87,6 +88,7 @@ func uuidText(b [16]byte) string {
 // Ensure that the migration's SQL computes the same keys as Go, on both
 // databases.
 func TestEventIDKeySQL(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, s *Store) {
 		for _, id := range []string{"00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff",
 			"0193a5c2-7e4f-7abc-8def-0123456789AB", "80000000-0000-0000-7fff-ffffffffffff"} {

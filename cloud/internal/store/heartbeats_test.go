@@ -14,6 +14,7 @@ import (
 // same time, in any order, leave each device's newest heartbeat, and that
 // of several for one device in one flush the newest counts.
 func TestRecordHeartbeatsConcurrentFlushes(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
 		const devices, replicas, rounds = 600, 3, 4

@@ -43,6 +43,14 @@ func forEachStore(t *testing.T, fn func(t *testing.T, s *Store)) {
 	t.Run("postgres", func(t *testing.T) { fn(t, openPostgres(t)) })
 }
 
+// forEachStoreAtOnce is forEachStore with both at once, for a test whose
+// runs share nothing: each has a database of its own, and most of a run's
+// time is waiting on it.
+func forEachStoreAtOnce(t *testing.T, fn func(t *testing.T, s *Store)) {
+	t.Run("sqlite", func(t *testing.T) { t.Parallel(); fn(t, openSQLite(t)) })
+	t.Run("postgres", func(t *testing.T) { t.Parallel(); fn(t, openPostgres(t)) })
+}
+
 // device emits envelopes with increasing seqs and deterministic ids.
 type device struct {
 	store, name string

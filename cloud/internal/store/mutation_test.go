@@ -14,6 +14,7 @@ import (
 // rules themselves untouched) makes the books differ from the oracle's
 // within a few random logs.
 func TestMutation_PropertyCatchesWrongAggregation(t *testing.T) {
+	t.Parallel()
 	mutations := []struct {
 		name   string
 		mutate func(c *inventory.Change, deltasAfter *int64)

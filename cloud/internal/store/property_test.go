@@ -87,11 +87,12 @@ func oracleDiff(t *testing.T, s *Store, book *inventory.Book, prefix string) str
 // delayed, in random batches and with safety stock changes in between,
 // leave the store's books and open conflicts equal to the oracle's.
 func TestProperty_BooksMatchOracle(t *testing.T) {
+	t.Parallel()
 	iterations := map[string]int{"sqlite": 500, "postgres": 80}
 	if testing.Short() {
 		iterations = map[string]int{"sqlite": 200, "postgres": 25}
 	}
-	forEachStore(t, func(t *testing.T, s *Store) {
+	forEachStoreAtOnce(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
 		for it := 0; it < iterations[s.Dialect()]; it++ {
 			seed := int64(it)
@@ -152,6 +153,7 @@ func (h countingHandler) Handle(ctx context.Context, r slog.Record) error {
 // of one log at once apply every event exactly once, reach the oracle's
 // books, and never surface a deadlock.
 func TestConcurrentReplicas(t *testing.T) {
+	t.Parallel()
 	opts := inventorytest.Options{Prefix: "c-", Devices: 8, SKUs: 6, Locations: 3, Events: 3000}
 	if testing.Short() {
 		opts.Events = 1500

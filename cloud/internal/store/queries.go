@@ -13,16 +13,19 @@ import (
 	"github.com/omnisync/omnisync/shared/hlc"
 )
 
-const stockCols = "sku, location, on_hand, reserved, safety, available, last_hlc"
+const stockCols = "sku, location, on_hand, reserved, safety, available, last_hlc, has_count, count_hlc, count_method"
 
 func scanStockRow(rows *sql.Rows) (Stock, error) {
 	var st Stock
-	var last int64
-	if err := rows.Scan(&st.SKU, &st.Location, &st.OnHand, &st.Reserved, &st.Safety, &st.Available, &last); err != nil {
+	var last, hasCount, countHLC int64
+	if err := rows.Scan(&st.SKU, &st.Location, &st.OnHand, &st.Reserved, &st.Safety, &st.Available, &last, &hasCount, &countHLC, &st.CountMethod); err != nil {
 		return st, err
 	}
 	if last != 0 {
 		st.AsOf = hlc.Unpack(last).Time().UTC()
+	}
+	if hasCount != 0 && countHLC != 0 {
+		st.CountedAt = hlc.Unpack(countHLC).Time().UTC()
 	}
 	return st, nil
 }
@@ -159,7 +162,8 @@ func (s *Store) DeadLettersOf(ctx context.Context, stores []string, limit int) (
 		limit = 100
 	}
 	var a args
-	q := "SELECT id, event_id, store, device, epoch, seq, kind, subject, reason, payload, at_ms FROM dead_letters"
+	// A sealed payload is not read: no listing shows it (payload_seal.go).
+	q := "SELECT id, event_id, store, device, epoch, seq, kind, subject, reason, payload, payload_enc IS NOT NULL AND length(payload_enc) > 0, at_ms, replayed_ms, replayed_by FROM dead_letters"
 	if stores != nil {
 		q += " WHERE " + inList(&a, "store", stores)
 	}
@@ -172,11 +176,11 @@ func (s *Store) DeadLettersOf(ctx context.Context, stores []string, limit int) (
 	out := []DeadLetter{}
 	for rows.Next() {
 		var d DeadLetter
-		var epoch, seq, at int64
-		if err := rows.Scan(&d.ID, &d.EventID, &d.Store, &d.Device, &epoch, &seq, &d.Kind, &d.Subject, &d.Reason, &d.Payload, &at); err != nil {
+		var epoch, seq, at, replayed int64
+		if err := rows.Scan(&d.ID, &d.EventID, &d.Store, &d.Device, &epoch, &seq, &d.Kind, &d.Subject, &d.Reason, &d.Payload, &d.Sealed, &at, &replayed, &d.ReplayedBy); err != nil {
 			return nil, err
 		}
-		d.Epoch, d.Seq, d.At = uint64(epoch), uint64(seq), msTime(at)
+		d.Epoch, d.Seq, d.At, d.ReplayedAt = uint64(epoch), uint64(seq), msTime(at), msTime(replayed)
 		out = append(out, d)
 	}
 	return out, rows.Err()
@@ -226,20 +230,25 @@ func (s *Store) RecordHeartbeats(ctx context.Context, hbs []Heartbeat) error {
 		return strings.Compare(a.device, b.device)
 	})
 	rows := newRowset(text("store"), text("device"), text("version"), integer("epoch"), integer("backlog"),
-		integer("oldest_unacked_ms"), integer("clock_skew_ms"), integer("connected"), integer("at_ms"))
+		integer("oldest_unacked_ms"), integer("clock_skew_ms"), integer("connected"), integer("at_ms"),
+		integer("unsynced_sales"), integer("unsynced_value"), integer("oldest_unsynced_ms"))
 	for _, k := range keys {
 		hb := newest[k]
 		rows.add(k.store, k.device, clean(hb.Version), clampInt(hb.Epoch), hb.Backlog,
-			hb.OldestUnackedAge.Milliseconds(), hb.ClockSkew.Milliseconds(), b2i(hb.Connected), hb.At.UnixMilli())
+			hb.OldestUnackedAge.Milliseconds(), hb.ClockSkew.Milliseconds(), b2i(hb.Connected), hb.At.UnixMilli(),
+			hb.Unsynced.Count, hb.Unsynced.Value, hb.Unsynced.OldestAge.Milliseconds())
 	}
 	for _, part := range s.d.chunks(rows) {
 		var a args
-		q := `INSERT INTO device_heartbeats (store, device, version, epoch, backlog, oldest_unacked_ms, clock_skew_ms, connected, at_ms)
-SELECT h.store, h.device, h.version, h.epoch, h.backlog, h.oldest_unacked_ms, h.clock_skew_ms, h.connected, h.at_ms
+		q := `INSERT INTO device_heartbeats (store, device, version, epoch, backlog, oldest_unacked_ms, clock_skew_ms, connected, at_ms,
+	unsynced_sales, unsynced_value, oldest_unsynced_ms)
+SELECT h.store, h.device, h.version, h.epoch, h.backlog, h.oldest_unacked_ms, h.clock_skew_ms, h.connected, h.at_ms,
+	h.unsynced_sales, h.unsynced_value, h.oldest_unsynced_ms
 FROM ` + s.d.from(&a, part, "h") + s.d.inOrder() + `
 ON CONFLICT (store, device) DO UPDATE SET version = excluded.version, epoch = excluded.epoch, backlog = excluded.backlog,
 	oldest_unacked_ms = excluded.oldest_unacked_ms, clock_skew_ms = excluded.clock_skew_ms,
-	connected = excluded.connected, at_ms = excluded.at_ms
+	connected = excluded.connected, at_ms = excluded.at_ms, unsynced_sales = excluded.unsynced_sales,
+	unsynced_value = excluded.unsynced_value, oldest_unsynced_ms = excluded.oldest_unsynced_ms
 WHERE device_heartbeats.at_ms <= excluded.at_ms`
 		err := s.retry(ctx, "record heartbeats", func() error {
 			_, err := s.w.ExecContext(ctx, q, a...)
@@ -249,7 +258,7 @@ WHERE device_heartbeats.at_ms <= excluded.at_ms`
 			return fmt.Errorf("store: record heartbeats: %w", err)
 		}
 	}
-	return nil
+	return s.recordLag(ctx, hbs, now)
 }
 
 // Watermarks returns the watermark of every epoch of a device, by epoch.
@@ -270,8 +279,23 @@ func (s *Store) Watermarks(ctx context.Context, store, device string) ([]Waterma
 	return out, rows.Err()
 }
 
-// Devices returns every device ever seen, through its events or its
-// heartbeats, ordered by store and device.
+// HubDevicePrefix starts the device name under which a hub process writes
+// the online channel's events (the cart service): a new name per process.
+const HubDevicePrefix = "hub-"
+
+// hubWriter reports whether events under store and device are written by
+// the hub itself (HQ's actions, the online channel's cart service), not
+// by a store's device: such origins have no sync health to show, and the
+// cart service's per-process names would pile up a row per hub restart.
+// A store's agent cannot write under either: HQ's origin is refused from
+// NATS, and a store's credentials speak only for that store.
+func (s *Store) hubWriter(store, device string) bool {
+	return store == inventory.HQ || (store == s.rules.Online && strings.HasPrefix(device, HubDevicePrefix))
+}
+
+// Devices returns every store device ever seen, through its events or its
+// heartbeats, ordered by store and device; the hub's own writers are left
+// out (hubWriter).
 func (s *Store) Devices(ctx context.Context) ([]DeviceStatus, error) {
 	tx, err := s.r.BeginTx(ctx, s.d.readTx())
 	if err != nil {
@@ -320,7 +344,8 @@ func (s *Store) Devices(ctx context.Context) ([]DeviceStatus, error) {
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	rows, err = tx.QueryContext(ctx, "SELECT store, device, version, epoch, backlog, oldest_unacked_ms, clock_skew_ms, connected, at_ms FROM device_heartbeats")
+	rows, err = tx.QueryContext(ctx, `SELECT store, device, version, epoch, backlog, oldest_unacked_ms, clock_skew_ms, connected, at_ms,
+	unsynced_sales, unsynced_value, oldest_unsynced_ms FROM device_heartbeats`)
 	if err != nil {
 		return nil, fmt.Errorf("store: devices: %w", err)
 	}
@@ -328,11 +353,15 @@ func (s *Store) Devices(ctx context.Context) ([]DeviceStatus, error) {
 	for rows.Next() {
 		var k key
 		var version string
-		var epoch, backlog, oldest, skew, connected, at int64
-		if err := rows.Scan(&k.store, &k.device, &version, &epoch, &backlog, &oldest, &skew, &connected, &at); err != nil {
+		var epoch, backlog, oldest, skew, connected, at, unsyncedMS int64
+		var un UnsyncedSales
+		if err := rows.Scan(&k.store, &k.device, &version, &epoch, &backlog, &oldest, &skew, &connected, &at,
+			&un.Count, &un.Value, &unsyncedMS); err != nil {
 			return nil, err
 		}
 		d := get(k)
+		un.OldestAge = time.Duration(unsyncedMS) * time.Millisecond
+		d.Unsynced = un
 		d.Version, d.Backlog, d.Connected = version, backlog, connected != 0
 		d.OldestUnackedAge, d.ClockSkew = time.Duration(oldest)*time.Millisecond, time.Duration(skew)*time.Millisecond
 		d.LastHeartbeat = msTime(at)
@@ -345,6 +374,9 @@ func (s *Store) Devices(ctx context.Context) ([]DeviceStatus, error) {
 	}
 	out := make([]DeviceStatus, 0, len(byKey))
 	for k, d := range byKey {
+		if s.hubWriter(k.store, k.device) {
+			continue
+		}
 		d.Watermark = epochs[k][d.Epoch]
 		out = append(out, *d)
 	}
@@ -362,8 +394,20 @@ func (s *Store) Devices(ctx context.Context) ([]DeviceStatus, error) {
 // given. Open conflicts carry the reservations at risk and the suggested
 // locations, computed from the current books in the same snapshot.
 func (s *Store) Conflicts(ctx context.Context, openOnly bool, limit int, locations ...string) ([]Conflict, error) {
-	if limit <= 0 {
-		limit = 100
+	return s.conflicts(ctx, conflictFilter{openOnly: openOnly, limit: limit, locations: locations, byLocation: len(locations) > 0})
+}
+
+type conflictFilter struct {
+	openOnly   bool
+	limit      int
+	id         int64
+	byLocation bool
+	locations  []string
+}
+
+func (s *Store) conflicts(ctx context.Context, f conflictFilter) ([]Conflict, error) {
+	if f.limit <= 0 {
+		f.limit = 100
 	}
 	tx, err := s.r.BeginTx(ctx, s.d.readTx())
 	if err != nil {
@@ -371,18 +415,23 @@ func (s *Store) Conflicts(ctx context.Context, openOnly bool, limit int, locatio
 	}
 	defer tx.Rollback()
 	var a args
-	q := "SELECT id, sku, location, kind, available, opened_ms, resolved_ms FROM conflicts"
+	q := `SELECT c.id, c.sku, c.location, c.kind, c.available, c.opened_ms, c.resolved_ms, c.resolved_by, c.version,
+	COALESCE(x.action, ''), COALESCE(x.actor, ''), COALESCE(x.at_ms, 0), COALESCE(x.detail, '')
+FROM conflicts c LEFT JOIN conflict_actions x ON x.conflict_id = c.id`
 	var where []string
-	if openOnly {
-		where = append(where, "resolved_ms = 0")
+	if f.openOnly {
+		where = append(where, "c.resolved_ms = 0")
 	}
-	if len(locations) > 0 {
-		where = append(where, inList(&a, "location", locations))
+	if f.id != 0 {
+		where = append(where, "c.id = "+a.add(f.id))
+	}
+	if f.byLocation {
+		where = append(where, inList(&a, "c.location", f.locations))
 	}
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
-	q += " ORDER BY id DESC LIMIT " + a.add(int64(limit))
+	q += " ORDER BY c.id DESC LIMIT " + a.add(int64(f.limit))
 	rows, err := tx.QueryContext(ctx, q, a...)
 	if err != nil {
 		return nil, fmt.Errorf("store: conflicts: %w", err)
@@ -390,12 +439,14 @@ func (s *Store) Conflicts(ctx context.Context, openOnly bool, limit int, locatio
 	out := []Conflict{}
 	for rows.Next() {
 		var c Conflict
-		var opened, resolved int64
-		if err := rows.Scan(&c.ID, &c.SKU, &c.Location, &c.Kind, &c.Available, &opened, &resolved); err != nil {
+		var opened, resolved, actedAt int64
+		if err := rows.Scan(&c.ID, &c.SKU, &c.Location, &c.Kind, &c.Available, &opened, &resolved, &c.ResolvedBy, &c.Version,
+			&c.Action, &c.ActedBy, &actedAt, &c.ActionDetail); err != nil {
 			rows.Close()
 			return nil, err
 		}
 		c.OpenedAt = msTime(opened)
+		c.ActedAt = msTime(actedAt)
 		if resolved != 0 {
 			t := msTime(resolved)
 			c.ResolvedAt = &t

@@ -106,6 +106,12 @@ func (s *Store) RetainLedger(ctx context.Context, o RetentionOptions) (Retention
 		return res, err
 	}
 	res.Horizon = hlc.Unpack(h).Time().UTC()
+	// Sale lines the basket folder has not folded yet stay (baskets.go):
+	// the watermark only moves forward, so reading it once is enough.
+	var folded int64
+	if err := s.r.QueryRowContext(ctx, "SELECT folded FROM basket_fold WHERE id = 1").Scan(&folded); err != nil {
+		return res, fmt.Errorf("store: retention: basket fold: %w", err)
+	}
 	// Positions in id order, a few hundred at a time; their old lines
 	// are found through the ledger's key (position, then stamp) on a read
 	// connection, and deleted by key in a short write transaction.
@@ -120,7 +126,7 @@ func (s *Store) RetainLedger(ctx context.Context, o RetentionOptions) (Retention
 		}
 		after = ids[len(ids)-1]
 		for {
-			keys, err := s.oldLines(ctx, ids, h, o.Lines)
+			keys, err := s.oldLines(ctx, ids, h, folded, o.Lines)
 			if err != nil {
 				return res, err
 			}
@@ -213,8 +219,9 @@ func (s *Store) positionsAfter(ctx context.Context, after int64, n int) ([]int64
 }
 
 // oldLines returns the keys of up to limit lines of the positions ids
-// stamped before h, oldest first per position.
-func (s *Store) oldLines(ctx context.Context, ids []int64, h int64, limit int) (*rowset, error) {
+// stamped before h, oldest first per position, leaving out the sale lines
+// the basket folder has yet to fold (stamped at or after folded).
+func (s *Store) oldLines(ctx context.Context, ids []int64, h, folded int64, limit int) (*rowset, error) {
 	in := newRowset(integer("id"))
 	for _, id := range ids {
 		in.add(id)
@@ -222,7 +229,7 @@ func (s *Store) oldLines(ctx context.Context, ids []int64, h int64, limit int) (
 	keys := newRowset(integer("pos_id"), integer("hlc"), integer("ev_hi"), integer("ev_lo"), integer("line_no"))
 	err := s.queryRows(ctx, s.r, in, "p", func(a *args, p string) string {
 		return `SELECT l.pos_id, l.hlc, l.ev_hi, l.ev_lo, l.line_no FROM stock_ledger l
-WHERE l.pos_id IN (SELECT id FROM ` + p + `) AND l.hlc < ` + a.add(h) + `
+WHERE l.pos_id IN (SELECT id FROM ` + p + `) AND l.hlc < ` + a.add(h) + ` AND (l.kind <> 'sale' OR l.xact < ` + a.add(folded) + `)
 ORDER BY l.pos_id, l.hlc, l.ev_hi, l.ev_lo, l.line_no LIMIT ` + a.add(int64(limit))
 	}, func(rows *sql.Rows) error {
 		var pos, hl, hi, lo, line int64
@@ -343,11 +350,16 @@ FROM ledger_daily d JOIN stock s ON s.id = d.pos_id WHERE s.sku = $1 ORDER BY d.
 // gate refuses the batch's counts stamped before the ledger's retention
 // horizon (see the top of this file).
 func (l ledgerApplier) gate(ctx context.Context, t *applyTx) error {
+	// A count sits in the ledger at its snapshot (inventory.CountStamp),
+	// which may be before the event's own stamp: that is what must not be
+	// before the horizon.
 	var counts []itemRead
+	var at []hlc.Timestamp
 	for _, r := range t.readsOf(l) {
 		for _, m := range r.v.(*ledgerRead).moves {
 			if m.IsCount() {
 				counts = append(counts, r)
+				at = append(at, m.Stamp.HLC)
 				break
 			}
 		}
@@ -364,11 +376,10 @@ func (l ledgerApplier) gate(ctx context.Context, t *applyTx) error {
 	if err != nil || h == 0 {
 		return err
 	}
-	for _, r := range counts {
-		env := &t.p.items[r.item].Env
-		if env.HLC.Pack() < h {
+	for i, r := range counts {
+		if at[i].Pack() < h {
 			t.reject(r.item, fmt.Sprintf("%v: a count stamped %s, before the ledger's retention horizon %s (the lines it would supersede are rolled up); count again",
-				errBeforeHorizon, env.HLC.Time().UTC().Format(time.RFC3339), hlc.Unpack(h).Time().UTC().Format(time.DateOnly)))
+				errBeforeHorizon, at[i].Time().UTC().Format(time.RFC3339), hlc.Unpack(h).Time().UTC().Format(time.DateOnly)))
 		}
 	}
 	return nil

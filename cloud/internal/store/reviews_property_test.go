@@ -91,6 +91,7 @@ func sameReviews(got, want map[reviews.Key]ReviewRecord) string {
 // batches, leave the earliest review of each session with the status the
 // stored policy gives it, on one store and on four replicas at once.
 func TestProperty_ReviewsMatchOracle(t *testing.T) {
+	t.Parallel()
 	iterations := map[string]int{"sqlite": 80, "postgres": 20}
 	forEachStore(t, func(t *testing.T, s *Store) {
 		for it := 0; it < iterations[s.Dialect()]; it++ {

@@ -3,8 +3,10 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 )
 
@@ -45,6 +47,135 @@ func (s *Store) execRowsN(ctx context.Context, db execer, r *rowset, alias strin
 	return n, err
 }
 
+// writePart is one statement of execAll: the statement stmt builds around
+// the derived table of r (named alias), and what it writes (for errors).
+type writePart struct {
+	what  string
+	r     *rowset
+	alias string
+	stmt  func(a *args, from string) string
+}
+
+// execAll runs the statements of parts whose row sets are not empty. On
+// PostgreSQL they go as one statement, every one but the last in a WITH
+// (one round trip where each would take one); on SQLite one after the
+// other. The statements of one such statement share a snapshot and none
+// sees what another writes, so parts must write rows no other part reads
+// or writes (different tables, or disjoint keys).
+func (s *Store) execAll(ctx context.Context, db execer, parts ...writePart) error {
+	live := parts[:0:0]
+	for _, p := range parts {
+		if p.r.len() > 0 {
+			live = append(live, p)
+		}
+	}
+	if !s.d.pg() || len(live) < 2 {
+		for _, p := range live {
+			if err := s.execRows(ctx, db, p.r, p.alias, p.stmt); err != nil {
+				return fmt.Errorf("%s: %w", p.what, err)
+			}
+		}
+		return nil
+	}
+	var a args
+	var b strings.Builder
+	whats := make([]string, len(live))
+	for i, p := range live {
+		whats[i] = p.what
+		q := p.stmt(&a, s.d.from(&a, p.r, p.alias))
+		switch {
+		case i == len(live)-1:
+			b.WriteString(" ")
+		case i == 0:
+			b.WriteString("WITH w0 AS (")
+		default:
+			b.WriteString(", w" + strconv.Itoa(i) + " AS (")
+		}
+		b.WriteString(q)
+		if i < len(live)-1 {
+			b.WriteString(")")
+		}
+	}
+	if _, err := db.ExecContext(ctx, b.String(), a...); err != nil {
+		return fmt.Errorf("%s: %w", strings.Join(whats, ", "), err)
+	}
+	return nil
+}
+
+// execRowsConn is execRowsN on tx, a transaction on conn, for the row
+// sets of tens of thousands of values a busy batch writes. On SQLite the
+// chunks run on conn's driver connection directly, with one argument
+// slice reused for every chunk: database/sql would convert every value
+// of every chunk into a slice of its own, which cost the hub more than
+// binding them. Values are converted as database/sql converts them (the
+// driver checks none itself), so the statements see the same arguments.
+func (s *Store) execRowsConn(ctx context.Context, conn *sql.Conn, tx *sql.Tx, r *rowset, alias string, stmt func(a *args, from string) string) (int64, error) {
+	if s.d.pg() || r.len() == 0 {
+		return s.execRowsN(ctx, tx, r, alias, stmt)
+	}
+	var n int64
+	err := conn.Raw(func(dc any) error {
+		pc, ok := dc.(driver.ConnPrepareContext)
+		if !ok {
+			return fmt.Errorf("driver connection %T cannot prepare", dc)
+		}
+		type prepared struct {
+			st   driver.StmtExecContext
+			perm []int
+		}
+		stmts := map[int]prepared{}
+		defer func() {
+			for _, p := range stmts {
+				p.st.(driver.Stmt).Close()
+			}
+		}()
+		var a args
+		var named []driver.NamedValue
+		for _, part := range s.d.chunks(r) {
+			a = a[:0]
+			p, ok := stmts[part.n]
+			if ok {
+				sqliteArgs(&a, part)
+				stmt(&a, "")
+			} else {
+				q, perm := positional(stmt(&a, s.d.from(&a, part, alias)))
+				st, err := pc.PrepareContext(ctx, q)
+				if err != nil {
+					return err
+				}
+				if p.st, ok = st.(driver.StmtExecContext); !ok {
+					st.Close()
+					return fmt.Errorf("driver statement %T cannot execute with a context", st)
+				}
+				p.perm = perm
+				stmts[part.n] = p
+			}
+			named = named[:0]
+			for k, j := range p.perm {
+				v := a[j]
+				if !driver.IsValue(v) {
+					var err error
+					if v, err = driver.DefaultParameterConverter.ConvertValue(v); err != nil {
+						return fmt.Errorf("argument %d: %w", k+1, err)
+					}
+				}
+				named = append(named, driver.NamedValue{Ordinal: k + 1, Value: v})
+			}
+			res, err := p.st.ExecContext(ctx, named)
+			if err != nil {
+				return err
+			}
+			m, err := res.RowsAffected()
+			if err != nil {
+				return err
+			}
+			n += m
+		}
+		return nil
+	})
+	return n, err
+}
+
 // queryRows is execRows for statements returning rows: scan is called on
 // each result row of each chunk.
 func (s *Store) queryRows(ctx context.Context, db querier, r *rowset, alias string, stmt func(a *args, from string) string, scan func(*sql.Rows) error) error {
@@ -79,7 +210,7 @@ type preparer interface {
 // share one prepared statement (on SQLite, where a statement's text holds
 // a placeholder per value and parsing it again for each chunk would cost
 // as much as running it).
-func (s *Store) eachChunk(ctx context.Context, db any, r *rowset, alias string, stmt func(a *args, from string) string, run func(st *sql.Stmt, q string, a args) error) error {
+func (s *Store) eachChunk(ctx context.Context, db any, r *rowset, alias string, stmt func(a *args, from string) string, exec func(st *sql.Stmt, q string, a args) error) error {
 	if r.len() == 0 {
 		return nil
 	}
@@ -95,33 +226,43 @@ func (s *Store) eachChunk(ctx context.Context, db any, r *rowset, alias string, 
 			p.st.Close()
 		}
 	}()
+	// The arguments' slices are reused from chunk to chunk: the driver
+	// does not keep them past the call.
+	var a, ordered args
 	for _, part := range parts {
-		var a args
-		from := s.d.from(&a, part, alias)
-		q := stmt(&a, from)
+		a = a[:0]
 		var p prepared
-		if s.d.pg() {
-			p.st = nil
-		} else if cached, ok := stmts[part.n]; ok {
+		var q string
+		if cached, ok := stmts[part.n]; ok && !s.d.pg() {
+			// A statement prepared for a chunk of this size: only its
+			// arguments are needed, the rowset's first, then the
+			// statement's own (its text is dropped).
 			p = cached
+			sqliteArgs(&a, part)
+			stmt(&a, "")
 		} else {
-			q, p.perm = positional(q)
-			if canPrepare && len(parts) > 1 {
-				var err error
-				if p.st, err = prep.PrepareContext(ctx, q); err != nil {
-					return err
+			from := s.d.from(&a, part, alias)
+			q = stmt(&a, from)
+			if !s.d.pg() {
+				q, p.perm = positional(q)
+				if canPrepare && len(parts) > 1 {
+					var err error
+					if p.st, err = prep.PrepareContext(ctx, q); err != nil {
+						return err
+					}
+					stmts[part.n] = p
 				}
-				stmts[part.n] = p
 			}
 		}
+		run := a
 		if p.perm != nil {
-			ordered := make(args, len(p.perm))
-			for i, j := range p.perm {
-				ordered[i] = a[j]
+			ordered = ordered[:0]
+			for _, j := range p.perm {
+				ordered = append(ordered, a[j])
 			}
-			a = ordered
+			run = ordered
 		}
-		if err := run(p.st, q, a); err != nil {
+		if err := exec(p.st, q, run); err != nil {
 			return err
 		}
 	}
@@ -164,14 +305,15 @@ func positional(q string) (string, []int) {
 
 func (s *Store) insertDeadLetters(ctx context.Context, db execer, dls []DeadLetter) error {
 	rs := newRowset(text("event_id"), text("store"), text("device"), integer("epoch"), integer("seq"), text("kind"),
-		text("subject"), text("reason"), blob("payload"), integer("at_ms"))
+		text("subject"), text("reason"), blob("payload"), blob("payload_enc"), integer("at_ms"))
 	for _, d := range dls {
+		plain, enc := s.sealPayload(d.Kind, d.Payload)
 		rs.add(clean(d.EventID), clean(d.Store), clean(d.Device), clampInt(d.Epoch), clampInt(d.Seq), clean(d.Kind),
-			clean(d.Subject), clean(d.Reason), nonNil(d.Payload), d.At.UnixMilli())
+			clean(d.Subject), clean(d.Reason), plain, enc, d.At.UnixMilli())
 	}
 	err := s.execRows(ctx, db, rs, "k", func(a *args, k string) string {
-		return `INSERT INTO dead_letters (event_id, store, device, epoch, seq, kind, subject, reason, payload, at_ms)
-SELECT event_id, store, device, epoch, seq, kind, subject, reason, payload, at_ms FROM ` + k
+		return `INSERT INTO dead_letters (event_id, store, device, epoch, seq, kind, subject, reason, payload, payload_enc, at_ms)
+SELECT event_id, store, device, epoch, seq, kind, subject, reason, payload, payload_enc, at_ms FROM ` + k
 	})
 	if err != nil {
 		return fmt.Errorf("store: insert dead letters: %w", err)

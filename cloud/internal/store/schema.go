@@ -363,11 +363,727 @@ CREATE TABLE auth_tokens (
 );
 CREATE INDEX auth_tokens_by_user ON auth_tokens (user_id);
 `,
+	// Carts (package carts): a cart's lines, owner, version and checkouts,
+	// and the stock a cart holds while the shopper fills it.
+	`
+-- One row per cart. customer is the owner's opaque master id ('' while
+-- anonymous), from the earliest claim (claim_hlc, claim_event); version
+-- counts the line_set events applied; updated_* is the newest of them
+-- (updated_wall its HLC wall time, for abandoned carts); checkouts counts
+-- checkouts (the first closed the cart, others are conflicts);
+-- abandoned_ms when the hub found it abandoned (0: not).
+CREATE TABLE carts (
+	cart_id       {{key}} NOT NULL PRIMARY KEY,
+	customer      {{key}} NOT NULL DEFAULT '',
+	claim_hlc     BIGINT NOT NULL DEFAULT 0,
+	claim_event   {{key}} NOT NULL DEFAULT '',
+	version       BIGINT NOT NULL DEFAULT 0,
+	updated_hlc   BIGINT NOT NULL DEFAULT 0,
+	updated_event {{key}} NOT NULL DEFAULT '',
+	updated_wall  BIGINT NOT NULL DEFAULT 0,
+	checkouts     BIGINT NOT NULL DEFAULT 0,
+	channel       TEXT NOT NULL DEFAULT '',
+	created_ms    BIGINT NOT NULL DEFAULT 0,
+	changed_ms    BIGINT NOT NULL DEFAULT 0,
+	abandoned_ms  BIGINT NOT NULL DEFAULT 0
+){{keyed}};
+CREATE INDEX carts_customer ON carts (customer, cart_id);
+CREATE INDEX carts_idle ON carts (updated_wall) WHERE checkouts = 0 AND customer <> '' AND abandoned_ms = 0;
+
+-- Each line's newest edit (last-writer-wins by hlc, event_id); qty 0 is a
+-- removed line; price -1: none given.
+CREATE TABLE cart_lines (
+	cart_id  {{key}} NOT NULL,
+	sku      {{key}} NOT NULL,
+	qty      BIGINT NOT NULL,
+	price    BIGINT NOT NULL DEFAULT -1,
+	hlc      BIGINT NOT NULL,
+	event_id {{key}} NOT NULL,
+	PRIMARY KEY (cart_id, sku)
+){{keyed}};
+
+-- Every checkout of a cart, by stamp.
+CREATE TABLE cart_checkouts (
+	cart_id     {{key}} NOT NULL,
+	hlc         BIGINT NOT NULL,
+	event_id    {{key}} NOT NULL,
+	version     BIGINT NOT NULL,
+	store       {{key}} NOT NULL,
+	location    TEXT NOT NULL DEFAULT '',
+	sale_id     TEXT NOT NULL DEFAULT '',
+	order_id    TEXT NOT NULL DEFAULT '',
+	recorded_ms BIGINT NOT NULL,
+	PRIMARY KEY (cart_id, hlc, event_id)
+){{keyed}};
+
+-- A cart's reservations (reserve on cart): reservation_id is
+-- cart-<cart id>-<n>; expires_ms when the hub releases it; released once a
+-- release or fulfil of it was applied.
+CREATE TABLE cart_holds (
+	reservation_id {{key}} NOT NULL PRIMARY KEY,
+	cart_id        {{key}} NOT NULL,
+	location       {{key}} NOT NULL,
+	expires_ms     BIGINT NOT NULL,
+	released       INTEGER NOT NULL DEFAULT 0
+){{keyed}};
+CREATE INDEX cart_holds_cart ON cart_holds (cart_id, reservation_id);
+CREATE INDEX cart_holds_expiry ON cart_holds (expires_ms) WHERE released = 0;
+`,
+	// Surveys (apply_surveys.go, surveys.go): HQ's survey definitions; one
+	// answer per (survey, respondent), its parts merged from the
+	// respondent's answers (the score and the comment each from the best
+	// answer that has one, with that answer's stamp); the receipts' QR
+	// tokens, by hash. comment is for moderators only; everyone else reads
+	// redacted.
+	`
+CREATE TABLE surveys (
+	id         {{key}} NOT NULL PRIMARY KEY,
+	kind       TEXT NOT NULL,
+	question   TEXT NOT NULL,
+	comment_prompt TEXT NOT NULL DEFAULT '',
+	active     INTEGER NOT NULL DEFAULT 1,
+	created_ms BIGINT NOT NULL,
+	updated_ms BIGINT NOT NULL
+){{keyed}};
+
+CREATE TABLE survey_answers (
+	survey     {{key}} NOT NULL,
+	respondent {{key}} NOT NULL,
+	event_id   {{key}} NOT NULL,
+	hlc        BIGINT NOT NULL,
+	complete   INTEGER NOT NULL,
+	scored     INTEGER NOT NULL,
+	score      INTEGER NOT NULL,
+	comment    TEXT NOT NULL,
+	redacted   TEXT NOT NULL,
+	store      {{key}} NOT NULL,
+	channel    {{key}} NOT NULL,
+	at_ms      BIGINT NOT NULL,
+	score_complete   INTEGER NOT NULL DEFAULT 0,
+	score_hlc        BIGINT NOT NULL DEFAULT 0,
+	score_event      {{key}} NOT NULL DEFAULT '',
+	comment_complete INTEGER NOT NULL DEFAULT 0,
+	comment_hlc      BIGINT NOT NULL DEFAULT 0,
+	comment_event    {{key}} NOT NULL DEFAULT '',
+	PRIMARY KEY (survey, respondent)
+){{keyed}};
+CREATE INDEX survey_answers_by_time ON survey_answers (survey, at_ms);
+
+CREATE TABLE survey_tokens (
+	hash       {{key}} NOT NULL PRIMARY KEY,
+	survey     {{key}} NOT NULL,
+	respondent {{key}} NOT NULL,
+	store      {{key}} NOT NULL,
+	created_ms BIGINT NOT NULL
+){{keyed}};
+`,
+	// Automation (automation.go): HQ's rules (the JSON of
+	// automation.Rule, webhook secret included: never shown back), and
+	// the jobs they scheduled, one per (rule, event): the durable
+	// schedule. A replica claims due jobs with a lease (lease_owner,
+	// lease_until) so several replicas never send one job at once; a job
+	// whose replica died is claimed again once its lease ends.
+	`
+CREATE TABLE automation_rules (
+	id         {{key}} NOT NULL PRIMARY KEY,
+	body       TEXT NOT NULL,
+	updated_ms BIGINT NOT NULL
+){{keyed}};
+
+CREATE TABLE automation_jobs (
+	id           {{key}} NOT NULL PRIMARY KEY,
+	rule         {{key}} NOT NULL,
+	trigger_name TEXT NOT NULL,
+	customer     {{key}} NOT NULL,
+	event        TEXT NOT NULL,
+	due_ms       BIGINT NOT NULL,
+	state        {{key}} NOT NULL,
+	attempts     INTEGER NOT NULL DEFAULT 0,
+	lease_owner  TEXT NOT NULL DEFAULT '',
+	lease_until  BIGINT NOT NULL DEFAULT 0,
+	reason       TEXT NOT NULL DEFAULT '',
+	created_ms   BIGINT NOT NULL,
+	updated_ms   BIGINT NOT NULL,
+	done_ms      BIGINT NOT NULL DEFAULT 0,
+	latency_ms   BIGINT NOT NULL DEFAULT 0,
+	cap_ms       BIGINT NOT NULL DEFAULT 0
+){{keyed}};
+CREATE INDEX automation_jobs_due ON automation_jobs (state, due_ms);
+CREATE INDEX automation_jobs_sent ON automation_jobs (rule, customer, done_ms);
+CREATE INDEX automation_jobs_by_update ON automation_jobs (updated_ms);
+`,
+	// Fitting-room help requests (assist events, apply_assists.go): what
+	// the automation's fitting_room_unanswered trigger reads. notified_ms
+	// is set once the request was handed to the automation; answered_ms
+	// once staff answered it (0: not yet).
+	`
+CREATE TABLE assist_requests (
+	event_id    {{key}} NOT NULL PRIMARY KEY,
+	store       {{key}} NOT NULL,
+	device      {{key}} NOT NULL,
+	zone        TEXT NOT NULL,
+	sku         TEXT NOT NULL,
+	from_sku    TEXT NOT NULL,
+	at_ms       BIGINT NOT NULL,
+	notified_ms BIGINT NOT NULL DEFAULT 0,
+	answered_ms BIGINT NOT NULL DEFAULT 0
+){{keyed}};
+CREATE INDEX assist_requests_new ON assist_requests (notified_ms, at_ms);
+`,
+	// Customers (customers.go): the identity graph's evidence and state,
+	// profiles, consent, purchases and erasures. Identifiers appear only
+	// as keyed digests ("v1:<hex>", package pii); raw values and profile
+	// values only sealed (AES-256-GCM, key id in the value).
+	`
+-- One row per identifier: its sealed raw value, its customer (master id,
+-- '' when no live observation names it), the observation that joined it
+-- and its cluster's label (identity.Move).
+CREATE TABLE cust_identifiers (
+	digest    {{key}} NOT NULL PRIMARY KEY,
+	type      TEXT NOT NULL,
+	value_enc {{blob}} NOT NULL,
+	customer  {{key}} NOT NULL DEFAULT '',
+	via       {{key}} NOT NULL DEFAULT '',
+	cluster   {{key}} NOT NULL DEFAULT ''
+){{keyed}};
+CREATE INDEX cust_identifiers_by_customer ON cust_identifiers (customer);
+CREATE INDEX cust_identifiers_by_cluster ON cust_identifiers (cluster);
+
+-- Observations: identifiers seen together by one event, with evidence
+-- (the stores an identifier was seen at are its observations' stores:
+-- the customer card's gate).
+-- ids lists "type=digest" in canonical order; forgotten rows (erasure)
+-- keep only their id and evidence.
+CREATE TABLE cust_observations (
+	event_id  {{key}} NOT NULL PRIMARY KEY,
+	hlc       BIGINT NOT NULL,
+	ids       TEXT NOT NULL,
+	store     TEXT NOT NULL DEFAULT '',
+	device    TEXT NOT NULL DEFAULT '',
+	rule      TEXT NOT NULL DEFAULT '',
+	operator  TEXT NOT NULL DEFAULT '',
+	forgotten INTEGER NOT NULL DEFAULT 0
+){{keyed}};
+
+CREATE TABLE cust_postings (
+	digest   {{key}} NOT NULL,
+	event_id {{key}} NOT NULL,
+	PRIMARY KEY (digest, event_id)
+){{keyed}};
+
+-- HQ's unmerges (identity.Unlink), by their own id.
+CREATE TABLE cust_unlinks (
+	id          {{key}} NOT NULL PRIMARY KEY,
+	observation {{key}} NOT NULL,
+	hlc         BIGINT NOT NULL,
+	operator    TEXT NOT NULL,
+	reason      TEXT NOT NULL DEFAULT '',
+	restore     INTEGER NOT NULL DEFAULT 0
+){{keyed}};
+CREATE INDEX cust_unlinks_by_observation ON cust_unlinks (observation);
+
+-- Master ids: each resolves to the customer its anchor belongs to.
+CREATE TABLE cust_masters (
+	id          {{key}} NOT NULL PRIMARY KEY,
+	anchor      {{key}} NOT NULL,
+	founded_hlc BIGINT NOT NULL,
+	founded_id  {{key}} NOT NULL
+){{keyed}};
+CREATE INDEX cust_masters_by_anchor ON cust_masters (anchor);
+
+-- Profile attributes per subject identifier (profiles.Value).
+CREATE TABLE cust_profile (
+	subject   {{key}} NOT NULL,
+	field     {{key}} NOT NULL,
+	value_enc {{blob}},
+	cleared   INTEGER NOT NULL DEFAULT 0,
+	hlc       BIGINT NOT NULL,
+	event_id  {{key}} NOT NULL,
+	PRIMARY KEY (subject, field)
+){{keyed}};
+
+-- Consent decisions kept per subject identifier (consent.State): per
+-- purpose the newest opt-out (slot 'optout') and grant per channel
+-- (slot 'grant:<channel>').
+CREATE TABLE cust_consent (
+	subject  {{key}} NOT NULL,
+	purpose  {{key}} NOT NULL,
+	slot     {{key}} NOT NULL,
+	decision TEXT NOT NULL,
+	PRIMARY KEY (subject, purpose, slot)
+){{keyed}};
+
+-- Sales and returns attributed to a subject identifier.
+CREATE TABLE cust_purchases (
+	event_id {{key}} NOT NULL PRIMARY KEY,
+	subject  {{key}} NOT NULL,
+	kind     TEXT NOT NULL,
+	store    TEXT NOT NULL,
+	location TEXT NOT NULL,
+	channel  TEXT NOT NULL DEFAULT '',
+	order_id TEXT NOT NULL DEFAULT '',
+	hlc      BIGINT NOT NULL,
+	amount   BIGINT NOT NULL DEFAULT 0,
+	items    BIGINT NOT NULL DEFAULT 0,
+	lines    TEXT NOT NULL
+){{keyed}};
+CREATE INDEX cust_purchases_by_subject ON cust_purchases (subject, hlc);
+
+-- Erasures: what is kept of an erased person (erasure.Tombstone) and each
+-- store's receipt. The sealed raw identifiers stay only until every store
+-- has answered, so offline stores can still scrub their outboxes.
+CREATE TABLE cust_tombstones (
+	digest   {{key}} NOT NULL PRIMARY KEY,
+	erasure  {{key}} NOT NULL,
+	hlc      BIGINT NOT NULL,
+	event_id {{key}} NOT NULL
+){{keyed}};
+
+CREATE TABLE cust_erasures (
+	id           {{key}} NOT NULL PRIMARY KEY,
+	customer     {{key}} NOT NULL,
+	operator     TEXT NOT NULL,
+	reason       TEXT NOT NULL DEFAULT '',
+	hlc          BIGINT NOT NULL,
+	requested_ms BIGINT NOT NULL,
+	salt         TEXT NOT NULL,
+	done_ms      BIGINT NOT NULL DEFAULT 0
+){{keyed}};
+
+CREATE TABLE cust_erasure_identifiers (
+	erasure   {{key}} NOT NULL,
+	digest    {{key}} NOT NULL,
+	type      TEXT NOT NULL,
+	value_enc {{blob}} NOT NULL,
+	seen_by   TEXT NOT NULL DEFAULT '',
+	PRIMARY KEY (erasure, digest)
+){{keyed}};
+
+CREATE TABLE cust_erasure_stores (
+	erasure  {{key}} NOT NULL,
+	store    {{key}} NOT NULL,
+	since_ms BIGINT NOT NULL,
+	done_ms  BIGINT NOT NULL DEFAULT 0,
+	PRIMARY KEY (erasure, store)
+){{keyed}};
+CREATE INDEX cust_erasure_stores_pending ON cust_erasure_stores (store, done_ms);
+`,
+	// Fitting rooms: visits and what was tried in them, baskets, the
+	// products that go together (co-occurrence, package cooccur), the
+	// version of each product's down-sync complements, and shoppers'
+	// requests for staff. No personal data: a visit is a room and a time.
+	`
+CREATE TABLE fitting_visits (
+	store      {{key}} NOT NULL,
+	visit      {{key}} NOT NULL,
+	zone       TEXT NOT NULL,
+	day        TEXT NOT NULL,
+	started_ms BIGINT NOT NULL,
+	PRIMARY KEY (store, visit)
+){{keyed}};
+CREATE INDEX fitting_visits_by_day ON fitting_visits (day, store);
+
+CREATE TABLE fitting_tries (
+	store      {{key}} NOT NULL,
+	visit      {{key}} NOT NULL,
+	product_id {{key}} NOT NULL,
+	sku        TEXT NOT NULL,
+	zone       TEXT NOT NULL,
+	day        TEXT NOT NULL,
+	at_ms      BIGINT NOT NULL,
+	PRIMARY KEY (store, visit, product_id)
+){{keyed}};
+CREATE INDEX fitting_tries_by_day ON fitting_tries (day, store, product_id);
+
+CREATE TABLE basket_items (
+	event_id   {{key}} NOT NULL,
+	product_id {{key}} NOT NULL,
+	store      {{key}} NOT NULL,
+	day        TEXT NOT NULL,
+	at_ms      BIGINT NOT NULL,
+	qty        BIGINT NOT NULL,
+	PRIMARY KEY (event_id, product_id)
+){{keyed}};
+CREATE INDEX basket_items_by_day ON basket_items (day, store, product_id);
+
+-- a < b; tried and bought count the sessions holding both.
+CREATE TABLE product_pairs (
+	a      {{key}} NOT NULL,
+	b      {{key}} NOT NULL,
+	tried  BIGINT NOT NULL DEFAULT 0,
+	bought BIGINT NOT NULL DEFAULT 0,
+	PRIMARY KEY (a, b)
+){{keyed}};
+CREATE INDEX product_pairs_by_b ON product_pairs (b, a);
+
+CREATE TABLE product_recs (
+	product_id {{key}} NOT NULL PRIMARY KEY,
+	version    BIGINT NOT NULL DEFAULT 0,
+	updated_ms BIGINT NOT NULL DEFAULT 0
+){{keyed}};
+CREATE INDEX product_recs_by_updated ON product_recs (updated_ms);
+
+-- assist_requests (made with the automation's tables) gains what the
+-- try-on analytics read: the request's reason, the staff queue's request
+-- id, whether it is the store's escalation, how long it waited, its day.
+ALTER TABLE assist_requests ADD COLUMN reason TEXT NOT NULL DEFAULT '';
+ALTER TABLE assist_requests ADD COLUMN request TEXT NOT NULL DEFAULT '';
+ALTER TABLE assist_requests ADD COLUMN escalated INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE assist_requests ADD COLUMN waited_ms BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE assist_requests ADD COLUMN day TEXT NOT NULL DEFAULT '';
+CREATE INDEX assist_requests_by_day ON assist_requests (day, store);
+`,
+	// The stores' customer protocol (custsync) reads an erasure's
+	// tombstones by erasure.
+	`
+CREATE INDEX cust_tombstones_by_erasure ON cust_tombstones (erasure, digest);
+`,
+	// The console's catalog search: one row per (term, SKU), terms as
+	// catalog.SearchTerms makes them, kept by catalog imports in their
+	// transaction (search.go); a catalog imported before this migration
+	// is indexed when the store opens.
+	`
+CREATE TABLE catalog_search (
+	term {{key}} NOT NULL,
+	sku  {{key}} NOT NULL,
+	PRIMARY KEY (term, sku)
+){{keyed}};
+CREATE INDEX catalog_search_by_sku ON catalog_search (sku);
+`,
+	// The purchase feed (purchase_feed.go): a commit-ordered log of
+	// purchases by master id that the customer analytics follow, and each
+	// purchase's attribution as the log last gave it. Purchases recorded
+	// before it enter the log in stamp order.
+	`
+CREATE TABLE cust_feed_head (
+	id  INTEGER NOT NULL PRIMARY KEY,
+	pos BIGINT NOT NULL
+);
+CREATE TABLE cust_feed (
+	pos      BIGINT NOT NULL PRIMARY KEY,
+	op       TEXT NOT NULL,
+	customer {{key}} NOT NULL,
+	event_id {{key}} NOT NULL DEFAULT '',
+	hlc      BIGINT NOT NULL DEFAULT 0,
+	amount   BIGINT NOT NULL DEFAULT 0,
+	store    TEXT NOT NULL DEFAULT '',
+	channel  TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX cust_feed_by_event ON cust_feed (event_id);
+CREATE TABLE cust_feed_attr (
+	event_id {{key}} NOT NULL PRIMARY KEY,
+	subject  {{key}} NOT NULL,
+	customer {{key}} NOT NULL,
+	kind     TEXT NOT NULL,
+	hlc      BIGINT NOT NULL,
+	amount   BIGINT NOT NULL,
+	store    TEXT NOT NULL,
+	channel  TEXT NOT NULL
+){{keyed}};
+CREATE INDEX cust_feed_attr_by_subject ON cust_feed_attr (subject);
+CREATE INDEX cust_feed_attr_by_customer ON cust_feed_attr (customer);
+INSERT INTO cust_feed_attr (event_id, subject, customer, kind, hlc, amount, store, channel)
+SELECT p.event_id, p.subject, i.customer, p.kind, p.hlc, p.amount, p.store, p.channel
+FROM cust_purchases p JOIN cust_identifiers i ON i.digest = p.subject WHERE i.customer <> '';
+INSERT INTO cust_feed (pos, op, customer, event_id, hlc, amount, store, channel)
+SELECT ROW_NUMBER() OVER (ORDER BY hlc, event_id), kind, customer, event_id, hlc, amount, store, channel FROM cust_feed_attr;
+INSERT INTO cust_feed_head (id, pos) SELECT 1, COUNT(*) FROM cust_feed;
+`,
+	// Acting on conflicts and pairing transfers: what closed a conflict
+	// (resolved_by) and its version (bumped at every change, so an
+	// operator acts on the conflict she saw); the HQ actions taken on
+	// conflicts, one per conflict, whose row id is the epoch of the
+	// events the hub writes for them (so writing them twice is
+	// deduplicated like any device's); dismissed cart checkout
+	// conflicts; transfers paired by transfer_id, with their events kept
+	// so that a transfer is folded again from all of them.
+	`
+ALTER TABLE conflicts ADD COLUMN resolved_by TEXT NOT NULL DEFAULT '';
+ALTER TABLE conflicts ADD COLUMN version BIGINT NOT NULL DEFAULT 1;
+CREATE TABLE conflict_actions (
+	id          {{id}},
+	conflict_id BIGINT NOT NULL,
+	action_id   {{key}} NOT NULL,
+	action      TEXT NOT NULL,
+	detail      TEXT NOT NULL,
+	actor       TEXT NOT NULL,
+	at_ms       BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX conflict_actions_one ON conflict_actions (conflict_id);
+CREATE UNIQUE INDEX conflict_actions_by_action ON conflict_actions (action_id);
+CREATE TABLE cart_conflict_dismissals (
+	cart_id {{key}} NOT NULL PRIMARY KEY,
+	actor   TEXT NOT NULL,
+	at_ms   BIGINT NOT NULL
+){{keyed}};
+CREATE TABLE transfer_events (
+	transfer_id {{key}} NOT NULL,
+	event_id    {{key}} NOT NULL,
+	kind        TEXT NOT NULL,
+	location    TEXT NOT NULL,
+	counterpart TEXT NOT NULL,
+	lines       TEXT NOT NULL,
+	at_ms       BIGINT NOT NULL,
+	PRIMARY KEY (transfer_id, event_id)
+){{keyed}};
+CREATE TABLE transfers (
+	transfer_id {{key}} NOT NULL PRIMARY KEY,
+	source      {{key}} NOT NULL,
+	destination {{key}} NOT NULL,
+	state       TEXT NOT NULL,
+	shipped     BIGINT NOT NULL,
+	received    BIGINT NOT NULL,
+	shipped_ms  BIGINT NOT NULL,
+	received_ms BIGINT NOT NULL,
+	updated_ms  BIGINT NOT NULL
+){{keyed}};
+CREATE INDEX transfers_by_state ON transfers (state, shipped_ms);
+CREATE TABLE transfer_lines (
+	transfer_id {{key}} NOT NULL,
+	sku         {{key}} NOT NULL,
+	destination {{key}} NOT NULL,
+	shipped     BIGINT NOT NULL,
+	received    BIGINT NOT NULL,
+	in_transit  BIGINT NOT NULL,
+	PRIMARY KEY (transfer_id, sku)
+){{keyed}};
+CREATE INDEX transfer_lines_in_transit ON transfer_lines (sku, destination) WHERE in_transit > 0;
+`,
+	// Survey comments are personal data: sealed with the customer keys
+	// (comment_enc for moderators, redacted_enc for everyone else;
+	// surveys.go), comment and redacted left empty. has_comment replaces
+	// "comment <> ''" in the merge; comment_erased is set when the
+	// respondent's customer was erased, so no comment comes back. Rows
+	// written before keep their text until the hub seals them at start
+	// (SealInClear).
+	`
+ALTER TABLE survey_answers ADD COLUMN has_comment INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE survey_answers ADD COLUMN comment_erased INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE survey_answers ADD COLUMN comment_enc {{blob}};
+ALTER TABLE survey_answers ADD COLUMN redacted_enc {{blob}};
+UPDATE survey_answers SET has_comment = 1 WHERE comment <> '';
+`,
+	// Webhook signing secrets are sealed with the customer keys
+	// (automation.go), out of the rule's JSON; rules an older hub stored
+	// keep theirs in the JSON until the hub seals them at start.
+	`
+ALTER TABLE automation_rules ADD COLUMN secret_enc {{blob}};
+`,
+	// Where stores offer a survey (downsync.OfferPostPurchase,
+	// OfferFittingRoom; empty: not at stores): published to the stores
+	// with its definition.
+	`
+ALTER TABLE surveys ADD COLUMN offer TEXT NOT NULL DEFAULT '';
+`,
+	// The exception queue (apply_exceptions.go, package exceptions):
+	// inventory events naming an unknown SKU, GTIN or location are held
+	// instead of applied, until HQ maps the value and replays them, or
+	// discards them. Dead letters learn when they were replayed.
+	`
+-- One row per (reason, value, store): first and last seen, how many events
+-- named it. state is open while events are held for it, else resolved or
+-- discarded (note: why).
+CREATE TABLE exceptions (
+	id       {{id}},
+	reason   TEXT NOT NULL,
+	value    {{key}} NOT NULL,
+	store    {{key}} NOT NULL,
+	first_ms BIGINT NOT NULL,
+	last_ms  BIGINT NOT NULL,
+	count    BIGINT NOT NULL DEFAULT 0,
+	state    TEXT NOT NULL DEFAULT 'open',
+	note     TEXT NOT NULL DEFAULT '',
+	done_by  TEXT NOT NULL DEFAULT '',
+	done_ms  BIGINT NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX exceptions_by_value ON exceptions (reason, value, store);
+CREATE INDEX exceptions_by_state ON exceptions (state, id);
+
+-- The held events, verbatim, each under the exception of its first unknown
+-- value. state: held, replayed (applied by a replay) or discarded.
+CREATE TABLE exception_events (
+	id           {{id}},
+	exception_id BIGINT NOT NULL,
+	event_id     TEXT NOT NULL,
+	store        {{key}} NOT NULL,
+	device       TEXT NOT NULL DEFAULT '',
+	epoch        BIGINT NOT NULL DEFAULT 0,
+	seq          BIGINT NOT NULL DEFAULT 0,
+	kind         TEXT NOT NULL,
+	subject      TEXT NOT NULL DEFAULT '',
+	reasons      TEXT NOT NULL DEFAULT '',
+	payload      {{blob}},
+	at_ms        BIGINT NOT NULL,
+	state        TEXT NOT NULL DEFAULT 'held',
+	done_by      TEXT NOT NULL DEFAULT '',
+	done_ms      BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX exception_events_by_exception ON exception_events (exception_id, state, id);
+
+-- HQ's mappings: from, wherever an event names it as a kind (sku or
+-- location), is to.
+CREATE TABLE exception_mappings (
+	kind       TEXT NOT NULL,
+	from_value {{key}} NOT NULL,
+	to_value   {{key}} NOT NULL,
+	created_by TEXT NOT NULL DEFAULT '',
+	created_ms BIGINT NOT NULL,
+	PRIMARY KEY (kind, from_value)
+);
+
+ALTER TABLE dead_letters ADD COLUMN replayed_ms BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE dead_letters ADD COLUMN replayed_by TEXT NOT NULL DEFAULT '';
+`,
+	// Counts: how each position's latest count was taken (stock
+	// confidence), and one variance record per count line that set a
+	// position: what the books expected at the count's snapshot, what was
+	// counted, and what the difference is worth at the catalog price
+	// (minor units of currency; 0 and '' when the SKU has no price).
+	// snapshot_hlc is the
+	// count's place in the ledger (its snapshot), at_ms when the hub
+	// applied it.
+	`
+ALTER TABLE stock ADD COLUMN count_method TEXT NOT NULL DEFAULT '';
+CREATE TABLE count_variances (
+	id           {{serial}},
+	event_id     {{key}} NOT NULL,
+	line_no      INTEGER NOT NULL,
+	sku          {{key}} NOT NULL,
+	location     {{key}} NOT NULL,
+	store        {{key}} NOT NULL,
+	device       {{key}} NOT NULL,
+	method       TEXT NOT NULL,
+	snapshot_hlc BIGINT NOT NULL,
+	expected     BIGINT NOT NULL,
+	counted      BIGINT NOT NULL,
+	variance     BIGINT NOT NULL,
+	unit_price   BIGINT NOT NULL,
+	currency     TEXT NOT NULL,
+	value        BIGINT NOT NULL,
+	at_ms        BIGINT NOT NULL
+);
+CREATE INDEX count_variances_by_time ON count_variances (snapshot_hlc);
+CREATE INDEX count_variances_by_location ON count_variances (location, snapshot_hlc);
+
+-- Sales a device holds that the hub has not confirmed: how many, their
+-- value (minor units) and the oldest one's age, as of the heartbeat.
+ALTER TABLE device_heartbeats ADD COLUMN unsynced_sales BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE device_heartbeats ADD COLUMN unsynced_value BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE device_heartbeats ADD COLUMN oldest_unsynced_ms BIGINT NOT NULL DEFAULT 0;
+
+-- Each store's sync lag over time, for the console's charts: per five
+-- minutes (slot = unix ms / 300,000), the largest age of a device's
+-- oldest unconfirmed event heartbeats reported. Kept LagHistoryKeep.
+CREATE TABLE lag_history (
+	store  {{key}} NOT NULL,
+	slot   BIGINT NOT NULL,
+	lag_ms BIGINT NOT NULL,
+	PRIMARY KEY (store, slot)
+){{keyed}};
+CREATE INDEX lag_history_by_slot ON lag_history (slot);
+`,
+	// Refused messages that may carry personal data are kept sealed with
+	// the customer keys (payload_seal.go): payload is left empty.
+	`
+ALTER TABLE dead_letters ADD COLUMN payload_enc {{blob}};
+ALTER TABLE exception_events ADD COLUMN payload_enc {{blob}};
+`,
+	// The events stream's copies of messages naming a customer
+	// (stream_erase.go): each observation's stream message, and the
+	// messages an erasure must delete from the stream, worked by the hub's
+	// stream eraser under a lease.
+	`
+ALTER TABLE cust_observations ADD COLUMN stream_seq BIGINT NOT NULL DEFAULT 0;
+
+CREATE TABLE stream_deletions (
+	erasure     {{key}} NOT NULL,
+	seq         BIGINT NOT NULL,
+	event_id    {{key}} NOT NULL,
+	queued_ms   BIGINT NOT NULL,
+	lease_owner {{key}} NOT NULL DEFAULT '',
+	lease_until BIGINT NOT NULL DEFAULT 0,
+	attempts    BIGINT NOT NULL DEFAULT 0,
+	done_ms     BIGINT NOT NULL DEFAULT 0,
+	PRIMARY KEY (erasure, seq)
+){{keyed}};
+CREATE INDEX stream_deletions_due ON stream_deletions (done_ms, lease_until);
+`,
+	// Room in the carts' pages for the new versions of their rows: every
+	// cart edit rewrites its carts row and a cart_lines row, and with full
+	// pages the line's update could not stay HOT (a cart API batch spent
+	// twice the server CPU on its cart_lines upsert). Pages written from
+	// now on keep the room; SQLite has no such setting.
+	`
+{{pg_only}}ALTER TABLE carts SET (fillfactor = 70);
+{{pg_only}}ALTER TABLE cart_lines SET (fillfactor = 70);
+-- The abandoned-cart sweep's index leaves out the edit clock: an index on
+-- updated_wall made every cart edit a non-HOT update, writing all three
+-- of the carts' indexes. The sweep reads the open carts of known
+-- customers not yet found abandoned (those edited within the idle time,
+-- and those it has yet to mark) and sorts them by updated_wall.
+DROP INDEX carts_idle;
+CREATE INDEX carts_open_claimed ON carts (cart_id) WHERE checkouts = 0 AND customer <> '' AND abandoned_ms = 0;
+`,
+	// "Bought together" is folded out of the apply path (baskets.go): the
+	// ledger stamps each batch's lines with the batch's transaction
+	// (xact: PostgreSQL's transaction id, SQLite's basket_fold.next_xact),
+	// and the basket folder counts the pairs of the sales of finished
+	// transactions past its watermark (folded). Lines written before this
+	// keep xact 0, below the first watermark: their baskets were counted
+	// when they were applied (basket_items), so they are never folded
+	// again. The index holds only the stamped sale lines.
+	`
+ALTER TABLE stock_ledger ADD COLUMN xact BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX stock_ledger_sales_by_xact ON stock_ledger (xact) WHERE kind = 'sale' AND xact > 0;
+CREATE TABLE basket_fold (
+	id        INTEGER NOT NULL PRIMARY KEY,
+	folded    BIGINT NOT NULL,
+	next_xact BIGINT NOT NULL,
+	folded_ms BIGINT NOT NULL DEFAULT 0
+);
+INSERT INTO basket_fold (id, folded, next_xact) VALUES (1, 1, 1);
+`,
+	// Observations carry their cluster (customers.go, "Where the graph's
+	// observations are found"), and a customer's identifiers are read
+	// through its cluster too: a batch loads a cluster's observations by
+	// its label, and postings are kept only for the observations HQ
+	// unmerged, which may name identifiers of several clusters. A new
+	// shopper's observation so costs one index entry in time order (its
+	// label is its own event id) instead of one random entry per
+	// identifier. A live observation's identifiers share one label; a
+	// dead one's may not, and any of them will do.
+	`
+ALTER TABLE cust_observations ADD COLUMN cluster {{key}} NOT NULL DEFAULT '';
+UPDATE cust_observations SET cluster = COALESCE((SELECT MIN(i.cluster) FROM cust_postings p JOIN cust_identifiers i ON i.digest = p.digest
+WHERE p.event_id = cust_observations.event_id AND i.cluster <> ''), '') WHERE forgotten = 0;
+CREATE INDEX cust_observations_by_cluster ON cust_observations (cluster);
+DELETE FROM cust_postings WHERE event_id NOT IN (SELECT observation FROM cust_unlinks);
+-- A customer's identifiers are read through its anchor's cluster
+-- (customerIdentifiers): a master id is random, and its index cost every
+-- new shopper a random entry.
+DROP INDEX cust_identifiers_by_customer;
+
+-- The digests of the identifier rows each batch added (their first 8
+-- bytes, concatenated), by generation: what keeps every replica's filter
+-- of the digests the hub holds right (customer_digests.go).
+CREATE TABLE cust_digest_log (
+	gen     BIGINT NOT NULL PRIMARY KEY,
+	at_ms   BIGINT NOT NULL,
+	digests {{blob}} NOT NULL
+);
+`,
 }
 
-// migrateLockKey is the pg_advisory_lock key that serialises migrations of
-// concurrent replicas ("omnisync" in ASCII).
-const migrateLockKey = 0x6f6d6e6973796e63
+// migrateLockKey is the first key of the pg_advisory_lock that serialises
+// migrations of concurrent replicas ("omni" in ASCII); the second is the
+// hash of the schema they share. Hubs in other schemas of the same
+// database (other deployments, parallel tests) migrate without waiting on
+// each other: a fresh schema's migrations are hundreds of DDL statements.
+// Two replicas that somehow migrate at once (an older release locked one
+// key for the whole database) still cannot both apply a migration: each
+// runs in a transaction that records its version under a primary key, so
+// the second fails and its replica restarts on a migrated schema.
+const migrateLockKey = 0x6f6d6e69
 
 // migrate applies the pending migrations. On PostgreSQL it holds a session
 // advisory lock on one connection meanwhile, so replicas starting together
@@ -379,14 +1095,14 @@ func (s *Store) migrate(ctx context.Context) error {
 	}
 	defer conn.Close()
 	if s.d.pg() {
-		if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1)", int64(migrateLockKey)); err != nil {
+		if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1, hashtext(current_schema()))", int32(migrateLockKey)); err != nil {
 			return fmt.Errorf("migration lock: %w", err)
 		}
 		defer func() {
 			// A fresh context: the caller's may be done, and the lock must go.
 			uctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			_, _ = conn.ExecContext(uctx, "SELECT pg_advisory_unlock($1)", int64(migrateLockKey))
+			_, _ = conn.ExecContext(uctx, "SELECT pg_advisory_unlock($1, hashtext(current_schema()))", int32(migrateLockKey))
 		}()
 	}
 	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER NOT NULL PRIMARY KEY, applied_ms BIGINT NOT NULL)`); err != nil {
@@ -398,7 +1114,7 @@ func (s *Store) migrate(ctx context.Context) error {
 			return fmt.Errorf("migration %d: %w", version, err)
 		}
 	}
-	return nil
+	return s.backfillSearch(ctx, conn)
 }
 
 func (s *Store) applyMigration(ctx context.Context, conn *sql.Conn, version int, m string) error {

@@ -14,7 +14,9 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
+	"github.com/omnisync/omnisync/cloud/internal/identity"
 	"github.com/omnisync/omnisync/cloud/internal/inventory"
+	"github.com/omnisync/omnisync/cloud/internal/pii"
 	"github.com/omnisync/omnisync/shared/events"
 )
 
@@ -34,18 +36,25 @@ const MaxAhead = 16384
 // Store is the hub's SQL store. It is safe for concurrent use, and several
 // Stores (hub replicas) may share one PostgreSQL database.
 type Store struct {
-	d    dialect
-	w    *sql.DB // writes; on SQLite a single connection
-	r    *sql.DB // reads; on SQLite read-only connections, on PostgreSQL w
-	pool *pgxpool.Pool
-	log  *slog.Logger
-	now  func() time.Time
+	// custDigests is this replica's filter of the identifier digests the
+	// hub may hold (customer_digests.go).
+	custDigests digestFilter
+	d           dialect
+	w           *sql.DB // writes; on SQLite a single connection
+	r           *sql.DB // reads; on SQLite read-only connections, on PostgreSQL w
+	pool        *pgxpool.Pool
+	log         *slog.Logger
+	now         func() time.Time
 	// maxRetries bounds the retries of a transaction that lost a deadlock
 	// or serialization conflict.
 	maxRetries int
 	// beforeCommit, when set (tests only), runs just before ApplyBatch
 	// commits; an error aborts the transaction as a database error would.
 	beforeCommit func() error
+	// beforeFoldCommit, when set (tests only), runs when FoldBaskets has
+	// read its baskets and written their counts, before it commits; an
+	// error aborts the fold as a crash or a lost connection would.
+	beforeFoldCommit func() error
 	// mutate, when set (tests only), changes what the stock applier hands
 	// the rules for a position: a deliberate bug, to show the property
 	// tests catch it.
@@ -55,6 +64,9 @@ type Store struct {
 	// rules are the chain's inventory rules (SetOnlineLocation).
 	rules     inventory.Rules
 	positions positionCache
+	// known are the keys of rows seen committed in the tables batches
+	// insert into if missing (known.go).
+	known knownRows
 	// states caches positions' states where this process is the
 	// database's one writer (SQLite); nil otherwise.
 	states   *stateCache
@@ -64,11 +76,24 @@ type Store struct {
 	// importing is set while this process holds the catalog import lock
 	// (LockCatalog).
 	importing atomic.Bool
+	// catalogSeen is set once a catalog has been seen imported: the
+	// exceptions gate's checks apply from then on.
+	catalogSeen atomic.Bool
+	// variants caches the SKUs known to be in the catalog.
+	variants variantCache
 	// observer, when set, times the steps of ApplyBatch; stepAt is when
 	// the current step began (ApplyBatch calls come from one goroutine at
 	// a time per Store when observed).
 	observer ApplyObserver
 	stepAt   time.Time
+	// custKeys index and seal customers' personal data (SetCustomerKeys);
+	// custPolicy is the identity graph's policy.
+	custKeys   *pii.Keyring
+	custPolicy identity.Policy
+	// custHooks are called with the subjects of a customer view
+	// (AddCustomerHook).
+	custHooks []CustomerHook
+	custErase []CustomerEraser
 }
 
 // Open opens (creating and migrating as needed) the store named by dsn:
@@ -85,7 +110,7 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Store{log: logger, now: time.Now, maxRetries: 8, appliers: newAppliers(),
-		rules: inventory.Rules{Online: inventory.DefaultOnline}}
+		rules: inventory.Rules{Online: inventory.DefaultOnline}, custPolicy: identity.DefaultPolicy()}
 	var err error
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		err = s.openPostgres(ctx, dsn)
@@ -145,8 +170,12 @@ func (s *Store) openSQLite(ctx context.Context, dsn string) error {
 	// OS page cache instead (a 1M-event catch-up went from 25.6 to 20.6 s).
 	// The price, as SQLite documents, is that an I/O error while reading
 	// becomes a crash instead of an error; the hub restarts and resumes
-	// from JetStream, losing nothing.
-	w, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=cache_size(-65536)&_pragma=wal_autocheckpoint(8192)&_pragma=mmap_size(1073741824)&_txlock=immediate")
+	// from JetStream, losing nothing. temp_store(MEMORY): a multi-row
+	// INSERT keeps a statement journal of every page it changes, and on a
+	// large ledger that is thousands of pages a batch written to a temp
+	// file (a profile at a 3M-event ledger showed those writes among the
+	// top syscalls).
+	w, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=cache_size(-65536)&_pragma=temp_store(MEMORY)&_pragma=wal_autocheckpoint(8192)&_pragma=mmap_size(1073741824)&_txlock=immediate")
 	if err != nil {
 		return fmt.Errorf("store: sqlite: %w", err)
 	}
@@ -208,6 +237,16 @@ type Item struct {
 	Reject string
 	// Subject is where the message arrived (optional, kept in dead letters).
 	Subject string
+	// StreamSeq is the events stream's sequence of the message the item
+	// came in (0: not from the stream). An item naming a customer records
+	// it, so that the customer's erasure deletes the raw message from the
+	// stream too (stream_erase.go).
+	StreamSeq uint64
+	// replay, when set, says the item is a held event or dead letter being
+	// replayed (exceptions.go): it is not deduplicated by origin (its
+	// origin was processed when it first came) but claimed, once, in the
+	// transaction that applies it.
+	replay *replaySource
 }
 
 // BatchResult says what ApplyBatch did.
@@ -216,6 +255,9 @@ type BatchResult struct {
 	// before (or earlier in the batch); DeadLettered items parked in the
 	// dead letters now.
 	Applied, Duplicates, DeadLettered int
+	// Held counts items held in the exception queue now (naming an
+	// unknown SKU, GTIN or location).
+	Held int
 	// Deferred lists (ascending) the indexes of items not processed because
 	// their seq is more than MaxAhead above their device's watermark; the
 	// caller redelivers them later. Not an error.
@@ -228,9 +270,21 @@ type BatchResult struct {
 	// down-sync must republish.
 	Positions        []inventory.Key
 	ReviewedProducts []string
+	// RecProducts lists the products whose complements it changed (their
+	// down-sync recommendations).
+	RecProducts []string
 	// Reservations lists the reservations it changed (their pickup
 	// documents).
 	Reservations []string
+	// Carts lists the carts it changed.
+	Carts []string
+	// Customers lists the customers (master ids) whose views it changed:
+	// the stores' customer cards to refresh. Sorted.
+	Customers []string
+	// Refused lists (ascending) the indexes of the items a gate refused
+	// (dead-lettered, counted in DeadLettered): an online checkout of a
+	// cart already checked out, say.
+	Refused []int
 }
 
 // Watermark is how far one device epoch has been processed without gaps:
@@ -247,6 +301,13 @@ type DeadLetter struct {
 	Epoch, Seq                                    uint64
 	Payload                                       []byte
 	At                                            time.Time
+	// ReplayedAt is when a replay applied it (zero: not replayed), by
+	// ReplayedBy.
+	ReplayedAt time.Time
+	ReplayedBy string
+	// Sealed: the message may carry personal data and is kept sealed
+	// (Payload is empty); only a replay opens it.
+	Sealed bool
 }
 
 // Stock is one stock position.
@@ -256,6 +317,12 @@ type Stock struct {
 	// AsOf is the HLC wall time of the newest event applied to the
 	// position (zero when none has been).
 	AsOf time.Time
+	// CountedAt is the stamp of the newest stock count of the position
+	// (zero when it was never counted): its snapshot.
+	CountedAt time.Time
+	// CountMethod is how that count was taken (events.CountMethods; ""
+	// unknown).
+	CountMethod string
 }
 
 // StockQuery selects stock positions for ListStock.
@@ -281,9 +348,35 @@ type Heartbeat struct {
 	Backlog                     int64
 	OldestUnackedAge, ClockSkew time.Duration
 	Connected                   bool
+	// Unsynced are the sales the device holds unconfirmed.
+	Unsynced UnsyncedSales
 	// At is the hub's time of receipt (now when zero). An older heartbeat
 	// than the one stored is ignored.
 	At time.Time
+}
+
+// UnsyncedSales are the sales a device holds that the hub has not
+// confirmed: the money a store would lose track of if the device died.
+type UnsyncedSales struct {
+	// Count of sales, their Value (minor units; lines without a price
+	// count 0) and the age of the oldest, as of the heartbeat.
+	Count, Value int64
+	OldestAge    time.Duration
+}
+
+// AgeAt is the age at now of the oldest unsynced sale reported in a
+// heartbeat received at heartbeat: it keeps ageing while the device is
+// silent. 0 when there is none.
+func (u UnsyncedSales) AgeAt(heartbeat, now time.Time) time.Duration {
+	if u.Count == 0 {
+		return 0
+	}
+	return u.OldestAge + max(0, now.Sub(heartbeat))
+}
+
+// Add returns u plus o (the oldest age the larger).
+func (u UnsyncedSales) Add(o UnsyncedSales) UnsyncedSales {
+	return UnsyncedSales{Count: u.Count + o.Count, Value: u.Value + o.Value, OldestAge: max(u.OldestAge, o.OldestAge)}
 }
 
 // DeviceStatus is what the hub knows of one device.
@@ -298,6 +391,9 @@ type DeviceStatus struct {
 	OldestUnackedAge, ClockSkew time.Duration
 	// Connected is as of the latest heartbeat.
 	Connected bool
+	// Unsynced are the sales the device held unconfirmed at its latest
+	// heartbeat.
+	Unsynced UnsyncedSales
 	// LastHeartbeat is the hub time of the latest heartbeat; LastEventAt the
 	// HLC wall of the newest applied event; LastAppliedAt the hub time of
 	// the last batch that processed one of its events.
@@ -321,6 +417,15 @@ type Conflict struct {
 	Suggestions  []Stock
 	OpenedAt     time.Time
 	ResolvedAt   *time.Time
+	// ResolvedBy is what closed a resolved conflict (inventory.Cause*).
+	ResolvedBy string
+	// Version grows at every change; an action names the version its
+	// operator saw.
+	Version int64
+	// Action, ActedBy, ActedAt and ActionDetail (JSON) are HQ's action on
+	// the conflict, if one was taken.
+	Action, ActedBy, ActionDetail string
+	ActedAt                       time.Time
 }
 
 func msTime(ms int64) time.Time {

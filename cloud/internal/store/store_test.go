@@ -18,12 +18,14 @@ import (
 	"github.com/omnisync/omnisync/cloud/internal/inventory"
 	"github.com/omnisync/omnisync/shared/downsync"
 	"github.com/omnisync/omnisync/shared/events"
+	"github.com/omnisync/omnisync/shared/testkit"
 )
 
 // Ensure that opening an existing store again migrates nothing and keeps
 // the data, and that replicas opening one PostgreSQL schema together all
 // succeed.
 func TestOpen_Idempotent(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	t.Run("sqlite", func(t *testing.T) {
 		path := t.TempDir() + "/hub.db"
@@ -44,29 +46,38 @@ func TestOpen_Idempotent(t *testing.T) {
 		if s.Dialect() != "postgres" {
 			t.Fatalf("dialect %q", s.Dialect())
 		}
-		dsn := testDSN(t, s)
-		var wg sync.WaitGroup
-		errs := make(chan error, 4)
-		for i := 0; i < 4; i++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				r, err := Open(ctx, dsn, nil)
-				if err != nil {
-					errs <- err
-					return
-				}
-				r.Close()
-			}()
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Fatal(err)
+		// Replicas starting together, on a migrated schema and on a fresh
+		// one: the migration lock is the schema's.
+		for _, dsn := range []string{testDSN(t, s), testkit.Postgres(t)} {
+			openTogether(t, ctx, dsn)
 		}
 	})
 	if _, err := Open(ctx, "sqlite::memory:", nil); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("in-memory sqlite: %v", err)
+	}
+}
+
+// openTogether opens four stores on dsn at once; each must open.
+func openTogether(t *testing.T, ctx context.Context, dsn string) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := Open(ctx, dsn, nil)
+			if err != nil {
+				errs <- err
+				return
+			}
+			r.Close()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
 	}
 }
 
@@ -79,6 +90,7 @@ func testDSN(t *testing.T, s *Store) string {
 // Ensure that the stock rules hold through the store, batch after batch,
 // with counts and deltas arriving late.
 func TestApplyBatch_StockRules(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, s *Store) {
 		d := newDevice("S1", "pos-1", 1)
 		hq := stocktakes{}
@@ -129,6 +141,7 @@ func TestApplyBatch_StockRules(t *testing.T) {
 // Ensure that a reservation's reserve, release and fulfil give the same
 // books in every arrival order, one batch each or all together.
 func TestApplyBatch_ReservationsEveryOrder(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, s *Store) {
 		d := newDevice(inventory.DefaultOnline, "shop", 1)
 		hq, till := stocktakes{}, newDevice("S1", "pos-1", 1)
@@ -209,6 +222,7 @@ func permutations(n int) [][]int {
 // fine, the MaxAhead bound defers, epochs are independent and watermarks
 // are reported.
 func TestApplyBatch_Dedup(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
 		d := newDevice("S1", "pos-1", 5)
@@ -304,6 +318,7 @@ func mapsEqual[K comparable, V comparable](a, b map[K]V) bool {
 // rules cannot apply are kept with payload and reason, advance dedup, and
 // list newest first.
 func TestApplyBatch_DeadLetters(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
 		d := newDevice("S1", "pos-1", 1)
@@ -389,6 +404,7 @@ func TestApplyBatch_DeadLetters(t *testing.T) {
 // and the best other locations, that it follows the books, resolves, and
 // that a later oversell opens a new one.
 func TestConflicts(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
 		s.now = func() time.Time { return testNow }
@@ -466,6 +482,7 @@ func TestConflicts(t *testing.T) {
 // Ensure that ListStock filters by location and available and pages with
 // its keyset cursor, and that StockForSKU and SetSafetyStock behave.
 func TestStockQueries(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
 		hq := stocktakes{}
@@ -553,6 +570,7 @@ func TestStockQueries(t *testing.T) {
 // Ensure that heartbeats and events both make a device known, that the
 // newest heartbeat wins, and that Devices merges them.
 func TestHeartbeatsAndDevices(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
 		s.now = func() time.Time { return testNow }
@@ -575,11 +593,18 @@ func TestHeartbeatsAndDevices(t *testing.T) {
 		if err := s.RecordHeartbeat(ctx, Heartbeat{Store: "S2"}); !errors.Is(err, ErrInvalid) {
 			t.Fatalf("heartbeat without device: %v", err)
 		}
+		// The hub's own writers are not store devices; a store's device
+		// may still be called hub-1.
+		for _, w := range [][2]string{{inventory.HQ, HQActionDevice}, {inventory.DefaultOnline, HubDevicePrefix + "0a1b"}, {"S3", "hub-1"}} {
+			if res := apply(t, s, newDevice(w[0], w[1], 1).ev(100, events.KindReceipt, sale("S1", line("A", 1)))); res.Applied+res.DeadLettered != 1 {
+				t.Fatalf("%v: %+v", w, res)
+			}
+		}
 		devs, err := s.Devices(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(devs) != 2 {
+		if len(devs) != 3 || devs[2].Store != "S3" || devs[2].Device != "hub-1" {
 			t.Fatalf("devices = %+v", devs)
 		}
 		p := devs[0]
@@ -598,6 +623,7 @@ func TestHeartbeatsAndDevices(t *testing.T) {
 // Ensure that the dedup state round-trips through its text form and stays
 // exact.
 func TestSeqSet(t *testing.T) {
+	t.Parallel()
 	var s seqSet
 	for _, seq := range []uint64{3, 4, 5, 9, 11, 12, 2} {
 		if s.check(seq) != seqNew {
@@ -634,6 +660,7 @@ func TestSeqSet(t *testing.T) {
 // Ensure that a SQLite commit is durable (synchronous=FULL and WAL are on)
 // and the file is read through a mapping.
 func TestSQLitePragmas(t *testing.T) {
+	t.Parallel()
 	s := openSQLite(t)
 	var mode string
 	var sync int
@@ -658,6 +685,7 @@ func TestSQLitePragmas(t *testing.T) {
 // ledger, dedup state or dead letter), and that redelivering it then applies
 // it exactly once.
 func TestApplyBatch_Atomic(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
 		d := newDevice("S1", "pos-1", 1)
@@ -706,6 +734,7 @@ func TestApplyBatch_Atomic(t *testing.T) {
 // Ensure that a transaction losing a deadlock is retried whole and that
 // the error surfaces once retries are spent.
 func TestApplyBatch_RetriesDeadlocks(t *testing.T) {
+	t.Parallel()
 	s := openPostgres(t)
 	ctx := context.Background()
 	d := newDevice("S1", "pos-1", 1)
@@ -741,6 +770,7 @@ func TestApplyBatch_RetriesDeadlocks(t *testing.T) {
 // Ensure that one event id delivered under two origins (a broken agent)
 // takes effect once, in one batch or across batches.
 func TestApplyBatch_SameEventTwoOrigins(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, s *Store) {
 		a, b := newDevice("S1", "pos-1", 1), newDevice("S1", "pos-2", 1)
 		e1 := a.ev(10, events.KindSale, sale("S1", line("A", 1), line("A", 2)))
@@ -762,6 +792,7 @@ func TestApplyBatch_SameEventTwoOrigins(t *testing.T) {
 // arrival order, its version grows with every change and only then, and
 // ChangedReservations finds it.
 func TestPickupDocs(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
 		d := newDevice("S1", "web", 1)
@@ -822,6 +853,7 @@ func TestPickupDocs(t *testing.T) {
 // store on the same file is refused while the first is open, and opens
 // once it is closed.
 func TestSQLiteOneHub(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "hub.db")
 	first := mustOpen(t, "sqlite:"+path)
 	if s, err := Open(context.Background(), "sqlite:"+path, nil); !errors.Is(err, ErrLocked) {

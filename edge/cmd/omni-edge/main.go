@@ -42,6 +42,7 @@ func main() {
 	fs.String("api-token", d.APIToken, "token API clients send as Authorization: Bearer (16+ characters; env OMNI_API_TOKEN)")
 	fs.String("api-token-file", d.APITokenFile, "file whose first line is the API token")
 	fs.StringSlice("api-allowed-hosts", d.APIAllowedHosts, "host names requests may address besides localhost, IP addresses and this machine's name (comma-separated)")
+	fs.String("hub-url", d.HubURL, "the hub's public URL: a kiosk cart's QR code opens the shopper's cart page there")
 	fs.StringSlice("api-allowed-origins", d.APIAllowedOrigins, "origins of web POS apps allowed to post from a browser (https://pos.example.com, comma-separated)")
 	fs.Int("scan-stream-clients", d.ScanStreamClients, "most clients of GET /v1/scans/stream at once (503 beyond)")
 	fs.Int64("outbox-budget", d.OutboxBudget, "bytes of unsynced events the outbox may hold")
@@ -53,11 +54,14 @@ func main() {
 	fs.Int("simulate-skus", d.SimulateSKUs, "how many SKUs the simulated store sells")
 	fs.Duration("clock-offset", 0, "shift this agent's wall clock (rehearsing a till with a wrong clock; leave 0)")
 	fs.String("simulate-catalog", d.SimulateCatalog, "catalog file (JSONL or CSV) whose SKUs the simulated store sells")
+	fs.Int("simulate-fitting-rooms", d.SimulateFittingRooms, "play shoppers with tagged items in this many fitting rooms (1-4) through a simulated RFID reader on a pty (demo; needs --simulate-catalog)")
 	fs.String("log-level", d.LogLevel, "debug, info, warn or error")
 	fs.String("profiles", d.Profiles, "directory of device profiles (the devices themselves are listed in --config)")
 	fs.StringSlice("nearby", d.Nearby, "stores whose stock shoppers see as nearby (comma-separated store ids)")
 	fs.String("online-location", d.OnlineLocation, `location id of the online warehouse ("" for none)`)
 	fs.Duration("stale-after", d.StaleAfter, "product lookups say stock may be stale when the cache last caught up longer ago than this")
+	fs.Duration("customer-card-ttl", d.CustomerCardTTL, "how long a customer card from the hub is kept and may be shown offline (at most 24h)")
+	fs.Duration("customer-card-timeout", d.CustomerCardTimeout, "how long the till waits for the hub's customer card before the cached one answers")
 	config.Main(config.Program[agent.Config]{
 		Cmd:      cmd,
 		Defaults: agent.Defaults,

@@ -1,7 +1,8 @@
 // Package agent assembles the store edge agent from its configuration and
 // runs it: the outbox, the POS API, the uplink to the hub, the product
 // cache and the downlink that keeps it in step with the hub, the store's
-// pickup orders, and, for demos, a simulated POS.
+// pickup orders, customer cards and erasures, and, for demos, a simulated
+// POS.
 //
 // Start order matters: the outbox, the caches and the HTTP API come up
 // before NATS is reached, so the POS gets its 202s, shoppers their product
@@ -30,6 +31,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/omnisync/omnisync/edge/internal/apiguard"
+	"github.com/omnisync/omnisync/edge/internal/customercard"
 	"github.com/omnisync/omnisync/edge/internal/devices"
 	"github.com/omnisync/omnisync/edge/internal/downlink"
 	"github.com/omnisync/omnisync/edge/internal/kiosk"
@@ -37,8 +39,12 @@ import (
 	"github.com/omnisync/omnisync/edge/internal/pickups"
 	"github.com/omnisync/omnisync/edge/internal/posapi"
 	"github.com/omnisync/omnisync/edge/internal/possim"
+	"github.com/omnisync/omnisync/edge/internal/presence"
 	"github.com/omnisync/omnisync/edge/internal/productcache"
+	"github.com/omnisync/omnisync/edge/internal/rfidsim"
 	"github.com/omnisync/omnisync/edge/internal/scanstream"
+	"github.com/omnisync/omnisync/edge/internal/staffq"
+	"github.com/omnisync/omnisync/edge/internal/storecart"
 	"github.com/omnisync/omnisync/edge/internal/uplink"
 	"github.com/omnisync/omnisync/shared/natsauth"
 	"github.com/omnisync/omnisync/shared/redact"
@@ -112,6 +118,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	defer orders.Close()
+	customers, err := a.openCustomers()
+	if err != nil {
+		return err
+	}
+	defer customers.Close()
 
 	var up *uplink.Uplink
 	opts := []nats.Option{
@@ -166,14 +177,42 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("agent: %w", err)
 	}
 	defer pickup.Close()
+	cards, err := customercard.NewClient(customercard.ClientOptions{
+		Store: a.cfg.Store, Device: a.cfg.Device, Conn: nc, Cache: customers, HubTimeout: a.cfg.CustomerCardTimeout,
+		Logger: a.log.With("component", "customercard"),
+	})
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	eraser, err := customercard.NewEraser(customercard.EraserOptions{
+		Store: a.cfg.Store, Device: a.cfg.Device, Conn: nc, JSDomain: a.cfg.NATSJSDomain, Cache: customers, Outbox: ob,
+		Now: a.now, Logger: a.log.With("component", "erasures"),
+	})
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	defer eraser.Close()
 
 	// Devices: a store's scanners and readers. A bad device configuration
 	// stops the agent at start-up, loudly; a bad device at run time never.
 	scans := scanstream.New(scanstream.Options{MaxClients: a.cfg.ScanStreamClients})
+	// Carts: cart codes scanned here go to the till; they verify with the
+	// hub's keys from the down-sync, offline too.
+	tills := storecart.New(storecart.Options{
+		Store: a.cfg.Store, Device: a.cfg.Device, Outbox: ob, Keys: products.CartKeys, HubURL: a.cfg.HubURL, Now: a.now,
+		Logger: a.log.With("component", "carts"),
+	})
+	devCfgs, sim, err := a.fittingSimulator()
+	if err != nil {
+		return err
+	}
+	if sim != nil {
+		defer sim.reader.Close()
+	}
 	devs, err := devices.New(devices.Options{
-		Devices: a.cfg.Devices, ProfilesDir: a.cfg.Profiles, Sink: ob, Scans: scans,
-		Catalog: catalog{products},
-		Logger:  a.log.With("component", "devices"),
+		Devices: devCfgs, ProfilesDir: a.cfg.Profiles, Sink: ob, Scans: scans,
+		Catalog: catalog{products}, Carts: tills.Scan,
+		Logger: a.log.With("component", "devices"),
 	})
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
@@ -184,6 +223,23 @@ func (a *Agent) Run(ctx context.Context) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerMetrics(reg, ob, up)
 	reg.MustRegister(down.Collector(), pickup.Collector())
+	for _, src := range []struct {
+		name string
+		n    func(customercard.ClientStats) uint64
+	}{
+		{"hub", func(s customercard.ClientStats) uint64 { return s.FromHub }},
+		{"cache", func(s customercard.ClientStats) uint64 { return s.FromCache }},
+		{"not_found", func(s customercard.ClientStats) uint64 { return s.NotFound }},
+		{"unavailable", func(s customercard.ClientStats) uint64 { return s.Unavailable }},
+	} {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "omni_edge_customer_card_lookups_total", Help: "Customer card lookups by outcome: from the hub, from the cache (hub unreachable), not found, unavailable.",
+			ConstLabels: prometheus.Labels{"outcome": src.name},
+		}, func() float64 { return float64(src.n(cards.Stats())) }))
+	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "omni_edge_erasures_pending", Help: "Customer erasures this agent has read but not yet carried out and receipted.",
+	}, func() float64 { return float64(eraser.Status().Pending) }))
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "omni_edge_scan_stream_refused_total", Help: "Scan stream clients turned away because --scan-stream-clients were listening.",
 	}, func() float64 { return float64(scans.Refused()) }), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -206,17 +262,30 @@ func (a *Agent) Run(ctx context.Context) error {
 	mux := http.NewServeMux()
 	posapi.New(posapi.Options{
 		Store: a.cfg.Store, Outbox: ob, Products: products, Registry: reg, Logger: a.log.With("component", "posapi"),
-		Status:  func() any { return a.status(ob, up, down, pickup) },
+		Status:  func() any { return a.status(ob, up, down, pickup, eraser) },
 		Healthy: func() error { return nil },
 	}).Register(mux)
 	pickups.NewAPI(orders, pickup).Register(mux)
+	tills.Register(mux)
+	customercard.NewAPI(cards).Register(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("GET /v1/devices", devs)
 	mux.Handle("POST /v1/devices/{name}/sweep", devs.SweepHandler(a.cfg.Store))
 	mux.Handle("GET /v1/scans/stream", scans)
+	// The associates' queue: every assist request the mirrors append
+	// reaches it through its tap on the outbox.
+	staff, err := staffq.Open(staffq.Options{
+		Path: filepath.Join(a.cfg.DataDir, "staff.db"), Outbox: ob, Products: products,
+		Logger: a.log.With("component", "staffq"),
+	})
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	defer staff.Close()
+	staff.Register(mux)
 	kiosk.New(kiosk.Options{
-		Store: a.cfg.Store, Device: a.cfg.Device, Products: products, Outbox: ob,
-		Present: devs.Present, Logger: a.log.With("component", "kiosk"),
+		Store: a.cfg.Store, Device: a.cfg.Device, Products: products, Outbox: staff.Tap(ob), Carts: tills,
+		Present: devs.Present, Suggest: products, Surveys: products.Survey, Logger: a.log.With("component", "kiosk"),
 	}).Register(mux)
 	ln, err := net.Listen("tcp", a.cfg.HTTP)
 	if err != nil {
@@ -239,6 +308,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		return nil
 	})
 	g.Go(func() error { return devs.Run(gctx) })
+	g.Go(func() error { return staff.Run(gctx) })
+	if sim != nil {
+		g.Go(func() error { return sim.reader.Play(gctx, sim.opts) })
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -248,6 +321,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	g.Go(func() error { return up.Run(gctx) })
 	g.Go(func() error { return down.Run(gctx) })
 	g.Go(func() error { return pickup.Run(gctx) })
+	g.Go(func() error { return eraser.Run(gctx) })
 	if a.cfg.Simulate {
 		var skus []string
 		if a.cfg.SimulateCatalog != "" {
@@ -292,9 +366,11 @@ type Status struct {
 	Downsync downlink.Status `json:"downsync"`
 	// Pickups is the store's pickup orders and how current they are.
 	Pickups pickups.Status `json:"pickups"`
+	// Customers is the customer cards held and the erasures carried out.
+	Customers customercard.EraserStatus `json:"customers"`
 }
 
-func (a *Agent) status(ob *outbox.Outbox, up *uplink.Uplink, down *downlink.Downlink, pickup *pickups.Follower) Status {
+func (a *Agent) status(ob *outbox.Outbox, up *uplink.Uplink, down *downlink.Downlink, pickup *pickups.Follower, eraser *customercard.Eraser) Status {
 	st := ob.Stats()
 	us := up.Status()
 	s := Status{
@@ -306,6 +382,7 @@ func (a *Agent) status(ob *outbox.Outbox, up *uplink.Uplink, down *downlink.Down
 		Uplink:             us,
 		Downsync:           down.Status(),
 		Pickups:            pickup.Status(),
+		Customers:          eraser.Status(),
 	}
 	if !st.OldestUnacked.IsZero() {
 		s.OldestUnackedSeconds = max(0, time.Since(st.OldestUnacked).Seconds())
@@ -394,6 +471,25 @@ func (a *Agent) openPickups() (*pickups.Cache, error) {
 	return c, nil
 }
 
+// openCustomers opens the file of customer cards and erasures in the data
+// directory. Moved aside when unreadable like the other caches: its cards
+// are fetched again, and its erasures read again from the store's notices
+// (carried out again: every step may be redone).
+func (a *Agent) openCustomers() (*customercard.Cache, error) {
+	opts := customercard.Options{
+		Path: filepath.Join(a.cfg.DataDir, "customers.db"), TTL: a.cfg.CustomerCardTTL, Now: a.now,
+		Logger: a.log.With("component", "customercard"),
+	}
+	c, err := openOrMoveAside(a.log, "customer cards", opts.Path, func() (*customercard.Cache, error) { return customercard.Open(opts) },
+		customercard.ErrLocked, customercard.ErrInvalidOption)
+	if err != nil {
+		return nil, fmt.Errorf("agent: customer cards: %w", err)
+	}
+	st := c.Stats()
+	a.log.Info("customer cards open", "cards", st.Cards, "erasures_pending", st.ErasuresPending, "erasures_done", st.ErasuresDone)
+	return c, nil
+}
+
 // openOrMoveAside opens a cache file. A cache holds only what the hub
 // publishes, so a file that cannot be opened (corrupt, another format of
 // bbolt) is moved aside and a new one filled from the hub: the store keeps
@@ -437,6 +533,43 @@ func (c catalog) ProductForGTIN(gtin string) (devices.ProductRef, bool) {
 }
 
 // simulatedSKUs reads the SKUs of a catalog file for the simulated POS.
+// fittingSim is the simulated fitting-room reader of a demo agent.
+type fittingSim struct {
+	reader *rfidsim.Reader
+	opts   rfidsim.Options
+}
+
+// fittingSimulator returns the devices to run: the configured ones, plus,
+// with --simulate-fitting-rooms, a simulated R2000 reader on a pty
+// covering room-1..room-N (one antenna each).
+func (a *Agent) fittingSimulator() ([]devices.Config, *fittingSim, error) {
+	cfgs := a.cfg.Devices
+	n := a.cfg.SimulateFittingRooms
+	if n <= 0 {
+		return cfgs, nil, nil
+	}
+	f, err := os.Open(a.cfg.SimulateCatalog)
+	if err != nil {
+		return nil, nil, fmt.Errorf("agent: simulate-catalog: %w", err)
+	}
+	gtins, err := rfidsim.GTINsFromCatalog(f)
+	f.Close()
+	if err != nil || len(gtins) == 0 {
+		return nil, nil, fmt.Errorf("agent: simulate-fitting-rooms: no GTINs in %s: %v", a.cfg.SimulateCatalog, err)
+	}
+	r, err := rfidsim.Open()
+	if err != nil {
+		return nil, nil, fmt.Errorf("agent: %w", err)
+	}
+	dc := devices.Config{Name: "fitting-rooms-sim", Port: r.Path, Profile: rfidsim.Profile}
+	for i := 1; i <= n; i++ {
+		dc.Zones = append(dc.Zones, devices.ZoneConfig{Name: presence.RoomName(i), Antennas: []int{i}})
+	}
+	a.log.Info("simulated fitting rooms", "rooms", n, "port", r.Path, "items", len(gtins))
+	return append(slices.Clone(cfgs), dc), &fittingSim{reader: r, opts: rfidsim.Options{Rooms: n, GTINs: gtins,
+		Seed: uint64(time.Now().UnixNano()), Logger: a.log.With("component", "rfidsim")}}, nil
+}
+
 func simulatedSKUs(path string) ([]string, error) {
 	f, err := os.Open(path)
 	if err != nil {

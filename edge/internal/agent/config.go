@@ -36,9 +36,10 @@ type Config struct {
 	NATSCA   string `mapstructure:"nats-ca"`
 	NATSCert string `mapstructure:"nats-cert"`
 	NATSKey  string `mapstructure:"nats-key"`
-	// DataDir holds the outbox (outbox.db), the product cache (cache.db)
-	// and the store's pickup orders (pickups.db); the two caches may be
-	// deleted: they are fetched again from the hub.
+	// DataDir holds the outbox (outbox.db), the product cache (cache.db),
+	// the store's pickup orders (pickups.db) and the customer cards and
+	// erasures (customers.db); the caches may be deleted: they are fetched
+	// again from the hub (customers.db's erasures too, from the notices).
 	DataDir string `mapstructure:"data-dir"`
 	// HTTP is the local API address; keep it on loopback unless the POS app
 	// runs on another machine. Beyond loopback the agent requires an API
@@ -58,6 +59,10 @@ type Config struct {
 	// APIAllowedOrigins are origins (https://pos.example.com) whose web
 	// pages may post to the agent from a browser.
 	APIAllowedOrigins []string `mapstructure:"api-allowed-origins"`
+	// HubURL is the hub's public URL (https://hq.example.com): a kiosk
+	// cart's QR code opens the shopper's cart page there. Empty: the QR
+	// carries the cart id alone.
+	HubURL string `mapstructure:"hub-url"`
 	// ScanStreamClients caps the clients of GET /v1/scans/stream.
 	ScanStreamClients int `mapstructure:"scan-stream-clients"`
 	// OutboxBudget bounds the bytes of unsynced events (sales are refused
@@ -79,7 +84,12 @@ type Config struct {
 	// SimulateCatalog is a catalog file (JSON Lines or CSV) whose SKUs the
 	// simulated store sells, so its stock shows at the kiosk.
 	SimulateCatalog string `mapstructure:"simulate-catalog"`
-	LogLevel        string `mapstructure:"log-level"`
+	// SimulateFittingRooms, when above 0, plays shoppers carrying tagged
+	// items (of SimulateCatalog) in and out of that many fitting rooms
+	// (1–4), through a simulated R2000 reader on a pty (package rfidsim):
+	// the mirrors at /kiosk/?zone=room-N fill and suggest, for demos.
+	SimulateFittingRooms int    `mapstructure:"simulate-fitting-rooms"`
+	LogLevel             string `mapstructure:"log-level"`
 	// Profiles is the directory of device profiles (firmware-configs/).
 	Profiles string `mapstructure:"profiles"`
 	// Nearby lists the stores whose stock shoppers are shown as "nearby"
@@ -92,6 +102,12 @@ type Config struct {
 	// StaleAfter: product lookups say their stock may be stale when the
 	// cache last caught up with the hub longer ago than this.
 	StaleAfter time.Duration `mapstructure:"stale-after"`
+	// CustomerCardTTL is how long a customer card fetched from the hub is
+	// kept in customers.db and may be shown while the store is offline.
+	CustomerCardTTL time.Duration `mapstructure:"customer-card-ttl"`
+	// CustomerCardTimeout bounds a card request to the hub; past it the
+	// till gets the cached card (or 503).
+	CustomerCardTimeout time.Duration `mapstructure:"customer-card-timeout"`
 	// ClockOffset shifts the agent's wall clock by this much: a rehearsal
 	// of a till whose clock is wrong (chaos tests). Leave it 0.
 	ClockOffset time.Duration `mapstructure:"clock-offset"`
@@ -102,20 +118,22 @@ type Config struct {
 // Defaults returns the configuration omni-edge runs with when given nothing.
 func Defaults() Config {
 	return Config{
-		NATSURL:           "nats://127.0.0.1:4222",
-		DataDir:           "omni-data/edge",
-		HTTP:              "127.0.0.1:7070",
-		ScanStreamClients: 32,
-		OutboxBudget:      1 << 30,
-		MinFreeDisk:       64 << 20,
-		HeartbeatEvery:    5 * time.Second,
-		UplinkBatch:       128,
-		SimulateRate:      5,
-		SimulateSKUs:      200,
-		LogLevel:          "info",
-		Profiles:          "firmware-configs",
-		OnlineLocation:    "online",
-		StaleAfter:        30 * time.Second,
+		NATSURL:             "nats://127.0.0.1:4222",
+		DataDir:             "omni-data/edge",
+		HTTP:                "127.0.0.1:7070",
+		ScanStreamClients:   32,
+		OutboxBudget:        1 << 30,
+		MinFreeDisk:         64 << 20,
+		HeartbeatEvery:      5 * time.Second,
+		UplinkBatch:         128,
+		SimulateRate:        5,
+		SimulateSKUs:        200,
+		LogLevel:            "info",
+		Profiles:            "firmware-configs",
+		OnlineLocation:      "online",
+		StaleAfter:          30 * time.Second,
+		CustomerCardTTL:     15 * time.Minute,
+		CustomerCardTimeout: time.Second,
 	}
 }
 
@@ -177,6 +195,18 @@ func (c *Config) Validate() error {
 	}
 	if c.StaleAfter <= 0 {
 		errs = append(errs, fmt.Errorf("stale-after: %v must be positive", c.StaleAfter))
+	}
+	if c.CustomerCardTTL <= 0 || c.CustomerCardTTL > 24*time.Hour {
+		errs = append(errs, fmt.Errorf("customer-card-ttl: %v must be positive and at most 24h (cards are personal data)", c.CustomerCardTTL))
+	}
+	if c.CustomerCardTimeout < 50*time.Millisecond || c.CustomerCardTimeout > time.Minute {
+		errs = append(errs, fmt.Errorf("customer-card-timeout: %v must be between 50ms and 1m", c.CustomerCardTimeout))
+	}
+	if c.SimulateFittingRooms < 0 || c.SimulateFittingRooms > 4 {
+		errs = append(errs, fmt.Errorf("simulate-fitting-rooms: %d: 0 (off) to 4", c.SimulateFittingRooms))
+	}
+	if c.SimulateFittingRooms > 0 && c.SimulateCatalog == "" {
+		errs = append(errs, errors.New("simulate-fitting-rooms needs simulate-catalog (the items carried in)"))
 	}
 	if c.Simulate && (c.SimulateRate <= 0 || c.SimulateSKUs < 1) {
 		errs = append(errs, errors.New("simulate-rate and simulate-skus must be positive"))

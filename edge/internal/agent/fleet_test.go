@@ -56,6 +56,7 @@ func rssMB(pid int) float64 {
 //
 //	OMNI_FLEET_STORES=2000 go test -run TestFleet -v -timeout 30m ./edge/internal/agent/
 func TestFleet(t *testing.T) {
+	t.Parallel() // mostly waits on processes and timers
 	n := fleetSize(t)
 	ns := testkit.StartNATS(t)
 	hubBin := testkit.BuildBinary(t, "github.com/omnisync/omnisync/cloud/cmd/omni-hub")

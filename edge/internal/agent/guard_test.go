@@ -87,6 +87,18 @@ func TestAgent_APIGuard(t *testing.T) {
 	if got, _ := send(kiosk, "POST", "/v1/events", sale, map[string]string{"Content-Type": "application/json"}, ""); got != http.StatusUnauthorized {
 		t.Fatalf("the kiosk cookie opened the POS API: %d", got)
 	}
+	// The customer card is the till's: the token opens it (offline and
+	// nothing cached here: 503), the kiosk's cookie does not.
+	card := `{"identifiers":{"loyalty":"LC-1"}}`
+	if got, _ := send(plain, "POST", "/v1/customers/card", card, nil, ""); got != http.StatusUnauthorized {
+		t.Fatalf("customer card without the token: %d", got)
+	}
+	if got, body := send(plain, "POST", "/v1/customers/card", card, bearer, ""); got != http.StatusServiceUnavailable {
+		t.Fatalf("customer card offline: %d %s", got, body)
+	}
+	if got, _ := send(kiosk, "POST", "/v1/customers/card", card, map[string]string{"Content-Type": "application/json"}, ""); got != http.StatusUnauthorized {
+		t.Fatalf("the kiosk cookie opened the customer card: %d", got)
+	}
 
 	// The simulated POS posts with the token.
 	var st Status

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,7 +16,9 @@ import (
 	"github.com/omnisync/omnisync/edge/internal/devices/profile"
 	"github.com/omnisync/omnisync/edge/internal/devices/rfid"
 	"github.com/omnisync/omnisync/edge/internal/devices/serialport"
+	"github.com/omnisync/omnisync/edge/internal/presence"
 	"github.com/omnisync/omnisync/edge/internal/scanstream"
+	"github.com/omnisync/omnisync/shared/cartcode"
 	"github.com/omnisync/omnisync/shared/events"
 )
 
@@ -42,6 +45,10 @@ type Options struct {
 	// on the scan stream and in their events, and sweep counts are recorded
 	// per SKU. May be nil (no catalog yet: counts go by GTIN).
 	Catalog Catalog
+	// Carts, when set, takes the cart codes scanners read (a shopper's
+	// phone showing her cart): they go to the till's cart, never to the
+	// product lookup or the scan events. Called without locks held.
+	Carts func(device, code string)
 }
 
 // Catalog maps a GTIN-14 to the store's product.
@@ -133,6 +140,15 @@ func newDevice(o Options, c Config, decoder *rfid.Decoder) (*device, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%w: device %s: zones: %w", ErrConfig, c.Name, err)
 			}
+			rooms := make([]presence.Room, 0, len(c.Zones))
+			for _, z := range c.Zones {
+				rooms = append(rooms, presence.Room{Name: z.Name, Reader: c.Name, Antennas: z.Antennas})
+			}
+			d.scorer, err = presence.New(presence.Config{Rooms: rooms})
+			if err != nil {
+				return nil, fmt.Errorf("%w: device %s: zones: %w", ErrConfig, c.Name, err)
+			}
+			d.scored = map[string]rfid.Item{}
 		}
 	case profile.MeaningBarcode:
 		if len(c.Zones) > 0 {
@@ -194,8 +210,12 @@ type Status struct {
 	LastError   string     `json:"last_error,omitempty"`
 	LastErrorAt *time.Time `json:"last_error_at,omitempty"`
 	LastFrameAt *time.Time `json:"last_frame_at,omitempty"`
-	// Present lists the items in each fitting-room zone now.
+	// Present lists the items in each fitting-room zone now: those whose
+	// presence score there reached the threshold (edge/internal/presence).
 	Present map[string][]PresentItem `json:"present,omitempty"`
+	// Scores lists every tag each zone's antennas read recently, shown or
+	// not, best first (at most 200 per zone).
+	Scores map[string][]TagScore `json:"scores,omitempty"`
 }
 
 // PresentItem is one item in a fitting room.
@@ -204,6 +224,22 @@ type PresentItem struct {
 	Serial string    `json:"serial,omitempty"`
 	EPC    string    `json:"epc"`
 	Since  time.Time `json:"since"`
+	// Score is its presence score in the zone, in [0, 1].
+	Score float64 `json:"score"`
+}
+
+// TagScore is one tag's presence score in one zone.
+type TagScore struct {
+	GTIN   string  `json:"gtin"`
+	Serial string  `json:"serial,omitempty"`
+	EPC    string  `json:"epc"`
+	Score  float64 `json:"score"`
+	Shown  bool    `json:"shown"`
+	// RSSI is the smoothed signal in dBm (0 unknown); ReadsPerSecond the
+	// decayed read rate; DwellMS the current streak of reads.
+	RSSI           float64 `json:"rssi,omitempty"`
+	ReadsPerSecond float64 `json:"reads_per_second"`
+	DwellMS        int64   `json:"dwell_ms"`
 }
 
 // Statuses returns every device's status, in configuration order.
@@ -229,9 +265,17 @@ type device struct {
 	log  *slog.Logger
 	o    Options
 
-	mu         sync.Mutex // guards everything below; never held while appending
-	framer     framing.Framer
-	smoother   *rfid.Smoother
+	mu       sync.Mutex // guards everything below; never held while appending
+	framer   framing.Framer
+	smoother *rfid.Smoother
+	// scorer decides which items the mirror shows in each room (presence
+	// scores); the smoother makes the enter and leave events.
+	scorer *presence.Scorer
+	scored map[string]rfid.Item // scorer key (GTIN/serial) → item
+	// occupied counts the items present per zone; visits names each
+	// zone's current visit.
+	occupied   map[string]int
+	visits     map[string]string
 	reads      []rfid.TagRead
 	frames     uint64
 	rejected   uint64
@@ -251,6 +295,9 @@ type device struct {
 	decoder    *rfid.Decoder
 	out        []events.Draft    // events produced by the current callback
 	published  []scanstream.Scan // scans produced by the current callback
+	// carts are the cart codes of the current callback; pendingCarts
+	// those taken and not yet handed to Options.Carts.
+	carts, pendingCarts []string
 }
 
 func (d *device) onState(st serialport.Status) {
@@ -299,11 +346,36 @@ func (d *device) onData(chunk []byte) {
 func (d *device) take() ([]events.Draft, []scanstream.Scan) {
 	out, pub := d.out, d.published
 	d.out, d.published = nil, nil
+	if len(d.carts) > 0 {
+		codes := d.carts
+		d.carts = nil
+		if d.o.Carts != nil {
+			// Handed over with the scans, outside d.mu (deliver).
+			d.pendingCarts = append(d.pendingCarts, codes...)
+		}
+	}
 	return out, pub
+}
+
+// cartCode reports whether a barcode frame is a cart's handoff code, with
+// or without an AIM symbology identifier, and returns the code.
+func cartCode(frame []byte) (string, bool) {
+	s := strings.TrimSpace(string(frame))
+	if len(s) > 3 && s[0] == ']' {
+		s = s[3:]
+	}
+	return s, cartcode.IsCode(s)
 }
 
 // deliver appends events to the outbox and publishes scans, without d.mu.
 func (d *device) deliver(out []events.Draft, pub []scanstream.Scan) {
+	d.mu.Lock()
+	codes := d.pendingCarts
+	d.pendingCarts = nil
+	d.mu.Unlock()
+	for _, code := range codes {
+		d.o.Carts(d.cfg.Name, code)
+	}
 	for _, s := range pub {
 		if d.o.Scans != nil {
 			d.o.Scans.Publish(s)
@@ -339,6 +411,15 @@ func (d *device) emit(frame []byte) {
 	d.lastFrame = now
 	switch d.prof.Meaning {
 	case profile.MeaningBarcode:
+		if code, ok := cartCode(frame); ok {
+			// A cart's handoff code: for the till, not a product. The
+			// scan stream says so (the till page reacts); no scan event
+			// carries it (it is a cart snapshot, not a look-up).
+			d.scans++
+			d.published = append(d.published, scanstream.Scan{Device: d.cfg.Name, At: now, Raw: code, Cart: true})
+			d.carts = append(d.carts, code)
+			return
+		}
 		sc, err := d.prof.ParseBarcode(frame)
 		if err != nil {
 			d.rejectFrame("barcode", err)
@@ -378,19 +459,58 @@ func (d *device) emit(frame []byte) {
 		}
 		if d.smoother != nil && len(reads) > 0 {
 			d.presences(d.smoother.Observe(reads...))
+			d.score(reads)
 		}
 	}
+}
+
+// score feeds decodable item reads to the presence scorer. d.mu is held.
+func (d *device) score(reads []rfid.TagRead) {
+	for _, r := range reads {
+		it, err := d.decoder.Decode(r.EPC)
+		if err != nil {
+			continue // counted by the smoother
+		}
+		key := it.GTIN + "/" + it.Serial
+		if _, ok := d.scored[key]; !ok {
+			d.scored[key] = it
+		}
+		d.scorer.Observe(presence.Read{Key: key, Reader: r.Reader, Antenna: r.Antenna, RSSI: r.RSSI, At: r.At})
+	}
+}
+
+// visitOf returns the visit an enter or leave in zone belongs to: a new
+// one starts when an item enters an empty room. d.mu is held.
+func (d *device) visitOf(p rfid.Presence) string {
+	if d.occupied == nil {
+		d.occupied, d.visits = map[string]int{}, map[string]string{}
+	}
+	z := p.Zone
+	if p.Change == rfid.Enter {
+		if d.occupied[z] == 0 {
+			d.visits[z] = fmt.Sprintf("%.48s-%d", z, p.At.UnixMilli())
+		}
+		d.occupied[z]++
+		return d.visits[z]
+	}
+	v := d.visits[z]
+	if d.occupied[z] > 0 {
+		d.occupied[z]--
+	}
+	return v
 }
 
 // presences turns smoother output into events. d.mu is held.
 func (d *device) presences(ps []rfid.Presence) {
 	for _, p := range ps {
-		dr, err := p.Draft()
+		kind, body := p.Event()
+		body.Visit = d.visitOf(p)
+		data, err := json.Marshal(body)
 		if err != nil {
 			d.log.Warn("presence not recorded", "err", err)
 			continue
 		}
-		d.out = append(d.out, dr)
+		d.out = append(d.out, events.Draft{Kind: kind, Data: data})
 		if p.Change == rfid.Enter {
 			d.enters++
 			st := scanstream.Scan{Device: d.cfg.Name, At: p.At, Raw: p.Item.EPC,
@@ -440,6 +560,10 @@ func (d *device) tickLoop(ctx context.Context) {
 		}
 		if d.smoother != nil {
 			d.presences(d.smoother.Tick(now))
+			d.scorer.Tick(now)
+			if len(d.scored) > 4*maxScoredPerZone*len(d.cfg.Zones) {
+				d.forgetScored()
+			}
 		}
 		out, pub := d.take()
 		d.mu.Unlock()
@@ -499,18 +623,46 @@ func (d *device) status() Status {
 		t := d.lastFrame.UTC()
 		s.LastFrameAt = &t
 	}
-	if d.smoother != nil {
+	if d.scorer != nil {
 		s.Present = map[string][]PresentItem{}
+		s.Scores = map[string][]TagScore{}
 		for _, z := range d.cfg.Zones {
 			items := []PresentItem{}
-			for _, st := range d.smoother.Present(z.Name) {
-				items = append(items, PresentItem{GTIN: st.Item.GTIN, Serial: st.Item.Serial, EPC: st.Item.EPC, Since: st.Since.UTC()})
+			scores := []TagScore{}
+			for _, sc := range d.scorer.Scores(z.Name) {
+				it := d.scored[sc.Key]
+				if sc.Shown {
+					items = append(items, PresentItem{GTIN: it.GTIN, Serial: it.Serial, EPC: it.EPC, Since: sc.Since.UTC(), Score: sc.Score})
+				}
+				if len(scores) < maxScoredPerZone {
+					scores = append(scores, TagScore{GTIN: it.GTIN, Serial: it.Serial, EPC: it.EPC, Score: sc.Score, Shown: sc.Shown,
+						RSSI: sc.RSSI, ReadsPerSecond: sc.Rate, DwellMS: sc.Dwell.Milliseconds()})
+				}
 			}
 			sort.Slice(items, func(i, j int) bool { return items[i].Since.Before(items[j].Since) })
 			s.Present[z.Name] = items
+			s.Scores[z.Name] = scores
 		}
 	}
 	return s
+}
+
+// maxScoredPerZone bounds the scores a zone lists in /v1/devices.
+const maxScoredPerZone = 200
+
+// forgetScored drops the items the scorer no longer tracks. d.mu is held.
+func (d *device) forgetScored() {
+	live := map[string]bool{}
+	for _, z := range d.cfg.Zones {
+		for _, sc := range d.scorer.Scores(z.Name) {
+			live[sc.Key] = true
+		}
+	}
+	for k := range d.scored {
+		if !live[k] {
+			delete(d.scored, k)
+		}
+	}
 }
 
 // Present returns the items in every fitting-room zone now, across the

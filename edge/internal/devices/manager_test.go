@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"github.com/omnisync/omnisync/edge/internal/presence"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -286,6 +287,9 @@ func TestRFID_FittingRoomEnter(t *testing.T) {
 	st := r.status("fr-1")
 	if st.TagReads != 15 || st.FramesRejected < 1 || len(st.Present["room-1"]) != 1 || st.Enters != 1 {
 		t.Fatalf("status %+v", st)
+	}
+	if p := st.Present["room-1"][0]; p.Score < presence.DefaultEnter || len(st.Scores["room-1"]) != 1 || !st.Scores["room-1"][0].Shown {
+		t.Fatalf("presence score %+v, scores %+v", p, st.Scores)
 	}
 }
 

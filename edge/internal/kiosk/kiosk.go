@@ -46,6 +46,15 @@ type Options struct {
 	Products Products
 	// Outbox receives review and assist events.
 	Outbox posapi.Appender
+	// Suggest gives the mirror the complements of the items in the room
+	// (suggest.go); nil shows none.
+	Suggest Suggester
+	// Carts keeps the shoppers' carts (cart.go); nil: no cart screen.
+	Carts Carts
+	// Surveys returns the active survey HQ asks to offer where offer says
+	// (downsync.OfferPostPurchase, OfferFittingRoom), from the agent's
+	// down-sync cache (survey.go); nil: no surveys.
+	Surveys func(offer string) (downsync.SurveyDoc, bool)
 	// Present lists the items now in each fitting-room zone (RFID). Nil when
 	// the store has no fitting-room readers.
 	Present func() map[string][]devices.PresentItem
@@ -82,7 +91,10 @@ var pageCSS string
 //go:embed kiosk.js
 var pageJS string
 
-var templates = template.Must(template.New("kiosk").Parse(pageHTML))
+//go:embed suggest.html
+var suggestHTML string
+
+var templates = template.Must(template.Must(template.New("kiosk").Parse(pageHTML)).Parse(suggestHTML))
 
 // New builds the page.
 func New(o Options) *Kiosk {
@@ -131,6 +143,8 @@ func (k *Kiosk) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /kiosk/review", k.postReview)
 	mux.HandleFunc("POST /kiosk/assist", k.postAssist)
 	mux.HandleFunc("POST /kiosk/done", k.done)
+	k.registerCart(mux)
+	k.registerSurvey(mux)
 }
 
 // start serves the start screen and, for a fitting room, its items.
@@ -139,6 +153,9 @@ func (k *Kiosk) start(w http.ResponseWriter, r *http.Request) {
 	p := placeOf(q)
 	s := k.session(w, r, q.Get("idle") == "")
 	pg := k.newPage(p, s, "start", "Scan a product")
+	if q.Get("thanks") != "" {
+		pg.Banner = &banner{Kind: "ok", Text: thanksText}
+	}
 	if p.Zone != "" && k.o.Present != nil {
 		pg.Room = k.room(r.Context(), p, s)
 		pg.Title = "Your fitting room"
@@ -273,14 +290,16 @@ func (k *Kiosk) room(ctx context.Context, p place, s session) *room {
 		}
 		rm.Items = append(rm.Items, ri)
 	}
+	rm.Suggestions = k.suggest(ctx, rm.Items)
 	return rm
 }
 
 func (k *Kiosk) roomItem(v downsync.View, p place, gtin string) roomItem {
-	ri := roomItem{GTIN: gtin, Name: v.Product.Name, Image: v.Product.ImageURL, Known: true, Link: p.Product(gtin, nil)}
+	ri := roomItem{GTIN: gtin, Name: v.Product.Name, Image: v.Product.ImageURL, Known: true, Link: p.Product(gtin, nil), ProductID: v.Product.ID}
 	sel := selectedOf(v)
 	if sel >= 0 {
 		tried := v.Variants[sel]
+		ri.Size = tried.Size
 		ri.SKU, ri.Tried, ri.Price = tried.SKU, describe(tried.VariantDoc), FormatPrice(tried.PriceMinor, tried.Currency)
 		if tried.ImageURL != "" {
 			ri.Image = tried.ImageURL
@@ -538,7 +557,8 @@ func assistKey(session, zone, sku string) string {
 	return "assist:" + session + ":" + zone + ":" + sku
 }
 
-// done ends the shopper's session.
+// done ends the shopper's session; on a mirror with a fitting-room survey
+// it asks the survey first (its "No thanks" ends the session).
 func (k *Kiosk) done(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, MaxFormBytes)
 	_ = r.ParseForm()
@@ -547,13 +567,17 @@ func (k *Kiosk) done(w http.ResponseWriter, r *http.Request) {
 		k.message(w, http.StatusForbidden, p, session{}, message{Heading: "This form can't be sent from here"})
 		return
 	}
+	if u := k.surveyAfterDone(r, p); u != "" {
+		http.Redirect(w, r, u, http.StatusSeeOther)
+		return
+	}
 	endSession(w, r)
 	http.Redirect(w, r, p.Home(), http.StatusSeeOther)
 }
 
 func (k *Kiosk) newPage(p place, s session, kind, title string) *page {
 	pg := &page{Title: title, Page: kind, Place: p, IdleMS: k.o.IdleReturn.Milliseconds(),
-		RefreshMS: k.o.RoomRefresh.Milliseconds()}
+		RefreshMS: k.o.RoomRefresh.Milliseconds(), CartOn: k.o.Carts != nil, CartURL: p.cartURL()}
 	if s.ID != "" {
 		pg.CSRF = k.token(s.ID)
 	}

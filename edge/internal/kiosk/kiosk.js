@@ -78,6 +78,18 @@
   }
   if (room && roomURL) setInterval(refreshRoom, refreshMS);
 
+  // A cart waiting for the till: once it is checked out, the page
+  // reloads (into the post-purchase survey, when HQ has one).
+  var watch = document.querySelector("[data-watch]");
+  if (watch && window.fetch) {
+    var watchURL = watch.getAttribute("data-watch");
+    setInterval(function () {
+      fetch(watchURL, { credentials: "same-origin", cache: "no-store" }).then(function (r) {
+        if (r.status === 200) location.reload();
+      }, function () {});
+    }, refreshMS);
+  }
+
   // Scans: show the product without a touch.
   if (window.EventSource) {
     var es = new EventSource("/v1/scans/stream");
@@ -99,5 +111,9 @@
       es.close();
       location.href = inPlace("/kiosk/p/" + encodeURIComponent(code));
     });
+    // A page left (a link, a form, the back button) closes its stream at
+    // once: a browser keeps a few connections per host, and streams of
+    // pages left behind would hold them until the next page waits.
+    window.addEventListener("pagehide", function () { es.close(); });
   }
 })();

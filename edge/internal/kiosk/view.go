@@ -100,6 +100,12 @@ type page struct {
 	Room      *room
 	P         *product
 	Msg       *message
+	// CartOn: the kiosk keeps carts (cart.go); CartURL is its screen.
+	CartOn  bool
+	CartURL string
+	Cart    *cartView
+	// Survey is the survey screen (survey.go).
+	Survey *surveyView
 }
 
 // message is an error or information page.
@@ -192,6 +198,8 @@ type room struct {
 	CSRF  string
 	Place place
 	Items []roomItem
+	// Suggestions go with the items (suggest.go).
+	Suggestions []suggestion
 }
 
 type roomItem struct {
@@ -200,6 +208,8 @@ type roomItem struct {
 	SKU                    string
 	Known                  bool
 	Options                []assistOption
+	// ProductID and Size (of the variant tried) feed the suggestions.
+	ProductID, Size string
 }
 
 type assistOption struct {

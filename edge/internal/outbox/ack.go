@@ -111,6 +111,7 @@ func (o *Outbox) ackChunk(upTo uint64, warned *bool) (int, bool, error) {
 	o.st.pendingCount -= int64(n)
 	o.st.pendingBytes -= freed
 	o.st.oldest = oldest
+	o.ackSales(end)
 	o.mu.Unlock()
 	return n, end == target, nil
 }

@@ -23,9 +23,12 @@ type appendReq struct {
 	drafts []events.Draft
 	ids    []string
 	tails  [][]byte // `"kind":...,"data":...}` per draft, see encoder
-	size   int      // encoded size estimate, for batch sizing
-	key    string   // idempotency key, "" for none
-	hash   []byte   // requestHash, when keyed
+	// values holds each draft's sale value, -1 for drafts that are not
+	// sales (see sales.go).
+	values []int64
+	size   int    // encoded size estimate, for batch sizing
+	key    string // idempotency key, "" for none
+	hash   []byte // requestHash, when keyed
 
 	// Set by the committer before it closes done.
 	replayed bool       // answered from an earlier request's record
@@ -116,6 +119,7 @@ func (o *Outbox) prepare(ctx context.Context, drafts []events.Draft) (*appendReq
 		drafts: drafts,
 		ids:    make([]string, len(drafts)),
 		tails:  make([][]byte, len(drafts)),
+		values: make([]int64, len(drafts)),
 		done:   make(chan struct{}),
 	}
 	for i, d := range drafts {
@@ -127,6 +131,10 @@ func (o *Outbox) prepare(ctx context.Context, drafts []events.Draft) (*appendReq
 			return nil, &events.FieldError{Field: fmt.Sprintf("[%d].data", i), Reason: "not valid JSON: " + err.Error()}
 		}
 		r.tails[i] = b[1:]
+		r.values[i] = -1
+		if v, ok := saleValue(d.Kind, d.Data); ok {
+			r.values[i] = v
+		}
 		r.ids[i] = ids.NewEventID(now)
 		r.size += len(b) + o.enc.overhead()
 	}
@@ -239,6 +247,7 @@ func (o *Outbox) commit(batch []*appendReq) {
 	buf, ents := o.buf[:0], o.ents[:0]
 	var added int64
 	var firstWall int64
+	var sales []pendingSale
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			r.err = err
@@ -263,7 +272,7 @@ func (o *Outbox) commit(batch []*appendReq) {
 			r.err = diskErr
 			continue
 		}
-		bufMark, entMark, seqMark, addedMark := len(buf), len(ents), seq, added
+		bufMark, entMark, seqMark, addedMark, salesMark := len(buf), len(ents), seq, added, len(sales)
 		envs := make([]events.Envelope, len(r.drafts))
 		for i, d := range r.drafts {
 			ts := o.clock.Now()
@@ -291,11 +300,14 @@ func (o *Outbox) commit(batch []*appendReq) {
 				Kind:   d.Kind,
 				Data:   d.Data,
 			}
+			if r.values != nil && r.values[i] >= 0 {
+				sales = append(sales, pendingSale{seq: seq, value: r.values[i], wall: ts.Wall})
+			}
 			added += size
 			seq++
 		}
 		if r.err != nil {
-			buf, ents, seq, added = buf[:bufMark], ents[:entMark], seqMark, addedMark
+			buf, ents, seq, added, sales = buf[:bufMark], ents[:entMark], seqMark, addedMark, sales[:salesMark]
 			continue
 		}
 		r.envs = envs
@@ -338,6 +350,7 @@ func (o *Outbox) commit(batch []*appendReq) {
 			}
 			o.st.appends += uint64(len(ents))
 			o.st.batches++
+			o.addSales(sales)
 			o.mu.Unlock()
 		} else {
 			if errors.Is(err, syscall.ENOSPC) {

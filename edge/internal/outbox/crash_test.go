@@ -112,6 +112,7 @@ func TestHelperAppender(t *testing.T) {
 // process dying mid-transaction; power loss additionally relies on bbolt's
 // fdatasync, which no test here can pull the plug on.)
 func TestCrash_SIGKILL(t *testing.T) {
+	t.Parallel() // mostly waits on processes and timers
 	t.Run("appending", func(t *testing.T) { crashRounds(t, "") })
 	// Draining to empty, so the file is compacted over and over: a kill
 	// during a compaction must lose nothing either.

@@ -11,6 +11,10 @@
 // when the disk budget runs out new events are refused with ErrFull, the
 // ones already accepted are kept.
 //
+// Events are never edited, with one exception: Scrub rewrites pending
+// events' bodies (an erasure removing a person's identifiers), keeping
+// their ids, seqs and stamps, in one transaction.
+//
 // Every event gets its envelope here: a UUIDv7 id, its origin (store,
 // device, the outbox's epoch, a seq that starts at 1 and is contiguous and
 // strictly increasing within the epoch) and a hybrid-logical-clock stamp that

@@ -175,6 +175,10 @@ type Outbox struct {
 	st      state // guarded by mu for reads, writeMu+mu for writes
 	// lastCompact is when the file was last compacted (guarded by mu).
 	lastCompact time.Time
+	// sales are the pending sales in seq order, salesValue their total
+	// value (guarded like st; see sales.go).
+	sales      []pendingSale
+	salesValue int64
 
 	// unreleased counts the bytes read or appended since the mapped file
 	// was last released (see releaseMapped); releaseWarned makes a failing
@@ -220,6 +224,11 @@ type Stats struct {
 	// Appends counts events and Batches transactions committed since Open:
 	// Appends/Batches is the mean group-commit size.
 	Appends, Batches uint64
+	// UnsyncedSales is the number of sales pending, UnsyncedValue their
+	// value (Σ qty × unit_price, minor units; lines without a price count
+	// 0), OldestUnsyncedSale the HLC wall time of the first (zero: none).
+	UnsyncedSales, UnsyncedValue int64
+	OldestUnsyncedSale           time.Time
 }
 
 // Open opens (or creates) the outbox file and starts its committer
@@ -275,6 +284,12 @@ func Open(opts Options) (*Outbox, error) {
 		pendingCount: m.pendingCount,
 		pendingBytes: m.pendingBytes,
 		oldest:       oldest,
+	}
+	if m.pendingCount > 0 {
+		if err := o.loadSales(); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("outbox: %s: pending sales: %w", opts.Path, err)
+		}
 	}
 	o.disk = diskGuard{dir: dir, min: opts.MinFreeDisk, free: opts.freeSpace, log: o.log}
 	// bbolt's Open has just read every page of the file to rebuild its
@@ -402,7 +417,7 @@ func (o *Outbox) Changed() <-chan struct{} { return o.changed }
 func (o *Outbox) Stats() Stats {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return Stats{
+	st := Stats{
 		Epoch:         o.epoch,
 		LastSeq:       o.st.nextSeq - 1,
 		AckedSeq:      o.st.ackedSeq,
@@ -413,6 +428,8 @@ func (o *Outbox) Stats() Stats {
 		Appends:       o.st.appends,
 		Batches:       o.st.batches,
 	}
+	o.unsynced(&st)
+	return st
 }
 
 // Close answers every queued Append with ErrClosed, waits for the committer

@@ -29,6 +29,7 @@ func FuzzPostEvents(f *testing.F) {
 		{`{"kind":"sale","data":{"lines":[{"sku":"A","qty":0}]}}`, "till-1-zero", `{"kind":"sale","data":{"lines":[{"sku":"A","qty":1}]}}`},
 		{`{"kind":"sale","data":{"lines":[{"sku":"A","qty":1}]}}`, "bad key", `{"kind":"sale","data":{"lines":[{"sku":"A","qty":1}]}}`},
 		{`not json`, "k", ``},
+		{`{"kind":"count","data":{"method":"rfid_sweep","snapshot_at":"2026-06-01T10:00:00Z","lines":[{"sku":"A","qty":4}]}}`, "sweep-1", `{"kind":"count","data":{"lines":[{"sku":"A","qty":4}]}}`},
 	} {
 		f.Add([]byte(s.body), s.key, []byte(s.other))
 	}

@@ -166,6 +166,13 @@ func (a *API) handleEvents(w http.ResponseWriter, r *http.Request) int {
 		return writeErr(w, http.StatusBadRequest, "", "could not read body: "+err.Error())
 	}
 	drafts, err := events.ParseDrafts(body, a.o.Store)
+	// A count posted by the POS was made by hand unless it says otherwise
+	// (stock confidence weighs it below an RFID sweep).
+	for i := range drafts {
+		if err == nil {
+			drafts[i], err = drafts[i].WithCountMethod(events.CountManual)
+		}
+	}
 	if err != nil {
 		var fe *events.FieldError
 		if errors.As(err, &fe) {

@@ -69,6 +69,10 @@ func TestPostEvents_Accepted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The POS's counts are made by hand.
+	if drafts[1], err = drafts[1].WithCountMethod(events.CountManual); err != nil {
+		t.Fatal(err)
+	}
 	recs, _ := ob.Read(0, 10, 0)
 	if len(recs) != 2 {
 		t.Fatalf("%d records", len(recs))
@@ -89,6 +93,9 @@ func TestPostEvents_Accepted(t *testing.T) {
 	}
 	if acc.HLCs[1].Compare(acc.HLCs[0]) <= 0 {
 		t.Fatalf("stamps not increasing: %v", acc.HLCs)
+	}
+	if !strings.Contains(string(recs[1].Data), `"method":"manual"`) {
+		t.Fatalf("count method not stamped: %s", recs[1].Data)
 	}
 	if !strings.Contains(string(recs[0].Data), `"location":"S1"`) {
 		t.Fatalf("location not filled: %s", recs[0].Data)

@@ -107,9 +107,9 @@ func (c *Cache) apply(ctx context.Context, batch []Update, mark func(st *state))
 	err := c.update(ctx, func(tx *bolt.Tx, st *state) error {
 		res = applyResult{}
 		w := &writer{
-			c: c, st: st, res: &res,
+			c: c, tx: tx, st: st, res: &res,
 			products: tx.Bucket(bucketProducts), gtins: tx.Bucket(bucketGTINs), skus: tx.Bucket(bucketSKUs),
-			stock: tx.Bucket(bucketStock), reviews: tx.Bucket(bucketReviews),
+			stock: tx.Bucket(bucketStock), reviews: tx.Bucket(bucketReviews), recsB: tx.Bucket(bucketRecs),
 		}
 		for _, b := range []*bolt.Bucket{w.products, w.gtins, w.skus, w.stock, w.reviews} {
 			b.FillPercent = fillPercent
@@ -138,9 +138,11 @@ type applyResult struct {
 // writer applies messages inside one write transaction.
 type writer struct {
 	c                                     *Cache
+	tx                                    *bolt.Tx
 	st                                    *state
 	res                                   *applyResult
 	products, gtins, skus, stock, reviews *bolt.Bucket
+	recsB                                 *bolt.Bucket
 	oldVariants                           struct{ Variants []variantKeys }
 	keyBuf                                []byte
 }
@@ -162,6 +164,8 @@ func (w *writer) apply(u *Update) error {
 		return w.product(k.ProductID, u)
 	case downsync.KindReview:
 		return w.review(k.ProductID, u)
+	case downsync.KindRecs:
+		return w.recs(k.ProductID, u)
 	case downsync.KindStock:
 		if !w.c.inScope[k.Location] {
 			// The down-sync filters these out; a caller that did not is
@@ -169,6 +173,10 @@ func (w *writer) apply(u *Update) error {
 			return nil
 		}
 		return w.stockPosition(k.Location, k.SKU, u)
+	case downsync.KindCartKey:
+		return w.cartKey(k.KeyID, u)
+	case downsync.KindSurvey:
+		return w.survey(k.SurveyID, u)
 	case downsync.KindTick:
 		if u.Deleted {
 			return nil
@@ -346,6 +354,38 @@ func (w *writer) review(id string, u *Update) error {
 	return w.reviews.Put(key, versioned(doc.Version, u.Value))
 }
 
+// recs keeps a product's complements, the newest version winning.
+func (w *writer) recs(id string, u *Update) error {
+	if !usableKey(id) {
+		w.reject(u.Key, errBadID)
+		return nil
+	}
+	key := []byte(id)
+	old := w.recsB.Get(key)
+	if u.Deleted {
+		if old != nil {
+			w.res.applied++
+			return w.recsB.Delete(key)
+		}
+		return nil
+	}
+	var doc downsync.RecsDoc
+	if err := decodeDoc(u.Value, &doc); err != nil {
+		w.reject(u.Key, err)
+		return nil
+	}
+	if doc.ProductID != "" && doc.ProductID != id {
+		w.reject(u.Key, errOtherID)
+		return nil
+	}
+	if old != nil && doc.Version < versionOf(old) {
+		w.res.ignored++
+		return nil
+	}
+	w.res.applied++
+	return w.recsB.Put(key, versioned(doc.Version, u.Value))
+}
+
 func (w *writer) stockPosition(location, sku string, u *Update) error {
 	w.keyBuf = appendStockKey(w.keyBuf[:0], location, sku)
 	key := w.keyBuf
@@ -457,4 +497,63 @@ func splitRef(ref []byte) (id, sku string) {
 		}
 	}
 	return string(ref), ""
+}
+
+// survey keeps (or forgets) one of HQ's survey definitions, the highest
+// version seen.
+func (w *writer) survey(id string, u *Update) error {
+	b, err := w.tx.CreateBucketIfNotExists(bucketSurveys)
+	if err != nil {
+		return err
+	}
+	if !usableKey(id) {
+		w.reject(u.Key, errBadID)
+		return nil
+	}
+	old := b.Get([]byte(id))
+	if u.Deleted {
+		if old != nil {
+			w.res.applied++
+			return b.Delete([]byte(id))
+		}
+		return nil
+	}
+	d, err := downsync.DecodeSurvey(u.Value)
+	if err == nil && d.ID != id {
+		err = errOtherID
+	}
+	if err != nil {
+		w.reject(u.Key, err)
+		return nil
+	}
+	if old != nil && d.Version < versionOf(old) {
+		w.res.ignored++
+		return nil
+	}
+	w.res.applied++
+	return b.Put([]byte(id), versioned(d.Version, u.Value))
+}
+
+// cartKey keeps (or forgets) a public key of cart codes.
+func (w *writer) cartKey(id string, u *Update) error {
+	b, err := w.tx.CreateBucketIfNotExists(bucketCartKeys)
+	if err != nil {
+		return err
+	}
+	if u.Deleted {
+		if b.Get([]byte(id)) != nil {
+			w.res.applied++
+		}
+		return b.Delete([]byte(id))
+	}
+	d, err := downsync.DecodeCartKey(u.Value)
+	if err == nil && d.KeyID != id {
+		err = errOtherID
+	}
+	if err != nil || !usableKey(id) {
+		w.reject(u.Key, errors.Join(err, errBadID))
+		return nil
+	}
+	w.res.applied++
+	return b.Put([]byte(id), u.Value)
 }

@@ -51,10 +51,20 @@ var (
 	bucketStock = []byte("stock")
 	// bucketReviews: product id -> version (8 bytes) + ReviewSummary JSON.
 	bucketReviews = []byte("reviews")
+	// bucketCartKeys: key id -> CartKeyDoc JSON: the public keys of cart
+	// codes. Made when the first one arrives (caches older than it lack it).
+	bucketCartKeys = []byte("cartkeys")
+	// bucketRecs: product id -> version (8 bytes) + RecsDoc JSON (its
+	// complements). Added after format 1's first release: load creates it
+	// in a cache that lacks it.
+	bucketRecs = []byte("recs")
+	// bucketSurveys: survey id -> version (8 bytes) + SurveyDoc JSON: HQ's
+	// survey definitions. Made when the first one arrives.
+	bucketSurveys = []byte("surveys")
 	// bucketMeta: the keys below.
 	bucketMeta = []byte("meta")
 
-	dataBuckets = [][]byte{bucketProducts, bucketGTINs, bucketSKUs, bucketStock, bucketReviews}
+	dataBuckets = [][]byte{bucketProducts, bucketGTINs, bucketSKUs, bucketStock, bucketReviews, bucketCartKeys, bucketRecs, bucketSurveys}
 )
 
 // Keys of bucketMeta.
@@ -257,6 +267,9 @@ func (c *Cache) load() error {
 		}
 		st, err := readState(mb)
 		if err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucketIfNotExists(bucketRecs); err != nil {
 			return err
 		}
 		if st.lastSeq == 0 && st.n.stock == 0 {

@@ -2,11 +2,13 @@ package productcache
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/omnisync/omnisync/shared/cartcode"
 	"github.com/omnisync/omnisync/shared/downsync"
 	"github.com/omnisync/omnisync/shared/gs1"
 )
@@ -126,4 +128,86 @@ func (c *Cache) Variant(gtin string) (p downsync.ProductDoc, v downsync.VariantD
 		return nil
 	})
 	return p, v, ok
+}
+
+// CartKeys returns the public keys of cart codes the hub has published,
+// by key id: what a till verifies a shopper's cart code with, offline too.
+func (c *Cache) CartKeys() cartcode.Keys {
+	keys := cartcode.Keys{}
+	_ = c.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketCartKeys)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			if d, err := downsync.DecodeCartKey(v); err == nil {
+				keys[string(k)] = ed25519.PublicKey(d.PublicKey)
+			}
+			return nil
+		})
+	})
+	return keys
+}
+
+// Survey returns the active survey HQ asks stores to offer where offer
+// says (downsync.OfferPostPurchase, OfferFittingRoom): of several, the
+// most recently changed. ok is false when there is none. Served from the
+// cache, so a store offline offers the last definition it received.
+func (c *Cache) Survey(offer string) (doc downsync.SurveyDoc, ok bool) {
+	_ = c.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSurveys)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(_, v []byte) error {
+			if len(v) < 8 {
+				return nil
+			}
+			d, err := downsync.DecodeSurvey(v[8:])
+			if err != nil || !d.Active || d.Offer != offer {
+				return nil
+			}
+			if !ok || d.Version > doc.Version || (d.Version == doc.Version && d.ID > doc.ID) {
+				doc, ok = d, true
+			}
+			return nil
+		})
+	})
+	return doc, ok
+}
+
+// Complements returns the last published complements of a product (ok is
+// false when none were published, or after Close). They are served from
+// the cache, so a store offline keeps suggesting from the last lists.
+func (c *Cache) Complements(productID string) (doc downsync.RecsDoc, ok bool) {
+	_ = c.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRecs)
+		if b == nil {
+			return nil
+		}
+		raw := b.Get([]byte(productID))
+		if len(raw) < 8 || json.Unmarshal(raw[8:], &doc) != nil {
+			return nil
+		}
+		ok = true
+		return nil
+	})
+	return doc, ok
+}
+
+// Product returns a product by id, without stock or reviews (ok is false
+// for an unknown id, or after Close).
+func (c *Cache) Product(productID string) (p downsync.ProductDoc, ok bool) {
+	_ = c.db.View(func(tx *bolt.Tx) error {
+		raw := tx.Bucket(bucketProducts).Get([]byte(productID))
+		if len(raw) < 8 || json.Unmarshal(raw[8:], &p) != nil {
+			return nil
+		}
+		if p.ID == "" {
+			p.ID = productID
+		}
+		ok = true
+		return nil
+	})
+	return p, ok
 }

@@ -40,6 +40,9 @@ type Scan struct {
 	Serial      string            `json:"serial,omitempty"`
 	// Product is filled when the agent's catalog knows the code.
 	Product any `json:"product,omitempty"`
+	// Cart says Raw is a cart's handoff code (the till loads it with GET
+	// /v1/carts/scanned), not a product's.
+	Cart bool `json:"cart,omitempty"`
 }
 
 // Options configures a Broker.

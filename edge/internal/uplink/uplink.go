@@ -558,6 +558,10 @@ func (u *Uplink) heartbeat(ctx context.Context) {
 	if !st.OldestUnacked.IsZero() {
 		hb.OldestUnackedMS = max(0, now.Sub(st.OldestUnacked).Milliseconds())
 	}
+	hb.UnsyncedSales, hb.UnsyncedSalesValue = st.UnsyncedSales, st.UnsyncedValue
+	if !st.OldestUnsyncedSale.IsZero() {
+		hb.OldestUnsyncedSaleMS = max(0, now.Sub(st.OldestUnsyncedSale).Milliseconds())
+	}
 	if u.opts.HLCSkew != nil {
 		hb.HLCSkewMS = u.opts.HLCSkew().Milliseconds()
 	}

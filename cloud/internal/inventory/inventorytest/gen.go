@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand"
+	"time"
 
 	"github.com/omnisync/omnisync/shared/events"
 	"github.com/omnisync/omnisync/shared/hlc"
@@ -136,7 +137,13 @@ func Log(rng *rand.Rand, o Options) []events.Envelope {
 			body = events.StockMove{Location: loc, Lines: ls, Reason: "damaged"}
 		case r < 64:
 			env.Kind = events.KindCount
-			body = events.StockMove{Location: loc, Lines: lines(rng, o, 0, 12, true)}
+			m := events.StockMove{Location: loc, Lines: lines(rng, o, 0, 12, true)}
+			if rng.Intn(2) == 0 {
+				// A sweep that started up to ten events earlier: the
+				// deltas stamped since belong on top of its count.
+				m.Method, m.SnapshotAt = events.CountRFIDSweep, time.UnixMilli(ts.Wall-int64(rng.Intn(30)))
+			}
+			body = m
 		case r < 67:
 			env.Kind = events.KindTransferOut
 			body = events.StockMove{Location: loc, To: o.Location(rng.Intn(o.Locations)), Lines: lines(rng, o, 1, 3, false)}

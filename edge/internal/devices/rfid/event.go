@@ -26,6 +26,9 @@ type PresenceBody struct {
 	// later, by the smoothing delay.
 	At    time.Time `json:"at"`
 	Cause Cause     `json:"cause,omitempty"`
+	// Visit names the shopper's visit to the zone (events.FittingRoom);
+	// the agent fills it.
+	Visit string `json:"visit,omitempty"`
 }
 
 // Event returns the kind and body of the event recording p.
@@ -53,7 +56,9 @@ func (p Presence) Draft() (events.Draft, error) {
 // CountEvents returns the count event bodies for the sweep, each of at most
 // events.MaxLines lines (a count is per SKU, so splitting changes nothing),
 // with the GTIN standing in for the SKU until the agent maps it through its
-// catalog. location "" lets the agent fill in its store. It refuses a
+// catalog. location "" lets the agent fill in its store. Each is stamped
+// method rfid_sweep and snapshot_at the sweep's start: the hub adds to the
+// counts what was sold or received while the sweep ran. It refuses a
 // Truncated sweep (ErrSweepTruncated) and returns nothing when nothing was
 // counted.
 //
@@ -66,8 +71,8 @@ func (r SweepResult) CountEvents(location string) (events.Kind, []events.StockMo
 	var out []events.StockMove
 	for start := 0; start < len(r.Counts); start += events.MaxLines {
 		end := min(start+events.MaxLines, len(r.Counts))
-		m := events.StockMove{Location: location, Reason: SweepReason,
-			Lines: make([]events.Line, 0, end-start)}
+		m := events.StockMove{Location: location, Reason: SweepReason, Method: events.CountRFIDSweep,
+			SnapshotAt: r.Started.UTC(), Lines: make([]events.Line, 0, end-start)}
 		for _, c := range r.Counts[start:end] {
 			m.Lines = append(m.Lines, events.Line{SKU: c.GTIN, Qty: c.Qty})
 		}

@@ -133,6 +133,9 @@ func TestSweep_CountEvents(t *testing.T) {
 		if m.Reason != SweepReason || m.Location != "store-9" {
 			t.Errorf("reason %q location %q", m.Reason, m.Location)
 		}
+		if m.Method != events.CountRFIDSweep || !m.SnapshotAt.Equal(res.Started) {
+			t.Errorf("method %q snapshot %v, want rfid_sweep at the sweep's start %v", m.Method, m.SnapshotAt, res.Started)
+		}
 		for _, l := range m.Lines {
 			total += l.Qty
 		}

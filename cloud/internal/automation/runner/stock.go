@@ -1,0 +1,102 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/omnisync/omnisync/cloud/internal/automation"
+	"github.com/omnisync/omnisync/cloud/internal/store"
+)
+
+// Interest answers who looked at or tried on an item (identified shoppers'
+// scans and fitting-room visits, as the customer store keeps them).
+type Interest interface {
+	// InterestedIn returns the master ids of the customers who looked at
+	// or tried on sku since the given time.
+	InterestedIn(ctx context.Context, sku string, since time.Time) ([]string, error)
+}
+
+// StockReader reads a SKU's positions: *store.Store.
+type StockReader interface {
+	StockForSKU(ctx context.Context, sku string) ([]store.Stock, error)
+}
+
+var _ StockReader = (*store.Store)(nil)
+
+// interestWindow is how far back a look or a try-on counts.
+const interestWindow = 30 * 24 * time.Hour
+
+// StockChanged tells the runner which SKUs' stock changed (the hub calls
+// it after a batch commits). It never blocks: when the queue is full the
+// SKUs are dropped, and a later change of theirs is seen again. A no-op
+// without Interest. The watch reads positions when it gets to them, so a
+// position sold out and refilled before it was read is not seen coming
+// back.
+func (r *Runner) StockChanged(skus ...string) {
+	if r.cfg.Interest == nil || r.cfg.Stock == nil {
+		return
+	}
+	for _, sku := range skus {
+		select {
+		case r.stock <- sku:
+		default:
+			return
+		}
+	}
+}
+
+// watchStock reads the changed SKUs' positions and, for each position back
+// in stock, makes a back_in_stock event per interested customer. Its id is
+// the position and the stamp of the event that refilled it, the same on
+// every replica that sees it.
+func (r *Runner) watchStock(ctx context.Context) {
+	w := automation.NewStockWatch()
+	for {
+		var sku string
+		select {
+		case <-ctx.Done():
+			return
+		case sku = <-r.stock:
+		}
+		if err := r.checkStock(ctx, w, sku); err != nil && ctx.Err() == nil {
+			r.cfg.Logger.Warn("automation: back in stock", "sku", sku, "err", err)
+		}
+		r.stockChecked.Add(1)
+	}
+}
+
+func (r *Runner) checkStock(ctx context.Context, w *automation.StockWatch, sku string) error {
+	pos, err := r.cfg.Stock.StockForSKU(ctx, sku)
+	if err != nil {
+		return err
+	}
+	var back []store.Stock
+	for _, p := range pos {
+		if w.Observe(p.SKU, p.Location, p.Available) {
+			back = append(back, p)
+		}
+	}
+	if len(back) == 0 {
+		return nil
+	}
+	customers, err := r.cfg.Interest.InterestedIn(ctx, sku, r.cfg.Now().Add(-interestWindow))
+	if err != nil {
+		return err
+	}
+	slices.Sort(customers)
+	customers = slices.Compact(customers)
+	var evs []automation.Event
+	for _, p := range back {
+		for _, c := range customers {
+			evs = append(evs, automation.Event{
+				ID:      fmt.Sprintf("stock:%s:%s:%d:%s", p.SKU, p.Location, p.AsOf.UnixMilli(), c),
+				Trigger: automation.BackInStock, At: r.cfg.Now(), Customer: c, Store: p.Location, SKU: p.SKU,
+				Attrs: map[string]string{"available": fmt.Sprint(p.Available)},
+			})
+		}
+	}
+	_, err = r.Handle(ctx, evs...)
+	return err
+}
