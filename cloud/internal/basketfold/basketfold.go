@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/omnisync/omnisync/cloud/internal/rounds"
@@ -66,6 +67,29 @@ type Folder struct {
 	loop *rounds.Loop
 	// last is when Run last folded while the hub was busy.
 	last time.Time
+
+	baskets, lines atomic.Int64
+	caughtUp       atomic.Int64 // unix ms; 0 until the first fold that left nothing ready
+}
+
+// Stats are what this replica's folder has done, for the hub's metrics.
+type Stats struct {
+	// Baskets and Lines count what this replica folded.
+	Baskets, Lines int64
+	// CaughtUp is when a fold of this replica last found no more sales
+	// ready (zero before the first). Replicas take turns, so the fleet's
+	// lag is the newest CaughtUp of all replicas: recommendations lag
+	// the sales by at most the time since.
+	CaughtUp time.Time
+}
+
+// Stats reads the folder's counters. Safe for concurrent use.
+func (f *Folder) Stats() Stats {
+	st := Stats{Baskets: f.baskets.Load(), Lines: f.lines.Load()}
+	if ms := f.caughtUp.Load(); ms > 0 {
+		st.CaughtUp = time.UnixMilli(ms)
+	}
+	return st
 }
 
 // New checks the options.
@@ -113,6 +137,11 @@ func (f *Folder) fold(ctx context.Context, lines int) (store.FoldResult, error) 
 	res, err := f.o.Store.FoldBaskets(ctx, lines)
 	if err != nil {
 		return res, err
+	}
+	f.baskets.Add(int64(res.Baskets))
+	f.lines.Add(int64(res.Lines))
+	if !res.More && !res.Busy {
+		f.caughtUp.Store(time.Now().UnixMilli())
 	}
 	if res.Baskets > 0 {
 		f.log.Debug("basketfold: folded", "baskets", res.Baskets, "lines", res.Lines, "products", len(res.Products), "more", res.More)

@@ -113,6 +113,20 @@ func TestFolder_FoldsAppliedSales(t *testing.T) {
 			// Bought together ten and five times, a purchase weighing two tries.
 			return got[products[1]] == 20 && got[products[2]] == 10
 		}, "the baskets folded into the complements")
+		// The replicas' stats add up to each basket once, and a replica
+		// that folded the last of them says when it caught up.
+		testkit.Eventually(t, 10*time.Second, func() bool {
+			var baskets int64
+			var caughtUp time.Time
+			for _, f := range folders {
+				st := f.Stats()
+				baskets += st.Baskets
+				if st.CaughtUp.After(caughtUp) {
+					caughtUp = st.CaughtUp
+				}
+			}
+			return baskets == 10 && time.Since(caughtUp) < 10*time.Second
+		}, "folder stats: %+v, %+v", folders[0].Stats(), folders[1].Stats())
 		mu.Lock()
 		defer mu.Unlock()
 		for _, p := range products {

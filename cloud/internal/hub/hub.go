@@ -310,6 +310,7 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	h.met.basketfold(folder)
 	applied := func(res store.BatchResult) {
 		lastApplied.Store(time.Now().UnixNano())
 		folder.Notify()

@@ -1,9 +1,12 @@
 package hub
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/omnisync/omnisync/cloud/internal/basketfold"
 	"github.com/omnisync/omnisync/cloud/internal/downpub"
 	"github.com/omnisync/omnisync/cloud/internal/heartbeat"
 	"github.com/omnisync/omnisync/cloud/internal/ingest"
@@ -26,11 +29,15 @@ type metrics struct {
 	retention    *prometheus.CounterVec
 	horizon      prometheus.Gauge
 	applyErrors  prometheus.Counter
+	// started is when the hub began; gauges of "last done" times read it
+	// before the first.
+	started time.Time
 }
 
 func newMetrics() *metrics {
 	m := &metrics{
-		reg: prometheus.NewRegistry(),
+		reg:     prometheus.NewRegistry(),
+		started: time.Now(),
 		applied: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "omni_hub_events_applied_total", Help: "Events applied to the books.",
 		}),
@@ -110,6 +117,25 @@ func (m *metrics) downpub(p *downpub.Publisher) {
 		counter("omni_hub_downsync_resyncs_total", "Times the down-sync mirrors were rebuilt and compared with the store (after NATS reconnects).", func(s downpub.Stats) uint64 { return s.Resyncs }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "omni_hub_downsync_dirty", Help: "Changes waiting to be published."},
 			func() float64 { return float64(p.Stats().Dirty) }),
+	)
+}
+
+// basketfold exposes the basket folder's progress: recommendations
+// ("bought together") lag the sales by the time since the newest
+// CaughtUp of all replicas, which take turns folding.
+func (m *metrics) basketfold(f *basketfold.Folder) {
+	m.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "omni_hub_basket_fold_baskets_total", Help: "Sales folded into the bought-together counts by this replica."},
+			func() float64 { return float64(f.Stats().Baskets) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "omni_hub_basket_fold_lines_total", Help: "Sale lines read by this replica's folds."},
+			func() float64 { return float64(f.Stats().Lines) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "omni_hub_basket_fold_caught_up_timestamp_seconds", Help: "When a fold of this replica last left no sale unfolded (Unix seconds; the hub's start until then)."},
+			func() float64 {
+				if t := f.Stats().CaughtUp; !t.IsZero() {
+					return float64(t.UnixMilli()) / 1000
+				}
+				return float64(m.started.UnixMilli()) / 1000
+			}),
 	)
 }
 
