@@ -42,8 +42,8 @@ type Change struct {
 	At time.Time `json:"at"`
 	// Positions are the stock positions it changed.
 	Positions []Position `json:"positions,omitempty"`
-	// Locations are the locations it touched, when Positions would be too
-	// long (All is then set) or empty.
+	// Locations are the locations it touched when Positions would be too
+	// long (All is then set), and the stores whose exceptions it added to.
 	Locations []string `json:"locations,omitempty"`
 	// All: more changed than is listed; a page should re-read itself
 	// whatever it shows.
@@ -65,22 +65,22 @@ func FromBatch(res store.BatchResult, at time.Time) (Change, bool) {
 	}
 	c := Change{At: at.UTC(), Applied: res.Applied, DeadLettered: res.DeadLettered, Reservations: len(res.Reservations) > 0,
 		Exceptions: res.Held > 0}
+	// The stores whose exceptions grew are locations the batch touched:
+	// a store manager sees the change even when it held events only.
+	c.Locations = slices.Clone(res.HeldStores)
 	if len(res.Positions) > MaxPositions {
 		c.All = true
-		seen := map[string]bool{}
 		for _, k := range res.Positions {
-			if !seen[k.Location] {
-				seen[k.Location] = true
-				c.Locations = append(c.Locations, k.Location)
-			}
+			c.Locations = append(c.Locations, k.Location)
 		}
-		slices.Sort(c.Locations)
-		return c, true
+	} else {
+		c.Positions = make([]Position, len(res.Positions))
+		for i, k := range res.Positions {
+			c.Positions[i] = Position{SKU: k.SKU, Location: k.Location}
+		}
 	}
-	c.Positions = make([]Position, len(res.Positions))
-	for i, k := range res.Positions {
-		c.Positions[i] = Position{SKU: k.SKU, Location: k.Location}
-	}
+	slices.Sort(c.Locations)
+	c.Locations = slices.Compact(c.Locations)
 	return c, true
 }
 
@@ -96,8 +96,8 @@ func Changed(keys []inventory.Key, at time.Time) Change {
 
 // For returns the part of c a viewer limited to stores may see (limited
 // false: everything), and whether anything is left. A change that names
-// no location at all (dead letters of undecodable messages) is shown to
-// everyone as "something changed", without keys.
+// none of the viewer's stores (dead letters of undecodable messages name
+// none at all) is not shown to them.
 func (c Change) For(stores []string, limited bool) (Change, bool) {
 	if !limited {
 		return c, true

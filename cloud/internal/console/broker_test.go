@@ -31,9 +31,25 @@ func TestFromBatch(t *testing.T) {
 	if !ok || c.All || !slices.Equal(c.Positions, []Position{{"A", "S1"}}) || c.Exceptions {
 		t.Fatalf("%+v", c)
 	}
-	// A batch whose events were all held changed the exception queue.
-	if c, ok := FromBatch(store.BatchResult{Held: 2}, time.Now()); !ok || !c.Exceptions {
-		t.Fatalf("a held batch: %+v %v", c, ok)
+	// A batch whose events were all held changed the exception queue of
+	// the stores that sent them, and their managers are told.
+	held, ok := FromBatch(store.BatchResult{Held: 2, HeldStores: []string{"S2", "S3"}}, time.Now())
+	if !ok || !held.Exceptions || !slices.Equal(held.Locations, []string{"S2", "S3"}) {
+		t.Fatalf("a held batch: %+v %v", held, ok)
+	}
+	if got, ok := held.For([]string{"S2"}, true); !ok || !got.Exceptions {
+		t.Fatalf("S2's manager, held batch: %+v %v", got, ok)
+	}
+	if _, ok := held.For([]string{"S1"}, true); ok {
+		t.Fatal("S1's manager is told of S2's exceptions")
+	}
+	// Held at S2 while S1's positions changed: both managers are told.
+	mixed, _ := FromBatch(store.BatchResult{Applied: 1, Positions: []inventory.Key{{SKU: "A", Location: "S1"}}, Held: 1, HeldStores: []string{"S2"}}, time.Now())
+	if got, ok := mixed.For([]string{"S2"}, true); !ok || !got.Exceptions || len(got.Positions) != 0 {
+		t.Fatalf("S2's manager, mixed batch: %+v %v", got, ok)
+	}
+	if got, ok := mixed.For([]string{"S1"}, true); !ok || len(got.Positions) != 1 {
+		t.Fatalf("S1's manager, mixed batch: %+v %v", got, ok)
 	}
 	var many []inventory.Key
 	for i := range MaxPositions + 1 {

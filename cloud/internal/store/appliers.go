@@ -146,6 +146,7 @@ type applyTx struct {
 		carts            []string
 		recProducts      []string
 		held             int
+		heldStores       []string
 	}
 }
 

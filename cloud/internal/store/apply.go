@@ -292,6 +292,7 @@ func (s *Store) applyOnce(ctx context.Context, p *plan) (BatchResult, error) {
 		}
 	}
 	res.Applied, res.DeadLettered, res.Held = len(apply), len(dead), t.out.held
+	res.HeldStores = slices.Sorted(slices.Values(t.out.heldStores))
 
 	for a, ap := range s.appliers {
 		if err := ap.apply(ctx, t, t.readBy(a)); err != nil {

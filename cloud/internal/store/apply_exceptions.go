@@ -131,7 +131,7 @@ func (exceptionsApplier) gate(ctx context.Context, t *applyTx) error {
 						return err
 					}
 					t.divert(it.i)
-					t.out.held++
+					t.holdCounted(t.p.items[it.i].Env.Origin.Store)
 					continue
 				}
 				t.reject(it.i, "after mapping: "+reason)
@@ -193,6 +193,15 @@ func (exceptionsApplier) gate(ctx context.Context, t *applyTx) error {
 		touched, by = append(touched, src.exception), src.by
 	}
 	return s.settleExceptions(ctx, t.tx, touched, by, t.nowMS)
+}
+
+// holdCounted counts an event held now, and the store whose exceptions
+// it joined: a store manager's console refreshes on it.
+func (t *applyTx) holdCounted(store string) {
+	t.out.held++
+	if !slices.Contains(t.out.heldStores, store) {
+		t.out.heldStores = append(t.out.heldStores, store)
+	}
 }
 
 // reread reads item i's rewritten envelope again for every applier; it
@@ -280,7 +289,7 @@ RETURNING id`, k.reason, clean(k.value), k.store, t.nowMS, counts[k]).Scan(&id)
 			reasons[j] = string(f.Reason) + ":" + f.Value
 		}
 		t.divert(it.i)
-		t.out.held++
+		t.holdCounted(o.Store)
 		if src := item.replay; src != nil && src.held != 0 {
 			if _, err := t.tx.ExecContext(ctx, `UPDATE exception_events SET exception_id = $1, reasons = $2 WHERE id = $3 AND state = 'held'`,
 				exID, clean(strings.Join(reasons, " ")), src.held); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/omnisync/omnisync/cloud/internal/catalog"
@@ -58,8 +59,8 @@ func TestExceptions_UnknownSKU_MapReplay(t *testing.T) {
 			pos.ev(1000, events.KindReceipt, sale("store-1", line("TEE-M", 5))),
 			pos.ev(2000, events.KindSale, sale("store-1", line("TEE-OLD", 2), line("TEE-M", 1))),
 		)
-		if res.Applied != 1 || res.Held != 1 || res.DeadLettered != 0 {
-			t.Fatalf("result %+v, want 1 applied, 1 held", res)
+		if res.Applied != 1 || res.Held != 1 || res.DeadLettered != 0 || !slices.Equal(res.HeldStores, []string{"store-1"}) {
+			t.Fatalf("result %+v, want 1 applied, 1 held at store-1", res)
 		}
 		if _, ok := onHand(t, s, "TEE-OLD", "store-1"); ok {
 			t.Fatal("a phantom stock row for the unknown SKU")

@@ -258,6 +258,9 @@ type BatchResult struct {
 	// Held counts items held in the exception queue now (naming an
 	// unknown SKU, GTIN or location).
 	Held int
+	// HeldStores are the stores whose exceptions those items joined (the
+	// stores that sent them), sorted.
+	HeldStores []string
 	// Deferred lists (ascending) the indexes of items not processed because
 	// their seq is more than MaxAhead above their device's watermark; the
 	// caller redelivers them later. Not an error.
