@@ -279,6 +279,15 @@ func benchApply(b *testing.B, s *Store, history int) {
 		line = append(line, l)
 	}
 	b.Logf("wall per event by step: %s", strings.Join(line, ", "))
+	if s.d.pg() {
+		// Whether the stock updates were HOT (no index writes): they are
+		// when the new version of a row fits in its page.
+		var upd, hot int64
+		_, _ = s.w.ExecContext(ctx, "SELECT pg_stat_force_next_flush()")
+		if err := s.w.QueryRowContext(ctx, "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relid = 'stock'::regclass").Scan(&upd, &hot); err == nil {
+			b.Logf("stock updates: %d, HOT: %d", upd, hot)
+		}
+	}
 
 }
 
