@@ -5,10 +5,10 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -196,41 +196,36 @@ func (s *Store) insertLedger(ctx context.Context, conn *sql.Conn, tx *sql.Tx, li
 		return nil, nil
 	}
 	if !precise && s.d.pg() {
-		// COPY in text form, formatted here: cheaper for the hub than
-		// the driver's binary rows of boxed values, and no dearer for the
-		// server.
-		buf := make([]byte, 0, 96*len(lines))
+		// COPY in binary form, formatted here: a number is 8 bytes put
+		// rather than up to 20 digits formatted (the stamps and event
+		// ids are all 19-digit numbers): formatting them costs the hub half
+		// as much, and the server reads them without parsing.
+		buf := make([]byte, 0, len(pgCopyBinaryHeader)+2+len(lines)*(2+8*12+4*2+8+8))
+		buf = append(buf, pgCopyBinaryHeader...)
 		for i := range lines {
 			l := &lines[i]
 			m := &moves[l.read][l.move]
-			buf = strconv.AppendInt(buf, l.pos, 10)
-			buf = append(buf, '\t')
-			buf = strconv.AppendInt(buf, l.hlc, 10)
-			buf = append(buf, '\t')
-			buf = strconv.AppendInt(buf, l.hi, 10)
-			buf = append(buf, '\t')
-			buf = strconv.AppendInt(buf, l.lo, 10)
-			buf = append(buf, '\t')
-			buf = strconv.AppendInt(buf, int64(l.line), 10)
-			buf = append(buf, '\t')
-			buf = appendCopyText(buf, string(m.Kind))
-			buf = append(buf, '\t')
-			buf = strconv.AppendInt(buf, m.Qty, 10)
-			buf = append(buf, '\t')
-			buf = strconv.AppendInt(buf, m.Delta, 10)
-			buf = append(buf, '\t')
-			buf = appendCopyText(buf, p.items[l.item].Env.Origin.Store)
-			buf = append(buf, '\t')
-			buf = strconv.AppendInt(buf, xact, 10)
-			buf = append(buf, '\n')
+			buf = binary.BigEndian.AppendUint16(buf, 10)
+			buf = appendCopyInt8(buf, l.pos)
+			buf = appendCopyInt8(buf, l.hlc)
+			buf = appendCopyInt8(buf, l.hi)
+			buf = appendCopyInt8(buf, l.lo)
+			buf = binary.BigEndian.AppendUint32(buf, 4)
+			buf = binary.BigEndian.AppendUint32(buf, uint32(l.line))
+			buf = appendCopyBinaryText(buf, string(m.Kind))
+			buf = appendCopyInt8(buf, m.Qty)
+			buf = appendCopyInt8(buf, m.Delta)
+			buf = appendCopyBinaryText(buf, p.items[l.item].Env.Origin.Store)
+			buf = appendCopyInt8(buf, xact)
 		}
+		buf = binary.BigEndian.AppendUint16(buf, 0xffff) // the trailer: -1 fields
 		err := conn.Raw(func(dc any) error {
 			c, ok := dc.(*stdlib.Conn)
 			if !ok {
 				return fmt.Errorf("unexpected driver connection %T", dc)
 			}
 			tag, err := c.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(buf),
-				"COPY stock_ledger (pos_id, hlc, ev_hi, ev_lo, line_no, kind, qty, delta, store, xact) FROM STDIN")
+				"COPY stock_ledger (pos_id, hlc, ev_hi, ev_lo, line_no, kind, qty, delta, store, xact) FROM STDIN (FORMAT binary)")
 			if err == nil && tag.RowsAffected() != int64(len(lines)) {
 				err = fmt.Errorf("copied %d of %d rows", tag.RowsAffected(), len(lines))
 			}

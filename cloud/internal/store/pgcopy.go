@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -93,4 +94,22 @@ func copyRows(ctx context.Context, conn *sql.Conn, into string, c *copyBuf) erro
 		return fmt.Errorf("copy %s: %w", into, err)
 	}
 	return nil
+}
+
+// pgCopyBinaryHeader opens a COPY in binary form: the signature, no flags,
+// no header extension.
+const pgCopyBinaryHeader = "PGCOPY\n\xff\r\n\x00" + "\x00\x00\x00\x00" + "\x00\x00\x00\x00"
+
+// appendCopyInt8 appends a bigint field of a binary COPY row: its length
+// (8) and its value, big-endian.
+func appendCopyInt8(b []byte, v int64) []byte {
+	b = binary.BigEndian.AppendUint32(b, 8)
+	return binary.BigEndian.AppendUint64(b, uint64(v))
+}
+
+// appendCopyBinaryText appends a text field of a binary COPY row: its
+// length and its bytes (UTF-8, the server's encoding), unescaped.
+func appendCopyBinaryText(b []byte, s string) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
+	return append(b, s...)
 }
