@@ -113,6 +113,7 @@ func (d dialect) ddl(stmt string) string {
 			"{{keyed_hot}}", " WITH (fillfactor = 70)",
 			"{{keyed}}", "",
 			"{{pg_only}}", "",
+			"{{generated}}", "STORED",
 		).Replace(stmt)
 	}
 	return strings.NewReplacer(
@@ -130,6 +131,9 @@ func (d dialect) ddl(stmt string) string {
 		"{{keyed_hot}}", " WITHOUT ROWID",
 		// A line only PostgreSQL runs (a storage setting): a comment here.
 		"{{pg_only}}", "-- ",
+		// SQLite adds only virtual generated columns to a table; they
+		// can be indexed all the same.
+		"{{generated}}", "VIRTUAL",
 	).Replace(stmt)
 }
 

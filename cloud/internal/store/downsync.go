@@ -55,9 +55,11 @@ type Cursor struct {
 // changed (and may have died before publishing), and to publish everything
 // when it starts.
 func (s *Store) ChangedStock(ctx context.Context, since Cursor, limit int) ([]inventory.Key, Cursor, error) {
+	// changed_min is updated_ms in minutes (its index is what the sweep
+	// reads; schema.go).
 	rows, err := s.r.QueryContext(ctx, `SELECT sku, location, updated_ms FROM stock
-WHERE updated_ms > $1 OR (updated_ms = $1 AND (sku > $2 OR (sku = $2 AND location > $3)))
-ORDER BY updated_ms, sku, location LIMIT `+fmt.Sprint(max(limit, 1)), since.MS, since.Key, since.Key2)
+WHERE changed_min >= $4 AND (updated_ms > $1 OR (updated_ms = $1 AND (sku > $2 OR (sku = $2 AND location > $3))))
+ORDER BY updated_ms, sku, location LIMIT `+fmt.Sprint(max(limit, 1)), since.MS, since.Key, since.Key2, since.MS/60000)
 	if err != nil {
 		return nil, since, fmt.Errorf("store: changed stock: %w", err)
 	}
