@@ -13,6 +13,9 @@ import (
 	"github.com/omnisync/omnisync/shared/hlc"
 )
 
+// The history is loaded by loadIdentifyHistory (customers_load_test.go),
+// or applied event by event with OMNI_BENCH_LOAD=apply.
+
 // benchIdentifiers is how many identifiers the identify benchmark loads
 // before it measures (OMNI_BENCH_IDENTIFIERS; default 100,000).
 func benchIdentifiers() int {
@@ -46,7 +49,7 @@ func (l *identifyLoad) event(i int) events.Envelope {
 	}))
 }
 
-func (l *identifyLoad) apply(b *testing.B, s *Store, from, to, batch int) {
+func (l *identifyLoad) apply(b testing.TB, s *Store, from, to, batch int) {
 	for lo := from; lo < to; lo += batch {
 		hi := min(lo+batch, to)
 		envs := make([]events.Envelope, 0, hi-lo)
@@ -73,7 +76,12 @@ func BenchmarkIdentifyApply(b *testing.B) {
 	l := &identifyLoad{devs: map[int]*device{}, w: 1_000_000}
 	seed := benchIdentifiers() / 2
 	start := time.Now()
-	l.apply(b, s, 0, seed, 10_000)
+	if os.Getenv("OMNI_BENCH_LOAD") == "apply" {
+		l.apply(b, s, 0, seed, 10_000)
+	} else {
+		loadIdentifyHistory(b, s, l, 0, seed, 10_000, true)
+		warmDigestFilter(b, s)
+	}
 	b.Logf("loaded %d identifiers in %s", 2*seed, time.Since(start).Round(time.Millisecond))
 	const batch = 5000
 	// Wall time on a shared machine measures the neighbours too: CPU time
