@@ -75,7 +75,7 @@ func loadIdentifyHistory(tb testing.TB, s *Store, l *identifyLoad, from, to, bat
 			}
 			d.seq, d.applied, d.last = env.Origin.Seq, d.applied+1, env.HLC.Pack()
 		}
-		g, err := identity.NewGraph(s.custPolicy)
+		g, err := identity.NewGraph(s.graphPolicy())
 		if err != nil {
 			tb.Fatal(err)
 		}
