@@ -104,8 +104,10 @@
 //     first card's holder; the new card founds a customer of its own with
 //     the identifiers that fit it).
 //   - Master ids: a link of identifiers no customer holds founds a
-//     customer whose id is MasterID(event id, position of its strongest
-//     identifier among the observation's), anchored on that identifier. A
+//     customer whose id is Policy.MasterID(its stamp, position of its
+//     strongest identifier among the observation's), anchored on that
+//     identifier: time-ordered (OrderedMasterID) for observations stamped
+//     from Policy.OrderedSince on, MasterID for older ones. A
 //     link of customers keeps the id of the one founded first (the
 //     smallest founding stamp, then the smallest id); the others' ids
 //     redirect to it. Every id ever minted resolves to the customer its

@@ -486,7 +486,7 @@ func (g *Graph) join(ch *tracker, o int32, comps []*component, loose []int32) {
 		anchor := loose[0]
 		pos := slices.Index(g.obs[o].nodes, anchor)
 		c := &component{anchor: anchor, founded: g.obs[o].o.Stamp}
-		c.master = MasterID(g.obs[o].o.ID(), g.obs[o].index[pos])
+		c.master = g.policy.MasterID(g.obs[o].o.Stamp, g.obs[o].index[pos])
 		if _, ok := g.masters[c.master]; !ok {
 			g.masters[c.master] = &masterRec{anchor: anchor, founded: c.founded}
 			g.nodes[anchor].anchors = append(g.nodes[anchor].anchors, c.master)

@@ -524,3 +524,32 @@ func TestGraph_PartialLoadSameChanges(t *testing.T) {
 		}
 	}
 }
+
+func TestOrderedMasterID(t *testing.T) {
+	at := func(w int64, id string) events.Stamp { return events.Stamp{HLC: hlc.Timestamp{Wall: w}, ID: id} }
+	a, b := identity.OrderedMasterID(at(1_700_000_000_000, "e9"), 0), identity.OrderedMasterID(at(1_700_000_000_001, "e1"), 0)
+	if len(a) != 36 || a[14] != '8' || a >= b || a == identity.OrderedMasterID(at(1_700_000_000_000, "e9"), 1) {
+		t.Fatalf("ordered ids %s, %s", a, b)
+	}
+	if a[:13] != "018bcfe5-6800" {
+		t.Fatalf("%s does not start with its clock", a)
+	}
+	since := at(2000, "x").HLC.Pack()
+	p := identity.Policy{OrderedSince: since}
+	for _, c := range []struct {
+		name string
+		o    events.Stamp
+		want string
+	}{
+		{"before the cut-over: as minted before", at(1999, "e1"), identity.MasterID("e1", 0)},
+		{"at the cut-over", at(2000, "e1"), identity.OrderedMasterID(at(2000, "e1"), 0)},
+		{"after", at(5000, "e2"), identity.OrderedMasterID(at(5000, "e2"), 0)},
+	} {
+		if got := p.MasterID(c.o, 0); got != c.want {
+			t.Errorf("%s: %s, want %s", c.name, got, c.want)
+		}
+	}
+	if got := (identity.Policy{}).MasterID(at(5000, "e2"), 0); got != identity.MasterID("e2", 0) {
+		t.Errorf("no cut-over: %s", got)
+	}
+}

@@ -139,3 +139,30 @@ func MasterID(obs string, i int) string {
 	h := sha256.Sum256([]byte("omnisync customer v1\x00" + obs + "\x00" + strconv.Itoa(i)))
 	return ids.FormatUUID([16]byte(h[:16]), 8)
 }
+
+// OrderedMasterID is MasterID for an observation stamped o: its first 48
+// bits are the wall clock of o's HLC (milliseconds), as a UUIDv7's, the
+// rest derived from o's id and i. The hub's index of master ids then
+// grows at its end, as time goes, instead of taking a random entry per
+// new customer.
+func OrderedMasterID(o events.Stamp, i int) string {
+	h := sha256.Sum256([]byte("omnisync customer v2\x00" + o.ID + "\x00" + strconv.Itoa(i)))
+	var b [16]byte
+	copy(b[6:], h[:10])
+	w := uint64(max(o.HLC.Wall, 0))
+	for k := range 6 {
+		b[k] = byte(w >> (40 - 8*k))
+	}
+	return ids.FormatUUID(b, 8)
+}
+
+// MasterID is the id of the customer founded by observation o with the
+// identifier at position i of its canonical identifiers as anchor:
+// OrderedMasterID for observations stamped at or after OrderedSince,
+// MasterID for the others, whose ids were minted so before.
+func (p Policy) MasterID(o events.Stamp, i int) string {
+	if p.OrderedSince > 0 && o.HLC.Pack() >= p.OrderedSince {
+		return OrderedMasterID(o, i)
+	}
+	return MasterID(o.ID, i)
+}

@@ -44,6 +44,12 @@ type Policy struct {
 	// placeholders (the package documentation lists them).
 	Blocklist map[Type][]string `json:"blocklist,omitempty"`
 
+	// OrderedSince is the first stamp (a packed HLC) of the observations
+	// whose customers are founded under time-ordered master ids (Policy's
+	// MasterID); 0 for none. The hub sets it from its own history (the
+	// customers founded before keep the ids they were given), not HQ.
+	OrderedSince int64 `json:"-"`
+
 	// blocked is Blocklist normalised, set by Normalize.
 	blocked map[Identifier]bool
 	max     [numTypes]int
@@ -63,7 +69,7 @@ func DefaultPolicy() Policy {
 // values, so equal policies are stored as equal bytes. A Graph needs a
 // normalised policy.
 func (p Policy) Normalize() (Policy, error) {
-	out := Policy{Max: maps.Clone(DefaultMax), Blocklist: map[Type][]string{}, blocked: map[Identifier]bool{}}
+	out := Policy{Max: maps.Clone(DefaultMax), Blocklist: map[Type][]string{}, blocked: map[Identifier]bool{}, OrderedSince: p.OrderedSince}
 	for t, n := range p.Max {
 		if !t.Valid() {
 			return Policy{}, fmt.Errorf("%w: max: %w %q", ErrPolicy, ErrUnknownType, string(t))

@@ -432,7 +432,7 @@ func (s *Store) loadGraph(ctx context.Context, q dbq, digests, obsIDs []string) 
 // what it loaded, for a change to be written. absent are digests known
 // to have no row (digestsAbsent): they are not looked up.
 func (s *Store) loadGraphRows(ctx context.Context, q dbq, digests, obsIDs []string, absent map[string]bool) (*graphLoad, error) {
-	g, err := identity.NewGraph(s.custPolicy)
+	g, err := identity.NewGraph(s.graphPolicy())
 	if err != nil {
 		return nil, err
 	}
@@ -616,9 +616,75 @@ CROSS JOIN LATERAL (SELECT * FROM cust_unlinks WHERE observation = r.observation
 	return l, nil
 }
 
-// observationNaming is one observation naming one identifier.
+// graphPolicy is the policy the hub's graphs are loaded with: its
+// policy, minting master ids as the hub does (loadMasterIDs).
+func (s *Store) graphPolicy() identity.Policy {
+	p := s.custPolicy
+	p.OrderedSince = s.custOrderedSince
+	return p
+}
+
+// loadMasterIDs reads from when the hub's new customers get time-ordered
+// master ids (identity.Policy.MasterID): the first stamp after every
+// observation it held when it started minting them, so that the
+// customers founded before keep their ids when their clusters are
+// replayed.
+func (s *Store) loadMasterIDs(ctx context.Context) error {
+	if err := s.r.QueryRowContext(ctx, `SELECT ordered_since FROM cust_master_ids WHERE id = 1`).Scan(&s.custOrderedSince); err != nil {
+		return fmt.Errorf("store: master ids: %w", err)
+	}
+	return nil
+}
+
+// mastersAnchoredOn returns the master ids anchored on any of digests:
+// the ids their customers were ever known by. A master id is minted by
+// the observation that founded its customer, which names its anchor, so
+// they are found from the observations naming digests (no index of
+// anchors: it cost every new customer a random entry).
+func (s *Store) mastersAnchoredOn(ctx context.Context, q dbq, digests []string) ([]string, error) {
+	naming, err := s.observationsNaming(ctx, q, digests)
+	if err != nil {
+		return nil, err
+	}
+	p := s.graphPolicy()
+	rs := newRowset(text("id"), text("anchor"))
+	seen := map[string]bool{}
+	for _, n := range naming {
+		if n.pos < 0 {
+			continue
+		}
+		// Either rule might have minted it (the cut-over is by stamp):
+		// both are probed.
+		for _, id := range []string{p.MasterID(stampOf(n.hlc, n.event), n.pos), identity.MasterID(n.event, n.pos)} {
+			if !seen[id] {
+				seen[id] = true
+				rs.add(id, n.digest)
+			}
+		}
+	}
+	var out []string
+	err = s.queryRows(ctx, q, rs, "r", func(a *args, r string) string {
+		return `SELECT m.id FROM cust_masters m JOIN ` + r + ` ON m.id = r.id WHERE m.anchor = r.anchor`
+	}, func(rows *sql.Rows) error {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return err
+		}
+		out = append(out, id)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("master ids anchored: %w", err)
+	}
+	return sortedUnique(out), nil
+}
+
+// observationNaming is one observation naming one identifier: its stamp,
+// store, and the identifier's position in its canonical identifiers.
 type observationNaming struct {
 	event, digest, store string
+	hlc                  int64
+	pos                  int
 }
 
 // observationsNaming returns the observations naming any of digests, live
@@ -653,16 +719,17 @@ func (s *Store) observationsNaming(ctx context.Context, q dbq, digests []string)
 		ls.add(c)
 	}
 	err = s.queryRows(ctx, q, ls, "r", func(a *args, r string) string {
-		return `SELECT o.event_id, o.ids, o.store FROM cust_observations o JOIN ` + r + ` ON o.cluster = r.cluster WHERE o.forgotten = 0`
+		return `SELECT o.event_id, o.ids, o.store, o.hlc FROM cust_observations o JOIN ` + r + ` ON o.cluster = r.cluster WHERE o.forgotten = 0`
 	}, func(rows *sql.Rows) error {
 		var id, ids, st string
-		if err := rows.Scan(&id, &ids, &st); err != nil {
+		var h int64
+		if err := rows.Scan(&id, &ids, &st, &h); err != nil {
 			return err
 		}
-		for _, x := range decodeObsIDs(ids) {
+		for i, x := range decodeObsIDs(ids) {
 			if k := [2]string{id, x.Value}; want[x.Value] && !seen[k] {
 				seen[k] = true
-				out = append(out, observationNaming{event: id, digest: x.Value, store: st})
+				out = append(out, observationNaming{event: id, digest: x.Value, store: st, hlc: h, pos: i})
 			}
 		}
 		return nil
@@ -674,13 +741,17 @@ func (s *Store) observationsNaming(ctx context.Context, q dbq, digests []string)
 		return out, err
 	}
 	err = s.queryRows(ctx, q, ds, "r", func(a *args, r string) string {
-		return `SELECT o.event_id, p.digest, o.store FROM cust_postings p JOIN ` + r + ` ON p.digest = r.digest
+		return `SELECT o.event_id, p.digest, o.store, o.hlc, o.ids FROM cust_postings p JOIN ` + r + ` ON p.digest = r.digest
 JOIN cust_observations o ON o.event_id = p.event_id WHERE o.forgotten = 0`
 	}, func(rows *sql.Rows) error {
-		var n observationNaming
-		if err := rows.Scan(&n.event, &n.digest, &n.store); err != nil {
+		var (
+			n   observationNaming
+			ids string
+		)
+		if err := rows.Scan(&n.event, &n.digest, &n.store, &n.hlc, &ids); err != nil {
 			return err
 		}
+		n.pos = slices.IndexFunc(decodeObsIDs(ids), func(x identity.Identifier) bool { return x.Value == n.digest })
 		if k := [2]string{n.event, n.digest}; !seen[k] {
 			seen[k] = true
 			out = append(out, n)

@@ -63,7 +63,7 @@ func storedEvidence(t *testing.T, s *Store) (identity.Batch, map[string]string) 
 func checkStoredGraph(t *testing.T, s *Store) {
 	t.Helper()
 	b, labels := storedEvidence(t, s)
-	g, err := identity.NewGraph(s.custPolicy)
+	g, err := identity.NewGraph(s.graphPolicy())
 	if err != nil {
 		t.Fatal(err)
 	}

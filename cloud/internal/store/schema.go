@@ -1072,6 +1072,23 @@ CREATE TABLE cust_digest_log (
 	digests {{blob}} NOT NULL
 );
 `,
+	// New customers get time-ordered master ids (identity.Policy's
+	// MasterID: the founding observation's clock first), so the master
+	// ids' primary key grows at its end instead of taking a random entry
+	// per new shopper; ordered_since is the first stamp after every
+	// observation the hub holds, so the customers founded before keep
+	// their ids (they are public) when their clusters are replayed. An
+	// erasure finds the master ids anchored on an identifier from the
+	// observations naming it (mastersAnchoredOn): the index of anchors,
+	// another random entry per new shopper, goes.
+	`
+CREATE TABLE cust_master_ids (
+	id            INTEGER NOT NULL PRIMARY KEY,
+	ordered_since BIGINT NOT NULL
+);
+INSERT INTO cust_master_ids (id, ordered_since) SELECT 1, COALESCE(MAX(hlc), 0) + 1 FROM cust_observations;
+DROP INDEX cust_masters_by_anchor;
+`,
 	// The down-sync sweep (ChangedStock) finds the positions changed in
 	// its lookback through the minute of their change: an index on
 	// updated_ms itself would cost every stock update an index write

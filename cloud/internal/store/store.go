@@ -90,6 +90,9 @@ type Store struct {
 	// custPolicy is the identity graph's policy.
 	custKeys   *pii.Keyring
 	custPolicy identity.Policy
+	// custOrderedSince is identity.Policy.OrderedSince, the hub's own
+	// (cust_master_ids): the graphs it loads mint master ids with it.
+	custOrderedSince int64
 	// custHooks are called with the subjects of a customer view
 	// (AddCustomerHook).
 	custHooks []CustomerHook
@@ -124,6 +127,10 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("store: migrate %s: %w", s.d.name, err)
+	}
+	if err := s.loadMasterIDs(ctx); err != nil {
+		s.Close()
+		return nil, err
 	}
 	return s, nil
 }

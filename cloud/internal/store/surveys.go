@@ -289,10 +289,15 @@ func (s *Store) eraseSurveyComments(ctx context.Context, tx *sql.Tx, customer st
 		for _, d := range sortedUnique(digests) {
 			ds.add(d)
 		}
-		// Two statements: a row set is one derived table per statement.
+		masters, err := s.mastersAnchoredOn(ctx, tx, digests)
+		if err != nil {
+			return fmt.Errorf("erasure: survey respondents: %w", err)
+		}
+		for _, m := range masters {
+			resp = append(resp, "c:"+m)
+		}
 		for _, q := range []string{
 			`SELECT 'r', p.store, p.order_id FROM cust_purchases p JOIN %s ON p.subject = r.digest WHERE p.order_id <> ''`,
-			`SELECT 'c', '', m.id FROM cust_masters m JOIN %s ON m.anchor = r.digest`,
 		} {
 			err := s.queryRows(ctx, tx, ds, "r", func(a *args, r string) string { return fmt.Sprintf(q, r) }, func(rows *sql.Rows) error {
 				var kind, st, id string

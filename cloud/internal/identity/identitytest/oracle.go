@@ -194,7 +194,7 @@ func Oracle(p identity.Policy, obs []identity.Observation, unlinks []identity.Un
 			var into *customer
 			if len(joined) == 0 {
 				anchor := fresh[0]
-				into = &customer{master: identity.MasterID(o.ID(), slices.Index(canon, anchor)), founded: o.Stamp}
+				into = &customer{master: p.MasterID(o.Stamp, slices.Index(canon, anchor)), founded: o.Stamp}
 				byMaster[into.master] = into
 				res.Anchor[into.master] = anchor
 			} else {
