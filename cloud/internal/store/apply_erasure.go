@@ -191,7 +191,11 @@ func (s *Store) eraseTx(ctx context.Context, tx *sql.Tx, req erasure.Request, re
 		keep.add(req.ID, m.digest, m.typ, s.custKeys.Seal(raw, sealAD("cust_erasure_identifiers", req.ID, m.digest)), strings.Join(st, " "))
 	}
 	// The observations naming them are forgotten: their ids and evidence
-	// stay, their identifiers and postings go.
+	// stay, their identifiers and postings go; the master ids they
+	// founded for other customers are kept findable.
+	if err := s.keepOrphanMasters(ctx, tx, obsIDs, digests); err != nil {
+		return erasure.Plan{}, fmt.Errorf("erasure: %w", err)
+	}
 	os := newRowset(text("k"))
 	for _, id := range obsIDs {
 		os.add(id)

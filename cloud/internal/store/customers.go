@@ -676,7 +676,68 @@ func (s *Store) mastersAnchoredOn(ctx context.Context, q dbq, digests []string) 
 	if err != nil {
 		return nil, fmt.Errorf("master ids anchored: %w", err)
 	}
+	// And those whose founding observation an erasure forgot
+	// (keepOrphanMasters).
+	ds := newRowset(text("digest"))
+	for _, d := range sortedUnique(digests) {
+		ds.add(d)
+	}
+	err = s.queryRows(ctx, q, ds, "r", func(a *args, r string) string {
+		return `SELECT o.id FROM cust_orphan_masters o JOIN ` + r + ` ON o.anchor = r.digest`
+	}, func(rows *sql.Rows) error {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return err
+		}
+		out = append(out, id)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("master ids anchored: %w", err)
+	}
 	return sortedUnique(out), nil
+}
+
+// keepOrphanMasters records the master ids that observations about to be
+// forgotten founded on identifiers that stay (those not in erased): once
+// forgotten, an observation names no identifier, and mastersAnchoredOn
+// would no longer find them when their own customer is erased.
+func (s *Store) keepOrphanMasters(ctx context.Context, tx dbq, obsIDs, erased []string) error {
+	gone := map[string]bool{}
+	for _, d := range erased {
+		gone[d] = true
+	}
+	os := newRowset(text("k"))
+	for _, id := range obsIDs {
+		os.add(id)
+	}
+	p := s.graphPolicy()
+	rs := newRowset(text("id"), text("anchor"))
+	err := s.queryRows(ctx, tx, os, "r", func(a *args, r string) string {
+		return `SELECT o.event_id, o.ids, o.hlc FROM cust_observations o JOIN ` + r + ` ON o.event_id = r.k WHERE o.forgotten = 0`
+	}, func(rows *sql.Rows) error {
+		var id, ids string
+		var h int64
+		if err := rows.Scan(&id, &ids, &h); err != nil {
+			return err
+		}
+		for pos, x := range decodeObsIDs(ids) {
+			if gone[x.Value] {
+				continue
+			}
+			for _, m := range []string{p.MasterID(stampOf(h, id), pos), identity.MasterID(id, pos)} {
+				rs.add(m, x.Value)
+			}
+		}
+		return nil
+	})
+	if err != nil || rs.len() == 0 {
+		return err
+	}
+	return s.execRows(ctx, tx, rs, "r", func(a *args, r string) string {
+		return `INSERT INTO cust_orphan_masters (anchor, id) SELECT m.anchor, m.id FROM cust_masters m JOIN ` + r + ` ON m.id = r.id
+WHERE m.anchor = r.anchor ORDER BY m.anchor, m.id ON CONFLICT DO NOTHING`
+	})
 }
 
 // observationNaming is one observation naming one identifier: its stamp,

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"github.com/omnisync/omnisync/cloud/internal/identity"
@@ -79,6 +80,53 @@ func TestMasterIDsFreshHub(t *testing.T) {
 	forEachStore(t, func(t *testing.T, s *Store) {
 		if s.custOrderedSince != 1 {
 			t.Fatalf("a fresh hub orders from %d", s.custOrderedSince)
+		}
+	})
+}
+
+// TestOrphanMastersStayFindable checks that erasing one customer keeps the
+// master ids of another findable for that one's own erasure, after a link
+// between them that HQ undid is forgotten with the first (the link names
+// both). cust_orphan_masters covers the case where such an observation
+// founded the other's master id.
+func TestOrphanMastersStayFindable(t *testing.T) {
+	forEachStore(t, func(t *testing.T, s *Store) {
+		s = withKeys(s)
+		ctx := context.Background()
+		d := newDevice("S1", "pos-1", 1)
+		apply(t, s, d.ev(500, events.KindIdentify, identify(map[string]string{"email": "ann@shop.test", "loyalty": "LC-1"})),
+			d.ev(600, events.KindIdentify, identify(map[string]string{"account": "W-9", "phone": "+821034561122"})))
+		link := d.ev(1000, events.KindIdentify, identify(map[string]string{"email": "ann@shop.test", "account": "W-9"}))
+		apply(t, s, link)
+		one := find(t, s, "account:W-9")
+		if _, err := s.Unmerge(ctx, one, link.ID, "hq-anna", "two people"); err != nil {
+			t.Fatal(err)
+		}
+		ann, web := find(t, s, "email:ann@shop.test"), find(t, s, "account:W-9")
+		if ann == web {
+			t.Fatal("the unmerge left one customer")
+		}
+		digestsOf := func(id string) []string {
+			var ds []string
+			for _, x := range view(t, s, id).Identifiers {
+				ds = append(ds, s.custKeys.Digest(identity.Identifier{Type: identity.Type(x.Type), Value: x.Value}))
+			}
+			return ds
+		}
+		webDigests := digestsOf(web)
+		before, err := s.mastersAnchoredOn(ctx, s.r, webDigests)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.EraseCustomer(ctx, ann, "hq-dpo", ""); err != nil {
+			t.Fatal(err)
+		}
+		after, err := s.mastersAnchoredOn(ctx, s.r, webDigests)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(before) == 0 || !slices.Equal(before, after) {
+			t.Fatalf("the other customer's master ids: %v before the erasure, %v after", before, after)
 		}
 	})
 }
