@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -97,7 +98,16 @@ type Options struct {
 type Consumer struct {
 	o   Options
 	log *slog.Logger
+	// held counts the messages taken from the stream and not yet settled
+	// (gathered, prepared or being applied); see Busy.
+	held atomic.Int64
 }
+
+// Busy reports whether the consumer holds messages it has not settled
+// yet: a batch is being gathered, prepared or committed. During a store's
+// catch-up it holds through each commit and between them, which a clock
+// of the last commit does not tell when one big batch takes over a second.
+func (c *Consumer) Busy() bool { return c.held.Load() > 0 }
 
 // New checks the options.
 func New(o Options) (*Consumer, error) {
@@ -134,6 +144,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 	}()
 	defer func() { stopReading(); <-readDone }()
+	defer c.held.Store(0)
 	// Three stages, so that decoding and the database work use both
 	// cores: one goroutine gathers and decodes messages into the next
 	// batch, another has the store read that batch's bodies (Prepare),
@@ -221,6 +232,8 @@ func (c *Consumer) gather(ctx context.Context, msgs <-chan jetstream.Msg, out ch
 			if pb.start.IsZero() {
 				pb.start = time.Now()
 			}
+			c.held.Add(1)
+			pb.msgs++
 			pb.add(m)
 		case send <- pb:
 			pb = preparedBatch{}
@@ -234,6 +247,8 @@ type preparedBatch struct {
 	ready []pending
 	dead  []deadMsg
 	start time.Time
+	// msgs counts the messages the batch came in.
+	msgs int
 	// prep is ready read by the store (nil until the prepare stage).
 	prep *store.Prepared
 }
@@ -303,6 +318,7 @@ func (pb *preparedBatch) add(m jetstream.Msg) {
 }
 
 func (c *Consumer) process(ctx context.Context, pb preparedBatch) error {
+	defer c.held.Add(-int64(pb.msgs))
 	for _, d := range pb.dead {
 		if err := c.deadLetter(ctx, d.msg, d.dl); err != nil {
 			return err
