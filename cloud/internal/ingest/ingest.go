@@ -101,6 +101,10 @@ type Consumer struct {
 	// held counts the messages taken from the stream and not yet settled
 	// (gathered, prepared or being applied); see Busy.
 	held atomic.Int64
+	// free holds the item slices of settled batches for the next ones:
+	// a catch-up's batches are thousands of items, which grown by append
+	// anew for each batch cost copies and garbage for every event.
+	free chan []pending
 }
 
 // Busy reports whether the consumer holds messages it has not settled
@@ -123,7 +127,7 @@ func New(o Options) (*Consumer, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Consumer{o: o, log: o.Logger}, nil
+	return &Consumer{o: o, log: o.Logger, free: make(chan []pending, 4)}, nil
 }
 
 // Run consumes until ctx ends (then it returns nil), or until the stream
@@ -198,6 +202,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 				}
 				return err
 			}
+			// Settled: nothing refers to the batch's items any more.
+			clear(pb.ready)
+			select {
+			case c.free <- pb.ready[:0]:
+			default:
+			}
 		}
 	}
 }
@@ -231,6 +241,10 @@ func (c *Consumer) gather(ctx context.Context, msgs <-chan jetstream.Msg, out ch
 			}
 			if pb.start.IsZero() {
 				pb.start = time.Now()
+				select {
+				case pb.ready = <-c.free:
+				default:
+				}
 			}
 			c.held.Add(1)
 			pb.msgs++
