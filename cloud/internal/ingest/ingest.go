@@ -393,7 +393,10 @@ func decode(subj string, data []byte) (store.Item, *store.DeadLetter) {
 	// in lowercase, so one id is one event and orders one way whatever
 	// case a device wrote it in.
 	env.ID = strings.ToLower(env.ID)
-	item := store.Item{Env: env, Raw: append([]byte(nil), data...), Subject: subj}
+	// Raw shares data, the message's own buffer (a batch's element is a
+	// part of it): nothing writes to it, and the item lives only until its
+	// batch is settled, so a copy per event would only make garbage.
+	item := store.Item{Env: env, Raw: data, Subject: subj}
 	if err != nil {
 		item.Reject = err.Error()
 	}
