@@ -47,16 +47,81 @@ func AppendBatch(dst []byte, envs ...[]byte) []byte {
 }
 
 // SplitBatch returns the encoded envelopes of a batch message, in order.
+// They share data's memory. The hub splits every batch it receives, so the
+// body is checked once (json.Valid) and then cut at its top-level commas,
+// rather than decoded into json.RawMessage, which scans every element
+// twice more and copies it.
 func SplitBatch(data []byte) ([]json.RawMessage, error) {
-	var elems []json.RawMessage
-	if err := json.Unmarshal(data, &elems); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBatch, err)
+	if !json.Valid(data) {
+		return nil, fmt.Errorf("%w: not valid JSON", ErrBatch)
 	}
-	switch {
-	case len(elems) == 0:
+	i := skipSpace(data, 0)
+	if data[i] != '[' {
+		return nil, fmt.Errorf("%w: not a JSON array", ErrBatch)
+	}
+	i = skipSpace(data, i+1)
+	if data[i] == ']' {
 		return nil, fmt.Errorf("%w: no events", ErrBatch)
-	case len(elems) > MaxBatchEvents:
-		return nil, fmt.Errorf("%w: %d events, at most %d", ErrBatch, len(elems), MaxBatchEvents)
 	}
-	return elems, nil
+	var elems []json.RawMessage
+	for {
+		start := i
+		i = valueEnd(data, i)
+		if len(elems) == MaxBatchEvents {
+			return nil, fmt.Errorf("%w: over %d events", ErrBatch, MaxBatchEvents)
+		}
+		elems = append(elems, json.RawMessage(data[start:i:i]))
+		i = skipSpace(data, i)
+		if data[i] != ',' {
+			return elems, nil // ']': data is valid JSON
+		}
+		i = skipSpace(data, i+1)
+	}
+}
+
+// skipSpace returns the index of the first byte at or after i in data that
+// is not JSON whitespace.
+func skipSpace(data []byte, i int) int {
+	for i < len(data) {
+		switch data[i] {
+		case ' ', '\t', '\r', '\n':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// valueEnd returns the index just past the JSON value starting at i in
+// data, which must be valid JSON.
+func valueEnd(data []byte, i int) int {
+	depth := 0
+	for ; i < len(data); i++ {
+		switch c := data[i]; c {
+		case '"':
+			for i++; data[i] != '"'; i++ {
+				if data[i] == '\\' {
+					i++
+				}
+			}
+			if depth == 0 {
+				return i + 1
+			}
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth == 0 {
+				return i // the end of the enclosing array
+			}
+			if depth--; depth == 0 {
+				return i + 1
+			}
+		case ',', ' ', '\t', '\r', '\n':
+			if depth == 0 {
+				return i // the end of a number or literal
+			}
+		}
+	}
+	return i
 }

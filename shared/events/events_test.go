@@ -1,6 +1,7 @@
 package events
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -227,4 +228,43 @@ func FuzzSplitBatch(f *testing.F) {
 			t.Fatalf("re-framed batch: %d elements, %v", len(again), err)
 		}
 	})
+}
+
+// Ensure that SplitBatch accepts and splits exactly as decoding the body
+// into []json.RawMessage does (what it did before cutting the body
+// itself), whitespace, nesting and escapes included.
+func TestSplitBatch_MatchesDecoder(t *testing.T) {
+	over := AppendBatch(nil, bytes.Split(bytes.Repeat([]byte("1,"), MaxBatchEvents+1)[:2*(MaxBatchEvents+1)-1], []byte(","))...)
+	for _, body := range []string{
+		`[{"v":1},{"v":2}]`, ` [ {"a":"]},[\"x"} , "s\\" ,[1,[2,{}]], -1.5e3 ,true,null ] `,
+		"[\n{\"v\":1}\t]\r\n", `[1]`, `["x"]`, `[[]]`, `[{}]`,
+		`[]`, ` [ ] `, `[1,`, `[1 2]`, `[1,]`, `{"v":1}`, `null`, `"[1]"`, ``, `[1]x`, `[1]]`,
+		string(over), string(over[:len(over)-3]) + "]",
+	} {
+		var want []json.RawMessage
+		werr := json.Unmarshal([]byte(body), &want)
+		if werr == nil && (len(want) == 0 || len(want) > MaxBatchEvents) {
+			werr = ErrBatch
+		}
+		got, err := SplitBatch([]byte(body))
+		if (err != nil) != (werr != nil) {
+			t.Errorf("%.40q: error %v, decoder %v", body, err, werr)
+			continue
+		}
+		if err != nil {
+			if !errors.Is(err, ErrBatch) {
+				t.Errorf("%.40q: error %v is not ErrBatch", body, err)
+			}
+			continue
+		}
+		if len(got) != len(want) {
+			t.Errorf("%.40q: %d elements, decoder %d", body, len(got), len(want))
+			continue
+		}
+		for i := range got {
+			if !bytes.Equal(got[i], want[i]) {
+				t.Errorf("%.40q: element %d %q, decoder %q", body, i, got[i], want[i])
+			}
+		}
+	}
 }

@@ -136,3 +136,35 @@ func BenchmarkDecode(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkSplitBatch splits a 128-event batch message as the hub does for
+// every one it receives; decoder is the json.RawMessage decode it replaced.
+func BenchmarkSplitBatch(b *testing.B) {
+	e := validEnvelope()
+	e.Data = json.RawMessage(`{"location":"S1","order_id":"O-1234","lines":[{"sku":"SKU-00017","qty":2,"unit_price":1299},{"sku":"SKU-01234","qty":1,"unit_price":499}]}`)
+	raw := mustMarshal(&testing.T{}, e)
+	envs := make([][]byte, 128)
+	for i := range envs {
+		envs[i] = raw
+	}
+	batch := AppendBatch(nil, envs...)
+	b.Run("split", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(batch)))
+		for b.Loop() {
+			if _, err := SplitBatch(batch); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("decoder", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(batch)))
+		for b.Loop() {
+			var elems []json.RawMessage
+			if err := json.Unmarshal(batch, &elems); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -65,8 +65,10 @@ type Folder struct {
 	o    Options
 	log  *slog.Logger
 	loop *rounds.Loop
-	// last is when Run last folded while the hub was busy.
+	// last is when Run last folded while the hub was busy, and gap how
+	// long it waits after that fold before the next (see busyShare).
 	last time.Time
+	gap  time.Duration
 
 	baskets, lines atomic.Int64
 	caughtUp       atomic.Int64 // unix ms; 0 until the first fold that left nothing ready
@@ -91,6 +93,14 @@ func (f *Folder) Stats() Stats {
 	}
 	return st
 }
+
+// busyShare bounds the time the folder takes while the hub is busy: after
+// a fold that took d, the next waits busyShare*d (and at least a Poll), so
+// folding holds the database (on SQLite its only writer) at most a tenth
+// of the time. BusyLines alone does not bound it: a fold takes at least
+// one whole applied batch, and a catch-up applies batches of up to the
+// hub's --batch events, each sale one ledger line per basket line.
+const busyShare = 9
 
 // New checks the options.
 func New(o Options) (*Folder, error) {
@@ -117,12 +127,15 @@ func (f *Folder) Run(ctx context.Context) error {
 			res, err := f.Once(ctx)
 			return res.More, err
 		}
-		// Busy: one small fold per Poll, however often Notify wakes Run.
-		if time.Since(f.last) < f.o.Poll {
+		// Busy: one small fold per Poll, however often Notify wakes Run,
+		// and spaced by busyShare times the last one's duration.
+		if since := time.Since(f.last); since < f.o.Poll || since < f.gap {
 			return false, nil
 		}
-		f.last = time.Now()
+		start := time.Now()
 		_, err := f.fold(ctx, f.o.BusyLines)
+		f.last = time.Now()
+		f.gap = busyShare * f.last.Sub(start)
 		return false, err
 	})
 }

@@ -147,6 +147,8 @@ func TestNew_RequiresStore(t *testing.T) {
 // countingStore is a real store that records each fold's line limit.
 type countingStore struct {
 	*store.Store
+	// slow is added to each fold, as a fold of a big batch would take.
+	slow  time.Duration
 	mu    sync.Mutex
 	folds []int
 }
@@ -155,6 +157,7 @@ func (c *countingStore) FoldBaskets(ctx context.Context, lines int) (store.FoldR
 	c.mu.Lock()
 	c.folds = append(c.folds, lines)
 	c.mu.Unlock()
+	time.Sleep(c.slow)
 	return c.Store.FoldBaskets(ctx, lines)
 }
 
@@ -206,4 +209,33 @@ func TestFolder_YieldsToApply(t *testing.T) {
 		c := cs.calls()
 		return len(c) > len(got) && c[len(c)-1] == 777
 	}, "a full fold once idle")
+}
+
+// Ensure that while the hub is busy, slow folds are spaced by busyShare
+// times their duration, not only by Poll: a fold takes at least one whole
+// applied batch, whatever BusyLines says, and must not take the database
+// from the apply most of the time.
+func TestFolder_SlowFoldsYieldMore(t *testing.T) {
+	t.Parallel()
+	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "hub.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	cs := &countingStore{Store: st, slow: 150 * time.Millisecond}
+	f, err := New(Options{Store: cs, Poll: 20 * time.Millisecond, Busy: func() bool { return true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = f.Run(context.Background()) }()
+	t.Cleanup(func() { f.Close() })
+	start := time.Now()
+	for time.Since(start) < 1200*time.Millisecond {
+		f.Notify()
+		time.Sleep(5 * time.Millisecond)
+	}
+	// The first fold at once, the next 1.35 s after it ended.
+	if got := cs.calls(); len(got) != 1 {
+		t.Fatalf("busy for 1.2 s with folds of 150 ms: %d folds, want 1", len(got))
+	}
 }

@@ -303,9 +303,12 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 	// Folding yields to applying: the hub is busy while batches keep
 	// coming, as in a store's catch-up.
 	var lastApplied atomic.Int64
+	var consumer *ingest.Consumer // set below, before anything runs
 	folder, err := basketfold.New(basketfold.Options{
 		Store: st, Folded: pub.Recs, Logger: h.log.With("component", "basketfold"),
-		Busy: func() bool { return time.Since(time.Unix(0, lastApplied.Load())) < time.Second },
+		Busy: func() bool {
+			return consumer.Busy() || time.Since(time.Unix(0, lastApplied.Load())) < time.Second
+		},
 	})
 	if err != nil {
 		return err
@@ -327,7 +330,7 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 			live.Publish(c)
 		}
 	}
-	consumer, err := ingest.New(ingest.Options{
+	consumer, err = ingest.New(ingest.Options{
 		Consumer: cons, Conn: nc, Store: st, Batch: h.cfg.Batch,
 		Reopen:  func(ctx context.Context) (jetstream.Consumer, error) { return ingest.EnsureStream(ctx, js, streamOpts) },
 		Metrics: h.met.ingest(), Logger: h.log.With("component", "ingest"),

@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -97,7 +98,20 @@ type Options struct {
 type Consumer struct {
 	o   Options
 	log *slog.Logger
+	// held counts the messages taken from the stream and not yet settled
+	// (gathered, prepared or being applied); see Busy.
+	held atomic.Int64
+	// free holds the item slices of settled batches for the next ones:
+	// a catch-up's batches are thousands of items, which grown by append
+	// anew for each batch cost copies and garbage for every event.
+	free chan []pending
 }
+
+// Busy reports whether the consumer holds messages it has not settled
+// yet: a batch is being gathered, prepared or committed. During a store's
+// catch-up it holds through each commit and between them, which a clock
+// of the last commit does not tell when one big batch takes over a second.
+func (c *Consumer) Busy() bool { return c.held.Load() > 0 }
 
 // New checks the options.
 func New(o Options) (*Consumer, error) {
@@ -113,7 +127,7 @@ func New(o Options) (*Consumer, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Consumer{o: o, log: o.Logger}, nil
+	return &Consumer{o: o, log: o.Logger, free: make(chan []pending, 4)}, nil
 }
 
 // Run consumes until ctx ends (then it returns nil), or until the stream
@@ -134,6 +148,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 	}()
 	defer func() { stopReading(); <-readDone }()
+	defer c.held.Store(0)
 	// Three stages, so that decoding and the database work use both
 	// cores: one goroutine gathers and decodes messages into the next
 	// batch, another has the store read that batch's bodies (Prepare),
@@ -187,6 +202,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 				}
 				return err
 			}
+			// Settled: nothing refers to the batch's items any more.
+			clear(pb.ready)
+			select {
+			case c.free <- pb.ready[:0]:
+			default:
+			}
 		}
 	}
 }
@@ -220,7 +241,13 @@ func (c *Consumer) gather(ctx context.Context, msgs <-chan jetstream.Msg, out ch
 			}
 			if pb.start.IsZero() {
 				pb.start = time.Now()
+				select {
+				case pb.ready = <-c.free:
+				default:
+				}
 			}
+			c.held.Add(1)
+			pb.msgs++
 			pb.add(m)
 		case send <- pb:
 			pb = preparedBatch{}
@@ -234,6 +261,8 @@ type preparedBatch struct {
 	ready []pending
 	dead  []deadMsg
 	start time.Time
+	// msgs counts the messages the batch came in.
+	msgs int
 	// prep is ready read by the store (nil until the prepare stage).
 	prep *store.Prepared
 }
@@ -303,6 +332,7 @@ func (pb *preparedBatch) add(m jetstream.Msg) {
 }
 
 func (c *Consumer) process(ctx context.Context, pb preparedBatch) error {
+	defer c.held.Add(-int64(pb.msgs))
 	for _, d := range pb.dead {
 		if err := c.deadLetter(ctx, d.msg, d.dl); err != nil {
 			return err
@@ -363,7 +393,10 @@ func decode(subj string, data []byte) (store.Item, *store.DeadLetter) {
 	// in lowercase, so one id is one event and orders one way whatever
 	// case a device wrote it in.
 	env.ID = strings.ToLower(env.ID)
-	item := store.Item{Env: env, Raw: append([]byte(nil), data...), Subject: subj}
+	// Raw shares data, the message's own buffer (a batch's element is a
+	// part of it): nothing writes to it, and the item lives only until its
+	// batch is settled, so a copy per event would only make garbage.
+	item := store.Item{Env: env, Raw: data, Subject: subj}
 	if err != nil {
 		item.Reject = err.Error()
 	}

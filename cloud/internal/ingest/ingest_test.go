@@ -34,6 +34,7 @@ type rig struct {
 	nc   *nats.Conn
 	js   jetstream.JetStream
 	st   *store.Store
+	c    *Consumer
 
 	mu         sync.Mutex
 	watermarks map[string]uint64 // "store/device/epoch" -> highest seq pushed to the agent
@@ -108,6 +109,7 @@ func startRig(t *testing.T, st *store.Store, wrap func(*store.Store) Store) *rig
 	if err != nil {
 		t.Fatal(err)
 	}
+	r.c = c
 	rctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); r.runErr <- c.Run(rctx) }()
@@ -280,6 +282,40 @@ func (p *poisoned) ApplyPrepared(ctx context.Context, b *store.Prepared) (store.
 		}
 	}
 	return p.Store.ApplyPrepared(ctx, b)
+}
+
+// gated is the real store, except that a commit waits for open to close.
+type gated struct {
+	*store.Store
+	open chan struct{}
+}
+
+func (g *gated) ApplyPrepared(ctx context.Context, b *store.Prepared) (store.BatchResult, error) {
+	<-g.open
+	return g.Store.ApplyPrepared(ctx, b)
+}
+
+// Ensure that Busy holds from the moment messages are taken from the
+// stream until they are settled, however long the commit takes, and not
+// after: the basket folder yields to the apply while it holds.
+func TestBusyWhileMessagesAreHeld(t *testing.T) {
+	g := &gated{open: make(chan struct{})}
+	r := startRig(t, openSQLite(t), func(st *store.Store) Store { g.Store = st; return g })
+	if r.c.Busy() {
+		t.Fatal("busy before any message")
+	}
+	d := newTill("S1", "pos-1")
+	for _, b := range encode(t, d.sale("SKU-1", 1), d.sale("SKU-2", 1)) {
+		r.publish(d.subject(), b)
+	}
+	testkit.Eventually(t, 10*time.Second, r.c.Busy, "busy while the commit waits")
+	time.Sleep(1500 * time.Millisecond) // longer than the hub's clock of the last commit
+	if !r.c.Busy() {
+		t.Fatal("not busy while the commit still waits")
+	}
+	close(g.open)
+	r.waitAcked(d, 2)
+	testkit.Eventually(t, 10*time.Second, func() bool { return !r.c.Busy() }, "idle once settled")
 }
 
 // Ensure that messages without a trustworthy origin go to the dead

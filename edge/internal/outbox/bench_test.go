@@ -120,3 +120,32 @@ func BenchmarkRead(b *testing.B) {
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
 	b.ReportMetric(float64(size)/b.Elapsed().Seconds()/(1<<20), "MiB/s")
 }
+
+// BenchmarkOpen_Backlog reopens an outbox holding 100,000 pending sales,
+// as an agent restarting after a long outage does before it can drain.
+func BenchmarkOpen_Backlog(b *testing.B) {
+	opts := testOptions(b)
+	o, err := Open(opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	drafts := make([]events.Draft, 1000)
+	for i := range drafts {
+		drafts[i] = sale(b, fmt.Sprintf("SKU-%d", i), 1+i%2)
+	}
+	for range 100 {
+		mustAppend(b, o, drafts...)
+	}
+	o.Close()
+	b.ResetTimer()
+	for b.Loop() {
+		o, err := Open(opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if got := o.Stats().UnsyncedSales; got != 100_000 {
+			b.Fatalf("%d unsynced sales after reopening, want 100000", got)
+		}
+		o.Close()
+	}
+}

@@ -65,7 +65,7 @@ func (o *Outbox) loadSales() error {
 				return nil
 			}
 			var e events.Envelope
-			if err := json.Unmarshal(v, &e); err != nil {
+			if err := events.Unmarshal(v, &e); err != nil {
 				return nil // the uplink reports undecodable events
 			}
 			if val, ok := saleValue(e.Kind, e.Data); ok {
