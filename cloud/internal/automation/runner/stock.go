@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -18,9 +19,11 @@ type Interest interface {
 	InterestedIn(ctx context.Context, sku string, since time.Time) ([]string, error)
 }
 
-// StockReader reads a SKU's positions: *store.Store.
+// StockReader reads SKUs' positions: *store.Store.
 type StockReader interface {
-	StockForSKU(ctx context.Context, sku string) ([]store.Stock, error)
+	// StockForSKUs returns every position of the SKUs, ordered by SKU
+	// and location.
+	StockForSKUs(ctx context.Context, skus []string) ([]store.Stock, error)
 }
 
 var _ StockReader = (*store.Store)(nil)
@@ -50,7 +53,8 @@ func (r *Runner) StockChanged(skus ...string) {
 // watchStock reads the changed SKUs' positions and, for each position back
 // in stock, makes a back_in_stock event per interested customer. Its id is
 // the position and the stamp of the event that refilled it, the same on
-// every replica that sees it.
+// every replica that sees it. The SKUs queued meanwhile are read with one
+// query (a store's catch-up changes thousands per batch).
 func (r *Runner) watchStock(ctx context.Context) {
 	w := automation.NewStockWatch()
 	for {
@@ -60,18 +64,51 @@ func (r *Runner) watchStock(ctx context.Context) {
 			return
 		case sku = <-r.stock:
 		}
-		if err := r.checkStock(ctx, w, sku); err != nil && ctx.Err() == nil {
-			r.cfg.Logger.Warn("automation: back in stock", "sku", sku, "err", err)
+		skus := []string{sku}
+	more:
+		for len(skus) < stockReadMax {
+			select {
+			case sku = <-r.stock:
+				skus = append(skus, sku)
+			default:
+				break more
+			}
 		}
-		r.stockChecked.Add(1)
+		slices.Sort(skus)
+		skus = slices.Compact(skus)
+		if err := r.checkStock(ctx, w, skus); err != nil && ctx.Err() == nil {
+			r.cfg.Logger.Warn("automation: back in stock", "skus", len(skus), "err", err)
+		}
+		r.stockChecked.Add(int64(len(skus)))
 	}
 }
 
-func (r *Runner) checkStock(ctx context.Context, w *automation.StockWatch, sku string) error {
-	pos, err := r.cfg.Stock.StockForSKU(ctx, sku)
+// stockReadMax bounds the SKUs watchStock reads at once.
+const stockReadMax = 1000
+
+func (r *Runner) checkStock(ctx context.Context, w *automation.StockWatch, skus []string) error {
+	pos, err := r.cfg.Stock.StockForSKUs(ctx, skus)
 	if err != nil {
 		return err
 	}
+	// One SKU that fails (its interest unreadable, say) does not keep
+	// the others from being acted on.
+	var errs []error
+	for len(pos) > 0 {
+		n := 1
+		for n < len(pos) && pos[n].SKU == pos[0].SKU {
+			n++
+		}
+		if err := r.checkSKU(ctx, w, pos[0].SKU, pos[:n]); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", pos[0].SKU, err))
+		}
+		pos = pos[n:]
+	}
+	return errors.Join(errs...)
+}
+
+// checkSKU observes one SKU's positions and acts on those back in stock.
+func (r *Runner) checkSKU(ctx context.Context, w *automation.StockWatch, sku string, pos []store.Stock) error {
 	var back []store.Stock
 	for _, p := range pos {
 		if w.Observe(p.SKU, p.Location, p.Available) {

@@ -77,6 +77,47 @@ func TestRunner_BackInStock(t *testing.T) {
 	}
 }
 
+// Ensure that SKUs changed together are read together and each one back
+// in stock tells its own interested customers, once each.
+func TestRunner_BackInStockSeveralSKUs(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, "")
+	rec := startReceiver(t)
+	rule := webhookRule("restock", "http://"+rec.addr+"/hook")
+	rule.Trigger = automation.BackInStock
+	if err := s.PutRule(ctx, rule); err != nil {
+		t.Fatal(err)
+	}
+	c := &consents{allow: map[string]bool{"C1": true, "C2": true}}
+	in := &interest{bySKU: map[string][]string{"SKU-7": {"C1"}, "SKU-8": {"C2"}, "SKU-9": {"C1", "C2"}}}
+	r := newRunner(t, s, c, "hub-1", func(cfg *Config) { cfg.Interest, cfg.Stock = in, s })
+	run(t, r)
+	apply := func(items ...store.Item) {
+		t.Helper()
+		if _, err := s.ApplyBatch(ctx, items); err != nil {
+			t.Fatal(err)
+		}
+		n := r.stockChecked.Load()
+		r.StockChanged("SKU-9", "SKU-7", "SKU-8", "SKU-9")
+		testkit.Eventually(t, 5*time.Second, func() bool { return r.stockChecked.Load() >= n+3 }, "the changes read")
+	}
+	apply(stockEvent(1, events.KindCount, "SKU-7", 0), stockEvent(2, events.KindCount, "SKU-8", 0), stockEvent(3, events.KindCount, "SKU-9", 0))
+	// SKU-7 and SKU-9 come back; SKU-8 stays sold out.
+	apply(stockEvent(4, events.KindReceipt, "SKU-7", 2), stockEvent(5, events.KindReceipt, "SKU-9", 3))
+	testkit.Eventually(t, 10*time.Second, func() bool { return jobState(t, s, store.JobDone) == 3 }, "C1 of SKU-7, C1 and C2 of SKU-9 told")
+	got := map[string]bool{}
+	for _, d := range rec.deliveries() {
+		var p Payload
+		if err := json.Unmarshal(d.body, &p); err != nil {
+			t.Fatal(err)
+		}
+		got[p.Customer+" "+p.Event.SKU] = true
+	}
+	if len(got) != 3 || !got["C1 SKU-7"] || !got["C1 SKU-9"] || !got["C2 SKU-9"] {
+		t.Fatalf("told %v", got)
+	}
+}
+
 func assistEvent(seq uint64, zone, sku string, at time.Time) store.Item {
 	body, _ := json.Marshal(events.Assist{Zone: zone, SKU: sku})
 	env := events.Envelope{V: events.CurrentVersion, ID: ids.NewEventID(at), Origin: events.Origin{Store: "S1", Device: "mirror-1", Epoch: 5, Seq: seq},
