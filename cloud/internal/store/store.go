@@ -175,7 +175,19 @@ func (s *Store) openSQLite(ctx context.Context, dsn string) error {
 	// large ledger that is thousands of pages a batch written to a temp
 	// file (a profile at a 3M-event ledger showed those writes among the
 	// top syscalls).
-	w, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=cache_size(-65536)&_pragma=temp_store(MEMORY)&_pragma=wal_autocheckpoint(8192)&_pragma=mmap_size(1073741824)&_txlock=immediate")
+	//
+	// The mapping is as large as this SQLite allows (sqliteMaxMmap) and
+	// the writer's cache 1 GiB: a batch writes about one ledger page per
+	// position it touches, the newest of that position, so at a ledger of
+	// some millions of events a 20,000-event batch dirties some 20,000
+	// pages (80 MB). With 64 MB of cache those spilled in the middle of
+	// the transaction and were read again, and with a 1 GB mapping the
+	// part of a 1.1 GB ledger past it was read through pread: at a
+	// 10M-event ledger (BenchmarkApplyHistory) the ledger insert took
+	// about half the time with these (145 against 77 µs an event, side by
+	// side on a busy machine). The cache is a bound, not an allocation: it
+	// holds the pages the writer touched, at most the database's size.
+	w, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=cache_size(-1048576)&_pragma=temp_store(MEMORY)&_pragma=wal_autocheckpoint(8192)&_pragma=mmap_size("+sqliteMaxMmap+")&_txlock=immediate")
 	if err != nil {
 		return fmt.Errorf("store: sqlite: %w", err)
 	}
@@ -187,7 +199,7 @@ func (s *Store) openSQLite(ctx context.Context, dsn string) error {
 		w.Close()
 		return fmt.Errorf("store: sqlite %s: %w", path, err)
 	}
-	r, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)&_pragma=cache_size(-16384)&_pragma=mmap_size(1073741824)&_pragma=query_only(1)")
+	r, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)&_pragma=cache_size(-16384)&_pragma=mmap_size("+sqliteMaxMmap+")&_pragma=query_only(1)")
 	if err != nil {
 		w.Close()
 		return fmt.Errorf("store: sqlite: %w", err)
@@ -197,6 +209,11 @@ func (s *Store) openSQLite(ctx context.Context, dsn string) error {
 	s.w, s.r = w, r
 	return nil
 }
+
+// sqliteMaxMmap is the largest mapping the SQLite build allows
+// (SQLITE_MAX_MMAP_SIZE of modernc.org/sqlite, 0x7fff0000): SQLite lowers a
+// larger mmap_size to it anyway.
+const sqliteMaxMmap = "2147418112"
 
 // Close releases the store's connections.
 func (s *Store) Close() error {
