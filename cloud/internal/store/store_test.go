@@ -687,6 +687,11 @@ func TestSQLitePragmas(t *testing.T) {
 	if err := s.r.QueryRowContext(context.Background(), "PRAGMA mmap_size").Scan(&rmmap); err != nil || rmmap != 2147418112 {
 		t.Fatalf("readers' mmap_size = %d, %v", rmmap, err)
 	}
+	// Checkpoints run beside the writer; its own only bound the WAL.
+	var ckpt int64
+	if err := conn.QueryRowContext(context.Background(), "PRAGMA wal_autocheckpoint").Scan(&ckpt); err != nil || ckpt != 65536 {
+		t.Fatalf("wal_autocheckpoint = %d, %v", ckpt, err)
+	}
 }
 
 // Ensure that a batch failing before commit leaves no trace (no stock,
