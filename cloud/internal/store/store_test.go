@@ -657,8 +657,8 @@ func TestSeqSet(t *testing.T) {
 	}
 }
 
-// Ensure that a SQLite commit is durable (synchronous=FULL and WAL are on)
-// and the file is read through a mapping.
+// Ensure that a SQLite commit is durable (synchronous=FULL and WAL are on),
+// the file is read through a mapping and the writer's cache is large.
 func TestSQLitePragmas(t *testing.T) {
 	t.Parallel()
 	s := openSQLite(t)
@@ -675,9 +675,22 @@ func TestSQLitePragmas(t *testing.T) {
 	if err := conn.QueryRowContext(context.Background(), "PRAGMA synchronous").Scan(&sync); err != nil || sync != 2 {
 		t.Fatalf("synchronous = %d, %v", sync, err)
 	}
-	var mmap int64
-	if err := conn.QueryRowContext(context.Background(), "PRAGMA mmap_size").Scan(&mmap); err != nil || mmap != 1<<30 {
+	// The mapping and the writer's cache the apply rate at a large
+	// ledger depends on (store.go); the readers map the file as well.
+	var mmap, cache, rmmap int64
+	if err := conn.QueryRowContext(context.Background(), "PRAGMA mmap_size").Scan(&mmap); err != nil || mmap != 2147418112 {
 		t.Fatalf("mmap_size = %d, %v", mmap, err)
+	}
+	if err := conn.QueryRowContext(context.Background(), "PRAGMA cache_size").Scan(&cache); err != nil || cache != -1<<20 {
+		t.Fatalf("cache_size = %d, %v", cache, err)
+	}
+	if err := s.r.QueryRowContext(context.Background(), "PRAGMA mmap_size").Scan(&rmmap); err != nil || rmmap != 2147418112 {
+		t.Fatalf("readers' mmap_size = %d, %v", rmmap, err)
+	}
+	// Checkpoints run beside the writer; its own only bound the WAL.
+	var ckpt int64
+	if err := conn.QueryRowContext(context.Background(), "PRAGMA wal_autocheckpoint").Scan(&ckpt); err != nil || ckpt != 65536 {
+		t.Fatalf("wal_autocheckpoint = %d, %v", ckpt, err)
 	}
 }
 
