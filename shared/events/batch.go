@@ -68,7 +68,7 @@ func SplitBatch(data []byte) ([]json.RawMessage, error) {
 		start := i
 		i = valueEnd(data, i)
 		if len(elems) == MaxBatchEvents {
-			return nil, fmt.Errorf("%w: over %d events", ErrBatch, MaxBatchEvents)
+			return nil, fmt.Errorf("%w: more than %d events, at most %d", ErrBatch, MaxBatchEvents, MaxBatchEvents)
 		}
 		elems = append(elems, json.RawMessage(data[start:i:i]))
 		i = skipSpace(data, i)
