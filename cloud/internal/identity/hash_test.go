@@ -46,3 +46,38 @@ func TestHasher(t *testing.T) {
 		t.Fatalf("repeated version: %v", err)
 	}
 }
+
+// Ensure that a digest is still the stored formula, HMAC-SHA256 over
+// "omnisync identifier v1\x00" type "\x00" value: every hub's rows are
+// keyed by it, so a change would orphan them all. The expected value was
+// computed outside Go. Concurrent digests must agree too (the hasher
+// clones one keyed HMAC per version).
+func TestHasher_KnownAnswer(t *testing.T) {
+	h, err := NewHasher(Key{Version: 1, Secret: bytes.Repeat([]byte{1}, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = "v1:63a952189af9aef382d8aaa12727db576dbe7e464df8e58dc80c8fb28d925d50"
+	id := Identifier{Email, "a@b.example"}
+	if got := h.Digest(id).String(); got != want {
+		t.Fatalf("digest %s, want %s", got, want)
+	}
+	done := make(chan string, 8)
+	for range 8 {
+		go func() {
+			var last string
+			for range 200 {
+				last = h.Digest(id).String()
+				if last != want {
+					break
+				}
+			}
+			done <- last
+		}()
+	}
+	for range 8 {
+		if got := <-done; got != want {
+			t.Fatalf("concurrent digest %s, want %s", got, want)
+		}
+	}
+}
