@@ -85,6 +85,11 @@ func (i Identifier) String() string { return string(i.Type) + ":" + i.Value }
 // value bytewise. It is the order identifiers of one observation are
 // considered in, and the order customers list them in.
 func (i Identifier) Compare(o Identifier) int {
+	if i.Type == o.Type {
+		// Most comparisons (sorting a batch's moves) are within a type:
+		// skip looking both types up.
+		return strings.Compare(i.Value, o.Value)
+	}
 	if a, b := i.Type.index(), o.Type.index(); a != b {
 		if a < b {
 			return -1

@@ -172,7 +172,7 @@ func placeholderToken(v string) bool {
 	// The ASCII letters and digits of v, case folded: none, or one
 	// repeated.
 	var first byte
-	n, same := 0, true
+	n := 0
 	for i := 0; i < len(v); i++ {
 		c := v[i]
 		switch {
@@ -185,11 +185,13 @@ func placeholderToken(v string) bool {
 		if n == 0 {
 			first = c
 		} else if c != first {
-			same = false
+			// Two different ones: a real token (most are, so stop
+			// here rather than read the rest).
+			return false
 		}
 		n++
 	}
-	return n == 0 || n >= 2 && same
+	return n != 1
 }
 
 // maxPlaceholderToken is the length of the longest placeholder word.
