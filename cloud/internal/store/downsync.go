@@ -91,10 +91,13 @@ func (s *Store) ChangedReservations(ctx context.Context, since Cursor, limit int
 	return s.changedIDs(ctx, "reservations", "reservation_id", since, limit)
 }
 
+// changedIDs is ChangedStock for a table keyed by one column; each such
+// table has changed_min, the minute of updated_ms, with an index
+// (schema.go).
 func (s *Store) changedIDs(ctx context.Context, table, col string, since Cursor, limit int) ([]string, Cursor, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+col+`, updated_ms FROM `+table+`
-WHERE updated_ms > $1 OR (updated_ms = $1 AND `+col+` > $2)
-ORDER BY updated_ms, `+col+` LIMIT `+fmt.Sprint(max(limit, 1)), since.MS, since.Key)
+WHERE changed_min >= $3 AND (updated_ms > $1 OR (updated_ms = $1 AND `+col+` > $2))
+ORDER BY updated_ms, `+col+` LIMIT `+fmt.Sprint(max(limit, 1)), since.MS, since.Key, since.MS/60000)
 	if err != nil {
 		return nil, since, fmt.Errorf("store: changed %s: %w", table, err)
 	}

@@ -73,6 +73,70 @@ func TestChangedStock_PagesInChangeOrder(t *testing.T) {
 	})
 }
 
+// Ensure that the sweeps of products, review summaries, pickup documents
+// and recommendations (changedIDs) page in change order across the
+// minutes their indexes are kept by, as ChangedStock does, and see rows
+// whose change moved them to a later minute.
+func TestChangedIDs_PagesInChangeOrder(t *testing.T) {
+	forEachStoreAtOnce(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		const m = 60_000
+		at := map[string]int64{"A": 10*m - 1, "B": 10 * m, "C": 10*m + 500, "D": 10*m + 500, "E": 11*m + 7, "F": 5}
+		sweeps := []struct {
+			table, col string
+			changed    func(context.Context, Cursor, int) ([]string, Cursor, error)
+		}{
+			{"products", "product_id", s.ChangedProducts},
+			{"review_stats", "product_id", s.ChangedReviews},
+			{"reservations", "reservation_id", s.ChangedReservations},
+			{"product_recs", "product_id", s.ChangedRecs},
+		}
+		tests := []struct {
+			name  string
+			since Cursor
+			limit int
+			want  []string
+		}{
+			{"from a minute's first ms", Cursor{MS: 10 * m}, 2, []string{"B", "C", "D", "E"}},
+			{"from the ms before it", Cursor{MS: 10*m - 1}, 10, []string{"A", "B", "C", "D", "E"}},
+			{"inside a minute", Cursor{MS: 10*m + 1}, 1, []string{"C", "D", "E"}},
+			{"after a key at the same ms", Cursor{MS: 10*m + 500, Key: "C"}, 3, []string{"D", "E"}},
+			{"everything", Cursor{}, 4, []string{"F", "A", "B", "C", "D", "E"}},
+			{"nothing newer", Cursor{MS: 12 * m}, 3, nil},
+		}
+		for _, sw := range sweeps {
+			for id, ms := range at {
+				// Each row is written at minute 0 first and then moved,
+				// as an update moves a row to the minute of its change.
+				if _, err := s.w.ExecContext(ctx, "INSERT INTO "+sw.table+" ("+sw.col+", updated_ms) VALUES ($1, 0)", id); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := s.w.ExecContext(ctx, "UPDATE "+sw.table+" SET updated_ms = $1 WHERE "+sw.col+" = $2", ms, id); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, tc := range tests {
+				var got []string
+				c := tc.since
+				for range 10 {
+					ids, next, err := sw.changed(ctx, c, tc.limit)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got = append(got, ids...)
+					if len(ids) < tc.limit {
+						break
+					}
+					c = next
+				}
+				if !slices.Equal(got, tc.want) {
+					t.Errorf("%s, %s: got %v, want %v", sw.table, tc.name, got, tc.want)
+				}
+			}
+		}
+	})
+}
+
 // BenchmarkChangedStock measures one down-sync sweep (pages of 1,000 over
 // the positions changed in the last two minutes) over a stock table of
 // OMNI_BENCH_POSITIONS positions (default 500,000), of which 1% changed in

@@ -1115,6 +1115,31 @@ CREATE TABLE cust_orphan_masters (
 INSERT INTO cust_orphan_masters (anchor, id)
 SELECT m.anchor, m.id FROM cust_masters m JOIN cust_observations o ON o.event_id = m.founded_id WHERE o.forgotten = 1;
 `,
+	// The other down-sync sweeps (products, review summaries, pickup
+	// documents, recommendations) read the minute of the change too, as
+	// the stock sweep does (changed_min): their indexes on updated_ms
+	// made every update of those rows write an index entry (PostgreSQL
+	// could never keep one HOT), and review summaries and
+	// recommendations change many times a minute while a store syncs.
+	// Reservations, summaries and recommendations are updated in place,
+	// so PostgreSQL leaves room on their pages for the new versions.
+	`
+ALTER TABLE products ADD COLUMN changed_min BIGINT GENERATED ALWAYS AS (updated_ms / 60000) {{generated}};
+CREATE INDEX products_by_changed_min ON products (changed_min);
+DROP INDEX products_by_updated;
+ALTER TABLE review_stats ADD COLUMN changed_min BIGINT GENERATED ALWAYS AS (updated_ms / 60000) {{generated}};
+CREATE INDEX review_stats_by_changed_min ON review_stats (changed_min);
+DROP INDEX review_stats_by_updated;
+ALTER TABLE reservations ADD COLUMN changed_min BIGINT GENERATED ALWAYS AS (updated_ms / 60000) {{generated}};
+CREATE INDEX reservations_by_changed_min ON reservations (changed_min);
+DROP INDEX reservations_by_updated;
+ALTER TABLE product_recs ADD COLUMN changed_min BIGINT GENERATED ALWAYS AS (updated_ms / 60000) {{generated}};
+CREATE INDEX product_recs_by_changed_min ON product_recs (changed_min);
+DROP INDEX product_recs_by_updated;
+{{pg_only}}ALTER TABLE reservations SET (fillfactor = 80);
+{{pg_only}}ALTER TABLE review_stats SET (fillfactor = 70);
+{{pg_only}}ALTER TABLE product_recs SET (fillfactor = 70);
+`,
 }
 
 // migrateLockKey is the first key of the pg_advisory_lock that serialises
