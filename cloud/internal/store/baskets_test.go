@@ -133,7 +133,7 @@ func TestFoldBaskets_ExactlyOnce(t *testing.T) {
 			t.Fatalf("a crashed fold left counts: %v", got)
 		}
 		if f, err := s.BasketFoldState(ctx); err != nil || f.Pending == 0 || f.FoldedMS != 0 {
-			t.Fatalf("a crashed fold moved the watermark: %+v %v", f, err)
+			t.Fatalf("a crashed fold took inbox rows: %+v %v", f, err)
 		}
 		// Small folds (one transaction each), then again: the same counts.
 		for {
