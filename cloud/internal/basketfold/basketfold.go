@@ -1,13 +1,14 @@
 // Package basketfold folds the baskets of applied sales into the
 // products' "bought together" counts, in the background.
 //
-// A sale's apply transaction only records its lines in the stock ledger;
-// what it says about products that go together is analytics, which may
-// lag the sale by seconds. A Folder, run by every hub replica, calls
-// store.FoldBaskets until the sales are folded, then waits for the next
-// applied batch (Notify) or its poll. The store makes each basket count
-// once: the counts and the folder's watermark commit in one transaction,
-// and one replica folds at a time (store/baskets.go). The products whose
+// A sale's apply transaction only records its lines in the stock ledger
+// and its batch's sales in the folder's inbox; what it says about
+// products that go together is analytics, which may lag the sale by
+// seconds. A Folder, run by every hub replica, calls store.FoldBaskets
+// until the sales are folded, then waits for the next applied batch
+// (Notify) or its poll. The store makes each basket count once: the
+// counts and the deletion of the inbox rows they came from commit in one
+// transaction, and one replica folds at a time (store/baskets.go). The products whose
 // complements changed are handed to Folded, which republishes them to the
 // stores.
 package basketfold
@@ -37,8 +38,7 @@ type Options struct {
 	// Lines bounds the sale lines one fold reads [store.DefaultFoldLines].
 	Lines int
 	// Poll is how often sales are looked for without a Notify [2s]: a
-	// sale applied by another replica, or one a running transaction held
-	// back at the last fold.
+	// sale applied by another replica.
 	Poll time.Duration
 	// Backoff paces retries after the database failed [100ms..30s].
 	Backoff retry.Backoff

@@ -58,10 +58,16 @@ func (ledgerApplier) apply(ctx context.Context, t *applyTx, reads []itemRead) er
 	lines := make([]ledgerLine, 0, n)
 	keyIdx := make(map[inventory.Key]int32, min(n, 1<<16))
 	keys := make([]inventory.Key, 0, min(n, 1<<16))
+	// first[r] is the index in lines of reads[r]'s first move, before the
+	// lines are sorted; sales says some move is a sale.
+	first := make([]int32, len(reads))
+	sales := false
 	for ri, r := range reads {
 		lr := r.v.(*ledgerRead)
 		moves[ri] = lr.moves
+		first[ri] = int32(len(lines))
 		for mi, m := range lr.moves {
+			sales = sales || m.Kind == events.KindSale
 			k, ok := keyIdx[m.Key]
 			if !ok {
 				k = int32(len(keys))
@@ -95,27 +101,26 @@ func (ledgerApplier) apply(ctx context.Context, t *applyTx, reads []itemRead) er
 	for i, k := range keys[:nk] {
 		ids[i] = t.ids[k]
 	}
+	var posOf []int64 // the positions of the lines in batch order
+	if sales {
+		posOf = make([]int64, len(lines))
+	}
 	for i := range lines {
 		lines[i].pos = ids[lines[i].pos]
-	}
-	sortLedgerLines(lines)
-	// Sales are stamped with the batch's transaction, for the basket
-	// folder (baskets.go); other lines need no stamp.
-	var xact int64
-sales:
-	for _, ms := range moves {
-		for i := range ms {
-			if ms[i].Kind == events.KindSale {
-				if xact, err = t.ledgerXact(ctx); err != nil {
-					return err
-				}
-				break sales
-			}
+		if sales {
+			posOf[i] = lines[i].pos
 		}
 	}
-	fresh, err := t.s.insertLedger(ctx, t.conn, t.tx, lines, moves, xact, t.p, t.p.ledgerSeen)
+	sortLedgerLines(lines)
+	fresh, err := t.s.insertLedger(ctx, t.conn, t.tx, lines, moves, t.p, t.p.ledgerSeen)
 	if err != nil {
 		return err
+	}
+	if sales {
+		// The sales the ledger took go to the basket folder (baskets.go).
+		if err := putInbox(ctx, t.tx, t.salesOf(reads, moves, first, posOf, fresh)); err != nil {
+			return err
+		}
 	}
 	// Lines are sorted by position: each position's new moves are one run
 	// of one array.
@@ -137,6 +142,33 @@ sales:
 		i = j
 	}
 	return nil
+}
+
+// salesOf encodes the batch's sale lines that the ledger took (fresh; nil:
+// all) for the basket inbox: reads[r]'s moves are moves[r], and the
+// position of its move m is posOf[first[r]+m].
+func (t *applyTx) salesOf(reads []itemRead, moves [][]inventory.Move, first []int32, posOf []int64, fresh map[lineID]bool) *salesEncoder {
+	e := newSalesEncoder(len(reads) * 24)
+	var pos, qty []int64
+	for ri, r := range reads {
+		lr := r.v.(*ledgerRead)
+		pos, qty = pos[:0], qty[:0]
+		var stamp int64
+		for mi := range moves[ri] {
+			m := &moves[ri][mi]
+			if m.Kind != events.KindSale || fresh != nil && !fresh[lineID{lr.hi, lr.lo, m.Line}] {
+				continue
+			}
+			if len(pos) == 0 {
+				stamp = m.Stamp.HLC.Pack()
+			}
+			pos, qty = append(pos, posOf[int(first[ri])+mi]), append(qty, m.Qty)
+		}
+		if len(pos) > 0 {
+			e.add(lr.hi, lr.lo, stamp, t.p.items[r.item].Env.Origin.Store, pos, qty)
+		}
+	}
+	return e
 }
 
 // ledgerLine is one line of the ledger as the batch writes it: its key,
@@ -183,15 +215,14 @@ var errLedgerSeen = errors.New("store: a ledger line of the batch is already rec
 // order, which on PostgreSQL is the order in which a transaction waits for
 // another one inserting the same line (see LOCKS.md); it also keeps the
 // B-tree writes local. lines must be sorted by that key (sortLedgerLines);
-// tx is a transaction on conn. Every line is stamped xact (ledgerXact, or
-// 0 when the batch holds no sale).
+// tx is a transaction on conn.
 //
 // A line already recorded is rare (a broken agent), so unless precise the
 // lines go in without finding out which ones were new, which is cheaper:
 // on PostgreSQL copied (COPY, which fails on a duplicate key), on SQLite
 // inserted with a count of the rows that went in. If any was already
 // there, it returns errLedgerSeen.
-func (s *Store) insertLedger(ctx context.Context, conn *sql.Conn, tx *sql.Tx, lines []ledgerLine, moves [][]inventory.Move, xact int64, p *plan, precise bool) (map[lineID]bool, error) {
+func (s *Store) insertLedger(ctx context.Context, conn *sql.Conn, tx *sql.Tx, lines []ledgerLine, moves [][]inventory.Move, p *plan, precise bool) (map[lineID]bool, error) {
 	if len(lines) == 0 {
 		return nil, nil
 	}
@@ -205,7 +236,7 @@ func (s *Store) insertLedger(ctx context.Context, conn *sql.Conn, tx *sql.Tx, li
 		for i := range lines {
 			l := &lines[i]
 			m := &moves[l.read][l.move]
-			buf = binary.BigEndian.AppendUint16(buf, 10)
+			buf = binary.BigEndian.AppendUint16(buf, 9)
 			buf = appendCopyInt8(buf, l.pos)
 			buf = appendCopyInt8(buf, l.hlc)
 			buf = appendCopyInt8(buf, l.hi)
@@ -216,7 +247,6 @@ func (s *Store) insertLedger(ctx context.Context, conn *sql.Conn, tx *sql.Tx, li
 			buf = appendCopyInt8(buf, m.Qty)
 			buf = appendCopyInt8(buf, m.Delta)
 			buf = appendCopyBinaryText(buf, p.items[l.item].Env.Origin.Store)
-			buf = appendCopyInt8(buf, xact)
 		}
 		buf = binary.BigEndian.AppendUint16(buf, 0xffff) // the trailer: -1 fields
 		err := conn.Raw(func(dc any) error {
@@ -225,7 +255,7 @@ func (s *Store) insertLedger(ctx context.Context, conn *sql.Conn, tx *sql.Tx, li
 				return fmt.Errorf("unexpected driver connection %T", dc)
 			}
 			tag, err := c.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(buf),
-				"COPY stock_ledger (pos_id, hlc, ev_hi, ev_lo, line_no, kind, qty, delta, store, xact) FROM STDIN (FORMAT binary)")
+				"COPY stock_ledger (pos_id, hlc, ev_hi, ev_lo, line_no, kind, qty, delta, store) FROM STDIN (FORMAT binary)")
 			if err == nil && tag.RowsAffected() != int64(len(lines)) {
 				err = fmt.Errorf("copied %d of %d rows", tag.RowsAffected(), len(lines))
 			}
@@ -240,17 +270,17 @@ func (s *Store) insertLedger(ctx context.Context, conn *sql.Conn, tx *sql.Tx, li
 		return nil, nil
 	}
 	rs := newRowset(integer("pos_id"), integer("hlc"), integer("ev_hi"), integer("ev_lo"), integer("line_no"),
-		text("kind"), integer("qty"), integer("delta"), text("store"), integer("xact"))
+		text("kind"), integer("qty"), integer("delta"), text("store"))
 	rs.grow(len(lines))
 	for i := range lines {
 		l := &lines[i]
 		m := &moves[l.read][l.move]
-		rs.add(l.pos, l.hlc, l.hi, l.lo, int64(l.line), string(m.Kind), m.Qty, m.Delta, p.items[l.item].Env.Origin.Store, xact)
+		rs.add(l.pos, l.hlc, l.hi, l.lo, int64(l.line), string(m.Kind), m.Qty, m.Delta, p.items[l.item].Env.Origin.Store)
 	}
 	insert := func(returning string) func(a *args, k string) string {
 		return func(a *args, k string) string {
-			return `INSERT INTO stock_ledger (pos_id, hlc, ev_hi, ev_lo, line_no, kind, qty, delta, store, xact)
-SELECT pos_id, hlc, ev_hi, ev_lo, line_no, kind, qty, delta, store, xact FROM ` + k + s.d.inOrder() + ` ON CONFLICT DO NOTHING` + returning
+			return `INSERT INTO stock_ledger (pos_id, hlc, ev_hi, ev_lo, line_no, kind, qty, delta, store)
+SELECT pos_id, hlc, ev_hi, ev_lo, line_no, kind, qty, delta, store FROM ` + k + s.d.inOrder() + ` ON CONFLICT DO NOTHING` + returning
 		}
 	}
 	if !precise {

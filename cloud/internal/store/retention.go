@@ -106,12 +106,9 @@ func (s *Store) RetainLedger(ctx context.Context, o RetentionOptions) (Retention
 		return res, err
 	}
 	res.Horizon = hlc.Unpack(h).Time().UTC()
-	// Sale lines the basket folder has not folded yet stay (baskets.go):
-	// the watermark only moves forward, so reading it once is enough.
-	var folded int64
-	if err := s.r.QueryRowContext(ctx, "SELECT folded FROM basket_fold WHERE id = 1").Scan(&folded); err != nil {
-		return res, fmt.Errorf("store: retention: basket fold: %w", err)
-	}
+	// The basket folder reads the sales it has yet to fold from its
+	// inbox, not from the ledger (baskets.go): sale lines go like the
+	// others.
 	// Positions in id order, a few hundred at a time; their old lines
 	// are found through the ledger's key (position, then stamp) on a read
 	// connection, and deleted by key in a short write transaction.
@@ -126,7 +123,7 @@ func (s *Store) RetainLedger(ctx context.Context, o RetentionOptions) (Retention
 		}
 		after = ids[len(ids)-1]
 		for {
-			keys, err := s.oldLines(ctx, ids, h, folded, o.Lines)
+			keys, err := s.oldLines(ctx, ids, h, o.Lines)
 			if err != nil {
 				return res, err
 			}
@@ -219,9 +216,8 @@ func (s *Store) positionsAfter(ctx context.Context, after int64, n int) ([]int64
 }
 
 // oldLines returns the keys of up to limit lines of the positions ids
-// stamped before h, oldest first per position, leaving out the sale lines
-// the basket folder has yet to fold (stamped at or after folded).
-func (s *Store) oldLines(ctx context.Context, ids []int64, h, folded int64, limit int) (*rowset, error) {
+// stamped before h, oldest first per position.
+func (s *Store) oldLines(ctx context.Context, ids []int64, h int64, limit int) (*rowset, error) {
 	in := newRowset(integer("id"))
 	for _, id := range ids {
 		in.add(id)
@@ -229,7 +225,7 @@ func (s *Store) oldLines(ctx context.Context, ids []int64, h, folded int64, limi
 	keys := newRowset(integer("pos_id"), integer("hlc"), integer("ev_hi"), integer("ev_lo"), integer("line_no"))
 	err := s.queryRows(ctx, s.r, in, "p", func(a *args, p string) string {
 		return `SELECT l.pos_id, l.hlc, l.ev_hi, l.ev_lo, l.line_no FROM stock_ledger l
-WHERE l.pos_id IN (SELECT id FROM ` + p + `) AND l.hlc < ` + a.add(h) + ` AND (l.kind <> 'sale' OR l.xact < ` + a.add(folded) + `)
+WHERE l.pos_id IN (SELECT id FROM ` + p + `) AND l.hlc < ` + a.add(h) + `
 ORDER BY l.pos_id, l.hlc, l.ev_hi, l.ev_lo, l.line_no LIMIT ` + a.add(int64(limit))
 	}, func(rows *sql.Rows) error {
 		var pos, hl, hi, lo, line int64

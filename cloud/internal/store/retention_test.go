@@ -2,10 +2,13 @@ package store
 
 import (
 	"context"
+	"maps"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/omnisync/omnisync/cloud/internal/catalog"
+	"github.com/omnisync/omnisync/cloud/internal/cooccur"
 	"github.com/omnisync/omnisync/shared/events"
 )
 
@@ -21,6 +24,7 @@ func TestRetainLedger(t *testing.T) {
 		s.now = func() time.Time { return testNow }
 		day := int64(24 * time.Hour / time.Millisecond)
 		base := testNow.Add(-10 * 24 * time.Hour).UnixMilli() // ten days ago
+		importOK(t, s, []catalog.Variant{variant("A", "PA", 500), variant("B", "PB", 501)})
 		d := newDevice("S1", "pos-1", 1)
 		apply(t, s,
 			d.ev(base, events.KindReceipt, sale("S1", line("A", 50), line("B", 20))),
@@ -34,13 +38,17 @@ func TestRetainLedger(t *testing.T) {
 		)
 		before := allStock(t, s)
 
-		// Sales the basket folder has yet to fold stay: only the receipt's
-		// two lines go.
+		// Retention does not wait for the basket folder, which reads the
+		// sales from its inbox: the old sales' lines go before it folds,
+		// and it folds their baskets all the same.
 		res0, err := s.RetainLedger(ctx, RetentionOptions{Age: 5 * 24 * time.Hour, Lines: 2})
-		if err != nil || res0.Lines != 2 {
+		if err != nil || res0.Lines != 6 {
 			t.Fatalf("pass before the fold: %+v %v", res0, err)
 		}
 		foldAll(t, s)
+		if got, want := boughtPairs(t, s), map[cooccur.Pair]int64{cooccur.PairOf("PA", "PB"): 1}; !maps.Equal(got, want) {
+			t.Fatalf("bought pairs %v, want %v", got, want)
+		}
 		res, err := s.RetainLedger(ctx, RetentionOptions{Age: 5 * 24 * time.Hour, Lines: 2})
 		if err != nil {
 			t.Fatal(err)

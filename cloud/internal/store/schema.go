@@ -1115,6 +1115,41 @@ CREATE TABLE cust_orphan_masters (
 INSERT INTO cust_orphan_masters (anchor, id)
 SELECT m.anchor, m.id FROM cust_masters m JOIN cust_observations o ON o.event_id = m.founded_id WHERE o.forgotten = 1;
 `,
+	// The basket folder finds new sales in an inbox (basket_inbox.go):
+	// one row per batch with sales, holding its sale lines, which the
+	// folder deletes as it folds them. The index of stamped sale lines
+	// it read before cost the ledger an entry per sale line. The lines
+	// stamped at or above the watermark (not folded yet) are carried over
+	// to basket_backlog here, while the ledger is locked against writers
+	// (a batch of a replica still running the previous release commits
+	// before or after the whole migration, never half in it), and from
+	// there into the inbox when the store opens (carryBasketBacklog).
+	// stock_ledger.xact and basket_fold's folded and next_xact are no
+	// longer written: new lines keep xact 0.
+	`
+{{pg_only}}LOCK TABLE stock_ledger IN SHARE MODE;
+CREATE TABLE basket_inbox (
+	id    {{serial}},
+	lines BIGINT NOT NULL,
+	sales {{blob}} NOT NULL
+);
+-- Out of line, not compressed: written once by a batch and read once by
+-- the folder, its varints would cost the batch a compression attempt.
+{{pg_only}}ALTER TABLE basket_inbox ALTER COLUMN sales SET STORAGE EXTERNAL;
+CREATE TABLE basket_backlog (
+	xact   BIGINT NOT NULL,
+	pos_id BIGINT NOT NULL,
+	hlc    BIGINT NOT NULL,
+	ev_hi  BIGINT NOT NULL,
+	ev_lo  BIGINT NOT NULL,
+	qty    BIGINT NOT NULL,
+	store  {{key}} NOT NULL
+);
+INSERT INTO basket_backlog (xact, pos_id, hlc, ev_hi, ev_lo, qty, store)
+SELECT xact, pos_id, hlc, ev_hi, ev_lo, qty, store FROM stock_ledger
+WHERE kind = 'sale' AND xact > 0 AND xact >= (SELECT folded FROM basket_fold WHERE id = 1);
+DROP INDEX stock_ledger_sales_by_xact;
+`,
 	// The other down-sync sweeps (products, review summaries, pickup
 	// documents, recommendations) read the minute of the change too, as
 	// the stock sweep does (changed_min): their indexes on updated_ms
@@ -1182,7 +1217,10 @@ func (s *Store) migrate(ctx context.Context) error {
 			return fmt.Errorf("migration %d: %w", version, err)
 		}
 	}
-	return s.backfillSearch(ctx, conn)
+	if err := s.backfillSearch(ctx, conn); err != nil {
+		return err
+	}
+	return s.carryBasketBacklog(ctx, conn)
 }
 
 func (s *Store) applyMigration(ctx context.Context, conn *sql.Conn, version int, m string) error {
