@@ -50,7 +50,7 @@ func AppendBatch(dst []byte, envs ...[]byte) []byte {
 // They share data's memory. The hub splits every batch it receives, so the
 // body is checked and cut in one pass (fastSplit), rather than decoded
 // into json.RawMessage, which scans every element twice more and copies
-// it; bodies that pass fail that pass (and the unusual ones: deep
+// it; bodies that fail that pass (and the unusual ones: deep
 // nesting) are checked whole (json.Valid) and then cut at their top-level
 // commas, which also says what is wrong with them.
 func SplitBatch(data []byte) ([]json.RawMessage, error) {
