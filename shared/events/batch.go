@@ -48,10 +48,48 @@ func AppendBatch(dst []byte, envs ...[]byte) []byte {
 
 // SplitBatch returns the encoded envelopes of a batch message, in order.
 // They share data's memory. The hub splits every batch it receives, so the
-// body is checked once (json.Valid) and then cut at its top-level commas,
-// rather than decoded into json.RawMessage, which scans every element
-// twice more and copies it.
+// body is checked and cut in one pass (fastSplit), rather than decoded
+// into json.RawMessage, which scans every element twice more and copies
+// it; bodies that fail that pass (and the unusual ones: deep
+// nesting) are checked whole (json.Valid) and then cut at their top-level
+// commas, which also says what is wrong with them.
 func SplitBatch(data []byte) ([]json.RawMessage, error) {
+	if elems, ok := fastSplit(data); ok {
+		return elems, nil
+	}
+	return splitChecked(data)
+}
+
+// fastSplit is SplitBatch of a well-formed batch of 1 to MaxBatchEvents
+// events, checking each element's syntax as strictly as json.Valid does
+// while it cuts (fastScan.skipValue); false for anything else, which
+// splitChecked then decides.
+func fastSplit(data []byte) ([]json.RawMessage, bool) {
+	p := fastScan{b: data}
+	if !p.eat('[') || p.eat(']') {
+		return nil, false
+	}
+	elems := make([]json.RawMessage, 0, 16)
+	for {
+		if len(elems) == MaxBatchEvents {
+			return nil, false
+		}
+		v, ok := p.skipValue()
+		if !ok {
+			return nil, false
+		}
+		elems = append(elems, json.RawMessage(v[:len(v):len(v)]))
+		if p.eat(']') {
+			return elems, p.end()
+		}
+		if !p.eat(',') {
+			return nil, false
+		}
+	}
+}
+
+// splitChecked is SplitBatch checking the whole body first.
+func splitChecked(data []byte) ([]json.RawMessage, error) {
 	if !json.Valid(data) {
 		return nil, fmt.Errorf("%w: not valid JSON", ErrBatch)
 	}

@@ -149,75 +149,98 @@ func DecodeReservationMove(data json.RawMessage) (ReservationMove, error) {
 
 func validateStockMove(k Kind) func(json.RawMessage, string) (json.RawMessage, error) {
 	return func(data json.RawMessage, defLoc string) (json.RawMessage, error) {
-		var m StockMove
-		if err := unmarshalStockMove(data, &m); err != nil {
-			return nil, jsonFieldErr("", err)
-		}
-		filled := false
-		if m.Location == "" && defLoc != "" {
-			m.Location, filled = defLoc, true
-		}
-		if err := ValidToken(m.Location); err != nil {
-			return nil, fieldErr("location", err.Error())
-		}
-		switch k {
-		case KindTransferOut:
-			if err := ValidToken(m.To); err != nil {
-				return nil, fieldErr("to", err.Error())
-			}
-		case KindTransferIn:
-			if err := ValidToken(m.From); err != nil {
-				return nil, fieldErr("from", err.Error())
-			}
-		}
-		if err := validateLines(k, m.Lines, true); err != nil {
-			return nil, err
-		}
-		if err := validateCountFields(k, m); err != nil {
-			return nil, err
-		}
-		if c := bytes.TrimSpace(m.Customer); len(c) > 0 && c[0] == '{' {
-			var ref CustomerRef
-			if err := json.Unmarshal(c, &ref); err != nil {
-				return nil, jsonFieldErr("customer", err)
-			}
-			if err := ValidateCustomerRef("customer", ref); err != nil {
-				return nil, err
-			}
-		} else if len(c) > 0 && c[0] != '"' && !bytes.Equal(c, []byte("null")) {
-			return nil, fieldErr("customer", "must be an object of identifiers, e.g. {\"loyalty\": \"LC-1\"}")
-		}
-		if !filled {
-			return data, nil
-		}
-		return setField(data, "location", m.Location)
+		out, _, err := checkStockMove(k, data, defLoc)
+		return out, err
 	}
+}
+
+// checkStockMove validates a stock move body, returning it normalised
+// and, when it needed no default, what it decodes to (nil when the
+// location was filled in: the body decoded is then not data).
+func checkStockMove(k Kind, data json.RawMessage, defLoc string) (json.RawMessage, *stockBody, error) {
+	b := &stockBody{}
+	m := &b.m
+	if err := unmarshalStockMove(data, m); err != nil {
+		return nil, nil, jsonFieldErr("", err)
+	}
+	filled := false
+	if m.Location == "" && defLoc != "" {
+		m.Location, filled = defLoc, true
+	}
+	if err := ValidToken(m.Location); err != nil {
+		return nil, nil, fieldErr("location", err.Error())
+	}
+	switch k {
+	case KindTransferOut:
+		if err := ValidToken(m.To); err != nil {
+			return nil, nil, fieldErr("to", err.Error())
+		}
+	case KindTransferIn:
+		if err := ValidToken(m.From); err != nil {
+			return nil, nil, fieldErr("from", err.Error())
+		}
+	}
+	if err := validateLines(k, m.Lines, true); err != nil {
+		return nil, nil, err
+	}
+	if err := validateCountFields(k, *m); err != nil {
+		return nil, nil, err
+	}
+	if c := bytes.TrimSpace(m.Customer); len(c) > 0 && c[0] == '{' {
+		var ref CustomerRef
+		if err := json.Unmarshal(c, &ref); err != nil {
+			return nil, nil, jsonFieldErr("customer", err)
+		}
+		if err := ValidateCustomerRef("customer", ref); err != nil {
+			return nil, nil, err
+		}
+		// What DecodeCustomerRef makes of the body: the same object,
+		// unless the field's bytes do not start with it.
+		if m.Customer[0] == '{' && len(ref) > 0 {
+			b.ref = ref
+		}
+	} else if len(c) > 0 && c[0] != '"' && !bytes.Equal(c, []byte("null")) {
+		return nil, nil, fieldErr("customer", "must be an object of identifiers, e.g. {\"loyalty\": \"LC-1\"}")
+	}
+	if !filled {
+		return data, b, nil
+	}
+	out, err := setField(data, "location", m.Location)
+	return out, nil, err
 }
 
 func validateReservation(k Kind) func(json.RawMessage, string) (json.RawMessage, error) {
 	return func(data json.RawMessage, defLoc string) (json.RawMessage, error) {
-		var m ReservationMove
-		if err := unmarshalReservationMove(data, &m); err != nil {
-			return nil, jsonFieldErr("", err)
-		}
-		if err := validateText(m.ReservationID, 128); err != nil {
-			return nil, fieldErr("reservation_id", err.Error())
-		}
-		filled := false
-		if m.Location == "" && defLoc != "" {
-			m.Location, filled = defLoc, true
-		}
-		if err := ValidToken(m.Location); err != nil {
-			return nil, fieldErr("location", err.Error())
-		}
-		if err := validateLines(k, m.Lines, k != KindRelease); err != nil {
-			return nil, err
-		}
-		if !filled {
-			return data, nil
-		}
-		return setField(data, "location", m.Location)
+		out, _, err := checkReservation(k, data, defLoc)
+		return out, err
 	}
+}
+
+// checkReservation is checkStockMove for reservation bodies.
+func checkReservation(k Kind, data json.RawMessage, defLoc string) (json.RawMessage, *reservationBody, error) {
+	b := &reservationBody{}
+	m := &b.m
+	if err := unmarshalReservationMove(data, m); err != nil {
+		return nil, nil, jsonFieldErr("", err)
+	}
+	if err := validateText(m.ReservationID, 128); err != nil {
+		return nil, nil, fieldErr("reservation_id", err.Error())
+	}
+	filled := false
+	if m.Location == "" && defLoc != "" {
+		m.Location, filled = defLoc, true
+	}
+	if err := ValidToken(m.Location); err != nil {
+		return nil, nil, fieldErr("location", err.Error())
+	}
+	if err := validateLines(k, m.Lines, k != KindRelease); err != nil {
+		return nil, nil, err
+	}
+	if !filled {
+		return data, b, nil
+	}
+	out, err := setField(data, "location", m.Location)
+	return out, nil, err
 }
 
 func validateDeviceStatus(data json.RawMessage, _ string) (json.RawMessage, error) {

@@ -254,12 +254,5 @@ func DecodeCustomerRef(data json.RawMessage) CustomerRef {
 		}
 		raw = m.Customer
 	}
-	if len(raw) == 0 || raw[0] != '{' {
-		return nil
-	}
-	var c CustomerRef
-	if json.Unmarshal(raw, &c) != nil || len(c) == 0 {
-		return nil
-	}
-	return c
+	return customerRefOf(raw)
 }

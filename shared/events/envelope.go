@@ -55,6 +55,9 @@ type Envelope struct {
 	HLC    hlc.Timestamp   `json:"hlc"`
 	Kind   Kind            `json:"kind"`
 	Data   json.RawMessage `json:"data"`
+	// body is Data as Decode's checks decoded it, for StockMove and the
+	// other readers of a body (kept.go); never encoded.
+	body any
 }
 
 // Decode parses and validates one encoded envelope. A version newer than
@@ -68,11 +71,15 @@ func Decode(b []byte) (Envelope, error) {
 	if err := unmarshalEnvelope(b, &e); err != nil {
 		return e, jsonFieldErr("", err)
 	}
-	return e, e.Validate()
+	return e, e.validate(true)
 }
 
 // Validate checks the envelope and its body.
-func (e *Envelope) Validate() error {
+func (e *Envelope) Validate() error { return e.validate(false) }
+
+// validate is Validate; keep says to keep the body it decoded on e
+// (kept.go), which Decode does for the envelope it makes.
+func (e *Envelope) validate(keep bool) error {
 	if e.V > CurrentVersion {
 		return fmt.Errorf("%w: version %d, this build reads up to %d", ErrUnsupportedVersion, e.V, CurrentVersion)
 	}
@@ -97,11 +104,16 @@ func (e *Envelope) Validate() error {
 	if e.HLC.Wall <= 0 {
 		return fieldErr("hlc.wall", "must be set")
 	}
-	if !Known(e.Kind) {
+	spec, ok := kinds[e.Kind]
+	if !ok {
 		return fieldErr("kind", fmt.Sprintf("unknown kind %q", string(e.Kind)))
 	}
-	if _, err := ValidateBody(e.Kind, e.Data); err != nil {
+	body, err := checkBody(spec, e.Kind, e.Data)
+	if err != nil {
 		return prefix("data", err)
+	}
+	if keep {
+		e.keep(body)
 	}
 	return nil
 }

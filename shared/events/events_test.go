@@ -205,8 +205,28 @@ func FuzzSplitBatch(f *testing.F) {
 	f.Add([]byte(`[1,`))
 	f.Add([]byte(` ["x", null, {}]`))
 	f.Add([]byte(`{"v":1}`))
+	f.Add([]byte(` [ {"a":"]},[\"x"} , "s\\" ,[1,[2,{}]], -1.5e3 ,true,null ] `))
+	f.Add([]byte(`[1 2]`))
+	f.Add([]byte(`[1]x`))
+	f.Add([]byte(`[01]`))
+	f.Add([]byte(`["\u00e9\x"]`))
+	f.Add([]byte("[\"a\x01\"]"))
+	f.Add([]byte(`[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		elems, err := SplitBatch(data)
+		// The one-pass split decides only what the checked split
+		// accepts, and cuts it the same.
+		if fast, ok := fastSplit(data); ok {
+			slow, serr := splitChecked(data)
+			if serr != nil || len(slow) != len(fast) {
+				t.Fatalf("%q: fast split %d elements, checked %d %v", data, len(fast), len(slow), serr)
+			}
+			for i := range fast {
+				if !bytes.Equal(fast[i], slow[i]) || cap(fast[i]) != len(fast[i]) {
+					t.Fatalf("%q: element %d %q (cap %d), checked %q", data, i, fast[i], cap(fast[i]), slow[i])
+				}
+			}
+		}
 		if err != nil {
 			if !errors.Is(err, ErrBatch) {
 				t.Fatalf("error %v is not ErrBatch", err)

@@ -36,6 +36,8 @@ func sameEnvelope(t *testing.T, data []byte) (fast bool) {
 	if len(data) <= MaxEventBytes {
 		de, derr := Decode(data)
 		re, rerr := ref()
+		sameKept(t, &de)
+		de.body = nil // what Decode keeps is checked just above
 		if (derr == nil) != (rerr == nil) || (derr != nil && derr.Error() != rerr.Error()) || !reflect.DeepEqual(de, re) {
 			t.Fatalf("%q: Decode %#v %v, encoding/json %#v %v", data, de, derr, re, rerr)
 		}
@@ -48,6 +50,35 @@ func sameEnvelope(t *testing.T, data []byte) (fast bool) {
 		return true
 	}
 	return false
+}
+
+// sameKept fails t unless the body e keeps reads as decoding e.Data
+// does, for every reader of a body, and KeepBody keeps the same.
+func sameKept(t *testing.T, e *Envelope) {
+	t.Helper()
+	check := func(e *Envelope, how string) {
+		t.Helper()
+		sm, serr := e.StockMove()
+		wsm, wserr := DecodeStockMove(e.Data)
+		if (serr == nil) != (wserr == nil) || serr != nil && serr.Error() != wserr.Error() || !reflect.DeepEqual(sm, wsm) {
+			t.Fatalf("%s %q: StockMove %#v %v, DecodeStockMove %#v %v", how, e.Data, sm, serr, wsm, wserr)
+		}
+		rm, rerr := e.ReservationMove()
+		wrm, wrerr := DecodeReservationMove(e.Data)
+		if (rerr == nil) != (wrerr == nil) || rerr != nil && rerr.Error() != wrerr.Error() || !reflect.DeepEqual(rm, wrm) {
+			t.Fatalf("%s %q: ReservationMove %#v %v, DecodeReservationMove %#v %v", how, e.Data, rm, rerr, wrm, wrerr)
+		}
+		if got, want := e.CustomerRef(), DecodeCustomerRef(e.Data); !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s %q: CustomerRef %v, DecodeCustomerRef %v", how, e.Data, got, want)
+		}
+	}
+	check(e, "kept by Decode")
+	k := *e
+	k.body = nil
+	k.KeepBody()
+	check(&k, "kept by KeepBody")
+	k.KeepBody()
+	check(&k, "kept twice")
 }
 
 const plainEnvelope = `{"v":1,"id":"01890a5d-ac96-774b-bcce-b302099a8057","origin":{"store":"S1","device":"pos-1","epoch":18446744073709551615,"seq":7},"hlc":{"wall":1767225600000,"logical":3},"kind":"sale","data":{"location":"S1","lines":[{"sku":"A","qty":1}]}}`
@@ -108,6 +139,9 @@ func FuzzDecodeEnvelope(f *testing.F) {
 	f.Add([]byte(plainEnvelope))
 	f.Add([]byte(`{"v":1,"origin":{"epoch":1e3},"hlc":{"logical":-1},"kind":"count","data":null}`))
 	f.Add([]byte(`{"V":2,"origin":null,"hlc":{"wall":1,"WALL":2}}`))
+	for _, k := range keptEnvelopes {
+		f.Add([]byte(k))
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		sameEnvelope(t, data)
 	})

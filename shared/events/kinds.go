@@ -150,6 +150,37 @@ func normaliseBody(k Kind, data json.RawMessage, defaultLocation string) (json.R
 		}
 		return nil, fieldErr("kind", fmt.Sprintf("unknown kind %q (known: %v)", string(k), Kinds()))
 	}
+	trimmed, err := trimBody(data)
+	if err != nil {
+		return nil, err
+	}
+	return spec.validate(trimmed, defaultLocation)
+}
+
+// checkBody is ValidateBody that returns, for the kinds whose bodies the
+// hub reads again (stock and reservation moves), the body it decoded
+// (*stockBody, *reservationBody; see kept.go), and nil for the others.
+// spec is k's, which the caller looked up.
+func checkBody(spec kindSpec, k Kind, data json.RawMessage) (any, error) {
+	trimmed, err := trimBody(data)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case IsStockDelta(k) || k == KindCount:
+		_, b, err := checkStockMove(k, trimmed, "")
+		return b, err
+	case k == KindReserve || k == KindRelease || k == KindFulfil:
+		_, b, err := checkReservation(k, trimmed, "")
+		return b, err
+	}
+	_, err = spec.validate(trimmed, "")
+	return nil, err
+}
+
+// trimBody returns body data without the surrounding space, or why it
+// is not a body.
+func trimBody(data json.RawMessage) (json.RawMessage, error) {
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) == 0 || bytes.Equal(trimmed, []byte("null")) {
 		return nil, fieldErr("", "missing data object")
@@ -157,5 +188,5 @@ func normaliseBody(k Kind, data json.RawMessage, defaultLocation string) (json.R
 	if trimmed[0] != '{' {
 		return nil, fieldErr("", "must be a JSON object")
 	}
-	return spec.validate(trimmed, defaultLocation)
+	return trimmed, nil
 }

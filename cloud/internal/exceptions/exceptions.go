@@ -197,7 +197,7 @@ func RefsOf(env *events.Envelope) (r Refs, ok bool) {
 	if !inventory.IsInventory(env.Kind) {
 		return Refs{}, false
 	}
-	loc, skus, ok := refsOfBody(env.Data)
+	loc, skus, ok := refsOfBody(env)
 	if !ok {
 		return Refs{}, false
 	}
@@ -215,23 +215,36 @@ func RefsOf(env *events.Envelope) (r Refs, ok bool) {
 
 // refsOfBody returns the location and the non-empty SKUs of an
 // inventory body, as decoding only those two fields would. Most bodies
-// decode whole as a stock move, through the events package's fast path;
-// the same fields of a body that decodes whole are what the narrower
-// decode reads (its fields are a subset of the stock move's, of the same
-// types), and a body that does not (a reservation's, a quantity of the
-// wrong type) takes the narrower decode.
-func refsOfBody(data []byte) (loc string, skus []string, ok bool) {
-	if m, err := events.DecodeStockMove(data); err == nil {
-		for _, l := range m.Lines {
+// decode whole as a stock move or a reservation move (the body the
+// envelope keeps from events.Decode, else through the events package's
+// fast path); the same fields of a body that decodes whole are what the
+// narrower decode reads (its fields are a subset of either move's, of the
+// same types), and a body that does not (a quantity of the wrong type)
+// takes the narrower decode.
+func refsOfBody(env *events.Envelope) (loc string, skus []string, ok bool) {
+	var lines []events.Line
+	switch env.Kind {
+	case events.KindReserve, events.KindRelease, events.KindFulfil:
+		if m, err := env.ReservationMove(); err == nil {
+			loc, lines, ok = m.Location, m.Lines, true
+		}
+	default:
+		if m, err := env.StockMove(); err == nil {
+			loc, lines, ok = m.Location, m.Lines, true
+		}
+	}
+	if ok {
+		for _, l := range lines {
 			if l.SKU != "" {
 				if skus == nil {
-					skus = make([]string, 0, len(m.Lines))
+					skus = make([]string, 0, len(lines))
 				}
 				skus = append(skus, l.SKU)
 			}
 		}
-		return m.Location, skus, true
+		return loc, skus, true
 	}
+	data := env.Data
 	var b struct {
 		Location string `json:"location"`
 		Lines    []struct {

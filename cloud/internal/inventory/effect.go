@@ -48,7 +48,8 @@ func IsInventory(k events.Kind) bool {
 	return events.IsStockDelta(k)
 }
 
-// EffectOf decodes env into its effect. Events of other kinds have an empty
+// EffectOf decodes env into its effect (through the body env keeps, when
+// it came from events.Decode). Events of other kinds have an empty
 // effect. Errors wrap ErrInvalidBody.
 //
 // A sale, return, receipt, adjust, transfer_out or transfer_in yields one
@@ -60,7 +61,7 @@ func EffectOf(env events.Envelope) (Effect, error) {
 	stamp := env.Stamp()
 	switch {
 	case events.IsStockDelta(k) || k == events.KindCount:
-		m, err := events.DecodeStockMove(env.Data)
+		m, err := env.StockMove()
 		if err != nil {
 			return Effect{}, fmt.Errorf("%w: %v", ErrInvalidBody, err)
 		}
@@ -80,7 +81,7 @@ func EffectOf(env events.Envelope) (Effect, error) {
 		}
 		return Effect{Moves: ms}, nil
 	case k == events.KindReserve || k == events.KindRelease || k == events.KindFulfil:
-		m, err := events.DecodeReservationMove(env.Data)
+		m, err := env.ReservationMove()
 		if err != nil {
 			return Effect{}, fmt.Errorf("%w: %v", ErrInvalidBody, err)
 		}

@@ -148,6 +148,11 @@ func (s *Store) plan(items []Item) *plan {
 		case !events.Known(e.Kind):
 			p.reason[i] = fmt.Sprintf("unknown kind %q", e.Kind)
 		default:
+			// Several appliers read a stock move's body (ledger,
+			// exceptions, purchases): decoded once, here, when the
+			// envelope does not keep it from events.Decode already. e is
+			// this loop's copy of the item: the caller's is not touched.
+			e.KeepBody()
 			for a, ap := range s.appliers {
 				v, err := ap.read(s, e)
 				if err != nil {

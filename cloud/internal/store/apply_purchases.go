@@ -35,7 +35,7 @@ type PurchaseLine struct {
 }
 
 func readPurchase(env *events.Envelope) (*purchaseRead, error) {
-	m, err := events.DecodeStockMove(env.Data)
+	m, err := env.StockMove()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", env.Kind, err)
 	}

@@ -222,7 +222,7 @@ func (s *Store) readCustomer(env *events.Envelope) (*custRead, error) {
 		r.erase = &b
 		return r, nil
 	case events.KindSale, events.KindReturn:
-		ref := events.DecodeCustomerRef(env.Data)
+		ref := env.CustomerRef()
 		if ref == nil {
 			return nil, nil
 		}

@@ -73,7 +73,7 @@ func OpOf(env events.Envelope) (id string, op Op, ok bool) {
 	if env.Kind != events.KindTransferOut && env.Kind != events.KindTransferIn {
 		return "", Op{}, false
 	}
-	m, err := events.DecodeStockMove(env.Data)
+	m, err := env.StockMove()
 	if err != nil || m.TransferID == "" {
 		return "", Op{}, false
 	}
