@@ -40,6 +40,7 @@ func TestFleetMetrics(t *testing.T) {
 		{"omni_hub_consumer_pending", nil, 0, 0},
 		{"omni_hub_consumer_ack_pending", nil, 0, 0},
 		{"omni_hub_apply_errors_total", nil, 0, 0},
+		{"omni_hub_stock_redos_total", nil, 0, 0},
 		{"omni_hub_metrics_read_errors_total", map[string]string{"source": "fleet"}, 0, 0},
 		{"omni_hub_metrics_read_errors_total", map[string]string{"source": "consumer"}, 0, 0},
 	} {

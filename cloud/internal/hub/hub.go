@@ -172,6 +172,7 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 	cleanups = append(cleanups, func() { _ = st.Close() })
 	h.log.Info("store open", "dialect", st.Dialect())
 	st.ObserveApply(func(step string, d time.Duration) { h.met.applySteps.WithLabelValues(step).Observe(d.Seconds()) })
+	h.met.store(st)
 	keysPath := h.cfg.CustomerKeys
 	if keysPath == "" {
 		keysPath = filepath.Join(h.cfg.DataDir, "customer-keys.json")

@@ -10,6 +10,7 @@ import (
 	"github.com/omnisync/omnisync/cloud/internal/downpub"
 	"github.com/omnisync/omnisync/cloud/internal/heartbeat"
 	"github.com/omnisync/omnisync/cloud/internal/ingest"
+	"github.com/omnisync/omnisync/cloud/internal/store"
 )
 
 // metrics is the hub's Prometheus registry; one per hub so several hubs can
@@ -99,6 +100,14 @@ func (m *metrics) ingest() ingest.Metrics {
 		Recovered:    func(cause string) { m.recoveries.WithLabelValues(cause).Inc() },
 		ApplyFailed:  m.applyErrors.Inc,
 	}
+}
+
+// store exposes the store's counters.
+func (m *metrics) store(st *store.Store) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "omni_hub_stock_redos_total",
+		Help: "Batches applied twice because a position's state this replica had cached had been changed by another replica (PostgreSQL); steadily high when replicas apply the same stores' events.",
+	}, func() float64 { return float64(st.StockRedos()) }))
 }
 
 // downpub exposes the down-sync publisher's counters.

@@ -122,9 +122,10 @@ type applyTx struct {
 	// created join the store's cache only once it commits.
 	ids    map[inventory.Key]int64
 	newIDs map[inventory.Key]int64
-	// states are the positions' states after the transaction, for the
-	// store's cache of positions once it commits.
-	states map[int64]inventory.Position
+	// states are the positions' states after the transaction (and their
+	// rows' versions), for the store's cache of positions once it
+	// commits.
+	states map[int64]stockState
 	// changed are the positions the stock applier wrote, for the
 	// conflicts applier.
 	changed []positionChange
@@ -182,7 +183,7 @@ func newApplyTx(s *Store, conn *sql.Conn, tx *sql.Tx, p *plan, nowMS int64, appl
 		heldBy: map[inventory.Key][]events.Kind{}, heldHQ: map[inventory.Key]bool{},
 		work: map[int64]int32{},
 		ids:  map[inventory.Key]int64{}, newIDs: map[inventory.Key]int64{},
-		states: map[int64]inventory.Position{},
+		states: map[int64]stockState{},
 	}
 }
 

@@ -82,6 +82,12 @@ func (s *Store) ApplyPrepared(ctx context.Context, b *Prepared) (BatchResult, er
 			case errors.Is(err, errUnknownRow) && !p.ensureAll:
 				s.known.reset()
 				p.ensureAll = true
+			case errors.Is(err, errStaleStock) && !p.lockStock:
+				// Another replica changed a position this one had
+				// cached: redo the batch reading every position locked.
+				s.stockRedos.Add(1)
+				s.stockMode.stale()
+				p.lockStock = true
 			default:
 				return err
 			}
@@ -127,6 +133,9 @@ type plan struct {
 	// ensureAll: insert every row the batch locks if missing, known or
 	// not (a row taken as known was not there: errUnknownRow).
 	ensureAll bool
+	// lockStock: read every position the batch touches locked, none
+	// from the store's cache (a cached one was stale: errStaleStock).
+	lockStock bool
 }
 
 func (s *Store) plan(items []Item) *plan {

@@ -3,8 +3,14 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"sync"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/omnisync/omnisync/cloud/internal/inventory"
 	"github.com/omnisync/omnisync/shared/events"
@@ -53,14 +59,15 @@ func (stockApplier) apply(ctx context.Context, t *applyTx, _ []itemRead) error {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
-	was, err := t.s.loadStock(ctx, t, ids)
+	optimistic := t.s.stockOptimistic(t)
+	loaded, cached, err := t.s.loadStock(ctx, t, ids, optimistic)
 	if err != nil {
 		return err
 	}
 	counts := map[int64]events.Stamp{}
 	newCounts := map[int64]inventory.Move{}
 	for i, id := range ids {
-		if c, ok := was[i].NewCount(t.works[t.work[id]].change.Moves); ok {
+		if c, ok := loaded[i].pos.NewCount(t.works[t.work[id]].change.Moves); ok {
 			counts[id] = c.Stamp
 			newCounts[id] = c
 		}
@@ -70,10 +77,15 @@ func (stockApplier) apply(ctx context.Context, t *applyTx, _ []itemRead) error {
 		return err
 	}
 	written := make([]stockWrite, 0, len(ids))
+	// Positions taken from the cache and left as they were: nothing is
+	// written to them, but what the batch decided rests on their state
+	// too, so on PostgreSQL their versions are checked.
+	var unchanged []stockState
+	var unchangedIDs []int64
 	// Sized for the batch's positions at once: a busy batch writes tens
 	// of thousands.
 	if len(t.states) == 0 {
-		t.states = make(map[int64]inventory.Position, len(ids))
+		t.states = make(map[int64]stockState, len(ids))
 	}
 	t.changed = slices.Grow(t.changed, len(ids))
 	t.out.positions = slices.Grow(t.out.positions, len(ids))
@@ -84,20 +96,29 @@ func (stockApplier) apply(ctx context.Context, t *applyTx, _ []itemRead) error {
 		if t.s.mutate != nil {
 			t.s.mutate(&change, &da)
 		}
-		next := was[i].Step(change, da)
-		t.states[id] = next
+		was := loaded[i].pos
+		next := was.Step(change, da)
 		if c, ok := newCounts[id]; ok {
-			t.counted = append(t.counted, countedAt{key: w.key, count: c, expected: expectedAt(was[i], change, da)})
+			t.counted = append(t.counted, countedAt{key: w.key, count: c, expected: expectedAt(was, change, da)})
 		}
-		if next == was[i] {
+		if next == was {
+			t.states[id] = loaded[i]
+			if cached[i] && t.s.d.pg() {
+				unchanged = append(unchanged, loaded[i])
+				unchangedIDs = append(unchangedIDs, id)
+			}
 			continue
 		}
-		written = append(written, stockWrite{id: id, was: was[i], pos: next})
-		t.changed = append(t.changed, positionChange{key: w.key, was: was[i].Available(), is: next.Available()})
+		t.states[id] = stockState{pos: next, ver: loaded[i].ver + 1}
+		written = append(written, stockWrite{id: id, ver: loaded[i].ver, was: was, pos: next})
+		t.changed = append(t.changed, positionChange{key: w.key, was: was.Available(), is: next.Available()})
 		t.out.positions = append(t.out.positions, w.key)
 	}
-	if err := t.s.putStock(ctx, t.conn, t.tx, written, t.nowMS); err != nil {
+	if err := t.s.putStock(ctx, t.conn, t.tx, written, unchangedIDs, unchanged, t.nowMS, optimistic); err != nil {
 		return err
+	}
+	if optimistic {
+		t.s.stockMode.held()
 	}
 	t.out.positions = positionsOut(t.out.positions)
 	return nil
@@ -120,55 +141,121 @@ func expectedAt(p inventory.Position, c inventory.Change, deltasAfter int64) int
 	return p.Step(c, 0).OnHand - deltasAfter
 }
 
-// loadStock returns the state of the positions ids (sorted): from the
-// store's cache of positions where it has one (SQLite, whose one writer is
-// this process), else from the table (lockStock).
-func (s *Store) loadStock(ctx context.Context, t *applyTx, ids []int64) ([]inventory.Position, error) {
-	if s.states == nil {
-		return s.lockStock(ctx, t.tx, ids)
+// errStaleStock reports that a position's state the batch took from the
+// store's cache is not the stored one any more (another replica changed
+// it): the attempt is rolled back and the batch redone reading every
+// position locked (LOCKS.md, level 5).
+var errStaleStock = errors.New("store: a cached position changed in the database")
+
+// stockOptimistic reports whether the stock applier may take positions'
+// states from the store's cache in this attempt, writing them back only
+// where the rows' versions are still the cached ones. Not in a batch
+// redone after such a write found a stale state (it locks every
+// position), nor in SetSafetyStock's one-position transactions, nor for a
+// while after a stale cache was met (stockMode).
+func (s *Store) stockOptimistic(t *applyTx) bool {
+	return s.states != nil && t.p != nil && !t.p.lockStock && s.stockMode.optimistic()
+}
+
+// stockMode paces the optimistic stock step on PostgreSQL. Where several
+// replicas apply batches of the same positions, cached states go stale
+// often and each stale batch is applied twice; so after a stale batch the
+// next ones lock their positions, 1, 2, 4, ... up to 64 batches after
+// successive stale ones, and the cache is tried again after that. One
+// replica writing its own positions never pays it.
+type stockMode struct {
+	mu            sync.Mutex
+	skip, backoff int
+}
+
+// optimistic reports whether the next batch may use the cache.
+func (m *stockMode) optimistic() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.skip > 0 {
+		m.skip--
+		return false
 	}
-	out := make([]inventory.Position, len(ids))
+	return true
+}
+
+// stale records a batch that met a stale cached state.
+func (m *stockMode) stale() {
+	m.mu.Lock()
+	m.backoff = min(max(1, 2*m.backoff), 64)
+	m.skip = m.backoff
+	m.mu.Unlock()
+}
+
+// held records a batch whose cached states all held.
+func (m *stockMode) held() {
+	m.mu.Lock()
+	m.backoff = 0
+	m.mu.Unlock()
+}
+
+// StockRedos is how many batches this store has redone because a
+// position's state it had cached had been changed by another replica.
+func (s *Store) StockRedos() int64 { return s.stockRedos.Load() }
+
+// loadStock returns the state of the positions ids (sorted) and which of
+// them came from the store's cache. Optimistic: from the cache where it
+// has them, else read from the table without a lock (the write checks
+// the versions). Otherwise every one is read from the table, locked
+// (PostgreSQL).
+func (s *Store) loadStock(ctx context.Context, t *applyTx, ids []int64, optimistic bool) ([]stockState, []bool, error) {
+	cached := make([]bool, len(ids))
+	if !optimistic {
+		out, err := s.readStock(ctx, t.tx, ids, true)
+		return out, cached, err
+	}
+	out := make([]stockState, len(ids))
 	var missing []int64
 	var at []int
 	for i, id := range ids {
 		if p, ok := s.states.get(id); ok {
-			out[i] = p
+			out[i], cached[i] = p, true
 		} else {
 			missing = append(missing, id)
 			at = append(at, i)
 		}
 	}
 	if len(missing) == 0 {
-		return out, nil
+		return out, cached, nil
 	}
-	loaded, err := s.lockStock(ctx, t.tx, missing)
+	loaded, err := s.readStock(ctx, t.tx, missing, false)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for j, i := range at {
 		out[i] = loaded[j]
 	}
-	return out, nil
+	return out, cached, nil
 }
 
-// lockStock loads the positions ids (sorted, each existing: resolve
-// created the missing ones), locking them in id order on PostgreSQL
-// (LOCKS.md, level 4). The result is aligned with ids.
-func (s *Store) lockStock(ctx context.Context, tx *sql.Tx, ids []int64) ([]inventory.Position, error) {
-	out := make([]inventory.Position, len(ids))
+// readStock loads the positions ids (sorted, each existing: resolve
+// created the missing ones) with their rows' versions; with lock, it
+// locks them in id order on PostgreSQL (LOCKS.md, level 5). The result is
+// aligned with ids.
+func (s *Store) readStock(ctx context.Context, tx *sql.Tx, ids []int64, lock bool) ([]stockState, error) {
+	out := make([]stockState, len(ids))
 	found := make([]bool, len(ids))
 	rs := newRowset(integer("id"))
 	rs.grow(len(ids))
 	for _, id := range ids {
 		rs.add(id)
 	}
+	forUpdate := ""
+	if lock {
+		forUpdate = s.d.forUpdate("s")
+	}
 	err := s.queryRows(ctx, tx, rs, "k", func(a *args, k string) string {
-		return `SELECT s.id, s.on_hand, s.reserved, s.safety, s.has_count, s.count_qty, s.count_hlc, s.count_id, s.count_method, s.last_hlc
-FROM stock s JOIN ` + k + ` ON s.id = k.id ORDER BY s.id` + s.d.forUpdate("s")
+		return `SELECT s.id, s.on_hand, s.reserved, s.safety, s.has_count, s.count_qty, s.count_hlc, s.count_id, s.count_method, s.last_hlc, s.version
+FROM stock s JOIN ` + k + ` ON s.id = k.id ORDER BY s.id` + forUpdate
 	}, func(rows *sql.Rows) error {
-		var id, hasCount, countHLC, lastHLC int64
+		var id, hasCount, countHLC, lastHLC, ver int64
 		var p inventory.Position
-		if err := rows.Scan(&id, &p.OnHand, &p.Reserved, &p.Safety, &hasCount, &p.CountQty, &countHLC, &p.CountStamp.ID, &p.CountMethod, &lastHLC); err != nil {
+		if err := rows.Scan(&id, &p.OnHand, &p.Reserved, &p.Safety, &hasCount, &p.CountQty, &countHLC, &p.CountStamp.ID, &p.CountMethod, &lastHLC, &ver); err != nil {
 			return err
 		}
 		i, ok := slices.BinarySearch(ids, id)
@@ -178,63 +265,185 @@ FROM stock s JOIN ` + k + ` ON s.id = k.id ORDER BY s.id` + s.d.forUpdate("s")
 		p.HasCount = hasCount != 0
 		p.CountStamp.HLC = hlc.Unpack(countHLC)
 		p.LastStamp = hlc.Unpack(lastHLC)
-		out[i], found[i] = p, true
+		out[i], found[i] = stockState{pos: p, ver: ver}, true
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("lock stock: %w", err)
+		return nil, fmt.Errorf("read stock: %w", err)
 	}
 	for i, ok := range found {
 		if !ok {
-			return nil, fmt.Errorf("lock stock: position %d missing", ids[i])
+			return nil, fmt.Errorf("read stock: position %d missing", ids[i])
 		}
 	}
 	return out, nil
 }
 
-// stockWrite is a position's state as loaded and as it must be stored.
+// stockWrite is a position's state as loaded (and its row's version then)
+// and as it must be stored.
 type stockWrite struct {
 	id       int64
+	ver      int64
 	was, pos inventory.Position
 }
 
-// putStock stores the new state of locked positions (ws in id order). Most
-// writes of a busy batch only move on_hand (sales, receipts): those go in
-// a narrow statement of four values a row, the others (counts, holds,
-// safety stock) in a full one.
-func (s *Store) putStock(ctx context.Context, conn *sql.Conn, tx *sql.Tx, ws []stockWrite, nowMS int64) error {
-	if len(ws) == 0 {
+// putStock stores the new state of positions (ws in id order), each only
+// where its row's version is still the one it was loaded at, and checks
+// that the rows uncheckedIDs (cached states the batch left as they were)
+// are still at theirs. It returns errStaleStock when a row is not.
+//
+// Most writes of a busy batch only move on_hand (sales, receipts): those
+// go in a narrow statement of five values a row, the others (counts,
+// holds, safety stock) in a full one.
+//
+// With nowait (the optimistic attempt, on PostgreSQL) no statement waits
+// for a row another transaction holds: such a row is being changed, so
+// the cached state is stale anyway, and not waiting is what keeps these
+// writes, whose rows PostgreSQL locks in whatever order its plan visits
+// them, from closing a cycle with another transaction (LOCKS.md).
+func (s *Store) putStock(ctx context.Context, conn *sql.Conn, tx *sql.Tx, ws []stockWrite, uncheckedIDs []int64, unchecked []stockState, nowMS int64, nowait bool) error {
+	if len(ws) == 0 && len(uncheckedIDs) == 0 {
 		return nil
 	}
-	narrow := newRowset(integer("id"), integer("on_hand"), integer("available"), integer("last_hlc"))
-	full := newRowset(integer("id"), integer("on_hand"), integer("reserved"), integer("safety"), integer("available"),
+	narrow := newRowset(integer("id"), integer("ver"), integer("on_hand"), integer("available"), integer("last_hlc"))
+	full := newRowset(integer("id"), integer("ver"), integer("on_hand"), integer("reserved"), integer("safety"), integer("available"),
 		integer("has_count"), integer("count_qty"), integer("count_hlc"), text("count_id"), text("count_method"), integer("last_hlc"))
 	narrow.grow(len(ws))
 	for _, w := range ws {
 		n, o := w.pos, w.was
 		if n.Reserved == o.Reserved && n.Safety == o.Safety && n.HasCount == o.HasCount && n.CountQty == o.CountQty && n.CountStamp == o.CountStamp && n.CountMethod == o.CountMethod {
-			narrow.add(w.id, n.OnHand, n.Available(), n.LastStamp.Pack())
+			narrow.add(w.id, w.ver, n.OnHand, n.Available(), n.LastStamp.Pack())
 			continue
 		}
-		full.add(w.id, n.OnHand, n.Reserved, n.Safety, n.Available(),
+		full.add(w.id, w.ver, n.OnHand, n.Reserved, n.Safety, n.Available(),
 			b2i(n.HasCount), n.CountQty, n.CountStamp.HLC.Pack(), n.CountStamp.ID, n.CountMethod, n.LastStamp.Pack())
 	}
-	_, err := s.execRowsConn(ctx, conn, tx, narrow, "u", func(a *args, u string) string {
+	narrowStmt := func(a *args, u string) string {
 		return `UPDATE stock SET on_hand = u.on_hand, available = u.available, last_hlc = u.last_hlc,
 	version = stock.version + 1, updated_ms = ` + a.add(nowMS) + `
-FROM ` + u + ` WHERE stock.id = u.id`
-	})
-	if err != nil {
-		return fmt.Errorf("update stock: %w", err)
+FROM ` + u + ` WHERE stock.id = u.id AND stock.version = u.ver`
 	}
-	_, err = s.execRowsConn(ctx, conn, tx, full, "u", func(a *args, u string) string {
+	fullStmt := func(a *args, u string) string {
 		return `UPDATE stock SET on_hand = u.on_hand, reserved = u.reserved, safety = u.safety, available = u.available,
 	has_count = u.has_count, count_qty = u.count_qty, count_hlc = u.count_hlc, count_id = u.count_id, count_method = u.count_method, last_hlc = u.last_hlc,
 	version = stock.version + 1, updated_ms = ` + a.add(nowMS) + `
-FROM ` + u + ` WHERE stock.id = u.id`
-	})
+FROM ` + u + ` WHERE stock.id = u.id AND stock.version = u.ver`
+	}
+	if s.d.pg() {
+		check := newRowset(integer("id"), integer("ver"))
+		check.grow(len(uncheckedIDs))
+		for i, id := range uncheckedIDs {
+			check.add(id, unchecked[i].ver)
+		}
+		return s.putStockPG(ctx, conn, narrow, full, check, narrowStmt, fullStmt, nowait)
+	}
+	n, err := s.execRowsConn(ctx, conn, tx, narrow, "u", narrowStmt)
 	if err != nil {
 		return fmt.Errorf("update stock: %w", err)
+	}
+	m, err := s.execRowsConn(ctx, conn, tx, full, "u", fullStmt)
+	if err != nil {
+		return fmt.Errorf("update stock: %w", err)
+	}
+	if n+m != int64(len(ws)) {
+		return fmt.Errorf("update stock: %d of %d positions at their loaded version: %w", n+m, len(ws), errStaleStock)
+	}
+	return nil
+}
+
+// putStockPG runs putStock's statements on PostgreSQL in one round trip:
+// the updates, the check of the unchanged positions' versions and, with
+// nowait, the lock timeout that keeps them from waiting (set for these
+// statements only, then back to the session's).
+func (s *Store) putStockPG(ctx context.Context, conn *sql.Conn, narrow, full, check *rowset, narrowStmt, fullStmt func(*args, string) string, nowait bool) error {
+	var b pgconn.Batch
+	add := func(q string, a args) {
+		vals := make([][]byte, len(a))
+		for i, v := range a {
+			switch v := v.(type) {
+			case string:
+				vals[i] = []byte(v)
+			case int64:
+				vals[i] = strconv.AppendInt(nil, v, 10)
+			default:
+				panic(fmt.Sprintf("store: putStock parameter %T", v))
+			}
+		}
+		b.ExecParams(q, vals, nil, nil, nil)
+	}
+	if nowait {
+		add("SET LOCAL lock_timeout = 1", nil)
+	}
+	// What each result of the batch is.
+	const (
+		resSet = iota
+		resUpdate
+		resCheck
+	)
+	var kinds []int
+	if nowait {
+		kinds = append(kinds, resSet)
+	}
+	for _, p := range []struct {
+		r    *rowset
+		stmt func(*args, string) string
+	}{{narrow, narrowStmt}, {full, fullStmt}} {
+		if p.r.len() == 0 {
+			continue
+		}
+		var a args
+		q := p.stmt(&a, s.d.from(&a, p.r, "u"))
+		add(q, a)
+		kinds = append(kinds, resUpdate)
+	}
+	if check.len() > 0 {
+		var a args
+		add(`SELECT count(*) FROM stock s JOIN `+s.d.from(&a, check, "k")+` ON s.id = k.id AND s.version = k.ver`, a)
+		kinds = append(kinds, resCheck)
+	}
+	if nowait {
+		add("SET LOCAL lock_timeout TO DEFAULT", nil)
+		kinds = append(kinds, resSet)
+	}
+	var results []*pgconn.Result
+	err := conn.Raw(func(dc any) error {
+		pc, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("unexpected driver connection %T", dc)
+		}
+		var err error
+		results, err = pc.Conn().PgConn().ExecBatch(ctx, &b).ReadAll()
+		return err
+	})
+	if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) && pe.Code == "55P03" { // lock_not_available
+		return fmt.Errorf("update stock: a position is being changed by another transaction: %w", errStaleStock)
+	}
+	if err != nil {
+		return fmt.Errorf("update stock: %w", err)
+	}
+	if len(results) != len(kinds) {
+		return fmt.Errorf("update stock: %d results for %d statements", len(results), len(kinds))
+	}
+	var updated int64
+	for i, r := range results {
+		switch kinds[i] {
+		case resUpdate:
+			updated += r.CommandTag.RowsAffected()
+		case resCheck:
+			if len(r.Rows) != 1 || len(r.Rows[0]) != 1 {
+				return fmt.Errorf("update stock: check returned %d rows", len(r.Rows))
+			}
+			n, err := strconv.ParseInt(string(r.Rows[0][0]), 10, 64)
+			if err != nil {
+				return fmt.Errorf("update stock: check: %w", err)
+			}
+			if n != int64(check.len()) {
+				return fmt.Errorf("update stock: %d of %d unchanged positions at their loaded version: %w", n, check.len(), errStaleStock)
+			}
+		}
+	}
+	if want := int64(narrow.len() + full.len()); updated != want {
+		return fmt.Errorf("update stock: %d of %d positions at their loaded version: %w", updated, want, errStaleStock)
 	}
 	return nil
 }

@@ -287,6 +287,7 @@ func benchApply(b *testing.B, s *Store, history int) {
 		if err := s.w.QueryRowContext(ctx, "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relid = 'stock'::regclass").Scan(&upd, &hot); err == nil {
 			b.Logf("stock updates: %d, HOT: %d", upd, hot)
 		}
+		b.Logf("batches redone after a stale cached position: %d", s.StockRedos())
 	}
 
 }

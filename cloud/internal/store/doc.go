@@ -40,9 +40,12 @@
 // touching only the rows the batch names, once each: a batch's lines are
 // gathered per position and every touched position is read and written
 // once. Positions are named by integer ids, and the ledger's key is all
-// integers (eventid.go). On SQLite, whose one writer is this process (a
-// lock file), positions' states are cached and not read back. Batches of
-// five to twenty thousand events are the intended size.
+// integers (eventid.go). Positions' states are cached and not read back:
+// on SQLite, whose one writer is this process (a lock file), the cache is
+// always right; on PostgreSQL a position is written from it only where its
+// row's version is still the cached one, and a batch that meets a stale
+// state is redone reading its positions locked (LOCKS.md, level 5).
+// Batches of five to twenty thousand events are the intended size.
 //
 // Concurrency: any number of Stores (hub replicas) may apply batches to one
 // PostgreSQL database at once. Each transaction locks the rows it touches,

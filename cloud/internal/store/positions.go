@@ -142,37 +142,53 @@ func (s *Store) positionIDs(ctx context.Context, q querier, keys []inventory.Key
 	return out, nil
 }
 
-// stateCache keeps the state of positions by id, for a store whose
-// database has one writer, this process (SQLite, under its lock file):
-// every change to a position is then this process's own transaction, and
-// the cache learns it when that transaction commits. It saves reading
-// every position a batch touches before writing it. It holds at most max
-// positions; the others are read from the table.
+// stateCache keeps the state of positions by id, with the version of the
+// row each state was read or written as. On SQLite, whose one writer is
+// this process (under its lock file), every change to a position is this
+// process's own transaction and the cache is always right. On PostgreSQL
+// other replicas write the same rows, so a cached state is only a guess:
+// the stock applier writes it back only where the row's version is still
+// the cached one, and redoes the batch reading every position locked when
+// one is not (apply_stock.go, LOCKS.md level 5). Either way it saves
+// reading every position a batch touches before writing it. It holds at
+// most max positions; the others are read from the table.
 type stateCache struct {
 	mu  sync.RWMutex
-	m   map[int64]inventory.Position
+	m   map[int64]stockState
 	max int
 }
 
-func newStateCache(max int) *stateCache {
-	return &stateCache{m: make(map[int64]inventory.Position), max: max}
+// stockState is a position's state and the version of its row.
+type stockState struct {
+	pos inventory.Position
+	ver int64
 }
 
-func (c *stateCache) get(id int64) (inventory.Position, bool) {
+func newStateCache(max int) *stateCache {
+	return &stateCache{m: make(map[int64]stockState), max: max}
+}
+
+func (c *stateCache) get(id int64) (stockState, bool) {
 	c.mu.RLock()
 	p, ok := c.m[id]
 	c.mu.RUnlock()
 	return p, ok
 }
 
-// add records committed states.
-func (c *stateCache) add(states map[int64]inventory.Position) {
+// add records committed states. A state older than the one cached (two
+// transactions of this process committing one position in turn, noted
+// in the other order) is left out.
+func (c *stateCache) add(states map[int64]stockState) {
 	if len(states) == 0 {
 		return
 	}
 	c.mu.Lock()
 	for id, p := range states {
-		if _, ok := c.m[id]; ok || len(c.m) < c.max {
+		if old, ok := c.m[id]; ok {
+			if old.ver <= p.ver {
+				c.m[id] = p
+			}
+		} else if len(c.m) < c.max {
 			c.m[id] = p
 		}
 	}
@@ -182,6 +198,6 @@ func (c *stateCache) add(states map[int64]inventory.Position) {
 // reset forgets every state: after a commit whose outcome is unknown.
 func (c *stateCache) reset() {
 	c.mu.Lock()
-	c.m = make(map[int64]inventory.Position)
+	c.m = make(map[int64]stockState)
 	c.mu.Unlock()
 }

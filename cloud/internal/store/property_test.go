@@ -167,7 +167,11 @@ func TestConcurrentReplicas(t *testing.T) {
 			t.Fatalf("applied %d times for %d distinct events", applied, len(log))
 		}
 		compareWithOracle(t, stores[0], bookOf(t, log), opts.Prefix, "after concurrent replicas")
-		t.Logf("%d events, 4 replicas on %d stores, %d retried transactions", len(log), len(stores), retries.Load())
+		var redos int64
+		for _, s := range stores {
+			redos += s.StockRedos()
+		}
+		t.Logf("%d events, 4 replicas on %d stores, %d retried transactions, %d batches redone after a stale cached position", len(log), len(stores), retries.Load(), redos)
 	})
 }
 

@@ -68,10 +68,14 @@ type Store struct {
 	// known are the keys of rows seen committed in the tables batches
 	// insert into if missing (known.go).
 	known knownRows
-	// states caches positions' states where this process is the
-	// database's one writer (SQLite); nil otherwise.
-	states   *stateCache
-	settings settingsCache
+	// states caches positions' states (positions.go); nil on a SQLite
+	// store without its lock file. stockMode paces writing from it on
+	// PostgreSQL, and stockRedos counts the batches redone because a
+	// cached state was stale (apply_stock.go).
+	states     *stateCache
+	stockMode  stockMode
+	stockRedos atomic.Int64
+	settings   settingsCache
 	// unlock releases the SQLite lock file.
 	unlock func()
 	// stopCheckpoints ends the SQLite store's checkpoints (openSQLite).
@@ -152,6 +156,7 @@ func (s *Store) openPostgres(ctx context.Context, dsn string) error {
 		return fmt.Errorf("store: postgres: %w", err)
 	}
 	s.d, s.pool = postgres, pool
+	s.states = newStateCache(maxCachedPositions)
 	s.w = stdlib.OpenDBFromPool(pool)
 	s.r = s.w
 	return nil
@@ -284,9 +289,9 @@ func (s *Store) Close() error {
 	return err
 }
 
-// maxCachedPositions bounds the SQLite store's cache of positions: about
-// 150 bytes each, so some 40 MB at most; a chain with more positions than
-// this runs on PostgreSQL anyway.
+// maxCachedPositions bounds a store's cache of positions: about 150 bytes
+// each, so some 40 MB at most. A chain with more positions than this
+// reads the others from the table as it applies.
 const maxCachedPositions = 1 << 18
 
 // Dialect names the database: "sqlite" or "postgres".
