@@ -202,3 +202,90 @@ func fastReservationMove(data []byte, m *ReservationMove) bool {
 	})
 	return ok && p.end()
 }
+
+// identifyNames are Identify's JSON names, in field order.
+var identifyNames = []string{"identifiers", "rule", "region"}
+
+// UnmarshalIdentify is json.Unmarshal(data, b) for a zero b: the hub
+// reads every identify body once per batch, and through encoding/json's
+// reflection (a map of strings) that was the larger part of reading one.
+func UnmarshalIdentify(data []byte, b *Identify) error {
+	if fastIdentify(data, b) {
+		return nil
+	}
+	*b = Identify{}
+	return json.Unmarshal(data, b)
+}
+
+// fastIdentify is fastStockMove for identify bodies.
+func fastIdentify(data []byte, b *Identify) bool {
+	p := fastScan{b: data}
+	ok := p.object(identifyNames, func(f int) bool {
+		switch f {
+		case 0:
+			return p.stringMap((*map[string]string)(&b.Identifiers))
+		case 1:
+			return p.strField(&b.Rule)
+		case 2:
+			return p.strField(&b.Region)
+		}
+		_, ok := p.skipValue()
+		return ok
+	})
+	return ok && p.end()
+}
+
+// stringMap reads an object of strings into a new map: null sets it to
+// nil. A null value or a repeated key is left to encoding/json (it
+// stores "" for the one and keeps the last of the other); so are keys
+// that are not plain ASCII (see key), which it takes as they are.
+func (p *fastScan) stringMap(dst *map[string]string) bool {
+	if p.null() {
+		*dst = nil
+		return true
+	}
+	if !p.eat('{') {
+		return false
+	}
+	out := make(map[string]string, 4)
+	*dst = out
+	if p.eat('}') {
+		return true
+	}
+	for {
+		lo, hi, ok := p.rawString(true)
+		if !ok || !p.eat(':') {
+			return false
+		}
+		v, ok := p.str()
+		if !ok {
+			return false
+		}
+		// The key shares the body's string, as the values do.
+		k := p.keyString(lo, hi)
+		if _, dup := out[k]; dup {
+			return false
+		}
+		out[k] = v
+		if p.eat('}') {
+			return true
+		}
+		if !p.eat(',') {
+			return false
+		}
+	}
+}
+
+// keyString returns b[lo:hi] as a string, shared as str's values are.
+func (p *fastScan) keyString(lo, hi int) string {
+	if lo == hi {
+		return ""
+	}
+	if len(p.b) > fastShareMax {
+		return string(p.b[lo:hi])
+	}
+	if p.s == "" {
+		p.s = string(p.b)
+	}
+	return p.s[lo:hi]
+}

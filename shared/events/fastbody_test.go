@@ -193,10 +193,13 @@ func FuzzDecodeStockMove(f *testing.F) {
 	f.Add([]byte(`{"location":"S\u0031","location":"S2","lines":{}}`))
 	f.Add([]byte(`{"customer":{"loyalty":"LC-1"},"CUSTOMER":"x"}`))
 	f.Add([]byte(`{"reservation_id":"R-1","location":"W1","lines":[{"sku":"A","qty":2}],"channel":"web"}`))
+	f.Add([]byte(`{"identifiers":{"loyalty":"LC-1","email":"a@b.test"},"rule":"card_scan","region":"GB"}`))
+	f.Add([]byte(`{"identifiers":{"email":null,"email":"x","é":"y"},"Rule":"x"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		sameStockMove(t, data)
 		sameCustomerRef(t, data)
 		sameReservationMove(t, data)
+		sameIdentify(t, data)
 	})
 }
 
@@ -248,5 +251,80 @@ func TestDecodeReservationMoveMatchesEncodingJSON(t *testing.T) {
 				t.Errorf("fast path decided it: %v, want %v", fast, tt.fast)
 			}
 		})
+	}
+}
+
+// sameIdentify fails t unless UnmarshalIdentify and encoding/json agree
+// on data; it reports whether the fast path decided data.
+func sameIdentify(t *testing.T, data []byte) (fast bool) {
+	t.Helper()
+	var want, got Identify
+	wantErr := json.Unmarshal(data, &want)
+	gotErr := UnmarshalIdentify(data, &got)
+	if (wantErr == nil) != (gotErr == nil) || (wantErr != nil && wantErr.Error() != gotErr.Error()) {
+		t.Fatalf("%q: error %v, encoding/json says %v", data, gotErr, wantErr)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("%q:\n got %#v\nwant %#v", data, got, want)
+	}
+	var b Identify
+	if fastIdentify(data, &b) {
+		if wantErr != nil || !reflect.DeepEqual(b, want) {
+			t.Fatalf("%q: fast path %#v, encoding/json %#v %v", data, b, want, wantErr)
+		}
+		return true
+	}
+	return false
+}
+
+// Ensure that identify bodies decode as encoding/json decodes them: the
+// plain ones on the fast path, the unusual ones by encoding/json.
+func TestUnmarshalIdentifyMatchesEncodingJSON(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+		fast bool
+	}{
+		{"identify", `{"identifiers":{"loyalty":"LC-000000001","email":"shopper1@shop.test"}}`, true},
+		{"rule and region", `{"identifiers":{"phone":"07700 900123"},"rule":"card_scan","region":"gb"}`, true},
+		{"folded names and unknown", `{"IDENTIFIERS":{"Loyalty":"LC-1"},"Rule":"x","note":[1,{"a":null}]}`, true},
+		{"empty identifiers", `{"identifiers":{}}`, true},
+		{"null identifiers", `{"identifiers":null,"rule":null}`, true},
+		{"empty body", `{}`, true},
+		{"unicode value", `{"identifiers":{"email":"zoë@shop.test"}}`, true},
+		{"null value", `{"identifiers":{"email":null}}`, false},
+		{"repeated identifier", `{"identifiers":{"email":"a@b.test","email":"c@d.test"}}`, false},
+		{"repeated field", `{"rule":"a","rule":"b"}`, false},
+		{"escaped key", `{"identifiers":{"em\u0061il":"a@b.test"}}`, false},
+		{"escaped value", `{"identifiers":{"email":"a\u0040b.test"}}`, false},
+		{"non-ASCII key", `{"identifiers":{"é":"a"}}`, false},
+		{"number value", `{"identifiers":{"loyalty":7}}`, false},
+		{"identifiers as string", `{"identifiers":"LC-1"}`, false},
+		{"trailing comma", `{"identifiers":{"email":"a@b.test",}}`, false},
+		{"trailing data", `{"identifiers":{}} x`, false},
+		{"not an object", `[]`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if fast := sameIdentify(t, []byte(tt.body)); fast != tt.fast {
+				t.Errorf("fast path decided it: %v, want %v", fast, tt.fast)
+			}
+		})
+	}
+}
+
+// Ensure that an identify body's decoded strings stay as they were when
+// the body's bytes are reused (they are copied out of it).
+func TestUnmarshalIdentifyOwnsStrings(t *testing.T) {
+	data := []byte(`{"identifiers":{"loyalty":"LC-1"},"rule":"card_scan"}`)
+	var b Identify
+	if err := UnmarshalIdentify(data, &b); err != nil {
+		t.Fatal(err)
+	}
+	for i := range data {
+		data[i] = ' '
+	}
+	if b.Identifiers["loyalty"] != "LC-1" || b.Rule != "card_scan" {
+		t.Fatalf("decoded %#v", b)
 	}
 }
