@@ -150,3 +150,47 @@ func BenchmarkMergeUnmerge_1000(b *testing.B) {
 	b.ReportMetric(float64(late.Microseconds())/n/1000, "late_merge_ms")
 	b.ReportMetric(float64(unmerge.Microseconds())/n/1000, "unmerge_ms")
 }
+
+// BenchmarkApply_NewShoppers measures a hub's usual identify batch: 5,000
+// shoppers new to it, each seen with a card and an e-mail (as digests),
+// applied to the graph the store loads for the batch, which holds none
+// of them.
+func BenchmarkApply_NewShoppers(b *testing.B) {
+	const batch = 5000
+	mk := func(k int) []identity.Observation {
+		out := make([]identity.Observation, batch)
+		for i := range out {
+			n := k*batch + i
+			out[i] = identity.Observation{
+				Stamp: events.Stamp{HLC: hlc.Timestamp{Wall: int64(1_700_000_000_000 + n)}, ID: fmt.Sprintf("0190b2c4-%04x-7a8b-9c0d-%012x", n&0xffff, n)},
+				Identifiers: []identity.Identifier{
+					{Type: identity.Loyalty, Value: fmt.Sprintf("v1:%064x", n*7919+1)},
+					{Type: identity.Email, Value: fmt.Sprintf("v1:%064x", n*104729+3)},
+				},
+				Evidence: identity.Evidence{Store: "S1", Device: "pos-1", Rule: identity.RuleIdentify},
+			}
+		}
+		return out
+	}
+	p := identity.DefaultPolicy()
+	p.OrderedSince = 1
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu := cpuTime()
+	for k := range b.N {
+		b.StopTimer()
+		obs := mk(k)
+		g, err := identity.NewGraph(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if _, err := g.Apply(identity.Batch{Observations: obs}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	if cpu := cpuTime() - cpu; cpu > 0 {
+		b.ReportMetric(float64(cpu.Microseconds())/float64(b.N*batch), "cpu_us/observation")
+	}
+}

@@ -88,7 +88,7 @@ type removal struct {
 
 // newTracker returns a tracker for about n identifiers.
 func (g *Graph) newTracker(n int) *tracker {
-	return &tracker{g: g, before: make(map[int32]nodeState, n), mint: map[string]bool{}}
+	return &tracker{g: g, before: make(map[int32]nodeState, n), order: make([]int32, 0, n), mint: make(map[string]bool, n/2)}
 }
 
 func (g *Graph) state(n int32) nodeState {
@@ -139,8 +139,28 @@ func (t *tracker) changes() Changes {
 	// Most nodes a batch touches move (a new shopper's identifiers): room
 	// for all at once, rather than growing a slice of large structs.
 	out := Changes{Moves: make([]Move, 0, len(t.order))}
+	if len(t.mint) > 0 {
+		out.Masters = make([]MasterChange, 0, len(t.mint))
+	}
 	customers := make(map[string]bool, len(t.order)/2)
-	for _, n := range t.order {
+	// The nodes in their identifiers' order, so the moves come out in
+	// Compare order: sorting the moves themselves (large structs) after
+	// cost more. A node's identifier is unique among them.
+	type keyed struct {
+		id Identifier
+		n  int32
+	}
+	order := make([]keyed, len(t.order))
+	for i, n := range t.order {
+		id := g.nodes[n].id
+		if r, ok := t.gone[n]; ok {
+			id = r.id
+		}
+		order[i] = keyed{id, n}
+	}
+	slices.SortFunc(order, func(a, b keyed) int { return a.id.Compare(b.id) })
+	for _, k := range order {
+		n := k.n
 		was := t.before[n]
 		if r, ok := t.gone[n]; ok {
 			out.Moves = append(out.Moves, Move{Identifier: r.id, From: was.master, Removed: true})
@@ -175,7 +195,6 @@ func (t *tracker) changes() Changes {
 			}
 		}
 	}
-	slices.SortFunc(out.Moves, func(a, b Move) int { return a.Identifier.Compare(b.Identifier) })
 	slices.SortFunc(out.Masters, func(a, b MasterChange) int { return strings.Compare(a.ID, b.ID) })
 	for m := range customers {
 		out.Customers = append(out.Customers, m)

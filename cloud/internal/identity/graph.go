@@ -31,6 +31,87 @@ type Graph struct {
 	pending map[string]Unlink
 	// masters is every master id minted, with its anchor.
 	masters map[string]*masterRec
+	// slab hands out the records of new observations and identifiers.
+	slab slab
+}
+
+// slab hands out the small records every new observation and identifier
+// takes from few large allocations, sized by the batch: a batch of new
+// shoppers allocated a dozen of them per observation. The graph keeps
+// what it takes as long as the records (observations are never freed;
+// the slots of forgotten identifiers are reused).
+type slab struct {
+	recs  []obsRec
+	nodes []node
+	ids   []Identifier
+	ns    []int32
+	index []int
+}
+
+// reserve makes room for n more observations of about two identifiers.
+func (s *slab) reserve(n int) {
+	if len(s.recs) < n {
+		s.recs = make([]obsRec, n)
+	}
+	if len(s.nodes) < 2*n {
+		s.nodes = make([]node, 2*n)
+	}
+	if len(s.ids) < 2*n {
+		s.ids = make([]Identifier, 2*n)
+	}
+	if len(s.ns) < 4*n {
+		s.ns = make([]int32, 4*n)
+	}
+	if len(s.index) < 2*n {
+		s.index = make([]int, 2*n)
+	}
+}
+
+func (s *slab) rec() *obsRec {
+	if len(s.recs) == 0 {
+		s.recs = make([]obsRec, 64)
+	}
+	r := &s.recs[0]
+	s.recs = s.recs[1:]
+	return r
+}
+
+func (s *slab) node() *node {
+	if len(s.nodes) == 0 {
+		s.nodes = make([]node, 64)
+	}
+	n := &s.nodes[0]
+	s.nodes = s.nodes[1:]
+	return n
+}
+
+// identifiers returns an empty slice of capacity n, its own: appending
+// past n allocates.
+func (s *slab) identifiers(n int) []Identifier {
+	if len(s.ids) < n {
+		s.ids = make([]Identifier, max(n, 128))
+	}
+	out := s.ids[:0:n]
+	s.ids = s.ids[n:]
+	return out
+}
+
+func (s *slab) int32s(n int) []int32 {
+	if len(s.ns) < n {
+		s.ns = make([]int32, max(n, 256))
+	}
+	out := s.ns[:0:n]
+	s.ns = s.ns[n:]
+	return out
+}
+
+func (s *slab) ints(n int) []int {
+	if len(s.index) < n {
+		s.index = make([]int, max(n, 128))
+	}
+	out := s.index[:0:n]
+	s.index = s.index[n:]
+	return out
 }
 
 // node is one identifier.
@@ -136,6 +217,19 @@ func (g *Graph) Apply(b Batch) (Changes, error) {
 			return Changes{}, fmt.Errorf("unlink %d: %w", i, err)
 		}
 	}
+	if len(g.obs) == 0 && len(g.nodes) == 0 && len(b.Observations) > 0 {
+		// An empty graph (the store loads one per batch, most often with
+		// nothing in it for a batch of new shoppers) takes the batch at
+		// once: room for it rather than maps grown by doubling.
+		g.byID = make(map[Identifier]int32, 2*len(b.Observations))
+		g.obsByID = make(map[string]int32, len(b.Observations))
+		g.nodes = make([]*node, 0, 2*len(b.Observations))
+		g.obs = make([]*obsRec, 0, len(b.Observations))
+		if len(g.masters) == 0 {
+			g.masters = make(map[string]*masterRec, len(b.Observations))
+		}
+	}
+	g.slab.reserve(len(b.Observations))
 	ch := g.newTracker(2 * len(b.Observations))
 	var fresh, flipped []int32
 	for _, u := range b.Unlinks {
@@ -173,8 +267,13 @@ func (g *Graph) Apply(b Batch) (Changes, error) {
 // naming it came first.
 func (g *Graph) addObservation(o Observation) int32 {
 	i := int32(len(g.obs))
-	r := &obsRec{o: o, live: true}
-	r.o.Identifiers = o.canonical()
+	r := g.slab.rec()
+	*r = obsRec{o: o, live: true}
+	ids := append(g.slab.identifiers(len(o.Identifiers)), o.Identifiers...)
+	slices.SortFunc(ids, Identifier.Compare)
+	r.o.Identifiers = slices.Compact(ids) // as canonical
+	r.nodes = g.slab.int32s(len(r.o.Identifiers))
+	r.index = g.slab.ints(len(r.o.Identifiers))
 	for k, id := range r.o.Identifiers {
 		// Only identifiers that are not blocked are held, so a known one
 		// needs no check.
@@ -208,7 +307,10 @@ func (g *Graph) intern(id Identifier) int32 {
 		*g.nodes[n] = node{id: id, via: -1}
 	} else {
 		n = int32(len(g.nodes))
-		g.nodes = append(g.nodes, &node{id: id, via: -1})
+		nd := g.slab.node()
+		// Room for its first observation: most identifiers have one.
+		*nd = node{id: id, via: -1, obs: g.slab.int32s(1)}
+		g.nodes = append(g.nodes, nd)
 	}
 	g.byID[id] = n
 	return n

@@ -136,7 +136,7 @@ func (u Unlink) newer(v Unlink) bool {
 // observation's event id, so it carries nothing personal and every replica
 // mints the same.
 func MasterID(obs string, i int) string {
-	h := sha256.Sum256([]byte("omnisync customer v1\x00" + obs + "\x00" + strconv.Itoa(i)))
+	h := masterHash("omnisync customer v1\x00", obs, i)
 	return ids.FormatUUID([16]byte(h[:16]), 8)
 }
 
@@ -146,7 +146,7 @@ func MasterID(obs string, i int) string {
 // grows at its end, as time goes, instead of taking a random entry per
 // new customer.
 func OrderedMasterID(o events.Stamp, i int) string {
-	h := sha256.Sum256([]byte("omnisync customer v2\x00" + o.ID + "\x00" + strconv.Itoa(i)))
+	h := masterHash("omnisync customer v2\x00", o.ID, i)
 	var b [16]byte
 	copy(b[6:], h[:10])
 	w := uint64(max(o.HLC.Wall, 0))
@@ -165,4 +165,15 @@ func (p Policy) MasterID(o events.Stamp, i int) string {
 		return OrderedMasterID(o, i)
 	}
 	return MasterID(o.ID, i)
+}
+
+// masterHash is the SHA-256 of prefix, obs, a zero byte and i in decimal,
+// written into a buffer on the stack: one is minted per new customer.
+func masterHash(prefix, obs string, i int) [32]byte {
+	var buf [128]byte
+	b := append(buf[:0], prefix...)
+	b = append(b, obs...)
+	b = append(b, 0)
+	b = strconv.AppendInt(b, int64(i), 10)
+	return sha256.Sum256(b)
 }
