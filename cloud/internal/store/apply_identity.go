@@ -45,10 +45,10 @@ func (identityApplier) gate(ctx context.Context, t *applyTx) error {
 	if err := t.s.lockCustomers(ctx, t.tx); err != nil {
 		return err
 	}
-	set := map[string]bool{}
+	set := make(map[string]bool, 2*len(reads))
 	for _, r := range reads {
-		for _, d := range r.v.(*custRead).digests() {
-			set[d] = true
+		for _, c := range r.v.(*custRead).ids {
+			set[c.digest] = true
 		}
 	}
 	if len(set) == 0 {
@@ -128,10 +128,12 @@ func (s *Store) applyObservations(ctx context.Context, tx dbq, conn *sql.Conn, l
 // called absent fails its row's COPY, and the batch is applied again
 // without it.
 func (s *Store) applyObservationsFiltered(ctx context.Context, tx dbq, conn *sql.Conn, live []*custRead, nowMS int64, filtered bool) (identity.Changes, error) {
+	// Sized for the batch: a batch of new shoppers fills them all, and a
+	// map grown by doubling rehashes its keys at every step.
 	var (
-		batch   identity.Batch
-		digests []string
-		ids     = map[string]custID{}
+		batch   = identity.Batch{Observations: make([]identity.Observation, 0, len(live))}
+		digests = make([]string, 0, 2*len(live))
+		ids     = make(map[string]custID, 2*len(live))
 		seqs    map[string]int64
 	)
 	for _, r := range live {
@@ -144,7 +146,7 @@ func (s *Store) applyObservationsFiltered(ctx context.Context, tx dbq, conn *sql
 		}
 		if r.streamSeq > 0 {
 			if seqs == nil {
-				seqs = map[string]int64{}
+				seqs = make(map[string]int64, len(live))
 			}
 			if _, ok := seqs[r.stamp.ID]; !ok {
 				seqs[r.stamp.ID] = r.streamSeq
@@ -176,7 +178,7 @@ func (s *Store) applyObservationsFiltered(ctx context.Context, tx dbq, conn *sql
 	}
 	labels := l.labelsAfter(ch)
 	step("identity.graph")
-	var obs []identity.Observation
+	obs := make([]identity.Observation, 0, len(batch.Observations))
 	once := make(map[string]bool, len(batch.Observations))
 	for _, o := range batch.Observations {
 		if !once[o.ID()] {

@@ -158,7 +158,7 @@ func (s *Store) readCustomer(env *events.Envelope) (*custRead, error) {
 	switch env.Kind {
 	case events.KindIdentify:
 		var b events.Identify
-		if err := json.Unmarshal(env.Data, &b); err != nil {
+		if err := events.UnmarshalIdentify(env.Data, &b); err != nil {
 			return nil, fmt.Errorf("identify: %w", err)
 		}
 		ids, err := s.resolveIdentifiers(b.Identifiers, b.Region)
@@ -374,7 +374,8 @@ func (l *graphLoad) held(d string) bool {
 // labelsAfter returns the cluster label of every digest l held or ch
 // moved, once ch is written.
 func (l *graphLoad) labelsAfter(ch identity.Changes) map[string]string {
-	out := maps.Clone(l.cluster)
+	out := make(map[string]string, len(l.cluster)+len(ch.Moves))
+	maps.Copy(out, l.cluster)
 	for _, m := range ch.Moves {
 		if m.Removed {
 			delete(out, m.Identifier.Value)
@@ -437,7 +438,7 @@ func (s *Store) loadGraphRows(ctx context.Context, q dbq, digests, obsIDs []stri
 		return nil, err
 	}
 	l := &graphLoad{g: g, cluster: map[string]string{}, obs: map[string]loadedObs{}}
-	set := map[string]bool{}
+	set := make(map[string]bool, len(digests))
 	for _, d := range digests {
 		set[d] = true
 	}

@@ -34,15 +34,43 @@ func (c *copyBuf) sep() {
 
 func (c *copyBuf) text(s string) *copyBuf {
 	c.sep()
-	for i := 0; i < len(s); i++ {
-		if k := s[i]; k == '\\' || k == '\t' || k == '\n' || k == '\r' {
-			c.b = appendCopyText(c.b, s)
-			return c
-		}
+	if mayNeedCopyEscape(s) {
+		c.b = appendCopyText(c.b, s)
+		return c
 	}
 	// Nothing to escape (digests, ids): one copy.
 	c.b = append(c.b, s...)
 	return c
+}
+
+// mayNeedCopyEscape reports whether s may hold a byte COPY's text form
+// escapes (backslash, tab, newline, carriage return): true for every s
+// that does, and for some that hold another control byte (appendCopyText
+// copies those as they are). It reads eight bytes at a time: the rows of
+// an identify batch are mostly digests and ids, and a byte-by-byte test
+// of each was the larger part of formatting them.
+func mayNeedCopyEscape(s string) bool {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		// A byte below 0x0e (tab, newline and carriage return are), or
+		// a byte equal to a backslash (its xor is zero).
+		y := x ^ (0x5c * ones)
+		if (x-0x0e*ones)&^x&highs != 0 || (y-ones)&^y&highs != 0 {
+			return true
+		}
+	}
+	for ; i < len(s); i++ {
+		if k := s[i]; k == '\\' || k == '\t' || k == '\n' || k == '\r' {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *copyBuf) int(v int64) *copyBuf {
