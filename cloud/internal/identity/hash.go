@@ -36,7 +36,12 @@ type Digest struct {
 
 // String renders d as "v<version>:<hex>", the form stored and compared.
 func (d Digest) String() string {
-	return "v" + strconv.FormatUint(uint64(d.Version), 10) + ":" + hex.EncodeToString(d.Sum[:])
+	// One allocation: the hub writes one per identifier of every event.
+	var buf [1 + 10 + 1 + 2*len(d.Sum)]byte
+	b := append(buf[:0], 'v')
+	b = strconv.AppendUint(b, uint64(d.Version), 10)
+	b = append(b, ':')
+	return string(hex.AppendEncode(b, d.Sum[:]))
 }
 
 // ParseDigest reads String's form.
@@ -135,9 +140,13 @@ func (h *Hasher) DigestUnder(id Identifier, v uint32) (Digest, bool) {
 		m = hmac.New(sha256.New, h.keys[v])
 		m.Write([]byte(digestPrefix))
 	}
-	m.Write([]byte(id.Type))
-	m.Write([]byte{0})
-	m.Write([]byte(id.Value))
+	// One write of type, zero byte and value (what three writes hash):
+	// each write's bytes escape through the interface, one allocation.
+	msg := make([]byte, 0, len(id.Type)+1+len(id.Value))
+	msg = append(msg, id.Type...)
+	msg = append(msg, 0)
+	msg = append(msg, id.Value...)
+	m.Write(msg)
 	d := Digest{Version: v}
 	m.Sum(d.Sum[:0])
 	return d, true

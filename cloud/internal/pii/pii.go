@@ -228,16 +228,27 @@ func (k *Keyring) Current() uint32 { return k.current }
 // Seal encrypts plain, bound to ad (where it is stored).
 // Layout: header byte, key id (4 bytes, big endian), nonce, ciphertext.
 func (k *Keyring) Seal(plain []byte, ad string) []byte {
-	a := k.aeads[k.current]
-	out := make([]byte, 5, 5+a.NonceSize()+len(plain)+a.Overhead())
-	out[0] = header
-	binary.BigEndian.PutUint32(out[1:5], k.current)
-	out = append(out, random(a.NonceSize())...)
-	return a.Seal(out, out[5:], plain, []byte(ad))
+	return k.seal(plain, []byte(ad))
 }
 
-// SealString is Seal of a string.
-func (k *Keyring) SealString(plain, ad string) []byte { return k.Seal([]byte(plain), ad) }
+func (k *Keyring) seal(plain, ad []byte) []byte {
+	a := k.aeads[k.current]
+	out := make([]byte, 5+a.NonceSize(), 5+a.NonceSize()+len(plain)+a.Overhead())
+	out[0] = header
+	binary.BigEndian.PutUint32(out[1:5], k.current)
+	if _, err := rand.Read(out[5:]); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	return a.Seal(out, out[5:], plain, ad)
+}
+
+// SealString is Seal of a string. The hub seals every identifier new to
+// it: plain and ad share one copy as bytes.
+func (k *Keyring) SealString(plain, ad string) []byte {
+	b := make([]byte, 0, len(plain)+len(ad))
+	b = append(append(b, plain...), ad...)
+	return k.seal(b[:len(plain)], b[len(plain):])
+}
 
 // KeyID returns the id of the key sealed was sealed under.
 func KeyID(sealed []byte) (uint32, bool) {
