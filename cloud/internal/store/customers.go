@@ -143,6 +143,9 @@ func (s *Store) newCustRead(env *events.Envelope, ids []custID, rule string) *cu
 	r := &custRead{kind: env.Kind, stamp: env.Stamp(), store: env.Origin.Store, device: env.Origin.Device, ids: ids}
 	r.obs = identity.Observation{Stamp: r.stamp, Evidence: identity.Evidence{Store: r.store, Device: r.device, Rule: rule}}
 	var gids []identity.Identifier
+	if len(ids) > 0 {
+		gids = make([]identity.Identifier, 0, len(ids))
+	}
 	for _, c := range ids {
 		gids = append(gids, c.graphID())
 	}
@@ -302,11 +305,19 @@ func (s *Store) hubStamp(id string) events.Stamp {
 
 // encodeObsIDs renders an observation's graph identifiers as stored.
 func encodeObsIDs(ids []identity.Identifier) string {
-	parts := make([]string, len(ids))
-	for i, id := range ids {
-		parts[i] = string(id.Type) + "=" + id.Value
+	// One allocation: written for every observation.
+	n := 0
+	for _, id := range ids {
+		n += len(id.Type) + 1 + len(id.Value) + 1
 	}
-	return strings.Join(parts, " ")
+	b := make([]byte, 0, n)
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = append(append(append(b, id.Type...), '='), id.Value...)
+	}
+	return string(b)
 }
 
 func decodeObsIDs(s string) []identity.Identifier {
@@ -975,6 +986,15 @@ func sortedPairList(v [][2]string) [][2]string {
 // canonical returns ids distinct in identity's Compare order, as the graph
 // keeps an observation's identifiers.
 func canonical(ids []identity.Identifier) []identity.Identifier {
+	strict := true
+	for i := 1; i < len(ids) && strict; i++ {
+		strict = ids[i-1].Compare(ids[i]) < 0
+	}
+	if strict {
+		// Most are already (an event's identifiers, one of each type, in
+		// Compare order): ids itself, which callers only read.
+		return ids
+	}
 	out := slices.Clone(ids)
 	slices.SortFunc(out, identity.Identifier.Compare)
 	return slices.Compact(out)
