@@ -145,22 +145,20 @@ func (t *tracker) changes() Changes {
 	customers := make(map[string]bool, len(t.order)/2)
 	// The nodes in their identifiers' order, so the moves come out in
 	// Compare order: sorting the moves themselves (large structs) after
-	// cost more. A node's identifier is unique among them.
-	type keyed struct {
-		id Identifier
-		n  int32
-	}
-	order := make([]keyed, len(t.order))
-	for i, n := range t.order {
-		id := g.nodes[n].id
+	// cost more. A node's identifier is unique among them; a removed
+	// node's is in gone (Forget's).
+	idOf := func(n int32) Identifier {
 		if r, ok := t.gone[n]; ok {
-			id = r.id
+			return r.id
 		}
-		order[i] = keyed{id, n}
+		return g.nodes[n].id
 	}
-	slices.SortFunc(order, func(a, b keyed) int { return a.id.Compare(b.id) })
-	for _, k := range order {
-		n := k.n
+	if t.gone == nil {
+		slices.SortFunc(t.order, func(a, b int32) int { return g.nodes[a].id.Compare(g.nodes[b].id) })
+	} else {
+		slices.SortFunc(t.order, func(a, b int32) int { return idOf(a).Compare(idOf(b)) })
+	}
+	for _, n := range t.order {
 		was := t.before[n]
 		if r, ok := t.gone[n]; ok {
 			out.Moves = append(out.Moves, Move{Identifier: r.id, From: was.master, Removed: true})

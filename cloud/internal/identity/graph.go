@@ -35,84 +35,59 @@ type Graph struct {
 	slab slab
 }
 
-// slab hands out the small records every new observation and identifier
-// takes from few large allocations, sized by the batch: a batch of new
-// shoppers allocated a dozen of them per observation. The graph keeps
-// what it takes as long as the records (observations are never freed;
-// the slots of forgotten identifiers are reused).
+// slab hands out the small records every new observation, identifier
+// and customer takes from few large allocations, in chunks sized by the
+// batch, made when first needed: a batch of new shoppers allocated a
+// dozen of them per observation. The graph keeps what it takes as long
+// as the records (observations are never freed; the slots of forgotten
+// identifiers are reused).
 type slab struct {
-	recs  []obsRec
-	nodes []node
-	ids   []Identifier
-	ns    []int32
-	index []int
+	// chunk is the number of observations a chunk is made for.
+	chunk   int
+	recs    []obsRec
+	nodes   []node
+	comps   []component
+	clus    []cluster
+	masters []masterRec
+	ids     []Identifier
+	ns      []int32
+	index   []int
 }
 
-// reserve makes room for n more observations of about two identifiers.
-func (s *slab) reserve(n int) {
-	if len(s.recs) < n {
-		s.recs = make([]obsRec, n)
+// reserve sizes the chunks made from now on for a batch of n
+// observations.
+func (s *slab) reserve(n int) { s.chunk = max(n, 16) }
+
+// take returns the first element of *v, made in a chunk of n when *v is
+// empty.
+func take[T any](v *[]T, n int) *T {
+	if len(*v) == 0 {
+		*v = make([]T, n)
 	}
-	if len(s.nodes) < 2*n {
-		s.nodes = make([]node, 2*n)
-	}
-	if len(s.ids) < 2*n {
-		s.ids = make([]Identifier, 2*n)
-	}
-	if len(s.ns) < 4*n {
-		s.ns = make([]int32, 4*n)
-	}
-	if len(s.index) < 2*n {
-		s.index = make([]int, 2*n)
-	}
+	p := &(*v)[0]
+	*v = (*v)[1:]
+	return p
 }
 
-func (s *slab) rec() *obsRec {
-	if len(s.recs) == 0 {
-		s.recs = make([]obsRec, 64)
+// takeN returns an empty slice of capacity k from *v, its own (appending
+// past k allocates), made in a chunk of at least n when *v is short.
+func takeN[T any](v *[]T, k, n int) []T {
+	if len(*v) < k {
+		*v = make([]T, max(k, n))
 	}
-	r := &s.recs[0]
-	s.recs = s.recs[1:]
-	return r
-}
-
-func (s *slab) node() *node {
-	if len(s.nodes) == 0 {
-		s.nodes = make([]node, 64)
-	}
-	n := &s.nodes[0]
-	s.nodes = s.nodes[1:]
-	return n
-}
-
-// identifiers returns an empty slice of capacity n, its own: appending
-// past n allocates.
-func (s *slab) identifiers(n int) []Identifier {
-	if len(s.ids) < n {
-		s.ids = make([]Identifier, max(n, 128))
-	}
-	out := s.ids[:0:n]
-	s.ids = s.ids[n:]
+	out := (*v)[:0:k]
+	*v = (*v)[k:]
 	return out
 }
 
-func (s *slab) int32s(n int) []int32 {
-	if len(s.ns) < n {
-		s.ns = make([]int32, max(n, 256))
-	}
-	out := s.ns[:0:n]
-	s.ns = s.ns[n:]
-	return out
-}
-
-func (s *slab) ints(n int) []int {
-	if len(s.index) < n {
-		s.index = make([]int, max(n, 128))
-	}
-	out := s.index[:0:n]
-	s.index = s.index[n:]
-	return out
-}
+func (s *slab) rec() *obsRec                   { return take(&s.recs, max(s.chunk, 16)) }
+func (s *slab) node() *node                    { return take(&s.nodes, 2*max(s.chunk, 16)) }
+func (s *slab) component() *component          { return take(&s.comps, max(s.chunk, 16)) }
+func (s *slab) cluster() *cluster              { return take(&s.clus, max(s.chunk, 16)) }
+func (s *slab) master() *masterRec             { return take(&s.masters, max(s.chunk, 16)) }
+func (s *slab) identifiers(k int) []Identifier { return takeN(&s.ids, k, 2*max(s.chunk, 16)) }
+func (s *slab) int32s(k int) []int32           { return takeN(&s.ns, k, 4*max(s.chunk, 16)) }
+func (s *slab) ints(k int) []int               { return takeN(&s.index, k, 2*max(s.chunk, 16)) }
 
 // node is one identifier.
 type node struct {
@@ -359,11 +334,22 @@ func (g *Graph) settle(ch *tracker, fresh, flipped []int32) {
 		slow     bool
 	}
 	groups := make(map[int]*group, len(fresh)+len(flipped))
+	// Every group holds a fresh or flipped observation: they take their
+	// records, and room for the usual one observation and two loose
+	// identifiers, from two allocations. Appending past that room
+	// allocates.
+	arena := make([]group, 0, len(fresh)+len(flipped))
+	room := make([]int32, 3*(len(fresh)+len(flipped)))
 	at := func(k int) *group {
 		r := d.find(k)
 		gr := groups[r]
 		if gr == nil {
-			gr = &group{}
+			if i := 3 * len(arena); i < len(room) {
+				arena = append(arena, group{fresh: room[i : i : i+1], loose: room[i+1 : i+1 : i+3]})
+				gr = &arena[len(arena)-1]
+			} else {
+				gr = &group{} // not reached: a group per join at most
+			}
 			groups[r] = gr
 		}
 		return gr
@@ -444,7 +430,7 @@ func (g *Graph) extend(ch *tracker, clusters []*cluster, loose, fresh []int32) {
 		}
 	}
 	if into == nil {
-		into = &cluster{}
+		into = g.slab.cluster()
 	}
 	for _, c := range clusters {
 		if c.label != label {
@@ -587,10 +573,13 @@ func (g *Graph) join(ch *tracker, o int32, comps []*component, loose []int32) {
 		}
 		anchor := loose[0]
 		pos := slices.Index(g.obs[o].nodes, anchor)
-		c := &component{anchor: anchor, founded: g.obs[o].o.Stamp}
+		c := g.slab.component()
+		*c = component{anchor: anchor, founded: g.obs[o].o.Stamp}
 		c.master = g.policy.MasterID(g.obs[o].o.Stamp, g.obs[o].index[pos])
 		if _, ok := g.masters[c.master]; !ok {
-			g.masters[c.master] = &masterRec{anchor: anchor, founded: c.founded}
+			m := g.slab.master()
+			*m = masterRec{anchor: anchor, founded: c.founded}
+			g.masters[c.master] = m
 			g.nodes[anchor].anchors = append(g.nodes[anchor].anchors, c.master)
 			ch.minted(c.master)
 		}
