@@ -38,9 +38,11 @@ type Graph struct {
 // slab hands out the small records every new observation, identifier
 // and customer takes from few large allocations, in chunks sized by the
 // batch, made when first needed: a batch of new shoppers allocated a
-// dozen of them per observation. The graph keeps what it takes as long
-// as the records (observations are never freed; the slots of forgotten
-// identifiers are reused).
+// dozen of them per observation. A chunk lives as long as any record
+// of it: observations are never freed and the slots of forgotten
+// identifiers are reused, but a customer or cluster a replay drops stays
+// until its chunk's last one goes, which is fine for the graphs the hub
+// loads for one batch, not for a graph kept for ever under churn.
 type slab struct {
 	// chunk is the number of observations a chunk is made for.
 	chunk   int
