@@ -460,35 +460,39 @@ func TestCatalogImport_OneAtATime(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// A second one, until the first holds the lock (a bad file, so that an
-	// answer other than 409 stores nothing).
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		body := &countingBody{r: strings.NewReader(`{"sku":"bad sku"}` + "\n" + strings.Repeat(" ", 1<<20))}
-		req, err := http.NewRequest(http.MethodPost, h.srv.URL+CatalogImportPath+"?format=jsonl", body)
-		if err != nil {
-			t.Fatal(err)
+	// Wait until the first holds the lock. A second import sent before
+	// then would take the lock itself, and the first would be the one
+	// refused (with its upload still open, it would never hear so).
+	deadline := time.Now().Add(30 * time.Second)
+	for !h.st.ImportRunning() {
+		if time.Now().After(deadline) {
+			t.Fatal("the first import never took the lock")
 		}
-		req.Header.Set("Expect", "100-continue")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusConflict {
-			if resp.Header.Get("Retry-After") != "30" || !strings.Contains(string(raw), "another catalog import is running") {
-				t.Fatalf("409 without Retry-After or reason: %v %s", resp.Header, raw)
-			}
-			if n := body.n.Load(); n > 0 {
-				t.Fatalf("the client sent %d bytes of a refused import", n)
-			}
-			break
-		}
-		if resp.StatusCode != http.StatusUnprocessableEntity || time.Now().After(deadline) {
-			t.Fatalf("second import: %d %s", resp.StatusCode, raw)
-		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	// A second one is refused before any of it is read (a bad file, so
+	// that an answer other than 409 stores nothing).
+	body := &countingBody{r: strings.NewReader(`{"sku":"bad sku"}` + "\n" + strings.Repeat(" ", 1<<20))}
+	req, err := http.NewRequest(http.MethodPost, h.srv.URL+CatalogImportPath+"?format=jsonl", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Expect", "100-continue")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusConflict {
+		t.Fatalf("second import: %d %s", resp.StatusCode, raw)
+	}
+	if resp.Header.Get("Retry-After") != "30" || !strings.Contains(string(raw), "another catalog import is running") {
+		t.Fatalf("409 without Retry-After or reason: %v %s", resp.Header, raw)
+	}
+	if n := body.n.Load(); n > 0 {
+		t.Fatalf("the client sent %d bytes of a refused import", n)
 	}
 
 	if _, err := pw.Write(file[half:]); err != nil {

@@ -90,6 +90,12 @@ func (s *Store) LockCatalog(ctx context.Context) (*CatalogLock, error) {
 	return l, nil
 }
 
+// ImportRunning reports whether this process holds the catalog import
+// lock (an import of another replica does not show here). It takes
+// nothing: a caller that only wants to know must not make a starting
+// import fail with ErrImportRunning, as a probe through LockCatalog could.
+func (s *Store) ImportRunning() bool { return s.importing.Load() }
+
 // Unlock gives the lock back; later calls do nothing.
 func (l *CatalogLock) Unlock() {
 	l.once.Do(func() {
