@@ -677,14 +677,7 @@ func (s *Store) mastersAnchoredOn(ctx context.Context, q dbq, digests []string) 
 	var out []string
 	err = s.queryRows(ctx, q, rs, "r", func(a *args, r string) string {
 		return `SELECT m.id FROM cust_masters m JOIN ` + r + ` ON m.id = r.id WHERE m.anchor = r.anchor`
-	}, func(rows *sql.Rows) error {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return err
-		}
-		out = append(out, id)
-		return nil
-	})
+	}, appendScanned(&out))
 	if err != nil {
 		return nil, fmt.Errorf("master ids anchored: %w", err)
 	}
@@ -696,14 +689,7 @@ func (s *Store) mastersAnchoredOn(ctx context.Context, q dbq, digests []string) 
 	}
 	err = s.queryRows(ctx, q, ds, "r", func(a *args, r string) string {
 		return `SELECT o.id FROM cust_orphan_masters o JOIN ` + r + ` ON o.anchor = r.digest`
-	}, func(rows *sql.Rows) error {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return err
-		}
-		out = append(out, id)
-		return nil
-	})
+	}, appendScanned(&out))
 	if err != nil {
 		return nil, fmt.Errorf("master ids anchored: %w", err)
 	}

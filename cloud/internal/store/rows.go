@@ -278,6 +278,19 @@ func (s *Store) eachChunk(ctx context.Context, db any, r *rowset, alias string, 
 // statement with thousands of them spends its time binding; anonymous ones
 // are bound by position. The store's SQL has no '$' or '?' other than
 // placeholders.
+// appendScanned is a queryRows scan of a one-column result: each row's
+// value is appended to out.
+func appendScanned[T any](out *[]T) func(*sql.Rows) error {
+	return func(rows *sql.Rows) error {
+		var v T
+		if err := rows.Scan(&v); err != nil {
+			return err
+		}
+		*out = append(*out, v)
+		return nil
+	}
+}
+
 func positional(q string) (string, []int) {
 	var b strings.Builder
 	b.Grow(len(q))
