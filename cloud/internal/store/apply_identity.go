@@ -350,7 +350,7 @@ func (s *Store) copyGraph(ctx context.Context, tx dbq, conn *sql.Conn, obs []ide
 		return err
 	}
 	err := s.execRows(ctx, tx, update, "r", func(a *args, r string) string {
-		return `UPDATE cust_identifiers SET customer = r.customer, via = r.via, cluster = r.cluster FROM ` + r + ` WHERE cust_identifiers.digest = r.digest`
+		return `UPDATE cust_identifiers SET customer = r.customer, via = r.via, cluster = r.cluster FROM ` + r + ` WHERE ` + s.d.identKey("cust_identifiers.digest") + ` = ` + s.d.identKey("r.digest")
 	})
 	if err != nil {
 		return fmt.Errorf("identifier moves: %w", err)

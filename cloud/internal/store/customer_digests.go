@@ -236,7 +236,7 @@ func (s *Store) readDigestLog(ctx context.Context, tx dbq) error {
 // f.mu.
 func (s *Store) scanDigests(ctx context.Context, tx dbq) error {
 	f := &s.custDigests
-	rows, err := tx.QueryContext(ctx, `SELECT digest FROM cust_identifiers WHERE digest > $1 ORDER BY digest LIMIT `+fmt.Sprint(filterScanRows), f.cursor)
+	rows, err := tx.QueryContext(ctx, `SELECT digest FROM cust_identifiers WHERE `+s.d.identKey("digest")+` > `+s.d.identKey("$1")+` ORDER BY `+s.d.identKey("digest")+` LIMIT `+fmt.Sprint(filterScanRows), f.cursor)
 	if err != nil {
 		return fmt.Errorf("digest filter: scan: %w", err)
 	}

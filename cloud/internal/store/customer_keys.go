@@ -77,7 +77,7 @@ func (s *Store) rekeyBatch(ctx context.Context, c sealedColumn, limit int) (int,
 		}
 		// Key ids are in bytes 2..5 of a sealed value (big endian); the
 		// scan compares in Go, so both databases run the same query.
-		rows, err := tx.QueryContext(ctx, `SELECT `+cols+c.col+` FROM `+c.table+` WHERE `+c.col+` IS NOT NULL ORDER BY `+c.key[0])
+		rows, err := tx.QueryContext(ctx, `SELECT `+cols+c.col+` FROM `+c.table+` WHERE `+c.col+` IS NOT NULL ORDER BY `+s.d.keyed(c.table, c.key[0], c.key[0]))
 		if err != nil {
 			return err
 		}
@@ -124,7 +124,7 @@ func (s *Store) rekeyBatch(ctx context.Context, c sealedColumn, limit int) (int,
 					q += " AND "
 				}
 				a = append(a, u.key[i])
-				q += fmt.Sprintf("%s = $%d", k, len(a))
+				q += s.d.keyed(c.table, k, k) + " = " + s.d.keyed(c.table, k, fmt.Sprintf("$%d", len(a)))
 			}
 			if _, err := tx.ExecContext(ctx, q, a...); err != nil {
 				return fmt.Errorf("rekey %s: %w", c.table, err)

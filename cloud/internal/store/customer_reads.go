@@ -132,7 +132,7 @@ func (s *Store) customerIdentifiers(ctx context.Context, q dbq, customers []stri
 		if s.d.pg() {
 			return `SELECT i.digest, i.type, i.customer, i.value_enc FROM ` + r + `
 CROSS JOIN LATERAL (SELECT anchor FROM cust_masters WHERE id = r.customer) m
-CROSS JOIN LATERAL (SELECT cluster FROM cust_identifiers WHERE digest = m.anchor AND cluster <> '') k
+CROSS JOIN LATERAL (SELECT cluster FROM cust_identifiers WHERE digest_key(digest) = digest_key(m.anchor) AND cluster <> '') k
 CROSS JOIN LATERAL (SELECT digest, type, customer, value_enc FROM cust_identifiers WHERE cluster = k.cluster AND customer = r.customer) i`
 		}
 		return `SELECT i.digest, i.type, i.customer, i.value_enc FROM ` + r + ` JOIN cust_masters m ON m.id = r.customer
@@ -156,7 +156,7 @@ JOIN cust_identifiers i ON i.cluster = k.cluster AND i.customer = r.customer`
 // resolveMaster returns the customer master id m resolves to now.
 func (s *Store) resolveMaster(ctx context.Context, q dbq, m string) (string, bool, error) {
 	var c string
-	err := q.QueryRowContext(ctx, `SELECT i.customer FROM cust_masters m JOIN cust_identifiers i ON i.digest = m.anchor WHERE m.id = $1`, m).Scan(&c)
+	err := q.QueryRowContext(ctx, `SELECT i.customer FROM cust_masters m JOIN cust_identifiers i ON `+s.d.identKey("i.digest")+` = `+s.d.identKey("m.anchor")+` WHERE m.id = $1`, m).Scan(&c)
 	if errors.Is(err, sql.ErrNoRows) || err == nil && c == "" {
 		return "", false, nil
 	}
@@ -169,7 +169,7 @@ func (s *Store) resolveMaster(ctx context.Context, q dbq, m string) (string, boo
 // customerOfDigest returns the customer identifier digest d belongs to.
 func (s *Store) customerOfDigest(ctx context.Context, q dbq, d string) (string, error) {
 	var c string
-	err := q.QueryRowContext(ctx, `SELECT customer FROM cust_identifiers WHERE digest = $1`, d).Scan(&c)
+	err := q.QueryRowContext(ctx, `SELECT customer FROM cust_identifiers WHERE `+s.d.identKey("digest")+` = `+s.d.identKey("$1"), d).Scan(&c)
 	if errors.Is(err, sql.ErrNoRows) || err == nil && c == "" {
 		return "", ErrNotFound
 	}
@@ -637,7 +637,7 @@ func (s *Store) AddConsent(ctx context.Context, id string, req ConsentRequest) (
 			return err
 		}
 		var anchor string
-		err = tx.QueryRowContext(ctx, `SELECT m.anchor FROM cust_masters m JOIN cust_identifiers i ON i.digest = m.anchor WHERE m.id = $1 AND i.customer <> ''`, id).Scan(&anchor)
+		err = tx.QueryRowContext(ctx, `SELECT m.anchor FROM cust_masters m JOIN cust_identifiers i ON `+s.d.identKey("i.digest")+` = `+s.d.identKey("m.anchor")+` WHERE m.id = $1 AND i.customer <> ''`, id).Scan(&anchor)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("%w: customer %s", ErrNotFound, id)
 		}

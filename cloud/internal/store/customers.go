@@ -502,7 +502,7 @@ func (s *Store) loadGraphRows(ctx context.Context, q dbq, digests, obsIDs []stri
 	}
 	err = s.queryRows(ctx, q, ds, "r", func(a *args, r string) string {
 		if s.d.pg() {
-			return `SELECT i.digest, i.cluster FROM ` + r + ` CROSS JOIN LATERAL (SELECT digest, cluster FROM cust_identifiers WHERE digest = r.digest) i`
+			return `SELECT i.digest, i.cluster FROM ` + r + ` CROSS JOIN LATERAL (SELECT digest, cluster FROM cust_identifiers WHERE digest_key(digest) = digest_key(r.digest)) i`
 		}
 		return `SELECT i.digest, i.cluster FROM cust_identifiers i JOIN ` + r + ` ON i.digest = r.digest`
 	}, scanIdent)
@@ -759,7 +759,7 @@ func (s *Store) observationsNaming(ctx context.Context, q dbq, digests []string)
 	}
 	labels := map[string]bool{}
 	err := s.queryRows(ctx, q, ds, "r", func(a *args, r string) string {
-		return `SELECT i.cluster FROM cust_identifiers i JOIN ` + r + ` ON i.digest = r.digest WHERE i.cluster <> ''`
+		return `SELECT i.cluster FROM cust_identifiers i JOIN ` + r + ` ON ` + s.d.identKey("i.digest") + ` = ` + s.d.identKey("r.digest") + ` WHERE i.cluster <> ''`
 	}, func(rows *sql.Rows) error {
 		var c string
 		if err := rows.Scan(&c); err != nil {
@@ -854,7 +854,7 @@ func (s *Store) writeGraphChangesWith(ctx context.Context, tx dbq, ch identity.C
 	// customers' lock anyway.
 	err := s.execRows(ctx, tx, moves, "r", func(a *args, r string) string {
 		return `INSERT INTO cust_identifiers (digest, type, value_enc, customer, via, cluster) SELECT digest, type, value_enc, customer, via, cluster FROM ` + r + s.d.inOrder() + `
-ON CONFLICT (digest) DO UPDATE SET customer = excluded.customer, via = excluded.via, cluster = excluded.cluster`
+ON CONFLICT (` + s.d.identKey("digest") + `) DO UPDATE SET customer = excluded.customer, via = excluded.via, cluster = excluded.cluster`
 	})
 	if err != nil {
 		return fmt.Errorf("identifier moves: %w", err)
@@ -896,7 +896,7 @@ func (s *Store) deleteByDigest(ctx context.Context, tx execer, table, col string
 		rs.add(k)
 	}
 	err := s.execRows(ctx, tx, rs, "r", func(a *args, r string) string {
-		return `DELETE FROM ` + table + ` WHERE ` + col + ` IN (SELECT k FROM ` + r + `)`
+		return `DELETE FROM ` + table + ` WHERE ` + s.d.keyed(table, col, col) + ` IN (SELECT ` + s.d.keyed(table, col, "k") + ` FROM ` + r + `)`
 	})
 	if err != nil {
 		return fmt.Errorf("delete from %s: %w", table, err)

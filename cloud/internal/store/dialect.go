@@ -65,6 +65,27 @@ func (d dialect) inOrder() string {
 	return " WHERE true"
 }
 
+// identKey returns the SQL that finds cust_identifiers rows by the
+// digest expr holds (its digest column, or a digest to look up): on
+// PostgreSQL they are indexed by digest_key(digest), the digest's bytes
+// (the migration that made it says why), and a comparison of the bare
+// text would read the whole table. Both sides of a comparison take it.
+func (d dialect) identKey(expr string) string {
+	if d.pg() {
+		return "digest_key(" + expr + ")"
+	}
+	return expr
+}
+
+// keyed returns the SQL that compares expr with column col of table:
+// identKey(expr) for the digests of cust_identifiers, expr elsewhere.
+func (d dialect) keyed(table, col, expr string) string {
+	if table == "cust_identifiers" && col == "digest" {
+		return d.identKey(expr)
+	}
+	return expr
+}
+
 // greatest returns the SQL for the larger of two values.
 func (d dialect) greatest(a, b string) string {
 	if d.pg() {

@@ -21,9 +21,11 @@ func openSQLite(t testing.TB) *Store {
 	return mustOpen(t, "sqlite:"+filepath.Join(t.TempDir(), "hub.db"))
 }
 
+// openPostgres opens a store on a fresh PostgreSQL schema whose
+// statements are watched by identKeyGuard for the test's length.
 func openPostgres(t testing.TB) *Store {
 	t.Helper()
-	return mustOpen(t, testkit.Postgres(t))
+	return guardIdentKeys(t, mustOpen(t, testkit.Postgres(t)))
 }
 
 func mustOpen(t testing.TB, dsn string) *Store {

@@ -139,7 +139,7 @@ func (s *Store) syncPurchaseFeed(ctx context.Context, tx dbq, subjects []string,
 	}
 	want, have := map[string]feedAttr{}, map[string]feedAttr{}
 	err := s.queryRows(ctx, tx, rs, "r", func(a *args, r string) string {
-		return `SELECT p.event_id, p.subject, COALESCE(i.customer, ''), p.kind, p.hlc, p.amount, p.store, p.channel FROM cust_purchases p JOIN ` + r + ` ON p.subject = r.k LEFT JOIN cust_identifiers i ON i.digest = p.subject`
+		return `SELECT p.event_id, p.subject, COALESCE(i.customer, ''), p.kind, p.hlc, p.amount, p.store, p.channel FROM cust_purchases p JOIN ` + r + ` ON p.subject = r.k LEFT JOIN cust_identifiers i ON ` + s.d.identKey("i.digest") + ` = ` + s.d.identKey("p.subject")
 	}, scan(want))
 	if err != nil {
 		return nil, fmt.Errorf("purchase feed: read purchases: %w", err)

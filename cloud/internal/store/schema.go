@@ -1175,6 +1175,22 @@ DROP INDEX product_recs_by_updated;
 {{pg_only}}ALTER TABLE review_stats SET (fillfactor = 70);
 {{pg_only}}ALTER TABLE product_recs SET (fillfactor = 70);
 `,
+	// On PostgreSQL, identifier rows are found by their digest's bytes
+	// (digest_key: "v1:" and 64 hex digits become 33 bytes) instead of
+	// its text: each new shopper's identifiers take a random entry in
+	// that index, and at millions of identifiers the text key's index
+	// (twice the size) no longer stays in the buffer cache; inserting
+	// into it was most of an identify batch's database time. digest_key
+	// is exact for any text (the keyring's lowercase hex digests take
+	// the short form, anything else is kept whole behind a zero byte),
+	// and a plain SQL expression, so PostgreSQL inlines it and matches
+	// the index. Every lookup of cust_identifiers by digest goes through
+	// it (dialect.identKey). SQLite keeps the text key.
+	`
+{{pg_only}}CREATE FUNCTION digest_key(d TEXT) RETURNS BYTEA LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT CASE WHEN length(d) = 67 AND left(d, 3) = 'v1:' THEN '\x01'::bytea || decode(substr(d, 4), 'hex') ELSE '\x00'::bytea || decode(replace(d, '\', '\\'), 'escape') END $$;
+{{pg_only}}CREATE UNIQUE INDEX cust_identifiers_key ON cust_identifiers (digest_key(digest));
+{{pg_only}}ALTER TABLE cust_identifiers DROP CONSTRAINT cust_identifiers_pkey;
+`,
 }
 
 // migrateLockKey is the first key of the pg_advisory_lock that serialises
