@@ -342,7 +342,7 @@ func (s *Store) copyGraph(ctx context.Context, tx dbq, conn *sql.Conn, obs []ide
 			if !ok {
 				return errCopyDuplicate
 			}
-			enc := s.custKeys.SealString(f.id.Value, sealAD("cust_identifiers", d))
+			enc := s.sealedValue(f)
 			c.text(d).text(string(m.Identifier.Type)).bytes(enc).text(m.To).text(m.Via).text(m.Cluster).end()
 		}
 	}

@@ -71,6 +71,20 @@ func (s *Store) lockCustomers(ctx context.Context, tx *sql.Tx) error {
 type custID struct {
 	id     identity.Identifier
 	digest string
+	// enc is the raw value sealed ahead, while the batch is prepared
+	// (identify events, which bring most new identifiers): the apply,
+	// which holds the customers' lock, need not seal it. nil: sealed
+	// when its row is written (sealedValue).
+	enc []byte
+}
+
+// sealedValue is c's raw value sealed for its cust_identifiers row: the
+// one sealed ahead, unless the keys changed since.
+func (s *Store) sealedValue(c custID) []byte {
+	if c.enc != nil && !s.custKeys.Stale(c.enc) {
+		return c.enc
+	}
+	return s.custKeys.SealString(c.id.Value, sealAD("cust_identifiers", c.digest))
 }
 
 // graphID is the identifier the graph holds for it.
@@ -167,6 +181,9 @@ func (s *Store) readCustomer(env *events.Envelope) (*custRead, error) {
 		ids, err := s.resolveIdentifiers(b.Identifiers, b.Region)
 		if err != nil {
 			return nil, fmt.Errorf("identify: %w", err)
+		}
+		for i := range ids {
+			ids[i].enc = s.custKeys.SealString(ids[i].id.Value, sealAD("cust_identifiers", ids[i].digest))
 		}
 		rule := b.Rule
 		if rule == "" || rule == identity.RuleManual {
@@ -844,7 +861,7 @@ func (s *Store) writeGraphChangesWith(ctx context.Context, tx dbq, ch identity.C
 		d := m.Identifier.Value
 		enc := []byte{} // not NULL: the row exists, the value stays
 		if c, ok := fresh[d]; ok {
-			enc = s.custKeys.SealString(c.id.Value, sealAD("cust_identifiers", d))
+			enc = s.sealedValue(c)
 		}
 		moves.add(d, string(m.Identifier.Type), enc, m.To, m.Via, m.Cluster)
 	}

@@ -594,3 +594,33 @@ func TestCustomers_SameEventUnderTwoOrigins(t *testing.T) {
 		}
 	})
 }
+
+// Ensure that an identifier sealed while its batch was prepared, under a
+// sealing key that was retired before the batch was applied (a rotation
+// in between), is sealed again under the current key: its raw value
+// stays readable once the old key is dropped.
+func TestCustomers_SealedAheadThenRotated(t *testing.T) {
+	forEachStoreAtOnce(t, func(t *testing.T, s *Store) {
+		f := pii.Generate()
+		k1, _ := pii.New(f)
+		s.SetCustomerKeys(k1)
+		a := newDevice("S1", "pos-1", 1)
+		prep := s.Prepare(itemsOf(a.ev(1000, events.KindIdentify, identify(map[string]string{"loyalty": "LC-1", "email": "ann@shop.test"}))))
+		f.AddSealKey()
+		if err := f.DropSealKey(1); err != nil {
+			t.Fatal(err)
+		}
+		k2, _ := pii.New(f)
+		s.SetCustomerKeys(k2)
+		if res, err := s.ApplyPrepared(context.Background(), prep); err != nil || res.Applied != 1 {
+			t.Fatalf("apply: %+v %v", res, err)
+		}
+		v := view(t, s, find(t, s, "loyalty:LC-1"))
+		if len(v.Identifiers) != 2 {
+			t.Fatalf("identifiers: %+v", v.Identifiers)
+		}
+		if n, err := s.RekeyCustomers(context.Background(), 0); err != nil || n != 0 {
+			t.Fatalf("rekey found %d stale values (%v): one was written under the retired key", n, err)
+		}
+	})
+}
