@@ -313,7 +313,7 @@ func (s *Store) copyObservations(ctx context.Context, tx dbq, conn *sql.Conn, ob
 }
 
 func (s *Store) copyGraph(ctx context.Context, tx dbq, conn *sql.Conn, obs []identity.Observation, seqs map[string]int64, labels map[string]string, ch identity.Changes, fresh map[string]custID, l *graphLoad) error {
-	c := &copyBuf{b: make([]byte, 0, 360*len(obs))}
+	c := newCopyBuf(make([]byte, 0, 360*len(obs)))
 	for _, o := range obs {
 		c.text(o.ID()).int(o.Stamp.HLC.Pack()).text(encodeObsIDs(canonical(o.Identifiers))).
 			text(o.Evidence.Store).text(o.Evidence.Device).text(o.Evidence.Rule).text(o.Evidence.Operator).int(seqs[o.ID()]).
@@ -324,7 +324,7 @@ func (s *Store) copyGraph(ctx context.Context, tx dbq, conn *sql.Conn, obs []ide
 	}
 	step := s.stepTimer()
 	step("identity.observations")
-	c = &copyBuf{b: slices.Grow(c.b[:0], 400*len(ch.Moves))}
+	c = newCopyBuf(slices.Grow(c.b[:0], 400*len(ch.Moves)))
 	update := newRowset(text("digest"), text("customer"), text("via"), text("cluster"))
 	var removed []string
 	for _, m := range ch.Moves {
@@ -361,7 +361,7 @@ func (s *Store) copyGraph(ctx context.Context, tx dbq, conn *sql.Conn, obs []ide
 		}
 	}
 	step("identity.identifiers")
-	c = &copyBuf{b: c.b[:0]}
+	c = newCopyBuf(c.b)
 	var gone []string
 	for _, m := range ch.Masters {
 		switch {

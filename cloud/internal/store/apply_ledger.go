@@ -343,22 +343,3 @@ GROUP BY k.pos`
 	return out, nil
 }
 
-// appendCopyText appends s as a value of COPY's text format: backslash,
-// tab, newline and carriage return escaped.
-func appendCopyText(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '\\':
-			b = append(b, '\\', '\\')
-		case '\t':
-			b = append(b, '\\', 't')
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		default:
-			b = append(b, c)
-		}
-	}
-	return b
-}
