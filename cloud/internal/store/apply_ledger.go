@@ -342,4 +342,3 @@ GROUP BY k.pos`
 	}
 	return out, nil
 }
-

@@ -5,7 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/binary"
-		"errors"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5/pgconn"
