@@ -1186,6 +1186,10 @@ DROP INDEX product_recs_by_updated;
 	// rolls the line up into; readers of a position's lines go day by day
 	// (ledgerDaysCTE). PostgreSQL keeps its ledger: its writes are pages
 	// of a heap, not of a B-tree in key order, and it meets the figure.
+	// The lines are copied in the old key's order, unsorted: position
+	// after position, each one's lines land at the end of their days'
+	// parts, one page a day being filled at a time, where sorting them
+	// first would hold the whole ledger in memory (temp_store is MEMORY).
 	`
 {{sqlite_only}}CREATE TABLE ledger_v5 (
 {{sqlite_only}}	day     INTEGER NOT NULL,
@@ -1203,7 +1207,7 @@ DROP INDEX product_recs_by_updated;
 {{sqlite_only}}){{keyed}};
 {{sqlite_only}}INSERT INTO ledger_v5 (day, pos_id, hlc, ev_hi, ev_lo, line_no, kind, qty, delta, store, xact)
 {{sqlite_only}}SELECT (hlc - ((hlc % 5662310400000) + 5662310400000) % 5662310400000) / 5662310400000, pos_id, hlc, ev_hi, ev_lo, line_no, kind, qty, delta, store, xact
-{{sqlite_only}}FROM stock_ledger ORDER BY 1, pos_id, hlc, ev_hi, ev_lo, line_no;
+{{sqlite_only}}FROM stock_ledger;
 {{sqlite_only}}DROP TABLE stock_ledger;
 {{sqlite_only}}ALTER TABLE ledger_v5 RENAME TO stock_ledger;
 `,
