@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -269,18 +270,11 @@ func (s *Store) insertLedger(ctx context.Context, conn *sql.Conn, tx *sql.Tx, li
 		}
 		return nil, nil
 	}
-	rs := newRowset(integer("pos_id"), integer("hlc"), integer("ev_hi"), integer("ev_lo"), integer("line_no"),
-		text("kind"), integer("qty"), integer("delta"), text("store"))
-	rs.grow(len(lines))
-	for i := range lines {
-		l := &lines[i]
-		m := &moves[l.read][l.move]
-		rs.add(l.pos, l.hlc, l.hi, l.lo, int64(l.line), string(m.Kind), m.Qty, m.Delta, p.items[l.item].Env.Origin.Store)
-	}
+	rs, cols := s.ledgerRows(lines, moves, p)
 	insert := func(returning string) func(a *args, k string) string {
 		return func(a *args, k string) string {
-			return `INSERT INTO stock_ledger (pos_id, hlc, ev_hi, ev_lo, line_no, kind, qty, delta, store)
-SELECT pos_id, hlc, ev_hi, ev_lo, line_no, kind, qty, delta, store FROM ` + k + s.d.inOrder() + ` ON CONFLICT DO NOTHING` + returning
+			return `INSERT INTO stock_ledger (` + cols + `)
+SELECT ` + cols + ` FROM ` + k + s.d.inOrder() + ` ON CONFLICT DO NOTHING` + returning
 		}
 	}
 	if !precise {
@@ -310,22 +304,67 @@ SELECT pos_id, hlc, ev_hi, ev_lo, line_no, kind, qty, delta, store FROM ` + k + 
 	return fresh, nil
 }
 
+// ledgerRows is lines as rows of the ledger (SQLite's with their day),
+// and the ledger's columns they fill.
+func (s *Store) ledgerRows(lines []ledgerLine, moves [][]inventory.Move, p *plan) (*rowset, string) {
+	cols := "pos_id, hlc, ev_hi, ev_lo, line_no, kind, qty, delta, store"
+	rs := newRowset(integer("pos_id"), integer("hlc"), integer("ev_hi"), integer("ev_lo"), integer("line_no"),
+		text("kind"), integer("qty"), integer("delta"), text("store"))
+	if !s.d.pg() {
+		cols = "day, " + cols
+		rs = newRowset(integer("day"), integer("pos_id"), integer("hlc"), integer("ev_hi"), integer("ev_lo"), integer("line_no"),
+			text("kind"), integer("qty"), integer("delta"), text("store"))
+	}
+	rs.grow(len(lines))
+	for i := range lines {
+		l := &lines[i]
+		m := &moves[l.read][l.move]
+		if s.d.pg() {
+			rs.add(l.pos, l.hlc, l.hi, l.lo, int64(l.line), string(m.Kind), m.Qty, m.Delta, p.items[l.item].Env.Origin.Store)
+		} else {
+			rs.add(ledgerDay(l.hlc), l.pos, l.hlc, l.hi, l.lo, int64(l.line), string(m.Kind), m.Qty, m.Delta, p.items[l.item].Env.Origin.Store)
+		}
+	}
+	return rs, cols
+}
+
 // deltasAfter sums, for each position (by id), the ledger deltas stamped
-// after the given count stamp: one indexed range scan per position.
+// after the given count stamp: one indexed range scan per position (on
+// SQLite, per position and day from the count's day on).
 func (s *Store) deltasAfter(ctx context.Context, tx *sql.Tx, counts map[int64]events.Stamp) (map[int64]int64, error) {
 	out := make(map[int64]int64, len(counts))
 	if len(counts) == 0 {
 		return out, nil
 	}
 	rs := newRowset(integer("pos"), integer("hlc"), integer("hi"), integer("lo"))
+	if !s.d.pg() {
+		rs = newRowset(integer("pos"), integer("hlc"), integer("hi"), integer("lo"), integer("day"))
+	}
+	first := int64(math.MaxInt64) // the day of the earliest count
 	for id, st := range counts {
 		hi, lo, err := eventIDKey(st.ID)
 		if err != nil {
 			return nil, err
 		}
-		rs.add(id, st.HLC.Pack(), hi, lo)
+		h := st.HLC.Pack()
+		if s.d.pg() {
+			rs.add(id, h, hi, lo)
+			continue
+		}
+		first = min(first, ledgerDay(h))
+		rs.add(id, h, hi, lo, ledgerDay(h))
 	}
 	err := s.queryRows(ctx, tx, rs, "k", func(a *args, k string) string {
+		if !s.d.pg() {
+			// A position's lines after its count are in the count's day
+			// and the days after it: a seek each, in that order (CROSS
+			// JOIN, and the days' bound in WHERE: in ON, SQLite scanned
+			// the ledger from the count's day on instead).
+			return `WITH RECURSIVE ` + ledgerDaysCTE(a, first) + `
+SELECT k.pos, CAST(SUM(l.delta) AS BIGINT) FROM ` + k + ` CROSS JOIN days
+CROSS JOIN stock_ledger l ON l.day = days.d AND l.pos_id = k.pos AND (l.hlc, l.ev_hi, l.ev_lo) > (k.hlc, k.hi, k.lo)
+WHERE days.d >= k.day GROUP BY k.pos`
+		}
 		return `SELECT k.pos, CAST(SUM(l.delta) AS BIGINT) FROM ` + k + `
 JOIN stock_ledger l ON l.pos_id = k.pos AND (l.hlc, l.ev_hi, l.ev_lo) > (k.hlc, k.hi, k.lo)
 GROUP BY k.pos`

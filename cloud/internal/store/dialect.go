@@ -103,7 +103,8 @@ func (d dialect) readTx() *sql.TxOptions {
 }
 
 // ddl fills the type placeholders of a schema statement ({{pg_only}}
-// starts a line only PostgreSQL runs), and the
+// starts a line only PostgreSQL runs, {{sqlite_only}} one only SQLite
+// runs), and the
 // {{evhi:col}} / {{evlo:col}} expressions (eventIDKeySQL).
 func (d dialect) ddl(stmt string) string {
 	for _, half := range []string{"evhi", "evlo"} {
@@ -134,6 +135,7 @@ func (d dialect) ddl(stmt string) string {
 			"{{keyed_hot}}", " WITH (fillfactor = 70)",
 			"{{keyed}}", "",
 			"{{pg_only}}", "",
+			"{{sqlite_only}}", "-- ",
 			"{{generated}}", "STORED",
 		).Replace(stmt)
 	}
@@ -152,6 +154,7 @@ func (d dialect) ddl(stmt string) string {
 		"{{keyed_hot}}", " WITHOUT ROWID",
 		// A line only PostgreSQL runs (a storage setting): a comment here.
 		"{{pg_only}}", "-- ",
+		"{{sqlite_only}}", "",
 		// SQLite adds only virtual generated columns to a table; they
 		// can be indexed all the same.
 		"{{generated}}", "VIRTUAL",

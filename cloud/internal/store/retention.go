@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -109,46 +110,91 @@ func (s *Store) RetainLedger(ctx context.Context, o RetentionOptions) (Retention
 	// The basket folder reads the sales it has yet to fold from its
 	// inbox, not from the ledger (baskets.go): sale lines go like the
 	// others.
-	// Positions in id order, a few hundred at a time; their old lines
-	// are found through the ledger's key (position, then stamp) on a read
-	// connection, and deleted by key in a short write transaction.
+	if s.d.pg() {
+		err = s.retainByPosition(ctx, conn, h, o, &res)
+	} else {
+		err = s.retainByDay(ctx, conn, h, o, &res)
+	}
+	return res, err
+}
+
+// retainByPosition rolls up the lines stamped before h of positions in
+// id order, a few hundred at a time; their old lines are found through
+// the ledger's key (position, then stamp) on a read connection, and
+// deleted by key in a short write transaction.
+func (s *Store) retainByPosition(ctx context.Context, conn *sql.Conn, h int64, o RetentionOptions, res *RetentionResult) error {
 	var after int64
 	for {
 		ids, err := s.positionsAfter(ctx, after, 512)
 		if err != nil {
-			return res, err
+			return err
 		}
 		if len(ids) == 0 {
-			return res, nil
+			return nil
 		}
 		after = ids[len(ids)-1]
-		for {
-			keys, err := s.oldLines(ctx, ids, h, o.Lines)
-			if err != nil {
-				return res, err
+		err = s.retainChunks(ctx, conn, o, res, func() (*rowset, error) { return s.oldLines(ctx, ids, h, o.Lines) })
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// retainByDay rolls up the lines stamped before h on SQLite, whose ledger
+// is keyed by day first (ledger_days.go): day after day, each in key
+// order, every line of a day before h's (the horizon starts a day).
+func (s *Store) retainByDay(ctx context.Context, conn *sql.Conn, h int64, o RetentionOptions, res *RetentionResult) error {
+	last := ledgerDay(h - 1) // the last day with lines that may be before h
+	from := int64(math.MinInt64)
+	for {
+		var day int64
+		err := s.r.QueryRowContext(ctx, "SELECT day FROM stock_ledger WHERE day >= $1 ORDER BY day LIMIT 1", from).Scan(&day)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("store: retention days: %w", err)
+		}
+		if day > last {
+			return nil
+		}
+		err = s.retainChunks(ctx, conn, o, res, func() (*rowset, error) { return s.oldLinesOfDay(ctx, day, h, o.Lines) })
+		if err != nil {
+			return err
+		}
+		from = day + 1
+	}
+}
+
+// retainChunks rolls up the lines next finds, o.Lines at most a
+// transaction, until it finds fewer.
+func (s *Store) retainChunks(ctx context.Context, conn *sql.Conn, o RetentionOptions, res *RetentionResult, next func() (*rowset, error)) error {
+	for {
+		keys, err := next()
+		if err != nil {
+			return err
+		}
+		if keys.len() == 0 {
+			return nil
+		}
+		n, days, err := s.rollUp(ctx, conn, keys)
+		if err != nil {
+			return err
+		}
+		res.Lines += n
+		res.Days += days
+		res.Transactions++
+		if o.Pause > 0 {
+			t := time.NewTimer(o.Pause)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-t.C:
 			}
-			if keys.len() == 0 {
-				break
-			}
-			n, days, err := s.rollUp(ctx, conn, keys)
-			if err != nil {
-				return res, err
-			}
-			res.Lines += n
-			res.Days += days
-			res.Transactions++
-			if o.Pause > 0 {
-				t := time.NewTimer(o.Pause)
-				select {
-				case <-ctx.Done():
-					t.Stop()
-					return res, ctx.Err()
-				case <-t.C:
-				}
-			}
-			if keys.len() < o.Lines {
-				break
-			}
+		}
+		if keys.len() < o.Lines {
+			return nil
 		}
 	}
 }
@@ -241,6 +287,29 @@ ORDER BY l.pos_id, l.hlc, l.ev_hi, l.ev_lo, l.line_no LIMIT ` + a.add(int64(limi
 	return keys, nil
 }
 
+// oldLinesOfDay returns the keys (SQLite's, day first) of up to limit
+// lines of one day stamped before h, in key order.
+func (s *Store) oldLinesOfDay(ctx context.Context, day, h int64, limit int) (*rowset, error) {
+	keys := newRowset(integer("day"), integer("pos_id"), integer("hlc"), integer("ev_hi"), integer("ev_lo"), integer("line_no"))
+	rows, err := s.r.QueryContext(ctx, `SELECT day, pos_id, hlc, ev_hi, ev_lo, line_no FROM stock_ledger
+WHERE day = $1 AND hlc < $2 ORDER BY day, pos_id, hlc, ev_hi, ev_lo, line_no LIMIT $3`, day, h, int64(limit))
+	if err != nil {
+		return nil, fmt.Errorf("store: retention scan: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var d, pos, hl, hi, lo, line int64
+		if err := rows.Scan(&d, &pos, &hl, &hi, &lo, &line); err != nil {
+			return nil, err
+		}
+		keys.add(d, pos, hl, hi, lo, line)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: retention scan: %w", err)
+	}
+	return keys, nil
+}
+
 // rollUp deletes the ledger lines keys names, in one transaction, adding
 // those it deleted (another replica may have been first) to their daily
 // totals.
@@ -260,8 +329,12 @@ func (s *Store) rollUp(ctx context.Context, conn *sql.Conn, keys *rowset) (lines
 		type total struct{ lines, qty, delta int64 }
 		totals := map[dayKey]*total{}
 		var order []dayKey
+		key := "pos_id, hlc, ev_hi, ev_lo, line_no"
+		if !s.d.pg() {
+			key = "day, " + key // SQLite's (oldLinesOfDay)
+		}
 		err = s.queryRows(ctx, tx, keys, "k", func(a *args, k string) string {
-			return `DELETE FROM stock_ledger WHERE (pos_id, hlc, ev_hi, ev_lo, line_no) IN (SELECT pos_id, hlc, ev_hi, ev_lo, line_no FROM ` + k + `)
+			return `DELETE FROM stock_ledger WHERE (` + key + `) IN (SELECT ` + key + ` FROM ` + k + `)
 RETURNING pos_id, hlc, kind, qty, delta`
 		}, func(rows *sql.Rows) error {
 			var pos, hl, qty, delta int64
