@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"runtime/pprof"
@@ -160,6 +161,8 @@ func benchEdgeToHub(b *testing.B, nAgents int, agentArgs ...string) {
 		// connection closed meanwhile is missed).
 		b.ReportMetric(pgCPU.Seconds(), "pg-cpu-s")
 	}
+	// Stock positions the hub published to the stores while draining.
+	b.ReportMetric(hubMetric(b, h.URL, "omni_hub_downsync_published_total"), "downsync-docs")
 	b.ReportMetric(0, "ns/op")
 	if agentProfile != "" {
 		// The agent writes its profile when it stops, not when killed.
@@ -187,6 +190,23 @@ func drainProfile(b *testing.B) func() {
 		pprof.StopCPUProfile()
 		f.Close()
 	}
+}
+
+// hubMetric reads one unlabelled sample from the hub's /metrics.
+func hubMetric(b *testing.B, hubURL, name string) float64 {
+	resp, err := httpClient.Get(hubURL + "/metrics")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	for _, l := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(l, name+" "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	return 0
 }
 
 // processCPU is the CPU time this process has used, user and system.
