@@ -227,6 +227,18 @@ func FuzzSplitBatch(f *testing.F) {
 				}
 			}
 		}
+		// The unchecked cut agrees with it whenever its elements are
+		// valid JSON.
+		if cut, ok := CutBatch(data); ok && allValid(cut) {
+			if err != nil || len(cut) != len(elems) {
+				t.Fatalf("%q: cut into %d valid elements, split %d %v", data, len(cut), len(elems), err)
+			}
+			for i := range cut {
+				if !bytes.Equal(cut[i], elems[i]) || cap(cut[i]) != len(cut[i]) {
+					t.Fatalf("%q: element %d cut %q (cap %d), split %q", data, i, cut[i], cap(cut[i]), elems[i])
+				}
+			}
+		}
 		if err != nil {
 			if !errors.Is(err, ErrBatch) {
 				t.Fatalf("error %v is not ErrBatch", err)
@@ -248,6 +260,45 @@ func FuzzSplitBatch(f *testing.F) {
 			t.Fatalf("re-framed batch: %d elements, %v", len(again), err)
 		}
 	})
+}
+
+func allValid(elems []json.RawMessage) bool {
+	for _, e := range elems {
+		if !json.Valid(e) {
+			return false
+		}
+	}
+	return true
+}
+
+// Ensure that CutBatch cuts batches of envelopes as SplitBatch does, and
+// gives up on what is not one.
+func TestCutBatch(t *testing.T) {
+	for _, body := range []string{
+		`[{"v":1},{"v":2}]`, ` [ {"a":"]},[\"x\\"} , {"s":"\\\"}{"} ,{"n":[1,[2,{}]]}] `,
+		"[\n{\"v\":1}\t]\r\n", `[{}]`, `[{"a":"\u00e9"}]`,
+	} {
+		cut, ok := CutBatch([]byte(body))
+		want, err := SplitBatch([]byte(body))
+		if !ok || err != nil || len(cut) != len(want) {
+			t.Errorf("%q: cut %d %v, split %d %v", body, len(cut), ok, len(want), err)
+			continue
+		}
+		for i := range cut {
+			if !bytes.Equal(cut[i], want[i]) {
+				t.Errorf("%q: element %d cut %q, split %q", body, i, cut[i], want[i])
+			}
+		}
+	}
+	for _, body := range []string{
+		`[]`, ` [ ] `, `[1]`, `["x"]`, `[[]]`, `[{},1]`, `[{"v":1}`, `[{"v":1},]`, `[{"v":1} {"v":2}]`,
+		`[{"v":1}]x`, `[{"v":1}]]`, `{"v":1}`, ``, `[{"a":"x}]`, `[{"a":"x\"}]`,
+		string(AppendBatch(nil, bytes.Split(bytes.Repeat([]byte("{},"), MaxBatchEvents+1)[:3*(MaxBatchEvents+1)-1], []byte(","))...)),
+	} {
+		if cut, ok := CutBatch([]byte(body)); ok {
+			t.Errorf("%.40q: cut into %d elements, want it refused", body, len(cut))
+		}
+	}
 }
 
 // Ensure that SplitBatch accepts and splits exactly as decoding the body

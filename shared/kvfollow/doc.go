@@ -17,9 +17,10 @@
 //
 // What Read guarantees:
 //   - Entries arrive in stream order, each once, in batches: at most
-//     MaxBatch, and none waits more than MaxDelay for company. A batch is
-//     CaughtUp when the consumer had nothing more pending after its last
-//     entry; a read that starts with nothing to deliver hands over an empty
+//     MaxBatch, and none waits more than MaxDelay for company; the batch
+//     that first catches up is handed over at once. A batch is CaughtUp
+//     when the consumer had nothing more pending after its last entry; a
+//     read that starts with nothing to deliver hands over an empty
 //     CaughtUp batch first. What was delivered is handed over even when the
 //     read ends (its context too: apply then gets a context without the
 //     cancellation), so nothing is read twice for nothing.

@@ -106,6 +106,8 @@ func (f *Follower) Read(ctx context.Context, c Config, apply func(context.Contex
 		last     = c.After
 		consumer string
 		caughtUp = r.pending == 0
+		// lastDone: the consumer had nothing pending after the last entry.
+		lastDone bool
 		idle     = time.NewTimer(f.o.RequestTimeout)
 		delay    = time.NewTimer(f.o.MaxDelay)
 		check    = time.NewTicker(time.Second)
@@ -146,7 +148,7 @@ func (f *Follower) Read(ctx context.Context, c Config, apply func(context.Contex
 			}
 			return end(fmt.Errorf("kvfollow: reading %s: no message for %v while catching up", c.Stream, f.o.RequestTimeout))
 		case <-delay.C:
-			if err := flush(ctx, false); err != nil {
+			if err := flush(ctx, lastDone && len(batch) > 0); err != nil {
 				return err
 			}
 			if !caughtUp {
@@ -183,17 +185,23 @@ func (f *Follower) Read(ctx context.Context, c Config, apply func(context.Contex
 			batch = append(batch, entryOf(m, md))
 			last = seq
 			done := md.NumPending == 0
-			if done && !caughtUp {
+			lastDone = done
+			first := done && !caughtUp
+			if first {
 				caughtUp = true
 				idle.Stop()
 			}
 			finished := c.UpTo > 0 && (seq == c.UpTo || done)
 			switch {
-			case done, finished, len(batch) >= f.o.MaxBatch:
+			case first, finished, len(batch) >= f.o.MaxBatch:
 				if err := flush(ctx, done); err != nil || finished {
 					return err
 				}
 			case len(batch) == 1:
+				// Once caught up, nothing pending is the usual state:
+				// live changes arrive one by one, and a writer's burst
+				// (a hub publishing a thousand stock positions) would
+				// otherwise cost the owner a transaction each.
 				delay.Reset(f.o.MaxDelay)
 			}
 			if !caughtUp {

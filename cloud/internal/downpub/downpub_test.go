@@ -354,3 +354,25 @@ func BenchmarkPublishCatalog(b *testing.B) {
 		b.ReportMetric(float64(info.Bytes())/(1<<20), "bucket-MiB")
 	}
 }
+
+// TestFlushWait: a flush that published many documents is followed by a
+// longer wait, which coalesces a catching-up store's stock changes; a
+// quiet hub keeps publishing within FlushEvery.
+func TestFlushWait(t *testing.T) {
+	e := newEnv(t)
+	p, err := New(Options{JS: e.js, KV: e.kv, PickupKV: e.pkv, Store: e.st, Hub: "hub-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		n    uint64
+		want time.Duration
+	}{{0, 100 * time.Millisecond}, {249, 100 * time.Millisecond}, {250, time.Second}, {2000, time.Second}} {
+		if got := p.flushWait(tt.n); got != tt.want {
+			t.Errorf("after %d documents: wait %v, want %v", tt.n, got, tt.want)
+		}
+	}
+	if p.o.BusyFlushEvery > time.Second {
+		t.Fatalf("busy flushes %v apart: a stock change could take over two seconds to reach the stores", p.o.BusyFlushEvery)
+	}
+}

@@ -1,14 +1,19 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/omnisync/omnisync/cloud/internal/hub"
 	"github.com/omnisync/omnisync/shared/testkit"
@@ -37,9 +42,12 @@ func benchEdgeToHub(b *testing.B, nAgents int, agentArgs ...string) {
 	per := total / nAgents
 	ns := testkit.StartNATS(b)
 	// OMNI_BENCH_DB=postgres runs the hub on a fresh PostgreSQL schema.
-	db := ""
+	db, pgApp := "", ""
 	if os.Getenv("OMNI_BENCH_DB") == "postgres" {
-		db = testkit.Postgres(b)
+		// The server processes of the hub's connections are found by
+		// this name, to count their CPU time too.
+		pgApp = fmt.Sprintf("omnibench-%d", os.Getpid())
+		db = testkit.Postgres(b) + "&application_name=" + pgApp
 	}
 	// OMNI_BENCH_HUB_BATCH tries another hub --batch.
 	h := startHubWith(b, ns.URL(), func(c *hub.Config) {
@@ -84,8 +92,15 @@ func benchEdgeToHub(b *testing.B, nAgents int, agentArgs ...string) {
 		a.Kill()
 		a.setArg("--nats-url", ns.URL())
 	}
+	// OMNI_BENCH_AGENT_CPUPROFILE=file profiles the first agent's drain.
+	agentProfile := os.Getenv("OMNI_BENCH_AGENT_CPUPROFILE")
+	if agentProfile != "" {
+		agents[0].extraEnv = append(agents[0].extraEnv, "OMNI_EDGE_CPUPROFILE="+agentProfile)
+	}
 
 	b.ResetTimer()
+	pgStart := pgServerCPU(b, db, pgApp, nil)
+	stopProfile := drainProfile(b)
 	selfCPU := processCPU()
 	start := time.Now()
 	for _, a := range agents {
@@ -112,6 +127,11 @@ func benchEdgeToHub(b *testing.B, nAgents int, agentArgs ...string) {
 	}
 	elapsed := time.Since(start)
 	hubCPU := processCPU() - selfCPU
+	stopProfile()
+	var pgCPU time.Duration
+	for pid, c := range pgServerCPU(b, db, pgApp, pgStart) {
+		pgCPU += c - pgStart[pid]
+	}
 	var agentCPU time.Duration
 	for _, a := range agents {
 		agentCPU += a.cpu()
@@ -136,7 +156,57 @@ func benchEdgeToHub(b *testing.B, nAgents int, agentArgs ...string) {
 	// NATS; the agents are processes of their own.
 	b.ReportMetric(hubCPU.Seconds(), "hub+nats-cpu-s")
 	b.ReportMetric(agentCPU.Seconds(), "agents-cpu-s")
+	if pgApp != "" {
+		// The hub's PostgreSQL server processes alive at the end (a
+		// connection closed meanwhile is missed).
+		b.ReportMetric(pgCPU.Seconds(), "pg-cpu-s")
+	}
+	// Stock positions the hub published to the stores while draining.
+	b.ReportMetric(hubMetric(b, h.URL, "omni_hub_downsync_published_total"), "downsync-docs")
 	b.ReportMetric(0, "ns/op")
+	if agentProfile != "" {
+		// The agent writes its profile when it stops, not when killed.
+		agents[0].stop()
+	}
+}
+
+// drainProfile profiles this process (the hub and NATS) into the file
+// OMNI_BENCH_HUB_CPUPROFILE names, if any, until the returned function is
+// called: -test.cpuprofile would also take in the prefill. (The two cannot
+// run together.)
+func drainProfile(b *testing.B) func() {
+	path := os.Getenv("OMNI_BENCH_HUB_CPUPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
+}
+
+// hubMetric reads one unlabelled sample from the hub's /metrics.
+func hubMetric(b *testing.B, hubURL, name string) float64 {
+	resp, err := httpClient.Get(hubURL + "/metrics")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	for _, l := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(l, name+" "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	return 0
 }
 
 // processCPU is the CPU time this process has used, user and system.
@@ -156,7 +226,48 @@ func (a *agent) cpu() time.Duration {
 	if cmd == nil {
 		return 0
 	}
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid))
+	return pidCPU(cmd.Process.Pid)
+}
+
+// pgServerCPU returns the CPU time of each PostgreSQL server process whose
+// connection is named app (the hub's), by pid; nothing without app. The
+// server must run on this machine. Pids in also are read too, so that one
+// whose connection closed since is still counted (as 0).
+func pgServerCPU(b *testing.B, dsn, app string, also map[int]time.Duration) map[int]time.Duration {
+	out := map[int]time.Duration{}
+	if app == "" {
+		return out
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()", app)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, pid := range pids {
+		out[int(pid)] = pidCPU(int(pid))
+	}
+	for pid := range also {
+		if _, ok := out[pid]; !ok {
+			out[pid] = also[pid] // gone: its time since is lost
+		}
+	}
+	return out
+}
+
+// pidCPU is the CPU time process pid has used, user and system; 0 when it
+// cannot be read.
+func pidCPU(pid int) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -56,6 +57,11 @@ func readMessage(t *testing.T, st *store.Store, subject string, data []byte) []s
 	}
 	if events.IsBatch(data) {
 		its, dl := decodeBatch(subject, data)
+		// Cutting the body unchecked decides as the checked split does.
+		cits, cdl := decodeBatchChecked(subject, data)
+		if (dl == nil) != (cdl == nil) || dl != nil && dl.Reason != cdl.Reason || !reflect.DeepEqual(its, cits) {
+			t.Fatalf("%q on %q: decoded %d items, dead letter %+v; checked split %d items, %+v", data, subject, len(its), dl, len(cits), cdl)
+		}
 		if dl != nil {
 			check(store.Item{}, dl)
 		}

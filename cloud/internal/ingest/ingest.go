@@ -410,6 +410,22 @@ func decode(subj string, data []byte) (store.Item, *store.DeadLetter) {
 // only once every event in it is settled. A body that is not a batch at
 // all is one dead letter.
 func decodeBatch(subj string, data []byte) ([]store.Item, *store.DeadLetter) {
+	// Cut without checking first, since every element is decoded anyway;
+	// only a body with an element that is not JSON at all needs the
+	// checked split to decide.
+	if _, _, ok := subjects.ParseEvent(subj); ok {
+		if elems, ok := events.CutBatch(data); ok {
+			if items, valid := decodeElems(subj, elems); valid {
+				return items, nil
+			}
+		}
+	}
+	return decodeBatchChecked(subj, data)
+}
+
+// decodeBatchChecked is decodeBatch splitting the body with its syntax
+// checked (events.SplitBatch).
+func decodeBatchChecked(subj string, data []byte) ([]store.Item, *store.DeadLetter) {
 	subStore, subDevice, ok := subjects.ParseEvent(subj)
 	elems, err := events.SplitBatch(data)
 	if !ok || err != nil {
@@ -419,19 +435,30 @@ func decodeBatch(subj string, data []byte) ([]store.Item, *store.DeadLetter) {
 		}
 		return nil, &store.DeadLetter{Subject: subj, Reason: reason, Payload: append([]byte(nil), data...), Store: subStore, Device: subDevice}
 	}
-	items := make([]store.Item, len(elems))
+	items, _ := decodeElems(subj, elems)
+	return items, nil
+}
+
+// decodeElems decodes a batch's elements into items; ok is false when one
+// of them is not valid JSON.
+func decodeElems(subj string, elems []json.RawMessage) (items []store.Item, ok bool) {
+	items = make([]store.Item, len(elems))
+	ok = true
 	for i, raw := range elems {
 		item, dl := decode(subj, raw)
 		if dl != nil {
+			ok = ok && json.Valid(raw)
 			item = store.Item{
 				Env: events.Envelope{ID: dl.EventID, Kind: events.Kind(dl.Kind),
 					Origin: events.Origin{Store: dl.Store, Device: dl.Device}},
 				Raw: dl.Payload, Subject: subj, Reject: dl.Reason,
 			}
+		} else if item.Reject != "" {
+			ok = ok && json.Valid(raw)
 		}
 		items[i] = item
 	}
-	return items, nil
+	return items, ok
 }
 
 func originUsable(o events.Origin) bool {

@@ -6,7 +6,10 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"os"
+	"runtime/pprof"
 
 	"github.com/spf13/cobra"
 
@@ -67,6 +70,11 @@ func main() {
 		Defaults: agent.Defaults,
 		LogLevel: func(c *agent.Config) string { return c.LogLevel },
 		Run: func(ctx context.Context, cfg agent.Config, log *slog.Logger) error {
+			stop, err := startCPUProfile(os.Getenv(cpuProfileEnv), log)
+			if err != nil {
+				return err
+			}
+			defer stop()
 			a, err := agent.New(cfg, log, version)
 			if err != nil {
 				return err
@@ -74,4 +82,34 @@ func main() {
 			return a.Run(ctx)
 		},
 	})
+}
+
+// cpuProfileEnv names a file to write a CPU profile of the whole run to,
+// for measuring the agent (the e2e benchmark sets it when asked). It is
+// read from the environment only, never from a config file or an API:
+// whoever starts the process decides, and the profile is written when the
+// agent stops on SIGINT or SIGTERM (a SIGKILL loses it).
+const cpuProfileEnv = "OMNI_EDGE_CPUPROFILE"
+
+// startCPUProfile starts profiling into path (nothing when path is empty)
+// and returns what stops it and closes the file.
+func startCPUProfile(path string, log *slog.Logger) (func(), error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	log.Info("writing a CPU profile until exit", "env", cpuProfileEnv)
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			log.Warn("cpu profile not written", "err", err)
+		}
+	}, nil
 }

@@ -54,24 +54,23 @@ var unitPriceKey = []byte(`"unit_price"`)
 
 // loadSales rebuilds the queue of pending sales from the events bucket:
 // at Open, a read of every pending event (the same walk bbolt has just
-// made to rebuild its freelist), decoding only the sales.
+// made to rebuild its freelist). Records are read by storedSale, which
+// decodes nothing; only one it does not recognise is decoded whole.
 func (o *Outbox) loadSales() error {
-	saleKind := []byte(`"kind":"sale"`)
 	var sales []pendingSale
 	var sum int64
 	err := o.view(func(tx *bolt.Tx) error {
 		return tx.Bucket([]byte(bucketEvents)).ForEach(func(k, v []byte) error {
-			if !bytes.Contains(v, saleKind) {
+			wall, data, sale, ok := storedSale(v)
+			if !ok {
+				wall, data, sale = decodedSale(v)
+			}
+			if !sale {
 				return nil
 			}
-			var e events.Envelope
-			if err := events.Unmarshal(v, &e); err != nil {
-				return nil // the uplink reports undecodable events
-			}
-			if val, ok := saleValue(e.Kind, e.Data); ok {
-				sales = append(sales, pendingSale{seq: seqOf(k), value: val, wall: e.HLC.Wall})
-				sum += val
-			}
+			val, _ := saleValue(events.KindSale, data)
+			sales = append(sales, pendingSale{seq: seqOf(k), value: val, wall: wall})
+			sum += val
 			return nil
 		})
 	})
@@ -82,6 +81,76 @@ func (o *Outbox) loadSales() error {
 	o.sales, o.salesValue = sales, sum
 	o.mu.Unlock()
 	return nil
+}
+
+// hlcWallKey starts the HLC of a stored envelope, after its origin.
+var hlcWallKey = []byte(`},"hlc":{"wall":`)
+
+// storedSale reads an envelope as this outbox stores it (encoder.append,
+// or json.Marshal of an events.Envelope when a scrub rewrites one): its
+// HLC wall, its body (a part of v) and whether it is a sale. ok is false
+// when v is not laid out that way; the caller then decodes it.
+//
+// A backlog of a million events is read this way at every Open, so it
+// looks for bytes rather than decoding: the envelope's fields before the
+// HLC are a number, a UUID and an origin of tokens and numbers, none of
+// which can hold hlcWallKey, so its first occurrence is the envelope's
+// own, and kind and data follow the HLC in that order, data last.
+func storedSale(v []byte) (wall int64, data []byte, sale, ok bool) {
+	i := bytes.Index(v, hlcWallKey)
+	if i < 0 || len(v) == 0 || v[len(v)-1] != '}' {
+		return 0, nil, false, false
+	}
+	rest := v[i+len(hlcWallKey) : len(v)-1]
+	wall, rest, ok = cutDigits(rest)
+	if !ok {
+		return 0, nil, false, false
+	}
+	if rest, ok = bytes.CutPrefix(rest, []byte(`,"logical":`)); !ok {
+		return 0, nil, false, false
+	}
+	if _, rest, ok = cutDigits(rest); !ok {
+		return 0, nil, false, false
+	}
+	if rest, ok = bytes.CutPrefix(rest, []byte(`},"kind":"`)); !ok {
+		return 0, nil, false, false
+	}
+	end := bytes.IndexByte(rest, '"')
+	if end < 0 || bytes.IndexByte(rest[:end], '\\') >= 0 {
+		return 0, nil, false, false
+	}
+	kind := rest[:end]
+	if data, ok = bytes.CutPrefix(rest[end+1:], []byte(`,"data":`)); !ok || len(data) == 0 {
+		return 0, nil, false, false
+	}
+	return wall, data, string(kind) == string(events.KindSale), true
+}
+
+// cutDigits reads the plain decimal number (1 to 18 digits) b starts with.
+func cutDigits(b []byte) (int64, []byte, bool) {
+	n := 0
+	var v int64
+	for n < len(b) && n < 19 && b[n] >= '0' && b[n] <= '9' {
+		v = v*10 + int64(b[n]-'0')
+		n++
+	}
+	if n == 0 || n > 18 {
+		return 0, b, false
+	}
+	return v, b[n:], true
+}
+
+// decodedSale is storedSale for any envelope, by decoding it; one that
+// does not decode is no sale (the uplink reports undecodable events).
+func decodedSale(v []byte) (wall int64, data []byte, sale bool) {
+	if !bytes.Contains(v, []byte(`"kind":"sale"`)) {
+		return 0, nil, false
+	}
+	var e events.Envelope
+	if err := events.Unmarshal(v, &e); err != nil || e.Kind != events.KindSale {
+		return 0, nil, false
+	}
+	return e.HLC.Wall, e.Data, true
 }
 
 // addSales records committed sales; o.mu held.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/omnisync/omnisync/shared/events"
+	"github.com/omnisync/omnisync/shared/hlc"
 )
 
 func TestSaleValue(t *testing.T) {
@@ -85,6 +86,56 @@ func BenchmarkSaleValue(b *testing.B) {
 	for b.Loop() {
 		if v, _ := saleValue(events.KindSale, data); v != 9648 {
 			b.Fatal(v)
+		}
+	}
+}
+
+// TestStoredSale checks that the byte reader loadSales uses agrees with
+// decoding, on envelopes as the outbox writes them, as a scrub rewrites
+// them, and on ones it must leave to the decoder.
+func TestStoredSale(t *testing.T) {
+	enc := newEncoder("S1", "pos-1", 1_780_000_000_000)
+	ts := hlc.Timestamp{Wall: 1_780_000_000_123, Logical: 7}
+	id := "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
+	var recs [][]byte
+	for _, d := range []events.Draft{
+		{Kind: events.KindSale, Data: json.RawMessage(`{"lines":[{"sku":"A","qty":2,"unit_price":150}]}`)},
+		{Kind: events.KindSale, Data: json.RawMessage(`{"lines":[{"sku":"A","qty":1}],"note":"},\"hlc\":{\"wall\":1"}`)},
+		{Kind: events.KindReceipt, Data: json.RawMessage(`{"lines":[{"sku":"A","qty":9}],"kind":"sale"}`)},
+	} {
+		tail, err := json.Marshal(kindData{Kind: d.Kind, Data: d.Data})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, enc.append(nil, id, 42, ts, tail[1:]))
+		scrubbed, err := json.Marshal(events.Envelope{V: 1, ID: id, Origin: events.Origin{Store: "S1", Device: "pos-1", Epoch: 1, Seq: 42},
+			HLC: ts, Kind: d.Kind, Data: d.Data})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, scrubbed)
+	}
+	for _, rec := range recs {
+		wall, data, sale, ok := storedSale(rec)
+		if !ok {
+			t.Fatalf("%s: not read", rec)
+		}
+		dw, dd, ds := decodedSale(rec)
+		if sale != ds || sale && (wall != dw || string(data) != string(dd)) {
+			t.Errorf("%s: read %d %s %v, decoded %d %s %v", rec, wall, data, sale, dw, dd, ds)
+		}
+	}
+	for _, rec := range []string{
+		`{"v":1,"id":"x","hlc":{"wall":-5,"logical":0},"kind":"sale","data":{}}`,
+		`{"v":1,"id":"x","hlc":{"wall":5,"logical":0},"kind":"s\u0061le","data":{}}`,
+		`{"v":1,"id":"x","hlc":{"wall":5,"logical":0},"data":{},"kind":"sale"}`,
+		`{"v":1,"id":"x","kind":"sale","data":{},"hlc":{"wall":5,"logical":0}}`,
+		`{"v":1,"id":"x","origin":{"seq":1},"hlc":{"wall":5 ,"logical":0},"kind":"sale","data":{}}`,
+		`{"v":1,"id":"x","origin":{"seq":1},"hlc":{"wall":5,"logical":0},"kind":"sale","data":{}} `,
+		`not json`,
+	} {
+		if _, _, _, ok := storedSale([]byte(rec)); ok {
+			t.Errorf("%s: read, want it left to the decoder", rec)
 		}
 	}
 }
