@@ -201,38 +201,14 @@ func benchApply(b *testing.B, s *Store, history int) {
 			}
 		}
 	}
-	// pipelined applies batches as the hub's ingest does: batch N+1 is
-	// prepared on another goroutine while batch N is applied, the two
-	// handing over through an unbuffered channel. Its batches are made
-	// before the clock starts. It returns the wall time and the CPU time
-	// of this process and of the server.
+	// pipelined applies batches as the hub's ingest does
+	// (applyPipelined), its batches made before the clock starts.
 	pipelined := func(batches int) (wall, hub, server time.Duration) {
 		all := make([][]Item, batches)
 		for i := range all {
 			all[i] = next()
 		}
-		runtime.GC()
-		obs := s.observer
-		s.ObserveApply(nil)
-		defer s.ObserveApply(obs)
-		start, c0, s0 := time.Now(), meter.self(), meter.server()
-		prepared := make(chan *Prepared)
-		go func() {
-			defer close(prepared)
-			for _, items := range all {
-				prepared <- s.Prepare(items)
-			}
-		}()
-		for prep := range prepared {
-			res, err := s.ApplyPrepared(ctx, prep)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if res.Applied != batch {
-				b.Fatalf("applied %d", res.Applied)
-			}
-		}
-		return time.Since(start), meter.self() - c0, meter.server() - s0
+		return applyPipelined(b, s, meter, all)
 	}
 	if history > 0 {
 		// The same batches against the young ledger first, then against
@@ -347,4 +323,34 @@ ON CONFLICT (id) DO UPDATE SET qty = bench_upsert.qty + excluded.qty, at = exclu
 		elapsed += time.Since(start)
 	}
 	b.ReportMetric(float64(b.N*rows)/elapsed.Seconds(), "rows/s")
+}
+
+// applyPipelined applies batches as the hub's ingest does: batch N+1 is
+// prepared on another goroutine while batch N is applied, the two
+// handing over through an unbuffered channel. It returns the wall time
+// and the CPU time of this process and of the server.
+func applyPipelined(tb testing.TB, s *Store, meter *cpuMeter, batches [][]Item) (wall, hub, server time.Duration) {
+	runtime.GC()
+	obs := s.observer
+	s.ObserveApply(nil)
+	defer s.ObserveApply(obs)
+	start, c0, s0 := time.Now(), meter.self(), meter.server()
+	prepared := make(chan *Prepared)
+	go func() {
+		defer close(prepared)
+		for _, items := range batches {
+			prepared <- s.Prepare(items)
+		}
+	}()
+	for prep := range prepared {
+		want := len(prep.Items())
+		res, err := s.ApplyPrepared(context.Background(), prep)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if res.Applied != want {
+			tb.Fatalf("applied %d of %d", res.Applied, want)
+		}
+	}
+	return time.Since(start), meter.self() - c0, meter.server() - s0
 }

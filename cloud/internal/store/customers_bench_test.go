@@ -5,7 +5,6 @@ import (
 	goflag "flag"
 	"fmt"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -163,23 +162,7 @@ func BenchmarkIdentifyApply(b *testing.B) {
 		all[i] = l.items(next, next+batch)
 		next += batch
 	}
-	runtime.GC()
-	s.ObserveApply(nil)
-	t0, self0, db0 := time.Now(), meter.self(), meter.server()
-	prepared := make(chan *Prepared)
-	go func() {
-		defer close(prepared)
-		for _, items := range all {
-			prepared <- s.Prepare(items)
-		}
-	}()
-	for prep := range prepared {
-		res, err := s.ApplyPrepared(context.Background(), prep)
-		if err != nil || res.Applied != batch {
-			b.Fatalf("apply: %+v %v", res, err)
-		}
-	}
-	pwall, pself, pdb := time.Since(t0), meter.self()-self0, meter.server()-db0
+	pwall, pself, pdb := applyPipelined(b, s, meter, all)
 	n := float64(b.N * batch)
 	b.ReportMetric(n/wall.Seconds(), "events/s")
 	b.ReportMetric(float64(self.Microseconds())/n, "hub-cpu-us/event")

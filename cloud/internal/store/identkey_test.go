@@ -9,8 +9,6 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/pgx/v5/stdlib"
 )
 
 // identKeyGuard watches the statements a store sends to PostgreSQL for
@@ -34,21 +32,12 @@ func (g *identKeyGuard) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.
 
 func (g *identKeyGuard) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 
-// guardIdentKeys moves s onto a pool of its own whose statements g
-// watches, and fails t at its end if one compared a bare digest.
+// guardIdentKeys has s's statements watched by an identKeyGuard, and
+// fails t at its end if one compared a bare digest.
 func guardIdentKeys(t testing.TB, s *Store) *Store {
 	t.Helper()
 	g := &identKeyGuard{}
-	cfg := s.pool.Config()
-	cfg.ConnConfig.Tracer = g
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.w.Close()
-	s.pool.Close()
-	s.pool, s.w = pool, stdlib.OpenDBFromPool(pool)
-	s.r = s.w
+	retrace(t, s, g)
 	t.Cleanup(func() {
 		g.mu.Lock()
 		defer g.mu.Unlock()

@@ -202,22 +202,9 @@ func (c *stmtCounter) String() string {
 // ApplyBatch step.
 func tracedPostgres(tb testing.TB) (*Store, *stmtCounter) {
 	tb.Helper()
-	dsn := testkit.Postgres(tb)
-	s := mustOpen(tb, dsn)
+	s := mustOpen(tb, testkit.Postgres(tb))
 	c := &stmtCounter{by: map[string][]string{}, cost: map[string]*stmtCost{}}
-	cfg, err := pgxpool.ParseConfig(dsn)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cfg.ConnConfig.Tracer = c
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	s.w.Close()
-	s.pool.Close()
-	s.pool, s.w = pool, stdlib.OpenDBFromPool(pool)
-	s.r = s.w
+	retrace(tb, s, c)
 	s.ObserveApply(func(step string, _ time.Duration) { c.step(step) })
 	return s, c
 }
@@ -471,4 +458,21 @@ func BenchmarkStatementCost(b *testing.B) {
 			}
 		})
 	}
+}
+
+// retrace moves s onto a pool of its own, configured as its own was,
+// whose connections report to tracer (and to its other pgx tracer
+// interfaces, such as CopyFromTracer).
+func retrace(tb testing.TB, s *Store, tracer pgx.QueryTracer) {
+	tb.Helper()
+	cfg := s.pool.Config()
+	cfg.ConnConfig.Tracer = tracer
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s.w.Close()
+	s.pool.Close()
+	s.pool, s.w = pool, stdlib.OpenDBFromPool(pool)
+	s.r = s.w
 }
