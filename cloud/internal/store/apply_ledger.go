@@ -365,9 +365,12 @@ SELECT k.pos, CAST(SUM(l.delta) AS BIGINT) FROM ` + k + ` CROSS JOIN days
 CROSS JOIN stock_ledger l ON l.day = days.d AND l.pos_id = k.pos AND (l.hlc, l.ev_hi, l.ev_lo) > (k.hlc, k.hi, k.lo)
 WHERE days.d >= k.day GROUP BY k.pos`
 		}
-		return `SELECT k.pos, CAST(SUM(l.delta) AS BIGINT) FROM ` + k + `
-JOIN stock_ledger l ON l.pos_id = k.pos AND (l.hlc, l.ev_hi, l.ev_lo) > (k.hlc, k.hi, k.lo)
-GROUP BY k.pos`
+		// One range scan of the ledger's key per position, whatever
+		// the planner guesses of the array's length: as a join, it
+		// chose a (parallel) scan of the whole ledger, whose cost grew
+		// with the history.
+		return `SELECT k.pos, COALESCE((SELECT CAST(SUM(l.delta) AS BIGINT) FROM stock_ledger l
+	WHERE l.pos_id = k.pos AND (l.hlc, l.ev_hi, l.ev_lo) > (k.hlc, k.hi, k.lo)), 0) FROM ` + k
 	}, func(rows *sql.Rows) error {
 		var id, sum int64
 		if err := rows.Scan(&id, &sum); err != nil {
