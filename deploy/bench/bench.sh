@@ -14,10 +14,33 @@ cd "$(dirname "$0")/../.."
 TOOLS=${OMNI_BENCH_TOOLS:-$HOME/.cache/omnisync-bench}
 EVENTS=${BENCH_EVENTS:-200000}
 NATSCLI_VERSION=${NATSCLI_VERSION:-v0.5.1}
-PGDSN=${OMNI_TEST_PG:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
 mkdir -p "$TOOLS"
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+pgbin=""
+stop_pg() { [ -z "$pgbin" ] || as_pg "$pgbin/pg_ctl" -D "$work/pg" -m fast stop >/dev/null 2>&1 || true; }
+trap 'kill $(jobs -p) 2>/dev/null || true; stop_pg; rm -rf "$work"' EXIT
+
+# PostgreSQL: OMNI_TEST_PG if given; otherwise a throwaway cluster with the
+# settings deploy/README.md recommends for a hub (deploy/postgres/hub.conf),
+# so the figures are those of the configuration we tell operators to run,
+# not of a distribution's defaults for a small machine.
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+if [ -n "${OMNI_TEST_PG:-}" ]; then
+	PGDSN=$OMNI_TEST_PG
+	pgconf="as given (OMNI_TEST_PG)"
+else
+	pgbin=$(pg_config --bindir 2>/dev/null || true)
+	[ -x "$pgbin/initdb" ] || pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+	[ -x "$pgbin/initdb" ] || { echo "no initdb found: set OMNI_TEST_PG to a PostgreSQL to measure" >&2; exit 1; }
+	[ "$(id -u)" = 0 ] && chown postgres "$work"
+	as_pg "$pgbin/initdb" -D "$work/pg" -A trust -U postgres >/dev/null
+	pgport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	{ cat deploy/postgres/hub.conf; printf "port = %s\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '%s'\n" "$pgport" "$work"; } >>"$work/pg/postgresql.conf"
+	as_pg "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg.log" -w start >/dev/null
+	as_pg "$pgbin/createdb" -h 127.0.0.1 -p "$pgport" -U postgres test
+	PGDSN="postgres://postgres@127.0.0.1:$pgport/test?sslmode=disable"
+	pgconf="deploy/postgres/hub.conf"
+fi
 
 echo "building nats-server (module version) and the nats CLI $NATSCLI_VERSION ..." >&2
 go build -o "$TOOLS/nats-server" github.com/nats-io/nats-server/v2
@@ -57,6 +80,7 @@ e1m=$(metric events/s "$work/e2e.txt" 'one-event-per-message')
 epg=$(metric events/s "$work/e2e-pg.txt" 'agents=1')
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "n/a" }'; }
 printf '\n%-52s %s\n' "figure ($(nproc) cores, $(date -u +%F))" "value"
+printf '%-52s %s\n' "PostgreSQL settings" "$pgconf"
 printf '%-52s %s\n' "----------------------------------------------------" "-----------------"
 for c in 64 256; do
 	printf '%-52s %s events/s, p99 %s µs\n' "outbox durable appends, $c concurrent callers" \
