@@ -41,6 +41,14 @@ type gate interface {
 	gate(ctx context.Context, t *applyTx) error
 }
 
+// awaitsLedger is an applier that waits for the ledger's COPY itself
+// (applyTx.awaitLedger), before its first statement, so that its work in
+// the hub runs while PostgreSQL takes the COPY. The transaction waits for
+// the COPY before every other applier.
+type awaitsLedger interface {
+	awaitsLedger()
+}
+
 // newAppliers lists the appliers in the order they run in every
 // transaction. The order is both data flow and lock order (LOCKS.md): the
 // reservations' hold changes and the ledger's new lines are what the stock
@@ -132,6 +140,13 @@ type applyTx struct {
 	// counted are the counts that set a position, for the counts
 	// applier.
 	counted []countedAt
+
+	// copying is the ledger's COPY while it runs on the transaction's
+	// connection beside the hub's work on the batch (PostgreSQL), nil
+	// otherwise; inbox is what the basket inbox takes once it is done.
+	// awaitLedger ends it.
+	copying chan error
+	inbox   *salesEncoder
 
 	// ensured are the keys (knownKey) of the rows the transaction
 	// inserted if missing or found: known once it commits.
@@ -260,5 +275,35 @@ func (t *applyTx) committed() {
 	t.s.positions.add(t.newIDs)
 	if t.s.states != nil {
 		t.s.states.add(t.states)
+	}
+}
+
+// awaitLedger waits for the ledger's COPY started by the ledger applier,
+// if one runs, and writes the basket inbox its sale lines feed. Every
+// statement after the ledger applier's runs after it: one that did not
+// would wait for the connection anyway (database/sql locks it while the
+// COPY holds it), but would then meet a transaction the COPY may have
+// aborted, and hide the COPY's own error (errLedgerSeen, which has the
+// batch redone).
+func (t *applyTx) awaitLedger(ctx context.Context) error {
+	if t.copying == nil {
+		return nil
+	}
+	err := <-t.copying
+	t.copying = nil
+	if err != nil {
+		return err
+	}
+	inbox := t.inbox
+	t.inbox = nil
+	return putInbox(ctx, t.tx, inbox)
+}
+
+// settleLedger waits for a COPY still running when the transaction is
+// abandoned, so that nothing of it outlives the attempt.
+func (t *applyTx) settleLedger() {
+	if t.copying != nil {
+		<-t.copying
+		t.copying = nil
 	}
 }

@@ -308,11 +308,20 @@ func (s *Store) applyOnce(ctx context.Context, p *plan) (BatchResult, error) {
 	res.Applied, res.DeadLettered, res.Held = len(apply), len(dead), t.out.held
 	res.HeldStores = slices.Sorted(slices.Values(t.out.heldStores))
 
+	defer t.settleLedger()
 	for a, ap := range s.appliers {
+		if _, ok := ap.(awaitsLedger); !ok {
+			if err := t.awaitLedger(ctx); err != nil {
+				return res, fmt.Errorf("store: ledger: %w", err)
+			}
+		}
 		if err := ap.apply(ctx, t, t.readBy(a)); err != nil {
 			return res, fmt.Errorf("store: %s: %w", ap.name(), err)
 		}
 		step(ap.name())
+	}
+	if err := t.awaitLedger(ctx); err != nil {
+		return res, fmt.Errorf("store: ledger: %w", err)
 	}
 	if err := s.insertBatchDeadLetters(ctx, tx, p, dead, reason, nowMS); err != nil {
 		return res, err

@@ -113,13 +113,24 @@ func (ledgerApplier) apply(ctx context.Context, t *applyTx, reads []itemRead) er
 		}
 	}
 	sortLedgerLines(lines)
-	fresh, err := t.s.insertLedger(ctx, t.conn, t.tx, lines, moves, t.p, t.p.ledgerSeen)
-	if err != nil {
+	var fresh map[lineID]bool
+	if t.s.d.pg() && !t.p.ledgerSeen {
+		// The COPY (encoded on its goroutine too) runs while the hub goes
+		// on with the batch: the rest of this applier and the stock
+		// applier's work up to its first statement (awaitLedger). lines
+		// and moves are only read from here on.
+		done := make(chan error, 1)
+		go func() { done <- t.s.copyLedger(ctx, t.conn, lines, moves, t.p) }()
+		t.copying = done
+	} else if fresh, err = t.s.insertLedger(ctx, t.conn, t.tx, lines, moves, t.p, t.p.ledgerSeen); err != nil {
 		return err
 	}
 	if sales {
 		// The sales the ledger took go to the basket folder (baskets.go).
-		if err := putInbox(ctx, t.tx, t.salesOf(reads, moves, first, posOf, fresh)); err != nil {
+		inbox := t.salesOf(reads, moves, first, posOf, fresh)
+		if t.copying != nil {
+			t.inbox = inbox
+		} else if err := putInbox(ctx, t.tx, inbox); err != nil {
 			return err
 		}
 	}
@@ -220,54 +231,11 @@ var errLedgerSeen = errors.New("store: a ledger line of the batch is already rec
 //
 // A line already recorded is rare (a broken agent), so unless precise the
 // lines go in without finding out which ones were new, which is cheaper:
-// on PostgreSQL copied (COPY, which fails on a duplicate key), on SQLite
-// inserted with a count of the rows that went in. If any was already
+// on SQLite inserted with a count of the rows that went in (on PostgreSQL
+// the ledger applier copies them instead: copyLedger). If any was already
 // there, it returns errLedgerSeen.
 func (s *Store) insertLedger(ctx context.Context, conn *sql.Conn, tx *sql.Tx, lines []ledgerLine, moves [][]inventory.Move, p *plan, precise bool) (map[lineID]bool, error) {
 	if len(lines) == 0 {
-		return nil, nil
-	}
-	if !precise && s.d.pg() {
-		// COPY in binary form, formatted here: a number is 8 bytes put
-		// rather than up to 20 digits formatted (the stamps and event
-		// ids are all 19-digit numbers): formatting them costs the hub half
-		// as much, and the server reads them without parsing.
-		buf := make([]byte, 0, len(pgCopyBinaryHeader)+2+len(lines)*(2+8*12+4*2+8+8))
-		buf = append(buf, pgCopyBinaryHeader...)
-		for i := range lines {
-			l := &lines[i]
-			m := &moves[l.read][l.move]
-			buf = binary.BigEndian.AppendUint16(buf, 9)
-			buf = appendCopyInt8(buf, l.pos)
-			buf = appendCopyInt8(buf, l.hlc)
-			buf = appendCopyInt8(buf, l.hi)
-			buf = appendCopyInt8(buf, l.lo)
-			buf = binary.BigEndian.AppendUint32(buf, 4)
-			buf = binary.BigEndian.AppendUint32(buf, uint32(l.line))
-			buf = appendCopyBinaryText(buf, string(m.Kind))
-			buf = appendCopyInt8(buf, m.Qty)
-			buf = appendCopyInt8(buf, m.Delta)
-			buf = appendCopyBinaryText(buf, p.items[l.item].Env.Origin.Store)
-		}
-		buf = binary.BigEndian.AppendUint16(buf, 0xffff) // the trailer: -1 fields
-		err := conn.Raw(func(dc any) error {
-			c, ok := dc.(*stdlib.Conn)
-			if !ok {
-				return fmt.Errorf("unexpected driver connection %T", dc)
-			}
-			tag, err := c.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(buf),
-				"COPY stock_ledger (pos_id, hlc, ev_hi, ev_lo, line_no, kind, qty, delta, store) FROM STDIN (FORMAT binary)")
-			if err == nil && tag.RowsAffected() != int64(len(lines)) {
-				err = fmt.Errorf("copied %d of %d rows", tag.RowsAffected(), len(lines))
-			}
-			return err
-		})
-		if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) && pe.Code == "23505" { // unique_violation
-			return nil, errLedgerSeen
-		}
-		if err != nil {
-			return nil, fmt.Errorf("copy ledger: %w", err)
-		}
 		return nil, nil
 	}
 	rs, cols := s.ledgerRows(lines, moves, p)
@@ -302,6 +270,53 @@ SELECT ` + cols + ` FROM ` + k + s.d.inOrder() + ` ON CONFLICT DO NOTHING` + ret
 		return nil, fmt.Errorf("insert ledger: %w", err)
 	}
 	return fresh, nil
+}
+
+// copyLedger copies lines (sorted by the ledger's key) into the ledger on
+// PostgreSQL, over conn, in the transaction open on it; it returns
+// errLedgerSeen if one was already there (the COPY fails whole).
+func (s *Store) copyLedger(ctx context.Context, conn *sql.Conn, lines []ledgerLine, moves [][]inventory.Move, p *plan) error {
+	// COPY in binary form, formatted here: a number is 8 bytes put
+	// rather than up to 20 digits formatted (the stamps and event
+	// ids are all 19-digit numbers): formatting them costs the hub half
+	// as much, and the server reads them without parsing.
+	buf := make([]byte, 0, len(pgCopyBinaryHeader)+2+len(lines)*(2+8*12+4*2+8+8))
+	buf = append(buf, pgCopyBinaryHeader...)
+	for i := range lines {
+		l := &lines[i]
+		m := &moves[l.read][l.move]
+		buf = binary.BigEndian.AppendUint16(buf, 9)
+		buf = appendCopyInt8(buf, l.pos)
+		buf = appendCopyInt8(buf, l.hlc)
+		buf = appendCopyInt8(buf, l.hi)
+		buf = appendCopyInt8(buf, l.lo)
+		buf = binary.BigEndian.AppendUint32(buf, 4)
+		buf = binary.BigEndian.AppendUint32(buf, uint32(l.line))
+		buf = appendCopyBinaryText(buf, string(m.Kind))
+		buf = appendCopyInt8(buf, m.Qty)
+		buf = appendCopyInt8(buf, m.Delta)
+		buf = appendCopyBinaryText(buf, p.items[l.item].Env.Origin.Store)
+	}
+	buf = binary.BigEndian.AppendUint16(buf, 0xffff) // the trailer: -1 fields
+	err := conn.Raw(func(dc any) error {
+		c, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("unexpected driver connection %T", dc)
+		}
+		tag, err := c.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(buf),
+			"COPY stock_ledger (pos_id, hlc, ev_hi, ev_lo, line_no, kind, qty, delta, store) FROM STDIN (FORMAT binary)")
+		if err == nil && tag.RowsAffected() != int64(len(lines)) {
+			err = fmt.Errorf("copied %d of %d rows", tag.RowsAffected(), len(lines))
+		}
+		return err
+	})
+	if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) && pe.Code == "23505" { // unique_violation
+		return errLedgerSeen
+	}
+	if err != nil {
+		return fmt.Errorf("copy ledger: %w", err)
+	}
+	return nil
 }
 
 // ledgerRows is lines as rows of the ledger (SQLite's with their day),

@@ -25,6 +25,10 @@ type stockApplier struct{}
 
 func (stockApplier) name() string { return "stock" }
 
+// awaitsLedger: the positions' new states are worked out from the cache
+// while PostgreSQL takes the ledger's COPY.
+func (stockApplier) awaitsLedger() {}
+
 // read: the stock applier reads no event itself; its input is what the
 // reservations and ledger appliers hand on.
 func (stockApplier) read(*Store, *events.Envelope) (any, error) { return nil, nil }
@@ -72,9 +76,36 @@ func (stockApplier) apply(ctx context.Context, t *applyTx, _ []itemRead) error {
 			newCounts[id] = c
 		}
 	}
-	after, err := t.s.deltasAfter(ctx, t.tx, counts)
-	if err != nil {
+	// Each position's next state: those no new count sets first, from
+	// what the hub holds alone (while the ledger's COPY may still run),
+	// then the counted ones, which need the deltas the ledger holds after
+	// their counts.
+	changes := make([]inventory.Change, len(ids))
+	das := make([]int64, len(ids))
+	nexts := make([]inventory.Position, len(ids))
+	var after map[int64]int64
+	step := func(i int) {
+		change, da := t.works[t.work[ids[i]]].change, after[ids[i]]
+		if t.s.mutate != nil {
+			t.s.mutate(&change, &da)
+		}
+		changes[i], das[i], nexts[i] = change, da, loaded[i].pos.Step(change, da)
+	}
+	for i, id := range ids {
+		if _, ok := counts[id]; !ok {
+			step(i)
+		}
+	}
+	if err := t.awaitLedger(ctx); err != nil {
 		return err
+	}
+	if after, err = t.s.deltasAfter(ctx, t.tx, counts); err != nil {
+		return err
+	}
+	for i, id := range ids {
+		if _, ok := counts[id]; ok {
+			step(i)
+		}
 	}
 	written := make([]stockWrite, 0, len(ids))
 	// Positions taken from the cache and left as they were: nothing is
@@ -92,14 +123,9 @@ func (stockApplier) apply(ctx context.Context, t *applyTx, _ []itemRead) error {
 	t.counted = slices.Grow(t.counted, len(newCounts))
 	for i, id := range ids {
 		w := &t.works[t.work[id]]
-		change, da := w.change, after[id]
-		if t.s.mutate != nil {
-			t.s.mutate(&change, &da)
-		}
-		was := loaded[i].pos
-		next := was.Step(change, da)
+		was, next := loaded[i].pos, nexts[i]
 		if c, ok := newCounts[id]; ok {
-			t.counted = append(t.counted, countedAt{key: w.key, count: c, expected: expectedAt(was, change, da)})
+			t.counted = append(t.counted, countedAt{key: w.key, count: c, expected: expectedAt(was, changes[i], das[i])})
 		}
 		if next == was {
 			t.states[id] = loaded[i]
@@ -206,6 +232,9 @@ func (s *Store) StockRedos() int64 { return s.stockRedos.Load() }
 func (s *Store) loadStock(ctx context.Context, t *applyTx, ids []int64, optimistic bool) ([]stockState, []bool, error) {
 	cached := make([]bool, len(ids))
 	if !optimistic {
+		if err := t.awaitLedger(ctx); err != nil {
+			return nil, nil, err
+		}
 		out, err := s.readStock(ctx, t.tx, ids, true)
 		return out, cached, err
 	}
@@ -222,6 +251,9 @@ func (s *Store) loadStock(ctx context.Context, t *applyTx, ids []int64, optimist
 	}
 	if len(missing) == 0 {
 		return out, cached, nil
+	}
+	if err := t.awaitLedger(ctx); err != nil {
+		return nil, nil, err
 	}
 	loaded, err := s.readStock(ctx, t.tx, missing, false)
 	if err != nil {

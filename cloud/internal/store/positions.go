@@ -60,6 +60,9 @@ func (t *applyTx) resolve(ctx context.Context, keys []inventory.Key) error {
 	if len(missing) == 0 {
 		return nil
 	}
+	if err := t.awaitLedger(ctx); err != nil {
+		return err
+	}
 	slices.SortFunc(missing, inventory.Key.Compare)
 	missing = slices.Compact(missing)
 	found, err := t.s.positionIDs(ctx, t.tx, missing)
