@@ -95,15 +95,7 @@ func TestLedger_CountSumsAcrossDays(t *testing.T) {
 			{time.UnixMilli(base + 2*day + 2), 3 + 4 + 1},
 			{time.UnixMilli(future + 1), 0},
 		} {
-			ps, err := s.SalesSince(ctx, []string{"A"}, tt.since)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var units int64
-			for _, p := range ps {
-				units += p.Units
-			}
-			if units != tt.want {
+			if units, _ := unitsSold(t, s, []string{"A"}, tt.since); units != tt.want {
 				t.Errorf("A sold since %v: %d, want %d", tt.since, units, tt.want)
 			}
 		}

@@ -30,17 +30,25 @@ func TestSalesSince_RawAndRolledUp(t *testing.T) {
 			days int64
 			want int64
 		}{{7, 2}, {28, 2 + 3 - 1 + 5}, {1, 0}} {
-			ps, err := s.SalesSince(ctx, []string{"A"}, time.UnixMilli(now-tt.days*day))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got int64
-			for _, p := range ps {
-				got += p.Units
-			}
+			got, ps := unitsSold(t, s, []string{"A"}, time.UnixMilli(now-tt.days*day))
 			if got != tt.want {
 				t.Errorf("sold in %d days: %d, want %d (%+v)", tt.days, got, tt.want, ps)
 			}
 		}
 	})
+}
+
+// unitsSold is SalesSince(skus, since) summed over its positions, with
+// what SalesSince returned.
+func unitsSold(t *testing.T, s *Store, skus []string, since time.Time) (int64, []PositionSales) {
+	t.Helper()
+	ps, err := s.SalesSince(context.Background(), skus, since)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var units int64
+	for _, p := range ps {
+		units += p.Units
+	}
+	return units, ps
 }
