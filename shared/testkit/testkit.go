@@ -1,6 +1,7 @@
 // Package testkit starts the real parts tests need, each in one line: an
-// embedded NATS server with JetStream, a fresh PostgreSQL schema, a built
-// binary, and a polling helper.
+// embedded NATS server with JetStream, a fresh PostgreSQL schema (or a
+// database copied from a prepared template), a built binary, and a polling
+// helper.
 //
 // Nothing here is a mock. PostgreSQL tests fail (not skip) when the CI
 // environment variable is set and the server cannot be reached, so a broken
@@ -23,7 +24,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/omnisync/omnisync/shared/natsembed"
@@ -112,19 +112,10 @@ func StartNATSWithUsers(t testing.TB, users ...*server.User) string {
 // fails when CI is set.
 func Postgres(t testing.TB) string {
 	t.Helper()
-	base := os.Getenv("OMNI_TEST_PG")
-	if base == "" {
-		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
+	base := pgBase()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("PostgreSQL is required in CI: %v", err)
-		}
-		t.Skipf("PostgreSQL not reachable (%v); set CI=1 to make this a failure", err)
-	}
+	conn := pgConnect(t, ctx, base)
 	defer conn.Close(context.Background())
 	var b [6]byte
 	_, _ = rand.Read(b[:])
@@ -132,16 +123,7 @@ func Postgres(t testing.TB) string {
 	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
 		t.Fatalf("create schema: %v", err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		c, err := pgx.Connect(ctx, base)
-		if err != nil {
-			return
-		}
-		defer c.Close(context.Background())
-		_, _ = c.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
-	})
+	cleanupExec(t, base, "DROP SCHEMA "+schema+" CASCADE")
 	sep := "?"
 	for i := 0; i < len(base); i++ {
 		if base[i] == '?' {

@@ -68,7 +68,7 @@ func TestLockCatalog(t *testing.T) {
 		a, b := mustOpen(t, dsn), mustOpen(t, dsn)
 		check(t, a, b)
 		// Another schema of the same database is another hub cluster.
-		other := openPostgres(t)
+		other := mustOpen(t, testkit.Postgres(t))
 		l, err := a.LockCatalog(ctx)
 		if err != nil {
 			t.Fatal(err)

@@ -21,11 +21,33 @@ func openSQLite(t testing.TB) *Store {
 	return mustOpen(t, "sqlite:"+filepath.Join(t.TempDir(), "hub.db"))
 }
 
-// openPostgres opens a store on a fresh PostgreSQL schema whose
-// statements are watched by identKeyGuard for the test's length.
+// openPostgres opens a store on a fresh PostgreSQL database whose
+// statements are watched by identKeyGuard for the test's length. The
+// database is a copy of one migrated once (testkit.PostgresClone): the
+// migrations themselves are tested on empty schemas by the tests that
+// call testkit.Postgres.
 func openPostgres(t testing.TB) *Store {
 	t.Helper()
-	return guardIdentKeys(t, mustOpen(t, testkit.Postgres(t)))
+	return guardIdentKeys(t, mustOpen(t, migratedPostgres(t)))
+}
+
+// migratedPostgres is the DSN of a fresh PostgreSQL database with every
+// migration applied.
+func migratedPostgres(t testing.TB) string {
+	t.Helper()
+	h := sha256.New()
+	for _, m := range migrations {
+		h.Write([]byte(postgres.ddl(m)))
+		h.Write([]byte{0})
+	}
+	return testkit.PostgresClone(t, "store", fmt.Sprintf("%x", h.Sum(nil)[:8]), func(ctx context.Context, dsn string) error {
+		s, err := Open(ctx, dsn, nil)
+		if err != nil {
+			return err
+		}
+		s.Close()
+		return nil
+	})
 }
 
 func mustOpen(t testing.TB, dsn string) *Store {

@@ -18,7 +18,6 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/omnisync/omnisync/shared/events"
-	"github.com/omnisync/omnisync/shared/testkit"
 )
 
 // stmtCounter counts the statements (queries, execs, and the
@@ -202,7 +201,7 @@ func (c *stmtCounter) String() string {
 // ApplyBatch step.
 func tracedPostgres(tb testing.TB) (*Store, *stmtCounter) {
 	tb.Helper()
-	s := mustOpen(tb, testkit.Postgres(tb))
+	s := mustOpen(tb, migratedPostgres(tb))
 	c := &stmtCounter{by: map[string][]string{}, cost: map[string]*stmtCost{}}
 	retrace(tb, s, c)
 	s.ObserveApply(func(step string, _ time.Duration) { c.step(step) })
