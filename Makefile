@@ -34,7 +34,11 @@ build: bins ## build, and cross-compile the edge agent for its platforms into di
 		GOOS=$$os GOARCH=$$arch GOARM=7 CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $$out ./edge/cmd/omni-edge || exit 1; \
 	done
 
-test: lint unit fuzz-short ## everything CI runs: lint, all tests (every fuzz seed corpus included), a short fuzz of an eighth of the parsers (a different eighth each day)
+# The three run side by side, each one's output printed whole when it ends:
+# the tests spend much of their time waiting (on fsyncs, processes, timers),
+# and the lint and the fuzzing's instrumented builds fill that time.
+test: ## everything CI runs: lint, all tests (every fuzz seed corpus included), a short fuzz of an eighth of the parsers (a different eighth each day)
+	@$(MAKE) --no-print-directory -j3 --output-sync=target lint unit fuzz-short
 
 # Test binaries are linked without symbol table and DWARF: about 100 of
 # them link on every run, and -s -w cuts each link's CPU by a third (stack

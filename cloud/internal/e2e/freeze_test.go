@@ -165,7 +165,8 @@ func TestChaosHubFreeze(t *testing.T) {
 		{"external NATS", false},
 		{"embedded NATS", true},
 	} {
-		t.Run(tc.name, func(t *testing.T) { testHubFreeze(t, tc.embedded, freeze) })
+		// Side by side: most of each is the freeze, spent waiting.
+		t.Run(tc.name, func(t *testing.T) { t.Parallel(); testHubFreeze(t, tc.embedded, freeze) })
 	}
 }
 
