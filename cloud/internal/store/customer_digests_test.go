@@ -28,11 +28,8 @@ func digestsOfRef(t *testing.T, s *Store, ref map[string]string) []string {
 func absentNow(t *testing.T, s *Store, digests []string) map[string]bool {
 	t.Helper()
 	ctx := context.Background()
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback()
+	tx, end := beginTx(t, s)
+	defer end()
 	if err := s.lockCustomers(ctx, tx); err != nil {
 		t.Fatal(err)
 	}

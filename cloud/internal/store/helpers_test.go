@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -58,6 +59,17 @@ func mustOpen(t testing.TB, dsn string) *Store {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// beginTx starts a transaction on s's writer for a test that reads
+// inside one; end rolls it back (it writes nothing to keep).
+func beginTx(t testing.TB, s *Store) (tx *sql.Tx, end func()) {
+	t.Helper()
+	tx, err := s.w.BeginTx(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tx, func() { _ = tx.Rollback() }
 }
 
 // forEachStore runs fn against a fresh SQLite file and a fresh PostgreSQL

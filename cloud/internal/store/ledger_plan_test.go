@@ -102,11 +102,8 @@ func seedPositions(t *testing.T, s *Store, skus, locs int) int64 {
 func genericPlan(t *testing.T, s *Store, tr *sumTracer, do func(*sql.Tx) error) string {
 	t.Helper()
 	ctx := context.Background()
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback()
+	tx, end := beginTx(t, s)
+	defer end()
 	if err := do(tx); err != nil {
 		t.Fatal(err)
 	}
