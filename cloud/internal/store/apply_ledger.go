@@ -280,12 +280,13 @@ func (s *Store) copyLedger(ctx context.Context, conn *sql.Conn, lines []ledgerLi
 	// rather than up to 20 digits formatted (the stamps and event
 	// ids are all 19-digit numbers): formatting them costs the hub half
 	// as much, and the server reads them without parsing.
-	buf := make([]byte, 0, len(pgCopyBinaryHeader)+2+len(lines)*(2+8*12+4*2+8+8))
+	buf := make([]byte, 0, len(pgCopyBinaryHeader)+2+len(lines)*(2+8*14+4*2+8+8))
 	buf = append(buf, pgCopyBinaryHeader...)
 	for i := range lines {
 		l := &lines[i]
 		m := &moves[l.read][l.move]
-		buf = binary.BigEndian.AppendUint16(buf, 9)
+		buf = binary.BigEndian.AppendUint16(buf, 10)
+		buf = appendCopyInt8(buf, ledgerDay(l.hlc))
 		buf = appendCopyInt8(buf, l.pos)
 		buf = appendCopyInt8(buf, l.hlc)
 		buf = appendCopyInt8(buf, l.hi)
@@ -304,7 +305,7 @@ func (s *Store) copyLedger(ctx context.Context, conn *sql.Conn, lines []ledgerLi
 			return fmt.Errorf("unexpected driver connection %T", dc)
 		}
 		tag, err := c.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(buf),
-			"COPY stock_ledger (pos_id, hlc, ev_hi, ev_lo, line_no, kind, qty, delta, store) FROM STDIN (FORMAT binary)")
+			"COPY stock_ledger (day, pos_id, hlc, ev_hi, ev_lo, line_no, kind, qty, delta, store) FROM STDIN (FORMAT binary)")
 		if err == nil && tag.RowsAffected() != int64(len(lines)) {
 			err = fmt.Errorf("copied %d of %d rows", tag.RowsAffected(), len(lines))
 		}
@@ -319,42 +320,30 @@ func (s *Store) copyLedger(ctx context.Context, conn *sql.Conn, lines []ledgerLi
 	return nil
 }
 
-// ledgerRows is lines as rows of the ledger (SQLite's with their day),
-// and the ledger's columns they fill.
+// ledgerRows is lines as rows of the ledger, with their day, and the
+// ledger's columns they fill.
 func (s *Store) ledgerRows(lines []ledgerLine, moves [][]inventory.Move, p *plan) (*rowset, string) {
-	cols := "pos_id, hlc, ev_hi, ev_lo, line_no, kind, qty, delta, store"
-	rs := newRowset(integer("pos_id"), integer("hlc"), integer("ev_hi"), integer("ev_lo"), integer("line_no"),
+	cols := "day, pos_id, hlc, ev_hi, ev_lo, line_no, kind, qty, delta, store"
+	rs := newRowset(integer("day"), integer("pos_id"), integer("hlc"), integer("ev_hi"), integer("ev_lo"), integer("line_no"),
 		text("kind"), integer("qty"), integer("delta"), text("store"))
-	if !s.d.pg() {
-		cols = "day, " + cols
-		rs = newRowset(integer("day"), integer("pos_id"), integer("hlc"), integer("ev_hi"), integer("ev_lo"), integer("line_no"),
-			text("kind"), integer("qty"), integer("delta"), text("store"))
-	}
 	rs.grow(len(lines))
 	for i := range lines {
 		l := &lines[i]
 		m := &moves[l.read][l.move]
-		if s.d.pg() {
-			rs.add(l.pos, l.hlc, l.hi, l.lo, int64(l.line), string(m.Kind), m.Qty, m.Delta, p.items[l.item].Env.Origin.Store)
-		} else {
-			rs.add(ledgerDay(l.hlc), l.pos, l.hlc, l.hi, l.lo, int64(l.line), string(m.Kind), m.Qty, m.Delta, p.items[l.item].Env.Origin.Store)
-		}
+		rs.add(ledgerDay(l.hlc), l.pos, l.hlc, l.hi, l.lo, int64(l.line), string(m.Kind), m.Qty, m.Delta, p.items[l.item].Env.Origin.Store)
 	}
 	return rs, cols
 }
 
 // deltasAfter sums, for each position (by id), the ledger deltas stamped
-// after the given count stamp: one indexed range scan per position (on
-// SQLite, per position and day from the count's day on).
+// after the given count stamp: one indexed range scan per position and
+// day, from the count's day on.
 func (s *Store) deltasAfter(ctx context.Context, tx *sql.Tx, counts map[int64]events.Stamp) (map[int64]int64, error) {
 	out := make(map[int64]int64, len(counts))
 	if len(counts) == 0 {
 		return out, nil
 	}
-	rs := newRowset(integer("pos"), integer("hlc"), integer("hi"), integer("lo"))
-	if !s.d.pg() {
-		rs = newRowset(integer("pos"), integer("hlc"), integer("hi"), integer("lo"), integer("day"))
-	}
+	rs := newRowset(integer("pos"), integer("hlc"), integer("hi"), integer("lo"), integer("day"))
 	first := int64(math.MaxInt64) // the day of the earliest count
 	for id, st := range counts {
 		hi, lo, err := eventIDKey(st.ID)
@@ -362,10 +351,6 @@ func (s *Store) deltasAfter(ctx context.Context, tx *sql.Tx, counts map[int64]ev
 			return nil, err
 		}
 		h := st.HLC.Pack()
-		if s.d.pg() {
-			rs.add(id, h, hi, lo)
-			continue
-		}
 		first = min(first, ledgerDay(h))
 		rs.add(id, h, hi, lo, ledgerDay(h))
 	}
@@ -380,12 +365,15 @@ SELECT k.pos, CAST(SUM(l.delta) AS BIGINT) FROM ` + k + ` CROSS JOIN days
 CROSS JOIN stock_ledger l ON l.day = days.d AND l.pos_id = k.pos AND (l.hlc, l.ev_hi, l.ev_lo) > (k.hlc, k.hi, k.lo)
 WHERE days.d >= k.day GROUP BY k.pos`
 		}
-		// One range scan of the ledger's key per position, whatever
+		// A range of the ledger's key per position and day, whatever
 		// the planner guesses of the array's length: as a join, it
 		// chose a (parallel) scan of the whole ledger, whose cost grew
-		// with the history.
-		return `SELECT k.pos, COALESCE((SELECT CAST(SUM(l.delta) AS BIGINT) FROM stock_ledger l
-	WHERE l.pos_id = k.pos AND (l.hlc, l.ev_hi, l.ev_lo) > (k.hlc, k.hi, k.lo)), 0) FROM ` + k
+		// with the history. The days are an array (found first, by a
+		// seek each), so each (day, position) is an index condition.
+		return `WITH RECURSIVE ` + ledgerDaysCTE(a, first) + `
+SELECT k.pos, COALESCE((SELECT CAST(SUM(l.delta) AS BIGINT) FROM stock_ledger l
+	WHERE l.day = ANY (ARRAY(SELECT d FROM days WHERE d >= k.day)) AND l.pos_id = k.pos
+	AND (l.hlc, l.ev_hi, l.ev_lo) > (k.hlc, k.hi, k.lo)), 0) FROM ` + k
 	}, func(rows *sql.Rows) error {
 		var id, sum int64
 		if err := rows.Scan(&id, &sum); err != nil {

@@ -308,14 +308,8 @@ func TestFoldBaskets_EarlierSalesStay(t *testing.T) {
 		d := newDevice("store-1", "pos-1", 1)
 		apply(t, s, d.ev(1_780_000_000_000, events.KindReceipt, sale("store-1", line("P0-M", 5), line("P1-M", 5))))
 		// What an older hub wrote: the lines without a stamp.
-		q := `INSERT INTO stock_ledger (pos_id, hlc, ev_hi, ev_lo, line_no, kind, qty, delta, store)
-SELECT id, 1, 7, 7, id, 'sale', 1, -1, 'store-1' FROM stock`
-		if !s.d.pg() {
-			// SQLite's ledger is keyed by day first (ledger_days.go).
-			q = `INSERT INTO stock_ledger (day, pos_id, hlc, ev_hi, ev_lo, line_no, kind, qty, delta, store)
-SELECT 0, id, 1, 7, 7, id, 'sale', 1, -1, 'store-1' FROM stock`
-		}
-		_, err := s.w.ExecContext(ctx, q)
+		_, err := s.w.ExecContext(ctx, `INSERT INTO stock_ledger (day, pos_id, hlc, ev_hi, ev_lo, line_no, kind, qty, delta, store)
+SELECT 0, id, 1, 7, 7, id, 'sale', 1, -1, 'store-1' FROM stock`)
 		if err != nil {
 			t.Fatal(err)
 		}

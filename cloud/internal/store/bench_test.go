@@ -58,17 +58,18 @@ func fillHistory(tb testing.TB, s *Store, events int, wall int64) {
 	span := int64(90 * 24 * time.Hour / time.Millisecond)
 	step := max(1, span/max(perPos, 1))
 	start := time.Now()
-	var q string
-	if s.d.pg() {
-		q = `INSERT INTO stock_ledger (pos_id, hlc, ev_hi, ev_lo, line_no, kind, qty, delta, store)
-SELECT p.id, (($1::bigint - $2::bigint + g.n * $3::bigint) << 16), -9223372036854775808 + p.id, g.n, 0, 'sale', 1, -1, p.location
-FROM (SELECT id, location FROM stock ORDER BY id) p CROSS JOIN generate_series(1, $4::bigint) AS g(n) ORDER BY p.id, g.n`
-	} else {
-		// SQLite's ledger is keyed by day first (ledger_days.go).
+	// The ledger is keyed by day first (ledger_days.go).
+	gen := "generate_series(1, $4::bigint) AS g(n)"
+	if !s.d.pg() {
+		gen = "g"
+	}
+	q := `INSERT INTO stock_ledger (day, pos_id, hlc, ev_hi, ev_lo, line_no, kind, qty, delta, store)
+SELECT (CAST($1 AS BIGINT) - CAST($2 AS BIGINT) + g.n * CAST($3 AS BIGINT)) / 86400000, p.id,
+	((CAST($1 AS BIGINT) - CAST($2 AS BIGINT) + g.n * CAST($3 AS BIGINT)) << 16), -9223372036854775808 + p.id, g.n, 0, 'sale', 1, -1, p.location
+FROM (SELECT id, location FROM stock ORDER BY id) p CROSS JOIN ` + gen + ` ORDER BY 1, p.id, g.n`
+	if !s.d.pg() {
 		q = `WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < $4)
-INSERT INTO stock_ledger (day, pos_id, hlc, ev_hi, ev_lo, line_no, kind, qty, delta, store)
-SELECT ($1 - $2 + g.n * $3) / 86400000, p.id, (($1 - $2 + g.n * $3) << 16), -9223372036854775808 + p.id, g.n, 0, 'sale', 1, -1, p.location
-FROM (SELECT id, location FROM stock ORDER BY id) p CROSS JOIN g ORDER BY 1, p.id, g.n`
+` + q
 	}
 	if _, err := s.w.ExecContext(ctx, q, wall, span, step, perPos); err != nil {
 		tb.Fatal(err)
@@ -224,6 +225,7 @@ func benchApply(b *testing.B, s *Store, history int) {
 		lastDB = meter.server()
 		clear(steps)
 		clear(stepsDB)
+		order = order[:0]
 		b.ResetTimer()
 		run(b.N)
 		b.StopTimer()

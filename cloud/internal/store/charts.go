@@ -133,12 +133,9 @@ func (s *Store) SalesPerHour(ctx context.Context, since time.Time, online string
 	if locations != nil {
 		where = " WHERE " + inList(&a, "s.location", locations)
 	}
-	onDay := ""
-	if !s.d.pg() {
-		// SQLite's ledger is keyed by day first (ledger_days.go): the
-		// lines since from are one range of it.
-		onDay = " AND l.day >= " + a.add(ledgerDay(from))
-	}
+	// The ledger is keyed by day first (ledger_days.go): the lines since
+	// from are one range of it.
+	onDay := " AND l.day >= " + a.add(ledgerDay(from))
 	q := `SELECT CASE WHEN s.location = ` + a.add(online) + ` THEN 'online' ELSE 'store' END AS ch, l.hlc / ` + a.add(hourOfHLC) + ` AS h, -l.delta AS u
 FROM stock s JOIN stock_ledger l ON l.pos_id = s.id AND l.hlc >= ` + a.add(from) + onDay + ` AND l.kind = 'sale'` + where
 	q = `SELECT ch, h, CAST(sum(u) AS BIGINT) FROM (` + q + `) x GROUP BY ch, h ORDER BY h, ch`

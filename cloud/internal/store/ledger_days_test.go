@@ -178,12 +178,37 @@ func TestRetainLedger_AcrossDays(t *testing.T) {
 	})
 }
 
-// Ensure that the migration to SQLite's ledger keyed by day carries every
-// line over, each under its day, and that counts sum them after it.
+// Ensure that the migrations to the ledger keyed by day (SQLite's, then
+// PostgreSQL's) carry every line over, each under its day, and that
+// counts sum them after it.
 func TestLedgerByDay_MigrationCarriesLines(t *testing.T) {
 	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		dsn   func(t *testing.T) string
+		table string // what the migration creates
+		// old is the ledger as the release before left it: keyed by
+		// position.
+		old string
+	}{
+		{"sqlite", func(t *testing.T) string { return "sqlite:" + filepath.Join(t.TempDir(), "hub.db") }, "ledger_v5",
+			`CREATE TABLE ledger_old (pos_id BIGINT NOT NULL, hlc BIGINT NOT NULL, ev_hi BIGINT NOT NULL, ev_lo BIGINT NOT NULL,
+	line_no INTEGER NOT NULL, kind TEXT NOT NULL, qty BIGINT NOT NULL, delta BIGINT NOT NULL, store TEXT NOT NULL,
+	xact BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (pos_id, hlc, ev_hi, ev_lo, line_no)) WITHOUT ROWID`},
+		{"postgres", func(t *testing.T) string { return migratedPostgres(t) }, "ledger_v6",
+			`CREATE TABLE ledger_old (pos_id BIGINT NOT NULL, hlc BIGINT NOT NULL, ev_hi BIGINT NOT NULL, ev_lo BIGINT NOT NULL,
+	line_no INTEGER NOT NULL, kind TEXT NOT NULL, qty BIGINT NOT NULL, delta BIGINT NOT NULL, store TEXT COLLATE "C" NOT NULL,
+	xact BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (pos_id, hlc, ev_hi, ev_lo, line_no))`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ledgerMigrationCarriesLines(t, tc.dsn(t), tc.table, tc.old)
+		})
+	}
+}
+
+func ledgerMigrationCarriesLines(t *testing.T, dsn, table, old string) {
 	ctx := context.Background()
-	dsn := "sqlite:" + filepath.Join(t.TempDir(), "hub.db")
 	s := mustOpen(t, dsn)
 	day := int64(24 * time.Hour / time.Millisecond)
 	now := time.Now().UnixMilli()
@@ -215,18 +240,15 @@ func TestLedgerByDay_MigrationCarriesLines(t *testing.T) {
 	want := dump()
 	version := 0
 	for i, m := range migrations {
-		if strings.Contains(m, "CREATE TABLE ledger_v5") {
+		if strings.Contains(m, "CREATE TABLE "+table) {
 			version = i + 1
 		}
 	}
 	if version == 0 {
-		t.Fatal("no migration keys the ledger by day")
+		t.Fatalf("no migration creates %s", table)
 	}
-	// The ledger as the release before left it: keyed by position.
 	for _, q := range []string{
-		`CREATE TABLE ledger_old (pos_id BIGINT NOT NULL, hlc BIGINT NOT NULL, ev_hi BIGINT NOT NULL, ev_lo BIGINT NOT NULL,
-	line_no INTEGER NOT NULL, kind TEXT NOT NULL, qty BIGINT NOT NULL, delta BIGINT NOT NULL, store TEXT NOT NULL,
-	xact BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (pos_id, hlc, ev_hi, ev_lo, line_no)) WITHOUT ROWID`,
+		old,
 		"INSERT INTO ledger_old SELECT pos_id, hlc, ev_hi, ev_lo, line_no, kind, qty, delta, store, xact FROM stock_ledger",
 		"DROP TABLE stock_ledger",
 		"ALTER TABLE ledger_old RENAME TO stock_ledger",
@@ -244,6 +266,13 @@ func TestLedgerByDay_MigrationCarriesLines(t *testing.T) {
 	var wrong int
 	if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM stock_ledger WHERE day <> hlc / 5662310400000").Scan(&wrong); err != nil || wrong != 0 {
 		t.Fatalf("lines under another day than their stamp's: %d %v", wrong, err)
+	}
+	if s.d.pg() {
+		var key string
+		if err := s.r.QueryRowContext(ctx, `SELECT pg_get_constraintdef(oid) FROM pg_constraint
+WHERE conrelid = 'stock_ledger'::regclass AND contype = 'p'`).Scan(&key); err != nil || key != "PRIMARY KEY (day, pos_id, hlc, ev_hi, ev_lo, line_no)" {
+			t.Fatalf("the ledger's key: %q %v", key, err)
+		}
 	}
 	// A late count sums the lines carried over.
 	apply(t, s, newDevice("S1", "stocktake", 1).ev(now-2*day, events.KindCount, sale("S1", line("A", 50), line("B", 50))))

@@ -15,16 +15,17 @@ import (
 	"github.com/omnisync/omnisync/shared/hlc"
 )
 
-// sumTracer keeps the statement (and its arguments) that sums the
-// ledger's deltas after counts.
-type sumTracer struct {
-	mu   sync.Mutex
-	sql  string
-	args []any
+// stmtTracer keeps the last statement (and its arguments) whose text
+// holds match.
+type stmtTracer struct {
+	match string
+	mu    sync.Mutex
+	sql   string
+	args  []any
 }
 
-func (tr *sumTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
-	if strings.Contains(d.SQL, "SUM(l.delta)") {
+func (tr *stmtTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	if strings.Contains(d.SQL, tr.match) {
 		tr.mu.Lock()
 		tr.sql, tr.args = d.SQL, d.Args
 		tr.mu.Unlock()
@@ -32,7 +33,7 @@ func (tr *sumTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.Tra
 	return ctx
 }
 
-func (tr *sumTracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+func (tr *stmtTracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 
 // TestDeltasAfterPlan checks on PostgreSQL how the sum of the deltas
 // stamped after a batch's counts reads a ledger with a history: one range
@@ -43,33 +44,73 @@ func (tr *sumTracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEnd
 // autovacuum analyzes it), which made every batch with a count slower
 // as the history grew; no functional test notices that.
 func TestDeltasAfterPlan(t *testing.T) {
+	withLedgerHistory(t, func(t *testing.T, s *Store, wall int64) {
+		tr := &stmtTracer{match: "SUM(l.delta)"}
+		retrace(t, s, tr)
+		counts := map[int64]events.Stamp{}
+		for id := int64(1); id <= 400; id++ {
+			counts[id] = events.Stamp{HLC: hlc.Timestamp{Wall: wall - 30*24*60*60*1000}, ID: "00000000-0000-7000-8000-000000000000"}
+		}
+		plan := genericPlan(t, s, tr, func(tx *sql.Tx) error {
+			_, err := s.deltasAfter(context.Background(), tx, counts)
+			return err
+		})
+		if strings.Contains(plan, "Seq Scan on stock_ledger") || !strings.Contains(plan, "stock_ledger") {
+			t.Errorf("the sum of deltas after counts does not read the ledger by its key:\n%s", plan)
+		}
+	})
+}
+
+// TestLedgerReadsPlan checks on PostgreSQL that what the console reads
+// of a position's ledger lines (sales since a day, a position's history)
+// seeks each position's lines of each day by the ledger's key, under the
+// generic plan, with statistics and without: joined to the days, the
+// planner read every line of those days and hashed them by position,
+// 2 ms becoming 200 ms at a 1M-event ledger (BenchmarkLedgerReads).
+func TestLedgerReadsPlan(t *testing.T) {
+	withLedgerHistory(t, func(t *testing.T, s *Store, wall int64) {
+		for _, r := range []struct {
+			name, match, pos string
+			read             func() error
+		}{
+			{"sales since", "-l.delta AS units", "p.id", func() error {
+				_, err := s.SalesSince(context.Background(), []string{"SKU-001", "SKU-002"}, time.UnixMilli(wall).Add(-28*24*time.Hour))
+				return err
+			}},
+			{"position history", "ORDER BY l.hlc DESC", "s.id", func() error {
+				_, _, err := s.PositionHistory(context.Background(), "SKU-001", "S01", 100)
+				return err
+			}},
+		} {
+			tr := &stmtTracer{match: r.match}
+			retrace(t, s, tr)
+			plan := genericPlan(t, s, tr, func(*sql.Tx) error { return r.read() })
+			if strings.Contains(plan, "Seq Scan on stock_ledger") || !strings.Contains(plan, "(pos_id = "+r.pos+")") {
+				t.Errorf("%s does not seek each position's lines by the ledger's key:\n%s", r.name, plan)
+			}
+		}
+	})
+}
+
+// withLedgerHistory runs check twice, on a PostgreSQL store with 1,000
+// positions and 300 ledger lines each (as after a few months of sales)
+// and the wall time of its last count: with the ledger analyzed, and with
+// no statistics yet.
+func withLedgerHistory(t *testing.T, check func(t *testing.T, s *Store, wall int64)) {
 	for _, tc := range []struct {
 		name  string
 		stats bool
 	}{{"analyzed", true}, {"no statistics yet", false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := openPostgres(t)
-			tr := &sumTracer{}
-			retrace(t, s, tr)
 			wall := seedPositions(t, s, 100, 10)
-			// 300 lines a position, as after a few months of sales.
 			fillHistory(t, s, 100*10*150, wall-1)
 			if !tc.stats {
 				if _, err := s.w.ExecContext(context.Background(), "DELETE FROM pg_statistic WHERE starelid = 'stock_ledger'::regclass"); err != nil {
 					t.Fatal(err)
 				}
 			}
-			counts := map[int64]events.Stamp{}
-			for id := int64(1); id <= 400; id++ {
-				counts[id] = events.Stamp{HLC: hlc.Timestamp{Wall: wall - 30*24*60*60*1000}, ID: "00000000-0000-7000-8000-000000000000"}
-			}
-			plan := genericPlan(t, s, tr, func(tx *sql.Tx) error {
-				_, err := s.deltasAfter(context.Background(), tx, counts)
-				return err
-			})
-			if strings.Contains(plan, "Seq Scan on stock_ledger") || !strings.Contains(plan, "stock_ledger") {
-				t.Errorf("the sum of deltas after counts does not read the ledger by its key:\n%s", plan)
-			}
+			check(t, s, wall)
 		})
 	}
 }
@@ -99,7 +140,7 @@ func seedPositions(t *testing.T, s *Store, skus, locs int) int64 {
 // plan of the statement tr kept from it. The hub's statements are
 // prepared, and after a few runs PostgreSQL plans them once for any
 // arrays, guessing ten elements: that is the plan a busy hub runs.
-func genericPlan(t *testing.T, s *Store, tr *sumTracer, do func(*sql.Tx) error) string {
+func genericPlan(t *testing.T, s *Store, tr *stmtTracer, do func(*sql.Tx) error) string {
 	t.Helper()
 	ctx := context.Background()
 	tx, end := beginTx(t, s)
@@ -118,12 +159,15 @@ func genericPlan(t *testing.T, s *Store, tr *sumTracer, do func(*sql.Tx) error) 
 			t.Fatal(err)
 		}
 	}
-	// EXPLAIN EXECUTE takes no parameters: the arrays (sent as text) go
-	// as literals.
+	// EXPLAIN EXECUTE takes no parameters: the arrays (sent as text) and
+	// numbers go as literals.
 	var params []string
 	for _, a := range args {
-		if v, ok := a.(string); ok { // not the driver's result formats
+		switch v := a.(type) { // not the driver's result formats
+		case string:
 			params = append(params, "'"+strings.ReplaceAll(v, "'", "''")+"'")
+		case int64:
+			params = append(params, fmt.Sprint(v))
 		}
 	}
 	rows, err := tx.QueryContext(ctx, "EXPLAIN EXECUTE traced("+strings.Join(params, ", ")+")")

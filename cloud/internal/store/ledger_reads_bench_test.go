@@ -14,18 +14,22 @@ import (
 // BenchmarkLedgerReads times what the console reads of the ledger (sales
 // of 10 SKUs over 28 days, a position's 200 newest lines, sales per hour
 // over 48 hours) and a retention pass that finds nothing to do, on SQLite
-// against a ledger of OMNI_BENCH_HISTORY events (default 1M; two lines
+// and PostgreSQL, against a ledger of OMNI_BENCH_HISTORY events (default 1M; two lines
 // each, spread over the 20,000 positions and 90 days, as
 // BenchmarkApplyHistory writes them): the readers must stay cheap
 // whatever the ledger's key.
 //
 //	OMNI_BENCH_HISTORY=10000000 go test -run '^$' -bench LedgerReads -benchtime 20x ./cloud/internal/store/
 func BenchmarkLedgerReads(b *testing.B) {
+	b.Run("sqlite", func(b *testing.B) { benchLedgerReads(b, openSQLite(b)) })
+	b.Run("postgres", func(b *testing.B) { benchLedgerReads(b, openPostgres(b)) })
+}
+
+func benchLedgerReads(b *testing.B, s *Store) {
 	n := 1_000_000
 	if v, err := strconv.Atoi(os.Getenv("OMNI_BENCH_HISTORY")); err == nil && v > 0 {
 		n = v
 	}
-	s := openSQLite(b)
 	ctx := context.Background()
 	const skus, locs = 2000, 10
 	sku := func(i int) string { return fmt.Sprintf("SKU-%05d", i) }
@@ -60,7 +64,7 @@ func BenchmarkLedgerReads(b *testing.B) {
 	})
 	b.Run("history-200", func(b *testing.B) {
 		for b.Loop() {
-			if ls, _, err := s.PositionHistory(ctx, sku(1234), "S07", 200); err != nil || len(ls) != 200 {
+			if ls, _, err := s.PositionHistory(ctx, sku(1234), "S07", 200); err != nil || len(ls) != min(200, 2*n/(skus*locs)+1) {
 				b.Fatalf("%d %v", len(ls), err)
 			}
 		}

@@ -110,39 +110,12 @@ func (s *Store) RetainLedger(ctx context.Context, o RetentionOptions) (Retention
 	// The basket folder reads the sales it has yet to fold from its
 	// inbox, not from the ledger (baskets.go): sale lines go like the
 	// others.
-	if s.d.pg() {
-		err = s.retainByPosition(ctx, conn, h, o, &res)
-	} else {
-		err = s.retainByDay(ctx, conn, h, o, &res)
-	}
-	return res, err
+	return res, s.retainByDay(ctx, conn, h, o, &res)
 }
 
-// retainByPosition rolls up the lines stamped before h of positions in
-// id order, a few hundred at a time; their old lines are found through
-// the ledger's key (position, then stamp) on a read connection, and
-// deleted by key in a short write transaction.
-func (s *Store) retainByPosition(ctx context.Context, conn *sql.Conn, h int64, o RetentionOptions, res *RetentionResult) error {
-	var after int64
-	for {
-		ids, err := s.positionsAfter(ctx, after, 512)
-		if err != nil {
-			return err
-		}
-		if len(ids) == 0 {
-			return nil
-		}
-		after = ids[len(ids)-1]
-		err = s.retainChunks(ctx, conn, o, res, func() (*rowset, error) { return s.oldLines(ctx, ids, h, o.Lines) })
-		if err != nil {
-			return err
-		}
-	}
-}
-
-// retainByDay rolls up the lines stamped before h on SQLite, whose ledger
-// is keyed by day first (ledger_days.go): day after day, each in key
-// order, every line of a day before h's (the horizon starts a day).
+// retainByDay rolls up the lines stamped before h, the ledger being keyed
+// by day first (ledger_days.go): day after day, each in key order, every
+// line of a day before h's (the horizon starts a day).
 func (s *Store) retainByDay(ctx context.Context, conn *sql.Conn, h int64, o RetentionOptions, res *RetentionResult) error {
 	last := ledgerDay(h - 1) // the last day with lines that may be before h
 	from := int64(math.MinInt64)
@@ -242,52 +215,7 @@ func (s *Store) ledgerHorizon(ctx context.Context, q querier) (int64, error) {
 	return h, nil
 }
 
-// positionsAfter returns up to n position ids after the given one, in
-// order.
-func (s *Store) positionsAfter(ctx context.Context, after int64, n int) ([]int64, error) {
-	rows, err := s.r.QueryContext(ctx, "SELECT id FROM stock WHERE id > $1 ORDER BY id LIMIT $2", after, int64(n))
-	if err != nil {
-		return nil, fmt.Errorf("store: retention positions: %w", err)
-	}
-	defer rows.Close()
-	var out []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
-}
-
-// oldLines returns the keys of up to limit lines of the positions ids
-// stamped before h, oldest first per position.
-func (s *Store) oldLines(ctx context.Context, ids []int64, h int64, limit int) (*rowset, error) {
-	in := newRowset(integer("id"))
-	for _, id := range ids {
-		in.add(id)
-	}
-	keys := newRowset(integer("pos_id"), integer("hlc"), integer("ev_hi"), integer("ev_lo"), integer("line_no"))
-	err := s.queryRows(ctx, s.r, in, "p", func(a *args, p string) string {
-		return `SELECT l.pos_id, l.hlc, l.ev_hi, l.ev_lo, l.line_no FROM stock_ledger l
-WHERE l.pos_id IN (SELECT id FROM ` + p + `) AND l.hlc < ` + a.add(h) + `
-ORDER BY l.pos_id, l.hlc, l.ev_hi, l.ev_lo, l.line_no LIMIT ` + a.add(int64(limit))
-	}, func(rows *sql.Rows) error {
-		var pos, hl, hi, lo, line int64
-		if err := rows.Scan(&pos, &hl, &hi, &lo, &line); err != nil {
-			return err
-		}
-		keys.add(pos, hl, hi, lo, line)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("store: retention scan: %w", err)
-	}
-	return keys, nil
-}
-
-// oldLinesOfDay returns the keys (SQLite's, day first) of up to limit
+// oldLinesOfDay returns the keys (day first) of up to limit
 // lines of one day stamped before h, in key order.
 func (s *Store) oldLinesOfDay(ctx context.Context, day, h int64, limit int) (*rowset, error) {
 	keys := newRowset(integer("day"), integer("pos_id"), integer("hlc"), integer("ev_hi"), integer("ev_lo"), integer("line_no"))
@@ -329,10 +257,7 @@ func (s *Store) rollUp(ctx context.Context, conn *sql.Conn, keys *rowset) (lines
 		type total struct{ lines, qty, delta int64 }
 		totals := map[dayKey]*total{}
 		var order []dayKey
-		key := "pos_id, hlc, ev_hi, ev_lo, line_no"
-		if !s.d.pg() {
-			key = "day, " + key // SQLite's (oldLinesOfDay)
-		}
+		key := "day, pos_id, hlc, ev_hi, ev_lo, line_no" // oldLinesOfDay's
 		err = s.queryRows(ctx, tx, keys, "k", func(a *args, k string) string {
 			return `DELETE FROM stock_ledger WHERE (` + key + `) IN (SELECT ` + key + ` FROM ` + k + `)
 RETURNING pos_id, hlc, kind, qty, delta`

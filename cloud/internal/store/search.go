@@ -242,20 +242,15 @@ func (s *Store) SalesSince(ctx context.Context, skus []string, since time.Time) 
 		day = 0
 	}
 	err := s.queryRows(ctx, s.r, rs, "k", func(a *args, k string) string {
-		// On SQLite a position's lines since from are in from's day and
-		// the days after it: a seek each (ledger_days.go), in that order
-		// (CROSS JOIN) where SQLite would rather scan the ledger.
-		with, lines, mat := "WITH ", "p JOIN stock_ledger l ON l.pos_id = p.id", ""
-		if !s.d.pg() {
-			// p MATERIALIZED: flattened into the query, it let SQLite
-			// scan the whole ledger first.
-			mat = "MATERIALIZED "
-			with = "WITH RECURSIVE " + ledgerDaysCTE(a, ledgerDay(from)) + ",\n"
-			lines = "p CROSS JOIN days CROSS JOIN stock_ledger l ON l.day = days.d AND l.pos_id = p.id"
-		}
-		return with + `p AS ` + mat + `(SELECT s.id, s.sku, s.location FROM stock s JOIN ` + k + ` ON s.sku = k.sku)
+		// A position's lines since from are in from's day and the days
+		// after it: a seek each (ledgerOfDays). p MATERIALIZED:
+		// flattened into the query, it let SQLite scan the whole ledger
+		// first.
+		with := "WITH RECURSIVE " + ledgerDaysCTE(a, ledgerDay(from)) + ",\n"
+		lines := s.ledgerOfDays("p", "p.id", "l.hlc >= "+a.add(from))
+		return with + `p AS MATERIALIZED (SELECT s.id, s.sku, s.location FROM stock s JOIN ` + k + ` ON s.sku = k.sku)
 SELECT sku, location, CAST(COALESCE(sum(units), 0) AS BIGINT) FROM (
-	SELECT p.sku, p.location, -l.delta AS units FROM ` + lines + ` AND l.hlc >= ` + a.add(from) + `
+	SELECT p.sku, p.location, -l.delta AS units FROM ` + lines + `
 	WHERE l.kind IN ('sale', 'return')
 	UNION ALL
 	SELECT p.sku, p.location, -d.delta AS units FROM p JOIN ledger_daily d ON d.pos_id = p.id AND d.day >= ` + a.add(day) + `
@@ -314,15 +309,11 @@ func (s *Store) PositionHistory(ctx context.Context, sku, location string, limit
 	}
 	lines := []LedgerLine{}
 	a := args{sku, location, int64(limit)}
-	with, from := "", "stock s JOIN stock_ledger l ON l.pos_id = s.id"
-	if !s.d.pg() {
-		// A seek a day on SQLite (ledger_days.go), in that order (CROSS
-		// JOIN), and the position's lines of every day sorted for the
-		// newest: a position's raw lines are bounded by the ledger's
-		// retention.
-		with = "WITH RECURSIVE " + ledgerDaysCTE(&a, math.MinInt64) + "\n"
-		from = "stock s CROSS JOIN days CROSS JOIN stock_ledger l ON l.day = days.d AND l.pos_id = s.id"
-	}
+	// A seek a day (ledgerOfDays), and the position's lines of every day
+	// sorted for the newest: a position's raw lines are bounded by the
+	// ledger's retention.
+	with := "WITH RECURSIVE " + ledgerDaysCTE(&a, math.MinInt64) + "\n"
+	from := s.ledgerOfDays("stock s", "s.id", "")
 	rows, err := s.r.QueryContext(ctx, with+`SELECT l.hlc, l.ev_hi, l.ev_lo, l.kind, l.qty, l.delta, l.store
 FROM `+from+` WHERE s.sku = $1 AND s.location = $2
 ORDER BY l.hlc DESC, l.ev_hi DESC, l.ev_lo DESC, l.line_no DESC LIMIT $3`, a...)
