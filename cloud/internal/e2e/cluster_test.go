@@ -385,6 +385,9 @@ func TestChaosNATSCluster(t *testing.T) {
 	defer vcancel()
 	v, verr := loadgen.Verify(vctx, loadgen.Hub{URL: hubs[0].URL, Token: hubToken}, rep.Accepted)
 	stockDocs, orders, diffs := downsyncSettled(t, down, rep.Accepted, 90*time.Second)
+	if diffs > 0 {
+		logDownsyncState(t, down, hubs)
+	}
 	checkR3(t, js, down)
 	t.Logf(`
 NATS cluster report (seed %d, 3 nodes, R3, 2 hubs on PostgreSQL, 4 agents at %v events/s)
@@ -400,6 +403,48 @@ faults:
 		f.total(), f.summary(), v.Positions, len(v.Differences), v.Lost, v.DoubleApplied,
 		stockDocs, orders, diffs, longest.Round(10*time.Millisecond), at.Seconds(), strings.Join(f.log, "\n"))
 	requireBalanced(t, v, verr)
+}
+
+// logDownsyncState logs, for a down-sync that did not settle, what the
+// buckets' streams and the hubs' publishers say: which replica leads and
+// which lag, how many keys each stream holds, and what each publisher
+// believes it published or skipped, so a failure tells a bucket that lost
+// writes from a publisher that stopped writing or a read from a replica
+// behind the others.
+func logDownsyncState(t *testing.T, down jetstream.JetStream, hubs []*hubProcess) {
+	t.Helper()
+	for _, name := range []string{downsync.Stream, downsync.PickupStream} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		s, err := down.Stream(ctx, name)
+		var info *jetstream.StreamInfo
+		if err == nil {
+			info, err = s.Info(ctx)
+		}
+		cancel()
+		if err != nil {
+			t.Logf("down-sync state: stream %s: %v", name, err)
+			continue
+		}
+		var reps []string
+		if info.Cluster != nil {
+			for _, r := range info.Cluster.Replicas {
+				reps = append(reps, fmt.Sprintf("%s current=%v lag=%d active=%v", r.Name, r.Current, r.Lag, r.Active.Round(time.Millisecond)))
+			}
+			t.Logf("down-sync state: stream %s: leader %s, replicas [%s]; msgs %d, subjects %d, seq %d..%d",
+				name, info.Cluster.Leader, strings.Join(reps, "; "), info.State.Msgs, info.State.NumSubjects, info.State.FirstSeq, info.State.LastSeq)
+		}
+	}
+	for _, h := range hubs {
+		var parts []string
+		for _, m := range []string{"published", "skipped", "conflicts", "errors", "resyncs", "dirty"} {
+			name := "omni_hub_downsync_" + m
+			if m != "dirty" {
+				name += "_total"
+			}
+			parts = append(parts, fmt.Sprintf("%s %v", m, metricSum(h.URL, name)))
+		}
+		t.Logf("down-sync state: %s publisher: %s", h.name, strings.Join(parts, ", "))
+	}
 }
 
 // leaderOf is the server name of the events stream's leader ("" when it
