@@ -221,19 +221,19 @@ func ledgerMigrationCarriesLines(t *testing.T, dsn, table, old string) {
 	)
 	dump := func() []string {
 		t.Helper()
-		rows, err := s.r.QueryContext(ctx, "SELECT pos_id, hlc, ev_hi, ev_lo, line_no, kind, qty, delta, store, xact FROM stock_ledger ORDER BY pos_id, hlc, ev_hi, ev_lo, line_no")
+		rows, err := s.r.QueryContext(ctx, "SELECT pos_id, hlc, ev_hi, ev_lo, line_no, kind, qty, delta, store FROM stock_ledger ORDER BY pos_id, hlc, ev_hi, ev_lo, line_no")
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer rows.Close()
 		var out []string
 		for rows.Next() {
-			var pos, h, hi, lo, line, qty, delta, xact int64
+			var pos, h, hi, lo, line, qty, delta int64
 			var kind, store string
-			if err := rows.Scan(&pos, &h, &hi, &lo, &line, &kind, &qty, &delta, &store, &xact); err != nil {
+			if err := rows.Scan(&pos, &h, &hi, &lo, &line, &kind, &qty, &delta, &store); err != nil {
 				t.Fatal(err)
 			}
-			out = append(out, fmt.Sprint(pos, h, hi, lo, line, kind, qty, delta, store, xact))
+			out = append(out, fmt.Sprint(pos, h, hi, lo, line, kind, qty, delta, store))
 		}
 		return out
 	}
@@ -249,7 +249,7 @@ func ledgerMigrationCarriesLines(t *testing.T, dsn, table, old string) {
 	}
 	for _, q := range []string{
 		old,
-		"INSERT INTO ledger_old SELECT pos_id, hlc, ev_hi, ev_lo, line_no, kind, qty, delta, store, xact FROM stock_ledger",
+		"INSERT INTO ledger_old (pos_id, hlc, ev_hi, ev_lo, line_no, kind, qty, delta, store) SELECT pos_id, hlc, ev_hi, ev_lo, line_no, kind, qty, delta, store FROM stock_ledger",
 		"DROP TABLE stock_ledger",
 		"ALTER TABLE ledger_old RENAME TO stock_ledger",
 		fmt.Sprintf("DELETE FROM schema_migrations WHERE version >= %d", version),
