@@ -1,6 +1,7 @@
 package testkit
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -85,11 +86,34 @@ func (s *PGServer) DSN() string {
 // connections, crash recovery included.
 func (s *PGServer) Start() {
 	s.t.Helper()
+	// After a Crash, a killed backend may still be leaving the kernel with
+	// the old shared memory attached; the server then refuses to start
+	// ("pre-existing shared memory block ... is still in use") until it
+	// has gone, which on a busy machine can take a moment.
+	for range 50 {
+		if s.start() {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	s.t.Fatalf("postgres kept refusing to start while a killed server's shared memory was in use:\n%s", s.logTail())
+}
+
+// start starts the server once and waits until it accepts connections. It
+// returns false if the server refused to start because a killed server's
+// shared memory is still in use, and fails the test on anything else.
+func (s *PGServer) start() bool {
+	s.t.Helper()
 	s.cmd = s.command("postgres", "-D", s.dir, "-p", strconv.Itoa(s.Port), "-h", "127.0.0.1", "-k", filepath.Dir(s.dir),
 		"-c", "max_connections=200", "-c", "shared_buffers=64MB")
 	// Its own process group, so Crash takes the backends down with it.
 	s.cmd.SysProcAttr.Setpgid = true
-	log, err := os.OpenFile(filepath.Join(filepath.Dir(s.dir), "server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logPath := filepath.Join(filepath.Dir(s.dir), "server.log")
+	before := int64(0)
+	if fi, err := os.Stat(logPath); err == nil {
+		before = fi.Size()
+	}
+	log, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -108,10 +132,14 @@ func (s *PGServer) Start() {
 		cancel()
 		if err == nil {
 			c.Close(context.Background())
-			return
+			return true
 		}
 		select {
 		case <-stopped:
+			s.cmd = nil
+			if b, _ := os.ReadFile(logPath); int64(len(b)) > before && bytes.Contains(b[before:], []byte("pre-existing shared memory block")) {
+				return false
+			}
 			s.t.Fatalf("postgres exited while starting: %s", s.logTail())
 		default:
 		}
