@@ -238,7 +238,7 @@ func (s *Store) insertLedger(ctx context.Context, conn *sql.Conn, tx *sql.Tx, li
 	if len(lines) == 0 {
 		return nil, nil
 	}
-	rs, cols := s.ledgerRows(lines, moves, p)
+	rs, cols := ledgerRows(lines, moves, p)
 	insert := func(returning string) func(a *args, k string) string {
 		return func(a *args, k string) string {
 			return `INSERT INTO stock_ledger (` + cols + `)
@@ -322,7 +322,7 @@ func (s *Store) copyLedger(ctx context.Context, conn *sql.Conn, lines []ledgerLi
 
 // ledgerRows is lines as rows of the ledger, with their day, and the
 // ledger's columns they fill.
-func (s *Store) ledgerRows(lines []ledgerLine, moves [][]inventory.Move, p *plan) (*rowset, string) {
+func ledgerRows(lines []ledgerLine, moves [][]inventory.Move, p *plan) (*rowset, string) {
 	cols := "day, pos_id, hlc, ev_hi, ev_lo, line_no, kind, qty, delta, store"
 	rs := newRowset(integer("day"), integer("pos_id"), integer("hlc"), integer("ev_hi"), integer("ev_lo"), integer("line_no"),
 		text("kind"), integer("qty"), integer("delta"), text("store"))

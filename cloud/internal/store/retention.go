@@ -110,7 +110,8 @@ func (s *Store) RetainLedger(ctx context.Context, o RetentionOptions) (Retention
 	// The basket folder reads the sales it has yet to fold from its
 	// inbox, not from the ledger (baskets.go): sale lines go like the
 	// others.
-	return res, s.retainByDay(ctx, conn, h, o, &res)
+	err = s.retainByDay(ctx, conn, h, o, &res)
+	return res, err
 }
 
 // retainByDay rolls up the lines stamped before h, the ledger being keyed
