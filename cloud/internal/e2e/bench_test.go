@@ -21,9 +21,10 @@ import (
 )
 
 // BenchmarkEdgeToHub measures the whole uplink path on a backlog: agents
-// of stores that have counted their stock, whose outboxes hold b.N sales in
-// total (posted while offline), are pointed at NATS and the hub, and the clock runs until every event is applied and
-// confirmed back to its outbox. It reports applied events/s and the agents'
+// of stores that have counted their stock, whose outboxes hold b.N sales
+// in total (posted while offline), are pointed at NATS and the hub, and
+// the clock runs until every event is applied and confirmed back to its
+// outbox. It reports applied events/s and the agents'
 // resident memory idle and while draining.
 //
 //	go test -run '^$' -bench EdgeToHub -benchtime 200000x ./cloud/internal/e2e/
