@@ -57,7 +57,11 @@ var unitPriceKey = []byte(`"unit_price"`)
 // made to rebuild its freelist). Records are read by storedSale, which
 // decodes nothing; only one it does not recognise is decoded whole.
 func (o *Outbox) loadSales() error {
-	var sales []pendingSale
+	// Sized for the whole backlog at once: grown by append, a million
+	// pending sales would be copied over and over while the agent starts.
+	o.mu.Lock()
+	sales := make([]pendingSale, 0, o.st.pendingCount)
+	o.mu.Unlock()
 	var sum int64
 	err := o.view(func(tx *bolt.Tx) error {
 		return tx.Bucket([]byte(bucketEvents)).ForEach(func(k, v []byte) error {
