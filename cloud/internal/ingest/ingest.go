@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -104,7 +105,7 @@ type Consumer struct {
 	// free holds the item slices of settled batches for the next ones:
 	// a catch-up's batches are thousands of items, which grown by append
 	// anew for each batch cost copies and garbage for every event.
-	free chan []pending
+	free chan pendings
 }
 
 // Busy reports whether the consumer holds messages it has not settled
@@ -127,7 +128,7 @@ func New(o Options) (*Consumer, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Consumer{o: o, log: o.Logger, free: make(chan []pending, 4)}, nil
+	return &Consumer{o: o, log: o.Logger, free: make(chan pendings, 4)}, nil
 }
 
 // Run consumes until ctx ends (then it returns nil), or until the stream
@@ -167,8 +168,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 		defer close(prepareDone)
 		defer close(prepared)
 		for pb := range gathered {
-			if len(pb.ready) > 0 {
-				pb.prep = c.o.Store.Prepare(items(pb.ready))
+			if pb.ready.len() > 0 {
+				pb.prep = c.o.Store.Prepare(pb.ready.items)
 			}
 			select {
 			case prepared <- pb:
@@ -203,9 +204,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 				return err
 			}
 			// Settled: nothing refers to the batch's items any more.
-			clear(pb.ready)
 			select {
-			case c.free <- pb.ready[:0]:
+			case c.free <- pb.ready.reset():
 			default:
 			}
 		}
@@ -220,10 +220,10 @@ func (c *Consumer) gather(ctx context.Context, msgs <-chan jetstream.Msg, out ch
 	pb := preparedBatch{}
 	for {
 		in, send := msgs, out
-		if len(pb.ready)+len(pb.dead) >= c.o.Batch {
+		if pb.ready.len()+len(pb.dead) >= c.o.Batch {
 			in = nil // full: wait for the apply loop
 		}
-		if len(pb.ready)+len(pb.dead) == 0 {
+		if pb.ready.len()+len(pb.dead) == 0 {
 			send = nil // nothing to hand over yet
 		}
 		select {
@@ -231,7 +231,7 @@ func (c *Consumer) gather(ctx context.Context, msgs <-chan jetstream.Msg, out ch
 			return
 		case m, open := <-in:
 			if !open {
-				if len(pb.ready)+len(pb.dead) > 0 {
+				if pb.ready.len()+len(pb.dead) > 0 {
 					select {
 					case out <- pb:
 					case <-ctx.Done():
@@ -248,6 +248,11 @@ func (c *Consumer) gather(ctx context.Context, msgs <-chan jetstream.Msg, out ch
 			}
 			c.held.Add(1)
 			pb.msgs++
+			if n := pb.ready.len(); n >= 1024 && cap(pb.ready.items) < c.o.Batch {
+				// A catch-up: grow to a whole batch at once rather than by
+				// doubling, each step a copy of every event so far.
+				pb.ready.grow(c.o.Batch + 1024 - n)
+			}
 			pb.add(m)
 		case send <- pb:
 			pb = preparedBatch{}
@@ -258,7 +263,7 @@ func (c *Consumer) gather(ctx context.Context, msgs <-chan jetstream.Msg, out ch
 // preparedBatch is a decoded batch: items to apply and messages to
 // dead-letter.
 type preparedBatch struct {
-	ready []pending
+	ready pendings
 	dead  []deadMsg
 	start time.Time
 	// msgs counts the messages the batch came in.
@@ -272,10 +277,40 @@ type deadMsg struct {
 	dl  store.DeadLetter
 }
 
-// pending pairs a decoded item with the message it came in.
-type pending struct {
-	msg  *inMsg
-	item store.Item
+// pendings are decoded items and, index for index, the messages they
+// came in. Two slices rather than one of pairs, so that the items go to
+// the store as they are, not copied out of the pairs.
+type pendings struct {
+	items []store.Item
+	msgs  []*inMsg
+}
+
+func (ps pendings) len() int { return len(ps.items) }
+
+func (ps pendings) slice(i, j int) pendings {
+	return pendings{items: ps.items[i:j:j], msgs: ps.msgs[i:j:j]}
+}
+
+func (ps *pendings) add(im *inMsg, it store.Item) {
+	ps.items = append(ps.items, it)
+	ps.msgs = append(ps.msgs, im)
+}
+
+func (ps *pendings) grow(n int) {
+	ps.items = slices.Grow(ps.items, n)
+	ps.msgs = slices.Grow(ps.msgs, n)
+}
+
+func (ps *pendings) truncate(n int) {
+	clear(ps.items[n:])
+	clear(ps.msgs[n:])
+	ps.items, ps.msgs = ps.items[:n], ps.msgs[:n]
+}
+
+// reset empties ps for reuse, dropping what it referred to.
+func (ps pendings) reset() pendings {
+	ps.truncate(0)
+	return ps
 }
 
 // inMsg is a message whose events are being applied. A batch message
@@ -310,15 +345,15 @@ func (pb *preparedBatch) add(m jetstream.Msg) {
 		seq = md.Sequence.Stream
 	}
 	if events.IsBatch(m.Data()) {
-		items, dl := decodeBatch(m.Subject(), m.Data())
-		if dl != nil {
+		base := pb.ready.len()
+		im := &inMsg{m: m}
+		if dl := appendBatch(&pb.ready, im, m.Subject(), m.Data()); dl != nil {
 			pb.dead = append(pb.dead, deadMsg{m, *dl})
 			return
 		}
-		im := &inMsg{m: m, remaining: len(items)}
-		for _, it := range items {
-			it.StreamSeq = seq
-			pb.ready = append(pb.ready, pending{msg: im, item: it})
+		im.remaining = pb.ready.len() - base
+		for i := base; i < pb.ready.len(); i++ {
+			pb.ready.items[i].StreamSeq = seq
 		}
 		return
 	}
@@ -328,7 +363,7 @@ func (pb *preparedBatch) add(m jetstream.Msg) {
 		return
 	}
 	item.StreamSeq = seq
-	pb.ready = append(pb.ready, pending{msg: &inMsg{m: m, remaining: 1}, item: item})
+	pb.ready.add(&inMsg{m: m, remaining: 1}, item)
 }
 
 func (c *Consumer) process(ctx context.Context, pb preparedBatch) error {
@@ -338,7 +373,7 @@ func (c *Consumer) process(ctx context.Context, pb preparedBatch) error {
 			return err
 		}
 	}
-	if len(pb.ready) > 0 {
+	if pb.ready.len() > 0 {
 		if err := c.apply(ctx, pb.ready, pb.prep); err != nil {
 			return err
 		}
@@ -410,22 +445,45 @@ func decode(subj string, data []byte) (store.Item, *store.DeadLetter) {
 // only once every event in it is settled. A body that is not a batch at
 // all is one dead letter.
 func decodeBatch(subj string, data []byte) ([]store.Item, *store.DeadLetter) {
-	// Cut without checking first, since every element is decoded anyway;
-	// only a body with an element that is not JSON at all needs the
-	// checked split to decide.
-	if _, _, ok := subjects.ParseEvent(subj); ok {
-		if elems, ok := events.CutBatch(data); ok {
-			if items, valid := decodeElems(subj, elems); valid {
-				return items, nil
-			}
-		}
+	var ps pendings
+	if dl := appendBatch(&ps, nil, subj, data); dl != nil {
+		return nil, dl
 	}
-	return decodeBatchChecked(subj, data)
+	return ps.items, nil
 }
 
 // decodeBatchChecked is decodeBatch splitting the body with its syntax
 // checked (events.SplitBatch).
 func decodeBatchChecked(subj string, data []byte) ([]store.Item, *store.DeadLetter) {
+	var ps pendings
+	if dl := appendBatchChecked(&ps, nil, subj, data); dl != nil {
+		return nil, dl
+	}
+	return ps.items, nil
+}
+
+// appendBatch is decodeBatch adding the items to ps, as events of im: the
+// hub decodes a catch-up's events straight into its batch, since a slice
+// of them per message, copied over, was as much memory again.
+func appendBatch(ps *pendings, im *inMsg, subj string, data []byte) *store.DeadLetter {
+	// Cut without checking first, since every element is decoded anyway;
+	// only a body with an element that is not JSON at all needs the
+	// checked split to decide.
+	if _, _, ok := subjects.ParseEvent(subj); ok {
+		if elems, ok := events.CutBatch(data); ok {
+			base := ps.len()
+			if appendElems(ps, im, subj, elems) {
+				return nil
+			}
+			ps.truncate(base)
+		}
+	}
+	return appendBatchChecked(ps, im, subj, data)
+}
+
+// appendBatchChecked is appendBatch splitting the body with its syntax
+// checked.
+func appendBatchChecked(ps *pendings, im *inMsg, subj string, data []byte) *store.DeadLetter {
 	subStore, subDevice, ok := subjects.ParseEvent(subj)
 	elems, err := events.SplitBatch(data)
 	if !ok || err != nil {
@@ -433,18 +491,17 @@ func decodeBatchChecked(subj string, data []byte) ([]store.Item, *store.DeadLett
 		if ok {
 			reason = err.Error()
 		}
-		return nil, &store.DeadLetter{Subject: subj, Reason: reason, Payload: append([]byte(nil), data...), Store: subStore, Device: subDevice}
+		return &store.DeadLetter{Subject: subj, Reason: reason, Payload: append([]byte(nil), data...), Store: subStore, Device: subDevice}
 	}
-	items, _ := decodeElems(subj, elems)
-	return items, nil
+	appendElems(ps, im, subj, elems)
+	return nil
 }
 
-// decodeElems decodes a batch's elements into items; ok is false when one
-// of them is not valid JSON.
-func decodeElems(subj string, elems []json.RawMessage) (items []store.Item, ok bool) {
-	items = make([]store.Item, len(elems))
+// appendElems decodes a batch's elements into items added to ps; it
+// reports false when one of them is not valid JSON.
+func appendElems(ps *pendings, im *inMsg, subj string, elems []json.RawMessage) (ok bool) {
 	ok = true
-	for i, raw := range elems {
+	for _, raw := range elems {
 		item, dl := decode(subj, raw)
 		if dl != nil {
 			ok = ok && json.Valid(raw)
@@ -456,9 +513,9 @@ func decodeElems(subj string, elems []json.RawMessage) (items []store.Item, ok b
 		} else if item.Reject != "" {
 			ok = ok && json.Valid(raw)
 		}
-		items[i] = item
+		ps.add(im, item)
 	}
-	return items, ok
+	return ok
 }
 
 func originUsable(o events.Origin) bool {
@@ -491,7 +548,7 @@ func (c *Consumer) deadLetter(ctx context.Context, m jetstream.Msg, d store.Dead
 // apply commits the items (prep, when not nil, is them prepared),
 // retrying transient failures and isolating an item the store cannot
 // apply.
-func (c *Consumer) apply(ctx context.Context, ps []pending, prep *store.Prepared) error {
+func (c *Consumer) apply(ctx context.Context, ps pendings, prep *store.Prepared) error {
 	bo := newBackoff()
 	for attempt := 0; ; attempt++ {
 		var res store.BatchResult
@@ -499,7 +556,7 @@ func (c *Consumer) apply(ctx context.Context, ps []pending, prep *store.Prepared
 		if prep != nil {
 			res, err = c.o.Store.ApplyPrepared(ctx, prep)
 		} else {
-			res, err = c.o.Store.ApplyBatch(ctx, items(ps))
+			res, err = c.o.Store.ApplyBatch(ctx, ps.items)
 		}
 		if err == nil {
 			c.settle(ps, res)
@@ -511,38 +568,38 @@ func (c *Consumer) apply(ctx context.Context, ps []pending, prep *store.Prepared
 		if c.o.Metrics.ApplyFailed != nil {
 			c.o.Metrics.ApplyFailed()
 		}
-		c.log.Error("apply failed", "err", err, "events", len(ps), "attempt", attempt)
+		c.log.Error("apply failed", "err", err, "events", ps.len(), "attempt", attempt)
 		if attempt < 2 {
 			if err := bo.Wait(ctx); err != nil {
 				return err
 			}
 			continue
 		}
-		if len(ps) > 1 {
+		if n := ps.len(); n > 1 {
 			// Bisect: one bad event must not hold up the rest.
-			mid := len(ps) / 2
-			if err := c.apply(ctx, ps[:mid], nil); err != nil {
+			mid := n / 2
+			if err := c.apply(ctx, ps.slice(0, mid), nil); err != nil {
 				return err
 			}
-			return c.apply(ctx, ps[mid:], nil)
+			return c.apply(ctx, ps.slice(mid, n), nil)
 		}
 		// One event that will not apply. It is the event's fault only if
 		// the database is demonstrably up and the event still fails; then it
 		// is dead-lettered (which also moves its device's watermark past it).
 		// Otherwise the database is down: wait, never drop anything.
-		p := ps[0]
 		if c.healthy(ctx) {
-			res, err := c.o.Store.ApplyBatch(ctx, []store.Item{p.item})
+			res, err := c.o.Store.ApplyBatch(ctx, ps.items)
 			if err == nil {
-				c.settle([]pending{p}, res)
+				c.settle(ps, res)
 				return nil
 			}
 			if c.healthy(ctx) {
-				p.item.Reject = "hub could not apply: " + err.Error()
-				if res, derr := c.o.Store.ApplyBatch(ctx, []store.Item{p.item}); derr == nil {
-					c.log.Warn("event dead-lettered", "store", p.item.Env.Origin.Store, "device", p.item.Env.Origin.Device,
-						"seq", p.item.Env.Origin.Seq, "reason", p.item.Reject)
-					c.settle([]pending{p}, res)
+				it := ps.items[0]
+				it.Reject = "hub could not apply: " + err.Error()
+				if res, derr := c.o.Store.ApplyBatch(ctx, []store.Item{it}); derr == nil {
+					c.log.Warn("event dead-lettered", "store", it.Env.Origin.Store, "device", it.Env.Origin.Device,
+						"seq", it.Env.Origin.Seq, "reason", it.Reject)
+					c.settle(ps, res)
 					return nil
 				}
 			}
@@ -560,17 +617,9 @@ func (c *Consumer) healthy(ctx context.Context) bool {
 	return c.o.Store.Ping(pctx) == nil
 }
 
-func items(ps []pending) []store.Item {
-	out := make([]store.Item, len(ps))
-	for i, p := range ps {
-		out[i] = p.item
-	}
-	return out
-}
-
 // settle acknowledges what was committed, asks for deferred items again
 // later, and tells each device how far the hub has got.
-func (c *Consumer) settle(ps []pending, res store.BatchResult) {
+func (c *Consumer) settle(ps pendings, res store.BatchResult) {
 	if c.o.Applied != nil {
 		c.o.Applied(res)
 	}
@@ -578,8 +627,8 @@ func (c *Consumer) settle(ps []pending, res store.BatchResult) {
 	for _, i := range res.Deferred {
 		deferred[i] = true
 	}
-	for i, p := range ps {
-		p.msg.settle(deferred[i])
+	for i, im := range ps.msgs {
+		im.settle(deferred[i])
 	}
 	for _, w := range res.Watermarks {
 		b, _ := json.Marshal(syncproto.Watermark{Epoch: w.Epoch, Seq: w.Seq})
