@@ -131,9 +131,9 @@ func (s *Store) customerIdentifiers(ctx context.Context, q dbq, customers []stri
 	err := s.queryRows(ctx, q, rs, "r", func(a *args, r string) string {
 		if s.d.pg() {
 			return `SELECT i.digest, i.type, i.customer, i.value_enc FROM ` + r + `
-CROSS JOIN LATERAL (SELECT anchor FROM cust_masters WHERE id = r.customer) m
-CROSS JOIN LATERAL (SELECT cluster FROM cust_identifiers WHERE digest_key(digest) = digest_key(m.anchor) AND cluster <> '') k
-CROSS JOIN LATERAL (SELECT digest, type, customer, value_enc FROM cust_identifiers WHERE cluster = k.cluster AND customer = r.customer) i`
+CROSS JOIN LATERAL (SELECT anchor FROM cust_masters WHERE id = r.customer OFFSET 0) m
+CROSS JOIN LATERAL (SELECT cluster FROM cust_identifiers WHERE digest_key(digest) = digest_key(m.anchor) AND cluster <> '' OFFSET 0) k
+CROSS JOIN LATERAL (SELECT digest, type, customer, value_enc FROM cust_identifiers WHERE cluster = k.cluster AND customer = r.customer OFFSET 0) i`
 		}
 		return `SELECT i.digest, i.type, i.customer, i.value_enc FROM ` + r + ` JOIN cust_masters m ON m.id = r.customer
 JOIN cust_identifiers k ON k.digest = m.anchor AND k.cluster <> ''

@@ -354,7 +354,11 @@ func decodeObsIDs(s string) []identity.Identifier {
 // through CROSS JOIN LATERAL, so each is an index lookup whatever the
 // planner estimates (a plain join chose hash joins over whole tables, a
 // cost that grows with the tables: 0.5 s a batch at 60,000
-// identifiers); SQLite's planner loops over the keys by itself.
+// identifiers); SQLite's planner loops over the keys by itself. The
+// subquery ends in OFFSET 0, which keeps PostgreSQL from flattening it
+// back into a join: without statistics (a new hub, a restored or
+// upgraded database before its ANALYZE) it did, and hashed whole tables
+// again (TestCustomerStatementPlans).
 
 // dbq is a transaction or a database: what reads run on.
 type dbq interface {
@@ -519,7 +523,7 @@ func (s *Store) loadGraphRows(ctx context.Context, q dbq, digests, obsIDs []stri
 	}
 	err = s.queryRows(ctx, q, ds, "r", func(a *args, r string) string {
 		if s.d.pg() {
-			return `SELECT i.digest, i.cluster FROM ` + r + ` CROSS JOIN LATERAL (SELECT digest, cluster FROM cust_identifiers WHERE digest_key(digest) = digest_key(r.digest)) i`
+			return `SELECT i.digest, i.cluster FROM ` + r + ` CROSS JOIN LATERAL (SELECT digest, cluster FROM cust_identifiers WHERE digest_key(digest) = digest_key(r.digest) OFFSET 0) i`
 		}
 		return `SELECT i.digest, i.cluster FROM cust_identifiers i JOIN ` + r + ` ON i.digest = r.digest`
 	}, scanIdent)
@@ -532,7 +536,7 @@ func (s *Store) loadGraphRows(ctx context.Context, q dbq, digests, obsIDs []stri
 	}
 	err = s.queryRows(ctx, q, ls, "r", func(a *args, r string) string {
 		if s.d.pg() {
-			return `SELECT m.digest, m.cluster FROM ` + r + ` CROSS JOIN LATERAL (SELECT digest, cluster FROM cust_identifiers WHERE cluster = r.cluster) m`
+			return `SELECT m.digest, m.cluster FROM ` + r + ` CROSS JOIN LATERAL (SELECT digest, cluster FROM cust_identifiers WHERE cluster = r.cluster OFFSET 0) m`
 		}
 		return `SELECT m.digest, m.cluster FROM cust_identifiers m JOIN ` + r + ` ON m.cluster = r.cluster`
 	}, scanIdent)
@@ -562,7 +566,7 @@ func (s *Store) loadGraphRows(ctx context.Context, q dbq, digests, obsIDs []stri
 	err = s.queryRows(ctx, q, ls, "r", func(a *args, r string) string {
 		if s.d.pg() {
 			return `SELECT o.event_id, o.hlc, o.ids, o.store, o.device, o.rule, o.operator, o.cluster FROM ` + r + `
-CROSS JOIN LATERAL (SELECT * FROM cust_observations WHERE cluster = r.cluster AND forgotten = 0) o`
+CROSS JOIN LATERAL (SELECT * FROM cust_observations WHERE cluster = r.cluster AND forgotten = 0 OFFSET 0) o`
 		}
 		return `SELECT o.event_id, o.hlc, o.ids, o.store, o.device, o.rule, o.operator, o.cluster
 FROM cust_observations o JOIN ` + r + ` ON o.cluster = r.cluster WHERE o.forgotten = 0`
@@ -584,8 +588,8 @@ FROM cust_observations o JOIN ` + r + ` ON o.cluster = r.cluster WHERE o.forgott
 		err = s.queryRows(ctx, q, ds, "r", func(a *args, r string) string {
 			if s.d.pg() {
 				return `SELECT o.event_id, o.hlc, o.ids, o.store, o.device, o.rule, o.operator, o.cluster FROM ` + r + `
-CROSS JOIN LATERAL (SELECT event_id FROM cust_postings WHERE digest = r.digest) p
-CROSS JOIN LATERAL (SELECT * FROM cust_observations WHERE event_id = p.event_id AND forgotten = 0) o`
+CROSS JOIN LATERAL (SELECT event_id FROM cust_postings WHERE digest = r.digest OFFSET 0) p
+CROSS JOIN LATERAL (SELECT * FROM cust_observations WHERE event_id = p.event_id AND forgotten = 0 OFFSET 0) o`
 			}
 			return `SELECT o.event_id, o.hlc, o.ids, o.store, o.device, o.rule, o.operator, o.cluster
 FROM cust_postings p JOIN ` + r + ` ON p.digest = r.digest JOIN cust_observations o ON o.event_id = p.event_id WHERE o.forgotten = 0`
@@ -615,7 +619,7 @@ FROM cust_postings p JOIN ` + r + ` ON p.digest = r.digest JOIN cust_observation
 		err = s.queryRows(ctx, q, us, "r", func(a *args, r string) string {
 			if s.d.pg() {
 				return `SELECT u.id, u.observation, u.hlc, u.operator, u.reason, u.restore FROM ` + r + `
-CROSS JOIN LATERAL (SELECT * FROM cust_unlinks WHERE observation = r.observation) u`
+CROSS JOIN LATERAL (SELECT * FROM cust_unlinks WHERE observation = r.observation OFFSET 0) u`
 			}
 			return `SELECT u.id, u.observation, u.hlc, u.operator, u.reason, u.restore FROM cust_unlinks u JOIN ` + r + ` ON u.observation = r.observation`
 		}, func(rows *sql.Rows) error {

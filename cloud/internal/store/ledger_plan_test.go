@@ -159,6 +159,9 @@ func genericPlan(t *testing.T, s *Store, tr *stmtTracer, do func(*sql.Tx) error)
 			t.Fatal(err)
 		}
 	}
+	// A prepared statement outlives the transaction, on a connection the
+	// pool hands out again.
+	defer tx.ExecContext(ctx, "DEALLOCATE traced")
 	// EXPLAIN EXECUTE takes no parameters: the arrays (sent as text) and
 	// numbers go as literals.
 	var params []string
