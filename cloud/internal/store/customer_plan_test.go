@@ -42,7 +42,8 @@ func (l *stmtLog) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndDat
 
 // TestCustomerStatementPlans checks on PostgreSQL every statement that
 // joins a batch's arrays to the identity tables, as the hub runs them
-// for identify events and sales naming customers: under the generic
+// for identify events and sales naming customers and as HQ reads a
+// customer: under the generic
 // plan a busy hub settles on (ten array elements guessed), with the
 // tables analyzed and with no statistics yet, none may read a whole
 // customer table. The identity tables grow with every shopper, so a
@@ -129,8 +130,17 @@ func TestCustomerStatementPlans(t *testing.T) {
 					map[string]string{"loyalty": fmt.Sprintf("LC-%09d", i*131%shoppers)}, line("SKU-1", 1))))
 			}
 			items = itemsOf(envs...)
-			if res, err := s.ApplyBatch(ctx, items); err != nil || res.Applied != len(items) {
+			res, err := s.ApplyBatch(ctx, items)
+			if err != nil || res.Applied != len(items) {
 				t.Fatalf("apply: %+v %v", res, err)
+			}
+			// And what HQ reads of a customer (their identifiers and
+			// purchases).
+			if len(res.Customers) == 0 {
+				t.Fatal("the batch named no customer")
+			}
+			if _, err := s.Customer(ctx, res.Customers[0], nil); err != nil {
+				t.Fatal(err)
 			}
 			log.mu.Lock()
 			stmts := slices.Clone(log.order)

@@ -799,6 +799,10 @@ func (s *Store) observationsNaming(ctx context.Context, q dbq, digests []string)
 		ls.add(c)
 	}
 	err = s.queryRows(ctx, q, ls, "r", func(a *args, r string) string {
+		if s.d.pg() {
+			return `SELECT o.event_id, o.ids, o.store, o.hlc FROM ` + r + `
+CROSS JOIN LATERAL (SELECT * FROM cust_observations WHERE cluster = r.cluster AND forgotten = 0 OFFSET 0) o`
+		}
 		return `SELECT o.event_id, o.ids, o.store, o.hlc FROM cust_observations o JOIN ` + r + ` ON o.cluster = r.cluster WHERE o.forgotten = 0`
 	}, func(rows *sql.Rows) error {
 		var id, ids, st string
