@@ -72,21 +72,8 @@ func TestCustomerStatementPlans(t *testing.T) {
 	// The tables a scan would hurt: a seq scan of a small one is the
 	// right plan.
 	big := map[string]bool{}
-	rows, err := s.w.QueryContext(ctx, `SELECT c.relname FROM pg_class c
-		WHERE c.relname LIKE 'cust\_%' AND c.relkind = 'r' AND c.relnamespace = current_schema()::regnamespace`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tables []string
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			t.Fatal(err)
-		}
-		tables = append(tables, name)
-	}
-	rows.Close()
-	for _, name := range tables {
+	for _, name := range stringsOf(t)(s.w.QueryContext(ctx, `SELECT c.relname FROM pg_class c
+		WHERE c.relname LIKE 'cust\_%' AND c.relkind = 'r' AND c.relnamespace = current_schema()::regnamespace`)) {
 		var n int
 		if err := s.w.QueryRowContext(ctx, "SELECT count(*) FROM "+name).Scan(&n); err != nil {
 			t.Fatal(err)

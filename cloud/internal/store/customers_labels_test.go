@@ -198,19 +198,7 @@ func TestCustomers_ClusterLabelsFollowTheGraph(t *testing.T) {
 				envs = envs[n:]
 			}
 			checkStoredGraph(t, s)
-			var customers []string
-			rows, err := s.r.Query(`SELECT DISTINCT customer FROM cust_identifiers WHERE customer <> '' ORDER BY customer`)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for rows.Next() {
-				var c string
-				if err := rows.Scan(&c); err != nil {
-					t.Fatal(err)
-				}
-				customers = append(customers, c)
-			}
-			rows.Close()
+			customers := stringsOf(t)(s.r.Query(`SELECT DISTINCT customer FROM cust_identifiers WHERE customer <> '' ORDER BY customer`))
 			rng.Shuffle(len(customers), func(i, j int) { customers[i], customers[j] = customers[j], customers[i] })
 			for _, c := range customers[:min(3, len(customers))] {
 				_, err := s.Unmerge(ctx, c, "", "hq", "test")

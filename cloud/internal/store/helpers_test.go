@@ -217,3 +217,28 @@ func openConflicts(t testing.TB, s *Store) map[inventory.Key]Conflict {
 }
 
 var testNow = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// stringsOf returns a function reading the single text column of a
+// query's rows, for a query's two results as they come:
+// stringsOf(t)(db.Query(...)).
+func stringsOf(t testing.TB) func(*sql.Rows, error) []string {
+	return func(rows *sql.Rows, err error) []string {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var v string
+			if err := rows.Scan(&v); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, v)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+}

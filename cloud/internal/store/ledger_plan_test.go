@@ -173,21 +173,5 @@ func genericPlan(t *testing.T, s *Store, tr *stmtTracer, do func(*sql.Tx) error)
 			params = append(params, fmt.Sprint(v))
 		}
 	}
-	rows, err := tx.QueryContext(ctx, "EXPLAIN EXECUTE traced("+strings.Join(params, ", ")+")")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var plan []string
-	for rows.Next() {
-		var l string
-		if err := rows.Scan(&l); err != nil {
-			t.Fatal(err)
-		}
-		plan = append(plan, l)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return strings.Join(plan, "\n")
+	return strings.Join(stringsOf(t)(tx.QueryContext(ctx, "EXPLAIN EXECUTE traced("+strings.Join(params, ", ")+")")), "\n")
 }
