@@ -91,7 +91,7 @@ func TestRun_ResumesAfterRestarts(t *testing.T) {
 	testkit.Eventually(t, 10*time.Second, func() bool { return o.holds(want, w.lastSeq()) }, "caught up: %+v", o.f.Status())
 
 	for round := 1; round <= 3; round++ {
-		ns.Restart()
+		w.restart(ns)
 		write(round)
 		testkit.Eventually(t, 10*time.Second, func() bool { return o.holds(want, w.lastSeq()) },
 			"round %d: caught up after a NATS restart: %+v", round, o.f.Status())

@@ -26,6 +26,7 @@ const (
 // keys over its own connection.
 type writer struct {
 	t  testing.TB
+	nc *nats.Conn
 	js jetstream.JetStream
 	kv jetstream.KeyValue
 }
@@ -47,7 +48,20 @@ func newWriter(t testing.TB, url string, history uint8, opts ...nats.Option) *wr
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &writer{t: t, js: js, kv: kv}
+	return &writer{t: t, nc: nc, js: js, kv: kv}
+}
+
+// restart restarts ns and waits until the writer is connected to the new
+// server. A write sent in the moment between the server's shutdown and
+// the client noticing it goes to the closed socket and is lost; it would
+// wait out its whole timeout for an answer that cannot come.
+func (w *writer) restart(ns *testkit.NATS) {
+	w.t.Helper()
+	before := w.nc.Stats().Reconnects
+	ns.Restart()
+	testkit.Eventually(w.t, 10*time.Second, func() bool {
+		return w.nc.Stats().Reconnects > before && w.nc.IsConnected()
+	}, "the writer reconnected")
 }
 
 // ctx bounds a write: a server that was just restarted answers once the
