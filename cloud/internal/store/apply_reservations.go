@@ -146,14 +146,9 @@ ORDER BY r.reservation_id` + s.d.forUpdate("r")
 // one text column, id) to fn, in (reservation, SKU) order.
 func (s *Store) reservationLines(ctx context.Context, db querier, ids *rowset, fn func(id string, l events.Line)) error {
 	return s.queryRows(ctx, db, ids, "k", func(a *args, k string) string {
-		from := `reservation_lines l JOIN ` + k + ` ON l.reservation_id = k.id`
-		if s.d.pg() {
-			// Probed reservation by reservation: without statistics
-			// PostgreSQL hashed the whole table (TestStockStatementPlans;
-			// "Reads keyed by a batch's rowset" in customers.go).
-			from = k + ` CROSS JOIN LATERAL (SELECT * FROM reservation_lines WHERE reservation_id = k.id OFFSET 0) l`
-		}
-		return `SELECT l.reservation_id, l.sku, l.qty FROM ` + from + `
+		// Probed reservation by reservation: without statistics
+		// PostgreSQL hashed the whole table (TestStockStatementPlans).
+		return `SELECT l.reservation_id, l.sku, l.qty FROM ` + s.probe(k, "reservation_lines", "l", "reservation_id", "k.id") + `
 ORDER BY l.reservation_id, l.sku`
 	}, func(rows *sql.Rows) error {
 		var id string

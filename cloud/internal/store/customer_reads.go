@@ -358,13 +358,8 @@ func (s *Store) purchasesOf(ctx context.Context, q dbq, subjects []string, limit
 		rs.add(d)
 	}
 	err := s.queryRows(ctx, q, rs, "r", func(a *args, r string) string {
-		from := `cust_purchases p JOIN ` + r + ` ON p.subject = r.subject`
-		if s.d.pg() {
-			// Probed subject by subject (see "Reads keyed by a batch's
-			// rowset" in customers.go).
-			from = r + ` CROSS JOIN LATERAL (SELECT * FROM cust_purchases WHERE subject = r.subject OFFSET 0) p`
-		}
-		return `SELECT p.event_id, p.kind, p.store, p.location, p.channel, p.order_id, p.hlc, p.amount, p.items, p.lines FROM ` + from
+		return `SELECT p.event_id, p.kind, p.store, p.location, p.channel, p.order_id, p.hlc, p.amount, p.items, p.lines FROM ` +
+			s.probe(r, "cust_purchases", "p", "subject", "r.subject")
 	}, func(rows *sql.Rows) error {
 		var (
 			p     Purchase

@@ -358,7 +358,17 @@ func decodeObsIDs(s string) []identity.Identifier {
 // subquery ends in OFFSET 0, which keeps PostgreSQL from flattening it
 // back into a join: without statistics (a new hub, a restored or
 // upgraded database before its ANALYZE) it did, and hashed whole tables
-// again (TestCustomerStatementPlans).
+// again (TestCustomerStatementPlans). probe writes the common case.
+
+// probe is the FROM clause reading table (as alias) for each key of the
+// rowset r whose column col equals key (an expression over r's columns):
+// on PostgreSQL an index probe per key, see above.
+func (s *Store) probe(r, table, alias, col, key string) string {
+	if s.d.pg() {
+		return r + ` CROSS JOIN LATERAL (SELECT * FROM ` + table + ` WHERE ` + col + ` = ` + key + ` OFFSET 0) ` + alias
+	}
+	return table + ` ` + alias + ` JOIN ` + r + ` ON ` + alias + `.` + col + ` = ` + key
+}
 
 // dbq is a transaction or a database: what reads run on.
 type dbq interface {
@@ -535,10 +545,7 @@ func (s *Store) loadGraphRows(ctx context.Context, q dbq, digests, obsIDs []stri
 		ls.add(c)
 	}
 	err = s.queryRows(ctx, q, ls, "r", func(a *args, r string) string {
-		if s.d.pg() {
-			return `SELECT m.digest, m.cluster FROM ` + r + ` CROSS JOIN LATERAL (SELECT digest, cluster FROM cust_identifiers WHERE cluster = r.cluster OFFSET 0) m`
-		}
-		return `SELECT m.digest, m.cluster FROM cust_identifiers m JOIN ` + r + ` ON m.cluster = r.cluster`
+		return `SELECT m.digest, m.cluster FROM ` + s.probe(r, "cust_identifiers", "m", "cluster", "r.cluster")
 	}, scanIdent)
 	if err != nil {
 		return nil, fmt.Errorf("load clusters: %w", err)
@@ -564,12 +571,8 @@ func (s *Store) loadGraphRows(ctx context.Context, q dbq, digests, obsIDs []stri
 		return nil
 	}
 	err = s.queryRows(ctx, q, ls, "r", func(a *args, r string) string {
-		if s.d.pg() {
-			return `SELECT o.event_id, o.hlc, o.ids, o.store, o.device, o.rule, o.operator, o.cluster FROM ` + r + `
-CROSS JOIN LATERAL (SELECT * FROM cust_observations WHERE cluster = r.cluster AND forgotten = 0 OFFSET 0) o`
-		}
 		return `SELECT o.event_id, o.hlc, o.ids, o.store, o.device, o.rule, o.operator, o.cluster
-FROM cust_observations o JOIN ` + r + ` ON o.cluster = r.cluster WHERE o.forgotten = 0`
+FROM ` + s.probe(r, "cust_observations", "o", "cluster", "r.cluster") + ` WHERE o.forgotten = 0`
 	}, scanObs)
 	if err != nil {
 		return nil, fmt.Errorf("load observations: %w", err)
@@ -617,11 +620,7 @@ FROM cust_postings p JOIN ` + r + ` ON p.digest = r.digest JOIN cust_observation
 		}
 		seen := map[string]bool{}
 		err = s.queryRows(ctx, q, us, "r", func(a *args, r string) string {
-			if s.d.pg() {
-				return `SELECT u.id, u.observation, u.hlc, u.operator, u.reason, u.restore FROM ` + r + `
-CROSS JOIN LATERAL (SELECT * FROM cust_unlinks WHERE observation = r.observation OFFSET 0) u`
-			}
-			return `SELECT u.id, u.observation, u.hlc, u.operator, u.reason, u.restore FROM cust_unlinks u JOIN ` + r + ` ON u.observation = r.observation`
+			return `SELECT u.id, u.observation, u.hlc, u.operator, u.reason, u.restore FROM ` + s.probe(r, "cust_unlinks", "u", "observation", "r.observation")
 		}, func(rows *sql.Rows) error {
 			var (
 				u       identity.Unlink
@@ -799,11 +798,7 @@ func (s *Store) observationsNaming(ctx context.Context, q dbq, digests []string)
 		ls.add(c)
 	}
 	err = s.queryRows(ctx, q, ls, "r", func(a *args, r string) string {
-		if s.d.pg() {
-			return `SELECT o.event_id, o.ids, o.store, o.hlc FROM ` + r + `
-CROSS JOIN LATERAL (SELECT * FROM cust_observations WHERE cluster = r.cluster AND forgotten = 0 OFFSET 0) o`
-		}
-		return `SELECT o.event_id, o.ids, o.store, o.hlc FROM cust_observations o JOIN ` + r + ` ON o.cluster = r.cluster WHERE o.forgotten = 0`
+		return `SELECT o.event_id, o.ids, o.store, o.hlc FROM ` + s.probe(r, "cust_observations", "o", "cluster", "r.cluster") + ` WHERE o.forgotten = 0`
 	}, func(rows *sql.Rows) error {
 		var id, ids, st string
 		var h int64

@@ -138,23 +138,15 @@ func (s *Store) syncPurchaseFeed(ctx context.Context, tx dbq, subjects []string,
 		}
 	}
 	want, have := map[string]feedAttr{}, map[string]feedAttr{}
-	// On PostgreSQL each subject is probed (see "Reads keyed by a batch's
-	// rowset" in customers.go).
 	err := s.queryRows(ctx, tx, rs, "r", func(a *args, r string) string {
-		from := `cust_purchases p JOIN ` + r + ` ON p.subject = r.k`
-		if s.d.pg() {
-			from = r + ` CROSS JOIN LATERAL (SELECT * FROM cust_purchases WHERE subject = r.k OFFSET 0) p`
-		}
-		return `SELECT p.event_id, p.subject, COALESCE(i.customer, ''), p.kind, p.hlc, p.amount, p.store, p.channel FROM ` + from + ` LEFT JOIN cust_identifiers i ON ` + s.d.identKey("i.digest") + ` = ` + s.d.identKey("p.subject")
+		return `SELECT p.event_id, p.subject, COALESCE(i.customer, ''), p.kind, p.hlc, p.amount, p.store, p.channel FROM ` + s.probe(r, "cust_purchases", "p", "subject", "r.k") +
+			` LEFT JOIN cust_identifiers i ON ` + s.d.identKey("i.digest") + ` = ` + s.d.identKey("p.subject")
 	}, scan(want))
 	if err != nil {
 		return nil, fmt.Errorf("purchase feed: read purchases: %w", err)
 	}
 	err = s.queryRows(ctx, tx, rs, "r", func(a *args, r string) string {
-		if s.d.pg() {
-			return `SELECT a.event_id, a.subject, a.customer, a.kind, a.hlc, a.amount, a.store, a.channel FROM ` + r + ` CROSS JOIN LATERAL (SELECT * FROM cust_feed_attr WHERE subject = r.k OFFSET 0) a`
-		}
-		return `SELECT a.event_id, a.subject, a.customer, a.kind, a.hlc, a.amount, a.store, a.channel FROM cust_feed_attr a JOIN ` + r + ` ON a.subject = r.k`
+		return `SELECT a.event_id, a.subject, a.customer, a.kind, a.hlc, a.amount, a.store, a.channel FROM ` + s.probe(r, "cust_feed_attr", "a", "subject", "r.k")
 	}, scan(have))
 	if err != nil {
 		return nil, fmt.Errorf("purchase feed: read attributions: %w", err)
