@@ -46,13 +46,26 @@ echo "building nats-server (module version) and the nats CLI $NATSCLI_VERSION ..
 go build -o "$TOOLS/nats-server" github.com/nats-io/nats-server/v2
 [ -x "$TOOLS/nats" ] || GOBIN="$TOOLS" go install "github.com/nats-io/natscli/nats@$NATSCLI_VERSION"
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$TOOLS/nats-server" -a 127.0.0.1 -p "$port" -js -sd "$work/js" >"$work/ns.log" 2>&1 &
-for _ in $(seq 1 50); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
-echo "nats bench: JetStream async publish, 256 B, Nats-Msg-Id ..." >&2
-raw=$("$TOOLS/nats" -s "nats://127.0.0.1:$port" bench js pub async omni.bench --create --msgs "$EVENTS" \
-	--size 256B --dedup --no-progress 2>&1 | sed -n 's/.*stats: \([0-9,]*\) msgs\/sec.*/\1/p' | tr -d ,)
-kill %1 2>/dev/null || true
+# The raw figure is the best of three runs, each on a fresh server: one
+# run moved by a third between runs on the same machine (61k against
+# 100k msgs/s), and the edge->hub ratios are read against it, so the
+# best is the conservative reference.
+raws=()
+for run in 1 2 3; do
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	"$TOOLS/nats-server" -a 127.0.0.1 -p "$port" -js -sd "$work/js$run" >"$work/ns$run.log" 2>&1 &
+	ns=$!
+	for _ in $(seq 1 50); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+	echo "nats bench ($run of 3): JetStream async publish, 256 B, Nats-Msg-Id ..." >&2
+	"$TOOLS/nats" -s "nats://127.0.0.1:$port" bench js pub async omni.bench --create --msgs "$EVENTS" \
+		--size 256B --dedup --no-progress >"$work/raw$run.txt" 2>&1 || true
+	raws+=("$(sed -n 's/.*stats: \([0-9,]*\) msgs\/sec.*/\1/p' "$work/raw$run.txt" | tr -d ,)")
+	kill "$ns" 2>/dev/null || true
+	wait "$ns" 2>/dev/null || true
+	rm -rf "$work/js$run"
+done
+raw=$(printf '%s\n' "${raws[@]}" | sort -n | tail -1)
+echo "nats bench runs: ${raws[*]} msgs/s" >&2
 # quiet_pg has PostgreSQL finish the checkpoint a benchmark before set off
 # (the history benchmark writes a 10M-event ledger, gigabytes of dirty
 # pages that hub.conf's checkpoints spread over minutes), so a figure after
@@ -94,7 +107,7 @@ for c in 64 256; do
 	printf '%-52s %s events/s, p99 %s µs\n' "outbox durable appends, $c concurrent callers" \
 		"$(metric events/s "$work/outbox.txt" "callers=$c")" "$(metric p99-µs "$work/outbox.txt" "callers=$c")"
 done
-printf '%-52s %s msgs/s\n' "raw JetStream async publish (nats bench, 256 B)" "$raw"
+printf '%-52s %s msgs/s (best of %s)\n' "raw JetStream async publish (nats bench, 256 B)" "$raw" "${raws[*]}"
 printf '%-52s %s events/s (%s of raw)\n' "edge->hub applied, SQLite hub, 1 agent, batched" "$e1" "$(ratio "$e1" "$raw")"
 printf '%-52s %s events/s (%s of raw)\n' "edge->hub applied, SQLite hub, 4 agents, batched" "$e4" "$(ratio "$e4" "$raw")"
 printf '%-52s %s events/s (%s of raw)\n' "edge->hub applied, SQLite hub, 1 agent, 1 event/msg" "$e1m" "$(ratio "$e1m" "$raw")"
@@ -110,11 +123,11 @@ for db in sqlite postgres; do
 		"$(metric events/s "$work/store20k.txt" "$db")" "$(metric tx-events/s "$work/store20k.txt" "$db")" \
 		"$(metric hub-cpu-µs/event "$work/store20k.txt" "$db")" "$(metric db-cpu-µs/event "$work/store20k.txt" "$db")"
 	# The ratio is the benchmark's own: the same batches against an empty
-	# ledger and then against the history, in one process, minutes apart
-	# (the 20k-batch run above is another process, and this machine's
-	# speed moves between runs).
+	# ledger and against the history, in one process, batch by batch in
+	# turn (the 20k-batch run above is another process, and this
+	# machine's speed moves between runs).
 	h=$(metric tx-events/s "$work/history.txt" "$db"); y=$(metric young-tx-events/s "$work/history.txt" "$db")
-	printf '%-52s %s events/s (%s of %s on an empty ledger, same process)\n' "hub apply, $db, ledger of $HISTORY events" "$h" "$(ratio "$h" "$y")" "$y"
+	printf '%-52s %s events/s (%s of %s on an empty ledger, batch by batch)\n' "hub apply, $db, ledger of $HISTORY events" "$h" "$(ratio "$h" "$y")" "$y"
 done
 printf '%-52s %s rows/s\n' "reference: PostgreSQL unnest ON CONFLICT, 1000 rows" "$(metric rows/s "$work/physical.txt" 'PhysicalUpsert')"
 printf '%-52s %s MB idle, %s MB holding %s events, %s MB draining them (%s MB anonymous)\n' "agent RSS (1 agent)" \

@@ -30,7 +30,10 @@ func BenchmarkApplyBatch(b *testing.B) {
 // BenchmarkApplyHistory is BenchmarkApplyBatch against a ledger that
 // already holds OMNI_BENCH_HISTORY events (default 10M; two lines each,
 // stamped before the positions' counts, written straight into the ledger
-// in bulk): the apply rate must not fall as the sales history grows.
+// in bulk): the apply rate must not fall as the sales history grows. The
+// same batches go to a twin store with an empty ledger, the two in turn,
+// and the metrics history/young-rate and history/young-cpu-efficiency
+// compare them.
 func BenchmarkApplyHistory(b *testing.B) {
 	n := 10_000_000
 	if v, err := strconv.Atoi(os.Getenv("OMNI_BENCH_HISTORY")); err == nil && v > 0 {
@@ -89,20 +92,30 @@ func benchApply(b *testing.B, s *Store, history int) {
 		batch = v
 	}
 	ctx := context.Background()
-	rng := rand.New(rand.NewSource(1))
 	sku := func(i int) string { return fmt.Sprintf("SKU-%05d", i) }
 	loc := func(i int) string { return fmt.Sprintf("S%02d", i) }
 	wall := time.Now().UnixMilli()
-	// With a history, each run starts a UTC day of its own (unless
-	// OMNI_BENCH_SAME_DAY is set): SQLite's ledger is keyed by day first,
-	// so a batch's cost follows the lines its day already holds, and the
-	// run against the history would otherwise write into the day the
-	// young run filled, measuring the day's volume rather than the
-	// history's size.
+	// With a history, the batches start a UTC day of their own (unless
+	// OMNI_BENCH_SAME_DAY is set): the ledger is keyed by day first, so a
+	// batch's cost follows the lines its day already holds, and batches
+	// written into the history's last day would measure that day's
+	// volume rather than the history's size.
 	freshDays := history > 0 && os.Getenv("OMNI_BENCH_SAME_DAY") == ""
 	const dayMS = 24 * 60 * 60 * 1000
 	if freshDays {
 		wall = (wall/dayMS + 1) * dayMS
+	}
+	stores := []*Store{s}
+	if history > 0 {
+		// The same batches against this store's empty ledger and against
+		// a twin holding the history, in one process, batch by batch: the
+		// ratio is what counts, and the machine's speed, which moves over
+		// minutes here, moves under both alike.
+		if s.d.pg() {
+			stores = append(stores, openPostgres(b))
+		} else {
+			stores = append(stores, openSQLite(b))
+		}
 	}
 	if os.Getenv("OMNI_BENCH_CATALOG") != "" {
 		// The SKUs in the catalog (500 products of four), as in a store
@@ -111,7 +124,9 @@ func benchApply(b *testing.B, s *Store, history int) {
 		for i := range skus {
 			vs = append(vs, variant(sku(i), fmt.Sprintf("PR-%04d", i%500), 100000+i))
 		}
-		importOK(b, s, vs)
+		for _, st := range stores {
+			importOK(b, st, vs)
+		}
 	}
 	hq := stocktakes{} // each store counts its own stock
 	var seed []events.Envelope
@@ -125,164 +140,223 @@ func benchApply(b *testing.B, s *Store, history int) {
 			seed = append(seed, hq.ev(wall, events.KindCount, sale(loc(l), ls...)))
 		}
 	}
-	if res, err := s.ApplyBatch(ctx, itemsOf(seed...)); err != nil || res.Applied != len(seed) {
-		b.Fatalf("seed: %+v %v", res, err)
-	}
-	histWall := wall - int64(len(seed)) - 1
-	devs := make([]*device, locs)
-	for l := range devs {
-		devs[l] = newDevice(loc(l), "pos-1", 1)
-	}
-	next := func() []Item {
-		envs := make([]events.Envelope, batch)
-		for i := range envs {
-			wall++
-			l := rng.Intn(locs)
-			n := 1 + rng.Intn(3)
-			ls := make([]events.Line, 0, n)
-			seen := map[int]bool{}
-			for len(ls) < n {
-				k := rng.Intn(skus)
-				if seen[k] {
-					continue
-				}
-				seen[k] = true
-				ls = append(ls, line(sku(k), 1+rng.Int63n(3)))
-			}
-			kind := events.KindSale
-			if rng.Intn(100) == 0 {
-				kind = events.KindCount
-				for j := range ls {
-					ls[j].Qty = 900 + rng.Int63n(200)
-				}
-			}
-			envs[i] = devs[l].ev(wall, kind, sale(loc(l), ls...))
-			envs[i].ID = ids.NewEventID(time.UnixMilli(wall)) // time-ordered, as agents mint them
+	for _, st := range stores {
+		if res, err := st.ApplyBatch(ctx, itemsOf(seed...)); err != nil || res.Applied != len(seed) {
+			b.Fatalf("seed: %+v %v", res, err)
 		}
-		return itemsOf(envs...)
-	}
-	var elapsed, txElapsed, selfCPU, prepCPU, serverCPU time.Duration
-	meter := newCPUMeter(b, s)
-	steps, stepsDB := map[string]time.Duration{}, map[string]time.Duration{}
-	var order []string
-	lastDB := meter.server()
-	s.ObserveApply(func(step string, d time.Duration) {
-		if _, ok := steps[step]; !ok {
-			order = append(order, step)
-		}
-		steps[step] += d
-		if s.d.pg() {
-			now := meter.server()
-			stepsDB[step] += now - lastDB
-			lastDB = now
-		}
-	})
-	run := func(batches int) {
-		for i := 0; i < batches; i++ {
-			b.StopTimer()
-			items := next()
-			// The garbage of making the batch is not the apply's to collect.
-			runtime.GC()
-			b.StartTimer()
-			start, c0, s0 := time.Now(), meter.self(), meter.server()
-			prep := s.Prepare(items)
-			prepared, pc := time.Now(), meter.self()
-			res, err := s.ApplyPrepared(ctx, prep)
-			now := time.Now()
-			elapsed += now.Sub(start)
-			txElapsed += now.Sub(prepared)
-			prepCPU += pc - c0
-			selfCPU += meter.self() - c0
-			serverCPU += meter.server() - s0
-			if err != nil {
-				b.Fatal(err)
-			}
-			if res.Applied != batch {
-				b.Fatalf("applied %d", res.Applied)
-			}
-		}
-	}
-	// pipelined applies batches as the hub's ingest does
-	// (applyPipelined), its batches made before the clock starts.
-	pipelined := func(batches int) (wall, hub, server time.Duration) {
-		all := make([][]Item, batches)
-		for i := range all {
-			all[i] = next()
-		}
-		return applyPipelined(b, s, meter, all)
 	}
 	if history > 0 {
-		// The same batches against the young ledger first, then against
-		// the history, in one process: the ratio is what counts.
-		b.StopTimer()
-		run(b.N)
-		youngTx, youngCPU := txElapsed, selfCPU-prepCPU+serverCPU
-		elapsed, txElapsed, selfCPU, prepCPU, serverCPU = 0, 0, 0, 0, 0
-		fillHistory(b, s, history, histWall)
-		if freshDays {
-			wall = (wall/dayMS + 1) * dayMS
+		fillHistory(b, stores[1], history, wall-int64(len(seed))-1)
+	}
+	// batches returns the benchmark's batches one by one; two generators
+	// make the same batches (the same random choices, devices and clock).
+	batches := func(wall int64) func() []Item {
+		rng := rand.New(rand.NewSource(1))
+		devs := make([]*device, locs)
+		for l := range devs {
+			devs[l] = newDevice(loc(l), "pos-1", 1)
 		}
-		lastDB = meter.server()
-		clear(steps)
-		clear(stepsDB)
-		order = order[:0]
-		b.ResetTimer()
-		run(b.N)
+		return func() []Item {
+			envs := make([]events.Envelope, batch)
+			for i := range envs {
+				wall++
+				l := rng.Intn(locs)
+				n := 1 + rng.Intn(3)
+				ls := make([]events.Line, 0, n)
+				seen := map[int]bool{}
+				for len(ls) < n {
+					k := rng.Intn(skus)
+					if seen[k] {
+						continue
+					}
+					seen[k] = true
+					ls = append(ls, line(sku(k), 1+rng.Int63n(3)))
+				}
+				kind := events.KindSale
+				if rng.Intn(100) == 0 {
+					kind = events.KindCount
+					for j := range ls {
+						ls[j].Qty = 900 + rng.Int63n(200)
+					}
+				}
+				envs[i] = devs[l].ev(wall, kind, sale(loc(l), ls...))
+				envs[i].ID = ids.NewEventID(time.UnixMilli(wall)) // time-ordered, as agents mint them
+			}
+			return itemsOf(envs...)
+		}
+	}
+	if freshDays {
+		wall = (wall/dayMS + 1) * dayMS
+	}
+	meters := make([]*applyMeter, len(stores))
+	gens := make([]func() []Item, len(stores))
+	for i, st := range stores {
+		meters[i], gens[i] = newApplyMeter(b, st), batches(wall)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		n := float64(b.N * batch)
-		b.ReportMetric(n/youngTx.Seconds(), "young-tx-events/s")
-		b.ReportMetric(youngTx.Seconds()/txElapsed.Seconds(), "history/young-rate")
-		b.ReportMetric(float64(youngCPU.Microseconds())/float64(max(1, (selfCPU-prepCPU+serverCPU).Microseconds())), "history/young-cpu-efficiency")
+		items := make([][]Item, len(stores))
+		for j := range stores {
+			items[j] = gens[j]()
+		}
+		// Turn about, so that neither store always follows the other.
+		order := []int{0, 1}[:len(stores)]
+		if i%2 == 1 && len(stores) == 2 {
+			order = []int{1, 0}
+		}
+		for _, j := range order {
+			b.StopTimer()
+			// The garbage of making the batch is not the apply's to
+			// collect, and neither store's write-back runs in the other's
+			// batch.
+			meters[j].quiesce(b)
+			runtime.GC()
+			b.StartTimer()
+			meters[j].apply(b, items[j], batch)
+		}
+	}
+	b.StopTimer()
+	m := meters[len(meters)-1] // the history's, when there is one
+	n := float64(b.N * batch)
+	if history > 0 {
+		y := meters[0]
+		b.ReportMetric(n/y.tx.Seconds(), "young-tx-events/s")
+		b.ReportMetric(y.tx.Seconds()/m.tx.Seconds(), "history/young-rate")
+		b.ReportMetric(float64(y.applyCPU().Microseconds())/float64(max(1, m.applyCPU().Microseconds())), "history/young-cpu-efficiency")
+		y.logSteps(b, "empty ledger")
+		m.logSteps(b, fmt.Sprintf("ledger of %d events", history))
 	} else {
-		b.ResetTimer()
-		run(b.N)
-		b.StopTimer()
+		m.logSteps(b, "")
 		// The same number of batches again, pipelined as the hub's ingest
 		// runs them (on top of the ledger the first run wrote): the rate
 		// the hub sustains, where events/s (prepare, then apply, one
 		// batch after the other) and tx-events/s (the apply alone) bound
 		// it from below and above.
-		wall, hub, server := pipelined(b.N)
-		n := float64(b.N * batch)
+		all := make([][]Item, b.N)
+		for i := range all {
+			all[i] = gens[0]()
+		}
+		wall, hub, server := applyPipelined(b, s, m.cpu, all)
 		b.ReportMetric(n/wall.Seconds(), "pipelined-events/s")
 		b.ReportMetric(float64(hub.Microseconds())/n, "pipelined-hub-cpu-µs/event")
 		if s.d.pg() {
 			b.ReportMetric(float64(server.Microseconds())/n, "pipelined-db-cpu-µs/event")
 		}
 	}
-	n := float64(b.N * batch)
 	// Prepare, then apply, one batch after the other.
-	b.ReportMetric(n/elapsed.Seconds(), "events/s")
+	b.ReportMetric(n/m.elapsed.Seconds(), "events/s")
 	// The hub prepares a batch (decodes its bodies) while the previous one
 	// commits: the transaction alone is what bounds its rate on two cores.
-	b.ReportMetric(n/txElapsed.Seconds(), "tx-events/s")
-	b.ReportMetric(float64(prepCPU.Microseconds())/n, "prepare-cpu-µs/event")
+	b.ReportMetric(n/m.tx.Seconds(), "tx-events/s")
+	b.ReportMetric(float64(m.prep.Microseconds())/n, "prepare-cpu-µs/event")
 	// CPU per event, here and in the database server: what the figure
 	// would be on an idle machine is about 1e6 / (sum of the two) per core.
-	b.ReportMetric(float64(selfCPU.Microseconds())/n, "hub-cpu-µs/event")
+	b.ReportMetric(float64(m.self.Microseconds())/n, "hub-cpu-µs/event")
 	if s.d.pg() {
-		b.ReportMetric(float64(serverCPU.Microseconds())/n, "db-cpu-µs/event")
+		b.ReportMetric(float64(m.server.Microseconds())/n, "db-cpu-µs/event")
 	}
-	var line []string
-	for _, st := range order {
-		l := fmt.Sprintf("%s %.1fµs", st, float64(steps[st].Microseconds())/n)
+	if s.d.pg() {
+		for _, am := range meters {
+			st := am.s
+			// Whether the stock updates were HOT (no index writes): they
+			// are when the new version of a row fits in its page.
+			var upd, hot int64
+			_, _ = st.w.ExecContext(ctx, "SELECT pg_stat_force_next_flush()")
+			if err := st.w.QueryRowContext(ctx, "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relid = 'stock'::regclass").Scan(&upd, &hot); err == nil {
+				b.Logf("stock updates: %d, HOT: %d", upd, hot)
+			}
+			b.Logf("batches redone after a stale cached position: %d", st.StockRedos())
+		}
+	}
+}
+
+// applyMeter applies batches to one store and sums what they cost: wall
+// time (with and without Prepare), CPU time here and in the database
+// server, and wall and server CPU time per step of the apply.
+type applyMeter struct {
+	s                  *Store
+	cpu                *cpuMeter
+	elapsed, tx        time.Duration
+	self, prep, server time.Duration
+	steps, stepsDB     map[string]time.Duration
+	order              []string
+	lastDB             time.Duration
+	events             int
+	checkpoints        time.Duration // SQLite's, between batches (quiesce)
+}
+
+func newApplyMeter(tb testing.TB, s *Store) *applyMeter {
+	m := &applyMeter{s: s, cpu: newCPUMeter(tb, s), steps: map[string]time.Duration{}, stepsDB: map[string]time.Duration{}}
+	s.ObserveApply(func(step string, d time.Duration) {
+		if _, ok := m.steps[step]; !ok {
+			m.order = append(m.order, step)
+		}
+		m.steps[step] += d
 		if s.d.pg() {
-			l += fmt.Sprintf(" (db cpu %.1fµs)", float64(stepsDB[st].Microseconds())/n)
+			now := m.cpu.server()
+			m.stepsDB[step] += now - m.lastDB
+			m.lastDB = now
+		}
+	})
+	return m
+}
+
+// quiesce has the store's SQLite checkpoint its WAL now, rather than in
+// the background while the next batch, perhaps another store's, runs.
+func (m *applyMeter) quiesce(tb testing.TB) {
+	if !m.s.d.pg() {
+		start := time.Now()
+		defer func() { m.checkpoints += time.Since(start) }()
+		if _, err := m.s.w.Exec("PRAGMA wal_checkpoint(PASSIVE)"); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	m.lastDB = m.cpu.server()
+}
+
+func (m *applyMeter) apply(tb testing.TB, items []Item, want int) {
+	start, c0, s0 := time.Now(), m.cpu.self(), m.cpu.server()
+	prep := m.s.Prepare(items)
+	prepared, pc := time.Now(), m.cpu.self()
+	res, err := m.s.ApplyPrepared(context.Background(), prep)
+	now := time.Now()
+	m.elapsed += now.Sub(start)
+	m.tx += now.Sub(prepared)
+	m.prep += pc - c0
+	m.self += m.cpu.self() - c0
+	m.server += m.cpu.server() - s0
+	m.events += len(items)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if res.Applied != want {
+		tb.Fatalf("applied %d of %d", res.Applied, want)
+	}
+}
+
+// applyCPU is the CPU time of the applies, here and in the server,
+// without Prepare.
+func (m *applyMeter) applyCPU() time.Duration { return m.self - m.prep + m.server }
+
+func (m *applyMeter) logSteps(tb testing.TB, what string) {
+	n := float64(max(1, m.events))
+	var line []string
+	for _, st := range m.order {
+		l := fmt.Sprintf("%s %.1fµs", st, float64(m.steps[st].Microseconds())/n)
+		if m.s.d.pg() {
+			l += fmt.Sprintf(" (db cpu %.1fµs)", float64(m.stepsDB[st].Microseconds())/n)
 		}
 		line = append(line, l)
 	}
-	b.Logf("wall per event by step: %s", strings.Join(line, ", "))
-	if s.d.pg() {
-		// Whether the stock updates were HOT (no index writes): they are
-		// when the new version of a row fits in its page.
-		var upd, hot int64
-		_, _ = s.w.ExecContext(ctx, "SELECT pg_stat_force_next_flush()")
-		if err := s.w.QueryRowContext(ctx, "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relid = 'stock'::regclass").Scan(&upd, &hot); err == nil {
-			b.Logf("stock updates: %d, HOT: %d", upd, hot)
-		}
-		b.Logf("batches redone after a stale cached position: %d", s.StockRedos())
+	if !m.s.d.pg() {
+		// Off the clock, but a cost the hub pays beside its batches.
+		line = append(line, fmt.Sprintf("then the WAL checkpoint %.1fµs", float64(m.checkpoints.Microseconds())/n))
 	}
-
+	if what != "" {
+		what = " (" + what + ")"
+	}
+	tb.Logf("wall per event by step%s: %s", what, strings.Join(line, ", "))
 }
 
 // BenchmarkPhysicalUpsert is the reference the apply rate is read
