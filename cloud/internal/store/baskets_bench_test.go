@@ -53,15 +53,7 @@ func benchFold(b *testing.B, s *Store) {
 		for i := range envs {
 			wall++
 			l := rng.Intn(locs)
-			n := 1 + rng.Intn(3)
-			ls := make([]events.Line, 0, n)
-			seen := map[int]bool{}
-			for len(ls) < n {
-				if k := rng.Intn(skus); !seen[k] {
-					seen[k] = true
-					ls = append(ls, line(sku(k), 1))
-				}
-			}
+			ls := randomBasket(rng, skus, func(k int) events.Line { return line(sku(k), 1) })
 			envs[i] = devs[l].ev(wall, events.KindSale, sale(devs[l].store, ls...))
 			envs[i].ID = ids.NewEventID(time.UnixMilli(wall))
 		}

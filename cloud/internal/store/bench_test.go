@@ -161,17 +161,7 @@ func benchApply(b *testing.B, s *Store, history int) {
 			for i := range envs {
 				wall++
 				l := rng.Intn(locs)
-				n := 1 + rng.Intn(3)
-				ls := make([]events.Line, 0, n)
-				seen := map[int]bool{}
-				for len(ls) < n {
-					k := rng.Intn(skus)
-					if seen[k] {
-						continue
-					}
-					seen[k] = true
-					ls = append(ls, line(sku(k), 1+rng.Int63n(3)))
-				}
+				ls := randomBasket(rng, skus, func(k int) events.Line { return line(sku(k), 1+rng.Int63n(3)) })
 				kind := events.KindSale
 				if rng.Intn(100) == 0 {
 					kind = events.KindCount
@@ -273,6 +263,21 @@ func benchApply(b *testing.B, s *Store, history int) {
 			b.Logf("batches redone after a stale cached position: %d", st.StockRedos())
 		}
 	}
+}
+
+// randomBasket draws the lines of a sale: 1–3 distinct SKUs of skus,
+// each made a line by mk (which may draw from rng too, after the SKU).
+func randomBasket(rng *rand.Rand, skus int, mk func(k int) events.Line) []events.Line {
+	n := 1 + rng.Intn(3)
+	ls := make([]events.Line, 0, n)
+	seen := map[int]bool{}
+	for len(ls) < n {
+		if k := rng.Intn(skus); !seen[k] {
+			seen[k] = true
+			ls = append(ls, mk(k))
+		}
+	}
+	return ls
 }
 
 // applyMeter applies batches to one store and sums what they cost: wall
