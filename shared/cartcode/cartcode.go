@@ -10,8 +10,11 @@
 // subset of the QR alphanumeric mode (5.5 bits a character), so the QR
 // code carries it at 91% of the density of raw bytes, and a scanner in
 // keyboard or serial mode cannot mangle it (no lowercase, no spaces, no
-// control characters). A 10-line cart is about 380 characters: a version
-// 12 code at error correction level M (65 x 65 modules).
+// control characters). A 10-line cart is 409 characters with 12-character
+// SKUs (version 12 at error correction level M, 65 x 65 modules) and 489
+// with the sample catalog's 17-character SKUs (version 14-M, 73 x 73);
+// merged from 8 carts, 668 (version 15-L: see Render). TestQR_TenLineCart
+// reads each back with an independent decoder.
 //
 // The binary snapshot (all integers unsigned varints):
 //

@@ -1,15 +1,20 @@
 package cartcode
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	imagepng "image/png"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/makiuchi-d/gozxing"
+	"github.com/makiuchi-d/gozxing/qrcode"
 
 	"github.com/omnisync/omnisync/shared/events"
 )
@@ -151,24 +156,72 @@ func TestLoadOrCreateKey(t *testing.T) {
 // version that carries it, and checks it stays a version a scanner reads
 // at arm's length (at most 15 at level M: 77 x 77 modules).
 func TestQR_TenLineCart(t *testing.T) {
-	code, err := Sign(testKey(t), tenLines())
+	// The sample catalog's SKUs are 17-18 characters ("FTW-000001-NVY-42");
+	// a merged cart names up to MaxCarts carts.
+	catalog := tenLines()
+	for i := range catalog.Lines {
+		catalog.Lines[i].SKU = fmt.Sprintf("FTW-%06d-NVY-%d", 100200+i*37, 38+i%8)
+	}
+	merged := catalog
+	merged.Carts = nil
+	for i := range MaxCarts {
+		merged.Carts = append(merged.Carts, "k5q3zt7mb"+string(rune('a'+i))+"2wfy4nd6xr2hjpva")
+	}
+	for _, tc := range []struct {
+		name string
+		s    Snapshot
+	}{
+		{"12-character SKUs", tenLines()},
+		{"catalog SKUs", catalog},
+		{"catalog SKUs, 8 carts merged", merged},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, err := Sign(testKey(t), tc.s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q, err := Render(code)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("10-line cart: code %d characters (%d bytes binary), QR version %d-%s, %dx%d modules", len(code), (len(code)-len(Prefix))*5/8, q.Version, q.Level, q.Modules, q.Modules)
+			if q.Version > DenseVersion {
+				t.Fatalf("QR version %d is too dense for reliable scanning", q.Version)
+			}
+			if png := q.PNG(4); len(png) < 100 || string(png[1:4]) != "PNG" {
+				t.Fatal("not a PNG")
+			}
+			// A scanner reads the symbol back, at 2 pixels a module (a
+			// phone's screen seen through a till's imager) and at 4.
+			for _, scale := range []int{2, 4} {
+				if got := decodeQR(t, q.PNG(scale)); got != code {
+					t.Fatalf("scale %d: the symbol reads %q, want the code", scale, got)
+				}
+			}
+			if svg := q.SVG(); !strings.HasPrefix(svg, "<svg") || !strings.Contains(svg, "v1h-") {
+				t.Fatal("not an SVG")
+			}
+		})
+	}
+}
+
+// decodeQR reads a PNG's QR symbol with ZXing's decoder (a Go port), as
+// an independent reader of what Render draws.
+func decodeQR(t *testing.T, png []byte) string {
+	t.Helper()
+	img, err := imagepng.Decode(bytes.NewReader(png))
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := Render(code)
+	bmp, err := gozxing.NewBinaryBitmapFromImage(img)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("10-line cart: code %d characters (%d bytes binary), QR version %d-M, %dx%d modules", len(code), (len(code)-len(Prefix))*5/8, q.Version, q.Modules, q.Modules)
-	if q.Version > 15 {
-		t.Fatalf("QR version %d is too dense for reliable scanning", q.Version)
+	res, err := qrcode.NewQRCodeReader().Decode(bmp, map[gozxing.DecodeHintType]any{gozxing.DecodeHintType_PURE_BARCODE: true})
+	if err != nil {
+		t.Fatalf("decode: %v", err)
 	}
-	if png := q.PNG(4); len(png) < 100 || string(png[1:4]) != "PNG" {
-		t.Fatal("not a PNG")
-	}
-	if svg := q.SVG(); !strings.HasPrefix(svg, "<svg") || !strings.Contains(svg, "v1h-") {
-		t.Fatal("not an SVG")
-	}
+	return res.GetText()
 }
 
 func BenchmarkVerify(b *testing.B) {

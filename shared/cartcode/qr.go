@@ -7,14 +7,23 @@ import (
 	"rsc.io/qr"
 )
 
-// QR is a code rendered as a QR symbol at error correction level M (15%
-// of the symbol may be damaged or glare), which phone screens under shop
-// lights and 2D scanners read reliably.
+// QR is a code rendered as a QR symbol, at error correction level M (15%
+// of the symbol may be damaged or glare) up to version DenseVersion, which
+// phone screens under shop lights and 2D scanners read reliably. A code
+// too long for that (a large cart merged from several) drops to level L
+// (7%) when that keeps it smaller: a code is shown on a screen, never
+// printed and creased, so density costs more than recovery there.
 type QR struct {
 	code *qr.Code
 	// Version is the QR version (1 to 40); Modules the width in modules.
 	Version, Modules int
+	// Level is the error correction level, "M" or "L".
+	Level string
 }
+
+// DenseVersion is the largest QR version rendered at level M (77 x 77
+// modules) before a code drops to level L.
+const DenseVersion = 15
 
 // Render encodes text (a code, alphanumeric by construction) as a QR symbol.
 func Render(text string) (*QR, error) {
@@ -22,7 +31,14 @@ func Render(text string) (*QR, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cartcode: qr: %w", err)
 	}
-	return &QR{code: c, Version: (c.Size - 17) / 4, Modules: c.Size}, nil
+	q := &QR{code: c, Version: (c.Size - 17) / 4, Modules: c.Size, Level: "M"}
+	if q.Version <= DenseVersion {
+		return q, nil
+	}
+	if l, err := qr.Encode(text, qr.L); err == nil && l.Size < c.Size {
+		q = &QR{code: l, Version: (l.Size - 17) / 4, Modules: l.Size, Level: "L"}
+	}
+	return q, nil
 }
 
 // PNG is the symbol as a PNG image, scale pixels a module, with the
