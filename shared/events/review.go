@@ -46,6 +46,7 @@ type Assist struct {
 	// Zone is where the shopper is, e.g. a fitting room.
 	Zone string `json:"zone"`
 	// SKU is the variant asked for (the size wanted); From the one tried.
+	// A call for help (Reason help) may name no SKU: help in the room.
 	SKU  string `json:"sku"`
 	From string `json:"from,omitempty"`
 	Note string `json:"note,omitempty"`
@@ -113,8 +114,12 @@ func validateAssist(data json.RawMessage, _ string) (json.RawMessage, error) {
 	if err := validateText(m.Zone, 64); err != nil {
 		return nil, fieldErr("zone", err.Error())
 	}
-	if err := validSKU(m.SKU); err != nil {
-		return nil, fieldErr("sku", err.Error())
+	// A call for help names the item she is trying, if any: "please come
+	// to room 2" names none.
+	if m.SKU != "" || m.Reason != AssistHelp {
+		if err := validSKU(m.SKU); err != nil {
+			return nil, fieldErr("sku", err.Error())
+		}
 	}
 	if m.From != "" {
 		if err := validSKU(m.From); err != nil {

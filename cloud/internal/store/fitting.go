@@ -123,7 +123,8 @@ type TryOnRow struct {
 	BoughtDay   int64   `json:"bought_same_day"`
 	Rate        float64 `json:"try_to_buy_rate"`
 	// Sizes counts the sizes shoppers asked staff for (assist requests
-	// for another size or colour of the product).
+	// for another size or colour of the product; not calls for help, nor
+	// escalations, which repeat a request).
 	Sizes map[string]int64 `json:"sizes_asked,omitempty"`
 }
 
@@ -133,7 +134,9 @@ type TryOnRoom struct {
 	Zone   string `json:"zone"`
 	Visits int64  `json:"visits"`
 	// Requests counts assist requests from the room, Escalated those left
-	// unanswered long enough to be escalated.
+	// unanswered long enough to be escalated. An escalation is an event of
+	// its own that repeats its request: it counts in Escalated, not again
+	// in Requests.
 	Requests  int64 `json:"requests"`
 	Escalated int64 `json:"escalated"`
 }
@@ -183,8 +186,8 @@ func (s *Store) TryOnStats(ctx context.Context, from, to string, stores []string
 		counts = append(counts, c)
 	}
 	rows.Close()
-	rows, err = tx.QueryContext(ctx, `SELECT store, zone, count(*), COALESCE(sum(escalated), 0) FROM assist_requests WHERE day >= $1 AND day <= $2
-GROUP BY store, zone ORDER BY store, zone`, from, to)
+	rows, err = tx.QueryContext(ctx, `SELECT store, zone, COALESCE(sum(1 - escalated), 0), COALESCE(sum(escalated), 0) FROM assist_requests
+WHERE day >= $1 AND day <= $2 GROUP BY store, zone ORDER BY store, zone`, from, to)
 	if err != nil {
 		return out, err
 	}
@@ -247,7 +250,7 @@ GROUP BY t.store, t.zone, t.product_id, p.name ORDER BY t.store, t.zone, count(*
 	}
 	// Sizes asked for, per product and room.
 	rows, err = tx.QueryContext(ctx, `SELECT a.store, a.zone, v.product_id, v.size, count(*) FROM assist_requests a JOIN variants v ON v.sku = a.sku
-WHERE a.day >= $1 AND a.day <= $2 AND a.escalated = 0 GROUP BY a.store, a.zone, v.product_id, v.size`, from, to)
+WHERE a.day >= $1 AND a.day <= $2 AND a.escalated = 0 AND a.reason <> 'help' GROUP BY a.store, a.zone, v.product_id, v.size`, from, to)
 	if err != nil {
 		return out, err
 	}

@@ -170,3 +170,40 @@ func TestFitting_ConcurrentReplicas(t *testing.T) {
 		}
 	})
 }
+
+// Ensure that a room's requests count each request once: the escalation
+// that repeats an unanswered one counts as escalated only, and the sizes
+// asked for count neither escalations nor calls for help (which name the
+// item tried, not a size wanted), on both databases.
+func TestFitting_RequestsCountedOnce(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, s *Store) {
+		fittingCatalog(t, s)
+		mirror := newDevice("store-1", "fr-1", 1)
+		const w = 1_780_000_000_000
+		apply(t, s,
+			mirror.ev(w, events.KindEnter, enter("room-1", "v1", 1)),
+			mirror.ev(w+1, events.KindAssist, events.Assist{Zone: "room-1", SKU: "S1-L", From: "S1-M", Reason: events.AssistSize, Request: "r1"}),
+			// r1 unanswered for 3 minutes: escalated, the same request.
+			mirror.ev(w+180_001, events.KindAssist, events.Assist{Zone: "room-1", SKU: "S1-L", Reason: events.AssistSize, Request: "r1",
+				Escalated: true, WaitedMS: 180_000}),
+			mirror.ev(w+2, events.KindAssist, events.Assist{Zone: "room-1", SKU: "S1-M", From: "S1-M", Reason: events.AssistHelp, Request: "r2"}),
+			mirror.ev(w+3, events.KindAssist, events.Assist{Zone: "room-1", Reason: events.AssistHelp, Request: "r3"}),
+			mirror.ev(w+4, events.KindAssist, events.Assist{Zone: "room-2", Reason: events.AssistHelp, Request: "r4"}),
+			mirror.ev(w+180_004, events.KindAssist, events.Assist{Zone: "room-2", Reason: events.AssistHelp, Request: "r4",
+				Escalated: true, WaitedMS: 180_000}),
+		)
+		day := dayOf(w)
+		st, err := s.TryOnStats(context.Background(), day, day, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// room-2 had a request but no tried item: listed all the same.
+		if got, want := fmt.Sprint(st.Rooms), "[{store-1 room-1 1 3 1} {store-1 room-2 0 1 1}]"; got != want {
+			t.Fatalf("rooms %s, want %s", got, want)
+		}
+		if len(st.Products) != 1 || st.Products[0].ProductID != "S1" || !maps.Equal(st.Products[0].Sizes, map[string]int64{"L": 1}) {
+			t.Fatalf("products %+v", st.Products)
+		}
+	})
+}

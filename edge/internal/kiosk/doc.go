@@ -7,8 +7,10 @@
 // product cache, with a little inline JavaScript and no external assets, so
 // it needs nothing but the agent. The JavaScript only adds comfort: it
 // follows the agent's scan stream (GET /v1/scans/stream) so a scan shows the
-// product without a touch, refreshes a fitting room's item list, and returns
-// to the start screen when the shopper walks away. Every form works without
+// product without a touch, refreshes a fitting room's item list as soon as
+// the room's stream (GET /kiosk/room/{zone}/stream) says it changed and
+// every few seconds besides, and returns to the start screen when the
+// shopper walks away. Every form works without
 // it.
 //
 // What it promises:
@@ -18,7 +20,14 @@
 //     the idempotency key "review:"+session+":"+productID, so a double
 //     submit or a retry appends one event.
 //   - A fitting room's "bring me another size" (an assist event) is keyed by
-//     session, zone and size: a double tap sends one request.
+//     session, zone and size: a double tap sends one request. "Call a
+//     colleague" (an assist with reason help, for the room or for the item
+//     she is trying) is keyed by the view of the page it was tapped on, so
+//     a double tap sends one call and a later one, from a new page, is
+//     heard again.
+//   - The page promises nothing about reviews that depends on HQ's review
+//     policy (published at once or held for a moderator), which the store
+//     does not have: only that they are checked and may take a while.
 //   - All text is escaped (html/template); every page carries a nonce-based
 //     Content-Security-Policy. Every POST must be same-origin and its body is
 //     bounded (MaxFormBytes); a review or assist must also carry the form

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	_ "embed"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"html/template"
@@ -69,8 +71,10 @@ type Options struct {
 	// to the start screen; 0 means 60 seconds.
 	IdleReturn time.Duration
 	// RoomRefresh is how often a fitting room's page refreshes its item
-	// list; 0 means 3 seconds.
-	RoomRefresh time.Duration
+	// list; 0 means 3 seconds. The page also refreshes it as soon as the
+	// room's items change (roomstream.go), which RoomWatch (how often the
+	// stream looks at them; 0 means 200 ms) bounds.
+	RoomRefresh, RoomWatch time.Duration
 }
 
 // Kiosk serves the shopper's page.
@@ -113,6 +117,9 @@ func New(o Options) *Kiosk {
 	if o.RoomRefresh <= 0 {
 		o.RoomRefresh = 3 * time.Second
 	}
+	if o.RoomWatch <= 0 {
+		o.RoomWatch = 200 * time.Millisecond
+	}
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	return &Kiosk{
@@ -127,7 +134,8 @@ func New(o Options) *Kiosk {
 // Register adds the page's routes to mux: GET /kiosk/ (start screen,
 // ?zone= for a fitting-room mirror), GET /kiosk/p/{code...} (product, or
 // /kiosk/p/?code=), GET /kiosk/room/{zone} (the room's item list, for the
-// page's refresh), POST /kiosk/review, POST /kiosk/assist and POST
+// page's refresh), GET /kiosk/room/{zone}/stream (its changes, as
+// Server-Sent Events), POST /kiosk/review, POST /kiosk/assist and POST
 // /kiosk/done (end the session).
 func (k *Kiosk) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /kiosk", func(w http.ResponseWriter, r *http.Request) {
@@ -140,6 +148,7 @@ func (k *Kiosk) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /kiosk/{$}", k.start)
 	mux.HandleFunc("GET /kiosk/p/{code...}", k.product)
 	mux.HandleFunc("GET /kiosk/room/{zone}", k.roomFragment)
+	mux.HandleFunc("GET /kiosk/room/{zone}/stream", k.roomStream)
 	mux.HandleFunc("POST /kiosk/review", k.postReview)
 	mux.HandleFunc("POST /kiosk/assist", k.postAssist)
 	mux.HandleFunc("POST /kiosk/done", k.done)
@@ -157,10 +166,13 @@ func (k *Kiosk) start(w http.ResponseWriter, r *http.Request) {
 		pg.Banner = &banner{Kind: "ok", Text: thanksText}
 	}
 	if p.Zone != "" && k.o.Present != nil {
-		pg.Room = k.room(r.Context(), p, s)
+		pg.Room = k.room(r.Context(), p, s, nonce())
 		pg.Title = "Your fitting room"
 		if sku := q.Get("asked"); sku != "" && events.ValidSKU(sku) == nil {
 			pg.Banner = &banner{Kind: "ok", Text: k.askedText(r.Context(), sku)}
+		}
+		if h := q.Get("helped"); h != "" && (h == helpRoom || events.ValidSKU(h) == nil) {
+			pg.Banner = &banner{Kind: "ok", Text: k.helpedText(r.Context(), h)}
 		}
 	}
 	k.render(w, http.StatusOK, pg)
@@ -177,6 +189,23 @@ func (k *Kiosk) askedText(ctx context.Context, sku string) string {
 		}
 	}
 	return "A colleague is bringing it. Please wait here."
+}
+
+// helpRoom is the "helped" value of a call for help in the room, about no
+// item in particular.
+const helpRoom = "room"
+
+// helpedText confirms a call for help, naming the item when there is one
+// and the catalog knows it.
+func (k *Kiosk) helpedText(ctx context.Context, sku string) string {
+	if sku != helpRoom && k.o.Products != nil {
+		if v, err := k.o.Products.Lookup(ctx, sku); err == nil {
+			if i := selectedOf(v); i >= 0 && v.Variants[i].SKU == sku {
+				return "A colleague is on the way to help with " + v.Product.Name + ", " + describe(v.Variants[i].VariantDoc) + ". Please wait here."
+			}
+		}
+	}
+	return "A colleague is on the way to your fitting room. Please wait here."
 }
 
 // product serves a product page.
@@ -200,7 +229,7 @@ func (k *Kiosk) product(w http.ResponseWriter, r *http.Request) {
 	pg := k.productPage(p, s, code, v)
 	switch q.Get("note") {
 	case "thanks":
-		pg.Banner = &banner{Kind: "ok", Text: "Thanks for your review! It will appear once it has been checked."}
+		pg.Banner = &banner{Kind: "ok", Text: reviewThanks}
 		pg.P.Reviewed = true
 	case "reviewed":
 		pg.Banner = &banner{Kind: "warn", Text: "You've already reviewed this product during this visit."}
@@ -271,9 +300,10 @@ func (k *Kiosk) productPage(p place, s session, code string, v downsync.View) *p
 }
 
 // room lists the items in a fitting room, each with the other variants of
-// its product the shopper can ask for.
-func (k *Kiosk) room(ctx context.Context, p place, s session) *room {
-	rm := &room{Zone: p.Zone, URL: p.Room(), CSRF: k.token(s.ID), Place: p}
+// its product the shopper can ask for, on the page shown as view.
+func (k *Kiosk) room(ctx context.Context, p place, s session, view string) *room {
+	rm := &room{Zone: p.Zone, URL: p.Room(view), Stream: "/kiosk/room/" + url.PathEscape(p.Zone) + "/stream",
+		CSRF: k.token(s.ID), Place: p, View: view}
 	seen := map[string]bool{}
 	for _, it := range k.o.Present()[p.Zone] {
 		if it.GTIN == "" || seen[it.GTIN] || len(rm.Items) >= maxRoomItems {
@@ -344,7 +374,7 @@ func (k *Kiosk) roomFragment(w http.ResponseWriter, r *http.Request) {
 	}
 	s := k.session(w, r, false)
 	var buf bytes.Buffer
-	if err := k.tmpl.ExecuteTemplate(&buf, "room", k.room(r.Context(), p, s)); err != nil {
+	if err := k.tmpl.ExecuteTemplate(&buf, "room", k.room(r.Context(), p, s, validView(q.Get("view")))); err != nil {
 		k.log.Error("kiosk: render room", "err", err)
 		http.Error(w, "render failed", http.StatusInternalServerError)
 		return
@@ -390,6 +420,14 @@ func (k *Kiosk) readForm(w http.ResponseWriter, r *http.Request) (place, session
 	}
 	return p, s, true
 }
+
+// reviewThanks thanks a shopper for her review. What happens next depends
+// on HQ's review policy, which the store does not have (it stays at the
+// hub): every review is screened for blocked words, and then published at
+// once or held for a moderator. So the page promises only what holds
+// either way: it is checked, and it can take a while to show here (the
+// store may be offline too). The form's small print says the same.
+const reviewThanks = "Thanks for your review! It will appear here once it has passed our checks, which can take a while."
 
 // reviewFields maps a review body's fields to the form's labels.
 var reviewFields = map[string]string{"rating": "Rating", "title": "Title", "text": "Your review", "nickname": "Nickname"}
@@ -509,7 +547,9 @@ func (k *Kiosk) appendFailure(err error, what string) (int, string) {
 }
 
 // postAssist asks staff to bring a variant to a fitting room, once per
-// session, zone and variant.
+// session, zone and variant; or (reason=help) to come and help, with the
+// item she is trying (sku) or in the room (no sku), once per view of the
+// page.
 func (k *Kiosk) postAssist(w http.ResponseWriter, r *http.Request) {
 	p, s, ok := k.readForm(w, r)
 	if !ok {
@@ -517,9 +557,17 @@ func (k *Kiosk) postAssist(w http.ResponseWriter, r *http.Request) {
 	}
 	f := r.PostForm
 	body := events.Assist{Zone: p.Zone, SKU: strings.TrimSpace(f.Get("sku")), From: strings.TrimSpace(f.Get("from"))}
+	key := assistKey(s.ID, p.Zone, body.SKU)
+	reason := f.Get("reason")
+	if reason == events.AssistHelp {
+		// Help with an item names it both as tried and as wanted: there
+		// is nothing to fetch.
+		body.Reason, body.From = events.AssistHelp, body.SKU
+		key = helpKey(s.ID, p.Zone, body.SKU, validView(f.Get("view")))
+	}
 	raw, _ := json.Marshal(body)
 	data, err := events.ValidateBody(events.KindAssist, raw)
-	if err != nil || p.Zone == "" {
+	if err != nil || p.Zone == "" || (reason != "" && reason != events.AssistHelp) {
 		k.message(w, http.StatusBadRequest, p, s, message{Heading: "We couldn't send that request",
 			Detail: "Please ask a colleague at the fitting rooms."})
 		return
@@ -529,20 +577,27 @@ func (k *Kiosk) postAssist(w http.ResponseWriter, r *http.Request) {
 			Detail: "Please ask a colleague at the fitting rooms."})
 		return
 	}
-	envs, replayed, err := k.o.Outbox.AppendOnce(r.Context(), assistKey(s.ID, p.Zone, body.SKU), []events.Draft{{Kind: events.KindAssist, Data: data}})
+	envs, replayed, err := k.o.Outbox.AppendOnce(r.Context(), key, []events.Draft{{Kind: events.KindAssist, Data: data}})
 	if err == nil || errors.Is(err, outbox.ErrKeyReused) {
 		if len(envs) > 0 {
-			k.log.Info("kiosk: assist requested", "event", envs[0].ID, "zone", p.Zone, "sku", body.SKU, "replayed", replayed)
+			k.log.Info("kiosk: assist requested", "event", envs[0].ID, "zone", p.Zone, "sku", body.SKU, "reason", body.Reason, "replayed", replayed)
 		}
 		v := p.values()
-		v.Set("asked", body.SKU)
+		switch {
+		case body.Reason != events.AssistHelp:
+			v.Set("asked", body.SKU)
+		case body.SKU != "":
+			v.Set("helped", body.SKU)
+		default:
+			v.Set("helped", helpRoom)
+		}
 		http.Redirect(w, r, withQuery("/kiosk/", v), http.StatusSeeOther)
 		return
 	}
 	status, text := k.appendFailure(err, "request")
 	pg := k.newPage(p, s, "start", "Your fitting room")
 	if k.o.Present != nil {
-		pg.Room = k.room(r.Context(), p, s)
+		pg.Room = k.room(r.Context(), p, s, nonce())
 	}
 	pg.Banner = &banner{Kind: "err", Text: text}
 	k.render(w, status, pg)
@@ -554,7 +609,30 @@ func assistKey(session, zone, sku string) string {
 	if events.ValidToken(zone) != nil {
 		zone = url.QueryEscape(zone)
 	}
-	return "assist:" + session + ":" + zone + ":" + sku
+	return boundedKey("assist:" + session + ":" + zone + ":" + sku)
+}
+
+// helpKey is the idempotency key of a call for help: once per view of the
+// page, so a double tap sends one call but a shopper who needs help again
+// later (from the page she returned to) is heard again. Its prefix keeps
+// it apart from every assistKey.
+func helpKey(session, zone, sku, view string) string {
+	if events.ValidToken(zone) != nil {
+		zone = url.QueryEscape(zone)
+	}
+	return boundedKey("assist-help:" + session + ":" + zone + ":" + sku + ":" + view)
+}
+
+// boundedKey keeps an idempotency key within the outbox's limit: a long
+// escaped zone name and SKU could pass it, so such a key is hashed (with
+// its prefix, so kinds of keys stay apart).
+func boundedKey(key string) string {
+	if len(key) <= outbox.MaxKeyLen {
+		return key
+	}
+	prefix, _, _ := strings.Cut(key, ":")
+	h := sha256.Sum256([]byte(key))
+	return prefix + ":h:" + hex.EncodeToString(h[:])
 }
 
 // done ends the shopper's session; on a mirror with a fitting-room survey

@@ -59,24 +59,39 @@
     location.href = withParam(home, "idle", "1");
   }, 1000);
 
-  // A fitting room's items: refreshed so what is brought in appears.
+  // A fitting room's items: refreshed as soon as the agent says they
+  // changed (the room's stream), and every refreshMS for stock and
+  // suggestions (and the items, when the stream is down). A change told
+  // while a refresh is on its way refreshes again after it.
   var room = document.getElementById("room");
   var roomURL = cfg.room;
-  var shown = null, busy = false;
+  var shown = null, busy = false, again = false;
   function refreshRoom() {
-    if (!room || !roomURL || busy || !window.fetch) return;
-    busy = true;
+    if (!room || !roomURL || !window.fetch) return;
+    if (busy) { again = true; return; }
+    busy = true; again = false;
+    function next() {
+      busy = false;
+      if (again) refreshRoom();
+    }
     fetch(roomURL, { credentials: "same-origin", cache: "no-store" }).then(function (r) {
       return r.ok ? r.text() : null;
     }).then(function (html) {
-      busy = false;
       if (html !== null && html !== shown) {
         shown = html;
         room.innerHTML = html;
       }
-    }, function () { busy = false; });
+      next();
+    }, next);
   }
-  if (room && roomURL) setInterval(refreshRoom, refreshMS);
+  if (room && roomURL) {
+    setInterval(refreshRoom, refreshMS);
+    if (window.EventSource && cfg.roomStream) {
+      var rs = new EventSource(cfg.roomStream);
+      rs.addEventListener("room", refreshRoom);
+      window.addEventListener("pagehide", function () { rs.close(); });
+    }
+  }
 
   // A cart waiting for the till: once it is checked out, the page
   // reloads (into the post-purchase survey, when HQ has one).

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -36,7 +37,10 @@ func TestPages(t *testing.T) {
 			"In 1 store nearby", "<h3>Red</h3>", "No stock information",
 			"★★★★☆", "<b>4.3</b>", "(3 reviews)", `<progress max="3" value="2">`,
 			"Soft &lt;b&gt;and&lt;/b&gt; warm", "&lt;script&gt;alert(1)&lt;/script&gt;", "A shopper", "1 Mar 2026",
-			"Write a review", `name="rating" value="5"`, `name="sku" value="TEE-M-BLU"`, `maxlength="120"`}},
+			"Write a review", `name="rating" value="5"`, `name="sku" value="TEE-M-BLU"`, `maxlength="120"`,
+			// True whether HQ publishes reviews at once or holds them for a
+			// moderator: the store does not know which.
+			"Every review is checked before it appears here, which can take a while."}},
 		{name: "product by GTIN", path: "/kiosk/p/" + r.g.RedM, status: 200,
 			want: []string{"Size M · Red", "€54.95", `data-sku="TEE-M-RED" aria-current="true"`}},
 		{name: "product by query and element string", path: "/kiosk/p/?code=" + url.QueryEscape("(01)"+r.g.S+"(21)X1"), status: 200,
@@ -56,10 +60,12 @@ func TestPages(t *testing.T) {
 			want: []string{"&lt;img src=x onerror=alert(1)&gt;"}, not: []string{"<img src=x"}},
 		{name: "empty code", path: "/kiosk/p/", status: http.StatusSeeOther},
 		{name: "fitting room", path: "/kiosk/?zone=" + testZone, status: 200, want: []string{
-			"In your fitting room", `data-room="/kiosk/room/room-1"`, "Organic Tee", "You're trying <b>size M, Blue</b>",
+			"In your fitting room", `data-room="/kiosk/room/room-1?view=`, `data-room-stream="/kiosk/room/room-1/stream"`, "Organic Tee", "You're trying <b>size M, Blue</b>",
 			`name="from" value="TEE-M-BLU"`, `name="sku" value="TEE-S-BLU"`, `value="TEE-L-BLU" disabled`, "Not in store",
-			`value="TEE-M-RED"><span>M · Red</span><small>Ask</small>`}},
-		{name: "empty fitting room", path: "/kiosk/?zone=room-9", status: 200, want: []string{"Nothing here yet"}},
+			`value="TEE-M-RED"><span>M · Red</span><small>Ask</small>`,
+			`name="reason" value="help"`, `name="sku" value="TEE-M-BLU">Help with this item</button>`, `id="help">Call a colleague</button>`}},
+		{name: "empty fitting room", path: "/kiosk/?zone=room-9", status: 200, want: []string{"Nothing here yet", `id="help">Call a colleague</button>`},
+			not: []string{"Help with this item"}},
 		{name: "room fragment", path: "/kiosk/room/" + testZone, status: 200,
 			want: []string{`<li class="item" data-gtin="` + r.g.M + `"`}, not: []string{"<html"}},
 	}
@@ -133,7 +139,10 @@ func TestReview(t *testing.T) {
 		t.Fatalf("replay: %d %q", a.status, a.header.Get("Location"))
 	}
 	thanks := r.get(t, c, a.header.Get("Location"))
-	if !strings.Contains(thanks.body, "Thanks for your review") || strings.Contains(thanks.body, `action="/kiosk/review`) {
+	// It promises no moderator (HQ may publish at once) and no instant
+	// appearance (HQ may hold it; the store may be offline).
+	if !strings.Contains(thanks.body, "Thanks for your review! It will appear here once it has passed our checks, which can take a while.") ||
+		strings.Contains(thanks.body, `action="/kiosk/review`) {
 		t.Fatalf("thanks page:\n%s", visible(thanks.body))
 	}
 
@@ -283,6 +292,93 @@ func TestAssist(t *testing.T) {
 	}
 	if n := len(outboxEvents[events.Assist](t, r.ob, events.KindAssist)); n != 2 {
 		t.Fatalf("%d assists after refused posts, want 2", n)
+	}
+}
+
+// Ensure that the mirror's calls for help (in the room, or with the item
+// she is trying) each append one assist with reason help, once per view of
+// the page however often it is tapped, apart from size requests for the
+// same item, and that bad calls append nothing.
+func TestAssist_Help(t *testing.T) {
+	r := newRig(t, 0, nil, nil)
+	c := r.shopper(t)
+	page := r.get(t, c, "/kiosk/?zone="+testZone)
+	view := regexp.MustCompile(`name="view" value="([^"]+)"`).FindStringSubmatch(page.body)
+	if view == nil || !strings.Contains(page.body, `data-room="/kiosk/room/room-1?view=`+view[1]+`"`) {
+		t.Fatalf("no view on the page:\n%s", visible(page.body))
+	}
+	// The room's refresh keeps the page's view, so its forms stay the
+	// same between refreshes; a view the page could not have made is
+	// dropped.
+	if f := r.get(t, c, "/kiosk/room/"+testZone+"?view="+view[1]); !strings.Contains(f.body, `name="view" value="`+view[1]+`"`) {
+		t.Fatalf("fragment lost the view:\n%s", f.body)
+	}
+	if f := r.get(t, c, "/kiosk/room/"+testZone+"?view="+url.QueryEscape("a b\"><x")); !strings.Contains(f.body, `name="view" value=""`) {
+		t.Fatalf("fragment kept a bad view:\n%s", f.body)
+	}
+	tok := csrf(t, page.body)
+	post := func(f url.Values) answer {
+		t.Helper()
+		f.Set("csrf", tok)
+		f.Set("zone", testZone)
+		return r.post(t, c, "/kiosk/assist", f, nil)
+	}
+	steps := []struct {
+		name     string
+		form     url.Values
+		location string
+		events   int // assists in the outbox after it
+	}{
+		{"in the room", url.Values{"reason": {"help"}, "view": {view[1]}}, "/kiosk/?helped=room&zone=room-1", 1},
+		{"double tap", url.Values{"reason": {"help"}, "view": {view[1]}}, "/kiosk/?helped=room&zone=room-1", 1},
+		{"with the item", url.Values{"reason": {"help"}, "view": {view[1]}, "sku": {"TEE-M-BLU"}}, "/kiosk/?helped=TEE-M-BLU&zone=room-1", 2},
+		{"with the item again", url.Values{"reason": {"help"}, "view": {view[1]}, "sku": {"TEE-M-BLU"}}, "/kiosk/?helped=TEE-M-BLU&zone=room-1", 2},
+		{"the item's size M from S", url.Values{"from": {"TEE-S-BLU"}, "sku": {"TEE-M-BLU"}}, "/kiosk/?asked=TEE-M-BLU&zone=room-1", 3},
+		{"later, from a new page", url.Values{"reason": {"help"}, "view": {"another-view-0123456789"}}, "/kiosk/?helped=room&zone=room-1", 4},
+	}
+	for _, st := range steps {
+		a := post(st.form)
+		if a.status != http.StatusSeeOther || a.header.Get("Location") != st.location {
+			t.Fatalf("%s: %d %q\n%s", st.name, a.status, a.header.Get("Location"), visible(a.body))
+		}
+		if n := len(outboxEvents[events.Assist](t, r.ob, events.KindAssist)); n != st.events {
+			t.Fatalf("%s: %d assists, want %d", st.name, n, st.events)
+		}
+	}
+	got := outboxEvents[events.Assist](t, r.ob, events.KindAssist)
+	want := []events.Assist{
+		{Zone: testZone, Reason: events.AssistHelp},
+		{Zone: testZone, SKU: "TEE-M-BLU", From: "TEE-M-BLU", Reason: events.AssistHelp},
+		{Zone: testZone, SKU: "TEE-M-BLU", From: "TEE-S-BLU"},
+		{Zone: testZone, Reason: events.AssistHelp},
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("assists\n got %+v\nwant %+v", got, want)
+	}
+	for path, text := range map[string]string{
+		"/kiosk/?helped=room&zone=room-1":      "A colleague is on the way to your fitting room. Please wait here.",
+		"/kiosk/?helped=TEE-M-BLU&zone=room-1": "A colleague is on the way to help with Organic Tee, size M, Blue. Please wait here.",
+	} {
+		if p := r.get(t, c, path); !strings.Contains(p.body, text) {
+			t.Fatalf("%s: no %q:\n%s", path, text, visible(p.body))
+		}
+	}
+	// Bad calls append nothing.
+	for _, f := range []url.Values{
+		{"reason": {"help"}, "sku": {"has space"}},
+		{"reason": {"hurry"}, "sku": {"TEE-M-BLU"}},
+		{"reason": {"help"}, "zone": {""}},
+	} {
+		f.Set("csrf", tok)
+		if f.Get("zone") == "" && !f.Has("zone") {
+			f.Set("zone", testZone)
+		}
+		if a := r.post(t, c, "/kiosk/assist", f, nil); a.status != http.StatusBadRequest {
+			t.Fatalf("bad call %v: %d", f, a.status)
+		}
+	}
+	if n := len(outboxEvents[events.Assist](t, r.ob, events.KindAssist)); n != len(want) {
+		t.Fatalf("%d assists after refused calls, want %d", n, len(want))
 	}
 }
 

@@ -62,13 +62,26 @@ func (p place) Product(code string, extra url.Values) string {
 	return withQuery("/kiosk/p/", v)
 }
 
-// Room is the URL of the fitting room's item list fragment.
-func (p place) Room() string {
+// Room is the URL of the fitting room's item list fragment, for the page
+// shown as view (see room.View).
+func (p place) Room(view string) string {
 	v := url.Values{}
 	if p.Scanner != "" {
 		v.Set("scanner", p.Scanner)
 	}
+	if view != "" {
+		v.Set("view", view)
+	}
 	return withQuery("/kiosk/room/"+url.PathEscape(p.Zone), v)
+}
+
+// validView keeps a view id from a query or form when it is one the page
+// could have made (nonce: 22 characters of [A-Za-z0-9_-]), else "".
+func validView(v string) string {
+	if len(v) > 32 || events.ValidToken(v) != nil {
+		return ""
+	}
+	return v
 }
 
 func withQuery(path string, v url.Values) string {
@@ -193,10 +206,16 @@ func newReviewForm(code, sku string) reviewForm {
 
 // room is a fitting room's item list.
 type room struct {
-	Zone  string
-	URL   string
-	CSRF  string
-	Place place
+	Zone string
+	// URL is the item list's, Stream its changes' (roomstream.go).
+	URL, Stream string
+	CSRF        string
+	Place       place
+	// View names one showing of the mirror page (made when the page is
+	// rendered, kept by its refreshes): a call for help is sent once per
+	// view, so a double tap sends one, and a later call from a new page
+	// (after the first was answered) is a new request.
+	View  string
 	Items []roomItem
 	// Suggestions go with the items (suggest.go).
 	Suggestions []suggestion
