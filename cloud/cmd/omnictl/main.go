@@ -65,7 +65,13 @@ func rootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 						EventsApplied int64 `json:"events_applied"`
 						Backlog       int64
 						LagSeconds    float64   `json:"lag_seconds"`
+						SkewSeconds   float64   `json:"clock_skew_seconds"`
+						UnsyncedSales int64     `json:"unsynced_sales"`
+						UnsyncedValue int64     `json:"unsynced_value"`
 						LastHeartbeat time.Time `json:"last_heartbeat"`
+						Peripherals   []struct {
+							Name, State string
+						}
 					}
 				}
 			}
@@ -73,14 +79,23 @@ func rootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 				return err
 			}
 			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "STORE\tDEVICE\tSTATE\tAPPLIED\tBACKLOG\tLAG\tLAST HEARTBEAT")
+			fmt.Fprintln(tw, "STORE\tDEVICE\tSTATE\tAPPLIED\tBACKLOG\tLAG\tSKEW\tUNSYNCED\tLAST HEARTBEAT\tPERIPHERALS")
 			for _, s := range r.Stores {
 				for _, d := range s.Devices {
 					state := "offline"
 					if d.Connected {
 						state = "connected"
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%.0fs\t%s\n", s.Store, d.Device, state, d.EventsApplied, d.Backlog, d.LagSeconds, d.LastHeartbeat.Local().Format(time.DateTime))
+					unsynced := "-"
+					if d.UnsyncedSales > 0 {
+						unsynced = fmt.Sprintf("%d (%d.%02d)", d.UnsyncedSales, d.UnsyncedValue/100, d.UnsyncedValue%100)
+					}
+					periph := make([]string, len(d.Peripherals))
+					for i, p := range d.Peripherals {
+						periph[i] = p.Name + ":" + p.State
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%.0fs\t%+.1fs\t%s\t%s\t%s\n", s.Store, d.Device, state, d.EventsApplied, d.Backlog, d.LagSeconds,
+						d.SkewSeconds, unsynced, d.LastHeartbeat.Local().Format(time.DateTime), strings.Join(periph, " "))
 				}
 			}
 			return tw.Flush()

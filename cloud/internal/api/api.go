@@ -507,6 +507,38 @@ type Device struct {
 	LastEventAt    time.Time `json:"last_event_at,omitzero"`
 	LastAppliedAt  time.Time `json:"last_applied_at,omitzero"`
 	Unsynced
+	// Peripherals are the device's scanners and readers as its
+	// device_status events last reported them, by name.
+	Peripherals []Peripheral `json:"peripherals"`
+}
+
+// Peripheral is one peripheral of a device in GET /v1/stores.
+type Peripheral struct {
+	Name string `json:"name"`
+	// State is the agent's ("open": being read; "reopening": absent or
+	// lost, retried; "failed": retrying cannot help); Connected is State
+	// "open".
+	State     string `json:"state"`
+	Connected bool   `json:"connected"`
+	// Since is when the current state began, ReportedAt the newest
+	// report's event time.
+	Since      time.Time `json:"since,omitzero"`
+	ReportedAt time.Time `json:"reported_at,omitzero"`
+	Detail     string    `json:"detail,omitempty"`
+	// PreviousState is the state before the current one.
+	PreviousState string `json:"previous_state,omitempty"`
+	// LastError is the newest error reported, even if it has worked since.
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+}
+
+func peripheralsOf(ps []store.Peripheral) []Peripheral {
+	out := make([]Peripheral, len(ps))
+	for i, p := range ps {
+		out[i] = Peripheral{Name: p.Name, State: p.State, Connected: p.Working(), Since: p.Since, ReportedAt: p.ReportedAt,
+			Detail: p.Detail, PreviousState: p.PrevState, LastError: p.LastError, LastErrorAt: p.LastErrorAt}
+	}
+	return out
 }
 
 // Unsynced are the sales a device (or a store's devices) holds that the
@@ -563,6 +595,7 @@ func (a *API) stores(w http.ResponseWriter, r *http.Request) {
 			Watermark: d.Watermark, EventsApplied: d.EventsApplied, Backlog: d.Backlog,
 			OldestUnackedS: d.OldestUnackedAge.Seconds(), ClockSkewS: d.ClockSkew.Seconds(),
 			LastHeartbeat: d.LastHeartbeat.UTC(), LastEventAt: d.LastEventAt.UTC(), LastAppliedAt: d.LastAppliedAt.UTC(),
+			Peripherals: peripheralsOf(d.Peripherals),
 		}
 		// Lag: how old the oldest event the hub has not yet applied is, as
 		// the agent last reported it; zero when the agent is caught up.

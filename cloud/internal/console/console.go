@@ -25,6 +25,7 @@ type Store interface {
 	SetSafetyStock(ctx context.Context, sku, location string, qty int64) error
 	PositionHistory(ctx context.Context, sku, location string, limit int) ([]store.LedgerLine, []store.PositionReservation, error)
 	Devices(ctx context.Context) ([]store.DeviceStatus, error)
+	DeadLettersOf(ctx context.Context, stores []string, limit int) ([]store.DeadLetter, error)
 	Conflicts(ctx context.Context, openOnly bool, limit int, locations ...string) ([]store.Conflict, error)
 	CartCheckoutConflicts(ctx context.Context, all bool, limit int) ([]store.CartCheckoutConflict, error)
 	DismissCartConflict(ctx context.Context, cartID, actor string) error
@@ -50,8 +51,9 @@ type Options struct {
 	// LowStock is the available quantity below which a position is low
 	// [5].
 	LowStock int64
-	// UnsyncedAlert: the store page warns when a device's oldest sale not
-	// yet confirmed by the hub is older [DefaultUnsyncedAlert].
+	// UnsyncedAlert: the store page and the overview warn when a device's
+	// oldest sale not yet confirmed by the hub is older
+	// [DefaultUnsyncedAlert]; the hub passes its --unsynced-sale-alert.
 	UnsyncedAlert time.Duration
 	// OnStockChange, if set, is called after the console changed
 	// positions (a safety stock).
@@ -109,9 +111,11 @@ const (
 )
 
 // Register adds the console's routes: the stream (inventory:read), the
-// pages (inventory:read, login redirect) and the script they load
-// (public: it holds nothing but code).
+// overview (stores:read) and the other pages (inventory:read; login
+// redirect), and the script they load (public: it holds nothing but
+// code).
 func (c *Console) Register(rt *auth.Router) {
+	rt.HandleFunc("GET "+OverviewPath+"{$}", auth.Page(auth.StoresRead), c.overview)
 	rt.HandleFunc("GET "+StreamPath, auth.Need(auth.InventoryRead), c.stream)
 	rt.HandleFunc("GET "+InventoryPath, auth.Page(auth.InventoryRead), c.inventory)
 	rt.HandleFunc("GET "+ProductPath+"{id}", auth.Page(auth.InventoryRead), c.product)

@@ -25,9 +25,10 @@ const layout = `{{define "top"}}<!doctype html>
 <title>{{.Title}} · omnisync HQ</title>
 <style>` + CSS + `</style></head><body>
 <header><a class="brand" href="/">omnisync HQ</a>
-<nav><a href="/">Overview</a><a href="` + InventoryPath + `">Inventory</a><a href="` + ConflictsPath + `">Conflicts</a><a href="` + TransfersPath + `">Transfers</a><a href="` + CountsPath + `">Counts</a><a href="` + PickupsPath + `">Pickups</a><a href="` + ExceptionsPath + `">Exceptions</a><a href="` + ChartsPath + `">Charts</a></nav>
+<nav><a href="/">Overview</a><a href="` + InventoryPath + `">Inventory</a><a href="` + ConflictsPath + `">Conflicts</a><a href="` + TransfersPath + `">Transfers</a><a href="` + CountsPath + `">Counts</a><a href="` + PickupsPath + `">Pickups</a><a href="` + ExceptionsPath + `">Exceptions</a><a href="` + ChartsPath + `">Charts</a>{{if .CanFitting}}<a href="` + FittingPath + `">Fitting rooms</a>{{end}}</nav>
 <form class="search" method="get" action="` + InventoryPath + `"><input type="search" name="q" id="q" value="{{.Query}}" placeholder="Name, SKU, GTIN or brand" aria-label="Search the catalog"><button type="submit" id="search">Search</button></form>
-<div id="who" class="who"><span id="user">{{.User}}</span> · {{.Role}}{{if .Stores}} · stores: <span id="stores">{{range $i, $s := .Stores}}{{if $i}}, {{end}}{{$s}}{{end}}</span>{{end}} · <span id="live-state">connecting</span></div>
+<div id="who" class="who"><span id="user">{{.User}}</span> · {{.Role}}{{if .Stores}} · stores: <span id="stores">{{range $i, $s := .Stores}}{{if $i}}, {{end}}{{$s}}{{end}}</span>{{end}} · <span id="live-state">connecting</span>{{if .LogoutCSRF}}
+<form method="post" action="/logout"><input type="hidden" name="csrf_token" value="{{.LogoutCSRF}}"><button type="submit" id="logout">Log out</button></form>{{end}}</div>
 </header>{{end}}
 {{define "bottom"}}<script src="` + ScriptPath + `"></script></body></html>{{end}}`
 
@@ -43,7 +44,9 @@ h1{font-size:1.35rem;margin:.2rem 0 .8rem}h2{font-size:1.08rem;margin-top:1.5rem
 th{background:#f3f5f8;position:sticky;top:0}.num{text-align:right;font-variant-numeric:tabular-nums}
 .ok,.live-live{color:#177245}.bad,.live-stale,.live-offline{color:#b3261e;font-weight:600}.live-reconnecting,.live-connecting{color:#8a6d00}
 .cell b{font-size:1.05rem}.cell small{display:block;color:#5b6675;white-space:nowrap}.zero{color:#8a94a3}.low{background:#fff4e5}.neg{background:#fde8e6}
-.conf-low{color:#b3261e}.conf-medium{color:#8a6d00}.conf-high{color:#177245}.muted{color:#5b6675}.hits li{margin:.35rem 0}`
+.conf-low{color:#b3261e}.conf-medium{color:#8a6d00}.conf-high{color:#177245}.muted{color:#5b6675}.hits li{margin:.35rem 0}
+td small{display:block;color:#5b6675}.periph{margin-bottom:.3rem;min-width:12rem}.periph small.bad{color:#b3261e;font-weight:400}
+.wrap,main p{overflow-wrap:anywhere}`
 
 var pages = template.Must(template.New("console").Funcs(template.FuncMap{
 	"money": func(minor int64, cur string) string {
@@ -55,6 +58,10 @@ var pages = template.Must(template.New("console").Funcs(template.FuncMap{
 	"join":   strings.Join,
 	"amount": amount,
 	"f1":     func(v float64) string { return fmt.Sprintf("%.1f", v) },
+	// The sync health's (health.go).
+	"signed":  signed,
+	"ago":     ago,
+	"sinceAt": sinceAt,
 }).Parse(layout + `
 {{define "inventory"}}{{template "top" .}}<main>
 <h1>Inventory</h1>
@@ -85,12 +92,15 @@ var pages = template.Must(template.New("console").Funcs(template.FuncMap{
 </main>{{template "bottom" .}}{{end}}
 
 {{define "store"}}{{template "top" .}}<main data-live>
-<h1>{{.Store}}: low stock</h1>
-<p class="muted">Positions of {{.Store}} with less than {{.Below}} available, lowest first, with what they sold; figures as of <time>{{.Now.Format "15:04:05"}}</time>.</p>
+<h1>{{.Store}}</h1>
 {{if .Err}}<p class="bad">{{.Err}}</p>{{end}}
 {{template "unsynced" .}}
+<h2>Sync health</h2>
+{{template "devices" .Health}}
+<h2>Low stock</h2>
+<p class="muted">Positions of {{.Store}} with less than {{.Below}} available, lowest first, with what they sold; figures as of <time>{{.Now.Format "15:04:05"}}</time>. The sizes and colours of a product {{.Store}} carries (holds any variant of) that it has no stock of are listed at 0 as never stocked.</p>
 <div class="scroll"><table id="low-stock"><tr><th>SKU</th><th class="num">available</th><th class="num">on hand</th><th class="num">reserved</th><th class="num">sold 7 d</th><th class="num">sold 28 d</th><th class="num">per day</th><th class="num">days of cover</th><th>confidence</th></tr>
-{{range .Rows}}<tr data-sku="{{.SKU}}"><td><a href="` + PositionPath + `?sku={{.SKU}}&amp;location={{$.Store}}">{{.SKU}}</a></td><td class="num{{if lt .Available 0}} bad{{end}}">{{.Available}}</td><td class="num">{{.OnHand}}</td><td class="num">{{.Reserved}}</td><td class="num">{{.Sold7}}</td><td class="num">{{.Sold28}}</td><td class="num">{{f1 .PerDay}}</td><td class="num{{if .CoverLow}} bad{{end}}">{{.Cover}}</td><td class="conf-{{.Confidence}}">{{.Confidence}}</td></tr>
+{{range .Rows}}<tr data-sku="{{.SKU}}"{{if .Never}} data-never-stocked{{end}}><td><a href="` + PositionPath + `?sku={{.SKU}}&amp;location={{$.Store}}">{{.SKU}}</a>{{if .Never}} <small class="muted">never stocked</small>{{end}}</td><td class="num{{if lt .Available 0}} bad{{end}}">{{.Available}}</td><td class="num">{{.OnHand}}</td><td class="num">{{.Reserved}}</td><td class="num">{{.Sold7}}</td><td class="num">{{.Sold28}}</td><td class="num">{{f1 .PerDay}}</td><td class="num{{if .CoverLow}} bad{{end}}">{{.Cover}}</td><td class="conf-{{.Confidence}}">{{.Confidence}}</td></tr>
 {{else}}<tr><td colspan="9">Nothing below {{.Below}}.</td></tr>{{end}}</table></div>
 </main>{{template "bottom" .}}{{end}}
 
@@ -122,6 +132,10 @@ func abs(v int64) int64 {
 	return v
 }
 
+// FittingPath is the fitting rooms' try-on page (package api), which the
+// navigation links to for those who may read it.
+const FittingPath = "/fitting"
+
 // frame is what every console page's frame shows.
 type frame struct {
 	Title  string
@@ -131,12 +145,17 @@ type frame struct {
 	Stores []string
 	Now    time.Time
 	Err    string
+	// LogoutCSRF is the session's CSRF token for the logout form (""
+	// for API tokens: nothing to log out of).
+	LogoutCSRF string
+	CanFitting bool
 }
 
 func (c *Console) frame(r *http.Request, title string) frame {
 	p := auth.From(r.Context())
 	stores, _ := p.Stores()
-	return frame{Title: title, User: p.User, Role: p.Role, Stores: stores, Now: c.o.Now()}
+	return frame{Title: title, User: p.User, Role: p.Role, Stores: stores, Now: c.o.Now(),
+		LogoutCSRF: p.CSRFToken(), CanFitting: p.Can(auth.FittingRead)}
 }
 
 func (c *Console) render(w http.ResponseWriter, status int, name string, data any) {
@@ -416,6 +435,9 @@ func (c *Console) position(w http.ResponseWriter, r *http.Request) {
 
 type lowRow struct {
 	store.Stock
+	// Never: the store carries the variant's product but has no position
+	// of it (StockQuery.Carried).
+	Never         bool
 	Sold7, Sold28 int64
 	PerDay        float64
 	Cover         string
@@ -429,24 +451,28 @@ type storePage struct {
 	Below    int64
 	Rows     []lowRow
 	Unsynced unsyncedView
+	Health   healthView
 }
 
 // storeLow is a store's low stock, lowest first, with sell-through and
 // days of cover.
 func (c *Console) storeLow(w http.ResponseWriter, r *http.Request) {
-	d := storePage{frame: c.frame(r, "Low stock"), Store: r.PathValue("store"), Below: c.o.LowStock}
+	d := storePage{frame: c.frame(r, "Store"), Store: r.PathValue("store"), Below: c.o.LowStock}
 	if events.ValidToken(d.Store) != nil || !auth.From(r.Context()).MayStore(d.Store) {
 		c.notFound(w, r, "Not one of your stores.")
 		return
 	}
-	unsynced, err := c.unsyncedOf(r.Context(), d.Store)
+	d.Title = d.Store
+	devs, err := c.o.Store.Devices(r.Context())
 	if err != nil {
 		c.internal(w, r, err)
 		return
 	}
-	d.Unsynced = unsynced
+	devs = slices.DeleteFunc(devs, func(dv store.DeviceStatus) bool { return dv.Store != d.Store })
+	d.Unsynced = c.unsyncedOf(devs, d.Store)
+	d.Health = healthView{Now: d.Now, Devices: c.health(devs, d.Now)}
 	below := d.Below
-	low, err := c.o.Store.ListStock(r.Context(), store.StockQuery{Location: d.Store, Below: &below, Limit: 500})
+	low, err := c.o.Store.ListStock(r.Context(), store.StockQuery{Location: d.Store, Below: &below, Limit: 500, Carried: true})
 	if err != nil {
 		c.internal(w, r, err)
 		return
@@ -475,7 +501,8 @@ func (c *Console) storeLow(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, s := range low {
-		row := lowRow{Stock: s, Sold7: s7[s.SKU], Sold28: s28[s.SKU], Confidence: inventory.ConfidenceOf(s.CountMethod, s.CountedAt, now)}
+		row := lowRow{Stock: s, Never: s == store.Stock{SKU: s.SKU, Location: s.Location},
+			Sold7: s7[s.SKU], Sold28: s28[s.SKU], Confidence: inventory.ConfidenceOf(s.CountMethod, s.CountedAt, now)}
 		row.PerDay = max(float64(row.Sold7)/7, float64(row.Sold28)/28)
 		row.Cover, row.CoverLow = cover(s.Available, row.PerDay)
 		d.Rows = append(d.Rows, row)

@@ -1,7 +1,6 @@
 package console
 
 import (
-	"context"
 	"html/template"
 	"time"
 
@@ -26,12 +25,9 @@ func init() {
 	template.Must(pages.New("unsynced").Parse(`{{with .Unsynced}}{{if .Count}}<p id="unsynced" class="{{if .Alert}}bad{{else}}muted{{end}}">{{if .Alert}}Warning: {{end}}{{.Count}} sale{{if ne .Count 1}}s{{end}} worth {{amount .Value}} not yet synced to HQ; the oldest is {{.Age}} old{{if .Alert}}, past the {{.Limit}} limit: check the store's connection{{end}}.</p>{{else}}<p id="unsynced" class="ok">Every sale of this store's devices has reached HQ.</p>{{end}}{{end}}`))
 }
 
-// unsyncedOf sums what the devices of storeID hold unconfirmed, as of now.
-func (c *Console) unsyncedOf(ctx context.Context, storeID string) (unsyncedView, error) {
-	devs, err := c.o.Store.Devices(ctx)
-	if err != nil {
-		return unsyncedView{}, err
-	}
+// unsyncedOf sums what the devices of storeID among devs hold
+// unconfirmed, as of now.
+func (c *Console) unsyncedOf(devs []store.DeviceStatus, storeID string) unsyncedView {
 	now := c.o.Now()
 	v := unsyncedView{Limit: c.o.UnsyncedAlert}
 	for _, d := range devs {
@@ -42,5 +38,5 @@ func (c *Console) unsyncedOf(ctx context.Context, storeID string) (unsyncedView,
 		v.Age = max(v.Age, d.Unsynced.AgeAt(d.LastHeartbeat, now).Round(time.Second))
 	}
 	v.Alert = v.Count > 0 && v.Age > v.Limit
-	return v, nil
+	return v
 }

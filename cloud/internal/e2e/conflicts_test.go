@@ -69,6 +69,7 @@ func TestConflictActInBrowser(t *testing.T) {
 	if err != nil || label != "Source 2 from S2 as a transfer" {
 		t.Fatalf("button %q (%v)", label, err)
 	}
+	fitsTablet(t, ctx, "the conflicts page")
 	screenshot(t, ctx, "console-conflicts")
 	if err := chromedp.Do(ctx, chromedp.Click(source), chromedp.WaitVisible("#done")); err != nil {
 		t.Fatalf("acting: %v", err)
@@ -85,6 +86,7 @@ func TestConflictActInBrowser(t *testing.T) {
 	if err != nil || len(row) < 5 || row[1] != "S2" || row[2] != "S1" || row[3] != "in_transit" || row[4] != "CF-1 2/0" {
 		t.Fatalf("transfers page: %q (%v)", row, err)
 	}
+	fitsTablet(t, ctx, "the transfers page")
 	screenshot(t, ctx, "console-transfers")
 	// The product grid shows the stock on its way to S1.
 	if err := chromedp.Do(ctx, chromedp.Navigate(h.URL+"/console/sku/CF-1"), chromedp.WaitVisible("#grid")); err != nil {
@@ -94,4 +96,5 @@ func TestConflictActInBrowser(t *testing.T) {
 	if err != nil || transit != "+2 in transit" {
 		t.Fatalf("grid at S1: %q (%v)", transit, err)
 	}
+	fitsTablet(t, ctx, "the SKU's grid")
 }

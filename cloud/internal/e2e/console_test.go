@@ -42,6 +42,39 @@ func screenshot(t testing.TB, ctx context.Context, name string) {
 	}
 }
 
+// tabletWidth and tabletHeight are the tablet the console must work on
+// (a 10" tablet held upright).
+const tabletWidth, tabletHeight = 800, 1280
+
+// fitsTablet fails unless the page open in ctx, at tablet width, does not
+// scroll sideways: the document is no wider than the window, and each
+// wide table scrolls inside its own container, which itself fits. The
+// viewport is set here, so every page is checked at the same width.
+func fitsTablet(t testing.TB, ctx context.Context, page string) {
+	t.Helper()
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(tabletWidth, tabletHeight)); err != nil {
+		t.Fatal(err)
+	}
+	type fit struct {
+		Inner, Scroll float64
+		Wide          []string
+	}
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[fit](`(function(){
+var w=window.innerWidth, wide=[];
+document.querySelectorAll('body *').forEach(function(e){
+  var r=e.getBoundingClientRect();
+  if(r.width>0&&r.right>w+1&&!e.closest('.scroll')){wide.push(e.tagName.toLowerCase()+(e.id?'#'+e.id:'')+(e.className&&typeof e.className==='string'?'.'+e.className.split(' ').join('.'):'')+' right '+Math.round(r.right))}
+});
+return {inner:w,scroll:document.documentElement.scrollWidth,wide:wide.slice(0,5)}})()`))
+	if err != nil {
+		t.Fatalf("%s at tablet width: %v", page, err)
+	}
+	if got.Inner != tabletWidth || got.Scroll > got.Inner || len(got.Wide) > 0 {
+		t.Fatalf("%s at %d px: the document is %.0f px wide in a %.0f px window; wider than the window outside a scrolling container: %v",
+			page, tabletWidth, got.Scroll, got.Inner, got.Wide)
+	}
+}
+
 // cellAvailable reads the grid cell of sku at loc ("" when there is none).
 func cellAvailable(ctx context.Context, sku, loc string) (string, error) {
 	return chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(
@@ -85,9 +118,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	logIn(t, ctx, "hq", "merchandise all day")
 	// Tablet width from here on.
-	if err := chromedp.Do(ctx, chromedp.EmulateViewport(800, 1280)); err != nil {
-		t.Fatal(err)
-	}
+	fitsTablet(t, ctx, "the inventory page")
 	screenshot(t, ctx, "console-inventory")
 	if err := chromedp.Do(ctx, chromedp.SendKeys("#q", "lin"), chromedp.Click("#search"), chromedp.WaitVisible("#hits a.hit")); err != nil {
 		t.Fatalf("search: %v", err)
@@ -96,6 +127,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if err != nil || hits != 1 {
 		t.Fatalf("search for lin: %d hits (%v)", hits, err)
 	}
+	fitsTablet(t, ctx, "the search results")
 	screenshot(t, ctx, "console-search")
 	if err := chromedp.Do(ctx, chromedp.Click("#hits a.hit"), chromedp.WaitVisible("#grid"),
 		chromedp.WaitVisible("#live-state.live-live")); err != nil {
@@ -106,10 +138,7 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Fatalf("grid %s at %s: %q (%v), want %s", c.sku, c.loc, got, err, c.want)
 		}
 	}
-	overflow, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth`))
-	if err != nil || overflow {
-		t.Fatalf("the product page is wider than a tablet (800 px): %v", err)
-	}
+	fitsTablet(t, ctx, "the product page")
 	type timing struct {
 		Transfer    float64 `json:"transfer"`
 		Interactive float64 `json:"interactive"`
@@ -153,12 +182,14 @@ return {transfer:n.transferSize,interactive:n.domInteractive,resources:r}})()`))
 	if err != nil || !strings.Contains(ledger, "sale") || !strings.Contains(ledger, "receipt") {
 		t.Fatalf("ledger %q (%v)", ledger, err)
 	}
+	fitsTablet(t, ctx, "the position's history")
 	screenshot(t, ctx, "console-position")
 
 	// The overview follows too, and is readable at tablet width.
 	if err := chromedp.Do(ctx, chromedp.Navigate(h.URL+"/"), chromedp.WaitVisible("#live-state.live-live")); err != nil {
 		t.Fatal(err)
 	}
+	fitsTablet(t, ctx, "the overview")
 	screenshot(t, ctx, "console-overview")
 
 	// A store manager sees only their store's row.
@@ -196,6 +227,7 @@ return {transfer:n.transferSize,interactive:n.domInteractive,resources:r}})()`))
 	if err := chromedp.Do(mctx, chromedp.Navigate(h.URL+"/console/stores/S2"), chromedp.WaitVisible(`#low-stock tr[data-sku="LIN-M"]`)); err != nil {
 		t.Fatalf("S2's low stock: %v", err)
 	}
+	fitsTablet(t, mctx, "the store page")
 	screenshot(t, mctx, "console-store-low-stock")
 	if err := chromedp.Do(mctx, chromedp.Navigate(h.URL+"/console/stores/S1"), chromedp.WaitVisible("p.bad")); err != nil {
 		t.Fatalf("S1's page for S2's manager: %v", err)

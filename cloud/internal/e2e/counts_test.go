@@ -47,6 +47,7 @@ return {method:c[7].textContent,variance:c[4].textContent,value:c[6].textContent
 	if err != nil || got != (row{Method: "manual", Variance: "-1", Value: "-49.00", Net: "-49.00"}) {
 		t.Fatalf("counts page: %+v (%v)", got, err)
 	}
+	fitsTablet(t, ctx, "the counts page")
 	screenshot(t, ctx, "console-counts")
 
 	// The store page: every sale of S1's till has reached HQ.
@@ -57,6 +58,7 @@ return {method:c[7].textContent,variance:c[4].textContent,value:c[6].textContent
 		cls, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('#unsynced').className`))
 		return err == nil && cls == "ok"
 	}, "the store page says every sale reached HQ")
+	fitsTablet(t, ctx, "the store page")
 
 	// The lag history is written with the heartbeats (every 2 s).
 	testkit.Eventually(t, 15*time.Second, func() bool {
@@ -81,5 +83,6 @@ width:document.querySelector('#chart-sales').getBoundingClientRect().width}})()`
 	if err != nil || c.SalesBars < 1 || c.ConflictSVG != 1 || c.Legend != "S1" || c.Overflow || c.Width < 300 {
 		t.Fatalf("charts page: %+v (%v)", c, err)
 	}
+	fitsTablet(t, ctx, "the charts page")
 	screenshot(t, ctx, "console-charts")
 }

@@ -80,4 +80,30 @@ func TestAgentWithScanner(t *testing.T) {
 	// The scan and the device's status reach the hub as applied events.
 	waitDrained(t, a, 20*time.Second)
 	testkit.Eventually(t, 10*time.Second, func() bool { return appliedB(t, h.URL) >= 2 }, "scan and device_status applied at the hub")
+	// HQ sees the scanner, connected, under the kiosk in GET /v1/stores.
+	var stores struct {
+		Stores []struct {
+			Store   string
+			Devices []struct {
+				Device      string
+				Peripherals []struct {
+					Name, State string
+					Connected   bool
+					Since       time.Time
+				}
+			}
+		}
+	}
+	getJSON(t, h.URL+"/v1/stores", &stores)
+	found = false
+	for _, s := range stores.Stores {
+		for _, d := range s.Devices {
+			for _, p := range d.Peripherals {
+				found = found || (s.Store == "S1" && d.Device == "kiosk-1" && p.Name == "scanner-1" && p.State == "open" && p.Connected && !p.Since.IsZero())
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("the scanner is not in /v1/stores as connected: %+v", stores)
+	}
 }

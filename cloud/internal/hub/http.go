@@ -48,7 +48,7 @@ type httpParts struct {
 }
 
 // routes registers every hub route on a Router: the API, the identity
-// pages and API, /metrics and the dashboard.
+// pages and API, /metrics and the console (its overview is "/").
 func routes(p httpParts) *auth.Router {
 	rt := auth.NewRouter(p.auth)
 	api.New(p.api).Register(rt)
@@ -56,7 +56,6 @@ func routes(p httpParts) *auth.Router {
 	// Prometheus scrapes with a token holding metrics:read
 	// (authorization: {credentials: ...} in its scrape config).
 	rt.Handle("GET /metrics", auth.Need(auth.MetricsRead), promhttp.HandlerFor(p.metrics, promhttp.HandlerOpts{}))
-	rt.Handle("GET /{$}", auth.Page(auth.StoresRead), dashboard(p.store, p.version))
 	cxo := p.cx
 	if cxo.Store == nil {
 		cxo.Store = p.store

@@ -79,6 +79,9 @@ func newAppliers() []applier {
 		erasureApplier{},
 		surveysApplier{},
 		fittingApplier{},
+		// The peripherals' statuses: their own rows, read by nobody in
+		// the transaction.
+		peripheralsApplier{},
 	}
 }
 

@@ -65,22 +65,48 @@ func (s *Store) ListStock(ctx context.Context, q StockQuery) ([]Stock, error) {
 		limit = 10000
 	}
 	var a args
-	var where []string
-	if q.Location != "" {
-		where = append(where, "location = "+a.add(q.Location))
+	// locs filters col by the query's locations.
+	locs := func(col string) []string {
+		var where []string
+		if q.Location != "" {
+			where = append(where, col+" = "+a.add(q.Location))
+		}
+		if q.Locations != nil {
+			where = append(where, inList(&a, col, q.Locations))
+		}
+		return where
 	}
-	if q.Locations != nil {
-		where = append(where, inList(&a, "location", q.Locations))
-	}
+	where := locs("location")
 	if q.Below != nil {
 		where = append(where, "available < "+a.add(*q.Below))
 	}
+	var after string
 	if q.AfterSKU != "" || q.AfterLocation != "" {
-		where = append(where, "(sku, location) > ("+a.add(q.AfterSKU)+", "+a.add(q.AfterLocation)+")")
+		after = "(sku, location) > (" + a.add(q.AfterSKU) + ", " + a.add(q.AfterLocation) + ")"
+		where = append(where, after)
 	}
 	stmt := "SELECT " + stockCols + " FROM stock"
 	if len(where) > 0 {
 		stmt += " WHERE " + strings.Join(where, " AND ")
+	}
+	if q.Carried && (q.Below == nil || *q.Below > 0) {
+		// The carried variants without a row, at zero (StockQuery.Carried):
+		// each variant with the locations of its product's other
+		// variants' positions, less those it has a row at. Cost: about
+		// 0.2 s for one store of 8,000 positions among 800,000 on
+		// PostgreSQL, 4 s for every store, which only the paging reads
+		// of small sets should ask for.
+		zero := `SELECT v.sku, s.location, 0 AS on_hand, 0 AS reserved, 0 AS safety, 0 AS available, 0 AS last_hlc, 0 AS has_count, 0 AS count_hlc, '' AS count_method
+FROM variants v JOIN variants w ON w.product_id = v.product_id AND w.sku <> v.sku JOIN stock s ON s.sku = w.sku
+WHERE NOT EXISTS (SELECT 1 FROM stock x WHERE x.sku = v.sku AND x.location = s.location)`
+		if w := locs("s.location"); len(w) > 0 {
+			zero += " AND " + strings.Join(w, " AND ")
+		}
+		if after != "" {
+			zero += " AND (v.sku, s.location) > (" + a.add(q.AfterSKU) + ", " + a.add(q.AfterLocation) + ")"
+		}
+		zero += " GROUP BY v.sku, s.location"
+		stmt = "SELECT " + stockCols + " FROM (" + stmt + "\nUNION ALL\n" + zero + ") z"
 	}
 	stmt += " ORDER BY sku, location LIMIT " + a.add(int64(limit))
 	rows, err := s.r.QueryContext(ctx, stmt, a...)
@@ -372,12 +398,18 @@ func (s *Store) Devices(ctx context.Context) ([]DeviceStatus, error) {
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
+	rows.Close()
+	periph, err := peripheralsOf(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]DeviceStatus, 0, len(byKey))
 	for k, d := range byKey {
 		if s.hubWriter(k.store, k.device) {
 			continue
 		}
 		d.Watermark = epochs[k][d.Epoch]
+		d.Peripherals = periph[[2]string{k.store, k.device}]
 		out = append(out, *d)
 	}
 	slices.SortFunc(out, func(a, b DeviceStatus) int {

@@ -1263,6 +1263,30 @@ DROP INDEX product_recs_by_updated;
 {{pg_only}}ALTER TABLE ledger_v6 RENAME TO stock_ledger;
 {{pg_only}}ALTER TABLE stock_ledger RENAME CONSTRAINT ledger_v6_pkey TO stock_ledger_pkey;
 `,
+	// The peripherals of each store device (scanners, RFID readers) as
+	// their latest device_status event says (peripherals.go): the state
+	// and the stamp of the newest report win (hlc, then event_id), since_hlc
+	// is when the current state began, prev_* the state before it and the
+	// stamp of its last report, error* the newest error reported. Tiny
+	// (a row per peripheral), written only when a status changes.
+	`
+CREATE TABLE peripherals (
+	store      {{key}} NOT NULL,
+	device     {{key}} NOT NULL,
+	name       {{key}} NOT NULL,
+	state      TEXT NOT NULL DEFAULT '',
+	detail     TEXT NOT NULL DEFAULT '',
+	hlc        BIGINT NOT NULL DEFAULT 0,
+	event_id   {{key}} NOT NULL DEFAULT '',
+	since_hlc  BIGINT NOT NULL DEFAULT 0,
+	prev_state TEXT NOT NULL DEFAULT '',
+	prev_hlc   BIGINT NOT NULL DEFAULT 0,
+	error      TEXT NOT NULL DEFAULT '',
+	error_hlc  BIGINT NOT NULL DEFAULT 0,
+	updated_ms BIGINT NOT NULL DEFAULT 0,
+	PRIMARY KEY (store, device, name)
+){{keyed}};
+`,
 }
 
 // migrateLockKey is the first key of the pg_advisory_lock that serialises

@@ -415,6 +415,14 @@ type StockQuery struct {
 	AfterSKU, AfterLocation string
 	// Limit bounds the rows returned: default 100, at most 10000.
 	Limit int
+	// Carried also lists, as positions at zero, the catalog variants a
+	// location carries but holds no stock row for (never received, or
+	// its row never written): a location carries every variant of a
+	// product it has a position of, any size or colour. So a store
+	// stocking a shirt in M and L shows its S as out of stock, the size
+	// gap a merchandiser refills, while a product the store never had
+	// any of stays off its lists.
+	Carried bool
 }
 
 // Heartbeat is a device's periodic report of its sync state.
@@ -474,6 +482,9 @@ type DeviceStatus struct {
 	// HLC wall of the newest applied event; LastAppliedAt the hub time of
 	// the last batch that processed one of its events.
 	LastHeartbeat, LastEventAt, LastAppliedAt time.Time
+	// Peripherals are the device's scanners and readers as its
+	// device_status events report them, by name.
+	Peripherals []Peripheral
 }
 
 // Conflict is a reconciliation conflict for HQ to resolve.
