@@ -1,8 +1,9 @@
 // Package downsync is the contract of the hub-to-store direction: where the
 // hub publishes the catalog, prices, review summaries, recommendations (each
-// product's top complements), HQ's survey definitions and stock, how keys are
-// spelled, the documents stored under them, and the product view a store
-// shows a shopper. The hub writes it (cloud/internal/downsync), agents read
+// product's top complements), HQ's survey definitions, stock and the carts
+// checked out (so a till refuses a code of a cart closed elsewhere), how
+// keys are spelled, the documents stored under them, and the product view a
+// store shows a shopper. The hub writes it (cloud/internal/downsync), agents read
 // it into their bbolt cache (edge/internal/productcache), and both render
 // the same View.
 //
@@ -25,7 +26,9 @@
 //
 // Stock of every location is visible to every store of the chain (a shopper
 // is told which nearby store has her size); data private to one store
-// (pickup orders, customer carts) does not belong in this bucket.
+// (pickup orders, customer carts) does not belong in this bucket. Closed
+// carts do (closedcart.go): a digest of the cart's id, where and when it
+// was checked out, and nothing of the shopper or her lines.
 //
 // Every document carries a Version that only grows; the hub publishes with
 // per-key compare-and-set so a slower hub replica can never overwrite a

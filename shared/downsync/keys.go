@@ -55,11 +55,12 @@ func Subject(key string) string { return SubjectPrefix + key }
 
 // Filters are the subjects an agent of store here reads: the catalog, the
 // review summaries, the tick, the public keys of cart codes, the survey
-// definitions, and stock of each location given (its own,
-// nearby stores, the online warehouse). Repeated locations are dropped.
+// definitions, the closed carts, and stock of each location given (its
+// own, nearby stores, the online warehouse). Repeated locations are
+// dropped.
 func Filters(locations ...string) []string {
 	out := []string{Subject(catalogPrefix + ">"), Subject(reviewPrefix + ">"), Subject(recsPrefix + ">"), Subject(TickKey), Subject(cartKeyPrefix + ">"),
-		Subject(surveyPrefix + ">")}
+		Subject(surveyPrefix + ">"), Subject(closedCartPrefix + ">")}
 	seen := map[string]bool{}
 	for _, l := range locations {
 		if l == "" || seen[l] {
@@ -85,6 +86,9 @@ const (
 	KindRecs
 	// KindSurvey is one of HQ's survey definitions (survey.go).
 	KindSurvey
+	// KindClosedCart is a cart the hub knows is checked out
+	// (closedcart.go).
+	KindClosedCart
 )
 
 // ParsedKey is a key taken apart.
@@ -98,6 +102,8 @@ type ParsedKey struct {
 	KeyID string
 	// SurveyID is set for KindSurvey.
 	SurveyID string
+	// CartDigest is set for KindClosedCart.
+	CartDigest string
 }
 
 // ParseKey takes a key (or its full subject) apart.
@@ -107,6 +113,9 @@ func ParseKey(key string) (ParsedKey, error) {
 		return k, err
 	}
 	if k, ok, err := parseSurveyKey(key); ok {
+		return k, err
+	}
+	if k, ok, err := parseClosedCartKey(key); ok {
 		return k, err
 	}
 	switch {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/omnisync/omnisync/cloud/internal/auth"
 	"github.com/omnisync/omnisync/cloud/internal/cartsvc"
+	"github.com/omnisync/omnisync/shared/downsync"
 	"github.com/omnisync/omnisync/shared/events"
 )
 
@@ -43,12 +44,21 @@ type CartLine struct {
 }
 
 // CartHold is stock a cart holds: where, until when, and its state.
+// Kind "cart" is the cart's own hold (reserve on cart), held until
+// ExpiresAt; kind "order" is the reservation of the online order the cart
+// was checked out into (reserve on cart or on order), held until the
+// order is collected ("until": "collected", no expiry).
 type CartHold struct {
-	ReservationID string        `json:"reservation_id"`
-	Location      string        `json:"location"`
-	State         string        `json:"state"` // active, expired (release pending), released
-	ExpiresAt     time.Time     `json:"expires_at"`
-	Lines         []events.Line `json:"lines"`
+	ReservationID string `json:"reservation_id"`
+	Kind          string `json:"kind"`
+	OrderID       string `json:"order_id,omitempty"`
+	Location      string `json:"location"`
+	// State: active, expired (a cart hold whose release is pending),
+	// released, or collected (an order handed over).
+	State     string        `json:"state"`
+	Until     string        `json:"until"` // "expiry" or "collected"
+	ExpiresAt time.Time     `json:"expires_at,omitzero"`
+	Lines     []events.Line `json:"lines"`
 }
 
 // CartCheckout is one checkout of a cart.
@@ -112,8 +122,23 @@ func (a *API) cartOf(st cartsvc.State) Cart {
 		if lines == nil {
 			lines = []events.Line{}
 		}
-		c.Reservations = append(c.Reservations, CartHold{ReservationID: h.ReservationID, Location: h.Location, State: state,
-			ExpiresAt: h.ExpiresAt.UTC(), Lines: lines})
+		c.Reservations = append(c.Reservations, CartHold{ReservationID: h.ReservationID, Kind: "cart", Location: h.Location, State: state,
+			Until: "expiry", ExpiresAt: h.ExpiresAt.UTC(), Lines: lines})
+	}
+	if o := st.Order; o != nil {
+		state := "active"
+		switch o.State {
+		case downsync.PickupCollected:
+			state = "collected"
+		case downsync.PickupCancelled:
+			state = "released"
+		}
+		lines := o.Lines
+		if lines == nil {
+			lines = []events.Line{}
+		}
+		c.Reservations = append(c.Reservations, CartHold{ReservationID: o.ReservationID, Kind: "order", OrderID: o.OrderID,
+			Location: o.Location, State: state, Until: "collected", Lines: lines})
 	}
 	if st.Checkout != nil {
 		k := st.Checkout

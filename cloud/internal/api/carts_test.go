@@ -19,6 +19,7 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
+	"github.com/omnisync/omnisync/cloud/internal/auth"
 	"github.com/omnisync/omnisync/cloud/internal/cartsvc"
 	"github.com/omnisync/omnisync/cloud/internal/store"
 	"github.com/omnisync/omnisync/shared/cartcode"
@@ -41,6 +42,14 @@ func (c *fakeClock) add(d time.Duration) {
 // store; the web channel reserves on cart for a minute.
 func cartAPI(t testing.TB, dsn string) (base string, svc *cartsvc.Service, st *store.Store, clock *fakeClock) {
 	t.Helper()
+	base, svc, st, clock, _ = cartAPIWithAuth(t, dsn)
+	return base, svc, st, clock
+}
+
+// cartAPIWithAuth is cartAPI with the API's auth service, which makes
+// the tokens real callers hold.
+func cartAPIWithAuth(t testing.TB, dsn string) (base string, svc *cartsvc.Service, st *store.Store, clock *fakeClock, authSvc *auth.Service) {
+	t.Helper()
 	st, err := store.Open(context.Background(), dsn, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -57,8 +66,8 @@ func cartAPI(t testing.TB, dsn string) (base string, svc *cartsvc.Service, st *s
 	done := make(chan struct{})
 	go func() { defer close(done); _ = svc.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	srv, _ := serveAPI(t, st, Options{Store: st, Carts: svc, Now: clock.now}, nil)
-	return srv.URL, svc, st, clock
+	srv, authSvc := serveAPI(t, st, Options{Store: st, Carts: svc, Now: clock.now}, nil)
+	return srv.URL, svc, st, clock, authSvc
 }
 
 // openAPIChecker validates requests and the API's real answers against

@@ -38,6 +38,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/omnisync/omnisync/cloud/internal/automation"
 	"github.com/omnisync/omnisync/cloud/internal/carts"
 	"github.com/omnisync/omnisync/cloud/internal/store"
 	"github.com/omnisync/omnisync/shared/cartcode"
@@ -433,6 +434,10 @@ type State struct {
 	carts.View
 	Policy carts.Policy
 	Holds  []store.CartHold
+	// Order is the stock the online order it was checked out into holds
+	// (reserve on cart or on order), until the order is collected; nil
+	// when there is no such reservation.
+	Order *OrderHold
 	// Checkout is the checkout that closed the primary cart, if any.
 	Checkout *carts.Checkout
 	// Conflicts are later checkouts of it.
@@ -463,10 +468,49 @@ func (s *Service) view(ctx context.Context, id string) (State, []*carts.Cart, er
 	return st, list, nil
 }
 
-// Get returns cart id's state.
+// OrderHold is the reservation of a cart's online order: held at
+// Location until the order is collected (no expiry), then collected, or
+// released when it is cancelled.
+type OrderHold struct {
+	ReservationID string
+	OrderID       string
+	Location      string
+	// State is downsync.PickupOpen, PickupCollected or PickupCancelled.
+	State      string
+	Lines      []events.Line
+	ReservedAt time.Time
+	ClosedAt   time.Time // zero while open
+}
+
+// OrderReservationID is the reservation of online order id's stock.
+func OrderReservationID(orderID string) string { return "order-" + orderID }
+
+// Get returns cart id's state, with the reservation of the order it was
+// checked out into, if any.
 func (s *Service) Get(ctx context.Context, id string) (State, error) {
 	st, _, err := s.view(ctx, id)
-	return st, err
+	if err != nil || st.Checkout == nil || st.Checkout.OrderID == "" {
+		return st, err
+	}
+	docs, err := s.o.Store.PickupDocs(ctx, []string{OrderReservationID(st.Checkout.OrderID)})
+	if err != nil {
+		return State{}, err
+	}
+	for _, d := range docs {
+		o := &OrderHold{ReservationID: d.ReservationID, OrderID: st.Checkout.OrderID, Location: d.Store, State: d.State,
+			Lines: make([]events.Line, 0, len(d.Lines))}
+		for _, l := range d.Lines {
+			o.Lines = append(o.Lines, events.Line{SKU: l.SKU, Qty: l.Qty})
+		}
+		if d.ReservedMS > 0 {
+			o.ReservedAt = time.UnixMilli(d.ReservedMS)
+		}
+		if d.ClosedMS > 0 {
+			o.ClosedAt = time.UnixMilli(d.ClosedMS)
+		}
+		st.Order = o
+	}
+	return st, nil
 }
 
 // LineInput is a line to set.
@@ -731,6 +775,7 @@ type Order struct {
 	State   State
 	// ReservationID holds the order's stock (reserve on order or cart).
 	ReservationID string
+	hold          *OrderHold
 }
 
 // Checkout checks the cart out as an online order. version, when not 0,
@@ -780,7 +825,13 @@ func (s *Service) Checkout(ctx context.Context, id string, version int64, channe
 				Location: s.o.Online, OrderID: order, Channel: channel}})
 		}
 		if m := s.o.Modes[channel]; m.Kind == ReserveOnCart || m.Kind == ReserveOnOrder {
-			out.ReservationID = "order-" + order
+			out.ReservationID = OrderReservationID(order)
+			held := make([]events.Line, 0, len(rlines))
+			for _, l := range rlines {
+				held = append(held, events.Line{SKU: l.SKU, Qty: l.Qty})
+			}
+			out.hold = &OrderHold{ReservationID: out.ReservationID, OrderID: order, Location: s.o.Online, State: downsync.PickupOpen,
+				Lines: held, ReservedAt: s.o.Now()}
 			drafts = append(drafts, draft{events.KindReserve, events.ReservationMove{ReservationID: out.ReservationID, Location: s.o.Online,
 				Lines: rlines, OrderID: order, Channel: channel}})
 		}
@@ -801,6 +852,9 @@ func (s *Service) Checkout(ctx context.Context, id string, version int64, channe
 	if len(refused) == 0 || refused[0] {
 		return Order{}, ErrClosed
 	}
+	// The order's reservation went in with it: shown as written, without
+	// reading it back.
+	out.State.Order = out.hold
 	return out, nil
 }
 
@@ -898,16 +952,47 @@ func (s *Service) ExpireHolds(ctx context.Context) (int, error) {
 }
 
 // FindAbandoned marks the carts abandoned now and hands them to
-// OnAbandoned.
+// OnAbandoned. Carts marked are handed on even when their lines could not
+// be read (with what is known of them): the mark is the claim, and a
+// cart marked and not handed on would never be.
 func (s *Service) FindAbandoned(ctx context.Context) ([]store.AbandonedCart, error) {
 	ab, err := s.o.Store.MarkAbandonedCarts(ctx, s.o.Now(), s.o.AbandonAfter, 1000)
-	if err != nil || len(ab) == 0 {
+	if len(ab) == 0 {
 		return ab, err
 	}
-	// Cart ids only: customers are personal data and stay out of logs.
+	// Counts only: customers are personal data and stay out of logs.
 	s.log.Info("abandoned carts found", "count", len(ab))
 	if s.o.OnAbandoned != nil {
 		s.o.OnAbandoned(ab)
 	}
-	return ab, nil
+	return ab, err
+}
+
+// AbandonedEvents are the automation's cart_abandoned events of carts
+// found abandoned at at: the customer (her master id, which the event
+// carries anyway) and the cart's facts that rules' conditions read as
+// cart.<field>: cart.id, cart.value (minor units), cart.currency (when the
+// catalog names one), cart.lines (count) and cart.skus (sorted, comma
+// separated). Nothing else of her: the automation looks the rest up, and
+// her consent is asked when a message is sent. The event's id is the
+// cart's and its last change: found again after a new edit, it is a new
+// event.
+func AbandonedEvents(ab []store.AbandonedCart, at time.Time) []automation.Event {
+	evs := make([]automation.Event, 0, len(ab))
+	for _, c := range ab {
+		attrs := map[string]string{
+			"cart.id":    c.CartID,
+			"cart.value": strconv.FormatInt(c.Value, 10),
+			"cart.lines": strconv.Itoa(c.Lines),
+			"cart.skus":  strings.Join(c.SKUs, ","),
+		}
+		if c.Currency != "" {
+			attrs["cart.currency"] = c.Currency
+		}
+		evs = append(evs, automation.Event{
+			ID:      fmt.Sprintf("cart:%s:abandoned:%d", c.CartID, c.LastChange.UnixMilli()),
+			Trigger: automation.CartAbandoned, At: at, Customer: c.Customer, Attrs: attrs,
+		})
+	}
+	return evs
 }

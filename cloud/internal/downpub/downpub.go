@@ -40,6 +40,15 @@
 //     open and recent orders only. An agent drops an order at the marker,
 //     or, if it missed the marker, at its next session, which rereads its
 //     store's orders whole.
+//   - A checked-out cart is published (by the digest of its id) so tills
+//     refuse its code; it is deleted ClosedCartRetention after it closed,
+//     and its marker purged a day later, like a closed pickup order (an
+//     agent that missed the marker drops it at its expiry). The carts a
+//     batch changed are marked after its commit; since cart_checkouts has
+//     no index on time, the comparison with the store that catches what a
+//     crash lost reads the closures of the retention at start-up and those
+//     of the last two ClosedCartSweepEvery every ClosedCartSweepEvery, not
+//     at every sweep.
 package downpub
 
 import (
@@ -86,6 +95,8 @@ type Store interface {
 	ChangedReservations(ctx context.Context, since store.Cursor, limit int) ([]string, store.Cursor, error)
 	RecsDocs(ctx context.Context, ids []string) ([]downsync.RecsDoc, error)
 	ChangedRecs(ctx context.Context, since store.Cursor, limit int) ([]string, store.Cursor, error)
+	ClosedCartDocs(ctx context.Context, ids []string) ([]store.ClosedCart, error)
+	ClosedCartsSince(ctx context.Context, sinceMS int64) ([]string, error)
 }
 
 // Options configures a Publisher.
@@ -119,6 +130,11 @@ type Options struct {
 	// PickupRetention is how long a closed pickup order stays in the
 	// bucket (default 7 days); its delete marker is purged a day later.
 	PickupRetention time.Duration
+	// ClosedCartRetention is how long a checked-out cart stays in the
+	// bucket after its closing checkout [downsync.ClosedCartRetention];
+	// ClosedCartSweepEvery how often the closures recorded lately are
+	// compared with the bucket [10m].
+	ClosedCartRetention, ClosedCartSweepEvery time.Duration
 	// Now is the hub's clock (tests move it).
 	Now func() time.Time
 }
@@ -134,6 +150,9 @@ type Stats struct {
 	// and Relocated old keys of orders moved to another store; Purged the
 	// delete markers removed from the pickup stream.
 	Expired, Relocated, Purged uint64
+	// ClosedCartsExpired counts checked-out carts deleted from the bucket
+	// after ClosedCartRetention.
+	ClosedCartsExpired uint64
 	// Resyncs counts the times the mirrors were rebuilt (Resync).
 	Resyncs uint64
 	// Synced is false until the start-up comparison is done.
@@ -264,6 +283,7 @@ type Publisher struct {
 	reviews  map[string]struct{}
 	recs     map[string]struct{}
 	pickups  map[string]struct{}
+	carts    map[string]struct{}
 	wake     chan struct{}
 	resync   chan struct{}
 
@@ -271,6 +291,7 @@ type Publisher struct {
 
 	published, skipped, conflicts, errs atomic.Uint64
 	expired, relocated, purged, resyncs atomic.Uint64
+	cartsExpired                        atomic.Uint64
 	synced                              atomic.Bool
 }
 
@@ -307,13 +328,19 @@ func New(o Options) (*Publisher, error) {
 	if o.PickupRetention <= 0 {
 		o.PickupRetention = 7 * 24 * time.Hour
 	}
+	if o.ClosedCartRetention <= 0 {
+		o.ClosedCartRetention = downsync.ClosedCartRetention
+	}
+	if o.ClosedCartSweepEvery <= 0 {
+		o.ClosedCartSweepEvery = 10 * time.Minute
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
 	return &Publisher{
 		o: o, log: o.Logger,
 		stock: map[inventory.Key]struct{}{}, products: map[string]struct{}{}, reviews: map[string]struct{}{}, recs: map[string]struct{}{},
-		pickups: map[string]struct{}{}, wake: make(chan struct{}, 1), resync: make(chan struct{}, 1),
+		pickups: map[string]struct{}{}, carts: map[string]struct{}{}, wake: make(chan struct{}, 1), resync: make(chan struct{}, 1),
 		down: newBucket(downsync.Stream, downsync.SubjectPrefix, nil),
 		pick: newBucket(downsync.PickupStream, downsync.PickupSubjectPrefix, reservationOf),
 	}, nil
@@ -366,6 +393,10 @@ func (p *Publisher) Pickups(ids []string) {
 	}
 }
 
+// Carts marks carts changed: those checked out are published (their
+// digests), so stores refuse their codes.
+func (p *Publisher) Carts(ids []string) { p.mark(p.carts, ids) }
+
 func (p *Publisher) mark(set map[string]struct{}, ids []string) bool {
 	if len(ids) == 0 {
 		return false
@@ -388,12 +419,13 @@ func (p *Publisher) poke() {
 // Stats reports counters.
 func (p *Publisher) Stats() Stats {
 	p.mu.Lock()
-	dirty := len(p.stock) + len(p.products) + len(p.reviews) + len(p.pickups) + len(p.recs)
+	dirty := len(p.stock) + len(p.products) + len(p.reviews) + len(p.pickups) + len(p.recs) + len(p.carts)
 	p.mu.Unlock()
 	return Stats{
 		Published: p.published.Load(), Skipped: p.skipped.Load(), Conflicts: p.conflicts.Load(), Errors: p.errs.Load(),
 		Dirty: dirty, MirrorKeys: p.down.size() + p.pick.size(), Synced: p.synced.Load(),
 		Expired: p.expired.Load(), Relocated: p.relocated.Load(), Purged: p.purged.Load(), Resyncs: p.resyncs.Load(),
+		ClosedCartsExpired: p.cartsExpired.Load(),
 	}
 }
 
@@ -541,6 +573,9 @@ func (p *Publisher) runPublish(ctx context.Context) error {
 	for {
 		err := p.sweep(ctx, store.Cursor{})
 		if err == nil {
+			err = p.sweepClosedCarts(ctx, p.o.Now().Add(-p.o.ClosedCartRetention))
+		}
+		if err == nil {
 			break
 		}
 		if ctx.Err() != nil {
@@ -559,19 +594,25 @@ func (p *Publisher) runPublish(ctx context.Context) error {
 	defer flush.Stop()
 	sweep := time.NewTicker(p.o.SweepEvery)
 	defer sweep.Stop()
+	cartSweep := time.NewTicker(p.o.ClosedCartSweepEvery)
+	defer cartSweep.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-flush.C:
 		case <-p.wake:
+		case <-cartSweep.C:
+			if err := p.sweepClosedCarts(ctx, p.o.Now().Add(-2*p.o.ClosedCartSweepEvery)); err != nil && ctx.Err() == nil {
+				p.log.Warn("downpub: closed carts sweep failed", "err", err)
+			}
 		case <-sweep.C:
 			since := store.Cursor{MS: time.Now().Add(-p.o.SweepLookback).UnixMilli()}
 			if err := p.sweep(ctx, since); err != nil && ctx.Err() == nil {
 				p.log.Warn("downpub: sweep failed", "err", err)
 			}
 			if err := p.expire(ctx); err != nil && ctx.Err() == nil {
-				p.log.Warn("downpub: expiring pickup orders failed", "err", err)
+				p.log.Warn("downpub: expiring pickup orders and closed carts failed", "err", err)
 			}
 		}
 		before := p.published.Load()
@@ -632,6 +673,22 @@ func (p *Publisher) sweep(ctx context.Context, since store.Cursor) error {
 	return nil
 }
 
+// sweepClosedCarts marks the carts a checkout was recorded for since
+// and publishes them; the mirror filters out what the bucket has.
+func (p *Publisher) sweepClosedCarts(ctx context.Context, since time.Time) error {
+	ids, err := p.o.Store.ClosedCartsSince(ctx, since.UnixMilli())
+	if err != nil {
+		return err
+	}
+	for start := 0; start < len(ids); start += p.o.Page {
+		p.Carts(ids[start:min(start+p.o.Page, len(ids))])
+		if err := p.flush(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // doc is one document ready to publish, or a key to delete.
 type doc struct {
 	b       *bucket
@@ -641,6 +698,8 @@ type doc struct {
 	// del deletes the key if it holds version or older; expiry and moved
 	// say why (counted in Expired and Relocated once written).
 	del, expiry, moved bool
+	// cartExpiry: the delete of a checked-out cart past its retention.
+	cartExpiry bool
 	// closedMS marks a closed pickup order (ClosedHeader).
 	closedMS int64
 	// remark puts the change back in the dirty set if publishing fails.
@@ -656,7 +715,7 @@ type doc struct {
 // wait between flushes never coming.)
 func (p *Publisher) flush(ctx context.Context) error {
 	p.mu.Lock()
-	rounds := max(len(p.stock), len(p.products), len(p.reviews), len(p.pickups), len(p.recs))
+	rounds := max(len(p.stock), len(p.products), len(p.reviews), len(p.pickups), len(p.recs), len(p.carts))
 	p.mu.Unlock()
 	rounds = (rounds + p.o.Page - 1) / p.o.Page
 	for range rounds {
@@ -673,8 +732,9 @@ func (p *Publisher) flush(ctx context.Context) error {
 		reviews := take(p.reviews, p.o.Page)
 		pickups := take(p.pickups, p.o.Page)
 		recs := take(p.recs, p.o.Page)
+		closed := take(p.carts, p.o.Page)
 		p.mu.Unlock()
-		if len(keys)+len(products)+len(reviews)+len(pickups)+len(recs) == 0 {
+		if len(keys)+len(products)+len(reviews)+len(pickups)+len(recs)+len(closed) == 0 {
 			return nil
 		}
 		docs, err := p.load(ctx, keys, products, reviews, pickups)
@@ -683,12 +743,18 @@ func (p *Publisher) flush(ctx context.Context) error {
 			more, err = p.loadRecs(ctx, recs)
 			docs = append(docs, more...)
 		}
+		if err == nil {
+			var more []doc
+			more, err = p.loadClosedCarts(ctx, closed)
+			docs = append(docs, more...)
+		}
 		if err != nil {
 			p.Stock(keys)
 			p.mark(p.products, products)
 			p.mark(p.reviews, reviews)
 			p.mark(p.pickups, pickups)
 			p.mark(p.recs, recs)
+			p.mark(p.carts, closed)
 			return err
 		}
 		if err := p.publish(ctx, docs); err != nil {
@@ -767,6 +833,40 @@ func (p *Publisher) loadRecs(ctx context.Context, ids []string) ([]doc, error) {
 		ids := []string{d.ProductID}
 		docs = append(docs, doc{b: p.down, key: downsync.RecsKey(d.ProductID), version: d.Version, data: b,
 			remark: func() { p.mark(p.recs, ids) }})
+	}
+	return docs, nil
+}
+
+// loadClosedCarts reads the carts of ids that are checked out: each is
+// published under its digest until ClosedCartRetention after it closed,
+// and deleted (if the bucket has it) once past. Open carts make nothing.
+func (p *Publisher) loadClosedCarts(ctx context.Context, ids []string) ([]doc, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	closed, err := p.o.Store.ClosedCartDocs(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	now := p.o.Now()
+	docs := make([]doc, 0, len(closed))
+	for _, c := range closed {
+		d := c.Doc
+		d.ExpiresMS = d.ClosedMS + p.o.ClosedCartRetention.Milliseconds()
+		ids := []string{c.ID}
+		one := doc{b: p.down, key: downsync.ClosedCartKey(c.ID), version: d.Version, closedMS: d.ClosedMS,
+			remark: func() { p.mark(p.carts, ids) }}
+		if now.UnixMilli() >= d.ExpiresMS {
+			// Too old to matter to any till: deleted if the bucket still
+			// has it, never written again.
+			if e := p.down.known(one.key); e.rev == 0 || e.deleted {
+				continue
+			}
+			one.del, one.cartExpiry = true, true
+		} else {
+			one.data, _ = json.Marshal(d)
+		}
+		docs = append(docs, one)
 	}
 	return docs, nil
 }
@@ -879,6 +979,9 @@ func (p *Publisher) wrote(d doc, rev uint64) {
 	if d.moved {
 		p.relocated.Add(1)
 	}
+	if d.cartExpiry {
+		p.cartsExpired.Add(1)
+	}
 }
 
 // written is the mirror entry of d once the bucket has it at rev.
@@ -948,11 +1051,22 @@ func (p *Publisher) msg(d doc) *nats.Msg {
 	return m
 }
 
-// expire deletes the pickup orders closed more than PickupRetention ago
-// and purges the delete markers older than markerRetention, as the mirror
-// sees them. Every replica may do it; the compare-and-set and the purge's
+// expire deletes the pickup orders closed more than PickupRetention ago,
+// and the checked-out carts closed more than ClosedCartRetention ago, and
+// purges their delete markers older than markerRetention, as the mirrors
+// see them. Every replica may do it; the compare-and-set and the purge's
 // sequence bound make doing it twice harmless.
 func (p *Publisher) expire(ctx context.Context) error {
+	return errors.Join(
+		p.expireIn(ctx, p.pick, p.o.PickupRetention, nil),
+		// Only closed carts' markers are purged from the bucket every
+		// store reads: an agent that missed one drops the cart at its
+		// expiry, while other keys' markers must reach every agent.
+		p.expireIn(ctx, p.down, p.o.ClosedCartRetention, downsync.IsClosedCartKey))
+}
+
+// expireIn is expire in bucket b, for the keys ours accepts (nil: all).
+func (p *Publisher) expireIn(ctx context.Context, b *bucket, retention time.Duration, ours func(string) bool) error {
 	now := p.o.Now()
 	var dels []doc
 	type marker struct {
@@ -960,16 +1074,25 @@ func (p *Publisher) expire(ctx context.Context) error {
 		rev uint64
 	}
 	var markers []marker
-	p.pick.mu.Lock()
-	for k, e := range p.pick.mirror {
+	b.mu.Lock()
+	for k, e := range b.mirror {
+		if ours != nil && !ours(k) {
+			continue
+		}
 		switch {
 		case e.deleted && now.Sub(e.at) > markerRetention:
 			markers = append(markers, marker{k, e.rev})
-		case !e.deleted && e.closedMS > 0 && now.Sub(time.UnixMilli(e.closedMS)) > p.o.PickupRetention:
-			dels = append(dels, doc{b: p.pick, key: k, version: e.version, del: true, expiry: true, remark: func() {}})
+		case !e.deleted && e.closedMS > 0 && now.Sub(time.UnixMilli(e.closedMS)) > retention:
+			d := doc{b: b, key: k, version: e.version, del: true, remark: func() {}}
+			if b == p.pick {
+				d.expiry = true
+			} else {
+				d.cartExpiry = true
+			}
+			dels = append(dels, d)
 		}
 	}
-	p.pick.mu.Unlock()
+	b.mu.Unlock()
 	for start := 0; start < len(dels); start += p.o.Page {
 		if err := p.publish(ctx, dels[start:min(start+p.o.Page, len(dels))]); err != nil {
 			return err
@@ -978,19 +1101,21 @@ func (p *Publisher) expire(ctx context.Context) error {
 	if len(markers) == 0 {
 		return nil
 	}
-	st, err := p.o.JS.Stream(ctx, p.pick.stream)
+	st, err := p.o.JS.Stream(ctx, b.stream)
 	if err != nil {
-		return fmt.Errorf("downpub: pickup stream: %w", err)
+		return fmt.Errorf("downpub: stream %s: %w", b.stream, err)
 	}
 	for _, m := range markers {
 		// Up to and including the marker: a document written after it
 		// (the key reused) stays.
-		err := st.Purge(ctx, jetstream.WithPurgeSubject(p.pick.prefix+m.key), jetstream.WithPurgeSequence(m.rev+1))
+		err := st.Purge(ctx, jetstream.WithPurgeSubject(b.prefix+m.key), jetstream.WithPurgeSequence(m.rev+1))
 		if err != nil {
 			return fmt.Errorf("downpub: purge %s: %w", m.key, err)
 		}
-		p.pick.forget(m.key, m.rev)
-		p.purged.Add(1)
+		b.forget(m.key, m.rev)
+		if b == p.pick {
+			p.purged.Add(1)
+		}
 	}
 	return nil
 }

@@ -369,3 +369,112 @@ func TestCartCheckedOutAtTwoStoresOffline(t *testing.T) {
 		t.Fatalf("web checkout of a cart sold at two tills: %d", st)
 	}
 }
+
+// Ensure that a cart closes everywhere the stores can know of it: a code
+// whose cart the web shop checked out is refused at a till (once the
+// hub's down-sync has told the store), with a clear reason and no sale,
+// and so is a code checked out at another store's till; the hub's books
+// hold one checkout of each, and no conflict.
+func TestCartClosedElsewhereRefusedAtTill(t *testing.T) {
+	t.Parallel()
+	ns := testkit.StartNATS(t)
+	h := startHubWith(t, ns.URL(), nil)
+	catalog, err := os.ReadFile(sampleCatalog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	importCatalog(t, h.URL, catalog)
+	var v struct{ SKU string }
+	json.Unmarshal([]byte(strings.SplitN(string(catalog), "\n", 2)[0]), &v)
+	s1 := startAgent(t, "S1", "till-1", ns.URL(), "--log-level", "warn")
+	s2 := startAgent(t, "S2", "till-1", ns.URL(), "--log-level", "warn")
+
+	newCode := func() (string, string) {
+		var c e2eCart
+		if st := hubDo(t, "POST", h.URL+"/v1/carts", fmt.Sprintf(`{"lines":[{"sku":%q,"qty":1,"unit_price":2500}]}`, v.SKU), &c); st != 201 {
+			t.Fatalf("create cart: %d", st)
+		}
+		var qr struct {
+			Code string `json:"code"`
+		}
+		if st := hubDo(t, "GET", h.URL+"/v1/carts/"+c.CartID+"/qr", "", &qr); st != 200 || qr.Code == "" {
+			t.Fatalf("cart code: %d", st)
+		}
+		return c.CartID, qr.Code
+	}
+	tillSays := func(a *agent, code string) (int, string) {
+		resp, err := httpClient.Get(a.URL + "/v1/carts/" + url.PathEscape(code))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	checkoutAt := func(a *agent, code string) int {
+		resp, err := httpClient.Post(a.URL+"/v1/carts/"+url.PathEscape(code)+"/checkout", "application/json", strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+
+	// Checked out on the web: the till learns of it and refuses the code.
+	webCart, webCode := newCode()
+	testkit.Eventually(t, 20*time.Second, func() bool { st, _ := tillSays(s1, webCode); return st == 200 }, "S1 verifies the code")
+	before := onHand(t, h.URL, v.SKU)
+	if st := hubDo(t, "POST", h.URL+"/v1/carts/"+webCart+"/checkout", "{}", nil); st != 201 {
+		t.Fatalf("web checkout: %d", st)
+	}
+	start := time.Now()
+	var body string
+	testkit.Eventually(t, 20*time.Second, func() bool {
+		var st int
+		st, body = tillSays(s1, webCode)
+		return st == http.StatusConflict
+	}, "S1 refuses the code of a cart checked out online")
+	t.Logf("web checkout to refusal at the till: %v", time.Since(start).Round(time.Millisecond))
+	if !strings.Contains(body, "checked out online") {
+		t.Fatalf("refusal: %s", body)
+	}
+	if st := checkoutAt(s1, webCode); st != http.StatusConflict {
+		t.Fatalf("till checkout of a cart checked out online: %d", st)
+	}
+
+	// Checked out at S1's till: S2's till refuses it.
+	tillCart, tillCode := newCode()
+	testkit.Eventually(t, 20*time.Second, func() bool { st, _ := tillSays(s2, tillCode); return st == 200 }, "S2 verifies the code")
+	if st := checkoutAt(s1, tillCode); st != http.StatusCreated {
+		t.Fatalf("checkout at S1: %d", st)
+	}
+	testkit.Eventually(t, 30*time.Second, func() bool {
+		var st int
+		st, body = tillSays(s2, tillCode)
+		return st == http.StatusConflict
+	}, "S2 refuses the code of a cart checked out at S1")
+	if !strings.Contains(body, "at store S1") || checkoutAt(s2, tillCode) != http.StatusConflict {
+		t.Fatalf("refusal at S2: %s", body)
+	}
+
+	// The books: S1 sold the till's cart once, nothing else was sold at a
+	// till, and neither cart has a conflict.
+	testkit.Eventually(t, 30*time.Second, func() bool {
+		now := onHand(t, h.URL, v.SKU)
+		return now["S1"] == before["S1"]-1
+	}, "hub: S1's sale")
+	time.Sleep(time.Second)
+	if now := onHand(t, h.URL, v.SKU); now["S1"] != before["S1"]-1 || now["S2"] != before["S2"] {
+		t.Fatalf("on hand %v, before %v", now, before)
+	}
+	for _, id := range []string{webCart, tillCart} {
+		var got struct {
+			e2eCart
+			Conflicts []any `json:"conflicts"`
+		}
+		hubDo(t, "GET", h.URL+"/v1/carts/"+id, "", &got)
+		if !got.Closed || len(got.Conflicts) != 0 {
+			t.Fatalf("cart %s at the hub: %+v", id, got)
+		}
+	}
+}

@@ -32,7 +32,6 @@ import (
 
 	"github.com/omnisync/omnisync/cloud/internal/api"
 	"github.com/omnisync/omnisync/cloud/internal/auth"
-	"github.com/omnisync/omnisync/cloud/internal/automation"
 	"github.com/omnisync/omnisync/cloud/internal/basketfold"
 	"github.com/omnisync/omnisync/cloud/internal/carts"
 	"github.com/omnisync/omnisync/cloud/internal/cartsvc"
@@ -323,6 +322,7 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 		pub.Reviews(res.ReviewedProducts)
 		pub.Recs(res.RecProducts)
 		pub.Pickups(res.Reservations)
+		pub.Carts(res.Carts)
 		auto.StockChanged(changedSKUs(res.Positions)...)
 		if len(res.Customers) > 0 {
 			ins.Notify()
@@ -360,6 +360,7 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 		OnApplied: func(res store.BatchResult) {
 			pub.Stock(res.Positions)
 			pub.Pickups(res.Reservations)
+			pub.Carts(res.Carts)
 			if len(res.Customers) > 0 {
 				ins.Notify()
 			}
@@ -370,15 +371,7 @@ func (h *Hub) Run(ctx context.Context) (err error) {
 		// An abandoned cart is a trigger of the automation, which checks
 		// the customer's consent when it sends, not now.
 		OnAbandoned: func(ab []store.AbandonedCart) {
-			evs := make([]automation.Event, 0, len(ab))
-			for _, c := range ab {
-				evs = append(evs, automation.Event{
-					ID:      fmt.Sprintf("cart:%s:abandoned:%d", c.CartID, c.LastChange.UnixMilli()),
-					Trigger: automation.CartAbandoned, At: time.Now(), Customer: c.Customer,
-					Attrs: map[string]string{"cart.id": c.CartID},
-				})
-			}
-			if _, err := auto.Handle(ctx, evs...); err != nil {
+			if _, err := auto.Handle(ctx, cartsvc.AbandonedEvents(ab, time.Now())...); err != nil {
 				h.log.Warn("automation: abandoned carts", "err", err)
 			}
 		},

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/omnisync/omnisync/cloud/internal/carts"
+	"github.com/omnisync/omnisync/shared/downsync"
 	"github.com/omnisync/omnisync/shared/events"
 	"github.com/omnisync/omnisync/shared/hlc"
 )
@@ -310,23 +311,37 @@ ORDER BY expires_ms, reservation_id LIMIT $2`, now.UnixMilli(), limit)
 	return out, rows.Err()
 }
 
-// AbandonedCart is a cart found abandoned.
+// AbandonedCart is a cart found abandoned: what the automation's
+// conditions read of it (no personal data beyond its owner's master id).
 type AbandonedCart struct {
 	CartID, Customer string
 	LastChange       time.Time
+	// Value is the sum of its lines at their cart price, or the catalog's
+	// for a line the cart has no price for (minor units of Currency).
+	// Currency is the catalog's currency of its SKUs ("" when the catalog
+	// does not know them, or names several).
+	Value    int64
+	Currency string
+	// Lines counts its lines (quantity above 0); SKUs are theirs, sorted.
+	Lines int
+	SKUs  []string
 }
 
-// MarkAbandonedCarts finds up to limit open carts of known customers with
-// no edit for idle (by their newest edit's HLC wall time), marks them
-// abandoned at now and returns them: each once, whichever replica asks
-// (the update is the claim). An edit or checkout clears the mark.
+// MarkAbandonedCarts finds up to limit open carts of known customers that
+// have lines and no edit for idle (by their newest edit's HLC wall time),
+// marks them abandoned at now and returns them with their value and
+// lines: each once, whichever replica asks (the update is the claim). An
+// edit or checkout clears the mark. A claimed cart emptied to no lines is
+// not abandoned (carts.Abandoned): it stays unmarked, and counts once
+// she puts something in it again and leaves it.
 func (s *Store) MarkAbandonedCarts(ctx context.Context, now time.Time, idle time.Duration, limit int) ([]AbandonedCart, error) {
 	var out []AbandonedCart
 	err := s.retry(ctx, "abandoned carts", func() error {
 		out = out[:0]
 		rows, err := s.w.QueryContext(ctx, `UPDATE carts SET abandoned_ms = $1 WHERE cart_id IN (
-	SELECT cart_id FROM carts WHERE checkouts = 0 AND customer <> '' AND abandoned_ms = 0 AND updated_wall > 0 AND updated_wall <= $2
-	ORDER BY updated_wall LIMIT $3) AND abandoned_ms = 0
+	SELECT c.cart_id FROM carts c WHERE c.checkouts = 0 AND c.customer <> '' AND c.abandoned_ms = 0 AND c.updated_wall > 0 AND c.updated_wall <= $2
+		AND EXISTS (SELECT 1 FROM cart_lines l WHERE l.cart_id = c.cart_id AND l.qty > 0)
+	ORDER BY c.updated_wall LIMIT $3) AND abandoned_ms = 0
 RETURNING cart_id, customer, updated_wall`, now.UnixMilli(), now.Add(-idle).UnixMilli(), limit)
 		if err != nil {
 			return err
@@ -346,7 +361,62 @@ RETURNING cart_id, customer, updated_wall`, now.UnixMilli(), now.Add(-idle).Unix
 	if err != nil {
 		return nil, fmt.Errorf("store: abandoned carts: %w", err)
 	}
+	if err := s.abandonedContents(ctx, out); err != nil {
+		// Marked already: the carts are handed on with what is known.
+		return out, fmt.Errorf("store: abandoned carts' lines: %w", err)
+	}
 	return out, nil
+}
+
+// abandonedContents fills the value, currency and lines of carts.
+func (s *Store) abandonedContents(ctx context.Context, cs []AbandonedCart) error {
+	if len(cs) == 0 {
+		return nil
+	}
+	byID := make(map[string]*AbandonedCart, len(cs))
+	rs := newRowset(text("id"))
+	for i := range cs {
+		byID[cs[i].CartID] = &cs[i]
+		rs.add(cs[i].CartID)
+	}
+	currencies := map[string]map[string]bool{}
+	err := s.queryRows(ctx, s.r, rs, "k", func(a *args, k string) string {
+		return `SELECT l.cart_id, l.sku, l.qty, l.price, COALESCE(v.price_minor, -1), COALESCE(v.currency, '')
+FROM cart_lines l JOIN ` + k + ` ON l.cart_id = k.id LEFT JOIN variants v ON v.sku = l.sku WHERE l.qty > 0`
+	}, func(rows *sql.Rows) error {
+		var id, sku, currency string
+		var qty, price, catalog int64
+		if err := rows.Scan(&id, &sku, &qty, &price, &catalog, &currency); err != nil {
+			return err
+		}
+		c := byID[id]
+		c.Lines++
+		c.SKUs = append(c.SKUs, sku)
+		if price < 0 {
+			price = catalog
+		}
+		if price > 0 {
+			c.Value += price * qty
+		}
+		if currencies[id] == nil {
+			currencies[id] = map[string]bool{}
+		}
+		currencies[id][currency] = true
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i := range cs {
+		c := &cs[i]
+		slices.Sort(c.SKUs)
+		if cur := currencies[c.CartID]; len(cur) == 1 {
+			for k := range cur {
+				c.Currency = k
+			}
+		}
+	}
+	return nil
 }
 
 // CartConflicts lists up to limit carts checked out more than once, each
@@ -377,4 +447,74 @@ func (s *Store) CartConflicts(ctx context.Context, limit int) ([]*carts.Cart, er
 		}
 	}
 	return out, nil
+}
+
+// ClosedCart is a checked-out cart as the stores are told of it: its id
+// (the publisher keys it by digest) and its down-sync document, without
+// ExpiresMS (the publisher's retention sets it).
+type ClosedCart struct {
+	ID  string
+	Doc downsync.ClosedCartDoc
+}
+
+// ClosedCartDocs returns the carts of ids that are checked out, each with
+// the checkout that closed it (the earliest by stamp), in id order; open
+// and unknown carts are left out. The document's version is the number of
+// checkouts recorded, so a late checkout with an earlier stamp (which
+// changes the closing one) republishes it.
+func (s *Store) ClosedCartDocs(ctx context.Context, ids []string) ([]ClosedCart, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	rs := newRowset(text("id"))
+	for _, id := range slices.Compact(slices.Sorted(slices.Values(ids))) {
+		rs.add(id)
+	}
+	var out []ClosedCart
+	err := s.queryRows(ctx, s.r, rs, "k", func(a *args, k string) string {
+		return `SELECT c.cart_id, c.checkouts, o.hlc, o.version, o.store FROM carts c JOIN ` + k + ` ON c.cart_id = k.id
+JOIN cart_checkouts o ON o.cart_id = c.cart_id WHERE c.checkouts > 0 ORDER BY c.cart_id, o.hlc, o.event_id`
+	}, func(rows *sql.Rows) error {
+		var cc ClosedCart
+		var h int64
+		if err := rows.Scan(&cc.ID, &cc.Doc.Version, &h, &cc.Doc.CartVersion, &cc.Doc.Where); err != nil {
+			return err
+		}
+		// A cart's rows come in stamp order, together (a large rowset is
+		// read chunk by chunk, and a cart is in one chunk): the first is
+		// the closing checkout, the others are conflicts.
+		if n := len(out); n > 0 && out[n-1].ID == cc.ID {
+			return nil
+		}
+		cc.Doc.Cart, cc.Doc.State = downsync.CartDigest(cc.ID), downsync.ClosedCheckedOut
+		cc.Doc.ClosedMS = max(hlc.Unpack(h).Wall, 1)
+		cc.Doc.Online = s.rules.Online != "" && cc.Doc.Where == s.rules.Online
+		out = append(out, cc)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: closed carts: %w", err)
+	}
+	return out, nil
+}
+
+// ClosedCartsSince lists the carts a checkout was recorded for at or
+// after sinceMS (hub time): what the down-sync compares with the bucket
+// at start-up and now and then, for closures whose publishing a replica's
+// crash lost. A range of cart_checkouts_by_recorded, read in one pass.
+func (s *Store) ClosedCartsSince(ctx context.Context, sinceMS int64) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT DISTINCT cart_id FROM cart_checkouts WHERE recorded_ms >= $1`, sinceMS)
+	if err != nil {
+		return nil, fmt.Errorf("store: closed carts since: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
 }

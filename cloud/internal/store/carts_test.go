@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/omnisync/omnisync/cloud/internal/carts"
+	"github.com/omnisync/omnisync/cloud/internal/catalog"
 	"github.com/omnisync/omnisync/shared/events"
 )
 
@@ -192,6 +193,43 @@ func TestCarts_HoldsAndAbandoned(t *testing.T) {
 		}
 		if ab, _ := s.MarkAbandonedCarts(ctx, time.UnixMilli(20_000), 5*time.Second, 10); len(ab) != 0 {
 			t.Fatalf("abandoned twice: %+v", ab)
+		}
+	})
+}
+
+// Ensure that an abandoned cart carries what rules read of it: its value
+// (the cart's prices, the catalog's for a line without one), the
+// catalog's currency, its line count and SKUs (removed lines left out);
+// and that a claimed cart emptied to no lines is not abandoned, until it
+// has lines again and is left.
+func TestCarts_AbandonedCarryValueAndLines(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		importOK(t, s, []catalog.Variant{variant("A", "P1", 1), variant("B", "P2", 2)}) // 1999 EUR each
+		web := newDevice("online", "hub-1", 1)
+		apply(t, s,
+			web.ev(1000, events.KindLineSet, events.LineSet{CartID: cartX, Customer: "C1", Lines: []events.CartLine{
+				{SKU: "A", Qty: 2, UnitPrice: price(1500)}, {SKU: "B", Qty: 1}, {SKU: "Z", Qty: 4, UnitPrice: price(100)}}}),
+			web.ev(1100, events.KindLineSet, events.LineSet{CartID: cartX, Lines: []events.CartLine{{SKU: "Z", Qty: 0}}}),
+			web.ev(1000, events.KindLineSet, events.LineSet{CartID: cartY, Customer: "C2", Lines: []events.CartLine{{SKU: "A", Qty: 1}}}),
+			web.ev(1200, events.KindLineSet, events.LineSet{CartID: cartY, Lines: []events.CartLine{{SKU: "A", Qty: 0}}}),
+		)
+		ab, err := s.MarkAbandonedCarts(ctx, time.UnixMilli(10_000), 5*time.Second, 10)
+		if err != nil || len(ab) != 1 {
+			t.Fatalf("abandoned %+v %v", ab, err)
+		}
+		want := AbandonedCart{CartID: cartX, Customer: "C1", LastChange: time.UnixMilli(1100), Value: 2*1500 + 1999, Currency: "EUR",
+			Lines: 2, SKUs: []string{"A", "B"}}
+		if got := ab[0]; got.CartID != want.CartID || got.Customer != want.Customer || !got.LastChange.Equal(want.LastChange) ||
+			got.Value != want.Value || got.Currency != want.Currency || got.Lines != want.Lines || !slices.Equal(got.SKUs, want.SKUs) {
+			t.Fatalf("abandoned cart %+v, want %+v", got, want)
+		}
+		// The emptied cart gets a line again and is left: abandoned now.
+		apply(t, s, web.ev(20_000, events.KindLineSet, events.LineSet{CartID: cartY, Lines: []events.CartLine{{SKU: "Q", Qty: 3, UnitPrice: price(700)}}}))
+		ab, err = s.MarkAbandonedCarts(ctx, time.UnixMilli(30_000), 5*time.Second, 10)
+		if err != nil || len(ab) != 1 || ab[0].CartID != cartY || ab[0].Value != 2100 || ab[0].Currency != "" || ab[0].Lines != 1 {
+			t.Fatalf("abandoned after a new line %+v %v", ab, err)
 		}
 	})
 }

@@ -120,7 +120,7 @@ func (c *Cache) apply(ctx context.Context, batch []Update, mark func(st *state))
 			}
 		}
 		mark(st)
-		return nil
+		return c.pruneClosedCarts(tx)
 	})
 	if err != nil {
 		return err
@@ -177,6 +177,8 @@ func (w *writer) apply(u *Update) error {
 		return w.cartKey(k.KeyID, u)
 	case downsync.KindSurvey:
 		return w.survey(k.SurveyID, u)
+	case downsync.KindClosedCart:
+		return w.closedCart(k.CartDigest, u)
 	case downsync.KindTick:
 		if u.Deleted {
 			return nil

@@ -64,7 +64,8 @@ var (
 	// bucketMeta: the keys below.
 	bucketMeta = []byte("meta")
 
-	dataBuckets = [][]byte{bucketProducts, bucketGTINs, bucketSKUs, bucketStock, bucketReviews, bucketCartKeys, bucketRecs, bucketSurveys}
+	dataBuckets = [][]byte{bucketProducts, bucketGTINs, bucketSKUs, bucketStock, bucketReviews, bucketCartKeys, bucketRecs, bucketSurveys,
+		bucketClosedCarts}
 )
 
 // Keys of bucketMeta.
@@ -156,6 +157,9 @@ type Cache struct {
 	closed                     atomic.Bool
 	closeOnce                  sync.Once
 	closeErr                   error
+
+	// pruned is when Apply last dropped expired closed carts (unix ns).
+	pruned atomic.Int64
 }
 
 // state mirrors bucketMeta.

@@ -33,6 +33,9 @@ func (c *Carts) loadErr(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, ErrNoCart), errors.Is(err, cartcode.ErrNotCartCode):
 		writeErr(w, http.StatusNotFound, "code", "no such cart")
+	case errors.Is(err, ErrClosedElsewhere):
+		// Closed on the web or at another till: no sale.
+		writeErr(w, http.StatusConflict, "code", err.Error())
 	case errors.Is(err, cartcode.ErrUnknownKey):
 		// The hub's key has not reached this store yet.
 		writeErr(w, http.StatusUnprocessableEntity, "code", "signed by a key this store does not know yet")
@@ -174,6 +177,9 @@ func (c *Carts) tillCheckout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sale, err := c.Checkout(r.Context(), cart, nil)
+	if errors.Is(err, ErrCheckedOut) {
+		err = errors.New("this cart was checked out at this store already")
+	}
 	if err != nil {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.WriteHeader(http.StatusConflict)

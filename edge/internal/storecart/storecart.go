@@ -11,9 +11,19 @@
 //
 // Guarantees: one code (cart and version) is checked out at most once by
 // this agent (the checkout's idempotency key in the outbox, kept for the
-// code's lifetime): a second attempt answers 409 and writes nothing. Two
-// agents that both check the same code out while offline both sell; the
-// hub records the later checkout as a conflict for HQ.
+// code's lifetime): a second attempt answers 409 and writes nothing. A
+// code naming a cart the hub has told the store was checked out (on the
+// web, at another till: productcache.ClosedCart, down-synced) is refused
+// the same way, with where and when it closed. What the store has not
+// heard of yet it cannot refuse: two agents that both check the same code
+// out while offline, or a till whose down-sync is behind a web checkout,
+// both sell, and the hub records the later checkout as a conflict for HQ.
+//
+// Policy on old codes: a till accepts a code for MaxAge after it was
+// signed, and never longer than downsync.ClosedCartRetention (how long the
+// hub keeps telling stores about a closed cart): past that it could no
+// longer know whether the cart was checked out, so it refuses the code as
+// too old and the shopper's phone shows a fresh one.
 package storecart
 
 import (
@@ -30,6 +40,7 @@ import (
 
 	"github.com/omnisync/omnisync/edge/internal/outbox"
 	"github.com/omnisync/omnisync/shared/cartcode"
+	"github.com/omnisync/omnisync/shared/downsync"
 	"github.com/omnisync/omnisync/shared/events"
 )
 
@@ -45,11 +56,15 @@ type Options struct {
 	Outbox        Appender
 	// Keys returns the hub's public keys of cart codes.
 	Keys func() cartcode.Keys
+	// Closed reports what the hub has told the store of a cart checked
+	// out (productcache.ClosedCart); nil: nothing.
+	Closed func(cartID string) (downsync.ClosedCartDoc, bool)
 	// HubURL is the hub's public URL: a kiosk cart's QR opens
 	// HubURL/carts/{id} on the shopper's phone. Empty: the QR carries the
 	// cart id alone.
 	HubURL string
-	// MaxAge is how old a code a till accepts [24h, the hub's default].
+	// MaxAge is how old a code a till accepts [24h, the hub's default;
+	// at most downsync.ClosedCartRetention].
 	MaxAge time.Duration
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -90,6 +105,7 @@ func New(o Options) *Carts {
 	if o.MaxAge <= 0 {
 		o.MaxAge = 24 * time.Hour
 	}
+	o.MaxAge = min(o.MaxAge, downsync.ClosedCartRetention)
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -155,7 +171,29 @@ var (
 	ErrNoCart = errors.New("storecart: no such cart")
 	// ErrCheckedOut: this agent checked the code out already.
 	ErrCheckedOut = errors.New("storecart: cart already checked out here")
+	// ErrClosedElsewhere: the hub has told the store the cart was checked
+	// out (a *ClosedError says where and when).
+	ErrClosedElsewhere = errors.New("storecart: cart already checked out")
 )
+
+// ClosedError is a code refused because its cart was checked out
+// elsewhere; it unwraps to ErrClosedElsewhere.
+type ClosedError struct {
+	CartID string
+	Where  string
+	Online bool
+	At     time.Time
+}
+
+func (e *ClosedError) Error() string {
+	where := "at store " + e.Where
+	if e.Online {
+		where = "online"
+	}
+	return fmt.Sprintf("this cart was already checked out %s on %s: do not sell it again", where, e.At.UTC().Format("2 Jan 2006 15:04 UTC"))
+}
+
+func (e *ClosedError) Unwrap() error { return ErrClosedElsewhere }
 
 // Load reads a cart: a cart code (verified with the hub's keys), "scanned"
 // (the last code a scanner read) or a kiosk cart's id.
@@ -173,6 +211,9 @@ func (c *Carts) Load(code string) (Cart, error) {
 	if cartcode.IsCode(code) {
 		snap, err := cartcode.Verify(code, c.o.Keys(), c.o.Now(), c.o.MaxAge)
 		if err != nil {
+			return Cart{}, err
+		}
+		if err := c.closedElsewhere(snap.Carts); err != nil {
 			return Cart{}, err
 		}
 		out := Cart{CartID: snap.Carts[0], Carts: snap.Carts, Version: snap.Version, Source: "code", KeyID: snap.KeyID,
@@ -198,6 +239,21 @@ func (c *Carts) Load(code string) (Cart, error) {
 	slices.SortFunc(out.Lines, func(a, b Line) int { return strings.Compare(a.SKU, b.SKU) })
 	out.Total = total(out.Lines)
 	return out, nil
+}
+
+// closedElsewhere refuses a code any of whose carts the hub has said was
+// checked out: a checkout closes every cart of the code's view.
+func (c *Carts) closedElsewhere(ids []string) error {
+	if c.o.Closed == nil {
+		return nil
+	}
+	for _, id := range ids {
+		if d, ok := c.o.Closed(id); ok {
+			c.log.Info("cart code refused: checked out elsewhere", "cart", id, "where", d.Where)
+			return &ClosedError{CartID: id, Where: d.Where, Online: d.Online, At: time.UnixMilli(d.ClosedMS)}
+		}
+	}
+	return nil
 }
 
 func total(ls []Line) int64 {

@@ -1,6 +1,7 @@
 package storecart
 
 import (
+	"context"
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/omnisync/omnisync/edge/internal/outbox"
 	"github.com/omnisync/omnisync/shared/cartcode"
+	"github.com/omnisync/omnisync/shared/downsync"
 	"github.com/omnisync/omnisync/shared/events"
 )
 
@@ -163,4 +165,77 @@ func TestKiosk_CartAndHandoff(t *testing.T) {
 	if k, _ := outboxKinds(t, ob); strings.Join(k, ",") != "line_set,line_set" {
 		t.Fatalf("outbox %v", k)
 	}
+}
+
+// Ensure that a code naming a cart the hub has said was checked out (on
+// the web, or at another store's till) is refused with where and when,
+// at GET, at checkout and on the till page, and sells nothing; that a
+// cart the store has not heard of is still sold (the hub's conflict path
+// catches a late one); and that no code older than the hub's closed-cart
+// retention is accepted whatever MaxAge says.
+func TestTill_RefusesCartClosedElsewhere(t *testing.T) {
+	c, ob, key, mux := setup(t)
+	web, other, merged := cartcode.NewCartID(), cartcode.NewCartID(), cartcode.NewCartID()
+	closedAt := time.Date(2026, 3, 1, 14, 2, 0, 0, time.UTC)
+	known := map[string]downsync.ClosedCartDoc{
+		web:    {Cart: downsync.CartDigest(web), State: downsync.ClosedCheckedOut, Where: "online", Online: true, ClosedMS: closedAt.UnixMilli()},
+		merged: {Cart: downsync.CartDigest(merged), State: downsync.ClosedCheckedOut, Where: "S2", ClosedMS: closedAt.UnixMilli()},
+	}
+	c.o.Closed = func(id string) (downsync.ClosedCartDoc, bool) { d, ok := known[id]; return d, ok }
+
+	webCode := code(t, key, web, 2)
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequest("GET", "/v1/carts/"+webCode, nil))
+	if rec.Code != http.StatusConflict || !strings.Contains(rec.Body.String(), "checked out online on 1 Mar 2026 14:02 UTC") {
+		t.Fatalf("GET a cart checked out online: %d %s", rec.Code, rec.Body)
+	}
+	rec = httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/carts/"+webCode+"/checkout", strings.NewReader(`{}`)))
+	if rec.Code != http.StatusConflict {
+		t.Fatalf("checkout of a cart checked out online: %d %s", rec.Code, rec.Body)
+	}
+	// A code of a merged view one of whose carts closed at another store.
+	two, err := cartcode.Sign(key, cartcode.Snapshot{Carts: []string{other, merged}, Version: 5, IssuedAt: time.Now().Unix(),
+		Lines: []cartcode.Line{{SKU: "SKU-1", Qty: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ce *ClosedError
+	if _, err := c.Load(two); !errors.As(err, &ce) || ce.CartID != merged || ce.Where != "S2" || !errors.Is(err, ErrClosedElsewhere) {
+		t.Fatalf("merged view with a closed cart: %v", err)
+	}
+	c.Scan("scanner-1", two)
+	rec = httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequest("GET", "/till/", nil))
+	if page := rec.Body.String(); !strings.Contains(page, `id="error"`) || !strings.Contains(page, "at store S2") || strings.Contains(page, `id="checkout"`) {
+		t.Fatalf("till page:\n%s", page)
+	}
+	rec = httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequest("POST", "/till/checkout", nil))
+	if k, _ := outboxKinds(t, ob); len(k) != 0 {
+		t.Fatalf("a closed cart sold: %v", k)
+	}
+	// A cart the store knows nothing of (its cache behind, or offline) is
+	// sold: the hub records a late second checkout as a conflict.
+	if _, err := c.Checkout(context.Background(), mustLoad(t, c, code(t, key, other, 1)), nil); err != nil {
+		t.Fatal(err)
+	}
+
+	// However long MaxAge is set, a code older than the retention is too
+	// old: the store could no longer know whether its cart closed.
+	long := New(Options{Store: "S1", Device: "till-2", Outbox: ob, Keys: c.o.Keys, MaxAge: 30 * 24 * time.Hour})
+	old, _ := cartcode.Sign(key, cartcode.Snapshot{Carts: []string{cartcode.NewCartID()}, Version: 1,
+		IssuedAt: time.Now().Add(-downsync.ClosedCartRetention - time.Hour).Unix(), Lines: []cartcode.Line{{SKU: "SKU-1", Qty: 1}}})
+	if _, err := long.Load(old); !errors.Is(err, cartcode.ErrExpired) {
+		t.Fatalf("a code older than the retention: %v", err)
+	}
+}
+
+func mustLoad(t *testing.T, c *Carts, code string) Cart {
+	t.Helper()
+	cart, err := c.Load(code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cart
 }
