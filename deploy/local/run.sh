@@ -47,16 +47,19 @@ trap 'cleanup $?' EXIT
 # The embedded NATS server lets in only clients with credentials, on
 # loopback too: each store gets its own, made once and kept with the data
 # (an nkey seed, mode 0600); the hub makes its own on first start.
+# The simulated online warehouse is the web channel, whose credentials are
+# minted only on purpose (--web-channel).
 mint() {
 	local store=$1 creds="$DATA/$1.nk"
+	shift
 	if [ -f "$creds" ] && grep -qF "\"STORE_$store\" {" "$DATA/hub/nats-auth/stores.conf" 2>/dev/null; then
 		return
 	fi
 	rm -f "$creds"
-	"$BIN/omni-nats" mint-store --hub-data-dir "$DATA/hub" --out "$creds" "$store" >/dev/null
+	"$BIN/omni-nats" mint-store --hub-data-dir "$DATA/hub" --out "$creds" "$@" "$store" >/dev/null
 }
 for i in $(seq 1 "$STORES"); do mint "store-$i"; done
-mint online
+mint online --web-channel
 
 OMNI_BOOTSTRAP_TOKEN="$OMNI_TOKEN" "$BIN/omni-hub" --data-dir "$DATA/hub" --http "$HUB_HTTP" --nats-listen "$NATS_LISTEN" --webhook-hosts 127.0.0.1,localhost --webhook-allow-loopback >"$DATA/hub.log" 2>&1 &
 pids+=($!)
@@ -70,11 +73,11 @@ for _ in $(seq 1 100); do
 	sleep 0.1
 done
 
-# On the hub's first start (it says so in its log), give the admin the
-# password kept in $CREDS instead of the one-time one the hub printed.
+# On the hub's first start (it says so in its log) the admin has no
+# password: the bootstrap token sets the one kept in $CREDS.
 if grep -q 'omni-hub first start' "$DATA/hub.log"; then
 	if ! printf '%s\n' "$OMNI_ADMIN_PASSWORD" | "$BIN/omnictl" --hub "http://$HUB_HTTP" users passwd admin --password-stdin >/dev/null; then
-		echo "warning: could not set the admin's password; see the one-time password in $DATA/hub.log" >&2
+		echo "warning: could not set the admin's password; set it with: OMNI_TOKEN=\$OMNI_TOKEN $BIN/omnictl --hub http://$HUB_HTTP users passwd admin" >&2
 	fi
 fi
 

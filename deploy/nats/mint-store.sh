@@ -5,7 +5,12 @@
 # make the hash (omni-nats, the nats CLI, htpasswd or mkpasswd) it refuses:
 # it never writes a password in clear.
 #
-#   deploy/nats/mint-store.sh STORE [HOST:PORT]
+#   deploy/nats/mint-store.sh [--web-channel] STORE [HOST:PORT]
+#
+# The web channel's location (online, or OMNI_ONLINE_LOCATION as the hub's
+# --online-location) is refused unless --web-channel says it is meant: its
+# events may release and fulfil any store's orders, so only the web shop's
+# agent may have its credentials; --web-channel mints nothing else.
 #
 # `omni-nats mint-store --conf-dir DIR STORE` does the same with an nkey
 # (the server keeps only a public key; agents get a credentials file
@@ -14,7 +19,12 @@
 #
 # Reload the server afterwards (nats-server --signal reload) to admit it.
 set -euo pipefail
-store=${1:?usage: mint-store.sh STORE [HOST:PORT]}
+web_channel=0
+if [ "${1:-}" = "--web-channel" ]; then
+	web_channel=1
+	shift
+fi
+store=${1:?usage: mint-store.sh [--web-channel] STORE [HOST:PORT]}
 hostport=${2:-127.0.0.1:4222}
 dir=${OMNI_NATS_CONF_DIR:-$(cd "$(dirname "$0")" && pwd)}
 if ! [[ $store =~ ^[A-Za-z0-9_-]{1,64}$ ]]; then
@@ -23,6 +33,15 @@ if ! [[ $store =~ ^[A-Za-z0-9_-]{1,64}$ ]]; then
 fi
 if [ "$store" = "_hq" ]; then
 	echo "mint-store.sh: _hq is reserved for the events HQ's actions write at the hub" >&2
+	exit 2
+fi
+online=${OMNI_ONLINE_LOCATION:-online}
+if [ "$store" = "$online" ] && [ "$web_channel" = 0 ]; then
+	echo "mint-store.sh: $store is the web channel's location, whose events may release and fulfil any store's orders; mint it for the web shop's agent alone, with --web-channel" >&2
+	exit 2
+fi
+if [ "$web_channel" = 1 ] && [ "$store" != "$online" ]; then
+	echo "mint-store.sh: --web-channel mints the web channel's location $online (OMNI_ONLINE_LOCATION), not $store" >&2
 	exit 2
 fi
 conf="$dir/stores.conf"

@@ -74,7 +74,14 @@ var (
 	ErrInvalidStore = errors.New("natsacct: store must be 1-64 of letters, digits, '-' and '_'")
 	// ErrPlaintext is returned for a password that is not a bcrypt hash.
 	ErrPlaintext = errors.New("natsacct: refusing to write a password that is not a bcrypt hash")
+	// ErrWebChannel is returned for minting the web channel's location
+	// without saying so (MintOptions.WebChannel), or saying so of another.
+	ErrWebChannel = errors.New("natsacct: the web channel's credentials are minted only on purpose")
 )
+
+// DefaultOnline is the web channel's location (and store id) unless the
+// hub is configured otherwise (omni-hub --online-location).
+const DefaultOnline = "online"
 
 var storeRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
@@ -460,16 +467,47 @@ func RefreshStores(path string) (int, error) {
 	return len(heads), nil
 }
 
+// MintOptions are MintStoreWith's choices.
+type MintOptions struct {
+	// WebChannel says the credentials are the web channel's: the online
+	// location's, whose events the hub trusts to release and fulfil any
+	// store's orders. Without it the online location is refused, so that
+	// admitting a store can never hand out that trust by a typo or a
+	// script looping over location names.
+	WebChannel bool
+	// Online is the web channel's location (the hub's --online-location);
+	// DefaultOnline when empty.
+	Online string
+}
+
 // MintStore admits store to the server whose configuration is in confDir:
 // it writes the store's credentials (a new nkey seed) to credsPath, mode
 // 0600, refusing to overwrite a file, then adds the store's account, with
 // only the public key, to confDir's StoresFile. The seed is written first
 // (a store admitted without its credentials would need minting again under
 // another name); if admitting fails, the credentials file is removed. It
-// returns the public key.
+// returns the public key. It refuses the web channel's location
+// (ErrWebChannel): MintStoreWith mints that one on purpose.
 func MintStore(confDir, store, credsPath string, now time.Time) (string, error) {
+	return MintStoreWith(confDir, store, credsPath, now, MintOptions{})
+}
+
+// MintStoreWith is MintStore with options: o.WebChannel mints the web
+// channel's credentials, and only those.
+func MintStoreWith(confDir, store, credsPath string, now time.Time, o MintOptions) (string, error) {
 	if !storeRE.MatchString(store) {
 		return "", ErrInvalidStore
+	}
+	online := o.Online
+	if online == "" {
+		online = DefaultOnline
+	}
+	switch {
+	case store == online && !o.WebChannel:
+		return "", fmt.Errorf("%w: %q is the web channel's location, whose events may release and fulfil any store's orders; "+
+			"mint it for the web shop's agent alone, with --web-channel (omni-nats mint-store --web-channel %s)", ErrWebChannel, store, store)
+	case o.WebChannel && store != online:
+		return "", fmt.Errorf("%w: --web-channel mints the web channel's location %q (the hub's --online-location), not %q", ErrWebChannel, online, store)
 	}
 	if err := os.MkdirAll(confDir, 0o700); err != nil {
 		return "", fmt.Errorf("natsacct: %w", err)

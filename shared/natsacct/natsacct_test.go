@@ -178,3 +178,31 @@ func TestRefreshStores(t *testing.T) {
 		t.Fatal("refreshed a block without a user it could read")
 	}
 }
+
+// Ensure that MintStore refuses the web channel's location, which only
+// MintStoreWith's WebChannel mints, and that WebChannel mints nothing
+// else; a refusal leaves no credentials and no account behind.
+func TestMintStore_WebChannelOnPurpose(t *testing.T) {
+	dir := t.TempDir()
+	creds := filepath.Join(dir, "online.nk")
+	if _, err := MintStore(dir, DefaultOnline, creds, time.Now()); !errors.Is(err, ErrWebChannel) || !strings.Contains(err.Error(), "--web-channel") {
+		t.Fatalf("MintStore online: %v", err)
+	}
+	if _, err := MintStoreWith(dir, "S1", filepath.Join(dir, "S1.nk"), time.Now(), MintOptions{WebChannel: true}); !errors.Is(err, ErrWebChannel) {
+		t.Fatalf("WebChannel minting S1: %v", err)
+	}
+	if _, err := os.Stat(creds); err == nil {
+		t.Fatal("a refused minting wrote credentials")
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, StoresFile)); len(b) > 0 {
+		t.Fatalf("a refused minting admitted an account:\n%s", b)
+	}
+	if _, err := MintStoreWith(dir, DefaultOnline, creds, time.Now(), MintOptions{WebChannel: true}); err != nil {
+		t.Fatal(err)
+	}
+	// Another chain calls its web channel "web": "online" is then a store
+	// like any other.
+	if _, err := MintStoreWith(dir, "web", filepath.Join(dir, "web.nk"), time.Now(), MintOptions{Online: "web"}); !errors.Is(err, ErrWebChannel) {
+		t.Fatalf("web, the configured web channel, without WebChannel: %v", err)
+	}
+}

@@ -40,7 +40,7 @@ func main() {
 	fs.String("http", d.HTTP, "HTTP listen address for the API, dashboard and /metrics (a non-loopback one needs --public-url)")
 	fs.String("tls-cert", d.TLSCert, "PEM certificate: serve HTTPS (with --tls-key)")
 	fs.String("tls-key", d.TLSKey, "PEM key of --tls-cert")
-	fs.String("bootstrap-token", d.BootstrapToken, "on a hub without users, make this the admin's API token (env OMNI_BOOTSTRAP_TOKEN; ignored once users exist)")
+	fs.String("bootstrap-token", d.BootstrapToken, "on a hub without users, make this the admin's API token, for automation (env OMNI_BOOTSTRAP_TOKEN; ignored once users exist); without it, the first start prints a one-time setup token for the admin's password")
 	fs.Int("stream-replicas", d.StreamReplicas, "JetStream replicas for the events stream (3 on a cluster)")
 	fs.Duration("stream-max-age", d.StreamMaxAge, "how long applied events stay in the stream")
 	fs.Duration("ledger-retention", d.LedgerRetention, "how long the stock ledger keeps raw lines before rolling them up into daily totals (0: forever)")

@@ -9,6 +9,7 @@
 //
 //	omni-nats mint-store --conf-dir /etc/omnisync/nats --out store-17.nk store-17
 //	omni-nats mint-store --hub-data-dir omni-data/hub --out store-17.nk store-17
+//	omni-nats mint-store --hub-data-dir omni-data/hub --web-channel --out online.nk online
 //	omni-nats refresh-stores --conf-dir /etc/omnisync/nats
 //	omni-nats leaf-env --creds store-17.nk --hub nats-leaf://nats-1:7422,nats-leaf://nats-2:7422 --hub-ca ca.pem --out leaf.env store-17
 //	omni-nats passwd < password-file
@@ -57,7 +58,8 @@ func main() {
 }
 
 func mintCmd() *cobra.Command {
-	var confDir, hubData, out string
+	var confDir, hubData, out, online string
+	var web bool
 	c := &cobra.Command{
 		Use:   "mint-store STORE",
 		Short: "make a store's NATS credentials and add its account to stores.conf",
@@ -66,7 +68,11 @@ never printed), and the store's account, holding only the public key, added
 to stores.conf in --conf-dir (a deploy/nats directory; reload the server
 afterwards) or in the hub's data directory (--hub-data-dir; the hub's
 embedded server admits the store within seconds). Give the file to the
-store's agents as --nats-creds.`,
+store's agents as --nats-creds.
+
+The web channel's location (online, or the hub's --online-location) is
+refused unless --web-channel says it is meant: its events may release and
+fulfil any store's orders, so only the web shop's agent may have them.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			store := args[0]
@@ -79,7 +85,7 @@ store's agents as --nats-creds.`,
 			if out == "" {
 				out = store + ".nk"
 			}
-			pub, err := natsacct.MintStore(confDir, store, out, time.Now())
+			pub, err := natsacct.MintStoreWith(confDir, store, out, time.Now(), natsacct.MintOptions{WebChannel: web, Online: online})
 			if err != nil {
 				return err
 			}
@@ -90,6 +96,8 @@ store's agents as --nats-creds.`,
 	c.Flags().StringVar(&confDir, "conf-dir", "", "directory of the server's configuration (deploy/nats): stores.conf is there")
 	c.Flags().StringVar(&hubData, "hub-data-dir", "", "the hub's --data-dir, for its embedded NATS server")
 	c.Flags().StringVar(&out, "out", "", "where to write the store's credentials (default STORE.nk)")
+	c.Flags().BoolVar(&web, "web-channel", false, "mint the web channel's credentials (the online location, which may release and fulfil any store's orders)")
+	c.Flags().StringVar(&online, "online-location", natsacct.DefaultOnline, "the web channel's location, as the hub's --online-location")
 	return c
 }
 

@@ -137,4 +137,33 @@ func TestOmniNATS(t *testing.T) {
 	if _, code := run("short\n", "passwd"); code != 1 {
 		t.Fatalf("passwd took a short password: exit %d", code)
 	}
+
+	// The web channel's credentials are minted only on purpose, and
+	// --web-channel mints nothing else.
+	web := t.TempDir()
+	for _, c := range []struct {
+		args []string
+		code int
+		say  string
+	}{
+		{[]string{"mint-store", "--conf-dir", web, "--out", filepath.Join(web, "online.nk"), "online"}, 1, "--web-channel"},
+		{[]string{"mint-store", "--conf-dir", web, "--out", filepath.Join(web, "S3.nk"), "--web-channel", "S3"}, 1, `not "S3"`},
+		{[]string{"mint-store", "--conf-dir", web, "--out", filepath.Join(web, "web.nk"), "--online-location", "web", "web"}, 1, "--web-channel"},
+		{[]string{"mint-store", "--conf-dir", web, "--out", filepath.Join(web, "online.nk"), "--online-location", "web", "online"}, 0, "store online admitted"},
+		{[]string{"mint-store", "--conf-dir", web, "--out", filepath.Join(web, "web.nk"), "--web-channel", "--online-location", "web", "web"}, 0, "store web admitted"},
+	} {
+		if out, code := run("", c.args...); code != c.code || !strings.Contains(out, c.say) {
+			t.Errorf("%v: exit %d, want %d saying %q: %s", c.args, code, c.code, c.say, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(web, "S3.nk")); err == nil {
+		t.Error("a refused minting left its credentials file")
+	}
+	conf := filepath.Join(t.TempDir(), "conf")
+	if out, code := run("", "mint-store", "--conf-dir", conf, "--out", filepath.Join(conf+".nk"), "--web-channel", "online"); code != 0 {
+		t.Fatalf("mint-store --web-channel online: %d %s", code, out)
+	}
+	if b, _ := os.ReadFile(filepath.Join(conf, natsacct.StoresFile)); !strings.Contains(string(b), `"STORE_online" {`) {
+		t.Fatalf("the web channel was not admitted:\n%s", b)
+	}
 }

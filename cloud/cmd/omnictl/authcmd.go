@@ -60,7 +60,7 @@ func (in *input) secret(prompt string, fromStdin bool, stderr io.Writer) (string
 }
 
 func loginCmd(h *hubConn, stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
-	var user, expires string
+	var user, expires, setup string
 	var pwStdin bool
 	cmd := &cobra.Command{
 		Use:   "login",
@@ -69,10 +69,19 @@ func loginCmd(h *hubConn, stdin io.Reader, stdout, stderr io.Writer) *cobra.Comm
 API token from the hub (POST /v1/auth/login) and saves it for this hub URL in
 the user's config directory (omnisync/credentials.json, readable by the user
 alone). Every later omnictl command to this hub sends it, unless --token or
-OMNI_TOKEN names another.`,
+OMNI_TOKEN names another.
+
+On a hub's first start (without --bootstrap-token) nobody has a password
+yet: --setup-token takes the one-time setup token the hub printed, asks for
+the admin's new password (twice on a terminal; one line with
+--password-stdin), sets it (POST /v1/auth/setup) and logs in as the admin.
+The token works once: after that it is dead.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			in := newInput(stdin)
+			if setup != "" {
+				return setupLogin(cmd, h, in, setup, expires, pwStdin, stdout, stderr)
+			}
 			if user == "" {
 				fmt.Fprint(stderr, "User: ")
 				line, err := in.line()
@@ -91,27 +100,58 @@ OMNI_TOKEN names another.`,
 			if err := h.do(cmd.Context(), http.MethodPost, "/v1/auth/login", req, &tok); err != nil {
 				return err
 			}
-			creds, err := loadCredentials()
-			if err != nil {
-				return err
-			}
-			creds.Hubs[h.URL()] = savedLogin{User: tok.User, Token: tok.Token, TokenID: tok.ID}
-			p, err := saveCredentials(creds)
-			if err != nil {
-				return err
-			}
-			exp := "never"
-			if tok.Expires != nil {
-				exp = tok.Expires.Local().Format(time.DateTime)
-			}
-			fmt.Fprintf(stdout, "logged in to %s as %s (token %d, expires %s); saved in %s\n", h.URL(), tok.User, tok.ID, exp, p)
-			return nil
+			return saveLogin(h, tok, "logged in to", stdout)
 		},
 	}
+	cmd.Flags().StringVar(&setup, "setup-token", "", "the one-time setup token a hub's first start printed: set the admin's password and log in")
 	cmd.Flags().StringVar(&user, "user", "", "user name (default: ask)")
 	cmd.Flags().BoolVar(&pwStdin, "password-stdin", false, "read the password from stdin instead of asking")
 	cmd.Flags().StringVar(&expires, "expires-in", "", "token lifetime, e.g. 30d or 12h (default 30d)")
 	return cmd
+}
+
+// saveLogin keeps tok for this hub and says so.
+func saveLogin(h *hubConn, tok auth.TokenView, did string, stdout io.Writer) error {
+	creds, err := loadCredentials()
+	if err != nil {
+		return err
+	}
+	creds.Hubs[h.URL()] = savedLogin{User: tok.User, Token: tok.Token, TokenID: tok.ID}
+	p, err := saveCredentials(creds)
+	if err != nil {
+		return err
+	}
+	exp := "never"
+	if tok.Expires != nil {
+		exp = tok.Expires.Local().Format(time.DateTime)
+	}
+	fmt.Fprintf(stdout, "%s %s as %s (token %d, expires %s); saved in %s\n", did, h.URL(), tok.User, tok.ID, exp, p)
+	return nil
+}
+
+// setupLogin is login --setup-token: the admin's first password, set with
+// the hub's one-time setup token, then a login.
+func setupLogin(cmd *cobra.Command, h *hubConn, in *input, token, expires string, pwStdin bool, stdout, stderr io.Writer) error {
+	pw, err := in.secret("New password for the admin: ", pwStdin, stderr)
+	if err != nil {
+		return err
+	}
+	if in.term != nil && !pwStdin {
+		again, err := in.secret("The same again: ", false, stderr)
+		if err != nil {
+			return err
+		}
+		if again != pw {
+			return usageError{errors.New("the two passwords differ")}
+		}
+	}
+	host, _ := os.Hostname()
+	var tok auth.TokenView
+	req := auth.SetupRequest{Token: strings.TrimSpace(token), Password: pw, TokenName: "omnictl on " + host, ExpiresIn: expires}
+	if err := h.do(cmd.Context(), http.MethodPost, "/v1/auth/setup", req, &tok); err != nil {
+		return err
+	}
+	return saveLogin(h, tok, "set the admin's password and logged in to", stdout)
 }
 
 func logoutCmd(h *hubConn, stdout io.Writer) *cobra.Command {

@@ -2,11 +2,16 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/omnisync/omnisync/cloud/internal/auth"
+	"github.com/omnisync/omnisync/cloud/internal/store"
 )
 
 // omnictl runs the whole CLI in-process with stdin and returns its output
@@ -140,4 +145,48 @@ func dbHolds(t *testing.T, db, s string) bool {
 		}
 	}
 	return false
+}
+
+// Ensure that `omnictl login --setup-token` sets the admin's password on a
+// hub's first start with the token the hub printed, and logs in with it;
+// that the token works once; and that a bad password leaves it good.
+func TestLoginSetupToken(t *testing.T) {
+	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "hub.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	svc := auth.New(auth.Options{Store: st})
+	var printed bytes.Buffer
+	if err := svc.Bootstrap(context.Background(), "", &printed); err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^ +(` + auth.SetupTokenPrefix + `\S+)$`).FindStringSubmatch(printed.String())
+	if m == nil {
+		t.Fatalf("no setup token printed:\n%s", printed.String())
+	}
+	rt := auth.NewRouter(svc)
+	svc.Register(rt)
+	srv := httptest.NewServer(rt)
+	t.Cleanup(srv.Close)
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	t.Setenv("OMNI_TOKEN", "")
+	hub := "--hub=" + srv.URL
+
+	if out, code := omnictl(t, "short\n", hub, "login", "--setup-token", m[1], "--password-stdin"); code != 1 || !strings.Contains(out, "at least 10") {
+		t.Fatalf("a short password: exit %d\n%s", code, out)
+	}
+	out, code := omnictl(t, "the admin's first password\n", hub, "login", "--setup-token", m[1], "--password-stdin")
+	if code != 0 || !strings.Contains(out, "set the admin's password and logged in to "+srv.URL+" as admin") {
+		t.Fatalf("login --setup-token: exit %d\n%s", code, out)
+	}
+	if out, code := omnictl(t, "", hub, "whoami"); code != 0 || !strings.Contains(out, "role    admin") {
+		t.Fatalf("whoami after setup: exit %d\n%s", code, out)
+	}
+	if out, code := omnictl(t, "another long password\n", hub, "login", "--setup-token", m[1], "--password-stdin"); code != 1 || !strings.Contains(out, "wrong, used or expired") {
+		t.Fatalf("the setup token again: exit %d\n%s", code, out)
+	}
+	if out, code := omnictl(t, "the admin's first password\n", hub, "login", "--user", "admin", "--password-stdin"); code != 0 {
+		t.Fatalf("login with the password set: exit %d\n%s", code, out)
+	}
 }

@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -34,8 +33,12 @@ func (c *clock) Add(d time.Duration) {
 
 const bootToken = "omni_unit-test-bootstrap-token-00"
 
+// adminPassword is the password newService gives the admin.
+const adminPassword = "the admin's long password"
+
 // newService opens a fresh SQLite store and a Service over it, bootstrapped
-// with bootToken; it returns the admin's one-time password too.
+// with bootToken (which prints no secret), and gives the admin
+// adminPassword, which it returns too.
 func newService(t *testing.T) (*Service, *clock, string, string) {
 	t.Helper()
 	db := filepath.Join(t.TempDir(), "hub.db")
@@ -50,11 +53,17 @@ func newService(t *testing.T) (*Service, *clock, string, string) {
 	if err := s.Bootstrap(context.Background(), bootToken, &out); err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`password "([^"]+)"`).FindStringSubmatch(out.String())
-	if m == nil {
-		t.Fatalf("bootstrap printed no password: %q", out.String())
+	if !strings.Contains(out.String(), "omni-hub first start") || strings.Contains(out.String(), bootToken) || strings.Contains(out.String(), SetupTokenPrefix) {
+		t.Fatalf("bootstrap with a token printed %q", out.String())
 	}
-	return s, c, m[1], db
+	if u, _ := st.UserByName(context.Background(), FirstAdmin); u.PasswordHash != "" {
+		t.Fatal("the bootstrapped admin has a password nobody was told")
+	}
+	pw := adminPassword
+	if _, err := s.UpdateUser(context.Background(), nil, FirstAdmin, UserChange{Password: &pw}); err != nil {
+		t.Fatal(err)
+	}
+	return s, c, pw, db
 }
 
 func bearer(token string) *http.Request {

@@ -19,9 +19,11 @@
 // Guarantees: no secret is stored. Passwords are kept as argon2id hashes;
 // sessions and tokens as the SHA-256 of their random secret, so a copy of
 // the database lets nobody in. A password reset or disabling a user ends
-// the user's sessions at once; a disabled user's tokens stop working at
-// once; a revoked or expired token is refused on its next request, on
-// every hub replica (nothing is cached).
+// the user's sessions at once. A token's lookup is reused for at most
+// TokenCacheTTL (2 s), so that the web shop's many calls cost no query
+// each: a token revoked or a user disabled through this hub process is
+// refused on its next request; through another hub replica, within those
+// 2 seconds there. An expired token is refused at once everywhere.
 //
 // Sharp edges: last-used times of tokens and sessions are written at most
 // once a minute, so they are that coarse. Login throttling is per hub

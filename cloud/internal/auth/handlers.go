@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/omnisync/omnisync/cloud/internal/store"
@@ -14,7 +15,9 @@ import (
 // Register adds the login and logout pages and the identity API to rt:
 //
 //	GET  /login, POST /login, POST /logout        the dashboard's login
+//	GET  /setup, POST /setup                      the first admin's password, with the setup token
 //	POST /v1/auth/login                           user+password -> API token (omnictl login)
+//	POST /v1/auth/setup                           setup token+password -> API token (omnictl login --setup-token)
 //	GET  /v1/auth/me                              who am I, with my scopes and stores
 //	POST /v1/auth/password                        change my password
 //	GET|POST /v1/users, PATCH /v1/users/{name}    user management (admin)
@@ -24,6 +27,12 @@ func (s *Service) Register(rt *Router) {
 	rt.HandleFunc("POST "+LoginPath, Public(), s.loginSubmit)
 	rt.HandleFunc("POST "+LogoutPath, Public(), s.logout)
 	rt.HandleFunc("POST /v1/auth/login", Public(), s.apiLogin)
+	// Public because nobody can log in yet when they are needed: the
+	// setup token is the credential (one use, 24 hours, throttled per
+	// client), and a cross-site post is refused by Protect.
+	rt.HandleFunc("GET "+SetupPath, Public(), s.setupPage)
+	rt.HandleFunc("POST "+SetupPath, Public(), s.setupSubmit)
+	rt.HandleFunc("POST /v1/auth/setup", Public(), s.apiSetup)
 	rt.HandleFunc("GET /v1/auth/me", LoggedIn(), s.me)
 	rt.HandleFunc("POST /v1/auth/password", LoggedIn(), s.changePassword)
 	rt.HandleFunc("GET /v1/users", Need(UsersAdmin), s.listUsers)
@@ -144,6 +153,51 @@ func (s *Service) apiLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("logged in (token)", "user", u.Name, "token", t.ID, "client", clientAddr(r))
+	v := tokenView(t)
+	v.Token = secret
+	writeJSON(w, http.StatusCreated, v)
+}
+
+// SetupRequest is POST /v1/auth/setup.
+type SetupRequest struct {
+	// Token is the one-time setup token the hub printed.
+	Token    string `json:"token"`
+	Password string `json:"password"`
+	// TokenName and ExpiresIn are the API token's, as for a login.
+	TokenName string `json:"token_name,omitempty"`
+	ExpiresIn string `json:"expires_in,omitempty"`
+}
+
+// apiSetup sets the admin's password with the setup token and answers an
+// API token for the admin, as a login does.
+func (s *Service) apiSetup(w http.ResponseWriter, r *http.Request) {
+	var req SetupRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	var ttl time.Duration
+	if req.ExpiresIn != "" {
+		var err error
+		if ttl, err = ParseTTL(req.ExpiresIn); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
+	u, err := s.Setup(r.Context(), strings.TrimSpace(req.Token), req.Password, clientAddr(r))
+	if errors.Is(err, ErrSetupToken) {
+		writeErr(w, http.StatusUnauthorized, "setup token not accepted: wrong, used or expired (restarting the hub prints a new one while no admin can log in)")
+		return
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	t, secret, err := s.LoginToken(r.Context(), u, req.TokenName, ttl)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.log.Info("logged in (token) after setup", "user", u.Name, "token", t.ID, "client", clientAddr(r))
 	v := tokenView(t)
 	v.Token = secret
 	writeJSON(w, http.StatusCreated, v)

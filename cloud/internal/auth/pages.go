@@ -7,12 +7,17 @@ import (
 	"net"
 	"net/http"
 	"strings"
+
+	"github.com/omnisync/omnisync/cloud/internal/store"
 )
 
 // Paths of the login and logout pages.
 const (
 	LoginPath  = "/login"
 	LogoutPath = "/logout"
+	// SetupPath is where the first admin sets a password with the
+	// one-time setup token.
+	SetupPath = "/setup"
 )
 
 // ContentSecurityPolicy is sent with every answer. The hub's pages load
@@ -85,7 +90,7 @@ form{background:#fff;border:1px solid #dde;border-radius:8px;padding:1.6rem 1.8r
 h1{font-size:1.2rem;margin:0 0 1rem}label{display:block;margin:.7rem 0 .2rem;font-size:.9rem}
 input{width:100%;box-sizing:border-box;padding:.45rem;border:1px solid #b8c0cc;border-radius:4px;font-size:1rem}
 button{margin-top:1.1rem;width:100%;padding:.55rem;border:0;border-radius:4px;background:#1d4ed8;color:#fff;font-size:1rem}
-.err{color:#b3261e;font-size:.9rem}
+.err{color:#b3261e;font-size:.9rem}.alt{font-size:.8rem;margin:1rem 0 0}.alt a{color:#4a5568}
 </style></head><body>
 <form method="post" action="/login">
 <h1>omnisync HQ</h1>
@@ -94,6 +99,32 @@ button{margin-top:1.1rem;width:100%;padding:.55rem;border:0;border-radius:4px;ba
 <label for="user">User</label><input id="user" name="user" autocomplete="username" value="{{.User}}" required autofocus>
 <label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
 <button type="submit" id="login">Log in</button>
+<p class="alt"><a href="/setup">First start? Set the admin's password with the setup token</a></p>
+</form></body></html>`))
+
+type setupData struct {
+	Error string
+}
+
+var setupTmpl = template.Must(template.New("setup").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>First start · omnisync HQ</title>
+<style>
+body{font-family:system-ui,sans-serif;background:#f3f5f8;color:#1d2733;display:flex;justify-content:center;margin:0;padding-top:12vh}
+form{background:#fff;border:1px solid #dde;border-radius:8px;padding:1.6rem 1.8rem;width:20rem}
+h1{font-size:1.2rem;margin:0 0 .6rem}p{font-size:.9rem;margin:.3rem 0}label{display:block;margin:.7rem 0 .2rem;font-size:.9rem}
+input{width:100%;box-sizing:border-box;padding:.45rem;border:1px solid #b8c0cc;border-radius:4px;font-size:1rem}
+button{margin-top:1.1rem;width:100%;padding:.55rem;border:0;border-radius:4px;background:#1d4ed8;color:#fff;font-size:1rem}
+.err{color:#b3261e;font-size:.9rem}
+</style></head><body>
+<form method="post" action="/setup">
+<h1>Set the admin's password</h1>
+<p>Paste the one-time setup token the hub printed when it first started (in its output or journal). It works once, for 24 hours.</p>
+{{if .Error}}<p class="err" id="error">{{.Error}}</p>{{end}}
+<label for="token">Setup token</label><input id="token" name="token" autocomplete="off" spellcheck="false" required autofocus>
+<label for="password">New password (at least 10 characters)</label><input id="password" name="password" type="password" autocomplete="new-password" minlength="10" required>
+<label for="password2">The same again</label><input id="password2" name="password2" type="password" autocomplete="new-password" minlength="10" required>
+<button type="submit" id="setup">Set the password and log in</button>
 </form></body></html>`))
 
 var forbiddenTmpl = template.Must(template.New("forbidden").Parse(`<!doctype html>
@@ -148,18 +179,70 @@ func (s *Service) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		renderHTML(w, http.StatusInternalServerError, loginTmpl, loginData{Next: next, User: name, Error: "The hub could not log you in; see its log."})
 		return
 	}
-	secret, err := s.StartSession(r.Context(), u)
-	if err != nil {
-		s.log.Error("login", "err", err)
+	if !s.startBrowserSession(w, r, u) {
 		renderHTML(w, http.StatusInternalServerError, loginTmpl, loginData{Next: next, User: name, Error: "The hub could not log you in; see its log."})
 		return
+	}
+	s.log.Info("logged in", "user", u.Name, "client", clientAddr(r))
+	s.redirect(w, r, next)
+}
+
+// startBrowserSession starts a browser session for u, or answers the error.
+func (s *Service) startBrowserSession(w http.ResponseWriter, r *http.Request, u store.User) bool {
+	secret, err := s.StartSession(r.Context(), u)
+	if err != nil {
+		s.log.Error("session", "err", err)
+		return false
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name: s.CookieName(), Value: secret, Path: "/", MaxAge: int(s.o.SessionTTL.Seconds()),
 		HttpOnly: true, Secure: s.Secure(), SameSite: http.SameSiteLaxMode,
 	})
-	s.log.Info("logged in", "user", u.Name, "client", clientAddr(r))
-	s.redirect(w, r, next)
+	return true
+}
+
+func (s *Service) setupPage(w http.ResponseWriter, r *http.Request) {
+	renderHTML(w, http.StatusOK, setupTmpl, setupData{})
+}
+
+// setupSubmit sets the admin's password with the setup token and logs the
+// browser in. Like the login form it has no session, so no session CSRF
+// token to send: a cross-site post is refused by Protect (Sec-Fetch-Site,
+// Origin) for every route, and the token itself is the credential, which
+// a forging page would not have. The token is never written back into
+// the page.
+func (s *Service) setupSubmit(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		renderHTML(w, http.StatusBadRequest, setupTmpl, setupData{Error: "The form could not be read."})
+		return
+	}
+	f := r.PostForm
+	if f.Get("password") != f.Get("password2") {
+		renderHTML(w, http.StatusBadRequest, setupTmpl, setupData{Error: "The two passwords differ."})
+		return
+	}
+	u, err := s.Setup(r.Context(), strings.TrimSpace(f.Get("token")), f.Get("password"), clientAddr(r))
+	switch {
+	case errors.Is(err, ErrThrottled):
+		renderHTML(w, http.StatusTooManyRequests, setupTmpl, setupData{Error: "Too many failed attempts; wait a few minutes."})
+		return
+	case errors.Is(err, ErrSetupToken):
+		renderHTML(w, http.StatusUnauthorized, setupTmpl, setupData{Error: "That setup token is wrong, used or expired. Restarting the hub prints a new one while no admin can log in."})
+		return
+	case errors.Is(err, ErrInvalid):
+		renderHTML(w, http.StatusBadRequest, setupTmpl, setupData{Error: strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": ")})
+		return
+	case err != nil:
+		s.log.Error("setup", "err", err)
+		renderHTML(w, http.StatusInternalServerError, setupTmpl, setupData{Error: "The hub could not set the password; see its log."})
+		return
+	}
+	if !s.startBrowserSession(w, r, u) {
+		// The password is set: the login page takes it.
+		s.redirect(w, r, LoginPath)
+		return
+	}
+	s.redirect(w, r, "/")
 }
 
 // logout ends the session. It is public so that a browser whose session

@@ -11,9 +11,9 @@ import (
 // API token may narrow its user's to a few.
 type Scope string
 
-// The scopes. Those marked "reserved" guard APIs that are coming (the web
-// shop's customers and carts, events posted by integrations, review
-// moderation); they can be granted now so integrations are set up once.
+// The scopes. The one marked "reserved" guards an API that is coming
+// (events posted by integrations); it can be granted now so integrations
+// are set up once.
 const (
 	StoresRead      Scope = "stores:read"      // GET /v1/stores, the dashboard
 	InventoryRead   Scope = "inventory:read"   // GET /v1/inventory...
@@ -25,13 +25,13 @@ const (
 	CatalogRead     Scope = "catalog:read"     // GET /v1/catalog, /v1/products/{code}
 	CatalogWrite    Scope = "catalog:write"    // POST /v1/catalog/import
 	ReviewsRead     Scope = "reviews:read"     // GET /v1/products/{id}/reviews (with moderation status)
-	ReviewsModerate Scope = "reviews:moderate" // reserved
+	ReviewsModerate Scope = "reviews:moderate" // review decisions and the moderation policy: POST /v1/reviews/{event_id}/moderation, PUT /v1/settings/reviews, /moderation
 	EventsWrite     Scope = "events:write"     // reserved
 	CustomersRead   Scope = "customers:read"   // GET /v1/customers..., the customers page
 	CustomersWrite  Scope = "customers:write"  // POST /v1/identify, consent through the API
 	CustomersAdmin  Scope = "customers:admin"  // unmerge, erase, erasure states
-	CartsRead       Scope = "carts:read"       // reserved
-	CartsWrite      Scope = "carts:write"      // reserved
+	CartsRead       Scope = "carts:read"       // GET /v1/carts/{id}, its QR code
+	CartsWrite      Scope = "carts:write"      // the web shop's carts: create, set lines, claim, check out
 	FittingRead     Scope = "fitting:read"     // GET /v1/fitting/tryons, the try-on page
 	MetricsRead     Scope = "metrics:read"     // GET /metrics
 	InsightsRead    Scope = "insights:read"    // survey scores, segments, AOV, CLV (aggregates; comments redacted)

@@ -94,6 +94,10 @@ type Service struct {
 	fails *throttle
 	// tokens caches token lookups for TokenCacheTTL.
 	tokens tokenCache
+	// setupMu orders this process's setup token claims; lastClaim is the
+	// last one's time (Setup).
+	setupMu   sync.Mutex
+	lastClaim time.Time
 }
 
 // New builds a Service.
@@ -124,11 +128,19 @@ func (s *Service) Secure() bool {
 const FirstAdmin = "admin"
 
 // Bootstrap runs at every start. On a hub with no user yet it creates the
-// admin user with a random password, which it writes to out (once: it is
-// kept nowhere), and when token is given, makes token an admin API token
-// that never expires (revocable like any other). With users already there,
-// a token is ignored with a warning. Several replicas may bootstrap one
-// fresh database together; one creates the admin, the others see it.
+// admin user without a password. With token, it makes token an admin API
+// token that never expires (revocable like any other), for automation:
+// the token's holder sets a password (omnictl users passwd admin), and
+// nothing secret is printed. Without, it makes a one-time setup token
+// (see Setup), kept only as a hash, and writes it to out once: whoever
+// reads the hub's output sets the admin's password with it. Both lines
+// written to out start "omni-hub first start", which deploy/local/run.sh
+// looks for.
+//
+// With users already there, a token is ignored with a warning; and a hub
+// on which nobody can act as an admin (the setup token was never used)
+// prints a new setup token (reissueSetup). Several replicas may bootstrap
+// one fresh database together; one creates the admin, the others see it.
 func (s *Service) Bootstrap(ctx context.Context, token string, out io.Writer) error {
 	n, err := s.st.CountUsers(ctx)
 	if err != nil {
@@ -138,34 +150,36 @@ func (s *Service) Bootstrap(ctx context.Context, token string, out io.Writer) er
 		if token != "" {
 			// Restarts with the same bootstrap token (make run) are quiet;
 			// any other token is not made an admin's.
-			if _, _, err := s.st.TokenUser(ctx, HashSecret(token)); err == nil {
-				return nil
+			if _, _, err := s.st.TokenUser(ctx, HashSecret(token)); err != nil {
+				s.log.Warn("bootstrap token ignored: the hub has users already; use an admin's token or omnictl tokens create")
 			}
-			s.log.Warn("bootstrap token ignored: the hub has users already; use an admin's token or omnictl tokens create")
 		}
-		return nil
+		return s.reissueSetup(ctx, out)
 	}
 	if token != "" && !validSecret(token) {
 		return fmt.Errorf("%w: bootstrap token must be 16 to 256 printable ASCII characters", ErrInvalid)
 	}
-	pw := newSecret()[:20]
-	hash, err := HashPassword(pw)
-	if err != nil {
-		return err
-	}
-	var tok *store.APIToken
+	admin := store.User{Name: FirstAdmin, Role: string(Admin)}
+	var tok store.APIToken
+	var secret string
 	if token != "" {
-		tok = &store.APIToken{Hash: HashSecret(token), Name: "bootstrap", Created: s.o.Now()}
+		tok = store.APIToken{Hash: HashSecret(token), Name: "bootstrap", Created: s.o.Now()}
+	} else {
+		tok, secret = s.setupToken(admin)
 	}
-	if _, err := s.st.CreateFirstUser(ctx, store.User{Name: FirstAdmin, Role: string(Admin), PasswordHash: hash}, tok); err != nil {
+	if _, err := s.st.CreateFirstUser(ctx, admin, &tok); err != nil {
 		if errors.Is(err, store.ErrExists) {
 			return nil // another replica bootstrapped
 		}
 		return fmt.Errorf("auth: bootstrap: %w", err)
 	}
-	s.log.Info("first start: created the admin user", "user", FirstAdmin, "bootstrap_token", token != "")
-	fmt.Fprintf(out, "\nomni-hub first start: log in as %q with password %q\n"+
-		"  (shown once, stored only as a hash; change it with: omnictl users passwd %s)\n\n", FirstAdmin, pw, FirstAdmin)
+	s.log.Info("first start: created the admin user", "user", FirstAdmin, "bootstrap_token", token != "", "setup_token", token == "")
+	if token != "" {
+		fmt.Fprintf(out, "\nomni-hub first start: created the admin user %q without a password; the bootstrap token is its API token.\n"+
+			"  Give it a password with: omnictl --hub %s users passwd %s\n\n", FirstAdmin, s.hubURL(), FirstAdmin)
+		return nil
+	}
+	s.printSetup(out, true, FirstAdmin, secret, tok.Expires)
 	return nil
 }
 
@@ -246,7 +260,8 @@ func (s *Service) tokenPrincipal(ctx context.Context, tok string) (*Principal, e
 		return nil, err
 	}
 	now := s.o.Now()
-	if u.Disabled || !t.Revoked.IsZero() || (!t.Expires.IsZero() && !now.Before(t.Expires)) {
+	// A setup token sets a password (Setup) and does nothing else.
+	if u.Disabled || !t.Revoked.IsZero() || (!t.Expires.IsZero() && !now.Before(t.Expires)) || isSetupToken(t) {
 		return nil, ErrUnauthenticated
 	}
 	if now.Sub(t.LastUsed) >= touchEvery {

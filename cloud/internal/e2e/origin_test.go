@@ -3,6 +3,9 @@ package e2e
 import (
 	"fmt"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,10 +16,13 @@ import (
 // Ensure that, with the shipped NATS configuration and real agents, a
 // store cannot change another store's stock or orders by what it writes in
 // an event's body: a count, sale, receipt or adjustment at S2's location
-// sent by S1, a release or fulfil of S2's pickup order, are dead-lettered
-// with the reason, and S2's stock and order stay as S2 left them. S1's
-// legitimate business with S2 still goes through: an order taken at S1 for
-// collection at S2, and a transfer naming S2 as its destination.
+// sent by S1, a release or fulfil of S2's pickup order, a sale or count at
+// the online location, are dead-lettered with the reason, and S2's stock
+// and order stay as S2 left them. S1's legitimate business with S2 still
+// goes through: an order taken at S1 for collection at S2, and a transfer
+// naming S2 as its destination. The online location's own credentials are
+// not minted by mistake: omni-nats and mint-store.sh refuse it without
+// --web-channel.
 func TestStoresSpeakOnlyForThemselves(t *testing.T) {
 	t.Parallel()
 	n := startIsolatedNATS(t)
@@ -28,6 +34,21 @@ func TestStoresSpeakOnlyForThemselves(t *testing.T) {
 	mustPost(t, s2.URL, reserveBody("ORDER-AT-S2", "S2", "SKU-ISO", 2))
 	waitDrained(t, s2, 20*time.Second)
 
+	// The web channel's credentials only on purpose.
+	omniNATS := testkit.BuildBinary(t, "github.com/omnisync/omnisync/cloud/cmd/omni-nats")
+	if out, err := exec.Command(omniNATS, "mint-store", "--conf-dir", n.dir, "--out", filepath.Join(t.TempDir(), "online.nk"), "online").CombinedOutput(); err == nil ||
+		!strings.Contains(string(out), "--web-channel") {
+		t.Fatalf("omni-nats minted online without --web-channel: %v %s", err, out)
+	}
+	cmd := exec.Command("bash", filepath.Join(n.dir, "mint-store.sh"), "online")
+	cmd.Env = append(os.Environ(), "OMNI_NATS_CONF_DIR="+n.dir, "PATH="+filepath.Dir(omniNATS)+":/usr/bin:/bin")
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "--web-channel") {
+		t.Fatalf("mint-store.sh minted online without --web-channel: %v %s", err, out)
+	}
+	if b, _ := os.ReadFile(filepath.Join(n.dir, "stores.conf")); strings.Contains(string(b), `"STORE_online"`) {
+		t.Fatal("a refused minting admitted online")
+	}
+
 	attacks := []struct{ what, body string }{
 		{"count at S2", `{"kind":"count","data":{"location":"S2","lines":[{"sku":"SKU-ISO","qty":0}]}}`},
 		{"sale at S2", `{"kind":"sale","data":{"location":"S2","lines":[{"sku":"SKU-ISO","qty":5}]}}`},
@@ -35,6 +56,8 @@ func TestStoresSpeakOnlyForThemselves(t *testing.T) {
 		{"adjust at S2", `{"kind":"adjust","data":{"location":"S2","lines":[{"sku":"SKU-ISO","qty":-40}]}}`},
 		{"release of S2's order naming S2", `{"kind":"release","data":{"reservation_id":"ORDER-AT-S2","location":"S2"}}`},
 		{"fulfil of S2's order at S2", `{"kind":"fulfil","data":{"reservation_id":"ORDER-AT-S2","location":"S2","lines":[{"sku":"SKU-ISO","qty":2}]}}`},
+		{"sale at online", `{"kind":"sale","data":{"location":"online","lines":[{"sku":"SKU-ISO","qty":1}]}}`},
+		{"count at online", `{"kind":"count","data":{"location":"online","lines":[{"sku":"SKU-ISO","qty":0}]}}`},
 	}
 	for _, a := range attacks {
 		mustPost(t, s1.URL, a.body)
@@ -71,8 +94,9 @@ func TestStoresSpeakOnlyForThemselves(t *testing.T) {
 		got[l.Location] = [2]int64{l.OnHand, l.Reserved}
 	}
 	// S2: its count of 40, its own order (2) and S1's order for
-	// collection there (1) held. S1: received 3, sent 1 to S2.
-	if got["S2"] != [2]int64{40, 3} || got["S1"] != [2]int64{2, 0} {
+	// collection there (1) held. S1: received 3, sent 1 to S2. Online:
+	// nothing.
+	if _, ok := got["online"]; ok || got["S2"] != [2]int64{40, 3} || got["S1"] != [2]int64{2, 0} {
 		t.Fatalf("books after the attacks: %v", got)
 	}
 	var orders struct {

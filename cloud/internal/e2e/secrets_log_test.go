@@ -5,11 +5,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -21,9 +23,13 @@ import (
 // secrets it runs with: the hub's NATS password, a store's password and
 // another's nkey seed, the PostgreSQL password in the hub's DSN, and the
 // agents' API tokens, through starts, sales, a refused request and a NATS
-// restart (reconnections log the URL they reconnect to).
+// restart (reconnections log the URL they reconnect to). A second hub,
+// started without a bootstrap token, prints its one-time setup token on
+// the one line meant to show it and nowhere else, and neither the admin's
+// password set with it nor the API token that answers appear anywhere.
 func TestNoSecretsInLogs(t *testing.T) {
 	t.Parallel()
+	setup := firstStartWithSetupToken(t)
 	n := startIsolatedNATS(t)
 	dsn, pgPassword := dsnWithPassword(t, testkit.Postgres(t))
 
@@ -89,14 +95,17 @@ func TestNoSecretsInLogs(t *testing.T) {
 	secrets := map[string]string{
 		"the hub's NATS password": hubPassword, "S2's NATS password": s2Password, "S1's nkey seed": seed,
 		"the PostgreSQL password": pgPassword, "S1's API token": token1, "S2's API token": token2,
-		"the hub's bootstrap API token": hubToken,
+		"the hub's bootstrap API token":                 hubToken,
+		"the admin's password set with the setup token": setup.password, "the API token the setup answered": setup.apiToken,
 	}
 	for what, s := range secrets {
 		if len(s) < 8 {
 			t.Fatalf("%s is %q: the test would prove nothing", what, s)
 		}
 	}
-	logs := map[string]string{"hub": hub.log.Name(), "S1 agent": a1.log.Name(), "S2 agent": a2.log.Name(), "nats-server": n.proc.log.Name()}
+	logs := map[string]string{"hub": hub.log.Name(), "S1 agent": a1.log.Name(), "S2 agent": a2.log.Name(), "nats-server": n.proc.log.Name(),
+		"first-start hub": setup.log}
+	setupLines := 0
 	// The logs did say where they connected, at debug level.
 	for proc, want := range map[string][]string{
 		"hub":      {`msg="NATS reconnected" url=nats://127.0.0.1:`, "nats=nats://127.0.0.1:"},
@@ -120,6 +129,12 @@ func TestNoSecretsInLogs(t *testing.T) {
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for i := 1; sc.Scan(); i++ {
 			lines++
+			if strings.Contains(sc.Text(), setup.token) {
+				setupLines++
+				if proc != "first-start hub" || strings.TrimSpace(sc.Text()) != setup.token {
+					t.Errorf("%s's log line %d holds the setup token: %q", proc, i, sc.Text())
+				}
+			}
 			for what, s := range secrets {
 				if strings.Contains(sc.Text(), s) {
 					t.Errorf("%s's log line %d holds %s", proc, i, what)
@@ -128,7 +143,55 @@ func TestNoSecretsInLogs(t *testing.T) {
 		}
 		f.Close()
 	}
-	t.Logf("%d log lines of %d processes checked for %d secrets", lines, len(logs), len(secrets))
+	if setupLines != 1 {
+		t.Errorf("the setup token is on %d log lines, want the one that shows it", setupLines)
+	}
+	t.Logf("%d log lines of %d processes checked for %d secrets and the setup token", lines, len(logs), len(secrets))
+}
+
+// setupRun is what firstStartWithSetupToken used and got.
+type setupRun struct {
+	log                       string // the hub's output
+	token, password, apiToken string
+}
+
+// firstStartWithSetupToken starts a hub on a fresh data dir without a
+// bootstrap token, at debug level, takes the setup token from its output,
+// sets the admin's password with it (POST /v1/auth/setup, as omnictl
+// login --setup-token does), checks the answered token is an admin's and
+// that the setup token works once, and stops the hub.
+func firstStartWithSetupToken(t *testing.T) setupRun {
+	t.Helper()
+	addr := testkit.FreeAddr(t)
+	p := newProcess(t, "github.com/omnisync/omnisync/cloud/cmd/omni-hub", "first-start-hub",
+		"--data-dir", t.TempDir(), "--nats-listen", testkit.FreeAddr(t), "--http", addr, "--log-level", "debug")
+	p.Start()
+	defer p.Kill()
+	base := "http://" + addr
+	var token string
+	testkit.Eventually(t, 60*time.Second, func() bool {
+		b, _ := os.ReadFile(p.log.Name())
+		m := regexp.MustCompile(`(?m)^ +(omni_setup_\S+)$`).FindSubmatch(b)
+		if m != nil {
+			token = string(m[1])
+		}
+		return m != nil && getJSON(t, base+"/healthz", nil) == http.StatusOK
+	}, "the first-start hub up, its setup token printed")
+	run := setupRun{log: p.log.Name(), token: token, password: "pw-" + randomHex(12)}
+	body := fmt.Sprintf(`{"token":%q,"password":%q,"token_name":"e2e"}`, token, run.password)
+	code, resp := authed(t, "", http.MethodPost, base+"/v1/auth/setup", body)
+	var tv struct{ User, Token string }
+	if err := json.Unmarshal([]byte(resp), &tv); code != http.StatusCreated || err != nil || tv.User != "admin" || tv.Token == "" {
+		t.Fatalf("POST /v1/auth/setup: %d %s", code, resp)
+	}
+	run.apiToken = tv.Token
+	if code, resp := authed(t, tv.Token, http.MethodGet, base+"/v1/auth/me", ""); code != http.StatusOK || !strings.Contains(resp, `"admin"`) {
+		t.Fatalf("the setup's API token: %d %s", code, resp)
+	}
+	if code, resp := authed(t, "", http.MethodPost, base+"/v1/auth/setup", body); code != http.StatusUnauthorized {
+		t.Fatalf("the setup token again: %d %s", code, resp)
+	}
+	return run
 }
 
 // authed sends a request with a bearer token and returns the status and body.

@@ -66,7 +66,7 @@ type Hub struct {
 	met     *metrics
 
 	ready chan struct{}
-	// setupOut receives the first start's admin password (os.Stdout).
+	// setupOut receives the first start's one-time setup token (os.Stdout).
 	setupOut io.Writer
 
 	mu       sync.Mutex
@@ -89,7 +89,7 @@ func New(cfg Config, log *slog.Logger, version string) (*Hub, error) {
 	return &Hub{cfg: cfg, log: log, version: version, met: newMetrics(), ready: make(chan struct{}), setupOut: os.Stdout}, nil
 }
 
-// SetSetupOutput sends the first start's one-time admin password to w
+// SetSetupOutput sends the first start's one-time setup token to w
 // instead of standard output. Call it before Run.
 func (h *Hub) SetSetupOutput(w io.Writer) { h.setupOut = w }
 

@@ -64,6 +64,9 @@ var publicRoutes = []string{
 	"GET /01/{rest...}", "OPTIONS /01/{rest...}", "GET /{compressed}", "GET /products/{sku}", "GET /carts/{id}",
 	"GET /s/{token}", "POST /s/{token}",
 	"GET /login", "POST /login", "POST /logout", "POST /v1/auth/login",
+	// The first admin's password, with the one-time setup token (the
+	// token is the credential: nobody can log in yet).
+	"GET /setup", "POST /setup", "POST /v1/auth/setup",
 	"GET /console/live.js",
 }
 

@@ -57,7 +57,7 @@ func (b *Book) sorted() []events.Envelope {
 
 // Reservations replays every reservation event: a reservation is active iff
 // some reserve and no release or fulfil that counts for it (one naming its
-// location, or from the online channel) was seen; the newest reserve
+// location, or a release from the online channel or HQ) was seen; the newest reserve
 // defines its location and lines.
 func (b *Book) Reservations() map[string]Reservation {
 	type acc struct {
@@ -91,7 +91,7 @@ func (b *Book) Reservations() map[string]Reservation {
 		if r.Reserved {
 			// Sorted ascending: the first close that counts is the earliest.
 			for _, c := range a.closes {
-				if c.Online || c.Location == r.Location {
+				if c.Location == r.Location || (c.Online && c.Kind == events.KindRelease) {
 					r.Closed, r.ClosedStamp, r.ClosedBy = true, c.Stamp, c.Kind
 					break
 				}

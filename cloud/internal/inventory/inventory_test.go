@@ -493,3 +493,53 @@ func TestOrigins(t *testing.T) {
 		})
 	}
 }
+
+// Ensure that the online channel's fulfil of a store's order takes the
+// goods off that store's shelf and closes the order, that one naming
+// another location closes nothing (and takes stock off the shelf it
+// names), whatever the order, while its release closes any order; that
+// the web channel sells only at its own location; and that no store
+// speaks at the online location.
+func TestWebChannelCloses(t *testing.T) {
+	a2 := []events.Line{line("A", 2)}
+	reserve := evFrom("S2", "1", 10, events.KindReserve, events.ReservationMove{ReservationID: "r1", Location: "S2", Lines: a2})
+	s2, online := inventory.Key{SKU: "A", Location: "S2"}, inventory.Key{SKU: "A", Location: "online"}
+	tests := []struct {
+		name          string
+		close         events.Envelope
+		active        bool
+		s2OnHand, web int64
+	}{
+		{"fulfil where it is held", evFrom("online", "2", 20, events.KindFulfil, events.ReservationMove{ReservationID: "r1", Location: "S2", Lines: a2}), false, -2, 0},
+		{"fulfil elsewhere", evFrom("online", "3", 20, events.KindFulfil, events.ReservationMove{ReservationID: "r1", Location: "online", Lines: a2}), true, 0, -2},
+		{"release", evFrom("online", "4", 20, events.KindRelease, events.ReservationMove{ReservationID: "r1", Location: "online"}), false, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			set := []events.Envelope{reserve, tt.close}
+			for _, order := range permutations(len(set)) {
+				book := inventory.NewBook()
+				eng := newEngine()
+				for _, i := range order {
+					if err := book.Add(set[i]); err != nil {
+						t.Fatal(err)
+					}
+					eng.apply(t, []events.Envelope{set[i]})
+				}
+				pos := book.Positions()
+				if book.Reservations()["r1"].Active() != tt.active || pos[s2].OnHand != tt.s2OnHand || pos[online].OnHand != tt.web {
+					t.Fatalf("order %v: active %v, S2 %+v, online %+v", order, book.Reservations()["r1"].Active(), pos[s2], pos[online])
+				}
+				samePositions(t, eng.pos, pos)
+			}
+		})
+	}
+	if _, err := rules.Effect(evFrom("online", "5", 20, events.KindSale, events.StockMove{Location: "S2", Lines: a2})); !errors.Is(err, inventory.ErrForeignLocation) {
+		t.Fatalf("the web channel selling at S2: %v", err)
+	}
+	for _, k := range []events.Kind{events.KindSale, events.KindCount, events.KindReceipt} {
+		if _, err := rules.Effect(evFrom("S1", "6", 20, k, events.StockMove{Location: "online", Lines: a2})); !errors.Is(err, inventory.ErrForeignLocation) {
+			t.Fatalf("S1's %s at online: %v", k, err)
+		}
+	}
+}

@@ -38,8 +38,14 @@ type Rules struct {
 //     move stock at the origin store's own location only (a transfer's
 //     counterpart, its to or from, may name any location: it moves
 //     nothing there);
+//   - the online location is the online channel's own: no store moves
+//     stock there (the rule above), and only the web channel's
+//     credentials, minted on purpose (natsacct.MintOptions.WebChannel),
+//     send as its origin;
 //   - fulfil takes stock off at the origin store's location: only the
-//     store handing the order over fulfils it;
+//     store handing the order over fulfils it. The online channel may
+//     fulfil at any location: a web order collected at a store, recorded
+//     by the web shop, takes the goods off that store's shelf;
 //   - release names the origin store's location, or comes from the online
 //     channel, which may release any order;
 //   - reserve may name any location: a till may take an order for
@@ -51,7 +57,12 @@ type Rules struct {
 //
 // Whether a release or fulfil closes the reservation it names is the
 // reservation's own rule (Reservation.Apply): only one naming the
-// reservation's location, or from the online channel, counts. Errors wrap
+// reservation's location, or a release from the online channel or HQ,
+// counts. A close that does not count is kept and changes nothing (a
+// store's fulfil still takes the stock off the shelf it names): it is not
+// dead-lettered, because whether it counts depends on the reservation's
+// newest reserve, which may arrive later and move the reservation, and
+// the books must not depend on the order events arrive in. Errors wrap
 // ErrInvalidBody or ErrForeignLocation.
 func (r Rules) Effect(env events.Envelope) (Effect, error) {
 	eff, err := EffectOf(env)
@@ -60,12 +71,13 @@ func (r Rules) Effect(env events.Envelope) (Effect, error) {
 	}
 	origin := env.Origin.Store
 	hq := origin == HQ
-	online := r.Online != "" && origin == r.Online || hq
+	web := r.Online != "" && origin == r.Online
+	online := web || hq
 	if hq && len(eff.Moves) > 0 && env.Kind != events.KindTransferOut && env.Kind != events.KindTransferIn {
 		return Effect{}, fmt.Errorf("%w: HQ may not send a %s", ErrForeignLocation, env.Kind)
 	}
 	for _, m := range eff.Moves {
-		if m.Location != origin && !hq {
+		if m.Location != origin && !hq && !(web && env.Kind == events.KindFulfil) {
 			return Effect{}, foreign(env.Kind, origin, m.Location)
 		}
 	}

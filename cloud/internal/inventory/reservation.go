@@ -37,13 +37,20 @@ type Close struct {
 	Kind  events.Kind
 	// Location is the location the close names.
 	Location string
-	// Online: sent by the online channel or HQ, which may close any
+	// Online: sent by the online channel or HQ, which may release any
 	// reservation.
 	Online bool
 }
 
-// counts reports whether c closes a reservation held at loc.
-func (c Close) counts(loc string) bool { return c.Online || c.Location == loc }
+// counts reports whether c closes a reservation held at loc: a close
+// naming loc, or a release from the online channel or HQ. The online
+// channel's fulfil counts only where it names the reservation's location:
+// the goods leave that shelf (a web order collected at the store holding
+// it), and a fulfil naming another location takes stock off a shelf that
+// never held the order.
+func (c Close) counts(loc string) bool {
+	return c.Location == loc || (c.Online && c.Kind != events.KindFulfil)
+}
 
 // Active reports whether the reservation holds stock: reserved and not
 // closed.

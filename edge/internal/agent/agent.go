@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -57,6 +58,8 @@ type Agent struct {
 	log     *slog.Logger
 	version string
 	ready   chan struct{}
+	// limits bound the HTTP server's requests (defaultServerLimits).
+	limits serverLimits
 
 	mu       sync.Mutex
 	httpAddr string
@@ -74,7 +77,7 @@ func New(cfg Config, log *slog.Logger, version string) (*Agent, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("store", cfg.Store, "device", cfg.Device)
-	return &Agent{cfg: cfg, log: log, version: version, ready: make(chan struct{})}, nil
+	return &Agent{cfg: cfg, log: log, version: version, ready: make(chan struct{}), limits: defaultServerLimits}, nil
 }
 
 // now is the agent's wall clock: the machine's, shifted by ClockOffset.
@@ -291,7 +294,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("agent: http listen %s: %w", a.cfg.HTTP, err)
 	}
-	srv := &http.Server{Handler: guard.Wrap(mux), ReadHeaderTimeout: 10 * time.Second}
+	srv := newHTTPServer(guard.Wrap(mux), a.limits)
 
 	a.mu.Lock()
 	a.httpAddr = ln.Addr().String()
@@ -582,3 +585,104 @@ func simulatedSKUs(path string) ([]string, error) {
 	}
 	return skus, nil
 }
+
+// serverLimits bound what one request may cost the agent's HTTP server.
+type serverLimits struct {
+	// readHeader and read bound reading a request's headers and all of
+	// it; write bounds an answer (streams: each write instead); idle, a
+	// kept-alive connection waiting for its next request.
+	readHeader, read, write, idle time.Duration
+	maxHeaderBytes                int
+}
+
+// defaultServerLimits: the POS posts small JSON bodies and the kiosk small
+// forms, so 30 s to read one is generous; the slowest ordinary answer
+// waits on the hub for a customer card (--customer-card-timeout, seconds),
+// well within 60 s.
+var defaultServerLimits = serverLimits{
+	readHeader: 10 * time.Second, read: 30 * time.Second, write: 60 * time.Second, idle: 2 * time.Minute,
+	maxHeaderBytes: 64 << 10,
+}
+
+// newHTTPServer builds the agent's server with lim. The write timeout
+// would cut the long-lived event streams (the scan stream, the staff
+// page's queue) at their first write a minute in: an answer of type
+// text/event-stream has the write deadline lifted, and each of its writes
+// gets lim.write of its own instead, so a client that stops reading is
+// still let go. Its read deadline is lifted too: net/http clears it
+// itself while it watches for the client going away, and the streams do
+// not depend on that.
+func newHTTPServer(h http.Handler, lim serverLimits) *http.Server {
+	return &http.Server{
+		Handler:           streamDeadlines(h, lim.write),
+		ReadHeaderTimeout: lim.readHeader,
+		ReadTimeout:       lim.read,
+		WriteTimeout:      lim.write,
+		IdleTimeout:       lim.idle,
+		MaxHeaderBytes:    lim.maxHeaderBytes,
+	}
+}
+
+// streamDeadlines wraps every answer so that an event stream, once it
+// says it is one (its Content-Type), has per-write deadlines instead of
+// the server's whole-request ones.
+func streamDeadlines(h http.Handler, perWrite time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(&streamWriter{ResponseWriter: w, rc: http.NewResponseController(w), perWrite: perWrite}, r)
+	})
+}
+
+// streamWriter is an http.ResponseWriter that turns into a stream's when
+// its headers go out with Content-Type text/event-stream.
+type streamWriter struct {
+	http.ResponseWriter
+	rc       *http.ResponseController
+	perWrite time.Duration
+	decided  bool
+	stream   bool
+}
+
+// decide looks at the answer's type when its headers go out.
+func (s *streamWriter) decide() {
+	if s.decided {
+		return
+	}
+	s.decided = true
+	if !strings.HasPrefix(s.Header().Get("Content-Type"), "text/event-stream") {
+		return
+	}
+	s.stream = true
+	// Errors: a writer that cannot take deadlines has none to lift.
+	_ = s.rc.SetReadDeadline(time.Time{})
+	_ = s.rc.SetWriteDeadline(time.Time{})
+}
+
+// extend gives a stream's next write its own deadline.
+func (s *streamWriter) extend() {
+	if s.stream {
+		_ = s.rc.SetWriteDeadline(time.Now().Add(s.perWrite))
+	}
+}
+
+func (s *streamWriter) WriteHeader(code int) {
+	if code >= 200 { // not an informational 1xx: the answer's own headers
+		s.decide()
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *streamWriter) Write(b []byte) (int, error) {
+	s.decide()
+	s.extend()
+	return s.ResponseWriter.Write(b)
+}
+
+// Flush is what the stream handlers look for (http.Flusher).
+func (s *streamWriter) Flush() {
+	s.decide()
+	s.extend()
+	_ = s.rc.Flush()
+}
+
+// Unwrap lets http.ResponseController reach the server's writer.
+func (s *streamWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
