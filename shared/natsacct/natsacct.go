@@ -211,8 +211,11 @@ func StoreBlock(store string, u User, minted time.Time) (string, error) {
 		return strings.Join(out, ", ")
 	}
 	reads := downReads(store)
-	pub := append(append([]string{subjects.Event(store, ">"), subjects.HubSync(store, ">"), subjects.CustStore(store)}, reads...), domainReads(reads)...)
-	sub := []string{subjects.Ack(store, ">"), subjects.InboxPrefix(store) + ".>"}
+	// The staff queue's subjects (StaffStore) are for the store's agents
+	// among themselves: nothing exports or imports them, so they stay in
+	// the store's account.
+	pub := append(append([]string{subjects.Event(store, ">"), subjects.HubSync(store, ">"), subjects.CustStore(store), subjects.StaffStore(store)}, reads...), domainReads(reads)...)
+	sub := []string{subjects.Ack(store, ">"), subjects.InboxPrefix(store) + ".>", subjects.StaffStore(store)}
 	var b strings.Builder
 	fmt.Fprintf(&b, "  # store %s, minted %s\n", store, minted.UTC().Format(time.RFC3339))
 	fmt.Fprintf(&b, "  %q {\n", StoreAccount(store))

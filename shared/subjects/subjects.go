@@ -9,13 +9,19 @@
 //	omni.hub.sync.<store>.<device>   agent -> hub request/reply (micro service): heartbeat in, watermark and hub time out
 //	omni.hub.cust.<store>.<op>       agent -> hub request/reply (micro service): customer cards and erasure
 //	                                 matches and receipts (op: card, match, receipt), see shared/syncproto
+//	omni.staff.<store>.changes       agent -> the store's other agents: staff queue requests as they change
+//	omni.staff.<store>.sync          agent -> the store's other agents: "send me your queue" (on connect)
+//	omni.staff.<store>.reply.<inst>  the answers to one agent's sync (inst: that agent process's id)
 //
 // A store's credentials need publish rights on omni.ev.<store>.>,
-// omni.hub.sync.<store>.> and omni.hub.cust.<store>.>, and subscribe
-// rights on omni.ack.<store>.> and
-// its own inbox space InboxPrefix(store)+".>" (agents use that prefix for
-// PubAcks and replies, so one store cannot read another's); see
-// deploy/nats.
+// omni.hub.sync.<store>.>, omni.hub.cust.<store>.> and
+// omni.staff.<store>.>, and subscribe rights on omni.ack.<store>.>,
+// omni.staff.<store>.> and its own inbox space InboxPrefix(store)+".>"
+// (agents use that prefix for PubAcks and replies, so one store cannot read
+// another's); see deploy/nats. The staff subjects are the store's own: no
+// account exports them, so they never leave the store's account, and a
+// store's leaf node keeps them on the leaf (deny_imports and deny_exports
+// of StaffAll in deploy/nats/leaf/leaf.conf).
 package subjects
 
 import "strings"
@@ -39,6 +45,9 @@ const (
 	// CustService is the micro service name of the hub's customer
 	// requests.
 	CustService = "omni-hub-customers"
+	// StaffAll matches every store's staff queue subjects: what a store's
+	// leaf node neither sends to nor takes from the hub.
+	StaffAll = "omni.staff.>"
 )
 
 // Customer request operations (the last token of a Cust subject).
@@ -68,6 +77,22 @@ func CustStore(store string) string { return "omni.hub.cust." + store + ".>" }
 func ParseCust(subject string) (store, op string, ok bool) {
 	return parse3(subject, "omni.hub.cust.")
 }
+
+// StaffStore is the staff queue subject space of store: what its
+// credentials may publish and subscribe to.
+func StaffStore(store string) string { return "omni.staff." + store + ".>" }
+
+// StaffChanges is the subject a store's agents publish their staff queue
+// changes on, and listen to for each other's.
+func StaffChanges(store string) string { return "omni.staff." + store + ".changes" }
+
+// StaffSync is the subject an agent asks the store's other agents for
+// their whole staff queue on; they answer to its StaffReply subject.
+func StaffSync(store string) string { return "omni.staff." + store + ".sync" }
+
+// StaffReply is where the answers to agent process inst's StaffSync go:
+// in the staff space, so a store's credentials need nothing more to answer.
+func StaffReply(store, inst string) string { return "omni.staff." + store + ".reply." + inst }
 
 // InboxPrefix is the reply-inbox prefix a store's agents use.
 func InboxPrefix(store string) string { return "_INBOX." + store }

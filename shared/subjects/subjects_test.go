@@ -38,3 +38,21 @@ func TestParseCust(t *testing.T) {
 		t.Error("wildcards")
 	}
 }
+
+// Ensure that every staff queue subject of a store is inside the space its
+// credentials are given, and that a reply subject is found by its prefix.
+func TestStaffSubjects(t *testing.T) {
+	space := StaffStore("S1")
+	prefix := space[:len(space)-1]
+	for _, s := range []string{StaffChanges("S1"), StaffSync("S1"), StaffReply("S1", "abc")} {
+		if len(s) <= len(prefix) || s[:len(prefix)] != prefix {
+			t.Errorf("%s is outside %s", s, space)
+		}
+	}
+	if r := StaffReply("S1", ""); StaffReply("S1", "abc")[:len(r)] != r {
+		t.Errorf("reply prefix %s", r)
+	}
+	if StaffAll != "omni.staff.>" || StaffStore("S2") == space {
+		t.Error("wildcards")
+	}
+}

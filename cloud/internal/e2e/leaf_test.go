@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -209,10 +212,11 @@ func leafOfflineDuration(t *testing.T) time.Duration {
 // Ensure that a store whose tills reach the chain through its own leaf
 // node (the shipped leaf.conf, as omni-nats leaf-env configures it) keeps
 // selling while its uplink is down, its devices still talking to each
-// other and to the leaf's JetStream, and that when the uplink returns the
-// outboxes drain and the down-sync and pickup followers, reading the hub's
-// buckets through the leaf, resume: nothing acknowledged is lost or
-// applied twice, and the tills' caches catch up with the hub's bucket.
+// other (a request from the fitting room's mirror, on its own agent, is on
+// a till's staff queue and claimed there) and to the leaf's JetStream, and
+// that when the uplink returns the outboxes drain and the down-sync and
+// pickup followers, reading the hub's buckets through the leaf, resume:
+// nothing acknowledged is lost or applied twice, and the tills' caches catch up with the hub's bucket.
 // Then the uplink dies silently and the leaf is SIGKILLed and restarted:
 // under the same server_name the hub replaces the connection it still
 // holds at once instead of keeping a stranger's beside it for minutes.
@@ -237,6 +241,9 @@ func TestChaosStoreLeaf(t *testing.T) {
 		s1 = append(s1, a)
 		targets = append(targets, loadgen.Target{Store: "S1", Device: d, URL: a.URL})
 	}
+	// The fitting rooms' mirror has an agent of its own behind the leaf
+	// (outside the traffic's books: its events are not sales).
+	mirror := startAgent(t, "S1", "mirror-1", leaf.URL(), "--nats-creds", leaf.creds, "--nats-js-domain", natsacct.HubDomain, "--log-level", "warn")
 	b := startAgent(t, "S2", "pos-1", "nats://"+h.client, "--nats-creds", h.creds["S2"], "--nats-ca", h.ca, "--nearby", "S1", "--log-level", "warn")
 	targets = append(targets, loadgen.Target{Store: "S2", Device: "pos-1", URL: b.URL})
 
@@ -262,7 +269,7 @@ func TestChaosStoreLeaf(t *testing.T) {
 	f.record("uplink-cut", "S1's leaf cut off from the hub")
 	time.Sleep(2 * time.Second)
 	heldS1, heldS2, soldS1 := storeApplied(t, hub.URL, "S1"), storeApplied(t, hub.URL, "S2"), acceptedS1()
-	checkStoreLocal(t, leaf)
+	checkStoreLocal(t, leaf, mirror, s1[1])
 	time.Sleep(max(offline-2*time.Second, time.Second))
 	if got := storeApplied(t, hub.URL, "S1"); got != heldS1 {
 		t.Fatalf("the hub applied S1's events (%d, then %d) while its uplink was down", heldS1, got)
@@ -386,32 +393,90 @@ faults:
 	requireBalanced(t, v, verr)
 }
 
-// checkStoreLocal checks that with the uplink down the store's devices
-// still reach each other through the leaf, and the leaf's own JetStream
-// (the store's domain) stores and serves what they keep to themselves.
-func checkStoreLocal(t *testing.T, l *storeLeaf) {
+// checkStoreLocal checks that with the uplink down the store's agents
+// still reach each other through the leaf: a shopper's request at the
+// mirror served by one agent shows on the other agent's staff queue, and
+// the claim made there shows back on the first (the staff queue shared on
+// the store's subjects, which the leaf keeps to itself). And that the
+// leaf's own JetStream (the store's domain) stores and serves what the
+// store keeps to itself.
+func checkStoreLocal(t *testing.T, l *storeLeaf, mirror, handheld *agent) {
 	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	shopper := &http.Client{Jar: jar, Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := shopper.Get(mirror.URL + "/kiosk/?zone=room-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := csrfRE.FindSubmatch(page)
+	if m == nil {
+		t.Fatalf("the mirror's page has no form token (%d)", resp.StatusCode)
+	}
+	asked := time.Now()
+	resp, err = shopper.PostForm(mirror.URL+"/kiosk/assist", url.Values{"csrf": {string(m[1])}, "zone": {"room-1"}, "sku": {"LEAF-TEE-S"}, "from": {"LEAF-TEE-M"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("asking for another size at the mirror: %d", resp.StatusCode)
+	}
+	type staffReq struct {
+		ID, Zone, State, Origin string
+		ClaimedBy               string `json:"claimed_by"`
+		Fetch                   struct{ SKU string }
+	}
+	find := func(a *agent, cond func(staffReq) bool) *staffReq {
+		var q struct{ Requests []staffReq }
+		if getJSON(t, a.URL+"/staff/requests", &q) != http.StatusOK {
+			return nil
+		}
+		for i, r := range q.Requests {
+			if r.Fetch.SKU == "LEAF-TEE-S" && cond(r) {
+				return &q.Requests[i]
+			}
+		}
+		return nil
+	}
+	var req *staffReq
+	testkit.Eventually(t, 10*time.Second, func() bool {
+		req = find(handheld, func(r staffReq) bool { return r.State == "open" && r.Zone == "room-1" })
+		return req != nil
+	}, "the mirror's request on %s's staff queue with the uplink down", handheld.name)
+	seen := time.Since(asked)
+	if req.Origin != "mirror-1" {
+		t.Fatalf("the request on %s's queue names its origin %q", handheld.name, req.Origin)
+	}
+	claim, err := http.NewRequest(http.MethodPost, handheld.URL+"/staff/requests/"+url.PathEscape(req.ID)+"/claim", strings.NewReader(`{"by":"ana"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	claim.Header.Set("Content-Type", "application/json")
+	resp, err = httpClient.Do(claim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("claiming on %s: %d", handheld.name, resp.StatusCode)
+	}
+	testkit.Eventually(t, 10*time.Second, func() bool {
+		return find(mirror, func(r staffReq) bool { return r.ID == req.ID && r.State == "claimed" && r.ClaimedBy == "ana" }) != nil
+	}, "the claim made on %s back on %s's staff queue", handheld.name, mirror.name)
+	t.Logf("uplink down: the mirror's request on the other agent's staff queue within %v, its claim back on the first", seen.Round(time.Millisecond))
+
 	opt, err := nats.NkeyOptionFromSeed(l.creds)
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn := func() *nats.Conn {
-		nc, err := nats.Connect(l.URL(), opt)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		return nc
-	}
-	kiosk, till := conn(), conn()
-	subj := "store.local." + l.store + ".lookup"
-	if _, err := kiosk.Subscribe(subj, func(m *nats.Msg) { _ = m.Respond([]byte("here")) }); err != nil {
+	till, err := nats.Connect(l.URL(), opt)
+	if err != nil {
 		t.Fatal(err)
 	}
-	_ = kiosk.Flush()
-	if m, err := till.Request(subj, []byte("?"), 5*time.Second); err != nil || string(m.Data) != "here" {
-		t.Fatalf("two devices behind the leaf could not talk with the uplink down: %v", err)
-	}
+	t.Cleanup(till.Close)
 	js, err := jetstream.NewWithDomain(till, natsacct.LeafDomain(l.store))
 	if err != nil {
 		t.Fatal(err)
@@ -507,8 +572,9 @@ func TestLeafConfNeedsIdentity(t *testing.T) {
 // own credentials would not: through S1's leaf, under the hub's domain,
 // the down-sync bucket, S1's pickup orders, heartbeats and
 // acknowledgements answer, while S2's pickup orders, heartbeats and
-// acknowledgements and the events stream do not; and that a leaf that
-// does not trust the hub's certificate never connects.
+// acknowledgements and the events stream do not; that the store's staff
+// queue subjects stay on the leaf; and that a leaf that does not trust
+// the hub's certificate never connects.
 func TestLeafIsolation(t *testing.T) {
 	t.Parallel()
 	h := startLeafHub(t, "S1", "S2")
@@ -591,6 +657,7 @@ func TestLeafIsolation(t *testing.T) {
 	if m, err := acks.NextMsg(time.Second); err == nil {
 		t.Errorf("S2's acknowledgement reached S1's leaf: %s", m.Data)
 	}
+	checkStaffStaysOnLeaf(t, h, leaf, nc)
 	testkit.Eventually(t, 30*time.Second, func() bool {
 		b, _ := os.ReadFile(untrusting.log.Name())
 		return strings.Contains(string(b), "certificate signed by unknown authority")
@@ -598,6 +665,67 @@ func TestLeafIsolation(t *testing.T) {
 	for _, c := range h.leafs() {
 		if c.Name == "omni-leaf-S1-untrusting" {
 			t.Errorf("a leaf that does not trust the hub's certificate connected: %+v", c)
+		}
+	}
+}
+
+// checkStaffStaysOnLeaf checks that the store's staff queue subjects
+// (omni.staff.<store>.*) neither leave the leaf for the hub nor come from
+// it (leaf.conf's deny_imports and deny_exports): an S1 agent connected to
+// the hub directly, which the store's credentials allow, hears nothing of
+// what the agents behind the leaf publish there, and they nothing of its.
+func checkStaffStaysOnLeaf(t *testing.T, h *leafHub, l *storeLeaf, behind *nats.Conn) {
+	t.Helper()
+	opt, err := nats.NkeyOptionFromSeed(l.creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct, err := nats.Connect("nats://"+h.client, opt, nats.RootCAs(h.ca))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(direct.Close)
+	atHub, err := direct.SubscribeSync(subjects.StaffStore(l.store))
+	if err != nil {
+		t.Fatal(err)
+	}
+	onLeaf, err := behind.SubscribeSync(subjects.StaffStore(l.store))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = direct.Flush()
+	_ = behind.Flush()
+	// A second behind the leaf: what it publishes reaches its own
+	// subscribers at once, and the hub's never.
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		if err := behind.Publish(subjects.StaffChanges(l.store), []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+		if err := direct.Publish(subjects.StaffChanges(l.store), []byte(`{"from":"hub"}`)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := onLeaf.NextMsg(time.Second); err != nil {
+		t.Fatalf("the staff subject behind the leaf: %v", err)
+	}
+	for {
+		m, err := onLeaf.NextMsg(10 * time.Millisecond)
+		if err != nil {
+			break
+		}
+		if string(m.Data) != "{}" {
+			t.Fatalf("a staff message published at the hub reached the agents behind the leaf: %s", m.Data)
+		}
+	}
+	for {
+		m, err := atHub.NextMsg(10 * time.Millisecond)
+		if err != nil {
+			break
+		}
+		if string(m.Data) == "{}" {
+			t.Fatal("a staff message published behind the leaf crossed its uplink to the hub")
 		}
 	}
 }

@@ -44,7 +44,6 @@ import (
 	"github.com/omnisync/omnisync/edge/internal/productcache"
 	"github.com/omnisync/omnisync/edge/internal/rfidsim"
 	"github.com/omnisync/omnisync/edge/internal/scanstream"
-	"github.com/omnisync/omnisync/edge/internal/staffq"
 	"github.com/omnisync/omnisync/edge/internal/storecart"
 	"github.com/omnisync/omnisync/edge/internal/uplink"
 	"github.com/omnisync/omnisync/shared/natsauth"
@@ -202,7 +201,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	// Carts: cart codes scanned here go to the till; they verify with the
 	// hub's keys from the down-sync, offline too.
 	tills := storecart.New(storecart.Options{
-		Store: a.cfg.Store, Device: a.cfg.Device, Outbox: ob, Keys: products.CartKeys, HubURL: a.cfg.HubURL, Now: a.now,
+		Store: a.cfg.Store, Device: a.cfg.Device, Outbox: ob, Keys: products.CartKeys, Closed: products.ClosedCart, HubURL: a.cfg.HubURL, Now: a.now,
 		Logger: a.log.With("component", "carts"),
 	})
 	devCfgs, sim, err := a.fittingSimulator()
@@ -275,14 +274,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	mux.Handle("GET /v1/devices", devs)
 	mux.Handle("POST /v1/devices/{name}/sweep", devs.SweepHandler(a.cfg.Store))
 	mux.Handle("GET /v1/scans/stream", scans)
-	// The associates' queue: every assist request the mirrors append
-	// reaches it through its tap on the outbox.
-	staff, err := staffq.Open(staffq.Options{
-		Path: filepath.Join(a.cfg.DataDir, "staff.db"), Outbox: ob, Products: products,
-		Logger: a.log.With("component", "staffq"),
-	})
+	// The associates' queue, shared with the store's other agents.
+	staff, staffLink, err := a.openStaff(ob, products, nc)
 	if err != nil {
-		return fmt.Errorf("agent: %w", err)
+		return err
 	}
 	defer staff.Close()
 	staff.Register(mux)
@@ -312,6 +307,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	})
 	g.Go(func() error { return devs.Run(gctx) })
 	g.Go(func() error { return staff.Run(gctx) })
+	g.Go(func() error { return staffLink.Run(gctx) })
 	if sim != nil {
 		g.Go(func() error { return sim.reader.Play(gctx, sim.opts) })
 	}

@@ -16,10 +16,22 @@
 // offline and survives a restart. The page follows it live (Server-Sent
 // Events, with polling as the fallback).
 //
+// A store has several agents (the one reading the fitting rooms' RFID
+// readers, the tills', a handheld's): Link shares the queue among them
+// over the store's NATS subjects (a store leaf node keeps them on the
+// store's network), so every agent's /staff/ page shows the whole
+// store's requests and a claim made on one is seen on all. Each request
+// is a record that merges the same whatever the order (merge.go); an
+// agent that joins late or comes back from an outage asks the others for
+// their queues. Without NATS each agent's queue goes on alone.
+//
 // Sharp edges: a request is recorded after its event is durable; an agent
 // killed between the two loses the request from the queue (the event still
 // reaches HQ). Claim and done stay in the store: HQ sees requests and
-// escalations, not who fetched what.
+// escalations, not who fetched what. Only the agent that recorded a
+// request escalates it to HQ (one event per request), so a request whose
+// agent is down is shown overdue on the other pages but reaches HQ as
+// escalated only when that agent is back.
 package staffq
 
 import (
@@ -40,6 +52,7 @@ import (
 	"github.com/omnisync/omnisync/edge/internal/posapi"
 	"github.com/omnisync/omnisync/shared/downsync"
 	"github.com/omnisync/omnisync/shared/events"
+	"github.com/omnisync/omnisync/shared/hlc"
 	"github.com/omnisync/omnisync/shared/ids"
 )
 
@@ -57,6 +70,8 @@ var (
 	// ErrState: the request is not in a state that allows the change
 	// (claiming a done request).
 	ErrState = errors.New("staffq: request cannot change that way now")
+	// errUnchanged: a change that leaves the request as it was.
+	errUnchanged = errors.New("staffq: unchanged")
 )
 
 // Products looks variants up in the agent's cache.
@@ -68,6 +83,9 @@ type Products interface {
 type Options struct {
 	// Path is the queue's bbolt file.
 	Path string
+	// Device is this agent's device: the origin of the requests it
+	// records and the author of its changes, when the queue is shared.
+	Device string
 	// Outbox receives escalation events.
 	Outbox posapi.Appender
 	// Products describes items and the stock to fetch from.
@@ -93,8 +111,11 @@ type Item struct {
 
 // Request is one shopper's request.
 type Request struct {
-	ID     string `json:"id"`
-	Event  string `json:"event_id"`
+	ID    string `json:"id"`
+	Event string `json:"event_id"`
+	// Origin is the device whose agent recorded the request (and
+	// escalates it).
+	Origin string `json:"origin,omitempty"`
 	Zone   string `json:"zone"`
 	Reason string `json:"reason"`
 	Note   string `json:"note,omitempty"`
@@ -126,9 +147,14 @@ type Queue struct {
 	log *slog.Logger
 	db  *bolt.DB
 
+	// clock stamps this agent's changes; it observes every stamp merged,
+	// so a change made after seeing another agent's orders after it.
+	clock *hlc.Clock
+
 	mu      sync.Mutex
 	version uint64
-	changed chan struct{} // closed and replaced on every change
+	changed chan struct{}  // closed and replaced on every change
+	share   func([]record) // the Link's publisher while it runs
 }
 
 // Open opens (creating) the queue's file.
@@ -152,14 +178,67 @@ func Open(o Options) (*Queue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("staffq: open %s: %w", o.Path, err)
 	}
+	// The clock starts above every stamp kept, so a change made after a
+	// restart (or a step of the wall clock back) still orders last.
+	var floor hlc.Timestamp
 	if err := db.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(bucketRequests)
-		return err
+		b, err := tx.CreateBucketIfNotExists(bucketRequests)
+		if err != nil {
+			return err
+		}
+		return b.ForEach(func(_, raw []byte) error {
+			if r, ok := decode(raw, o.Device); ok {
+				for _, s := range []*Stamp{&r.CreatedAt, r.ClaimedAt, r.DoneAt, r.EscalatedAt} {
+					if s != nil && s.HLC.Compare(floor) > 0 {
+						floor = s.HLC
+					}
+				}
+			}
+			return nil
+		})
 	}); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("staffq: %w", err)
 	}
-	return &Queue{o: o, log: o.Logger, db: db, changed: make(chan struct{})}, nil
+	return &Queue{o: o, log: o.Logger, db: db, clock: hlc.New(o.Now, floor), changed: make(chan struct{})}, nil
+}
+
+// decode reads a stored record (one written before sharing gets its
+// stamps as device's own).
+func decode(raw []byte, device string) (record, bool) {
+	var r record
+	if err := json.Unmarshal(raw, &r); err != nil || r.ID == "" {
+		return r, false // unreadable: skipped, never fatal
+	}
+	r.upgrade(device)
+	return r, true
+}
+
+// stamp is a new stamp of this agent's.
+func (q *Queue) stamp() Stamp { return Stamp{HLC: q.clock.Now(), Device: q.o.Device} }
+
+// publish hands changed records to the Link, if one runs.
+func (q *Queue) publish(rs ...record) {
+	q.mu.Lock()
+	share := q.share
+	q.mu.Unlock()
+	if share != nil && len(rs) > 0 {
+		share(rs)
+	}
+}
+
+// records reads every record.
+func (q *Queue) records() ([]record, error) {
+	var out []record
+	err := q.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketRequests).ForEach(func(_, raw []byte) error {
+			if r, ok := decode(raw, q.o.Device); ok {
+				out = append(out, r)
+			}
+			return nil
+		})
+	})
+	return out, err
 }
 
 // Close closes the file.
@@ -186,16 +265,10 @@ func (q *Queue) watch() (uint64, <-chan struct{}) {
 func (q *Queue) Snapshot() (Snapshot, error) {
 	v, _ := q.watch()
 	s := Snapshot{NowMS: q.o.Now().UnixMilli(), EscalateAfterMS: q.o.EscalateAfter.Milliseconds(), Version: v, Requests: []Request{}}
-	err := q.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketRequests).ForEach(func(_, raw []byte) error {
-			var r Request
-			if err := json.Unmarshal(raw, &r); err != nil {
-				return nil // unreadable: skipped, never fatal
-			}
-			s.Requests = append(s.Requests, r)
-			return nil
-		})
-	})
+	rs, err := q.records()
+	for _, r := range rs {
+		s.Requests = append(s.Requests, r.Request)
+	}
 	rank := map[string]int{StateOpen: 0, StateClaimed: 1, StateDone: 2}
 	slices.SortFunc(s.Requests, func(a, b Request) int {
 		if rank[a.State] != rank[b.State] {
@@ -212,15 +285,19 @@ func (q *Queue) Snapshot() (Snapshot, error) {
 	return s, err
 }
 
-// add records a request unless one with its id is there already.
+// add records a request, created now by this agent, unless one with its
+// id is there already.
 func (q *Queue) add(r Request) (bool, error) {
+	rec := record{Request: r, CreatedAt: q.stamp()}
+	rec.Origin = q.o.Device
+	rec.settle()
 	added := false
 	err := q.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketRequests)
 		if b.Get([]byte(r.ID)) != nil {
 			return nil
 		}
-		raw, err := json.Marshal(r)
+		raw, err := json.Marshal(rec)
 		if err != nil {
 			return err
 		}
@@ -229,59 +306,66 @@ func (q *Queue) add(r Request) (bool, error) {
 	})
 	if added {
 		q.notify()
+		q.publish(rec)
 	}
 	return added, err
 }
 
-// change applies fn to request id in one transaction.
-func (q *Queue) change(id string, fn func(r *Request) error) (Request, error) {
-	var r Request
+// change applies fn to request id in one transaction; fn returning
+// errUnchanged leaves it as it is.
+func (q *Queue) change(id string, fn func(r *record) error) (Request, error) {
+	var r record
 	err := q.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketRequests)
 		raw := b.Get([]byte(id))
 		if raw == nil {
 			return ErrNotFound
 		}
-		if err := json.Unmarshal(raw, &r); err != nil {
-			return err
+		var ok bool
+		if r, ok = decode(raw, q.o.Device); !ok {
+			return fmt.Errorf("staffq: request %s unreadable", id)
 		}
 		if err := fn(&r); err != nil {
 			return err
 		}
+		r.settle()
 		out, err := json.Marshal(r)
 		if err != nil {
 			return err
 		}
 		return b.Put([]byte(id), out)
 	})
-	if err == nil {
+	switch {
+	case errors.Is(err, errUnchanged):
+		return r.Request, nil
+	case err == nil:
 		q.notify()
+		q.publish(r)
 	}
-	return r, err
+	return r.Request, err
 }
 
 // Claim marks a request taken by an associate (by may be empty). Claiming
 // a request already claimed is allowed (another associate takes over).
 func (q *Queue) Claim(id, by string) (Request, error) {
-	return q.change(id, func(r *Request) error {
-		if r.State == StateDone {
+	return q.change(id, func(r *record) error {
+		if r.DoneAt != nil {
 			return ErrState
 		}
-		r.State, r.ClaimedMS, r.ClaimedBy = StateClaimed, q.o.Now().UnixMilli(), by
+		at := q.stamp()
+		r.ClaimedAt, r.ClaimedBy = &at, by
 		return nil
 	})
 }
 
 // Finish marks a request done. Finishing a done request changes nothing.
 func (q *Queue) Finish(id string) (Request, error) {
-	return q.change(id, func(r *Request) error {
-		if r.State == StateDone {
-			return nil
+	return q.change(id, func(r *record) error {
+		if r.DoneAt != nil {
+			return errUnchanged
 		}
-		if r.ClaimedMS == 0 {
-			r.ClaimedMS = q.o.Now().UnixMilli()
-		}
-		r.State, r.DoneMS = StateDone, q.o.Now().UnixMilli()
+		at := q.stamp()
+		r.DoneAt = &at
 		return nil
 	})
 }
@@ -310,14 +394,16 @@ func (q *Queue) Sweep(ctx context.Context) error {
 	var stale [][]byte
 	err := q.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketRequests).ForEach(func(k, raw []byte) error {
-			var r Request
-			if json.Unmarshal(raw, &r) != nil {
+			r, ok := decode(raw, q.o.Device)
+			if !ok {
 				return nil
 			}
 			switch {
-			case r.State == StateOpen && r.EscalatedMS == 0 && now.Sub(time.UnixMilli(r.CreatedMS)) >= q.o.EscalateAfter:
-				due = append(due, r)
-			case r.State == StateDone && now.Sub(time.UnixMilli(r.DoneMS)) >= q.o.KeepDone:
+			// Only the agent that recorded a request tells HQ: one
+			// escalation per request however many agents share it.
+			case r.State == StateOpen && r.EscalatedAt == nil && r.Origin == q.o.Device && now.Sub(time.UnixMilli(r.CreatedMS)) >= q.o.EscalateAfter:
+				due = append(due, r.Request)
+			case q.expired(r):
 				stale = append(stale, slices.Clone(k))
 			}
 			return nil
@@ -340,10 +426,12 @@ func (q *Queue) Sweep(ctx context.Context) error {
 				return fmt.Errorf("staffq: escalation of %s: %w", r.ID, err)
 			}
 		}
-		if _, err := q.change(r.ID, func(x *Request) error {
-			if x.State == StateOpen && x.EscalatedMS == 0 {
-				x.EscalatedMS = now.UnixMilli()
+		if _, err := q.change(r.ID, func(x *record) error {
+			if x.EscalatedAt != nil {
+				return errUnchanged
 			}
+			at := q.stamp()
+			x.EscalatedAt = &at
 			return nil
 		}); err != nil {
 			return err
@@ -366,6 +454,12 @@ func (q *Queue) Sweep(ctx context.Context) error {
 		q.notify()
 	}
 	return nil
+}
+
+// expired reports whether r is a done request older than KeepDone: the
+// queue drops it, and refuses it from another agent.
+func (q *Queue) expired(r record) bool {
+	return r.DoneAt != nil && q.o.Now().Sub(time.UnixMilli(r.DoneMS)) >= q.o.KeepDone
 }
 
 // Tap wraps the agent's outbox: assist events appended through it become
@@ -491,12 +585,13 @@ func (q *Queue) record(ctx context.Context, envs []events.Envelope) {
 		if json.Unmarshal(e.Data, &a) != nil || a.Request == "" || a.Escalated {
 			continue
 		}
-		r := Request{ID: a.Request, Event: e.ID, Zone: a.Zone, Reason: a.Reason, Note: a.Note, State: StateOpen,
-			CreatedMS: q.o.Now().UnixMilli(), Fetch: q.item(ctx, a.SKU)}
+		r := Request{ID: a.Request, Event: e.ID, Zone: a.Zone, Reason: a.Reason, Note: a.Note, Fetch: q.item(ctx, a.SKU)}
 		if a.From != "" && a.From != a.SKU {
 			it := q.item(ctx, a.From)
 			r.Trying = &it
-		} else if a.Reason == events.AssistHelp {
+		} else if a.Reason == events.AssistHelp && a.SKU != "" {
+			// Help with the item she holds; a call from the room
+			// itself names none, and the page shows just the room.
 			it := r.Fetch
 			r.Trying = &it
 		}

@@ -119,6 +119,13 @@ func TestTap_RecordsRequests(t *testing.T) {
 	if len(s.Requests) != 2 || s.Requests[1].Reason != events.AssistHelp {
 		t.Fatalf("after restart: %+v", s.Requests)
 	}
+	// A call from the room itself names no item: the request is the room.
+	r.clock.Add(time.Second)
+	r.ask(t, "k3", events.Assist{Zone: "room-3", Reason: events.AssistHelp})
+	s, _ = r.q.Snapshot()
+	if len(s.Requests) != 3 || s.Requests[2].Zone != "room-3" || s.Requests[2].Reason != events.AssistHelp || s.Requests[2].Trying != nil {
+		t.Fatalf("room call: %+v", s.Requests)
+	}
 }
 
 // Ensure that a request nobody claims is escalated once, after 3 minutes,
