@@ -240,7 +240,10 @@ func TestChaos(t *testing.T) {
 	seed := chaosSeed(t)
 	t.Logf("chaos for %v, seed %d (OMNI_CHAOS_SEED=%d replays it)", dur, seed, seed)
 
-	n := startNATSProcess(t)
+	// NATS as a chain runs it: the shipped configuration, every store its
+	// own account with its own credentials, the hub its password.
+	sn := startShippedNATSFor(t, "omnisync.conf", nil, []string{"S3"})
+	n := &natsProcess{process: sn.proc, Port: sn.port}
 	// The hubs' database is a server of the test's own, so it can be
 	// crashed without disturbing the tests that share the machine's.
 	pg := testkit.StartPGServer(t)
@@ -251,7 +254,7 @@ func TestChaos(t *testing.T) {
 	db := testkit.StartProxy(t, dsn.Host)
 	dsn.Host = db.Addr()
 	r := &chaosRig{nats: n, db: db, pg: pg, skewed: 3}
-	r.hubs = []*hubProcess{startHubProcess(t, "hub-a", n.URL(), dsn.String()), startHubProcess(t, "hub-b", n.URL(), dsn.String())}
+	r.hubs = []*hubProcess{startHubProcess(t, "hub-a", sn.hubURL, dsn.String()), startHubProcess(t, "hub-b", sn.hubURL, dsn.String())}
 	var targets []loadgen.Target
 	for i, sd := range [][2]string{{"S1", "pos-1"}, {"S1", "pos-2"}, {"S2", "pos-1"}, {"S3", "pos-1"}} {
 		link := testkit.StartProxy(t, fmt.Sprintf("127.0.0.1:%d", n.Port))
@@ -259,7 +262,8 @@ func TestChaos(t *testing.T) {
 		if i == r.skewed {
 			extra = append(extra, "--clock-offset", "1h")
 		}
-		a := startAgent(t, sd[0], sd[1], "nats://"+link.Addr(), extra...)
+		c := sn.store[sd[0]]
+		a := startAgent(t, sd[0], sd[1], c.via(t, link.Addr()), append(extra, c.agentArgs()...)...)
 		r.agents, r.links = append(r.agents, a), append(r.links, link)
 		targets = append(targets, loadgen.Target{Store: sd[0], Device: sd[1], URL: a.URL})
 	}
@@ -278,10 +282,7 @@ func TestChaos(t *testing.T) {
 	v, verr := loadgen.Verify(vctx, loadgen.Hub{URL: r.hubs[0].URL, Token: hubToken}, rep.Accepted)
 	// What the stores are told must agree with the books too: the stock
 	// documents and pickup orders the hubs published through the faults.
-	js, err := jetstream.New(mustHubConn(t, n.URL()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := hubDownJS(t, mustHubConn(t, sn.hubURL))
 	stockDocs, orders, downDiffs := downsyncSettled(t, js, rep.Accepted, 90*time.Second)
 	report := fmt.Sprintf(`chaos report (seed %d, %v of faults, 2 hubs on PostgreSQL, 4 agents, one an hour fast)
   events acknowledged   %d (%d requests retried, %d answered from an idempotency key, %d refused with 507)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -77,6 +78,13 @@ func startIsolatedNATS(t *testing.T) *isolatedNATS {
 // with extra environment, and mints S1 and S2.
 func startShippedNATS(t *testing.T, conf string, env []string, opts ...nats.Option) *isolatedNATS {
 	t.Helper()
+	return startShippedNATSFor(t, conf, env, nil, opts...)
+}
+
+// startShippedNATSFor is startShippedNATS that also mints the stores of
+// more (with omni-nats, nkeys) before the server starts.
+func startShippedNATSFor(t *testing.T, conf string, env, more []string, opts ...nats.Option) *isolatedNATS {
+	t.Helper()
 	dir := t.TempDir()
 	for _, f := range []string{"omnisync.conf", "omnisync-tls.conf", "omnisync-mtls.conf", "accounts.conf", "stores.conf", "mint-store.sh"} {
 		b, err := os.ReadFile(filepath.Join("../../../deploy/nats", f))
@@ -105,6 +113,13 @@ func startShippedNATS(t *testing.T, conf string, env []string, opts ...nats.Opti
 	}
 	n.store["S2"] = storeCreds{URL: strings.TrimSpace(string(out))}
 	checkMintedAlike(t, filepath.Join(dir, "stores.conf"))
+	for _, st := range more {
+		creds := filepath.Join(t.TempDir(), st+".nk")
+		if out, err := exec.Command(omniNATS, "mint-store", "--conf-dir", dir, "--out", creds, st).CombinedOutput(); err != nil {
+			t.Fatalf("omni-nats mint-store %s: %v\n%s", st, err, out)
+		}
+		n.store[st] = storeCreds{URL: "nats://" + addr, Creds: creds}
+	}
 
 	hash, err := bcrypt.GenerateFromPassword([]byte(hubPassword), 4)
 	if err != nil {
@@ -150,6 +165,18 @@ func checkMintedAlike(t *testing.T, storesFile string) {
 	if got != want {
 		t.Fatalf("mint-store.sh's block differs from natsacct.StoreBlock:\n%s\nwant:\n%s", got, want)
 	}
+}
+
+// via is the store's NATS URL (its password, if any) with its host:port
+// replaced by addr: a proxy in front of the server.
+func (c storeCreds) via(t testing.TB, addr string) string {
+	t.Helper()
+	u, err := url.Parse(c.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Host = addr
+	return u.String()
 }
 
 // connectStore connects as a minted store, with its agents' inbox prefix.

@@ -5,7 +5,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -51,26 +50,12 @@ func (h *hubProcess) Start() {
 	}, "hub %s up", h.name)
 }
 
-// natsProcess is a real nats-server process with JetStream on disk.
+// natsProcess is a real nats-server process with JetStream on disk, to
+// kill and start again.
 type natsProcess struct {
 	*process
 	Port int
 }
-
-func startNATSProcess(t testing.TB) *natsProcess {
-	t.Helper()
-	addr := testkit.FreeAddr(t)
-	port, _ := strconv.Atoi(addr[strings.LastIndexByte(addr, ':')+1:])
-	n := &natsProcess{
-		process: newProcess(t, "github.com/nats-io/nats-server/v2", "nats-server",
-			"-a", "127.0.0.1", "-p", strconv.Itoa(port), "-js", "-sd", t.TempDir()),
-		Port: port,
-	}
-	n.Start()
-	return n
-}
-
-func (n *natsProcess) URL() string { return fmt.Sprintf("nats://127.0.0.1:%d", n.Port) }
 
 func (n *natsProcess) Start() {
 	n.t.Helper()
@@ -174,13 +159,15 @@ func TestHubSIGKILL(t *testing.T) {
 	checkBooks(t, h.URL, agents, l)
 }
 
-// Ensure that SIGKILLing a real nats-server process (JetStream on disk)
-// loses nothing: the outbox keeps every event until the hub confirms it.
+// Ensure that SIGKILLing a real nats-server process (JetStream on disk,
+// the shipped configuration with the stores' credentials) loses nothing:
+// the outbox keeps every event until the hub confirms it.
 func TestNATSSIGKILL(t *testing.T) {
 	t.Parallel()
-	ns := startNATSProcess(t)
-	h := startHub(t, ns.URL(), "")
-	agents := []*agent{startAgent(t, "S1", "pos-1", ns.URL()), startAgent(t, "S2", "pos-1", ns.URL())}
+	sn := startIsolatedNATS(t)
+	ns := &natsProcess{process: sn.proc, Port: sn.port}
+	h := startHub(t, sn.hubURL, "")
+	agents := []*agent{sn.startStoreAgent(t, "S1", "pos-1"), sn.startStoreAgent(t, "S2", "pos-1")}
 	l := startLoad(agents, 2, 21)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 5))
 	for i := 0; i < 3; i++ {
