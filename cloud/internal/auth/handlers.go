@@ -134,25 +134,41 @@ func (s *Service) apiLogin(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	var ttl time.Duration
-	if req.ExpiresIn != "" {
-		var err error
-		if ttl, err = ParseTTL(req.ExpiresIn); err != nil {
-			s.fail(w, r, err)
-			return
-		}
+	ttl, ok := s.requestTTL(w, r, req.ExpiresIn)
+	if !ok {
+		return
 	}
 	u, err := s.Login(r.Context(), req.User, req.Password, clientAddr(r))
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	t, secret, err := s.LoginToken(r.Context(), u, req.TokenName, ttl)
+	s.answerLoginToken(w, r, u, req.TokenName, ttl, "logged in (token)")
+}
+
+// requestTTL reads a request's expires_in (none: the default), answering
+// the error itself when it is not a duration.
+func (s *Service) requestTTL(w http.ResponseWriter, r *http.Request, expiresIn string) (time.Duration, bool) {
+	if expiresIn == "" {
+		return 0, true
+	}
+	ttl, err := ParseTTL(expiresIn)
+	if err != nil {
+		s.fail(w, r, err)
+		return 0, false
+	}
+	return ttl, true
+}
+
+// answerLoginToken makes u's login token and answers it, the secret shown
+// this once; msg is the log line's.
+func (s *Service) answerLoginToken(w http.ResponseWriter, r *http.Request, u store.User, name string, ttl time.Duration, msg string) {
+	t, secret, err := s.LoginToken(r.Context(), u, name, ttl)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	s.log.Info("logged in (token)", "user", u.Name, "token", t.ID, "client", clientAddr(r))
+	s.log.Info(msg, "user", u.Name, "token", t.ID, "client", clientAddr(r))
 	v := tokenView(t)
 	v.Token = secret
 	writeJSON(w, http.StatusCreated, v)
@@ -175,13 +191,9 @@ func (s *Service) apiSetup(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	var ttl time.Duration
-	if req.ExpiresIn != "" {
-		var err error
-		if ttl, err = ParseTTL(req.ExpiresIn); err != nil {
-			s.fail(w, r, err)
-			return
-		}
+	ttl, ok := s.requestTTL(w, r, req.ExpiresIn)
+	if !ok {
+		return
 	}
 	u, err := s.Setup(r.Context(), strings.TrimSpace(req.Token), req.Password, clientAddr(r))
 	if errors.Is(err, ErrSetupToken) {
@@ -192,15 +204,7 @@ func (s *Service) apiSetup(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	t, secret, err := s.LoginToken(r.Context(), u, req.TokenName, ttl)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.log.Info("logged in (token) after setup", "user", u.Name, "token", t.ID, "client", clientAddr(r))
-	v := tokenView(t)
-	v.Token = secret
-	writeJSON(w, http.StatusCreated, v)
+	s.answerLoginToken(w, r, u, req.TokenName, ttl, "logged in (token) after setup")
 }
 
 // Me is GET /v1/auth/me.

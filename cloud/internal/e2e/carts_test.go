@@ -281,15 +281,7 @@ func reservedAt(t testing.TB, hubURL, sku, loc string) int64 {
 // refused.
 func TestCartCheckedOutAtTwoStoresOffline(t *testing.T) {
 	t.Parallel()
-	ns := testkit.StartNATS(t)
-	h := startHubWith(t, ns.URL(), nil)
-	catalog, err := os.ReadFile(sampleCatalog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	importCatalog(t, h.URL, catalog)
-	var v struct{ SKU string }
-	json.Unmarshal([]byte(strings.SplitN(string(catalog), "\n", 2)[0]), &v)
+	ns, h, sku := startSampleHub(t)
 
 	type till struct {
 		store string
@@ -302,7 +294,7 @@ func TestCartCheckedOutAtTwoStoresOffline(t *testing.T) {
 		tills = append(tills, till{store, link, startAgent(t, store, "till-1", "nats://"+link.Addr(), "--log-level", "warn")})
 	}
 	var c e2eCart
-	if st := hubDo(t, "POST", h.URL+"/v1/carts", fmt.Sprintf(`{"lines":[{"sku":%q,"qty":1,"unit_price":2500}]}`, v.SKU), &c); st != 201 {
+	if st := hubDo(t, "POST", h.URL+"/v1/carts", fmt.Sprintf(`{"lines":[{"sku":%q,"qty":1,"unit_price":2500}]}`, sku), &c); st != 201 {
 		t.Fatalf("create cart: %d", st)
 	}
 	var qr struct {
@@ -318,7 +310,7 @@ func TestCartCheckedOutAtTwoStoresOffline(t *testing.T) {
 		}, "%s verifies the code", tl.store)
 		tl.link.Cut()
 	}
-	before := onHand(t, h.URL, v.SKU)
+	before := onHand(t, h.URL, sku)
 	sales := map[string]string{}
 	for _, tl := range tills {
 		resp, err := httpClient.Post(tl.a.URL+"/v1/carts/"+url.PathEscape(qr.Code)+"/checkout", "application/json", strings.NewReader("{}"))
@@ -362,7 +354,7 @@ func TestCartCheckedOutAtTwoStoresOffline(t *testing.T) {
 	// Both tills' sales happened and are in the books: the goods left
 	// both stores (the conflict is HQ's to settle with the shopper).
 	testkit.Eventually(t, 30*time.Second, func() bool {
-		now := onHand(t, h.URL, v.SKU)
+		now := onHand(t, h.URL, sku)
 		return now["S1"] == before["S1"]-1 && now["S2"] == before["S2"]-1
 	}, "hub: both stores' sales")
 	if st := hubDo(t, "POST", h.URL+"/v1/carts/"+c.CartID+"/checkout", "{}", nil); st != http.StatusConflict {
@@ -377,21 +369,13 @@ func TestCartCheckedOutAtTwoStoresOffline(t *testing.T) {
 // hold one checkout of each, and no conflict.
 func TestCartClosedElsewhereRefusedAtTill(t *testing.T) {
 	t.Parallel()
-	ns := testkit.StartNATS(t)
-	h := startHubWith(t, ns.URL(), nil)
-	catalog, err := os.ReadFile(sampleCatalog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	importCatalog(t, h.URL, catalog)
-	var v struct{ SKU string }
-	json.Unmarshal([]byte(strings.SplitN(string(catalog), "\n", 2)[0]), &v)
+	ns, h, sku := startSampleHub(t)
 	s1 := startAgent(t, "S1", "till-1", ns.URL(), "--log-level", "warn")
 	s2 := startAgent(t, "S2", "till-1", ns.URL(), "--log-level", "warn")
 
 	newCode := func() (string, string) {
 		var c e2eCart
-		if st := hubDo(t, "POST", h.URL+"/v1/carts", fmt.Sprintf(`{"lines":[{"sku":%q,"qty":1,"unit_price":2500}]}`, v.SKU), &c); st != 201 {
+		if st := hubDo(t, "POST", h.URL+"/v1/carts", fmt.Sprintf(`{"lines":[{"sku":%q,"qty":1,"unit_price":2500}]}`, sku), &c); st != 201 {
 			t.Fatalf("create cart: %d", st)
 		}
 		var qr struct {
@@ -423,7 +407,7 @@ func TestCartClosedElsewhereRefusedAtTill(t *testing.T) {
 	// Checked out on the web: the till learns of it and refuses the code.
 	webCart, webCode := newCode()
 	testkit.Eventually(t, 20*time.Second, func() bool { st, _ := tillSays(s1, webCode); return st == 200 }, "S1 verifies the code")
-	before := onHand(t, h.URL, v.SKU)
+	before := onHand(t, h.URL, sku)
 	if st := hubDo(t, "POST", h.URL+"/v1/carts/"+webCart+"/checkout", "{}", nil); st != 201 {
 		t.Fatalf("web checkout: %d", st)
 	}
@@ -460,11 +444,11 @@ func TestCartClosedElsewhereRefusedAtTill(t *testing.T) {
 	// The books: S1 sold the till's cart once, nothing else was sold at a
 	// till, and neither cart has a conflict.
 	testkit.Eventually(t, 30*time.Second, func() bool {
-		now := onHand(t, h.URL, v.SKU)
+		now := onHand(t, h.URL, sku)
 		return now["S1"] == before["S1"]-1
 	}, "hub: S1's sale")
 	time.Sleep(time.Second)
-	if now := onHand(t, h.URL, v.SKU); now["S1"] != before["S1"]-1 || now["S2"] != before["S2"] {
+	if now := onHand(t, h.URL, sku); now["S1"] != before["S1"]-1 || now["S2"] != before["S2"] {
 		t.Fatalf("on hand %v, before %v", now, before)
 	}
 	for _, id := range []string{webCart, tillCart} {
@@ -477,4 +461,22 @@ func TestCartClosedElsewhereRefusedAtTill(t *testing.T) {
 			t.Fatalf("cart %s at the hub: %+v", id, got)
 		}
 	}
+}
+
+// startSampleHub starts NATS and a hub with the sample catalog, and
+// returns the catalog's first SKU.
+func startSampleHub(t *testing.T) (*testkit.NATS, *inProcessHub, string) {
+	t.Helper()
+	ns := testkit.StartNATS(t)
+	h := startHubWith(t, ns.URL(), nil)
+	catalog, err := os.ReadFile(sampleCatalog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	importCatalog(t, h.URL, catalog)
+	var v struct{ SKU string }
+	if err := json.Unmarshal([]byte(strings.SplitN(string(catalog), "\n", 2)[0]), &v); err != nil {
+		t.Fatal(err)
+	}
+	return ns, h, v.SKU
 }

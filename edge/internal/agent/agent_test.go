@@ -104,9 +104,19 @@ func TestAgent_ProductLookup(t *testing.T) {
 // ready with the base URL of its API.
 func runAgent(t *testing.T, cfg Config) (*Agent, string) {
 	t.Helper()
+	return runAgentWith(t, cfg, nil)
+}
+
+// runAgentWith is runAgent with tune, if any, called on the agent before
+// it runs (to set what Config does not carry).
+func runAgentWith(t *testing.T, cfg Config, tune func(*Agent)) (*Agent, string) {
+	t.Helper()
 	a, err := New(cfg, nil, "test")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if tune != nil {
+		tune(a)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -149,27 +148,7 @@ func TestAgent_StreamsOutliveTimeouts(t *testing.T) {
 	cfg.Profiles = filepath.Join(repoRoot(), "firmware-configs")
 	cfg.SimulateCatalog = filepath.Join(repoRoot(), "cloud", "internal", "catalog", "testdata", "sample-catalog.jsonl")
 	cfg.SimulateFittingRooms = 2
-	a, err := New(cfg, nil, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.limits = shortLimits
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
-	select {
-	case <-a.Ready():
-	case err := <-done:
-		done <- err
-		t.Fatalf("agent stopped before it was ready: %v", err)
-	}
-	base := "http://" + a.HTTPAddr()
+	_, base := runAgentWith(t, cfg, func(a *Agent) { a.limits = shortLimits })
 	open := func(path string) *http.Response {
 		t.Helper()
 		resp, err := http.Get(base + path)

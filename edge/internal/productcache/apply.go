@@ -504,13 +504,23 @@ func splitRef(ref []byte) (id, sku string) {
 // survey keeps (or forgets) one of HQ's survey definitions, the highest
 // version seen.
 func (w *writer) survey(id string, u *Update) error {
-	b, err := w.tx.CreateBucketIfNotExists(bucketSurveys)
-	if err != nil {
-		return err
-	}
 	if !usableKey(id) {
 		w.reject(u.Key, errBadID)
 		return nil
+	}
+	return w.versionedDoc(bucketSurveys, id, u, func(v []byte) (string, int64, error) {
+		d, err := downsync.DecodeSurvey(v)
+		return d.ID, d.Version, err
+	})
+}
+
+// versionedDoc keeps (or forgets) the document of id in bucket, the
+// highest version seen: decode reads a value's own id (which must be id)
+// and version.
+func (w *writer) versionedDoc(bucket []byte, id string, u *Update, decode func([]byte) (string, int64, error)) error {
+	b, err := w.tx.CreateBucketIfNotExists(bucket)
+	if err != nil {
+		return err
 	}
 	old := b.Get([]byte(id))
 	if u.Deleted {
@@ -520,20 +530,20 @@ func (w *writer) survey(id string, u *Update) error {
 		}
 		return nil
 	}
-	d, err := downsync.DecodeSurvey(u.Value)
-	if err == nil && d.ID != id {
+	own, version, err := decode(u.Value)
+	if err == nil && own != id {
 		err = errOtherID
 	}
 	if err != nil {
 		w.reject(u.Key, err)
 		return nil
 	}
-	if old != nil && d.Version < versionOf(old) {
+	if old != nil && version < versionOf(old) {
 		w.res.ignored++
 		return nil
 	}
 	w.res.applied++
-	return b.Put([]byte(id), versioned(d.Version, u.Value))
+	return b.Put([]byte(id), versioned(version, u.Value))
 }
 
 // cartKey keeps (or forgets) a public key of cart codes.

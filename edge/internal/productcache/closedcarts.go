@@ -25,32 +25,10 @@ const pruneEvery = time.Hour
 
 // closedCart keeps (or forgets) a closed cart, the highest version seen.
 func (w *writer) closedCart(digest string, u *Update) error {
-	b, err := w.tx.CreateBucketIfNotExists(bucketClosedCarts)
-	if err != nil {
-		return err
-	}
-	old := b.Get([]byte(digest))
-	if u.Deleted {
-		if old != nil {
-			w.res.applied++
-			return b.Delete([]byte(digest))
-		}
-		return nil
-	}
-	d, err := downsync.DecodeClosedCart(u.Value)
-	if err == nil && d.Cart != digest {
-		err = errOtherID
-	}
-	if err != nil {
-		w.reject(u.Key, err)
-		return nil
-	}
-	if old != nil && d.Version < versionOf(old) {
-		w.res.ignored++
-		return nil
-	}
-	w.res.applied++
-	return b.Put([]byte(digest), versioned(d.Version, u.Value))
+	return w.versionedDoc(bucketClosedCarts, digest, u, func(v []byte) (string, int64, error) {
+		d, err := downsync.DecodeClosedCart(v)
+		return d.Cart, d.Version, err
+	})
 }
 
 // pruneClosedCarts drops the closed carts whose expiry is past, at most
