@@ -192,17 +192,30 @@ func testUpgrade(t *testing.T, old, dsn string) {
 		hubArgs = append(hubArgs, "--db", dsn)
 	}
 
-	// The previous release: its hub with its embedded NATS server (which
-	// let clients in without credentials), two of its agents, its load.
-	oldHub := newProcessOf(t, filepath.Join(old, "omni-hub"), "old-hub", hubArgs...)
+	// The previous release: its hub with its embedded NATS server, two of
+	// its agents, its load. A release from before HQ logins let every
+	// client in without credentials; a later one takes the bootstrap
+	// token, and its stores are admitted with nkeys as omni-nats mints
+	// them.
+	locked := releaseLocked(t, old)
+	oldArgs := hubArgs
+	var oldEnv []string
+	if locked {
+		oldArgs = append(append([]string(nil), hubArgs...), "--bootstrap-token", hubToken)
+		oldEnv = []string{"OMNI_TOKEN=" + hubToken}
+	}
+	oldHub := newProcessOf(t, filepath.Join(old, "omni-hub"), "old-hub", oldArgs...)
 	oldHub.Start()
 	waitHealthy(t, hubURL, "the previous release's hub")
 	stores := []string{"UP-1", "UP-2"}
 	var agents []*agent
 	for _, s := range stores {
 		addr := testkit.FreeAddr(t)
-		a := &agent{process: newProcessOf(t, filepath.Join(old, "omni-edge"), s+"-old", "--store", s, "--device", "till-1",
-			"--nats-url", "nats://"+natsAddr, "--data-dir", t.TempDir(), "--http", addr, "--heartbeat-every", "500ms"), URL: "http://" + addr}
+		args := []string{"--store", s, "--device", "till-1", "--nats-url", "nats://" + natsAddr, "--data-dir", t.TempDir(), "--http", addr, "--heartbeat-every", "500ms"}
+		if locked {
+			args = append(args, "--nats-creds", admitStore(t, dataDir, s, natsAddr))
+		}
+		a := &agent{process: newProcessOf(t, filepath.Join(old, "omni-edge"), s+"-old", args...), URL: "http://" + addr}
 		a.Start()
 		agents = append(agents, a)
 	}
@@ -220,7 +233,7 @@ func testUpgrade(t *testing.T, old, dsn string) {
 		t.Logf("loadgen (%s):\n%s", filepath.Base(filepath.Dir(bin)), lastLines(out, 4))
 	}
 	load(filepath.Join(old, "omnictl"), records+"-1.jsonl", 11, agents)
-	out := omnictlRun(t, filepath.Join(old, "omnictl"), nil, "--hub", hubURL, "loadgen", "verify", "--record", records+"-1.jsonl", "--timeout", "60s")
+	out := omnictlRun(t, filepath.Join(old, "omnictl"), oldEnv, "--hub", hubURL, "loadgen", "verify", "--record", records+"-1.jsonl", "--timeout", "60s")
 	t.Logf("the previous release's books:\n%s", lastLines(out, 6))
 	before := schemaVersion(t, dataDir, dsn)
 
@@ -241,11 +254,15 @@ func testUpgrade(t *testing.T, old, dsn string) {
 	}
 
 	// The current embedded server admits only clients with credentials.
-	// The previous release's agents take a password in their URL (their
+	// A pre-login release's agents take a password in their URL (their
 	// --nats-creds reads JWT files only), so they get password users; a
-	// current agent gets an nkey, as omni-nats mint-store makes it.
+	// current agent gets an nkey, as omni-nats mint-store makes it. A
+	// later release's agents have theirs already.
 	storesConf := filepath.Join(dataDir, "nats-auth", natsacct.StoresFile)
 	for i, s := range stores {
+		if locked {
+			break
+		}
 		pw := fmt.Sprintf("%s-upgrade-password-%d", s, i)
 		hash, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
 		if err != nil {
@@ -270,11 +287,7 @@ func testUpgrade(t *testing.T, old, dsn string) {
 		agents[i].setArg("--nats-url", url)
 		agents[i].Start()
 	}
-	creds := filepath.Join(t.TempDir(), "UP-3.nk")
-	if _, err := natsacct.MintStore(filepath.Join(dataDir, "nats-auth"), "UP-3", creds, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	current := startAgent(t, "UP-3", "till-1", "nats://"+natsAddr, "--nats-creds", creds)
+	current := startAgent(t, "UP-3", "till-1", "nats://"+natsAddr, "--nats-creds", admitStore(t, dataDir, "UP-3", natsAddr))
 	all := append(agents, current)
 	newCtl := testkit.BuildBinary(t, "github.com/omnisync/omnisync/cloud/cmd/omnictl")
 	load(newCtl, records+"-3.jsonl", 13, all)
@@ -319,6 +332,39 @@ func testUpgrade(t *testing.T, old, dsn string) {
 			t.Errorf("verify printed no %q line", want)
 		}
 	}
+}
+
+// releaseLocked says whether the release whose binaries are in dir has HQ
+// logins (its hub takes --bootstrap-token, and its embedded NATS server
+// admits stores by their credentials only).
+func releaseLocked(t *testing.T, dir string) bool {
+	t.Helper()
+	out, _ := exec.Command(filepath.Join(dir, "omni-hub"), "--help").CombinedOutput()
+	return strings.Contains(string(out), "--bootstrap-token")
+}
+
+// admitStore mints store's nkey into the hub's data dir, as omni-nats
+// mint-store --hub-data-dir does, waits until the hub's embedded server
+// at natsAddr admits it, and returns its credentials file.
+func admitStore(t *testing.T, dataDir, store, natsAddr string) string {
+	t.Helper()
+	creds := filepath.Join(t.TempDir(), store+".nk")
+	if _, err := natsacct.MintStore(filepath.Join(dataDir, "nats-auth"), store, creds, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	opt, err := nats.NkeyOptionFromSeed(creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 30*time.Second, func() bool {
+		nc, err := nats.Connect("nats://"+natsAddr, opt, nats.CustomInboxPrefix(subjects.InboxPrefix(store)))
+		if err != nil {
+			return false
+		}
+		nc.Close()
+		return true
+	}, "the hub admitting store %s", store)
+	return creds
 }
 
 // lastLines returns the last n lines of s.
