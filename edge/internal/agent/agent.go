@@ -46,6 +46,7 @@ import (
 	"github.com/omnisync/omnisync/edge/internal/scanstream"
 	"github.com/omnisync/omnisync/edge/internal/storecart"
 	"github.com/omnisync/omnisync/edge/internal/uplink"
+	"github.com/omnisync/omnisync/edge/internal/whereabouts"
 	"github.com/omnisync/omnisync/shared/natsauth"
 	"github.com/omnisync/omnisync/shared/redact"
 	"github.com/omnisync/omnisync/shared/subjects"
@@ -211,9 +212,16 @@ func (a *Agent) Run(ctx context.Context) error {
 	if sim != nil {
 		defer sim.reader.Close()
 	}
+	// Where the items were last swept, for the associates' requests.
+	places, err := whereabouts.Open(whereabouts.Options{Path: filepath.Join(a.cfg.DataDir, "whereabouts.db"), Now: a.now,
+		Logger: a.log.With("component", "whereabouts")})
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	defer places.Close()
 	devs, err := devices.New(devices.Options{
 		Devices: devCfgs, ProfilesDir: a.cfg.Profiles, Sink: ob, Scans: scans,
-		Catalog: catalog{products}, Carts: tills.Scan,
+		Catalog: catalog{products}, Carts: tills.Scan, Places: places,
 		Logger: a.log.With("component", "devices"),
 	})
 	if err != nil {
@@ -275,7 +283,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	mux.Handle("POST /v1/devices/{name}/sweep", devs.SweepHandler(a.cfg.Store))
 	mux.Handle("GET /v1/scans/stream", scans)
 	// The associates' queue, shared with the store's other agents.
-	staff, staffLink, err := a.openStaff(ob, products, nc)
+	staff, staffLink, err := a.openStaff(ob, products, places, nc)
 	if err != nil {
 		return err
 	}

@@ -208,6 +208,51 @@ func waitJS(t *testing.T, c context.Context, what string, timeout time.Duration,
 	}
 }
 
+// sweep runs a stock sweep of area on the rig's reader through POST
+// /v1/devices/fr-1/sweep: each GTIN's unit (serial) read on antenna 3,
+// outside the fitting rooms, until every one was read.
+func sweep(t *testing.T, base string, g *tags, area string, units map[string]int) {
+	t.Helper()
+	post := func(body string) map[string]any {
+		resp, err := http.Post(base+"/v1/devices/fr-1/sweep", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("sweep %s: %d %v", body, resp.StatusCode, out)
+		}
+		return out
+	}
+	post(`{"action":"start","area":"` + area + `"}`)
+	var epcs []string
+	for gtin, serial := range units {
+		epc, err := rfidsim.EPCFor(gtin, serial)
+		if err != nil {
+			t.Fatal(err)
+		}
+		epcs = append(epcs, epc)
+		g.put(epc, map[int]float64{3: -55})
+	}
+	testkit.Eventually(t, 10*time.Second, func() bool {
+		for _, epc := range epcs {
+			if g.firstRead(epc).IsZero() {
+				return false
+			}
+		}
+		return true
+	}, "the swept tags were read")
+	time.Sleep(300 * time.Millisecond) // a few reads reach the agent
+	for _, epc := range epcs {
+		g.remove(epc)
+	}
+	if ans := post(`{"action":"end"}`); ans["located"] != float64(len(units)) {
+		t.Fatalf("sweep of %s: %v", area, ans)
+	}
+}
+
 // staffRequest checks the one open request on the staff page, then claims
 // it and marks it done.
 func staffRequest(t *testing.T, staff context.Context, what, room, reason, fetch, trying string) {
@@ -316,6 +361,11 @@ func TestFittingRoom_MirrorAndStaffInBrowser(t *testing.T) {
 		do(t, mirror, name+": ask for L", chromedp.Click(item+` button.opt[value="`+cachetest.SKU(tried, 2)+`"]`))
 		do(t, staff, name+": the request reaches the staff page", chromedp.WaitVisible(`section.req[data-state="open"]`))
 		latencies = append(latencies, time.Since(start))
+		// The sweep read the L on rack-7: the page says where, and which unit.
+		if got := textOf(t, staff, `section.req[data-state="open"] .fetch .where`); !strings.HasPrefix(got, "Where: rack-7 (seen ") ||
+			!strings.Contains(got, " ago)") || !strings.Contains(got, "Units: "+strconv.Itoa(serial+50)) {
+			t.Fatalf("%s: the staff page's location says %q", name, got)
+		}
 		triedName := "Trail runner " + strconv.Itoa(tried)
 		staffRequest(t, staff, name+": another size", "room-1", "Another size", triedName+" · L · navy", triedName+" · M · navy")
 
@@ -331,6 +381,9 @@ func TestFittingRoom_MirrorAndStaffInBrowser(t *testing.T) {
 		staffRequest(t, staff, name+": call a colleague", "room-1", "Needs help", "", "")
 	}
 
+	// The L of what she will try in each round was swept on rack-7 by the
+	// reader's antenna 3, on the floor outside the rooms.
+	sweep(t, base, g, "rack-7", map[string]int{cachetest.GTIN(0*cachetest.Variants + 2): 150, cachetest.GTIN(3*cachetest.Variants + 2): 250})
 	round("online", 0, 2, 100)
 	var before int
 	{

@@ -16,10 +16,11 @@ import (
 // store's other agents over nc: the agent reading the fitting rooms, the
 // tills' and the handhelds' all show the whole store's requests, through
 // the store's leaf node when it has one, and each goes on alone while NATS
-// is away. The caller runs both and closes the queue.
-func (a *Agent) openStaff(ob *outbox.Outbox, products *productcache.Cache, nc *nats.Conn) (*staffq.Queue, *staffq.Link, error) {
+// is away. Requests name where the item to fetch was last swept (places).
+// The caller runs both and closes the queue.
+func (a *Agent) openStaff(ob *outbox.Outbox, products *productcache.Cache, places staffq.Places, nc *nats.Conn) (*staffq.Queue, *staffq.Link, error) {
 	staff, err := staffq.Open(staffq.Options{
-		Path: filepath.Join(a.cfg.DataDir, "staff.db"), Device: a.cfg.Device, Outbox: ob, Products: products, Now: a.now,
+		Path: filepath.Join(a.cfg.DataDir, "staff.db"), Device: a.cfg.Device, Outbox: ob, Products: products, Places: places, Now: a.now,
 		Logger: a.log.With("component", "staffq"),
 	})
 	if err != nil {

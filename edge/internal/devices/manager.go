@@ -18,6 +18,7 @@ import (
 	"github.com/omnisync/omnisync/edge/internal/devices/serialport"
 	"github.com/omnisync/omnisync/edge/internal/presence"
 	"github.com/omnisync/omnisync/edge/internal/scanstream"
+	"github.com/omnisync/omnisync/edge/internal/whereabouts"
 	"github.com/omnisync/omnisync/shared/cartcode"
 	"github.com/omnisync/omnisync/shared/events"
 )
@@ -49,6 +50,17 @@ type Options struct {
 	// phone showing her cart): they go to the till's cart, never to the
 	// product lookup or the scan events. Called without locks held.
 	Carts func(device, code string)
+	// Places, when set, keeps where items were last seen: what each sweep
+	// with an area read outside the fitting rooms, and the units carried
+	// into a fitting room (no longer where they were swept). Called
+	// without locks held. May be nil.
+	Places Places
+}
+
+// Places is told where items were seen (edge/internal/whereabouts).
+type Places interface {
+	Swept(ctx context.Context, area string, seen []whereabouts.Sighting) error
+	Entered(ctx context.Context, units []whereabouts.Unit) error
 }
 
 // Catalog maps a GTIN-14 to the store's product.
@@ -134,6 +146,12 @@ func newDevice(o Options, c Config, decoder *rfid.Decoder) (*device, error) {
 		for _, z := range c.Zones {
 			zones = append(zones, rfid.Zone{Name: z.Name, Reader: c.Name, Antennas: z.Antennas,
 				EnterAfter: z.EnterAfter, LeaveAfter: z.LeaveAfter, MinRSSI: z.MinRSSI})
+		}
+		d.roomAntennas = map[int]bool{}
+		for _, z := range c.Zones {
+			for _, a := range z.Antennas {
+				d.roomAntennas[a] = true
+			}
 		}
 		if len(zones) > 0 {
 			d.smoother, err = rfid.New(rfid.Config{Zones: zones, Decoder: decoder})
@@ -298,6 +316,13 @@ type device struct {
 	// carts are the cart codes of the current callback; pendingCarts
 	// those taken and not yet handed to Options.Carts.
 	carts, pendingCarts []string
+
+	// swept is what the sweep reads outside the fitting rooms
+	// (roomAntennas), for Options.Places; entered the units read into a
+	// room since the last delivery.
+	swept        *sightings
+	roomAntennas map[int]bool
+	entered      []whereabouts.Unit
 }
 
 func (d *device) onState(st serialport.Status) {
@@ -372,9 +397,18 @@ func (d *device) deliver(out []events.Draft, pub []scanstream.Scan) {
 	d.mu.Lock()
 	codes := d.pendingCarts
 	d.pendingCarts = nil
+	entered := d.entered
+	d.entered = nil
 	d.mu.Unlock()
 	for _, code := range codes {
 		d.o.Carts(d.cfg.Name, code)
+	}
+	if len(entered) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := d.o.Places.Entered(ctx, entered); err != nil {
+			d.log.Warn("units entering fitting rooms not recorded", "units", len(entered), "err", err)
+		}
+		cancel()
 	}
 	for _, s := range pub {
 		if d.o.Scans != nil {
@@ -456,6 +490,9 @@ func (d *device) emit(frame []byte) {
 		d.tagReads += uint64(len(reads))
 		if d.sweep != nil && len(reads) > 0 {
 			_ = d.sweep.Observe(reads...) // a full sweep says so at End
+			if d.swept != nil {
+				d.sight(reads)
+			}
 		}
 		if d.smoother != nil && len(reads) > 0 {
 			d.presences(d.smoother.Observe(reads...))
@@ -513,6 +550,9 @@ func (d *device) presences(ps []rfid.Presence) {
 		d.out = append(d.out, events.Draft{Kind: kind, Data: data})
 		if p.Change == rfid.Enter {
 			d.enters++
+			if d.o.Places != nil && p.Item.Serial != "" {
+				d.entered = append(d.entered, whereabouts.Unit{GTIN: p.Item.GTIN, Serial: p.Item.Serial})
+			}
 			st := scanstream.Scan{Device: d.cfg.Name, At: p.At, Raw: p.Item.EPC,
 				Symbology: "rfid:" + p.Zone, GS1: true, GTIN: p.Item.GTIN, EPC: p.Item.EPC, Serial: p.Item.Serial}
 			if ref, ok := d.product(p.Item.GTIN); ok {

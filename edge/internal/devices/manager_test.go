@@ -90,13 +90,20 @@ func newRig(t *testing.T, cfgs ...Config) *rig {
 
 func newRigWith(t *testing.T, cat Catalog, cfgs ...Config) *rig {
 	t.Helper()
+	return newRigOpts(t, Options{Devices: cfgs, Catalog: cat})
+}
+
+// newRigOpts is newRig with more options (Devices, Catalog, Places).
+func newRigOpts(t *testing.T, o Options) *rig {
+	t.Helper()
 	ob, err := outbox.Open(outbox.Options{Path: filepath.Join(t.TempDir(), "outbox.db"), Store: "S1", Device: "kiosk-1", MinFreeDisk: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := &rig{ob: ob, scans: scanstream.New(scanstream.Options{})}
-	r.m, err = New(Options{Devices: cfgs, ProfilesDir: profilesDir, Sink: ob, Scans: r.scans,
-		StallAfter: 300 * time.Millisecond, TickEvery: 50 * time.Millisecond, Catalog: cat})
+	o.ProfilesDir, o.Sink, o.Scans = profilesDir, ob, r.scans
+	o.StallAfter, o.TickEvery = 300*time.Millisecond, 50*time.Millisecond
+	r.m, err = New(o)
 	if err != nil {
 		t.Fatal(err)
 	}

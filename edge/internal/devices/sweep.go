@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/omnisync/omnisync/edge/internal/devices/profile"
 	"github.com/omnisync/omnisync/edge/internal/devices/rfid"
+	"github.com/omnisync/omnisync/edge/internal/whereabouts"
 	"github.com/omnisync/omnisync/shared/events"
 )
 
@@ -27,7 +29,9 @@ var (
 type SweepRequest struct {
 	// Action is "start" or "end".
 	Action string `json:"action"`
-	// Area names what is being swept (a rack, a room, the store).
+	// Area names what is being swept (a rack, the stockroom, the store;
+	// at most 64 bytes). With an area, what the sweep reads outside the
+	// fitting rooms becomes the items' location (Options.Places).
 	Area string `json:"area,omitempty"`
 	// Scope lists the GTINs the sweep is responsible for: those not seen
 	// are counted 0. Without it only GTINs seen are counted, so a partial
@@ -49,6 +53,59 @@ type SweepAnswer struct {
 	Rejects    map[string]uint64 `json:"rejects,omitempty"`
 	// Events is how many count events were recorded.
 	Events int `json:"events"`
+	// Located is how many GTINs got the sweep's area as their location.
+	Located int `json:"located,omitempty"`
+}
+
+// maxSweptGTINs bounds the GTINs one sweep remembers for the items'
+// locations: far above a store's assortment.
+const maxSweptGTINs = 100_000
+
+// sightings collects, per GTIN, when a sweep last read it outside the
+// fitting rooms and the first few serials it read.
+type sightings struct {
+	byGTIN map[string]*whereabouts.Sighting
+	order  []string
+}
+
+func newSightings() *sightings { return &sightings{byGTIN: map[string]*whereabouts.Sighting{}} }
+
+func (s *sightings) list() []whereabouts.Sighting {
+	out := make([]whereabouts.Sighting, 0, len(s.order))
+	for _, g := range s.order {
+		out = append(out, *s.byGTIN[g])
+	}
+	return out
+}
+
+// sight adds the sweep's reads outside the fitting rooms' antennas: an
+// item read in a room is with a shopper, and its room is not where to
+// fetch another one from. d.mu is held.
+func (d *device) sight(reads []rfid.TagRead) {
+	for _, r := range reads {
+		if d.roomAntennas[r.Antenna] {
+			continue
+		}
+		it, err := d.decoder.Decode(r.EPC)
+		if err != nil {
+			continue // counted by the sweep
+		}
+		s := d.swept.byGTIN[it.GTIN]
+		if s == nil {
+			if len(d.swept.order) >= maxSweptGTINs {
+				continue
+			}
+			s = &whereabouts.Sighting{GTIN: it.GTIN}
+			d.swept.byGTIN[it.GTIN] = s
+			d.swept.order = append(d.swept.order, it.GTIN)
+		}
+		if r.At.After(s.At) {
+			s.At = r.At
+		}
+		if it.Serial != "" && len(s.Serials) < whereabouts.MaxUnits && !slices.Contains(s.Serials, it.Serial) {
+			s.Serials = append(s.Serials, it.Serial)
+		}
+	}
 }
 
 // StartSweep starts a stock sweep on an RFID reader: every distinct item it
@@ -57,6 +114,11 @@ func (m *Manager) StartSweep(name string, req SweepRequest) error {
 	d, err := m.rfidDevice(name)
 	if err != nil {
 		return err
+	}
+	if req.Area != "" {
+		if err := whereabouts.ValidArea(req.Area); err != nil {
+			return fmt.Errorf("%w: area: %w", ErrBadRequest, err)
+		}
 	}
 	sw, err := rfid.NewSweep(rfid.SweepConfig{Area: req.Area, Scope: req.Scope, Decoder: d.decoder}, m.o.Now())
 	if err != nil {
@@ -68,6 +130,10 @@ func (m *Manager) StartSweep(name string, req SweepRequest) error {
 		return ErrSweeping
 	}
 	d.sweep = sw
+	d.swept = nil
+	if m.o.Places != nil && req.Area != "" {
+		d.swept = newSightings()
+	}
 	return nil
 }
 
@@ -81,8 +147,8 @@ func (m *Manager) EndSweep(ctx context.Context, name, location string) (SweepAns
 		return SweepAnswer{}, err
 	}
 	d.mu.Lock()
-	sw := d.sweep
-	d.sweep = nil
+	sw, seen := d.sweep, d.swept
+	d.sweep, d.swept = nil, nil
 	d.mu.Unlock()
 	if sw == nil {
 		return SweepAnswer{}, ErrNoSweep
@@ -97,6 +163,15 @@ func (m *Manager) EndSweep(ctx context.Context, name, location string) (SweepAns
 		ans.Rejects = map[string]uint64{}
 		for k, v := range res.Rejects {
 			ans.Rejects[string(k)] = v
+		}
+	}
+	if seen != nil && len(seen.order) > 0 {
+		// Where the items are is a help to the associates, the counts
+		// are stock: a location not kept never costs the counts.
+		if err := m.o.Places.Swept(ctx, res.Area, seen.list()); err != nil {
+			m.log.Warn("sweep locations not recorded", "device", name, "area", res.Area, "err", err)
+		} else {
+			ans.Located = len(seen.order)
 		}
 	}
 	if len(res.Counts) == 0 {

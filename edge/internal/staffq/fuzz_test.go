@@ -16,7 +16,7 @@ import (
 // nothing panics.
 func FuzzWire(f *testing.F) {
 	seed := wire{Device: "gw", Inst: "a", Requests: []record{{
-		Request:   Request{ID: "r1", Zone: "room-1", Reason: events.AssistSize, Fetch: Item{SKU: "SKU-1"}, Trying: &Item{SKU: "SKU-0"}, Origin: "gw"},
+		Request:   Request{ID: "r1", Zone: "room-1", Reason: events.AssistSize, Fetch: Item{SKU: "SKU-1", Location: &Location{Area: "rack-7", SeenMS: 900, Units: []string{"6789"}}}, Trying: &Item{SKU: "SKU-0"}, Origin: "gw"},
 		CreatedAt: Stamp{HLC: hlc.Timestamp{Wall: 1_000}, Device: "gw"},
 		ClaimedAt: &Stamp{HLC: hlc.Timestamp{Wall: 1_200, Logical: 1}, Device: "hand-1"},
 	}}}

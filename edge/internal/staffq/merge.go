@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"unicode/utf8"
 
+	"github.com/omnisync/omnisync/edge/internal/whereabouts"
 	"github.com/omnisync/omnisync/shared/events"
 	"github.com/omnisync/omnisync/shared/hlc"
 )
@@ -173,6 +174,9 @@ func first(a, b *Stamp) *Stamp {
 const (
 	maxID, maxZone, maxNote, maxBy = 64, 128, 500, 40
 	maxName, maxVariant, maxGTIN   = 200, 100, 14
+	// An item's location: the area's name, the units listed and each
+	// unit's serial (an SGTIN serial has at most 20 characters).
+	maxArea, maxUnits, maxSerial = whereabouts.MaxArea, whereabouts.MaxUnits, whereabouts.MaxSerial
 )
 
 // errRecord is why a record from another agent was refused.
@@ -184,9 +188,23 @@ var errRecord = errors.New("staffq: bad shared request")
 func (r *record) check() error {
 	bad := func(what string) error { return fmt.Errorf("%w: %s", errRecord, what) }
 	text := func(s string, n int) bool { return len(s) <= n && utf8.ValidString(s) }
+	location := func(l *Location) bool {
+		if l == nil {
+			return true
+		}
+		if l.Area == "" || !text(l.Area, maxArea) || l.SeenMS <= 0 || len(l.Units) > maxUnits {
+			return false
+		}
+		for _, u := range l.Units {
+			if u == "" || !text(u, maxSerial) {
+				return false
+			}
+		}
+		return true
+	}
 	item := func(it *Item, help bool) bool {
 		// A call for help may name no item ("please come to room 2").
-		return (it.SKU != "" || help) && text(it.SKU, events.MaxSKULen) && text(it.GTIN, maxGTIN) && text(it.Name, maxName) && text(it.Variant, maxVariant)
+		return (it.SKU != "" || help) && text(it.SKU, events.MaxSKULen) && text(it.GTIN, maxGTIN) && text(it.Name, maxName) && text(it.Variant, maxVariant) && location(it.Location)
 	}
 	stamp := func(s *Stamp) bool { return s == nil || (s.HLC.Wall > 0 && events.ValidToken(s.Device) == nil) }
 	switch {

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,6 +34,13 @@ func randRecord(rng *rand.Rand, id string) record {
 		ClaimedAt: opt(), DoneAt: opt(), EscalatedAt: opt()}
 	if rng.IntN(2) == 0 {
 		r.Trying = &Item{SKU: "SKU-T"}
+	}
+	if rng.IntN(2) == 0 {
+		// Two agents' creations may disagree on where the item was seen.
+		r.Fetch.Location = &Location{Area: []string{"rack-1", "stockroom"}[rng.IntN(2)], SeenMS: 900 + rng.Int64N(2)}
+		if rng.IntN(2) == 0 {
+			r.Fetch.Location.Units = []string{"6789"}
+		}
 	}
 	if r.ClaimedAt != nil {
 		r.ClaimedBy = []string{"", "ana", "bo"}[rng.IntN(3)]
@@ -185,15 +193,31 @@ func TestMerge_RefusesBadRecords(t *testing.T) {
 	far := good
 	far.CreatedAt.HLC.Wall += (25 * time.Hour).Milliseconds()
 	for name, bad := range map[string]func(x *record){
-		"no id":         func(x *record) { x.ID = "" },
-		"id with dots":  func(x *record) { x.ID = "a.b" },
-		"reason":        func(x *record) { x.Reason = "free coffee" },
-		"no sku":        func(x *record) { x.Fetch.SKU = "" },
-		"claimant":      func(x *record) { at := x.CreatedAt; x.ClaimedAt, x.ClaimedBy = &at, string(make([]byte, 41)) },
-		"device":        func(x *record) { x.CreatedAt.Device = "a b" },
-		"no stamp":      func(x *record) { x.CreatedAt = Stamp{} },
-		"origin":        func(x *record) { x.Origin = "" },
-		"too far ahead": func(x *record) { *x = far },
+		"no id":                 func(x *record) { x.ID = "" },
+		"id with dots":          func(x *record) { x.ID = "a.b" },
+		"reason":                func(x *record) { x.Reason = "free coffee" },
+		"no sku":                func(x *record) { x.Fetch.SKU = "" },
+		"claimant":              func(x *record) { at := x.CreatedAt; x.ClaimedAt, x.ClaimedBy = &at, string(make([]byte, 41)) },
+		"device":                func(x *record) { x.CreatedAt.Device = "a b" },
+		"no stamp":              func(x *record) { x.CreatedAt = Stamp{} },
+		"origin":                func(x *record) { x.Origin = "" },
+		"too far ahead":         func(x *record) { *x = far },
+		"location without area": func(x *record) { x.Fetch.Location = &Location{SeenMS: 1} },
+		"location area": func(x *record) {
+			x.Fetch.Location = &Location{Area: strings.Repeat("x", maxArea+1), SeenMS: 1}
+		},
+		"location time": func(x *record) { x.Fetch.Location = &Location{Area: "rack-7"} },
+		"location units": func(x *record) {
+			x.Fetch.Location = &Location{Area: "rack-7", SeenMS: 1, Units: make([]string, maxUnits+1)}
+			for i := range x.Fetch.Location.Units {
+				x.Fetch.Location.Units[i] = fmt.Sprint(i)
+			}
+		},
+		"location serial": func(x *record) {
+			x.Fetch.Location = &Location{Area: "rack-7", SeenMS: 1, Units: []string{strings.Repeat("9", maxSerial+1)}}
+		},
+		"location empty serial": func(x *record) { x.Fetch.Location = &Location{Area: "rack-7", SeenMS: 1, Units: []string{""}} },
+		"location not utf-8":    func(x *record) { x.Fetch.Location = &Location{Area: "rack\xff", SeenMS: 1} },
 	} {
 		x := good
 		bad(&x)
@@ -206,6 +230,12 @@ func TestMerge_RefusesBadRecords(t *testing.T) {
 	}
 	if n, err := r.q.merge([]record{good}); n != 1 || err != nil {
 		t.Fatalf("good record: %d %v", n, err)
+	}
+	located := good
+	located.ID = "req-3"
+	located.Fetch.Location = &Location{Area: "rack-7", SeenMS: 1, Units: []string{"6789", "6790"}}
+	if n, err := r.q.merge([]record{located}); n != 1 || err != nil {
+		t.Fatalf("a record with the item's location: %d %v", n, err)
 	}
 	// A call for help may name no item.
 	help := good

@@ -6,7 +6,9 @@
 // something if somebody on the floor sees it at once, and knows what to
 // fetch: each request names the room, the item she is trying, and the
 // exact variant to bring (SKU, GTIN, how many the store has), from the
-// agent's own product cache. An associate claims it and marks it done; a
+// agent's own product cache, and where in the store it was last seen
+// (the area a stock sweep read it in, and which units) when the agent
+// knows (edge/internal/whereabouts). An associate claims it and marks it done; a
 // request nobody claims within EscalateAfter (3 minutes) is escalated on
 // the page and reported to HQ as an assist event with escalated set.
 //
@@ -50,6 +52,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/omnisync/omnisync/edge/internal/posapi"
+	"github.com/omnisync/omnisync/edge/internal/whereabouts"
 	"github.com/omnisync/omnisync/shared/downsync"
 	"github.com/omnisync/omnisync/shared/events"
 	"github.com/omnisync/omnisync/shared/hlc"
@@ -79,6 +82,12 @@ type Products interface {
 	Lookup(ctx context.Context, code string) (downsync.View, error)
 }
 
+// Places looks up where the units of a variant (any of its GTINs) were
+// last seen (edge/internal/whereabouts.Book).
+type Places interface {
+	Where(gtins ...string) (whereabouts.Place, bool)
+}
+
 // Options configures a Queue.
 type Options struct {
 	// Path is the queue's bbolt file.
@@ -90,6 +99,8 @@ type Options struct {
 	Outbox posapi.Appender
 	// Products describes items and the stock to fetch from.
 	Products Products
+	// Places says where in the store an item was last seen; may be nil.
+	Places Places
 	// EscalateAfter: an unclaimed request this old is escalated (default
 	// 3 minutes). KeepDone: done requests are dropped after this (default
 	// 12 hours).
@@ -107,6 +118,19 @@ type Item struct {
 	Variant string `json:"variant,omitempty"` // "M · Black"
 	// Here is the available stock in this store (nil: unknown).
 	Here *int64 `json:"here,omitempty"`
+	// Location is where in the store it was last seen (nil: unknown), on
+	// the item to fetch only, as the recording agent knew it then: every
+	// agent shows the same request, and a later sweep does not change it.
+	Location *Location `json:"location,omitempty"`
+}
+
+// Location is where in the store an item was last seen by an RFID sweep.
+type Location struct {
+	Area   string `json:"area"`
+	SeenMS int64  `json:"seen_ms"`
+	// Units are serials of units read there (at most maxUnits), so the
+	// associate can fetch the very unit.
+	Units []string `json:"units,omitempty"`
 }
 
 // Request is one shopper's request.
@@ -585,9 +609,9 @@ func (q *Queue) record(ctx context.Context, envs []events.Envelope) {
 		if json.Unmarshal(e.Data, &a) != nil || a.Request == "" || a.Escalated {
 			continue
 		}
-		r := Request{ID: a.Request, Event: e.ID, Zone: a.Zone, Reason: a.Reason, Note: a.Note, Fetch: q.item(ctx, a.SKU)}
+		r := Request{ID: a.Request, Event: e.ID, Zone: a.Zone, Reason: a.Reason, Note: a.Note, Fetch: q.item(ctx, a.SKU, a.Reason != events.AssistHelp)}
 		if a.From != "" && a.From != a.SKU {
-			it := q.item(ctx, a.From)
+			it := q.item(ctx, a.From, false)
 			r.Trying = &it
 		} else if a.Reason == events.AssistHelp && a.SKU != "" {
 			// Help with the item she holds; a call from the room
@@ -606,8 +630,9 @@ func (q *Queue) record(ctx context.Context, envs []events.Envelope) {
 	}
 }
 
-// item describes a SKU from the cache (just the SKU when unknown).
-func (q *Queue) item(ctx context.Context, sku string) Item {
+// item describes a SKU from the cache (just the SKU when unknown), and
+// where it was last seen when it is to be fetched (locate).
+func (q *Queue) item(ctx context.Context, sku string, locate bool) Item {
 	it := Item{SKU: sku}
 	if q.o.Products == nil {
 		return it
@@ -635,6 +660,11 @@ func (q *Queue) item(ctx context.Context, sku string) Item {
 		if h := vv.Stock.Here; h != nil {
 			n := h.Available
 			it.Here = &n
+		}
+		if locate && q.o.Places != nil && len(vv.GTINs) > 0 {
+			if p, ok := q.o.Places.Where(vv.GTINs...); ok && p.Area != "" {
+				it.Location = &Location{Area: p.Area, SeenMS: p.Seen.UnixMilli(), Units: p.Units[:min(len(p.Units), maxUnits)]}
+			}
 		}
 	}
 	return it

@@ -35,6 +35,8 @@ type rig struct {
 	cache *productcache.Cache
 	clock *clock
 	dir   string
+	// places, when set, is the queue's Options.Places.
+	places Places
 }
 
 // newRig opens a real outbox, a real product cache with product 0 (sizes
@@ -71,7 +73,7 @@ func newRig(t *testing.T) *rig {
 
 func (r *rig) open(t *testing.T) *Queue {
 	t.Helper()
-	q, err := Open(Options{Path: filepath.Join(r.dir, "staff.db"), Outbox: r.ob, Products: r.cache, Now: r.clock.Now})
+	q, err := Open(Options{Path: filepath.Join(r.dir, "staff.db"), Outbox: r.ob, Products: r.cache, Places: r.places, Now: r.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

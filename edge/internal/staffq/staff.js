@@ -18,6 +18,15 @@
     return Math.floor(s / 60) + ":" + ("0" + (s % 60)).slice(-2);
   }
   function now() { return Date.now() + offset; }
+  // age says how long ago, as an associate reads it: "<1 min", "12 min",
+  // "3 h", "2 days".
+  function age(ms) {
+    var s = Math.max(0, Math.floor(ms / 1000));
+    if (s < 60) return "<1 min";
+    if (s < 3600) return Math.floor(s / 60) + " min";
+    if (s < 48 * 3600) return Math.floor(s / 3600) + " h";
+    return Math.floor(s / 86400) + " days";
+  }
 
   function item(it) {
     if (!it) return "";
@@ -57,6 +66,18 @@
         var m = "SKU " + r.fetch.sku + (r.fetch.gtin ? " · GTIN " + r.fetch.gtin : "");
         if (r.fetch.here !== undefined && r.fetch.here !== null) m += " · " + (r.fetch.here > 0 ? r.fetch.here + " in store" : "none in store");
         f.appendChild(el("div", "meta", m));
+        var loc = r.fetch.location;
+        if (loc && loc.area) {
+          // Where a stock sweep last read it, and the units it read there.
+          var w = el("div", "where");
+          w.appendChild(document.createTextNode("Where: "));
+          w.appendChild(el("b", "area", loc.area));
+          var seen = el("span", "seen", " (seen " + age(now() - loc.seen_ms) + " ago)");
+          seen.dataset.seen = loc.seen_ms;
+          w.appendChild(seen);
+          if (loc.units && loc.units.length) w.appendChild(el("div", "meta units", "Units: " + loc.units.join(", ")));
+          f.appendChild(w);
+        }
         li.appendChild(f);
       }
       if (r.note) li.appendChild(el("p", "meta", r.note));
@@ -121,6 +142,8 @@
     Array.prototype.forEach.call(list.querySelectorAll(".req"), function (li) {
       var t = li.querySelector(".timer");
       if (t && t.dataset.since) t.textContent = clock(now() - t.dataset.since);
+      var sn = li.querySelector(".seen");
+      if (sn) sn.textContent = " (seen " + age(now() - sn.dataset.seen) + " ago)";
       if (li.dataset.state === "open" && !li.classList.contains("escalated")) {
         snap.requests.forEach(function (r) {
           if (r.id === li.dataset.id && now() - r.created_ms >= snap.escalate_after_ms) overdue = true;
