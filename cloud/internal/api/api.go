@@ -64,6 +64,7 @@ type Store interface {
 	FindCustomer(ctx context.Context, identifier, region string) (string, error)
 	Customer(ctx context.Context, id string, stores []string) (store.CustomerView, error)
 	AddConsent(ctx context.Context, id string, req store.ConsentRequest) (consent.Decision, error)
+	AddInterest(ctx context.Context, id, sku, kind string) error
 	Unmerge(ctx context.Context, id, observation, operator, reason string) ([]string, error)
 	EraseCustomer(ctx context.Context, id, operator, reason string) (string, error)
 	ErasureStatus(ctx context.Context, id string) (store.Erasure, error)

@@ -16,14 +16,15 @@ import (
 // with it. Personal data is answered only to callers with customers:read
 // (admins, integrations such as the web shop; store managers only for
 // customers who identified at one of their stores, others answer 404 as
-// unknown ones do); the web shop's identification and consent need
-// customers:write; unmerging, erasing and erasure states customers:admin
+// unknown ones do); the web shop's identification, consent and reports of
+// a shopper's interest in an item need customers:write; unmerging, erasing and erasure states customers:admin
 // (admins). Analysts, who read everything else, see no persons.
 func (a *API) registerCustomers(rt *auth.Router) {
 	rt.HandleFunc("POST /v1/identify", auth.Need(auth.CustomersWrite), a.identify)
 	rt.HandleFunc("GET /v1/customers", auth.Need(auth.CustomersRead), a.findCustomer)
 	rt.HandleFunc("GET /v1/customers/{id}", auth.Need(auth.CustomersRead), a.customer)
 	rt.HandleFunc("POST /v1/customers/{id}/consent", auth.Need(auth.CustomersWrite), a.customerConsent)
+	rt.HandleFunc("POST /v1/customers/{id}/interests", auth.Need(auth.CustomersWrite), a.customerInterest)
 	rt.HandleFunc("POST /v1/customers/{id}/unmerge", auth.Need(auth.CustomersAdmin), a.unmerge)
 	rt.HandleFunc("POST /v1/customers/{id}/erase", auth.Need(auth.CustomersAdmin), a.erase)
 	rt.HandleFunc("GET /v1/erasures/{id}", auth.Need(auth.CustomersAdmin), a.erasure)
@@ -166,9 +167,8 @@ func (a *API) customer(w http.ResponseWriter, r *http.Request) {
 // "granted"|"status", "channel"?, "source"?, "text_version"?,
 // "expires_at"?}: a decision stamped now, by the caller.
 func (a *API) customerConsent(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if !ids.ValidEventID(id) {
-		writeErr(w, http.StatusBadRequest, "id", "not a customer id")
+	id, ok := customerID(w, r)
+	if !ok {
 		return
 	}
 	var req struct {
@@ -198,13 +198,64 @@ func (a *API) customerConsent(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// maxInterestBody bounds an interest's body: a SKU and a kind.
+const maxInterestBody = 1 << 10
+
+// customerInterest answers POST /v1/customers/{id}/interests {"sku",
+// "kind": "viewed"|"notify_me"} with 204: the web shop saw the signed-in
+// shopper look at an item or ask to hear when it is back, which the
+// back_in_stock trigger acts on. The SKU must be in the catalog. An
+// unknown or erased customer answers 404, as the other routes do, and
+// nothing is stored.
+func (a *API) customerInterest(w http.ResponseWriter, r *http.Request) {
+	id, ok := customerID(w, r)
+	if !ok {
+		return
+	}
+	var req struct {
+		SKU  string `json:"sku"`
+		Kind string `json:"kind"`
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxInterestBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			writeErr(w, http.StatusRequestEntityTooLarge, "", "body larger than 1 KiB")
+			return
+		}
+		writeErr(w, http.StatusBadRequest, "", "body: "+err.Error())
+		return
+	}
+	if err := validSKU(req.SKU); err != nil {
+		writeErr(w, http.StatusBadRequest, "sku", err.Error())
+		return
+	}
+	if !store.ValidInterestKind(req.Kind) {
+		writeErr(w, http.StatusBadRequest, "kind", `must be "viewed" or "notify_me"`)
+		return
+	}
+	err := a.o.Store.AddInterest(r.Context(), id, req.SKU, req.Kind)
+	switch {
+	case errors.Is(err, store.ErrUnknownSKU):
+		writeErr(w, http.StatusBadRequest, "sku", "not in the catalog")
+	case errors.Is(err, store.ErrInvalid):
+		writeErr(w, http.StatusBadRequest, "", err.Error())
+	case errors.Is(err, store.ErrNotFound):
+		writeErr(w, http.StatusNotFound, "id", "no such customer")
+	case err != nil:
+		a.internal(w, r, err)
+	default:
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
 // unmerge answers POST /v1/customers/{id}/unmerge {"observation"?,
 // "reason"?}: undoes the named merge (default: the newest) and answers the
 // customers it gave back.
 func (a *API) unmerge(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if !ids.ValidEventID(id) {
-		writeErr(w, http.StatusBadRequest, "id", "not a customer id")
+	id, ok := customerID(w, r)
+	if !ok {
 		return
 	}
 	var req struct {
@@ -237,9 +288,8 @@ func (a *API) unmerge(w http.ResponseWriter, r *http.Request) {
 // erase answers POST /v1/customers/{id}/erase {"reason"?} with 202
 // {"erasure": id}: the person is gone from the hub; the stores follow.
 func (a *API) erase(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if !ids.ValidEventID(id) {
-		writeErr(w, http.StatusBadRequest, "id", "not a customer id")
+	id, ok := customerID(w, r)
+	if !ok {
 		return
 	}
 	var req struct {
@@ -290,4 +340,15 @@ func (a *API) customersChanged(ids ...string) {
 	if a.o.OnCustomersChange != nil && len(ids) > 0 {
 		a.o.OnCustomersChange(ids)
 	}
+}
+
+// customerID is the request's {id}, a master id; a malformed one is
+// answered 400 here.
+func customerID(w http.ResponseWriter, r *http.Request) (string, bool) {
+	id := r.PathValue("id")
+	if !ids.ValidEventID(id) {
+		writeErr(w, http.StatusBadRequest, "id", "not a customer id")
+		return "", false
+	}
+	return id, true
 }

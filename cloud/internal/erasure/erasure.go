@@ -5,8 +5,9 @@
 //
 // An erasure (Request, from HQ) removes the customer's personal data at
 // the hub: its identifiers (raw values and index rows), every observation
-// naming them (identity.Graph.Forget), the attributes, consent decisions
-// and cart claims attributed to them, and its customer 360. Sales and
+// naming them (identity.Graph.Forget), the attributes, consent decisions,
+// cart claims and interests in items (what the web shop saw her look at)
+// attributed to them, and its customer 360. Sales and
 // orders are kept, without their customer: the books stay whole and
 // anonymous. Every store must purge its caches and its outbox and answer
 // with a Receipt (Progress).

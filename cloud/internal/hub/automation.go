@@ -21,7 +21,9 @@ import (
 // The automation runner of this replica. Consent comes from the customer
 // books (storeConsent), asked when a message is sent, not when it was
 // scheduled; abandoned carts come from the cart service; back_in_stock
-// reaches the customers who hold the item in a cart (Store.InterestedIn).
+// reaches the customers who hold the item in a cart or whom the web shop
+// saw view it or ask to be told, within the store's InterestWindow
+// (Store.InterestedIn; POST /v1/customers/{id}/interests).
 // A hub given no consent checker (tests) uses noDecisions: nothing is
 // allowed.
 

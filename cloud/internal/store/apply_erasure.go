@@ -21,10 +21,10 @@ import (
 // erasureApplier applies erase events (a shopper's request at a kiosk or
 // till) as EraseCustomer does HQ's, by the rules of package erasure: the
 // customer's identifiers, every observation naming them, their
-// attributes, consent and purchase attributions go; tombstones (digests)
-// stay and scrub later events; every known store must answer. A store may
-// erase only a customer who identified there; another request changes
-// nothing. The erasure's id is the event's.
+// attributes, consent, purchase attributions and interests go;
+// tombstones (digests) stay and scrub later events; every known store
+// must answer. A store may erase only a customer who identified there;
+// another request changes nothing. The erasure's id is the event's.
 type erasureApplier struct{}
 
 func (erasureApplier) name() string { return "erasure" }
@@ -70,9 +70,9 @@ func (erasureApplier) apply(ctx context.Context, t *applyTx, _ []itemRead) error
 // EraseCustomer erases the customer id resolves to, at HQ's request
 // (operator), and returns the erasure's id: the customer's personal data
 // leaves the hub at once (identifiers, observations naming them,
-// attributes, consent, purchase attributions; sales stay, anonymous), and
-// every store the hub knows must purge its caches and outbox and answer
-// (PendingErasures, AckErasure). ErrNotFound when id names no customer.
+// attributes, consent, purchase attributions, interests; sales stay,
+// anonymous), and every store the hub knows must purge its caches and
+// outbox and answer (PendingErasures, AckErasure). ErrNotFound when id names no customer.
 func (s *Store) EraseCustomer(ctx context.Context, id, operator, reason string) (string, error) {
 	if s.custKeys == nil {
 		return "", ErrNoCustomerKeys
@@ -221,7 +221,7 @@ func (s *Store) eraseTx(ctx context.Context, tx *sql.Tx, req erasure.Request, re
 	// everything attributed to them.
 	for _, tc := range [][2]string{
 		{"cust_identifiers", "digest"}, {"cust_profile", "subject"}, {"cust_consent", "subject"},
-		{"cust_purchases", "subject"},
+		{"cust_purchases", "subject"}, {"cust_interests", "subject"},
 	} {
 		if err := s.deleteByDigest(ctx, tx, tc[0], tc[1], digests); err != nil {
 			return erasure.Plan{}, err

@@ -101,6 +101,9 @@ type CustomerView struct {
 	Consent     []consent.Decision   `json:"consent"`
 	Flags       []ConsentFlag        `json:"consent_now"`
 	Purchases   []Purchase           `json:"purchases"`
+	// Interests are the items the web shop saw her look at or ask about
+	// within InterestWindow (AddInterest), newest first.
+	Interests []Interest `json:"interests"`
 	// Carts and Metrics are filled by hooks (AddCustomerHook).
 	Carts   []json.RawMessage          `json:"carts"`
 	Metrics map[string]json.RawMessage `json:"metrics,omitempty"`
@@ -231,7 +234,8 @@ func (s *Store) Customer(ctx context.Context, id string, stores []string) (Custo
 	if !ok {
 		return CustomerView{}, fmt.Errorf("%w: customer %s", ErrNotFound, id)
 	}
-	v := CustomerView{ID: c, Profile: map[string]string{}, Carts: []json.RawMessage{}, Merges: []CustomerMerge{}, Purchases: []Purchase{}, Consent: []consent.Decision{}}
+	v := CustomerView{ID: c, Profile: map[string]string{}, Carts: []json.RawMessage{}, Merges: []CustomerMerge{}, Purchases: []Purchase{}, Consent: []consent.Decision{},
+		Interests: []Interest{}}
 	if c != id {
 		v.Requested = id
 	}
@@ -315,6 +319,10 @@ func (s *Store) Customer(ctx context.Context, id string, stores []string) (Custo
 		v.Flags = append(v.Flags, ConsentFlag{Purpose: string(p), Allowed: a.Allowed, Reason: string(a.Reason)})
 	}
 	v.Purchases, err = s.purchasesOf(ctx, tx, v.Subjects, 0)
+	if err != nil {
+		return CustomerView{}, err
+	}
+	v.Interests, err = s.interestsOf(ctx, tx, v.Subjects, now.Add(-InterestWindow))
 	if err != nil {
 		return CustomerView{}, err
 	}

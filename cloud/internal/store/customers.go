@@ -26,10 +26,10 @@ import (
 // as identity.Identifier{Type, Value: its keyed digest}, so the graph, the
 // evidence and every index hold no personal data; only cust_identifiers
 // (and an erasure's rows until every store answered) hold the raw value,
-// sealed. Data (attributes, consent, purchases, carts) is attributed to
-// its event's subject identifier (identity.Policy.Subject), by digest; a
-// customer's data is the data of its identifiers, so a merge shows it all
-// and an unmerge gives each side exactly its own.
+// sealed. Data (attributes, consent, purchases, carts, interests) is
+// attributed to its event's subject identifier (identity.Policy.Subject),
+// by digest; a customer's data is the data of its identifiers, so a merge
+// shows it all and an unmerge gives each side exactly its own.
 //
 // Every write to the customer tables happens under one lock per hub
 // schema (customersLock: a PostgreSQL transaction advisory lock), taken by

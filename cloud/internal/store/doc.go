@@ -8,8 +8,9 @@
 // products that go together, assist requests, dead letters,
 // per-device dedup state, heartbeats, the catalog, HQ identities, the
 // chain's shared settings, and customers (customers.go: the identity
-// graph over keyed digests, profiles, consent, purchases, erasures; raw
-// personal data only sealed, with keys outside the database).
+// graph over keyed digests, profiles, consent, purchases, interests in
+// items (interest.go), erasures; raw personal data only sealed, with keys
+// outside the database).
 //
 // The apply path is a frame (apply.go) and one applier per aggregate
 // (appliers.go, apply_*.go): ApplyBatch deduplicates and orders events per

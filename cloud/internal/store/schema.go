@@ -1293,6 +1293,28 @@ CREATE TABLE peripherals (
 	`
 CREATE INDEX cart_checkouts_by_recorded ON cart_checkouts (recorded_ms);
 `,
+	// Shoppers' interest in items as the web shop reports it (interest.go:
+	// an item viewed, a "notify me" asked): per subject identifier (the
+	// anchor of the master id named, as consent is kept, so a merge shows
+	// it and an unmerge leaves it with its side), SKU and kind, with the
+	// time last seen. Personal data: an erasure deletes it, and rows
+	// older than the automation's window are deleted as new ones come.
+	// The back-in-stock trigger reads it by SKU, and cart lines too, which
+	// had no index by SKU: that read scanned every cart line of the chain
+	// for each SKU back in stock. The new index costs a cart line's first
+	// write one more entry; its later edits (qty) stay HOT.
+	`
+CREATE TABLE cust_interests (
+	subject {{key}} NOT NULL,
+	sku     {{key}} NOT NULL,
+	kind    {{key}} NOT NULL,
+	seen_ms BIGINT NOT NULL,
+	PRIMARY KEY (subject, sku, kind)
+){{keyed}};
+CREATE INDEX cust_interests_by_sku ON cust_interests (sku, seen_ms);
+CREATE INDEX cust_interests_by_seen ON cust_interests (seen_ms);
+CREATE INDEX cart_lines_by_sku ON cart_lines (sku);
+`,
 }
 
 // migrateLockKey is the first key of the pg_advisory_lock that serialises

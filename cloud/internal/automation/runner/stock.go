@@ -11,11 +11,13 @@ import (
 	"github.com/omnisync/omnisync/cloud/internal/store"
 )
 
-// Interest answers who looked at or tried on an item (identified shoppers'
-// scans and fitting-room visits, as the customer store keeps them).
+// Interest answers who showed interest in an item: *store.Store, whose
+// record of it is what names a known shopper (her carts, and what the web
+// shop saw her view or ask to be told about; fitting-room visits and
+// kiosk scans are anonymous).
 type Interest interface {
-	// InterestedIn returns the master ids of the customers who looked at
-	// or tried on sku since the given time.
+	// InterestedIn returns the master ids of the customers who showed
+	// interest in sku since the given time.
 	InterestedIn(ctx context.Context, sku string, since time.Time) ([]string, error)
 }
 
@@ -26,10 +28,14 @@ type StockReader interface {
 	StockForSKUs(ctx context.Context, skus []string) ([]store.Stock, error)
 }
 
-var _ StockReader = (*store.Store)(nil)
+var (
+	_ StockReader = (*store.Store)(nil)
+	_ Interest    = (*store.Store)(nil)
+)
 
-// interestWindow is how far back a look or a try-on counts.
-const interestWindow = 30 * 24 * time.Hour
+// interestWindow is how far back an interest counts: as long as the
+// store keeps the web shop's.
+const interestWindow = store.InterestWindow
 
 // StockChanged tells the runner which SKUs' stock changed (the hub calls
 // it after a batch commits). It never blocks: when the queue is full the
