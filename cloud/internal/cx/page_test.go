@@ -16,6 +16,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/omnisync/omnisync/cloud/internal/auth"
+	"github.com/omnisync/omnisync/cloud/internal/automation"
+	"github.com/omnisync/omnisync/cloud/internal/consent"
 	"github.com/omnisync/omnisync/cloud/internal/insights"
 	"github.com/omnisync/omnisync/cloud/internal/pii"
 	"github.com/omnisync/omnisync/cloud/internal/store"
@@ -82,6 +84,26 @@ func TestInsightsPage_InChromium(t *testing.T) {
 	}
 	st.SetCustomerKeys(keys)
 	defer st.Close()
+	// Two rules' runs for the automation's chart and table.
+	t0 := now.Add(-time.Minute)
+	var jobs []automation.Job
+	for i, rule := range []string{"carts", "carts", "carts", "survey"} {
+		if i == 0 || i == 3 {
+			trig := automation.CartAbandoned
+			if rule == "survey" {
+				trig = automation.PostPurchase
+			}
+			if err := st.PutRule(ctx, automation.Rule{ID: rule, Enabled: true, Trigger: trig, Purpose: consent.MarketingEmail,
+				Action: automation.Action{Kind: automation.ActionNATS, Subject: "crm.automation." + rule}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ev := automation.Event{ID: fmt.Sprint("e", i), Trigger: automation.CartAbandoned, At: t0, Customer: fmt.Sprint("C", i)}
+		jobs = append(jobs, automation.Job{ID: automation.JobID(rule, ev.ID), Rule: rule, Trigger: ev.Trigger, Customer: ev.Customer, Due: t0, Event: ev})
+	}
+	if n, err := st.ScheduleJobs(ctx, jobs); err != nil || n != len(jobs) {
+		t.Fatalf("schedule: %d %v", n, err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -126,6 +148,15 @@ func TestInsightsPage_InChromium(t *testing.T) {
 	note, _ := chromedp.Run(b, chromedp.Text("#clv-note"))
 	if !strings.Contains(note, "BG/NBD r=") || !strings.Contains(note, "600 customers") {
 		t.Errorf("note %q", note)
+	}
+	// The automation's runs: a bar per rule, and the latest jobs listed.
+	ruleBars, err := chromedp.Run(b, chromedp.Evaluate[int](`new Set([...document.querySelectorAll('#rules rect.bar')].map(r => r.getAttribute('y'))).size`))
+	if err != nil || ruleBars != 2 {
+		t.Fatalf("rule-run bars for %d rules, %v", ruleBars, err)
+	}
+	rows, err := chromedp.Run(b, chromedp.Evaluate[int](`document.querySelectorAll('#jobs tr').length`))
+	if err != nil || rows != 1+len(jobs) {
+		t.Fatalf("jobs table rows %d, %v", rows, err)
 	}
 	html, _ := chromedp.Run(b, chromedp.OuterHTML("body"))
 	if !strings.Contains(html, "customers · as of") || strings.Contains(html, `id="jobs"`) == false {
