@@ -306,6 +306,17 @@ type PickupView struct {
 	Units         int64     `json:"units"`
 	ReservedAt    time.Time `json:"reserved_at,omitzero"`
 	ClosedAt      time.Time `json:"closed_at,omitzero"`
+	// UncountedCloses are the releases and fulfils another store sent for
+	// this order naming its own location: kept, changing nothing.
+	UncountedCloses []UncountedCloseView `json:"uncounted_closes,omitempty"`
+}
+
+// UncountedCloseView is a release or fulfil that did not close an order.
+type UncountedCloseView struct {
+	Kind     string    `json:"kind"`
+	Location string    `json:"location"`
+	At       time.Time `json:"at"`
+	EventID  string    `json:"event_id"`
 }
 
 // pickups answers GET /v1/pickups?store=&state=&overdue_hours=&limit=.
@@ -347,8 +358,12 @@ func (a *API) pickups(w http.ResponseWriter, r *http.Request) {
 func PickupViews(ps []store.Pickup) []PickupView {
 	out := make([]PickupView, 0, len(ps))
 	for _, p := range ps {
-		out = append(out, PickupView{ReservationID: p.ReservationID, Store: p.Location, State: p.State, Lines: p.Lines,
-			Units: p.Units, ReservedAt: p.ReservedAt.UTC(), ClosedAt: p.ClosedAt.UTC()})
+		v := PickupView{ReservationID: p.ReservationID, Store: p.Location, State: p.State, Lines: p.Lines,
+			Units: p.Units, ReservedAt: p.ReservedAt.UTC(), ClosedAt: p.ClosedAt.UTC()}
+		for _, c := range p.Uncounted {
+			v.UncountedCloses = append(v.UncountedCloses, UncountedCloseView(c))
+		}
+		out = append(out, v)
 	}
 	return out
 }

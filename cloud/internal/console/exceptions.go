@@ -73,7 +73,7 @@ var excPages = template.Must(template.New("exceptions").Parse(layout + `
 
 {{define "pickups"}}{{template "top" .}}<main data-live>
 <h1>Pickups</h1>
-<p class="muted">Click-and-collect reservations at the stores, newest first: reserved (waiting), overdue (reserved more than {{.OverdueHours}} h ago), collected, released. Figures as of <time>{{.Now.Format "15:04:05"}}</time>.</p>
+<p class="muted">Click-and-collect reservations at the stores, newest first: reserved (waiting), overdue (reserved more than {{.OverdueHours}} h ago), collected, released; a release or collection another store sent for an order, naming itself, changes nothing and is shown in red against the order. Figures as of <time>{{.Now.Format "15:04:05"}}</time>.</p>
 {{if .Err}}<p class="bad">{{.Err}}</p>{{end}}
 <form method="get" action="` + PickupsPath + `" id="pickups-filter"><label>Store <select name="store"><option value="">all</option>{{range .StoreList}}<option{{if eq . $.Store}} selected{{end}}>{{.}}</option>{{end}}</select></label>
 <label>State <select name="state"><option value="">all</option>{{range .States}}<option{{if eq . $.State}} selected{{end}}>{{.}}</option>{{end}}</select></label> <button type="submit">Show</button></form>
@@ -81,7 +81,7 @@ var excPages = template.Must(template.New("exceptions").Parse(layout + `
 {{range .Counts}}<tr><th>{{.Store}}</th>{{range .N}}<td class="num">{{.}}</td>{{end}}</tr>{{end}}</table></div>
 <h2>Reservations</h2>
 <div class="scroll"><table id="pickups"><tr><th>order</th><th>store</th><th>state</th><th class="num">lines</th><th class="num">units</th><th>reserved</th><th>closed</th></tr>
-{{range .Rows}}<tr data-state="{{.State}}"><td>{{.ReservationID}}</td><td>{{.Store}}</td><td class="{{if eq .State "overdue"}}bad{{else if eq .State "collected"}}ok{{end}}">{{.State}}</td><td class="num">{{.Lines}}</td><td class="num">{{.Units}}</td><td>{{if not .ReservedAt.IsZero}}{{.ReservedAt.Format "2006-01-02 15:04"}}{{end}}</td><td>{{if not .ClosedAt.IsZero}}{{.ClosedAt.Format "2006-01-02 15:04"}}{{end}}</td></tr>
+{{range .Rows}}<tr data-state="{{.State}}"><td>{{.ReservationID}}</td><td>{{.Store}}</td><td class="{{if eq .State "overdue"}}bad{{else if eq .State "collected"}}ok{{end}}">{{.State}}</td><td class="num">{{.Lines}}</td><td class="num">{{.Units}}</td><td>{{if not .ReservedAt.IsZero}}{{.ReservedAt.Format "2006-01-02 15:04"}}{{end}}</td><td>{{if not .ClosedAt.IsZero}}{{.ClosedAt.Format "2006-01-02 15:04"}}{{end}}{{range .Uncounted}}<div class="bad uncounted">{{.Kind}} from {{.Location}} at {{.At.Format "2006-01-02 15:04"}} ignored: not this order's store</div>{{end}}</td></tr>
 {{else}}<tr><td colspan="7">No pickups.</td></tr>{{end}}</table></div>
 </main>{{template "bottom" .}}{{end}}`))
 

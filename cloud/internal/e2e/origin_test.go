@@ -64,7 +64,7 @@ func TestStoresSpeakOnlyForThemselves(t *testing.T) {
 	}
 	// Done at S1's own location, these change nothing of S2's: S1 may not
 	// release S2's order even naming itself, and its "fulfil" only takes
-	// stock off its own shelf.
+	// stock off its own shelf. HQ's pickups board shows the release.
 	mustPost(t, s1.URL, `{"kind":"release","data":{"reservation_id":"ORDER-AT-S2","location":"S1"}}`)
 	// Legitimate: an order at S1 for collection at S2, a transfer to S2.
 	mustPost(t, s1.URL, reserveBody("ORDER-FROM-S1", "S2", "SKU-ISO", 1))
@@ -113,4 +113,29 @@ func TestStoresSpeakOnlyForThemselves(t *testing.T) {
 		ids := fmt.Sprint(orders.Orders)
 		return len(orders.Orders) == 2 && strings.Contains(ids, "ORDER-AT-S2") && strings.Contains(ids, "ORDER-FROM-S1")
 	}, "S2's pickup list holds both open orders")
+	// HQ's pickups board shows the release S1 sent naming itself, which
+	// changed nothing.
+	var board struct {
+		Pickups []struct {
+			ReservationID   string `json:"reservation_id"`
+			State           string `json:"state"`
+			UncountedCloses []struct {
+				Kind, Location string
+			} `json:"uncounted_closes"`
+		} `json:"pickups"`
+	}
+	if code := getJSON(t, h.URL+"/v1/pickups?store=S2", &board); code != http.StatusOK {
+		t.Fatalf("pickups: %d", code)
+	}
+	var seen bool
+	for _, p := range board.Pickups {
+		if p.ReservationID == "ORDER-AT-S2" {
+			seen = p.State == "reserved" && len(p.UncountedCloses) == 1 && p.UncountedCloses[0].Kind == "release" && p.UncountedCloses[0].Location == "S1"
+		} else if len(p.UncountedCloses) != 0 {
+			t.Errorf("order %s has uncounted closes %+v", p.ReservationID, p.UncountedCloses)
+		}
+	}
+	if !seen {
+		t.Fatalf("the board does not show S1's release of S2's order as uncounted: %+v", board.Pickups)
+	}
 }

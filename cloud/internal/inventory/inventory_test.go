@@ -543,3 +543,33 @@ func TestWebChannelCloses(t *testing.T) {
 		}
 	}
 }
+
+// Ensure that the closes a reservation keeps without counting are exactly
+// those of another location (the online channel's releases count
+// anywhere), in whatever order the events came, and none before the
+// reserve.
+func TestReservation_Uncounted(t *testing.T) {
+	st := func(wall int64, id string) events.Stamp { return events.Stamp{HLC: hlc.Timestamp{Wall: wall}, ID: id} }
+	ops := []inventory.ReservationOp{
+		{ID: "R", Kind: events.KindReserve, Stamp: st(1, "a"), Location: "S2"},
+		{ID: "R", Kind: events.KindFulfil, Stamp: st(2, "b"), Location: "S1"},
+		{ID: "R", Kind: events.KindRelease, Stamp: st(3, "c"), Location: "online", Online: true},
+		{ID: "R", Kind: events.KindRelease, Stamp: st(4, "d"), Location: "S3"},
+	}
+	if got := (inventory.Reservation{}).Apply(ops[1]).Uncounted(); got != nil {
+		t.Fatalf("before the reserve: %+v", got)
+	}
+	for _, order := range [][]int{{0, 1, 2, 3}, {3, 2, 1, 0}, {1, 3, 0, 2}} {
+		var r inventory.Reservation
+		for _, i := range order {
+			r = r.Apply(ops[i])
+		}
+		u := r.Uncounted()
+		if len(u) != 2 || u[0].Location != "S1" || u[1].Location != "S3" {
+			t.Fatalf("order %v: uncounted %+v", order, u)
+		}
+		if !r.Closed || r.ClosedBy != events.KindRelease {
+			t.Fatalf("order %v: %+v", order, r)
+		}
+	}
+}

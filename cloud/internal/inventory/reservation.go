@@ -52,6 +52,25 @@ func (c Close) counts(loc string) bool {
 	return c.Location == loc || (c.Online && c.Kind != events.KindFulfil)
 }
 
+// Uncounted returns the closes that do not count for the reservation as
+// it stands: a store's release or fulfil of a reservation held at another
+// location (naming its own), which apply keeps and ignores rather than
+// refuses, since a later reserve may yet move the reservation there. HQ
+// sees them on the pickups board; like everything here it depends only on
+// the events seen, not their order. Before its reserve, none.
+func (r Reservation) Uncounted() []Close {
+	if !r.Reserved {
+		return nil
+	}
+	var out []Close
+	for _, c := range r.Closes {
+		if !c.counts(r.Location) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 // Active reports whether the reservation holds stock: reserved and not
 // closed.
 func (r Reservation) Active() bool { return r.Reserved && !r.Closed }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/omnisync/omnisync/cloud/internal/exceptions"
+	"github.com/omnisync/omnisync/cloud/internal/inventory"
 	"github.com/omnisync/omnisync/shared/events"
 	"github.com/omnisync/omnisync/shared/hlc"
 	"github.com/omnisync/omnisync/shared/subjects"
@@ -332,6 +333,18 @@ type Pickup struct {
 	// ReservedAt is the newest reserve's time; ClosedAt when it was
 	// collected or released.
 	ReservedAt, ClosedAt time.Time
+	// Uncounted are the releases and fulfils another store sent for this
+	// reservation, naming its own location: kept, changing nothing
+	// (inventory.Reservation.Uncounted), shown so HQ can ask why.
+	Uncounted []UncountedClose
+}
+
+// UncountedClose is a release or fulfil that did not close a reservation.
+type UncountedClose struct {
+	Kind     string
+	Location string
+	At       time.Time
+	EventID  string
 }
 
 // PickupQuery selects pickups.
@@ -376,7 +389,7 @@ func (s *Store) Pickups(ctx context.Context, q PickupQuery) ([]Pickup, error) {
 	default:
 		return nil, fmt.Errorf("%w: state %q (reserved, overdue, collected or released)", ErrInvalid, q.State)
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT r.reservation_id, r.location, r.active, r.closed_kind, r.reserve_hlc, r.closed_hlc,
+	rows, err := s.r.QueryContext(ctx, `SELECT r.reservation_id, r.location, r.active, r.closed_kind, r.reserve_hlc, r.closed_hlc, r.closes,
 	(SELECT count(*) FROM reservation_lines l WHERE l.reservation_id = r.reservation_id),
 	COALESCE((SELECT CAST(SUM(l.qty) AS BIGINT) FROM reservation_lines l WHERE l.reservation_id = r.reservation_id), 0)
 FROM reservations r WHERE `+strings.Join(where, " AND ")+` ORDER BY r.reserve_hlc DESC, r.reservation_id LIMIT `+a.add(int64(q.Limit)), a...)
@@ -388,10 +401,18 @@ FROM reservations r WHERE `+strings.Join(where, " AND ")+` ORDER BY r.reserve_hl
 	for rows.Next() {
 		var p Pickup
 		var active int64
-		var closedKind string
+		var closedKind, closes string
 		var reserveHLC, closedHLC int64
-		if err := rows.Scan(&p.ReservationID, &p.Location, &active, &closedKind, &reserveHLC, &closedHLC, &p.Lines, &p.Units); err != nil {
+		if err := rows.Scan(&p.ReservationID, &p.Location, &active, &closedKind, &reserveHLC, &closedHLC, &closes, &p.Lines, &p.Units); err != nil {
 			return nil, err
+		}
+		cs, err := decodeCloses(closes)
+		if err != nil {
+			return nil, fmt.Errorf("store: pickups: reservation %s: %w", p.ReservationID, err)
+		}
+		r := inventory.Reservation{Reserved: true, Location: p.Location, Closes: cs}
+		for _, c := range r.Uncounted() {
+			p.Uncounted = append(p.Uncounted, UncountedClose{Kind: string(c.Kind), Location: c.Location, At: c.Stamp.HLC.Time().UTC(), EventID: c.Stamp.ID})
 		}
 		p.ReservedAt = hlcTime(reserveHLC)
 		switch {

@@ -358,6 +358,21 @@ func TestPickups(t *testing.T) {
 		if _, err := s.Pickups(ctx, PickupQuery{State: "lost"}); err == nil {
 			t.Fatal("an unknown state was accepted")
 		}
+		// Another store "collecting" store-1's order, naming its own
+		// location: kept, changing nothing, and on the board for HQ.
+		other := newDevice("store-2", "pos-1", 1)
+		applyOK(t, s, other.ev(now-50, events.KindFulfil, rmove("R-new", "store-2", line("A", 1))))
+		ps, _ = s.Pickups(ctx, PickupQuery{Stores: []string{"store-1"}, State: "reserved"})
+		if len(ps) != 1 || ps[0].ReservationID != "R-new" || len(ps[0].Uncounted) != 1 {
+			t.Fatalf("store-1's reserved pickups %+v", ps)
+		}
+		if u := ps[0].Uncounted[0]; u.Kind != "fulfil" || u.Location != "store-2" || u.EventID == "" || u.At.IsZero() {
+			t.Fatalf("uncounted close %+v", u)
+		}
+		ps, _ = s.Pickups(ctx, PickupQuery{State: "collected"})
+		if len(ps) != 1 || len(ps[0].Uncounted) != 0 {
+			t.Fatalf("collected pickups %+v", ps)
+		}
 	})
 }
 
