@@ -2,6 +2,7 @@ package testkit
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"testing"
@@ -125,4 +126,14 @@ func browserBudget(t testing.TB) time.Duration {
 		}
 	}
 	return budget
+}
+
+// Click clicks the first element sel matches in one step of the page's own
+// script, waiting up to 15 s for it to be there. Pages that redraw
+// themselves live (the console's regions, the mirror, the staff page) can
+// replace a node between chromedp.Click finding it and clicking it ("Could
+// not find node with given id"); this cannot.
+func Click(sel string) chromedp.Action[chromedp.Void] {
+	return chromedp.Poll[chromedp.Void](fmt.Sprintf(`(() => { const e = document.querySelector(%q); if (!e) return false; e.click(); return true; })()`, sel),
+		chromedp.WithPollingTimeout(15*time.Second))
 }

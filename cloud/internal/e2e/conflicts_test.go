@@ -71,7 +71,7 @@ func TestConflictActInBrowser(t *testing.T) {
 	}
 	fitsTablet(t, ctx, "the conflicts page")
 	screenshot(t, ctx, "console-conflicts")
-	if err := chromedp.Do(ctx, chromedp.Click(source), chromedp.WaitVisible("#done")); err != nil {
+	if err := chromedp.Do(ctx, testkit.Click(source), chromedp.WaitVisible("#done")); err != nil {
 		t.Fatalf("acting: %v", err)
 	}
 	state, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[document.querySelectorAll('#open-conflicts tr[data-conflict]').length + "",

@@ -129,7 +129,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	fitsTablet(t, ctx, "the search results")
 	screenshot(t, ctx, "console-search")
-	if err := chromedp.Do(ctx, chromedp.Click("#hits a.hit"), chromedp.WaitVisible("#grid"),
+	if err := chromedp.Do(ctx, testkit.Click("#hits a.hit"), chromedp.WaitVisible("#grid"),
 		chromedp.WaitVisible("#live-state.live-live")); err != nil {
 		t.Fatalf("product page: %v", err)
 	}
@@ -175,7 +175,7 @@ return {transfer:n.transferSize,interactive:n.domInteractive,resources:r}})()`))
 	t.Logf("sale at the agent to the open grid: %v", latency)
 
 	// The cell opens the position's history: the sale, who sold it.
-	if err := chromedp.Do(ctx, chromedp.Click(`td[data-sku="LIN-M"][data-loc="S1"] a`), chromedp.WaitVisible("#ledger")); err != nil {
+	if err := chromedp.Do(ctx, testkit.Click(`td[data-sku="LIN-M"][data-loc="S1"] a`), chromedp.WaitVisible("#ledger")); err != nil {
 		t.Fatalf("position history: %v", err)
 	}
 	ledger, err := chromedp.Run(ctx, chromedp.Text("#ledger"))
@@ -213,10 +213,10 @@ return {transfer:n.transferSize,interactive:n.domInteractive,resources:r}})()`))
 		t.Fatalf("maria sees S1: %q", got)
 	}
 	// She sets a safety stock from the position's page: available drops.
-	if err := chromedp.Do(mctx, chromedp.Click(`td[data-sku="LIN-M"][data-loc="S2"] a`), chromedp.WaitVisible("#safety-form")); err != nil {
+	if err := chromedp.Do(mctx, testkit.Click(`td[data-sku="LIN-M"][data-loc="S2"] a`), chromedp.WaitVisible("#safety-form")); err != nil {
 		t.Fatalf("maria's position page: %v", err)
 	}
-	if err := chromedp.Do(mctx, chromedp.SetValue("#safety", "1"), chromedp.Click("#set-safety"), chromedp.WaitVisible("#ledger")); err != nil {
+	if err := chromedp.Do(mctx, chromedp.SetValue("#safety", "1"), testkit.Click("#set-safety"), chromedp.WaitVisible("#ledger")); err != nil {
 		t.Fatalf("set safety stock: %v", err)
 	}
 	testkit.Eventually(t, 10*time.Second, func() bool {

@@ -69,7 +69,7 @@ func TestExceptionsInBrowser(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Blur(row+" .map-to"), chromedp.WaitVisible(`#exceptions tr[data-value="CAP-OLD"]`)); err != nil {
 		t.Fatalf("the new exception is not shown live: %v", err)
 	}
-	if err := chromedp.Do(ctx, chromedp.SendKeys(row+" .map-to", "TEE-M"), chromedp.Click(row+" .map-replay"),
+	if err := chromedp.Do(ctx, chromedp.SendKeys(row+" .map-to", "TEE-M"), testkit.Click(row+" .map-replay"),
 		chromedp.WaitVisible("#message"), chromedp.WaitNotPresent(row)); err != nil {
 		t.Fatalf("map and replay: %v", err)
 	}

@@ -164,15 +164,6 @@ func do(t *testing.T, c context.Context, what string, actions ...chromedp.Action
 	}
 }
 
-// clickJS clicks the first element sel matches in one step of the page's
-// own script, waiting for it to be there: the mirror and the staff page
-// redraw themselves on every change their streams announce, so a node
-// found first and clicked after (chromedp.Click) may be gone in between.
-func clickJS(sel string) chromedp.Action[chromedp.Void] {
-	return chromedp.Poll[chromedp.Void](fmt.Sprintf(`(() => { const e = document.querySelector(%q); if (!e) return false; e.click(); return true; })()`, sel),
-		chromedp.WithPollingTimeout(15*time.Second))
-}
-
 // textOf is the trimmed text of the first element sel matches.
 func textOf(t *testing.T, c context.Context, sel string) string {
 	t.Helper()
@@ -283,8 +274,8 @@ func staffRequest(t *testing.T, staff context.Context, what, room, reason, fetch
 			t.Fatalf("%s: %q does not say she is trying %q", what, got, trying)
 		}
 	}
-	do(t, staff, what+": claim", clickJS(sel+` button[data-action="claim"]`), chromedp.WaitVisible(`section.req[data-state="claimed"]`))
-	do(t, staff, what+": done", clickJS(`section.req[data-state="claimed"] button[data-action="done"]`),
+	do(t, staff, what+": claim", testkit.Click(sel+` button[data-action="claim"]`), chromedp.WaitVisible(`section.req[data-state="claimed"]`))
+	do(t, staff, what+": done", testkit.Click(`section.req[data-state="claimed"] button[data-action="done"]`),
 		chromedp.WaitVisible(`section.req[data-state="done"]`))
 	do(t, staff, what+": nothing left open", chromedp.Poll[chromedp.Void](`document.querySelectorAll('section.req[data-state="open"], section.req[data-state="claimed"]').length === 0`,
 		chromedp.WithPollingTimeout(10*time.Second)))
@@ -367,7 +358,7 @@ func TestFittingRoom_MirrorAndStaffInBrowser(t *testing.T) {
 		do(t, mirror, name+": back to room 1", chromedp.Navigate(base+"/kiosk/?zone=room-1"),
 			chromedp.WaitVisible(item+` button.opt[value="`+cachetest.SKU(tried, 2)+`"]`))
 		start := time.Now()
-		do(t, mirror, name+": ask for L", clickJS(item+` button.opt[value="`+cachetest.SKU(tried, 2)+`"]`))
+		do(t, mirror, name+": ask for L", testkit.Click(item+` button.opt[value="`+cachetest.SKU(tried, 2)+`"]`))
 		do(t, staff, name+": the request reaches the staff page", chromedp.WaitVisible(`section.req[data-state="open"]`))
 		latencies = append(latencies, time.Since(start))
 		// The sweep read the L on rack-7: the page says where, and which unit.
@@ -380,12 +371,12 @@ func TestFittingRoom_MirrorAndStaffInBrowser(t *testing.T) {
 
 		// Help with the item she is trying: nothing to fetch.
 		waitBanner(t, mirror, name+": the confirmation", "A colleague is bringing it: "+triedName+", size L, navy. Please wait here.")
-		do(t, mirror, name+": help with the item", chromedp.WaitVisible(item+` button.help`), clickJS(item+` button.help`))
+		do(t, mirror, name+": help with the item", chromedp.WaitVisible(item+` button.help`), testkit.Click(item+` button.help`))
 		waitBanner(t, mirror, name+": help with the item", "A colleague is on the way to help with "+triedName+", size M, navy. Please wait here.")
 		staffRequest(t, staff, name+": help with the item", "room-1", "Needs help", "", triedName+" · M · navy")
 
 		// Help in the room, about nothing in particular.
-		do(t, mirror, name+": call a colleague", chromedp.WaitVisible(`#help`), clickJS(`#help`))
+		do(t, mirror, name+": call a colleague", chromedp.WaitVisible(`#help`), testkit.Click(`#help`))
 		waitBanner(t, mirror, name+": call a colleague", "A colleague is on the way to your fitting room. Please wait here.")
 		staffRequest(t, staff, name+": call a colleague", "room-1", "Needs help", "", "")
 	}
@@ -520,7 +511,7 @@ func TestFittingRoom_Latency(t *testing.T) {
 		// She leaves: the session ends (her next visit's requests are new)
 		// and the tag goes.
 		waitBanner(t, mirror, fmt.Sprintf("round %d: confirmation", i), "A colleague is bringing it: Trail runner "+strconv.Itoa(tried)+", size L, navy. Please wait here.")
-		do(t, mirror, "done", clickJS(`#done`))
+		do(t, mirror, "done", testkit.Click(`#done`))
 		waitJS(t, mirror, "done", 10*time.Second, `location.search === "?zone=room-1" && document.readyState === "complete"`,
 			func() string { return "the mirror did not return to its start" })
 		g.remove(epc)

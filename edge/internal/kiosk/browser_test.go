@@ -203,7 +203,7 @@ func TestFittingRoomInBrowser(t *testing.T) {
 		t.Fatalf("an RFID read in the room navigated to %q", loc)
 	}
 
-	b.do(t, "ask for size 32", chromedp.Click(`button[name="sku"][value="JEANS-32"]`), chromedp.WaitVisible("#banner"))
+	b.do(t, "ask for size 32", testkit.Click(`button[name="sku"][value="JEANS-32"]`), chromedp.WaitVisible("#banner"))
 	if got := b.text(t, "#banner"); !strings.Contains(got, "A colleague is bringing it: Slim Jeans, size 32") {
 		t.Fatalf("banner %q", got)
 	}

@@ -79,7 +79,7 @@ func TestKioskSurveysInBrowser(t *testing.T) {
 	b.do(t, "the next shopper", chromedp.Navigate(b.srv.URL+"/kiosk/cart"), chromedp.WaitVisible("#cart-empty"))
 
 	b.do(t, "the mirror's Done asks about the visit", chromedp.Navigate(b.srv.URL+"/kiosk/?zone="+testZone), chromedp.WaitVisible("#room"),
-		chromedp.Click("#done"), chromedp.WaitVisible(`section.survey[data-survey="fitting-csat"] #score-5`))
+		testkit.Click("#done"), chromedp.WaitVisible(`section.survey[data-survey="fitting-csat"] #score-5`))
 	if n, err := chromedp.Run(b.ctx, chromedp.Evaluate[int](`document.querySelectorAll(".scale button").length`)); err != nil || n != 5 {
 		t.Fatalf("CSAT scale of %d points: %v", n, err)
 	}
@@ -98,7 +98,7 @@ func TestKioskSurveysInBrowser(t *testing.T) {
 		t.Fatalf("visit answers %+v", visit)
 	}
 	// Done again on the fresh session's mirror, "No thanks": home.
-	b.do(t, "no thanks", chromedp.Click("#done"), chromedp.WaitVisible("#survey-no"), chromedp.Click("#survey-no"), chromedp.WaitVisible("#room"))
+	b.do(t, "no thanks", testkit.Click("#done"), chromedp.WaitVisible("#survey-no"), chromedp.Click("#survey-no"), chromedp.WaitVisible("#room"))
 	if n := len(outboxEvents[events.Survey](t, b.ob, events.KindSurvey)); n != 4 {
 		t.Fatalf("No thanks sent %d answers", n-4)
 	}
