@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -85,4 +86,49 @@ func TestListStock_Carried(t *testing.T) {
 			t.Fatalf("paged: %v", got)
 		}
 	})
+}
+
+// BenchmarkListStockCarried lists low stock with the carried variants on
+// PostgreSQL over 800,000 positions (100 stores, 10,000 variants of 1,000
+// products, each store missing a fifth of the sizes of every product): for
+// one store, as its console page asks, and for every store, which is why
+// HQ's overview lists rows only.
+func BenchmarkListStockCarried(b *testing.B) {
+	s := openPostgres(b)
+	var vs []catalog.Variant
+	for p := range 1000 {
+		for z := range 10 {
+			vs = append(vs, catalog.Variant{SKU: fmt.Sprintf("SKU-%05d", p*10+z), ProductID: fmt.Sprintf("P%04d", p), GTINs: []string{testGTIN(p*10 + z)},
+				Name: fmt.Sprintf("Shirt model%d", p), Brand: "Acme", Size: fmt.Sprint(z), PriceMinor: 100, Currency: "EUR"})
+		}
+	}
+	importOK(b, s, vs)
+	ctx := context.Background()
+	for _, q := range []string{
+		`INSERT INTO stock (sku, location, on_hand, available)
+SELECT 'SKU-' || lpad((g % 10000)::text, 5, '0'), 'S' || lpad((g / 10000)::text, 3, '0'), g % 17, g % 17
+FROM generate_series(0, 999999) g WHERE (g % 10000 + g / 10000) % 5 <> 0`,
+		`ANALYZE stock`,
+	} {
+		if _, err := s.w.ExecContext(ctx, q); err != nil {
+			b.Fatal(err)
+		}
+	}
+	below := int64(5)
+	for _, c := range []struct {
+		name string
+		q    StockQuery
+	}{
+		{"one store", StockQuery{Location: "S042", Below: &below, Limit: 500, Carried: true}},
+		{"every store", StockQuery{Below: &below, Limit: 500, Carried: true}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				rows, err := s.ListStock(ctx, c.q)
+				if err != nil || len(rows) == 0 {
+					b.Fatalf("%d rows, %v", len(rows), err)
+				}
+			}
+		})
+	}
 }
