@@ -26,6 +26,10 @@ if [ "${1:-}" = "--web-channel" ]; then
 fi
 store=${1:?usage: mint-store.sh [--web-channel] STORE [HOST:PORT]}
 hostport=${2:-127.0.0.1:4222}
+if [[ $hostport == -* ]]; then
+	echo "mint-store.sh: $hostport is not HOST:PORT (--web-channel goes first: mint-store.sh --web-channel STORE [HOST:PORT])" >&2
+	exit 2
+fi
 dir=${OMNI_NATS_CONF_DIR:-$(cd "$(dirname "$0")" && pwd)}
 if ! [[ $store =~ ^[A-Za-z0-9_-]{1,64}$ ]]; then
 	echo "mint-store.sh: store must be 1-64 of letters, digits, '-' and '_'" >&2

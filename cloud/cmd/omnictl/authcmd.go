@@ -72,13 +72,25 @@ alone). Every later omnictl command to this hub sends it, unless --token or
 OMNI_TOKEN names another.
 
 On a hub's first start (without --bootstrap-token) nobody has a password
-yet: --setup-token takes the one-time setup token the hub printed, asks for
-the admin's new password (twice on a terminal; one line with
+yet: --setup-token takes the one-time setup token the hub printed ("-": ask
+for it, or read it as the first line of stdin with --password-stdin, which
+keeps it out of ps and the shell's history), asks for the admin's new password (twice on a terminal; one line with
 --password-stdin), sets it (POST /v1/auth/setup) and logs in as the admin.
 The token works once: after that it is dead.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			in := newInput(stdin)
+			if setup == "-" {
+				// Asked for, not named on the command line, where ps and
+				// the shell's history would show it until it is used.
+				tok, err := in.secret("Setup token: ", pwStdin, stderr)
+				if err != nil {
+					return err
+				}
+				if setup = strings.TrimSpace(tok); setup == "" {
+					return usageError{errors.New("--setup-token -: no token given")}
+				}
+			}
 			if setup != "" {
 				return setupLogin(cmd, h, in, setup, expires, pwStdin, stdout, stderr)
 			}
@@ -103,7 +115,7 @@ The token works once: after that it is dead.`,
 			return saveLogin(h, tok, "logged in to", stdout)
 		},
 	}
-	cmd.Flags().StringVar(&setup, "setup-token", "", "the one-time setup token a hub's first start printed: set the admin's password and log in")
+	cmd.Flags().StringVar(&setup, "setup-token", "", "the one-time setup token a hub's first start printed (- to be asked for it): set the admin's password and log in")
 	cmd.Flags().StringVar(&user, "user", "", "user name (default: ask)")
 	cmd.Flags().BoolVar(&pwStdin, "password-stdin", false, "read the password from stdin instead of asking")
 	cmd.Flags().StringVar(&expires, "expires-in", "", "token lifetime, e.g. 30d or 12h (default 30d)")

@@ -34,12 +34,18 @@ func (a *API) registerCustomers(rt *auth.Router) {
 const maxCustomerBody = 64 << 10
 
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxCustomerBody))
+	return decodeBodyMax(w, r, v, maxCustomerBody, "64 KiB")
+}
+
+// decodeBodyMax is decodeBody with a body of at most limit bytes (size
+// says it in the 413's words).
+func decodeBodyMax(w http.ResponseWriter, r *http.Request, v any, limit int64, size string) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var mb *http.MaxBytesError
 		if errors.As(err, &mb) {
-			writeErr(w, http.StatusRequestEntityTooLarge, "", "body larger than 64 KiB")
+			writeErr(w, http.StatusRequestEntityTooLarge, "", "body larger than "+size)
 			return false
 		}
 		writeErr(w, http.StatusBadRequest, "", "body: "+err.Error())
@@ -216,15 +222,7 @@ func (a *API) customerInterest(w http.ResponseWriter, r *http.Request) {
 		SKU  string `json:"sku"`
 		Kind string `json:"kind"`
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxInterestBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		var mb *http.MaxBytesError
-		if errors.As(err, &mb) {
-			writeErr(w, http.StatusRequestEntityTooLarge, "", "body larger than 1 KiB")
-			return
-		}
-		writeErr(w, http.StatusBadRequest, "", "body: "+err.Error())
+	if !decodeBodyMax(w, r, &req, maxInterestBody, "1 KiB") {
 		return
 	}
 	if err := validSKU(req.SKU); err != nil {

@@ -54,6 +54,7 @@ type Store interface {
 	TouchToken(ctx context.Context, id int64, at time.Time) error
 	Tokens(ctx context.Context, userID int64) ([]store.APIToken, error)
 	TokenByID(ctx context.Context, id int64) (store.APIToken, error)
+	ClaimToken(ctx context.Context, id int64, at time.Time) (bool, error)
 	RevokeToken(ctx context.Context, id int64, at time.Time) error
 }
 
@@ -94,10 +95,6 @@ type Service struct {
 	fails *throttle
 	// tokens caches token lookups for TokenCacheTTL.
 	tokens tokenCache
-	// setupMu orders this process's setup token claims; lastClaim is the
-	// last one's time (Setup).
-	setupMu   sync.Mutex
-	lastClaim time.Time
 }
 
 // New builds a Service.

@@ -56,7 +56,7 @@ func (s *Service) printSetup(out io.Writer, first bool, user, secret string, exp
 		head = fmt.Sprintf("omni-hub: nobody can act as an admin yet (no admin has a password or a token): a new setup token for %q.", user)
 	}
 	fmt.Fprintf(out, "\n%s\nIts one-time setup token (usable once, until %s; stored only as a hash):\n\n    %s\n\n"+
-		"Set the admin's password with it in the browser at %s%s\nor with: omnictl --hub %s login --setup-token <the token above>\n\n",
+		"Set the admin's password with it in the browser at %s%s\nor with: omnictl --hub %s login --setup-token -   (it asks for the token above)\n\n",
 		head, expires.UTC().Format(time.RFC3339), secret, s.o.PublicURL, SetupPath, s.hubURL())
 }
 
@@ -156,25 +156,16 @@ func (s *Service) Setup(ctx context.Context, token, password, client string) (st
 	if err != nil {
 		return store.User{}, err
 	}
-	// Claim the token by revoking it: the store keeps the first
-	// revocation's time, so of two uses racing (two replicas), the one
-	// whose time it kept wins. This process's own uses take turns, so
-	// their times differ.
-	s.setupMu.Lock()
+	// Claim the token by revoking it: of two uses racing (two replicas),
+	// the one whose revocation found it unrevoked wins. The token is spent
+	// before the password is written: should that write fail, the admin
+	// has none yet and the next start prints a new token.
 	at := now.Truncate(time.Millisecond)
-	if !at.After(s.lastClaim) {
-		at = s.lastClaim.Add(time.Millisecond)
-	}
-	s.lastClaim = at
-	s.setupMu.Unlock()
-	if err := s.st.RevokeToken(ctx, t.ID, at); err != nil {
-		return store.User{}, fmt.Errorf("auth: setup: %w", err)
-	}
-	claimed, err := s.st.TokenByID(ctx, t.ID)
+	claimed, err := s.st.ClaimToken(ctx, t.ID, at)
 	if err != nil {
 		return store.User{}, fmt.Errorf("auth: setup: %w", err)
 	}
-	if claimed.Revoked.UnixMilli() != at.UnixMilli() {
+	if !claimed {
 		return refuse()
 	}
 	defer s.tokens.flush()

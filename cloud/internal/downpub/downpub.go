@@ -44,11 +44,11 @@
 //     refuse its code; it is deleted ClosedCartRetention after it closed,
 //     and its marker purged a day later, like a closed pickup order (an
 //     agent that missed the marker drops it at its expiry). The carts a
-//     batch changed are marked after its commit; since cart_checkouts has
-//     no index on time, the comparison with the store that catches what a
-//     crash lost reads the closures of the retention at start-up and those
-//     of the last two ClosedCartSweepEvery every ClosedCartSweepEvery, not
-//     at every sweep.
+//     batch changed are marked after its commit; the comparison with the
+//     store that catches what a crash lost reads the closures of the
+//     retention at start-up and those of the last two ClosedCartSweepEvery
+//     every ClosedCartSweepEvery (a range of cart_checkouts by the time
+//     recorded), not at every sweep.
 package downpub
 
 import (
@@ -1076,7 +1076,10 @@ func (p *Publisher) expireIn(ctx context.Context, b *bucket, retention time.Dura
 	var markers []marker
 	b.mu.Lock()
 	for k, e := range b.mirror {
-		if ours != nil && !ours(k) {
+		// Only a deleted or closed entry can be due: most of the shared
+		// bucket's keys (stock, products, reviews) are neither, and pass
+		// here without their key being parsed.
+		if !e.deleted && e.closedMS == 0 || ours != nil && !ours(k) {
 			continue
 		}
 		switch {

@@ -11,14 +11,12 @@ import (
 // retentionEvery is how often a hub rolls up the ledger's old lines.
 const retentionEvery = time.Hour
 
-// runRetention rolls up the stock ledger's lines older than age every
+// runRetention rolls up the stock ledger's lines older than age (none when
+// age is 0) and deletes the shoppers' interests past their window every
 // retentionEvery (the first pass a minute after start, so a starting hub
 // catches up on its events first) until ctx ends. A failed pass is logged
 // and tried again at the next tick; it never stops the hub.
 func runRetention(ctx context.Context, st *store.Store, age time.Duration, met *metrics, log *slog.Logger) error {
-	if age <= 0 {
-		return nil
-	}
 	opts := store.RetentionOptions{Age: age}
 	if st.Dialect() == "sqlite" {
 		// One writer: leave it to apply between the small transactions.
@@ -31,6 +29,16 @@ func runRetention(ctx context.Context, st *store.Store, age time.Duration, met *
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		}
+		// Interests are personal data kept for their window only, whether
+		// or not the web shop still sends new ones (each write expires a
+		// few as well).
+		if err := st.ExpireAllInterests(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("expiring interests failed; trying again later", "err", err)
+		}
+		if age <= 0 {
+			t.Reset(retentionEvery)
+			continue
 		}
 		start := time.Now()
 		res, err := st.RetainLedger(ctx, opts)

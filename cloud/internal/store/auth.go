@@ -445,6 +445,25 @@ func (s *Store) TokenByID(ctx context.Context, id int64) (APIToken, error) {
 	return t, nil
 }
 
+// ClaimToken revokes an unrevoked token at at and reports whether this
+// call did it: of several racing to use a one-time token (hub replicas
+// sharing a database), exactly one claims it.
+func (s *Store) ClaimToken(ctx context.Context, id int64, at time.Time) (bool, error) {
+	var n int64
+	err := s.retry(ctx, "claim token", func() error {
+		res, err := s.w.ExecContext(ctx, "UPDATE auth_tokens SET revoked_ms = $1 WHERE id = $2 AND revoked_ms = 0", at.UnixMilli(), id)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("store: claim token: %w", err)
+	}
+	return n == 1, nil
+}
+
 // RevokeToken marks a token revoked at at (an already revoked token keeps
 // its first revocation time); ErrNotFound when there is no such token.
 func (s *Store) RevokeToken(ctx context.Context, id int64, at time.Time) error {

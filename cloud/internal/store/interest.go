@@ -109,11 +109,26 @@ ON CONFLICT (subject, sku, kind) DO UPDATE SET seen_ms = excluded.seen_ms WHERE 
 		return fmt.Errorf("store: interest: %w", err)
 	}
 	// In a statement of its own, holding nothing else: rows another
-	// writer is deleting are skipped, not waited for.
-	if _, err := s.ExpireInterests(ctx, now, interestExpireBatch); err != nil && ctx.Err() == nil {
-		s.log.Warn("store: expiring interests failed; the next write tries again", "err", err)
+	// writer is deleting are skipped, not waited for. At most once a
+	// minute, so views do not each cost a second write (the hub's
+	// retention pass deletes the rest).
+	if last, ms := s.interestsExpired.Load(), now.UnixMilli(); (ms-last >= time.Minute.Milliseconds() || ms < last) && s.interestsExpired.CompareAndSwap(last, ms) {
+		if _, err := s.ExpireInterests(ctx, now, interestExpireBatch); err != nil && ctx.Err() == nil {
+			s.log.Warn("store: expiring interests failed; the next write tries again", "err", err)
+		}
 	}
 	return nil
+}
+
+// ExpireAllInterests deletes every interest past its window, a batch at
+// a time (the hub's retention pass).
+func (s *Store) ExpireAllInterests(ctx context.Context) error {
+	for {
+		n, err := s.ExpireInterests(ctx, s.now(), 1000)
+		if err != nil || n < 1000 {
+			return err
+		}
+	}
 }
 
 // ExpireInterests deletes up to limit interests last seen more than

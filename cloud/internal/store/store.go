@@ -40,12 +40,15 @@ type Store struct {
 	// custDigests is this replica's filter of the identifier digests the
 	// hub may hold (customer_digests.go).
 	custDigests digestFilter
-	d           dialect
-	w           *sql.DB // writes; on SQLite a single connection
-	r           *sql.DB // reads; on SQLite read-only connections, on PostgreSQL w
-	pool        *pgxpool.Pool
-	log         *slog.Logger
-	now         func() time.Time
+	// interestsExpired is when AddInterest last expired interests (Unix
+	// ms; interest.go).
+	interestsExpired atomic.Int64
+	d                dialect
+	w                *sql.DB // writes; on SQLite a single connection
+	r                *sql.DB // reads; on SQLite read-only connections, on PostgreSQL w
+	pool             *pgxpool.Pool
+	log              *slog.Logger
+	now              func() time.Time
 	// maxRetries bounds the retries of a transaction that lost a deadlock
 	// or serialization conflict.
 	maxRetries int

@@ -404,11 +404,11 @@ func (d *device) deliver(out []events.Draft, pub []scanstream.Scan) {
 		d.o.Carts(d.cfg.Name, code)
 	}
 	if len(entered) > 0 {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if err := d.o.Places.Entered(ctx, entered); err != nil {
+		// One bbolt write (and fsync) on this read goroutine, outside the
+		// device lock; bbolt does not watch a context, so none bounds it.
+		if err := d.o.Places.Entered(context.Background(), entered); err != nil {
 			d.log.Warn("units entering fitting rooms not recorded", "units", len(entered), "err", err)
 		}
-		cancel()
 	}
 	for _, s := range pub {
 		if d.o.Scans != nil {

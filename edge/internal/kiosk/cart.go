@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/omnisync/omnisync/edge/internal/storecart"
+	"github.com/omnisync/omnisync/shared/downsync"
 	"github.com/omnisync/omnisync/shared/events"
 )
 
@@ -213,7 +214,7 @@ func (k *Kiosk) setLine(w http.ResponseWriter, r *http.Request, p place, s sessi
 		k.message(w, status, p, s, message{Heading: "We couldn't change your cart", Detail: text})
 		return
 	}
-	k.log.Info("kiosk: cart changed", "cart", id, "sku", l.SKU, "qty", l.Qty)
+	k.log.Info("kiosk: cart changed", "cart", downsync.CartDigest(id), "sku", l.SKU, "qty", l.Qty)
 	setCartCookie(w, r, s, id)
 	// The version in the address makes each change a new page (not a
 	// reload of the one the form was on).

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/omnisync/omnisync/edge/internal/devices"
@@ -84,6 +85,11 @@ type Kiosk struct {
 	tmpl *template.Template
 	key  []byte // signs form tokens
 	cop  *http.CrossOriginProtection
+
+	// streams counts the open room streams (roomstream.go); present
+	// caches what Present last said for every stream to share.
+	streams atomic.Int32
+	present presentCache
 }
 
 //go:embed kiosk.html
@@ -304,18 +310,13 @@ func (k *Kiosk) productPage(p place, s session, code string, v downsync.View) *p
 func (k *Kiosk) room(ctx context.Context, p place, s session, view string) *room {
 	rm := &room{Zone: p.Zone, URL: p.Room(view), Stream: "/kiosk/room/" + url.PathEscape(p.Zone) + "/stream",
 		CSRF: k.token(s.ID), Place: p, View: view}
-	seen := map[string]bool{}
-	for _, it := range k.o.Present()[p.Zone] {
-		if it.GTIN == "" || seen[it.GTIN] || len(rm.Items) >= maxRoomItems {
-			continue
-		}
-		seen[it.GTIN] = true
-		ri := roomItem{GTIN: it.GTIN, Name: "Item " + it.GTIN}
+	for _, gtin := range k.roomGTINs(p.Zone) {
+		ri := roomItem{GTIN: gtin, Name: "Item " + gtin}
 		if k.o.Products != nil {
-			if v, err := k.o.Products.Lookup(ctx, it.GTIN); err == nil {
-				ri = k.roomItem(v, p, it.GTIN)
+			if v, err := k.o.Products.Lookup(ctx, gtin); err == nil {
+				ri = k.roomItem(v, p, gtin)
 			} else if !errors.Is(err, downsync.ErrNotFound) && !errors.Is(err, downsync.ErrInvalidCode) {
-				k.log.Warn("kiosk: room item lookup failed", "zone", p.Zone, "gtin", it.GTIN, "err", err)
+				k.log.Warn("kiosk: room item lookup failed", "zone", p.Zone, "gtin", gtin, "err", err)
 			}
 		}
 		rm.Items = append(rm.Items, ri)

@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"sync"
 	"time"
+
+	"github.com/omnisync/omnisync/edge/internal/devices"
 )
 
 // roomStream tells a mirror page when its room's items change (GET
@@ -23,6 +26,15 @@ func (k *Kiosk) roomStream(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
+	// Each stream reads the rooms every RoomWatch, so their number is
+	// capped as the scan stream's is; a page turned away still refreshes
+	// on its timer.
+	if k.streams.Add(1) > maxRoomStreams {
+		k.streams.Add(-1)
+		http.Error(w, "too many room streams", http.StatusServiceUnavailable)
+		return
+	}
+	defer k.streams.Add(-1)
 	fl, ok := w.(http.Flusher)
 	if !ok {
 		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
@@ -61,12 +73,36 @@ func (k *Kiosk) roomStream(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// maxRoomStreams caps the room streams open at once: a store's mirrors
+// and the odd page left open, as the scan stream's MaxClients.
+const maxRoomStreams = 32
+
+// presentCache keeps what Present said for a while, so every room stream
+// and page in that while reads the devices once (Present builds every
+// reader's status under its lock, the lock its serial read path takes).
+type presentCache struct {
+	mu  sync.Mutex
+	at  time.Time
+	val map[string][]devices.PresentItem
+}
+
+// presentNow is Present, read at most once per half RoomWatch.
+func (k *Kiosk) presentNow() map[string][]devices.PresentItem {
+	c := &k.present
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if now := time.Now(); c.val == nil || now.Sub(c.at) >= k.o.RoomWatch/2 {
+		c.val, c.at = k.o.Present(), now
+	}
+	return c.val
+}
+
 // roomGTINs lists the items of a room as the mirror shows them: in the
 // order they came in, each GTIN once, at most maxRoomItems.
 func (k *Kiosk) roomGTINs(zone string) []string {
 	out := []string{}
 	seen := map[string]bool{}
-	for _, it := range k.o.Present()[zone] {
+	for _, it := range k.presentNow()[zone] {
 		if it.GTIN == "" || seen[it.GTIN] || len(out) >= maxRoomItems {
 			continue
 		}

@@ -216,7 +216,10 @@ func (r *record) check() error {
 		return bad("text")
 	case r.Reason != events.AssistSize && r.Reason != events.AssistColour && r.Reason != events.AssistHelp:
 		return bad("reason")
-	case events.ValidToken(r.Origin) != nil:
+	case events.ValidToken(r.Origin) != nil || r.CreatedAt.Device != r.Origin || (r.EscalatedAt != nil && r.EscalatedAt.Device != r.Origin):
+		// The device that recorded a request stamps its creation and is
+		// the one that escalates it to HQ (Sweep): a record saying
+		// otherwise would hand that job to another agent or take it away.
 		return bad("origin")
 	case !item(&r.Fetch, r.Reason == events.AssistHelp) || (r.Trying != nil && !item(r.Trying, r.Reason == events.AssistHelp)):
 		return bad("item")

@@ -193,14 +193,20 @@ func TestMerge_RefusesBadRecords(t *testing.T) {
 	far := good
 	far.CreatedAt.HLC.Wall += (25 * time.Hour).Milliseconds()
 	for name, bad := range map[string]func(x *record){
-		"no id":                 func(x *record) { x.ID = "" },
-		"id with dots":          func(x *record) { x.ID = "a.b" },
-		"reason":                func(x *record) { x.Reason = "free coffee" },
-		"no sku":                func(x *record) { x.Fetch.SKU = "" },
-		"claimant":              func(x *record) { at := x.CreatedAt; x.ClaimedAt, x.ClaimedBy = &at, string(make([]byte, 41)) },
-		"device":                func(x *record) { x.CreatedAt.Device = "a b" },
-		"no stamp":              func(x *record) { x.CreatedAt = Stamp{} },
-		"origin":                func(x *record) { x.Origin = "" },
+		"no id":                  func(x *record) { x.ID = "" },
+		"id with dots":           func(x *record) { x.ID = "a.b" },
+		"reason":                 func(x *record) { x.Reason = "free coffee" },
+		"no sku":                 func(x *record) { x.Fetch.SKU = "" },
+		"claimant":               func(x *record) { at := x.CreatedAt; x.ClaimedAt, x.ClaimedBy = &at, string(make([]byte, 41)) },
+		"device":                 func(x *record) { x.CreatedAt.Device = "a b" },
+		"no stamp":               func(x *record) { x.CreatedAt = Stamp{} },
+		"origin":                 func(x *record) { x.Origin = "" },
+		"origin not its creator": func(x *record) { x.Origin = "pos-1" },
+		"escalated by another": func(x *record) {
+			at := x.CreatedAt
+			at.Device = "pos-1"
+			x.EscalatedAt = &at
+		},
 		"too far ahead":         func(x *record) { *x = far },
 		"location without area": func(x *record) { x.Fetch.Location = &Location{SeenMS: 1} },
 		"location area": func(x *record) {
@@ -243,5 +249,22 @@ func TestMerge_RefusesBadRecords(t *testing.T) {
 	help.Trying = &Item{}
 	if n, err := r.q.merge([]record{help}); n != 1 || err != nil {
 		t.Fatalf("a call for help without an item: %d %v", n, err)
+	}
+}
+
+// Ensure that a request stamped by a peer whose clock is hours fast is
+// merged (the queues converge) without moving this agent's clock, so the
+// requests recorded here after it keep their own times and escalate on
+// time.
+func TestMerge_FastPeerLeavesTheClock(t *testing.T) {
+	r := newRig(t)
+	now := r.clock.Now()
+	fast := record{Request: Request{ID: "req-fast", Zone: "room-1", Reason: events.AssistSize, Fetch: Item{SKU: "SKU-1"}, Origin: "hand-9"},
+		CreatedAt: Stamp{HLC: hlc.Timestamp{Wall: now.Add(3 * time.Hour).UnixMilli()}, Device: "hand-9"}}
+	if n, err := r.q.merge([]record{fast}); n != 1 || err != nil {
+		t.Fatalf("merged %d, %v", n, err)
+	}
+	if got := r.q.stamp().HLC.Wall; got > now.Add(maxPeerSkew).UnixMilli() {
+		t.Fatalf("this agent's clock moved to %v, %v ahead", time.UnixMilli(got), time.UnixMilli(got).Sub(now))
 	}
 }

@@ -13,6 +13,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/omnisync/omnisync/shared/events"
+	"github.com/omnisync/omnisync/shared/hlc"
 	"github.com/omnisync/omnisync/shared/ids"
 	"github.com/omnisync/omnisync/shared/subjects"
 )
@@ -75,10 +76,27 @@ func (q *Queue) merge(in []record) (int, error) {
 	return changed, errors.Join(skipped...)
 }
 
-// observe moves the clock past r's stamps (refusing one too far ahead).
+// maxPeerSkew bounds how far ahead of this agent's clock a stamp may be
+// and still move it. The stamps give the page's times and the
+// escalation's start, and the clock keeps the largest it has seen across
+// restarts, so one handheld with its clock hours fast would otherwise push
+// every later request's time into the future and hold back every
+// escalation. Such a stamp is still merged (the queues converge), but only
+// its own request carries the fast clock. Fifteen minutes is three times
+// where the hub flags a device's clock skew (OmniClockSkew).
+const maxPeerSkew = 15 * time.Minute
+
+// observe moves the clock past r's stamps (refusing one too far ahead;
+// not moved by one beyond maxPeerSkew).
 func (q *Queue) observe(r record) error {
+	now := q.o.Now().UnixMilli()
 	for _, s := range []*Stamp{&r.CreatedAt, r.ClaimedAt, r.DoneAt, r.EscalatedAt} {
 		if s == nil {
+			continue
+		}
+		// Up to MaxForwardJump it is merged without moving the clock;
+		// beyond, Observe refuses it.
+		if ahead := time.Duration(s.HLC.Wall-now) * time.Millisecond; ahead > maxPeerSkew && ahead <= hlc.MaxForwardJump {
 			continue
 		}
 		if err := q.clock.Observe(s.HLC); err != nil {
@@ -204,7 +222,7 @@ func (l *Link) resync() {
 // handle merges another agent's requests, or answers its sync.
 func (l *Link) handle(m *nats.Msg) {
 	var w wire
-	if err := json.Unmarshal(m.Data, &w); err != nil {
+	if err := json.Unmarshal(m.Data, &w); err != nil || events.ValidToken(w.Device) != nil {
 		l.log.Warn("staffq: unreadable message from the store's agents", "subject", m.Subject, "bytes", len(m.Data))
 		return
 	}

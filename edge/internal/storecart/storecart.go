@@ -249,7 +249,7 @@ func (c *Carts) closedElsewhere(ids []string) error {
 	}
 	for _, id := range ids {
 		if d, ok := c.o.Closed(id); ok {
-			c.log.Info("cart code refused: checked out elsewhere", "cart", id, "where", d.Where)
+			c.log.Info("cart code refused: checked out elsewhere", "cart", downsync.CartDigest(id), "where", d.Where)
 			return &ClosedError{CartID: id, Where: d.Where, Online: d.Online, At: time.UnixMilli(d.ClosedMS)}
 		}
 	}
@@ -355,7 +355,7 @@ func (c *Carts) Checkout(ctx context.Context, cart Cart, lines []Line) (Sale, er
 			saleID = e.ID
 		}
 	}
-	c.log.Info("cart checked out", "cart", cart.CartID, "version", cart.Version, "sale", saleID)
+	c.log.Info("cart checked out", "cart", downsync.CartDigest(cart.CartID), "version", cart.Version, "sale", saleID)
 	out := Sale{SaleID: saleID, CartID: cart.CartID, Carts: cart.Carts, Version: cart.Version}
 	for _, l := range sold {
 		out.Lines = append(out.Lines, Line{SKU: l.SKU, Qty: l.Qty, UnitPrice: l.UnitPrice})
